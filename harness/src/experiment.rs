@@ -1,0 +1,175 @@
+//! The `Experiment` trait: what an experiment declares and the hooks the runner calls.
+
+use crate::load::LoadConfig;
+use crate::provision::Env;
+use crate::resources::Probe;
+use crate::results::{Check, MetricInfo, Sample, SweepPoint, VariantInfo};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, for the trait's async hooks (called once per sample, outside timed code).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A variant of a technique; the first of an experiment is the baseline unless `baseline`
+/// names another (an experiment can hold several independent comparisons, e.g. GET vs MGET
+/// and SET vs pipeline).
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Compared with this variant; `None`: with the experiment's first variant (or, for the
+    /// first one, nothing: it is the baseline).
+    pub baseline: Option<&'static str>,
+}
+
+impl Variant {
+    pub const fn new(name: &'static str, description: &'static str) -> Self {
+        Self { name, description, baseline: None }
+    }
+
+    /// A variant that starts a comparison group of its own: it is a baseline.
+    pub const fn baseline_of_group(name: &'static str, description: &'static str) -> Self {
+        Self { name, description, baseline: Some(name) }
+    }
+
+    pub const fn compared_with(mut self, baseline: &'static str) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+}
+
+/// The sweep axis: its values form the x-axis of the main chart.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub axis: &'static str,
+    pub unit: &'static str,
+    pub full: Vec<f64>,
+    pub quick: Vec<f64>,
+}
+
+impl Sweep {
+    pub fn points(&self, quick: bool) -> Vec<SweepPoint> {
+        let values = if quick { &self.quick } else { &self.full };
+        values.iter().map(|&value| SweepPoint { label: format_value(value), value }).collect()
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Which servers an experiment needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub postgres: bool,
+    pub redis: bool,
+}
+
+/// Everything an experiment declares about itself.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub guide_section: &'static str,
+    pub claim: &'static str,
+    pub variants: Vec<Variant>,
+    pub sweep: Sweep,
+    pub primary_metric: MetricInfo,
+    pub metrics: Vec<MetricInfo>,
+    pub needs: Needs,
+}
+
+impl Meta {
+    /// The variants as stored in results.json, with each one's baseline resolved.
+    pub fn variant_infos(&self) -> Vec<VariantInfo> {
+        let first = self.variants.first().map(|v| v.name);
+        self.variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let baseline = match v.baseline {
+                    Some(b) if b == v.name => None,
+                    Some(b) => Some(b.to_owned()),
+                    None if i == 0 => None,
+                    None => first.map(str::to_owned),
+                };
+                VariantInfo { name: v.name.to_owned(), description: v.description.to_owned(), baseline }
+            })
+            .collect()
+    }
+}
+
+/// The run's settings as an experiment sees them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub quick: bool,
+    pub repetitions: u32,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// `--concurrency`: overrides an experiment's own client concurrency where it has one
+    /// that is not its sweep axis.
+    pub concurrency: Option<u32>,
+    /// `--set key=value`, experiment-specific knobs (`pg-pagination.rows=50000`).
+    pub sets: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// A `--set` value for this experiment (`<id>.<key>`) or for all (`<key>`), parsed.
+    pub fn get<T: std::str::FromStr>(&self, experiment: &str, key: &str) -> anyhow::Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let specific = format!("{experiment}.{key}");
+        let raw = self.sets.get(&specific).or_else(|| self.sets.get(key));
+        match raw {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("--set {key}={s}: {e}")),
+        }
+    }
+
+    /// The load configuration for a closed loop with `concurrency` workers.
+    pub fn closed_loop(&self, concurrency: u32) -> LoadConfig {
+        LoadConfig::closed(concurrency, self.warmup, self.duration)
+    }
+}
+
+/// What the runner hands to an experiment's hooks.
+pub struct RunCtx {
+    pub env: Env,
+    pub settings: Settings,
+    pub probe: Probe,
+}
+
+/// One technique on trial.
+///
+/// The runner calls `setup` once, then `run` for every sweep point × repetition × variant
+/// (variants interleaved within a repetition), then `checks` once.
+pub trait Experiment: Send + Sync {
+    fn meta(&self) -> Meta;
+
+    /// Create schema and data. Must be idempotent and deterministic (fixed seed).
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Measure `variant` at `point` once. The sample's variant/point/repetition fields are
+    /// filled in by the runner.
+    fn run<'a>(&'a self, ctx: &'a RunCtx, variant: &'a str, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Sample>>;
+
+    /// Correctness checks and other one-off observations, run after the measurements.
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Notes for the report (limits of the experiment, what it cannot reproduce).
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        Vec::new()
+    }
+}

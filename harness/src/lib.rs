@@ -1,0 +1,19 @@
+//! perflab's harness: everything an experiment needs and nothing experiment-specific.
+//!
+//! `experiment` declares the trait; `provision` brings up servers; `load` and `resources`
+//! measure; `stats` and `analysis` decide; `results` stores; `report` renders.
+
+pub mod analysis;
+pub mod context;
+pub mod experiment;
+pub mod load;
+pub mod provision;
+pub mod report;
+pub mod resources;
+pub mod results;
+pub mod runner;
+pub mod stats;
+
+pub use experiment::{BoxFuture, Experiment, Meta, Needs, RunCtx, Settings, Sweep, Variant};
+pub use load::{LoadConfig, OpError, Worker};
+pub use results::{Better, Check, MetricInfo, Sample, SweepPoint};

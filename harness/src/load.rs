@@ -1,0 +1,385 @@
+//! The load engine: closed loop (N workers back to back) and open loop (a fixed arrival rate,
+//! latency measured from each request's intended start, so a stall is not hidden).
+//!
+//! The timed section of a worker is the `call` future and two clock reads: no allocation,
+//! logging or locking of the engine's own happens there. Each worker records into its own
+//! HdrHistogram; the histograms are merged once the run is over.
+
+use crate::resources::{Probe, Snapshot};
+use crate::results::{LatencySummary, Resources, Sample};
+use hdrhistogram::Histogram;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Latencies are recorded in nanoseconds, from 1 ns to one hour, 3 significant digits.
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+
+/// A failed operation, counted by kind.
+#[derive(Debug, Clone)]
+pub struct OpError {
+    pub kind: Cow<'static, str>,
+}
+
+impl OpError {
+    pub fn new(kind: impl Into<Cow<'static, str>>) -> Self {
+        Self { kind: kind.into() }
+    }
+
+    /// Classify any error by its message, with digits dropped so that one kind of error
+    /// with different ids counts as one kind.
+    pub fn from_error(e: &dyn std::fmt::Display) -> Self {
+        let msg: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).take(120).collect();
+        Self { kind: Cow::Owned(msg) }
+    }
+}
+
+/// One client of the system under test: a connection, its prepared statements, its random
+/// state. The engine calls `call` over and over.
+pub trait Worker: Send + 'static {
+    fn call(&mut self) -> impl Future<Output = Result<(), OpError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Each of `concurrency` workers issues its next request when the last one returns.
+    Closed { concurrency: u32 },
+    /// Requests arrive at `rate_per_sec` in total, spread over `concurrency` workers; a
+    /// request's latency counts from when it should have started.
+    Open { concurrency: u32, rate_per_sec: f64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadConfig {
+    pub mode: Mode,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Stop after this many measured operations per worker, if reached before `duration`.
+    pub max_ops_per_worker: Option<u64>,
+}
+
+impl LoadConfig {
+    pub fn closed(concurrency: u32, warmup: Duration, duration: Duration) -> Self {
+        Self { mode: Mode::Closed { concurrency }, warmup, duration, max_ops_per_worker: None }
+    }
+
+    pub fn open(concurrency: u32, rate_per_sec: f64, warmup: Duration, duration: Duration) -> Self {
+        Self { mode: Mode::Open { concurrency, rate_per_sec }, warmup, duration, max_ops_per_worker: None }
+    }
+
+    fn concurrency(&self) -> u32 {
+        match self.mode {
+            Mode::Closed { concurrency } | Mode::Open { concurrency, .. } => concurrency.max(1),
+        }
+    }
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub histogram: Histogram<u64>,
+    pub ok: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// From the start of the measured window to the end of its last operation.
+    pub measured: Duration,
+    pub resources: Resources,
+}
+
+impl LoadReport {
+    pub fn ops_per_sec(&self) -> f64 {
+        let secs = self.measured.as_secs_f64();
+        if secs > 0.0 {
+            (self.ok + self.errors.values().sum::<u64>()) as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    pub fn latency_summary(&self) -> Option<LatencySummary> {
+        summarize(&self.histogram)
+    }
+
+    /// A sample with the standard load metrics: `ops_per_sec`, `ok`, `errors`, `error_rate`
+    /// and `latency_{mean,p50,p90,p95,p99,max}_us`.
+    pub fn into_sample(self) -> Sample {
+        let mut metrics = BTreeMap::new();
+        let errors: u64 = self.errors.values().sum();
+        metrics.insert("ops_per_sec".into(), self.ops_per_sec());
+        metrics.insert("ok".into(), self.ok as f64);
+        metrics.insert("errors".into(), errors as f64);
+        let total = self.ok + errors;
+        metrics.insert("error_rate".into(), if total > 0 { errors as f64 / total as f64 } else { 0.0 });
+        let latency = self.latency_summary();
+        if let Some(l) = &latency {
+            metrics.insert("latency_mean_us".into(), l.mean_us);
+            metrics.insert("latency_max_us".into(), l.max_us);
+            for (p, name) in [(50.0, "p50"), (90.0, "p90"), (95.0, "p95"), (99.0, "p99")] {
+                metrics.insert(format!("latency_{name}_us"), us(self.histogram.value_at_quantile(p / 100.0)));
+            }
+        }
+        Sample { metrics, latency, errors: self.errors, resources: Some(self.resources), ..Sample::default() }
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// Percentile summary of a nanosecond histogram, in microseconds.
+pub fn summarize(h: &Histogram<u64>) -> Option<LatencySummary> {
+    if h.is_empty() {
+        return None;
+    }
+    Some(LatencySummary {
+        count: h.len(),
+        min_us: us(h.min()),
+        mean_us: h.mean() / 1000.0,
+        max_us: us(h.max()),
+        percentiles_us: [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99]
+            .iter()
+            .map(|&p| (p, us(h.value_at_quantile(p / 100.0))))
+            .collect(),
+    })
+}
+
+/// A fresh latency histogram (allocated before any timing starts).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
+}
+
+struct WorkerResult {
+    histogram: Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    last_end: Instant,
+}
+
+/// Run `config` with workers made by `make_worker(index)`. Workers are all built (connections
+/// opened, statements prepared) before the clock starts; a failure to build one fails the run.
+pub async fn run<W, F, Fut>(config: &LoadConfig, probe: &Probe, mut make_worker: F) -> anyhow::Result<LoadReport>
+where
+    W: Worker,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<W>>,
+{
+    let n = config.concurrency() as usize;
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        workers.push(make_worker(i).await?);
+    }
+    // Everyone starts together a moment from now, so spawning is not part of any window.
+    let t0 = Instant::now() + Duration::from_millis(5);
+    let measure_start = t0 + config.warmup;
+    let measure_end = measure_start + config.duration;
+    let snapshot: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>> = Default::default();
+    let mut handles = Vec::with_capacity(n);
+    for (i, w) in workers.into_iter().enumerate() {
+        let cfg = *config;
+        handles.push(tokio::spawn(drive(w, cfg, i, n, t0, measure_start, measure_end)));
+    }
+    // The resource window starts with the measured window.
+    {
+        let probe = probe.clone();
+        let snapshot = snapshot.clone();
+        tokio::time::sleep_until(measure_start).await;
+        *snapshot.lock().expect("not poisoned") = Some(probe.begin());
+    }
+    let mut histogram = new_histogram();
+    let mut ok = 0;
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_end = measure_start;
+    for h in handles {
+        let r = h.await.map_err(|e| anyhow::anyhow!("a load worker panicked: {e}"))?;
+        histogram.add(&r.histogram).map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+        ok += r.ok;
+        for (k, v) in r.errors {
+            *errors.entry(k).or_default() += v;
+        }
+        last_end = last_end.max(r.last_end);
+    }
+    let start = snapshot.lock().expect("not poisoned").take().expect("snapshot taken");
+    let resources = probe.end(&start);
+    Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
+}
+
+async fn drive<W: Worker>(
+    mut worker: W,
+    config: LoadConfig,
+    index: usize,
+    workers: usize,
+    t0: Instant,
+    measure_start: Instant,
+    measure_end: Instant,
+) -> WorkerResult {
+    let mut histogram = new_histogram();
+    let mut ok = 0u64;
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let max_ops = config.max_ops_per_worker.unwrap_or(u64::MAX);
+    let mut measured_ops = 0u64;
+    let mut last_end = measure_start;
+    tokio::time::sleep_until(t0).await;
+    match config.mode {
+        Mode::Closed { .. } => loop {
+            let start = Instant::now();
+            let r = worker.call().await;
+            let end = Instant::now();
+            if start >= measure_start {
+                histogram.saturating_record(end.duration_since(start).as_nanos() as u64);
+                match r {
+                    Ok(()) => ok += 1,
+                    Err(e) => *errors.entry(e.kind.into_owned()).or_default() += 1,
+                }
+                measured_ops += 1;
+                last_end = end;
+            }
+            if end >= measure_end || measured_ops >= max_ops {
+                break;
+            }
+        },
+        Mode::Open { rate_per_sec, .. } => {
+            // Worker i serves arrivals i, i + n, i + 2n, … of one global schedule.
+            let gap = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-9));
+            let mut k = index as u64;
+            loop {
+                let intended = t0 + gap.mul_f64(k as f64);
+                if intended >= measure_end || measured_ops >= max_ops {
+                    break;
+                }
+                if intended > Instant::now() {
+                    tokio::time::sleep_until(intended).await;
+                }
+                let r = worker.call().await;
+                let end = Instant::now();
+                if intended >= measure_start {
+                    histogram.saturating_record(end.duration_since(intended).as_nanos() as u64);
+                    match r {
+                        Ok(()) => ok += 1,
+                        Err(e) => *errors.entry(e.kind.into_owned()).or_default() += 1,
+                    }
+                    measured_ops += 1;
+                    last_end = end;
+                }
+                k += workers as u64;
+            }
+        }
+    }
+    WorkerResult { histogram, ok, errors, last_end }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// A synthetic service: each call takes `service`; the call that starts after `stall_at`
+    /// first (once) stalls for `stall`.
+    struct Synthetic {
+        service: Duration,
+        stall: Duration,
+        stall_at: Instant,
+        stalled: Arc<AtomicU64>,
+    }
+
+    impl Worker for Synthetic {
+        async fn call(&mut self) -> Result<(), OpError> {
+            if Instant::now() >= self.stall_at && self.stalled.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(self.stall).await;
+            }
+            tokio::time::sleep(self.service).await;
+            Ok(())
+        }
+    }
+
+    fn synthetic(stall_at: Instant) -> Synthetic {
+        Synthetic {
+            service: Duration::from_millis(2),
+            stall: Duration::from_secs(1),
+            stall_at,
+            stalled: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    #[test]
+    fn histograms_merge_counts_and_extremes() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..=100u64 {
+            a.record(v * 1000).unwrap();
+        }
+        b.record(5_000_000).unwrap();
+        a.add(&b).unwrap();
+        assert_eq!(a.len(), 101);
+        assert_eq!(a.max(), b.max());
+        assert_eq!(a.min(), 1000);
+        let s = summarize(&a).unwrap();
+        assert!((s.percentiles_us[0].1 - 51.0).abs() <= 1.0, "{s:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_shows_a_stall_that_the_closed_loop_hides() {
+        let warmup = Duration::from_millis(200);
+        let duration = Duration::from_secs(3);
+        let probe = Probe::default();
+
+        // Closed loop: one slow request among ~1000 fast ones; p99 stays near the service time.
+        let stall_at = Instant::now() + warmup + Duration::from_millis(800);
+        let shared = Arc::new(AtomicU64::new(0));
+        let cfg = LoadConfig::closed(1, warmup, duration);
+        let closed = run(&cfg, &probe, |_| {
+            let mut s = synthetic(stall_at);
+            s.stalled = shared.clone();
+            async move { Ok(s) }
+        })
+        .await
+        .unwrap();
+        let p99_closed = closed.histogram.value_at_quantile(0.99);
+        assert!(closed.histogram.max() >= 1_000_000_000, "the stall happened: max {}", closed.histogram.max());
+        assert!(p99_closed < 100_000_000, "closed loop p99 {p99_closed} ns should not show the stall");
+
+        // Open loop at 100/s: the requests due during the stall queue up behind it, and their
+        // latency counts from when they were due.
+        let stall_at = Instant::now() + warmup + Duration::from_millis(800);
+        let shared = Arc::new(AtomicU64::new(0));
+        let cfg = LoadConfig::open(1, 100.0, warmup, duration);
+        let open = run(&cfg, &probe, |_| {
+            let mut s = synthetic(stall_at);
+            s.stalled = shared.clone();
+            async move { Ok(s) }
+        })
+        .await
+        .unwrap();
+        let p99_open = open.histogram.value_at_quantile(0.99);
+        assert!(p99_open >= 500_000_000, "open loop p99 {p99_open} ns must show the 1 s stall");
+        // About 300 arrivals in 3 s, each counted once.
+        assert!((250..=310).contains(&open.ok), "{} arrivals", open.ok);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_loop_counts_ops_and_errors_by_kind() {
+        struct Flaky(u64);
+        impl Worker for Flaky {
+            async fn call(&mut self) -> Result<(), OpError> {
+                self.0 += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if self.0 % 4 == 0 {
+                    Err(OpError::new("timeout"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+        let cfg = LoadConfig::closed(4, Duration::from_millis(50), Duration::from_millis(400));
+        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) }).await.unwrap();
+        let errs = r.errors.get("timeout").copied().unwrap_or(0);
+        let total = r.ok + errs;
+        assert!(total > 100, "{total}");
+        let share = errs as f64 / total as f64;
+        assert!((share - 0.25).abs() < 0.05, "error share {share}");
+        let sample = r.into_sample();
+        assert!(sample.metrics["ops_per_sec"] > 100.0);
+        assert!((sample.metrics["error_rate"] - share).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,151 @@
+//! CPU time and memory of the harness and of the servers it started, read from /proc.
+
+use crate::results::Resources;
+use std::time::Instant;
+
+/// Clock ticks per second for /proc's CPU fields.
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Fields 14-17 of /proc/<pid>/stat: utime, stime, cutime, cstime, in ticks.
+fn stat_times(pid: u32) -> Option<[u64; 4]> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; the fields after it follow the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    Some([f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?, f.get(13)?.parse().ok()?, f.get(14)?.parse().ok()?])
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    // /proc/<pid>/task/<tid>/children lists the children of each thread.
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// CPU seconds of a process tree: the process itself, its reaped children (cutime/cstime:
+/// Postgres backends that have exited) and its live children.
+fn tree_cpu_s(pid: u32) -> Option<f64> {
+    let t = stat_times(pid)?;
+    let mut ticks = t.iter().sum::<u64>();
+    for c in children(pid) {
+        if let Some(ct) = stat_times(c) {
+            ticks += ct[0] + ct[1];
+        }
+    }
+    Some(ticks as f64 / ticks_per_sec())
+}
+
+fn status_kb(pid: &str, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn tree_rss_bytes(pid: u32) -> Option<u64> {
+    let mut kb = status_kb(&pid.to_string(), "VmRSS:")?;
+    for c in children(pid) {
+        kb += status_kb(&c.to_string(), "VmRSS:").unwrap_or(0);
+    }
+    Some(kb * 1024)
+}
+
+/// Takes resource snapshots around a measured window.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub postgres_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
+}
+
+/// Readings at the start of a window.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    at: Instant,
+    harness_cpu_s: f64,
+    postgres_cpu_s: Option<f64>,
+    redis_cpu_s: Option<f64>,
+    hwm_reset: bool,
+}
+
+impl Probe {
+    pub fn begin(&self) -> Snapshot {
+        // Writing 5 to clear_refs resets VmHWM (Linux >= 4.0), so the peak is this window's.
+        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Snapshot {
+            at: Instant::now(),
+            harness_cpu_s: self_cpu_s(),
+            postgres_cpu_s: self.postgres_pid.and_then(tree_cpu_s),
+            redis_cpu_s: self.redis_pid.and_then(tree_cpu_s),
+            hwm_reset,
+        }
+    }
+
+    pub fn end(&self, start: &Snapshot) -> Resources {
+        let diff = |now: Option<f64>, then: Option<f64>| match (now, then) {
+            (Some(a), Some(b)) => Some((a - b).max(0.0)),
+            _ => None,
+        };
+        Resources {
+            harness_cpu_s: (self_cpu_s() - start.harness_cpu_s).max(0.0),
+            harness_peak_rss_bytes: if start.hwm_reset { status_kb("self", "VmHWM:").map(|kb| kb * 1024) } else { None },
+            postgres_cpu_s: diff(self.postgres_pid.and_then(tree_cpu_s), start.postgres_cpu_s),
+            redis_cpu_s: diff(self.redis_pid.and_then(tree_cpu_s), start.redis_cpu_s),
+            postgres_rss_bytes: self.postgres_pid.and_then(tree_rss_bytes),
+            redis_rss_bytes: self.redis_pid.and_then(tree_rss_bytes),
+            wall_s: start.at.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// CPU time of this process (all threads, not children: tools the harness runs, such as
+/// pgbench, are accounted separately).
+fn self_cpu_s() -> f64 {
+    stat_times(std::process::id()).map(|t| (t[0] + t[1]) as f64 / ticks_per_sec()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_of_busy_work_is_seen() {
+        let probe = Probe::default();
+        let s = probe.begin();
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 300 {
+            x = x.wrapping_mul(31).wrapping_add(7);
+            std::hint::black_box(x);
+        }
+        let r = probe.end(&s);
+        assert!(r.harness_cpu_s > 0.15, "{r:?}");
+        assert!(r.wall_s >= 0.3);
+    }
+
+    #[test]
+    fn peak_rss_sees_a_large_allocation() {
+        let probe = Probe::default();
+        let s = probe.begin();
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        let r = probe.end(&s);
+        if let Some(peak) = r.harness_peak_rss_bytes {
+            assert!(peak >= 64 << 20, "{r:?}");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The versioned results.json schema, its atomic write, and loading with clear errors.
+//!
+//! One schema serves every experiment: a run is its context plus, per experiment, the raw
+//! samples (variant × sweep point × repetition), correctness checks and the analysis.
+//! `schema/results.schema.json` is generated from these types (`cargo xtask schema`) and a
+//! test keeps the two in step.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever a change to these types would make an older reader misread a file.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunResults {
+    pub schema_version: u32,
+    /// `<UTC timestamp>-<short git revision>`, also the name of the run's directory.
+    pub run_id: String,
+    pub context: RunContext,
+    pub experiments: Vec<ExperimentResult>,
+    /// False while the run is still going or when it was interrupted: the file then holds the
+    /// experiments finished so far.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunContext {
+    pub harness_version: String,
+    pub git_revision: Option<String>,
+    pub git_dirty: Option<bool>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub host: Host,
+    pub rustc: Option<String>,
+    /// The command line as given.
+    pub arguments: Vec<String>,
+    pub settings: RunSettings,
+    pub servers: Servers,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub cpu_model: Option<String>,
+    pub cores: usize,
+    pub memory_bytes: Option<u64>,
+    pub kernel: Option<String>,
+    pub os: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub quick: bool,
+    pub repetitions: u32,
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    pub concurrency: Option<u32>,
+    pub sets: BTreeMap<String, String>,
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Servers {
+    /// `local` (ephemeral servers from the machine's binaries), `docker` or `external`.
+    pub provider: String,
+    pub postgres: Option<ServerInfo>,
+    pub redis: Option<ServerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInfo {
+    pub version: String,
+    /// Connection URL with any password replaced by `***`.
+    pub url: String,
+    /// Settings that shape the numbers (fsync, shared_buffers, persistence, …).
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentResult {
+    pub id: String,
+    pub title: String,
+    /// The guide's section the technique comes from.
+    pub guide_section: String,
+    /// What the guide claims, in one sentence.
+    pub claim: String,
+    pub variants: Vec<VariantInfo>,
+    pub sweep: SweepInfo,
+    /// The metric the verdicts are about.
+    pub primary_metric: MetricInfo,
+    /// Other metrics found in the samples, described for the report.
+    pub metrics: Vec<MetricInfo>,
+    pub status: ExperimentStatus,
+    pub samples: Vec<Sample>,
+    /// Correctness counts and other one-off observations per variant and point.
+    pub checks: Vec<Check>,
+    pub notes: Vec<String>,
+    pub analysis: Vec<PointAnalysis>,
+    pub wall_time_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExperimentStatus {
+    Ok,
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInfo {
+    pub name: String,
+    pub description: String,
+    /// The variant this one is compared with; `None` for a baseline.
+    pub baseline: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepInfo {
+    pub axis: String,
+    pub unit: String,
+    pub points: Vec<SweepPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepPoint {
+    pub label: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricInfo {
+    /// Key in `Sample::metrics`, with its unit in the name (`latency_p50_us`, `ops_per_sec`).
+    pub name: String,
+    pub unit: String,
+    pub better: Better,
+    pub description: String,
+}
+
+/// One measurement: a variant at a sweep point in one repetition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub variant: String,
+    pub point: String,
+    pub repetition: u32,
+    pub metrics: BTreeMap<String, f64>,
+    pub latency: Option<LatencySummary>,
+    /// Failed operations by kind.
+    pub errors: BTreeMap<String, u64>,
+    pub resources: Option<Resources>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub max_us: f64,
+    /// (percentile, microseconds) pairs: 50, 75, 90, 95, 99, 99.9, 99.99.
+    pub percentiles_us: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU time (user + system) of the harness process during the sample.
+    pub harness_cpu_s: f64,
+    /// Peak resident set of the harness during the sample (VmHWM reset before it, where the
+    /// kernel allows).
+    pub harness_peak_rss_bytes: Option<u64>,
+    /// CPU time of the server processes this run started (Postgres with all its backends,
+    /// Redis); absent for servers the harness did not start.
+    pub postgres_cpu_s: Option<f64>,
+    pub redis_cpu_s: Option<f64>,
+    /// Resident set of the servers at the end of the sample (Postgres: sum over processes,
+    /// shared buffers counted once per process that touched them).
+    pub postgres_rss_bytes: Option<u64>,
+    pub redis_rss_bytes: Option<u64>,
+    pub wall_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub variant: String,
+    pub point: Option<String>,
+    pub name: String,
+    pub value: f64,
+    /// Whether the value is what a correct implementation gives (`None`: informational).
+    pub ok: Option<bool>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointAnalysis {
+    pub point: String,
+    pub variants: Vec<VariantSummary>,
+    pub comparisons: Vec<Comparison>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSummary {
+    pub variant: String,
+    pub n: usize,
+    pub median: f64,
+    /// 95% bootstrap CI of the median.
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// The variant is better than its baseline (CI excludes 1 and p <= 0.05).
+    Better,
+    /// The variant is worse than its baseline.
+    Worse,
+    /// No significant difference.
+    NoDifference,
+    /// Too few repetitions for the test to reach significance at all; the ratio is indicative.
+    Inconclusive,
+    /// A side has no usable samples.
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub variant: String,
+    pub baseline: String,
+    /// median(variant) / median(baseline) of the primary metric.
+    pub ratio: Option<f64>,
+    pub ratio_ci_low: Option<f64>,
+    pub ratio_ci_high: Option<f64>,
+    pub p_value: Option<f64>,
+    pub verdict: VerdictKind,
+    /// "keyset is 12.4× faster than offset at page depth 1000 (95% CI 11.9–13.0, p = 0.008)".
+    pub sentence: String,
+}
+
+/// Why a results file could not be read; each names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no results file at {0}: run `cargo xtask bench` first")]
+    Missing(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid results file: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("{path} has schema version {found}, this perflab reads version {SCHEMA_VERSION}")]
+    Version { path: PathBuf, found: u64 },
+}
+
+/// Read and check a results.json.
+pub fn load(path: &Path) -> Result<RunResults, LoadError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing(path.to_owned())),
+        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
+    };
+    // Look at the version first, so a file from another version says so instead of failing
+    // on whichever field changed.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })?;
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(found) => return Err(LoadError::Version { path: path.to_owned(), found }),
+        None => {
+            return Err(LoadError::Corrupt {
+                path: path.to_owned(),
+                source: serde::de::Error::custom("no schema_version field"),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })
+}
+
+/// Write `results` to `path` atomically: a temporary file in the same directory, flushed to
+/// disk, then renamed over the target, so a reader never sees half a file.
+pub fn save(path: &Path, results: &RunResults) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(results).map_err(std::io::Error::other)?;
+    write_atomic(path, &json)
+}
+
+/// Atomic write of any bytes (also used for the report's HTML).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The JSON Schema of results.json, as committed in `schema/results.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunResults)).expect("schema serializes")
+}
+
+/// Replace the password in a URL (`scheme://user:pass@host`) by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else { return url.to_owned() };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn load_reports_missing_corrupt_and_version() {
+        let dir = std::env::temp_dir().join(format!("perflab-results-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("nope.json");
+        assert!(matches!(load(&missing), Err(LoadError::Missing(_))));
+        let corrupt = dir.join("corrupt.json");
+        std::fs::write(&corrupt, "{\"schema_version\": 1, \"run_id\": ").unwrap();
+        assert!(matches!(load(&corrupt), Err(LoadError::Corrupt { .. })));
+        let other = dir.join("other.json");
+        std::fs::write(&other, "{\"schema_version\": 999}").unwrap();
+        let err = load(&other).unwrap_err();
+        assert!(matches!(err, LoadError::Version { found: 999, .. }));
+        assert!(err.to_string().contains("999"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = std::env::temp_dir().join(format!("perflab-atomic-test-{}", std::process::id()));
+        let path = dir.join("x.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn committed_schema_matches_the_types() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
+        let committed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).expect("schema/results.schema.json exists (cargo xtask schema writes it)"),
+        )
+        .unwrap();
+        assert_eq!(committed, json_schema(), "schema/results.schema.json is stale: run `cargo xtask schema`");
+    }
+}
