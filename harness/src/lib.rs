@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod context;
 pub mod experiment;
+pub mod fixtures;
 pub mod load;
 pub mod provision;
 pub mod report;

@@ -1,1 +1,53 @@
-fn main() {}
+//! perflab's command line. `main` only dispatches; each task lives in its own file.
+
+mod bench;
+mod catalogue;
+mod flags;
+mod list;
+mod report;
+mod schema;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit codes: 0 ok, 1 an experiment failed, 2 bad input or nothing to run with.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input or environment: one line, exit 2.
+    Usage(String),
+    /// Something failed while running: exit 1.
+    Run(String),
+}
+
+impl Failure {
+    pub fn usage(msg: impl std::fmt::Display) -> Self {
+        Self::Usage(msg.to_string())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Run(format!("{e:#}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = flags::Cli::parse();
+    let result = match args.command {
+        flags::Command::Bench(b) => bench::bench(b),
+        flags::Command::Report(r) => report::report(r),
+        flags::Command::List => list::list(),
+        flags::Command::Schema => schema::schema(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

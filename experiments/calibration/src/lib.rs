@@ -1,1 +1,304 @@
-//! placeholder
+//! `calibration`: the floor of the machine, and proof that the harness is not the bottleneck.
+//!
+//! The same work as `pgbench -S -M prepared` (a primary-key SELECT on pgbench's 1M-row
+//! accounts table, prepared once per connection) and `redis-benchmark -t get` (GET of a
+//! 3-byte value), run by the reference tools themselves and by the harness's load engine,
+//! side by side on the same servers. Every other experiment is read against these numbers.
+
+use anyhow::Context as _;
+use harness::load::{self, OpError, Worker};
+use harness::provision::{find_pg_bin, which};
+use harness::results::Better;
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// pgbench scale 10: 1,000,000 rows in pgbench_accounts.
+const SCALE: i32 = 10;
+const ACCOUNTS: i32 = SCALE * 100_000;
+/// The key redis-benchmark GETs when not given `-r`: the literal placeholder.
+const REDIS_KEY: &str = "key:__rand_int__";
+const SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+
+#[derive(Default)]
+pub struct Calibration {
+    /// Requests per second redis-benchmark reached last time at each concurrency, to size its
+    /// next run (it counts requests, not seconds).
+    redis_rate: Mutex<HashMap<u32, f64>>,
+}
+
+impl Calibration {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn pgbench() -> Option<PathBuf> {
+    find_pg_bin().map(|d| d.join("pgbench")).filter(|p| p.is_file()).or_else(|| which("pgbench"))
+}
+
+impl Experiment for Calibration {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "calibration",
+            title: "Calibration: the harness against pgbench and redis-benchmark",
+            guide_section: "性能测试 (benchmarking): the floor every other experiment is read against",
+            claim: "The lab measures the techniques, not itself: on the same work and servers its load engine keeps up with pgbench and redis-benchmark.",
+            variants: vec![
+                Variant::baseline_of_group("pgbench", "pgbench -S -M prepared -c N -j min(N,2): primary-key SELECT on pgbench_accounts (1M rows)"),
+                Variant::new("harness-pg", "the harness's closed loop, N connections (tokio-postgres), the same prepared SELECT with a random aid").compared_with("pgbench"),
+                Variant::baseline_of_group("redis-benchmark", "redis-benchmark -t get -c N: GET of a 3-byte value"),
+                Variant::new("harness-redis", "the harness's closed loop, N connections (redis crate, one multiplexed connection per worker), GET of the same key").compared_with("redis-benchmark"),
+            ],
+            sweep: Sweep { axis: "concurrency", unit: "clients", full: vec![1.0, 8.0, 50.0], quick: vec![1.0, 8.0, 50.0] },
+            primary_metric: MetricInfo {
+                name: "ops_per_sec".into(),
+                unit: "ops/s".into(),
+                better: Better::Higher,
+                description: "requests completed per second".into(),
+            },
+            metrics: vec![MetricInfo {
+                name: "latency_mean_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "mean latency (the reference tools report means; the harness also has percentiles)".into(),
+            }],
+            needs: Needs { postgres: true, redis: true },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let pg = ctx.env.postgres()?;
+            let client = pg.connect().await?;
+            let have: Option<i64> = match client.query_one("SELECT count(*) FROM pgbench_accounts", &[]).await {
+                Ok(r) => Some(r.get(0)),
+                Err(_) => None,
+            };
+            if have != Some(i64::from(ACCOUNTS)) {
+                let bin = pgbench().context("pgbench not found: install postgresql-contrib (or the postgresql package that ships it)")?;
+                // dtGvp: drop, create tables, generate the rows server-side, vacuum, primary keys.
+                let out = Command::new(&bin)
+                    .args(["-i", "-q", "-I", "dtGvp", "-s", &SCALE.to_string()])
+                    .args(pg.cli_args())
+                    .output()
+                    .with_context(|| format!("running {}", bin.display()))?;
+                anyhow::ensure!(out.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let redis = ctx.env.redis()?;
+            let mut con = redis.client()?.get_multiplexed_async_connection().await?;
+            redis::cmd("SET").arg(REDIS_KEY).arg("xxx").query_async::<()>(&mut con).await?;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(&'a self, ctx: &'a RunCtx, variant: &'a str, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let n = point.value as u32;
+            let s = &ctx.settings;
+            match variant {
+                "pgbench" => run_pgbench(ctx, n).await,
+                "redis-benchmark" => self.run_redis_benchmark(ctx, n).await,
+                "harness-pg" => {
+                    let pg = ctx.env.postgres()?;
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, |i| async move {
+                        let client = pg.connect().await?;
+                        let stmt = client.prepare(SELECT).await?;
+                        Ok(PgSelect { client, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                    })
+                    .await?;
+                    Ok(report.into_sample())
+                }
+                "harness-redis" => {
+                    let redis = ctx.env.redis()?;
+                    let client = redis.client()?;
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, |_| {
+                        let client = client.clone();
+                        async move {
+                            let con = client.get_multiplexed_async_connection().await?;
+                            let mut cmd = redis::cmd("GET");
+                            cmd.arg(REDIS_KEY);
+                            Ok(RedisGet { con, cmd })
+                        }
+                    })
+                    .await?;
+                    Ok(report.into_sample())
+                }
+                other => anyhow::bail!("unknown variant {other}"),
+            }
+        })
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
+            "pgbench and redis-benchmark run as separate processes: the harness CPU column does not include them.".into(),
+            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample.".into(),
+        ]
+    }
+}
+
+struct PgSelect {
+    client: tokio_postgres::Client,
+    stmt: tokio_postgres::Statement,
+    rng: SplitMix64,
+}
+
+impl Worker for PgSelect {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
+        match self.client.query_one(&self.stmt, &[&aid]).await {
+            Ok(row) => {
+                let _balance: i32 = row.get(0);
+                Ok(())
+            }
+            Err(e) => Err(OpError::from_error(&e)),
+        }
+    }
+}
+
+struct RedisGet {
+    con: redis::aio::MultiplexedConnection,
+    cmd: redis::Cmd,
+}
+
+impl Worker for RedisGet {
+    async fn call(&mut self) -> Result<(), OpError> {
+        match self.cmd.query_async::<Option<redis::Value>>(&mut self.con).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(OpError::new("key missing")),
+            Err(e) => Err(OpError::from_error(&e)),
+        }
+    }
+}
+
+fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f64>) -> Sample {
+    let mut metrics = extra;
+    metrics.insert("ops_per_sec".into(), ops_per_sec);
+    metrics.insert("latency_mean_us".into(), mean_latency_us);
+    Sample { metrics, ..Sample::default() }
+}
+
+async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
+    let pg = ctx.env.postgres()?;
+    let bin = pgbench().context("pgbench not found: install postgresql-contrib")?;
+    let s = &ctx.settings;
+    let threads = clients.min(2).to_string();
+    let mut base = Command::new(&bin);
+    base.args(["-n", "-S", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads]);
+    let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+    // pgbench has no warm-up phase of its own: run one, as the harness does, and discard it.
+    if !s.warmup.is_zero() {
+        let mut warm = Command::new(&bin);
+        warm.args(["-n", "-S", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads, "-T", &secs(s.warmup).to_string()]);
+        warm.args(pg.cli_args());
+        let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
+    }
+    base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args());
+    let probe = ctx.probe.clone();
+    let (out, resources) = tokio::task::spawn_blocking(move || {
+        let snap = probe.begin();
+        let out = base.output();
+        (out, probe.end(&snap))
+    })
+    .await?;
+    let out = out.with_context(|| format!("running {}", bin.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let (tps, latency_ms) = parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output: {stdout}"))?;
+    let mut sample = sample_from(tps, latency_ms * 1000.0, BTreeMap::new());
+    sample.resources = Some(resources);
+    Ok(sample)
+}
+
+/// `(tps, mean latency in ms)` from pgbench's summary.
+pub fn parse_pgbench(out: &str) -> Option<(f64, f64)> {
+    let tps = out
+        .lines()
+        .find(|l| l.starts_with("tps = "))?
+        .trim_start_matches("tps = ")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let latency = out
+        .lines()
+        .find_map(|l| l.strip_prefix("latency average = "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    Some((tps, latency))
+}
+
+/// `(requests/s, mean latency in ms, p50, p95, p99)` from redis-benchmark's `--csv` output.
+pub fn parse_redis_benchmark_csv(out: &str) -> Option<(f64, f64, Vec<f64>)> {
+    let line = out.lines().find(|l| l.starts_with("\"GET\""))?;
+    let fields: Vec<f64> = line.split(',').skip(1).filter_map(|f| f.trim_matches('"').parse().ok()).collect();
+    // rps, avg, min, p50, p95, p99, max
+    Some((*fields.first()?, *fields.get(1)?, fields.get(3..6).map(|s| s.to_vec()).unwrap_or_default()))
+}
+
+impl Calibration {
+    async fn run_redis_benchmark(&self, ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
+        let redis = ctx.env.redis()?;
+        let bin = which("redis-benchmark").context("redis-benchmark not found: install redis-tools")?;
+        let s = &ctx.settings;
+        let guess = self.redis_rate.lock().expect("not poisoned").get(&clients).copied().unwrap_or(30_000.0);
+        let requests = ((guess * s.duration.as_secs_f64()) as u64).max(5_000);
+        let warm_requests = ((guess * s.warmup.as_secs_f64()) as u64).max(1_000);
+        let make = |n: u64| {
+            let mut c = Command::new(&bin);
+            c.args(["-h", &redis.host, "-p", &redis.port.to_string(), "-c", &clients.to_string()])
+                .args(["-n", &n.to_string(), "-t", "get", "-d", "3", "--csv"]);
+            c
+        };
+        if !s.warmup.is_zero() {
+            let mut warm = make(warm_requests);
+            let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
+        }
+        let mut cmd = make(requests);
+        let probe = ctx.probe.clone();
+        let (out, resources) = tokio::task::spawn_blocking(move || {
+            let snap = probe.begin();
+            let out = cmd.output();
+            (out, probe.end(&snap))
+        })
+        .await?;
+        let out = out.with_context(|| format!("running {}", bin.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        anyhow::ensure!(out.status.success(), "redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        let (rps, avg_ms, pcts) = parse_redis_benchmark_csv(&stdout).with_context(|| format!("unexpected redis-benchmark output: {stdout}"))?;
+        self.redis_rate.lock().expect("not poisoned").insert(clients, rps);
+        let mut extra = BTreeMap::new();
+        for (name, v) in ["latency_p50_us", "latency_p95_us", "latency_p99_us"].iter().zip(pcts) {
+            extra.insert((*name).to_owned(), v * 1000.0);
+        }
+        let mut sample = sample_from(rps, avg_ms * 1000.0, extra);
+        sample.resources = Some(resources);
+        Ok(sample)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pgbench_summary() {
+        let out = "transaction type: <builtin: select only>\nscaling factor: 10\nlatency average = 0.162 ms\ninitial connection time = 10.1 ms\ntps = 49277.403412 (without initial connection time)\n";
+        assert_eq!(parse_pgbench(out), Some((49277.403412, 0.162)));
+        assert_eq!(parse_pgbench("garbage"), None);
+    }
+
+    #[test]
+    fn parses_redis_benchmark_csv() {
+        let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\"GET\",\"98039.22\",\"0.263\",\"0.064\",\"0.255\",\"0.375\",\"0.495\",\"1.231\"\n";
+        let (rps, avg, p) = parse_redis_benchmark_csv(out).unwrap();
+        assert_eq!(rps, 98039.22);
+        assert_eq!(avg, 0.263);
+        assert_eq!(p, vec![0.255, 0.375, 0.495]);
+    }
+}

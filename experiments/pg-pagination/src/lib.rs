@@ -1,1 +1,421 @@
-//! placeholder
+//! `pg-pagination`: OFFSET/LIMIT, the guide's cursor as written, and a correct keyset.
+//!
+//! The guide's `ListUsers` pages with `created_at < $1`, its cursor being the last row's
+//! `created_at` formatted as RFC 3339, i.e. truncated to whole seconds. With several rows per
+//! second and ties on `created_at`, that skips rows at every page boundary. Besides latency
+//! per page, a walk over the pages counts the rows each variant misses and repeats.
+
+use anyhow::Context as _;
+use harness::fixtures::load_users;
+use harness::load::{self, OpError, Worker};
+use harness::results::{Better, Check};
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+const OFFSET_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/offset.sql");
+const GUIDE_FIRST_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/guide_first.sql");
+const GUIDE_NEXT_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/guide_next.sql");
+const KEYSET_FIRST_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/keyset_first.sql");
+const KEYSET_NEXT_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/keyset_next.sql");
+const KEYSET_INDEX_SQL: &str = include_str!("../../../fixtures/sql/pg-pagination/keyset_index.sql");
+const SEED: u64 = 20_240_101;
+
+/// The last row of the previous page: what a client carries to ask for the next one.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    created_at: SystemTime,
+    id: Uuid,
+}
+
+#[derive(Default)]
+pub struct PgPagination {
+    /// Cursor before page `depth`, by depth (setup fills it).
+    cursors: Mutex<HashMap<u64, Cursor>>,
+}
+
+impl PgPagination {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+struct Params {
+    rows: i64,
+    page_size: i64,
+    walk_pages: usize,
+}
+
+fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
+    let s = &ctx.settings;
+    let id = "pg-pagination";
+    let rows = s.get::<i64>(id, "rows")?.unwrap_or(if s.quick { 100_000 } else { 1_000_000 });
+    let page_size = s.get::<i64>(id, "page_size")?.unwrap_or(20);
+    let walk_pages = s.get::<usize>(id, "walk_pages")?.unwrap_or(if s.quick { 300 } else { 2000 });
+    anyhow::ensure!(rows > 0, "--set rows must be positive");
+    anyhow::ensure!((1..=10_000).contains(&page_size), "--set page_size must be within 1..=10000");
+    Ok(Params { rows, page_size, walk_pages })
+}
+
+/// RFC 3339 with whole seconds, as Go's `time.Format(time.RFC3339)` writes a UTC time.
+fn rfc3339_seconds(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    harness::context::rfc3339(secs)
+}
+
+/// One client paging through `users`: for a variant, its statements and the cursor for the
+/// page it fetches.
+struct Pager {
+    client: Client,
+    first: Statement,
+    next: Statement,
+    variant: Kind,
+    page_size: i64,
+    depth: u64,
+    cursor: Option<Cursor>,
+    /// The guide's cursor string, formatted once per page as its client would.
+    guide_cursor: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Offset,
+    KeysetGuide,
+    Keyset,
+}
+
+impl Kind {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "offset" => Kind::Offset,
+            "keyset-guide" => Kind::KeysetGuide,
+            "keyset" => Kind::Keyset,
+            other => anyhow::bail!("unknown variant {other}"),
+        })
+    }
+}
+
+impl Pager {
+    async fn new(client: Client, variant: Kind, page_size: i64, depth: u64, cursor: Option<Cursor>) -> anyhow::Result<Self> {
+        let (first, next) = match variant {
+            Kind::Offset => {
+                let s = client.prepare(OFFSET_SQL).await?;
+                (s.clone(), s)
+            }
+            Kind::KeysetGuide => (client.prepare(GUIDE_FIRST_SQL).await?, client.prepare(GUIDE_NEXT_SQL).await?),
+            Kind::Keyset => (client.prepare(KEYSET_FIRST_SQL).await?, client.prepare(KEYSET_NEXT_SQL).await?),
+        };
+        let guide_cursor = cursor.map(|c| rfc3339_seconds(c.created_at)).unwrap_or_default();
+        Ok(Self { client, first, next, variant, page_size, depth, cursor, guide_cursor })
+    }
+
+    /// Fetch the page after `cursor` (or page `depth` for OFFSET).
+    async fn page(&self) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        match (self.variant, &self.cursor) {
+            (Kind::Offset, _) => {
+                let offset = (self.depth as i64 - 1) * self.page_size;
+                self.client.query(&self.first, &[&self.page_size, &offset]).await
+            }
+            (_, None) => self.client.query(&self.first, &[&self.page_size]).await,
+            (Kind::KeysetGuide, Some(_)) => self.client.query(&self.next, &[&self.guide_cursor, &self.page_size]).await,
+            (Kind::Keyset, Some(c)) => self.client.query(&self.next, &[&c.created_at, &c.id, &self.page_size]).await,
+        }
+    }
+}
+
+impl Worker for Pager {
+    async fn call(&mut self) -> Result<(), OpError> {
+        match self.page().await {
+            Ok(rows) if rows.is_empty() => Err(OpError::new("empty page")),
+            Ok(_) => Ok(()),
+            Err(e) => Err(OpError::from_error(&e)),
+        }
+    }
+}
+
+impl Experiment for PgPagination {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "pg-pagination",
+            title: "Pagination: OFFSET vs the guide's cursor vs keyset",
+            guide_section: "数据库优化 → 查询优化 (ListUsers: 使用游标分页而不是OFFSET)",
+            claim: "Cursor (keyset) pagination beats OFFSET/LIMIT.",
+            variants: vec![
+                Variant::new("offset", "ORDER BY created_at DESC, id DESC LIMIT n OFFSET (depth-1)·n"),
+                Variant::new("keyset-guide", "the guide's code as written: WHERE created_at < cursor, the cursor formatted as RFC 3339 (whole seconds)"),
+                Variant::new("keyset", "keyset on (created_at, id): WHERE (created_at, id) < (cursor) with an index on (created_at DESC, id DESC)"),
+            ],
+            sweep: Sweep {
+                axis: "page depth",
+                unit: "page number",
+                full: vec![1.0, 10.0, 100.0, 1000.0, 10000.0],
+                quick: vec![1.0, 10.0, 100.0, 1000.0],
+            },
+            primary_metric: MetricInfo {
+                name: "latency_p50_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "median latency of fetching one page at that depth".into(),
+            },
+            metrics: vec![
+                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile page latency".into() },
+                MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into() },
+            ],
+            needs: Needs { postgres: true, redis: false },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let p = params(ctx)?;
+            let client = ctx.env.postgres()?.connect().await?;
+            load_users(&client, p.rows, SEED).await.context("loading users")?;
+            client.batch_execute(KEYSET_INDEX_SQL).await?;
+            client.batch_execute("ANALYZE users").await?;
+            let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
+            let meta = self.meta();
+            let depths = meta.sweep.points(ctx.settings.quick);
+            let mut cursors = HashMap::new();
+            for d in depths {
+                let depth = d.value as u64;
+                if depth <= 1 {
+                    continue;
+                }
+                let before = (depth as i64 - 1) * p.page_size;
+                anyhow::ensure!(
+                    before < live,
+                    "page depth {depth} × page size {} needs more than the {live} live rows: raise --set pg-pagination.rows",
+                    p.page_size
+                );
+                let row = client
+                    .query_one(
+                        "SELECT created_at, id FROM users WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
+                        &[&(before - 1)],
+                    )
+                    .await?;
+                cursors.insert(depth, Cursor { created_at: row.get(0), id: row.get(1) });
+            }
+            *self.cursors.lock().expect("not poisoned") = cursors;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(&'a self, ctx: &'a RunCtx, variant: &'a str, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let p = params(ctx)?;
+            let kind = Kind::parse(variant)?;
+            let depth = point.value as u64;
+            let cursor = self.cursors.lock().expect("not poisoned").get(&depth).copied();
+            let pg = ctx.env.postgres()?;
+            let concurrency = ctx.settings.concurrency.unwrap_or(1);
+            let report = load::run(&ctx.settings.closed_loop(concurrency), &ctx.probe, |_| async move {
+                Pager::new(pg.connect().await?, kind, p.page_size, depth, cursor).await
+            })
+            .await?;
+            Ok(report.into_sample())
+        })
+    }
+
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let p = params(ctx)?;
+            let client = ctx.env.postgres()?.connect().await?;
+            let mut checks = Vec::new();
+            // Plans: rows the executor touched and buffers read per page, once per variant and depth.
+            let cursors = self.cursors.lock().expect("not poisoned").clone();
+            for point in self.meta().sweep.points(ctx.settings.quick) {
+                let depth = point.value as u64;
+                for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
+                    let (sql, params): (&str, Vec<String>) = explain_query(kind, depth, p.page_size, cursors.get(&depth));
+                    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", inline(sql, &params));
+                    let plan: serde_json::Value = client.query_one(explain.as_str(), &[]).await?.get(0);
+                    let (rows, buffers, node) = plan_stats(&plan);
+                    let name = variant_name(kind);
+                    checks.push(Check {
+                        variant: name.into(),
+                        point: Some(point.label.clone()),
+                        name: "rows scanned".into(),
+                        value: rows,
+                        ok: None,
+                        detail: format!("EXPLAIN ANALYZE: rows produced by scan nodes plus rows removed by filters; top node {node}"),
+                    });
+                    checks.push(Check {
+                        variant: name.into(),
+                        point: Some(point.label.clone()),
+                        name: "buffers".into(),
+                        value: buffers,
+                        ok: None,
+                        detail: "shared buffers hit + read for one page".into(),
+                    });
+                }
+            }
+            checks.extend(correctness_walk(&client, p.page_size, p.walk_pages).await?);
+            Ok(checks)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let p = params(ctx).ok();
+        vec![
+            format!(
+                "Data: {} users, deterministic (seed {SEED}); about 30% of rows share their created_at with the previous row and about seven rows fall in each second; 2% are soft-deleted.",
+                p.as_ref().map(|p| p.rows).unwrap_or(0)
+            ),
+            format!(
+                "Page size {}; each sample fetches the page at the given depth over and over with {} client(s), from a cursor computed in setup.",
+                p.as_ref().map(|p| p.page_size).unwrap_or(20),
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "The correctness walk pages from the start over static data; OFFSET is exact there, but under concurrent inserts it would repeat or skip rows as they shift.".into(),
+        ]
+    }
+}
+
+fn variant_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Offset => "offset",
+        Kind::KeysetGuide => "keyset-guide",
+        Kind::Keyset => "keyset",
+    }
+}
+
+/// The query a variant sends for page `depth`, with its parameters as SQL literals (for EXPLAIN).
+fn explain_query(kind: Kind, depth: u64, page_size: i64, cursor: Option<&Cursor>) -> (&'static str, Vec<String>) {
+    let ts = |c: &Cursor| {
+        let d = c.created_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        format!("to_timestamp({}.{:06})", d.as_secs(), d.subsec_micros())
+    };
+    match (kind, cursor) {
+        (Kind::Offset, _) => (OFFSET_SQL, vec![page_size.to_string(), ((depth as i64 - 1) * page_size).to_string()]),
+        (Kind::KeysetGuide, None) => (GUIDE_FIRST_SQL, vec![page_size.to_string()]),
+        (Kind::Keyset, None) => (KEYSET_FIRST_SQL, vec![page_size.to_string()]),
+        (Kind::KeysetGuide, Some(c)) => (GUIDE_NEXT_SQL, vec![format!("'{}'", rfc3339_seconds(c.created_at)), page_size.to_string()]),
+        (Kind::Keyset, Some(c)) => (KEYSET_NEXT_SQL, vec![ts(c), format!("'{}'::uuid", c.id), page_size.to_string()]),
+    }
+}
+
+/// Replace `$n` by the n-th literal, last first so `$1` does not eat `$10`; comments dropped.
+fn inline(sql: &str, params: &[String]) -> String {
+    let mut out: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    for (i, v) in params.iter().enumerate().rev() {
+        out = out.replace(&format!("${}", i + 1), v);
+    }
+    out
+}
+
+/// (rows scanned, shared buffers, top node type) from an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON).
+fn plan_stats(plan: &serde_json::Value) -> (f64, f64, String) {
+    fn walk(node: &serde_json::Value, rows: &mut f64) {
+        let ty = node.get("Node Type").and_then(|v| v.as_str()).unwrap_or("");
+        let loops = node.get("Actual Loops").and_then(|v| v.as_f64()).unwrap_or(1.0);
+        if ty.contains("Scan") {
+            *rows += node.get("Actual Rows").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
+        }
+        *rows += node.get("Rows Removed by Filter").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
+        if let Some(children) = node.get("Plans").and_then(|v| v.as_array()) {
+            for c in children {
+                walk(c, rows);
+            }
+        }
+    }
+    let top = &plan[0]["Plan"];
+    let mut rows = 0.0;
+    walk(top, &mut rows);
+    let buffers = top.get("Shared Hit Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0)
+        + top.get("Shared Read Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let node = top.get("Node Type").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    (rows, buffers, node)
+}
+
+/// Walk `pages` pages from the start with each variant, as a client following its cursors
+/// would, and count the rows missed and repeated against the true order.
+async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyhow::Result<Vec<Check>> {
+    // The true order, long enough to cover what a variant that skips rows walks past.
+    let horizon = (pages as i64 * page_size * 3).max(page_size);
+    let truth: Vec<Uuid> = client
+        .query("SELECT id FROM users WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $1", &[&horizon])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let position: HashMap<Uuid, usize> = truth.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut checks = Vec::new();
+    for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
+        let conn = client; // one connection walks all variants in turn
+        let (first, next) = match kind {
+            Kind::Offset => (conn.prepare(OFFSET_SQL).await?, conn.prepare(OFFSET_SQL).await?),
+            Kind::KeysetGuide => (conn.prepare(GUIDE_FIRST_SQL).await?, conn.prepare(GUIDE_NEXT_SQL).await?),
+            Kind::Keyset => (conn.prepare(KEYSET_FIRST_SQL).await?, conn.prepare(KEYSET_NEXT_SQL).await?),
+        };
+        let mut seen: Vec<Uuid> = Vec::with_capacity(pages * page_size as usize);
+        let mut cursor: Option<Cursor> = None;
+        let mut walked = 0;
+        for page in 0..pages {
+            let rows = match (kind, &cursor) {
+                (Kind::Offset, _) => conn.query(&first, &[&page_size, &(page as i64 * page_size)]).await?,
+                (_, None) => conn.query(&first, &[&page_size]).await?,
+                (Kind::KeysetGuide, Some(c)) => conn.query(&next, &[&rfc3339_seconds(c.created_at), &page_size]).await?,
+                (Kind::Keyset, Some(c)) => conn.query(&next, &[&c.created_at, &c.id, &page_size]).await?,
+            };
+            walked += 1;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                seen.push(r.get(0));
+            }
+            let last = rows.last().expect("non-empty");
+            cursor = Some(Cursor { created_at: last.get(3), id: last.get(0) });
+            // The guide's client stops when a page is short; so does everyone here.
+            if (rows.len() as i64) < page_size {
+                break;
+            }
+        }
+        let distinct: HashSet<Uuid> = seen.iter().copied().collect();
+        let duplicated = seen.len() - distinct.len();
+        let reached = seen.iter().filter_map(|id| position.get(id)).max().map(|p| p + 1).unwrap_or(0);
+        let missed = truth[..reached.min(truth.len())].iter().filter(|id| !distinct.contains(id)).count();
+        let name = variant_name(kind);
+        checks.push(Check {
+            variant: name.into(),
+            point: None,
+            name: "rows missed".into(),
+            value: missed as f64,
+            ok: Some(missed == 0),
+            detail: format!(
+                "walking {walked} pages of {page_size} from the start returned {} rows; {missed} of the first {reached} rows in (created_at, id) order never appeared",
+                seen.len()
+            ),
+        });
+        checks.push(Check {
+            variant: name.into(),
+            point: None,
+            name: "rows duplicated".into(),
+            value: duplicated as f64,
+            ok: Some(duplicated == 0),
+            detail: format!("rows returned more than once over the same {walked} pages"),
+        });
+    }
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn guide_cursor_truncates_to_whole_seconds() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_704_067_205_750_000);
+        assert_eq!(rfc3339_seconds(t), "2024-01-01T00:00:05Z");
+    }
+
+    #[test]
+    fn inline_replaces_high_placeholders_first() {
+        let params: Vec<String> = (1..=10).map(|i| format!("v{i}")).collect();
+        assert_eq!(inline("-- c\nSELECT $1, $10", &params), "SELECT v1, v10");
+    }
+}

@@ -1,0 +1,198 @@
+//! `cargo xtask bench`: provision servers, run the selected experiments, write results.json
+//! after each one (atomically, so an interrupted run keeps what it finished), render the report.
+
+use crate::flags::{default_reports_dir, parse_duration, BenchArgs};
+use crate::{catalogue, report, Failure};
+use harness::experiment::Settings;
+use harness::provision::{self, Provider, Request};
+use harness::resources::Probe;
+use harness::results::{self, ExperimentStatus, RunContext, RunResults, RunSettings, SCHEMA_VERSION};
+use harness::runner::{self, Progress};
+use harness::{context, Experiment, RunCtx};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+struct Plan {
+    experiments: Vec<Box<dyn Experiment>>,
+    settings: Settings,
+    request: Request,
+    out: PathBuf,
+}
+
+/// Check every argument before anything starts, so bad input costs nothing.
+fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
+    let mut experiments = catalogue::all();
+    if let Some(f) = &args.filter {
+        let all_ids: Vec<&'static str> = experiments.iter().map(|e| e.meta().id).collect();
+        experiments.retain(|e| catalogue::matches(f, e.meta().id));
+        if experiments.is_empty() {
+            return Err(Failure::usage(format!("no experiment matches {f:?}; the experiments are: {}", all_ids.join(", "))));
+        }
+    }
+    let mut sets = BTreeMap::new();
+    for s in &args.sets {
+        match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                sets.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            _ => return Err(Failure::usage(format!("--set {s:?} is malformed: expected key=value, e.g. --set pg-pagination.rows=50000"))),
+        }
+    }
+    let dur = |v: &Option<String>, flag: &str, default: Duration| match v {
+        Some(s) => parse_duration(s).map_err(|e| Failure::usage(format!("--{flag}: {e}"))),
+        None => Ok(default),
+    };
+    let quick = args.quick;
+    let settings = Settings {
+        quick,
+        repetitions: args.reps.unwrap_or(if quick { 2 } else { 5 }),
+        duration: dur(&args.duration, "duration", if quick { Duration::from_secs(1) } else { Duration::from_secs(5) })?,
+        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(300) } else { Duration::from_secs(1) })?,
+        concurrency: args.concurrency,
+        sets,
+    };
+    if settings.repetitions == 0 || settings.repetitions > 1000 {
+        return Err(Failure::usage("--reps must be between 1 and 1000"));
+    }
+    if settings.concurrency == Some(0) || settings.concurrency.is_some_and(|c| c > 10_000) {
+        return Err(Failure::usage("--concurrency must be between 1 and 10000"));
+    }
+    let provider: Provider = args.provider.parse().map_err(Failure::usage)?;
+    let request = Request {
+        provider,
+        pg_url: args.pg_url.clone().filter(|s| !s.is_empty()),
+        redis_url: args.redis_url.clone().filter(|s| !s.is_empty()),
+        need_postgres: experiments.iter().any(|e| e.meta().needs.postgres),
+        need_redis: experiments.iter().any(|e| e.meta().needs.redis),
+    };
+    Ok(Plan { experiments, settings, request, out: args.out.clone().unwrap_or_else(default_reports_dir) })
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    let plan = plan(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
+    runtime.block_on(run(plan, args.no_report))
+}
+
+async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
+    // Ctrl-C or SIGTERM: stop the servers and remove their directories, then leave. Every
+    // experiment finished so far is already in results.json.
+    tokio::spawn(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!("\ninterrupted: stopping servers; finished experiments are kept in results.json");
+        provision::cleanup_all();
+        std::process::exit(130);
+    });
+
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (git_revision, git_dirty) = context::git_revision(&workspace);
+    let run_id = context::run_id(git_revision.as_deref());
+    let dir = plan.out.join(&run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+    let results_path = dir.join("results.json");
+
+    eprintln!(
+        "perflab: {} experiment(s), {} mode; starting servers…",
+        plan.experiments.len(),
+        if plan.settings.quick { "quick" } else { "full" }
+    );
+    let env = provision::provision(&plan.request).await.map_err(|e| {
+        if e.is_user_error() {
+            Failure::Usage(e.to_string())
+        } else {
+            Failure::Run(e.to_string())
+        }
+    })?;
+    let probe = Probe { postgres_pid: env.pg.as_ref().and_then(|p| p.pid), redis_pid: env.redis.as_ref().and_then(|r| r.pid) };
+    let s = &plan.settings;
+    let mut results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        context: RunContext {
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_revision,
+            git_dirty,
+            started_at: context::now_rfc3339(),
+            finished_at: None,
+            host: context::host(),
+            rustc: context::rustc_version(),
+            arguments: std::env::args().collect(),
+            settings: RunSettings {
+                quick: s.quick,
+                repetitions: s.repetitions,
+                duration_ms: s.duration.as_millis() as u64,
+                warmup_ms: s.warmup.as_millis() as u64,
+                concurrency: s.concurrency,
+                sets: s.sets.clone(),
+                filter: None,
+            },
+            servers: env.servers.clone(),
+        },
+        experiments: Vec::new(),
+        complete: false,
+    };
+    results.context.settings.filter = std::env::args().skip_while(|a| a != "--filter").nth(1);
+    let save = |r: &RunResults| results::save(&results_path, r).map_err(|e| Failure::Run(format!("writing {}: {e}", results_path.display())));
+    save(&results)?;
+
+    let ctx = RunCtx { env, settings: plan.settings.clone(), probe };
+    let total: u64 = plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} samples, ETA {eta}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let on_progress = |p: Progress<'_>| match p {
+        Progress::Setup { experiment } => bar.set_message(format!("{experiment}: setup")),
+        Progress::Sample { experiment, variant, point, repetition } => {
+            bar.inc(1);
+            bar.set_message(format!("{experiment}: {variant} @ {point} (rep {})", repetition + 1));
+        }
+        Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
+    };
+    let mut failed = Vec::new();
+    for exp in &plan.experiments {
+        let result = runner::run_experiment(exp.as_ref(), &ctx, &on_progress).await;
+        if let ExperimentStatus::Failed { error } = &result.status {
+            bar.suspend(|| eprintln!("{} failed: {error}", result.id));
+            failed.push(result.id.clone());
+        }
+        let headline: Vec<String> = result
+            .analysis
+            .last()
+            .map(|p| p.comparisons.iter().map(|c| c.sentence.clone()).collect())
+            .unwrap_or_default();
+        bar.suspend(|| {
+            eprintln!("{} done in {:.1} s", result.id, result.wall_time_ms as f64 / 1000.0);
+            for h in &headline {
+                eprintln!("  {h}");
+            }
+        });
+        results.experiments.push(result);
+        save(&results)?;
+    }
+    bar.finish_and_clear();
+    drop(ctx); // stops the servers before the report is written
+    results.complete = true;
+    results.context.finished_at = Some(context::now_rfc3339());
+    save(&results)?;
+    eprintln!("results: {}", results_path.display());
+    if !no_report {
+        let page = report::render_run(&results_path)?;
+        eprintln!("report:  {}", page.display());
+        println!("{}", page.display());
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
+    }
+}
