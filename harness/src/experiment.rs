@@ -26,12 +26,20 @@ pub struct Variant {
 
 impl Variant {
     pub const fn new(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: None }
+        Self {
+            name,
+            description,
+            baseline: None,
+        }
     }
 
     /// A variant that starts a comparison group of its own: it is a baseline.
     pub const fn baseline_of_group(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: Some(name) }
+        Self {
+            name,
+            description,
+            baseline: Some(name),
+        }
     }
 
     pub const fn compared_with(mut self, baseline: &'static str) -> Self {
@@ -52,7 +60,13 @@ pub struct Sweep {
 impl Sweep {
     pub fn points(&self, quick: bool) -> Vec<SweepPoint> {
         let values = if quick { &self.quick } else { &self.full };
-        values.iter().map(|&value| SweepPoint { label: format_value(value), value }).collect()
+        values
+            .iter()
+            .map(|&value| SweepPoint {
+                label: format_value(value),
+                value,
+            })
+            .collect()
     }
 }
 
@@ -99,7 +113,11 @@ impl Meta {
                     None if i == 0 => None,
                     None => first.map(str::to_owned),
                 };
-                VariantInfo { name: v.name.to_owned(), description: v.description.to_owned(), baseline }
+                VariantInfo {
+                    name: v.name.to_owned(),
+                    description: v.description.to_owned(),
+                    baseline,
+                }
             })
             .collect()
     }
@@ -121,7 +139,11 @@ pub struct Settings {
 
 impl Settings {
     /// A `--set` value for this experiment (`<id>.<key>`) or for all (`<key>`), parsed.
-    pub fn get<T: std::str::FromStr>(&self, experiment: &str, key: &str) -> anyhow::Result<Option<T>>
+    pub fn get<T: std::str::FromStr>(
+        &self,
+        experiment: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<T>>
     where
         T::Err: std::fmt::Display,
     {
@@ -161,7 +183,12 @@ pub trait Experiment: Send + Sync {
 
     /// Measure `variant` at `point` once. The sample's variant/point/repetition fields are
     /// filled in by the runner.
-    fn run<'a>(&'a self, ctx: &'a RunCtx, variant: &'a str, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Sample>>;
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>>;
 
     /// Correctness checks and other one-off observations, run after the measurements.
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {

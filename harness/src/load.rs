@@ -31,8 +31,15 @@ impl OpError {
     /// Classify any error by its message, with digits dropped so that one kind of error
     /// with different ids counts as one kind.
     pub fn from_error(e: &dyn std::fmt::Display) -> Self {
-        let msg: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).take(120).collect();
-        Self { kind: Cow::Owned(msg) }
+        let msg: String = e
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .take(120)
+            .collect();
+        Self {
+            kind: Cow::Owned(msg),
+        }
     }
 }
 
@@ -62,11 +69,24 @@ pub struct LoadConfig {
 
 impl LoadConfig {
     pub fn closed(concurrency: u32, warmup: Duration, duration: Duration) -> Self {
-        Self { mode: Mode::Closed { concurrency }, warmup, duration, max_ops_per_worker: None }
+        Self {
+            mode: Mode::Closed { concurrency },
+            warmup,
+            duration,
+            max_ops_per_worker: None,
+        }
     }
 
     pub fn open(concurrency: u32, rate_per_sec: f64, warmup: Duration, duration: Duration) -> Self {
-        Self { mode: Mode::Open { concurrency, rate_per_sec }, warmup, duration, max_ops_per_worker: None }
+        Self {
+            mode: Mode::Open {
+                concurrency,
+                rate_per_sec,
+            },
+            warmup,
+            duration,
+            max_ops_per_worker: None,
+        }
     }
 
     fn concurrency(&self) -> u32 {
@@ -110,16 +130,32 @@ impl LoadReport {
         metrics.insert("ok".into(), self.ok as f64);
         metrics.insert("errors".into(), errors as f64);
         let total = self.ok + errors;
-        metrics.insert("error_rate".into(), if total > 0 { errors as f64 / total as f64 } else { 0.0 });
+        metrics.insert(
+            "error_rate".into(),
+            if total > 0 {
+                errors as f64 / total as f64
+            } else {
+                0.0
+            },
+        );
         let latency = self.latency_summary();
         if let Some(l) = &latency {
             metrics.insert("latency_mean_us".into(), l.mean_us);
             metrics.insert("latency_max_us".into(), l.max_us);
             for (p, name) in [(50.0, "p50"), (90.0, "p90"), (95.0, "p95"), (99.0, "p99")] {
-                metrics.insert(format!("latency_{name}_us"), us(self.histogram.value_at_quantile(p / 100.0)));
+                metrics.insert(
+                    format!("latency_{name}_us"),
+                    us(self.histogram.value_at_quantile(p / 100.0)),
+                );
             }
         }
-        Sample { metrics, latency, errors: self.errors, resources: Some(self.resources), ..Sample::default() }
+        Sample {
+            metrics,
+            latency,
+            errors: self.errors,
+            resources: Some(self.resources),
+            ..Sample::default()
+        }
     }
 }
 
@@ -158,7 +194,11 @@ struct WorkerResult {
 
 /// Run `config` with workers made by `make_worker(index)`. Workers are all built (connections
 /// opened, statements prepared) before the clock starts; a failure to build one fails the run.
-pub async fn run<W, F, Fut>(config: &LoadConfig, probe: &Probe, mut make_worker: F) -> anyhow::Result<LoadReport>
+pub async fn run<W, F, Fut>(
+    config: &LoadConfig,
+    probe: &Probe,
+    mut make_worker: F,
+) -> anyhow::Result<LoadReport>
 where
     W: Worker,
     F: FnMut(usize) -> Fut,
@@ -177,7 +217,15 @@ where
     let mut handles = Vec::with_capacity(n);
     for (i, w) in workers.into_iter().enumerate() {
         let cfg = *config;
-        handles.push(tokio::spawn(drive(w, cfg, i, n, t0, measure_start, measure_end)));
+        handles.push(tokio::spawn(drive(
+            w,
+            cfg,
+            i,
+            n,
+            t0,
+            measure_start,
+            measure_end,
+        )));
     }
     // The resource window starts with the measured window.
     {
@@ -191,17 +239,31 @@ where
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
     for h in handles {
-        let r = h.await.map_err(|e| anyhow::anyhow!("a load worker panicked: {e}"))?;
-        histogram.add(&r.histogram).map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+        let r = h
+            .await
+            .map_err(|e| anyhow::anyhow!("a load worker panicked: {e}"))?;
+        histogram
+            .add(&r.histogram)
+            .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
         ok += r.ok;
         for (k, v) in r.errors {
             *errors.entry(k).or_default() += v;
         }
         last_end = last_end.max(r.last_end);
     }
-    let start = snapshot.lock().expect("not poisoned").take().expect("snapshot taken");
+    let start = snapshot
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("snapshot taken");
     let resources = probe.end(&start);
-    Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
+    Ok(LoadReport {
+        histogram,
+        ok,
+        errors,
+        measured: last_end.saturating_duration_since(measure_start),
+        resources,
+    })
 }
 
 async fn drive<W: Worker>(
@@ -265,7 +327,12 @@ async fn drive<W: Worker>(
             }
         }
     }
-    WorkerResult { histogram, ok, errors, last_end }
+    WorkerResult {
+        histogram,
+        ok,
+        errors,
+        last_end,
+    }
 }
 
 #[cfg(test)]
@@ -336,8 +403,15 @@ mod tests {
         .await
         .unwrap();
         let p99_closed = closed.histogram.value_at_quantile(0.99);
-        assert!(closed.histogram.max() >= 1_000_000_000, "the stall happened: max {}", closed.histogram.max());
-        assert!(p99_closed < 100_000_000, "closed loop p99 {p99_closed} ns should not show the stall");
+        assert!(
+            closed.histogram.max() >= 1_000_000_000,
+            "the stall happened: max {}",
+            closed.histogram.max()
+        );
+        assert!(
+            p99_closed < 100_000_000,
+            "closed loop p99 {p99_closed} ns should not show the stall"
+        );
 
         // Open loop at 100/s: the requests due during the stall queue up behind it, and their
         // latency counts from when they were due.
@@ -352,7 +426,10 @@ mod tests {
         .await
         .unwrap();
         let p99_open = open.histogram.value_at_quantile(0.99);
-        assert!(p99_open >= 500_000_000, "open loop p99 {p99_open} ns must show the 1 s stall");
+        assert!(
+            p99_open >= 500_000_000,
+            "open loop p99 {p99_open} ns must show the 1 s stall"
+        );
         // About 300 arrivals in 3 s, each counted once.
         assert!((250..=310).contains(&open.ok), "{} arrivals", open.ok);
     }
@@ -372,7 +449,9 @@ mod tests {
             }
         }
         let cfg = LoadConfig::closed(4, Duration::from_millis(50), Duration::from_millis(400));
-        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) }).await.unwrap();
+        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) })
+            .await
+            .unwrap();
         let errs = r.errors.get("timeout").copied().unwrap_or(0);
         let total = r.ok + errs;
         assert!(total > 100, "{total}");

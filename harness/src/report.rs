@@ -113,10 +113,17 @@ pub fn report_context(results: &RunResults) -> ReportContext {
     let h = &c.host;
     let mut servers = Vec::new();
     servers.push(("provider".to_owned(), c.servers.provider.clone()));
-    for (name, s) in [("PostgreSQL", &c.servers.postgres), ("Redis", &c.servers.redis)] {
+    for (name, s) in [
+        ("PostgreSQL", &c.servers.postgres),
+        ("Redis", &c.servers.redis),
+    ] {
         if let Some(s) = s {
-            let settings: Vec<String> = s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            servers.push((name.to_owned(), format!("{} at {} ({})", s.version, s.url, settings.join(", "))));
+            let settings: Vec<String> =
+                s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            servers.push((
+                name.to_owned(),
+                format!("{} at {} ({})", s.version, s.url, settings.join(", ")),
+            ));
         }
     }
     let s = &c.settings;
@@ -134,7 +141,9 @@ pub fn report_context(results: &RunResults) -> ReportContext {
             "{} · {} cores · {} · Linux {}",
             h.cpu_model.as_deref().unwrap_or("unknown CPU"),
             h.cores,
-            h.memory_bytes.map(bytes).unwrap_or_else(|| "? memory".into()),
+            h.memory_bytes
+                .map(bytes)
+                .unwrap_or_else(|| "? memory".into()),
             h.kernel.as_deref().unwrap_or("?")
         ),
         rustc: c.rustc.clone().unwrap_or_else(|| "unknown".into()),
@@ -145,17 +154,33 @@ pub fn report_context(results: &RunResults) -> ReportContext {
             s.repetitions,
             s.warmup_ms,
             s.duration_ms,
-            s.concurrency.map(|n| format!(" · concurrency {n}")).unwrap_or_default(),
+            s.concurrency
+                .map(|n| format!(" · concurrency {n}"))
+                .unwrap_or_default(),
             if s.sets.is_empty() {
                 String::new()
             } else {
-                format!(" · {}", s.sets.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+                format!(
+                    " · {}",
+                    s.sets
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             }
         ),
         servers,
-        failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
+        failed: results
+            .experiments
+            .iter()
+            .filter(|e| e.status != ExperimentStatus::Ok)
+            .count(),
     };
-    ReportContext { run, experiments: results.experiments.iter().map(experiment_view).collect() }
+    ReportContext {
+        run,
+        experiments: results.experiments.iter().map(experiment_view).collect(),
+    }
 }
 
 fn verdict_class(k: VerdictKind) -> &'static str {
@@ -174,15 +199,27 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         .analysis
         .iter()
         .flat_map(|p| p.comparisons.iter())
-        .map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() })
+        .map(|c| VerdictView {
+            class: verdict_class(c.verdict).into(),
+            sentence: c.sentence.clone(),
+        })
         .collect();
     // The headline is the comparison at the largest sweep point, where a technique's effect
     // is usually clearest; every point's verdict is listed below it.
-    let headline = e.analysis.last().and_then(|p| p.comparisons.iter().max_by(|a, b| {
-        let fa = a.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
-        let fb = b.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
-        fa.total_cmp(&fb)
-    })).map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() });
+    let headline = e
+        .analysis
+        .last()
+        .and_then(|p| {
+            p.comparisons.iter().max_by(|a, b| {
+                let fa = a.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
+                let fb = b.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
+                fa.total_cmp(&fb)
+            })
+        })
+        .map(|c| VerdictView {
+            class: verdict_class(c.verdict).into(),
+            sentence: c.sentence.clone(),
+        });
     let points: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
     let table = e
         .variants
@@ -196,7 +233,15 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
                     p.variants
                         .iter()
                         .find(|s| s.variant == v.name)
-                        .map(|s| format!("{} [{}–{}] n={}", num(s.median), num(s.ci_low), num(s.ci_high), s.n))
+                        .map(|s| {
+                            format!(
+                                "{} [{}–{}] n={}",
+                                num(s.median),
+                                num(s.ci_low),
+                                num(s.ci_high),
+                                s.n
+                            )
+                        })
                         .unwrap_or_else(|| "–".into())
                 })
                 .collect(),
@@ -222,7 +267,9 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for s in &e.samples {
         for (k, v) in &s.errors {
-            *errors.entry(format!("{} / {}: {k}", s.variant, s.point)).or_default() += v;
+            *errors
+                .entry(format!("{} / {}: {k}", s.variant, s.point))
+                .or_default() += v;
         }
     }
     ExperimentView {
@@ -242,23 +289,46 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             "{} ({}, {} is better){}",
             metric.name,
             metric.unit,
-            if metric.better == Better::Lower { "lower" } else { "higher" },
-            if metric.description.is_empty() { String::new() } else { format!(": {}", metric.description) }
+            if metric.better == Better::Lower {
+                "lower"
+            } else {
+                "higher"
+            },
+            if metric.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", metric.description)
+            }
         ),
-        axis: format!("{}{}", e.sweep.axis, if e.sweep.unit.is_empty() { String::new() } else { format!(" ({})", e.sweep.unit) }),
+        axis: format!(
+            "{}{}",
+            e.sweep.axis,
+            if e.sweep.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", e.sweep.unit)
+            }
+        ),
         points,
         table,
         variants: e
             .variants
             .iter()
             .map(|v| {
-                let base = v.baseline.as_ref().map(|b| format!(" (compared with {b})")).unwrap_or_else(|| " (baseline)".into());
+                let base = v
+                    .baseline
+                    .as_ref()
+                    .map(|b| format!(" (compared with {b})"))
+                    .unwrap_or_else(|| " (baseline)".into());
                 (v.name.clone(), format!("{}{base}", v.description))
             })
             .collect(),
         checks,
         resources: resource_rows(e),
-        errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
+        errors: errors
+            .into_iter()
+            .map(|(k, v)| format!("{k} ×{v}"))
+            .collect(),
         notes: e.notes.clone(),
         wall_time_s: format!("{:.1}", e.wall_time_ms as f64 / 1000.0),
     }
@@ -299,8 +369,12 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
                 point: p.label.clone(),
                 harness_cpu: pct(med(&|r| Some(r.harness_cpu_s))),
                 server_cpu: pct(server_cpu),
-                harness_rss: med(&|r| r.harness_peak_rss_bytes.map(|b| b as f64)).map(|b| bytes(b as u64)).unwrap_or_else(|| "–".into()),
-                server_rss: server_rss.map(|b| bytes(b as u64)).unwrap_or_else(|| "–".into()),
+                harness_rss: med(&|r| r.harness_peak_rss_bytes.map(|b| b as f64))
+                    .map(|b| bytes(b as u64))
+                    .unwrap_or_else(|| "–".into()),
+                server_rss: server_rss
+                    .map(|b| bytes(b as u64))
+                    .unwrap_or_else(|| "–".into()),
             });
         }
     }
@@ -355,14 +429,24 @@ fn main_chart(e: &ExperimentResult) -> String {
             points: e
                 .analysis
                 .iter()
-                .map(|p| p.variants.iter().find(|s| s.variant == v.name).map(|s| (s.median, s.ci_low, s.ci_high)))
+                .map(|p| {
+                    p.variants
+                        .iter()
+                        .find(|s| s.variant == v.name)
+                        .map(|s| (s.median, s.ci_low, s.ci_high))
+                })
                 .collect(),
         })
         .collect();
     let labels: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
-    let x_desc = if e.sweep.unit.is_empty() { e.sweep.axis.clone() } else { format!("{} ({})", e.sweep.axis, e.sweep.unit) };
+    let x_desc = if e.sweep.unit.is_empty() {
+        e.sweep.axis.clone()
+    } else {
+        format!("{} ({})", e.sweep.axis, e.sweep.unit)
+    };
     let y_desc = format!("{} ({})", e.primary_metric.name, e.primary_metric.unit);
-    line_chart(&labels, &x_desc, &y_desc, &series).unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"))
+    line_chart(&labels, &x_desc, &y_desc, &series)
+        .unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"))
 }
 
 /// Latency percentiles at the last sweep point, one line per variant (median over repetitions).
@@ -371,20 +455,38 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
     let mut labels: Vec<String> = Vec::new();
     let mut series = Vec::new();
     for v in &e.variants {
-        let summaries: Vec<_> =
-            e.samples.iter().filter(|s| s.variant == v.name && s.point == point.label).filter_map(|s| s.latency.as_ref()).collect();
-        let Some(first) = summaries.first() else { continue };
+        let summaries: Vec<_> = e
+            .samples
+            .iter()
+            .filter(|s| s.variant == v.name && s.point == point.label)
+            .filter_map(|s| s.latency.as_ref())
+            .collect();
+        let Some(first) = summaries.first() else {
+            continue;
+        };
         if labels.is_empty() {
-            labels = first.percentiles_us.iter().map(|(p, _)| format!("p{p}")).collect();
+            labels = first
+                .percentiles_us
+                .iter()
+                .map(|(p, _)| format!("p{p}"))
+                .collect();
         }
         let points = (0..first.percentiles_us.len())
             .map(|i| {
-                let vals: Vec<f64> = summaries.iter().filter_map(|s| s.percentiles_us.get(i).map(|x| x.1)).collect();
-                let (lo, hi) = vals.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+                let vals: Vec<f64> = summaries
+                    .iter()
+                    .filter_map(|s| s.percentiles_us.get(i).map(|x| x.1))
+                    .collect();
+                let (lo, hi) = vals
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
                 stats::median(&vals).map(|m| (m, lo, hi))
             })
             .collect();
-        series.push(Series { name: v.name.clone(), points });
+        series.push(Series {
+            name: v.name.clone(),
+            points,
+        });
     }
     if series.is_empty() {
         return None;
@@ -393,13 +495,20 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
     line_chart(&labels, &x_desc, "latency (us)", &series).ok()
 }
 
-fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<String> {
+fn line_chart(
+    labels: &[String],
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> anyhow::Result<String> {
     let all: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().flatten().flat_map(|&(m, l, h)| [m, l, h]))
         .filter(|v| v.is_finite())
         .collect();
-    let (min, max) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (min, max) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     if all.is_empty() {
         return Ok("<p class=\"muted\">no data to chart</p>".into());
     }
@@ -410,7 +519,10 @@ fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) 
         (min.log10().floor(), max.log10().ceil())
     } else {
         let pad = ((max - min) * 0.08).max(max.abs() * 0.05).max(1e-9);
-        ((min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }), max + pad)
+        (
+            (min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }),
+            max + pad,
+        )
     };
     let n = labels.len().max(1);
     let mut svg = String::new();
@@ -435,9 +547,15 @@ fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) 
                 }
             })
             .y_label_formatter(&|y| if log { num(10f64.powf(*y)) } else { num(*y) })
-            .y_labels(if log { ((hi - lo) as usize + 1).max(2) } else { 8 })
+            .y_labels(if log {
+                ((hi - lo) as usize + 1).max(2)
+            } else {
+                8
+            })
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, s) in series.iter().enumerate() {
@@ -455,15 +573,27 @@ fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) 
                 chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
             }
             chart
-                .draw_series(LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3))?
+                .draw_series(
+                    LineSeries::new(
+                        pts.iter().map(|&(x, m, _, _)| (x, m)),
+                        color.stroke_width(2),
+                    )
+                    .point_size(3),
+                )?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             // Error bars: single points have no band.
-            chart.draw_series(pts.iter().map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))))?;
+            chart.draw_series(
+                pts.iter()
+                    .map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))),
+            )?;
         }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 13))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()?;
@@ -488,10 +618,22 @@ mod tests {
     #[test]
     fn chart_is_svg_with_every_series() {
         let s = vec![
-            Series { name: "offset".into(), points: vec![Some((10.0, 9.0, 11.0)), Some((1000.0, 900.0, 1100.0))] },
-            Series { name: "keyset".into(), points: vec![Some((10.0, 9.0, 11.0)), None] },
+            Series {
+                name: "offset".into(),
+                points: vec![Some((10.0, 9.0, 11.0)), Some((1000.0, 900.0, 1100.0))],
+            },
+            Series {
+                name: "keyset".into(),
+                points: vec![Some((10.0, 9.0, 11.0)), None],
+            },
         ];
-        let svg = line_chart(&["1".into(), "1000".into()], "page depth", "latency (us)", &s).unwrap();
+        let svg = line_chart(
+            &["1".into(), "1000".into()],
+            "page depth",
+            "latency (us)",
+            &s,
+        )
+        .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("offset") && svg.contains("keyset") && svg.contains("page depth"));
     }

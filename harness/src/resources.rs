@@ -21,7 +21,12 @@ fn stat_times(pid: u32) -> Option<[u64; 4]> {
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state), so field n is at index n - 3.
-    Some([f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?, f.get(13)?.parse().ok()?, f.get(14)?.parse().ok()?])
+    Some([
+        f.get(11)?.parse().ok()?,
+        f.get(12)?.parse().ok()?,
+        f.get(13)?.parse().ok()?,
+        f.get(14)?.parse().ok()?,
+    ])
 }
 
 fn children(pid: u32) -> Vec<u32> {
@@ -102,7 +107,11 @@ impl Probe {
         };
         Resources {
             harness_cpu_s: (self_cpu_s() - start.harness_cpu_s).max(0.0),
-            harness_peak_rss_bytes: if start.hwm_reset { status_kb("self", "VmHWM:").map(|kb| kb * 1024) } else { None },
+            harness_peak_rss_bytes: if start.hwm_reset {
+                status_kb("self", "VmHWM:").map(|kb| kb * 1024)
+            } else {
+                None
+            },
             postgres_cpu_s: diff(self.postgres_pid.and_then(tree_cpu_s), start.postgres_cpu_s),
             redis_cpu_s: diff(self.redis_pid.and_then(tree_cpu_s), start.redis_cpu_s),
             postgres_rss_bytes: self.postgres_pid.and_then(tree_rss_bytes),
@@ -115,7 +124,9 @@ impl Probe {
 /// CPU time of this process (all threads, not children: tools the harness runs, such as
 /// pgbench, are accounted separately).
 fn self_cpu_s() -> f64 {
-    stat_times(std::process::id()).map(|t| (t[0] + t[1]) as f64 / ticks_per_sec()).unwrap_or(0.0)
+    stat_times(std::process::id())
+        .map(|t| (t[0] + t[1]) as f64 / ticks_per_sec())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

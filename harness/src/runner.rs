@@ -10,9 +10,18 @@ use std::time::Instant;
 /// What the runner reports as it goes, for a progress bar.
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
-    Setup { experiment: &'a str },
-    Sample { experiment: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
-    Checks { experiment: &'a str },
+    Setup {
+        experiment: &'a str,
+    },
+    Sample {
+        experiment: &'a str,
+        variant: &'a str,
+        point: &'a str,
+        repetition: u32,
+    },
+    Checks {
+        experiment: &'a str,
+    },
 }
 
 /// How many samples `meta` takes with these settings.
@@ -27,7 +36,11 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         guide_section: meta.guide_section.to_owned(),
         claim: meta.claim.to_owned(),
         variants: meta.variant_infos(),
-        sweep: SweepInfo { axis: meta.sweep.axis.to_owned(), unit: meta.sweep.unit.to_owned(), points: meta.sweep.points(quick) },
+        sweep: SweepInfo {
+            axis: meta.sweep.axis.to_owned(),
+            unit: meta.sweep.unit.to_owned(),
+            points: meta.sweep.points(quick),
+        },
         primary_metric: meta.primary_metric.clone(),
         metrics: meta.metrics.clone(),
         status: ExperimentStatus::Ok,
@@ -41,13 +54,19 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
 
 /// Run `exp`; a failure is recorded in the result's status (with the samples taken before
 /// it), never lost.
-pub async fn run_experiment(exp: &dyn Experiment, ctx: &RunCtx, progress: &(dyn Fn(Progress<'_>) + Sync)) -> ExperimentResult {
+pub async fn run_experiment(
+    exp: &dyn Experiment,
+    ctx: &RunCtx,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> ExperimentResult {
     let started = Instant::now();
     let meta = exp.meta();
     let mut result = empty_result(&meta, ctx.settings.quick);
     result.notes = exp.notes(ctx);
     if let Err(e) = run_inner(exp, ctx, &meta, &mut result, progress).await {
-        result.status = ExperimentStatus::Failed { error: format!("{e:#}") };
+        result.status = ExperimentStatus::Failed {
+            error: format!("{e:#}"),
+        };
     }
     analysis::analyse(&mut result);
     result.wall_time_ms = started.elapsed().as_millis() as u64;
@@ -61,17 +80,24 @@ async fn run_inner(
     result: &mut ExperimentResult,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
-    progress(Progress::Setup { experiment: meta.id });
+    progress(Progress::Setup {
+        experiment: meta.id,
+    });
     exp.setup(ctx).await.map_err(|e| e.context("setup"))?;
     let points = result.sweep.points.clone();
     for point in &points {
         for repetition in 0..ctx.settings.repetitions {
             for variant in &meta.variants {
                 let snapshot = ctx.probe.begin();
-                let mut sample: Sample = exp
-                    .run(ctx, variant.name, point)
-                    .await
-                    .map_err(|e| e.context(format!("{}/{}/{} repetition {}", meta.id, variant.name, point.label, repetition + 1)))?;
+                let mut sample: Sample = exp.run(ctx, variant.name, point).await.map_err(|e| {
+                    e.context(format!(
+                        "{}/{}/{} repetition {}",
+                        meta.id,
+                        variant.name,
+                        point.label,
+                        repetition + 1
+                    ))
+                })?;
                 if sample.resources.is_none() {
                     sample.resources = Some(ctx.probe.end(&snapshot));
                 }
@@ -79,11 +105,18 @@ async fn run_inner(
                 sample.point = point.label.clone();
                 sample.repetition = repetition;
                 result.samples.push(sample);
-                progress(Progress::Sample { experiment: meta.id, variant: variant.name, point: &point.label, repetition });
+                progress(Progress::Sample {
+                    experiment: meta.id,
+                    variant: variant.name,
+                    point: &point.label,
+                    repetition,
+                });
             }
         }
     }
-    progress(Progress::Checks { experiment: meta.id });
+    progress(Progress::Checks {
+        experiment: meta.id,
+    });
     result.checks = exp.checks(ctx).await.map_err(|e| e.context("checks"))?;
     Ok(())
 }

@@ -1,0 +1,238 @@
+//! End to end through the real command line: `bench --quick` on both experiments with short
+//! durations against ephemeral servers, the results checked against the JSON Schema, the
+//! correctness walk, the report, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env_remove("PERFLAB_PG_URL")
+        .env_remove("PERFLAB_REDIS_URL")
+        .output()
+        .expect("xtask runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("perflab-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn only_run_dir(out: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+fn checks<'a>(exp: &'a serde_json::Value, variant: &str, name: &str) -> Vec<&'a serde_json::Value> {
+    exp["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["variant"] == variant && c["name"] == name)
+        .collect()
+}
+
+#[test]
+fn quick_bench_runs_both_experiments_end_to_end() {
+    let out = temp_dir("bench");
+    let o = xtask(&[
+        "bench",
+        "--quick",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--set",
+        "pg-pagination.rows=30000",
+        "--set",
+        "pg-pagination.walk_pages=150",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "bench failed: {}", stderr(&o));
+    let run = only_run_dir(&out);
+    let results_path = run.join("results.json");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
+
+    // The file matches the committed JSON Schema.
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&results)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "results.json does not match the schema: {errors:?}"
+    );
+
+    assert_eq!(results["complete"], true);
+    assert_eq!(results["context"]["servers"]["provider"], "local");
+    let exps = results["experiments"].as_array().unwrap();
+    let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["calibration", "pg-pagination"]);
+    for e in exps {
+        assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
+        // Every variant × point × repetition was measured, with a positive primary metric.
+        let metric = e["primary_metric"]["name"].as_str().unwrap();
+        let want = e["variants"].as_array().unwrap().len()
+            * e["sweep"]["points"].as_array().unwrap().len()
+            * 2;
+        let samples = e["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), want, "{}", e["id"]);
+        for s in samples {
+            let v = s["metrics"][metric].as_f64().unwrap_or(0.0);
+            assert!(
+                v > 0.0,
+                "{} {}/{}: {metric} = {v}",
+                e["id"],
+                s["variant"],
+                s["point"]
+            );
+        }
+        // Every non-baseline variant has a verdict at every point.
+        for p in e["analysis"].as_array().unwrap() {
+            for c in p["comparisons"].as_array().unwrap() {
+                assert!(!c["sentence"].as_str().unwrap().is_empty());
+                assert_ne!(c["verdict"], "missing", "{}", c["sentence"]);
+            }
+        }
+    }
+
+    // The correctness walk: the guide's cursor loses rows on this data, the keyset loses none,
+    // and nothing is returned twice by either.
+    let pag = &exps[1];
+    let missed = |v: &str| checks(pag, v, "rows missed")[0]["value"].as_f64().unwrap();
+    let dups = |v: &str| {
+        checks(pag, v, "rows duplicated")[0]["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        missed("keyset-guide") > 0.0,
+        "the guide's RFC 3339 cursor must skip rows on data with sub-second timestamps"
+    );
+    assert_eq!(missed("keyset"), 0.0);
+    assert_eq!(missed("offset"), 0.0);
+    assert_eq!(dups("keyset"), 0.0);
+    assert_eq!(dups("keyset-guide"), 0.0);
+    assert!(!checks(pag, "offset", "rows scanned").is_empty());
+
+    // The report exists, holds each experiment and its charts, and renders again from the file.
+    let page = std::fs::read_to_string(run.join("index.html")).unwrap();
+    for id in ids {
+        assert!(page.contains(&format!("id=\"{id}\"")), "report lacks {id}");
+    }
+    assert!(page.matches("<svg").count() >= 4);
+    assert!(!page.contains("chart failed"));
+    std::fs::remove_file(run.join("index.html")).unwrap();
+    let o = xtask(&["report", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("index.html").is_file());
+
+    // Nothing left behind: no temporary files beside the results.
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "results.json" || n == "index.html"),
+        "{names:?}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn an_unknown_filter_lists_the_experiments() {
+    let o = xtask(&["bench", "--filter", "no-such-thing"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no-such-thing") && e.contains("calibration") && e.contains("pg-pagination"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+}
+
+#[test]
+fn a_malformed_set_is_rejected_before_anything_starts() {
+    for bad in ["rows", "=5", "rows="] {
+        let o = xtask(&["bench", "--set", bad]);
+        assert_eq!(o.status.code(), Some(2), "--set {bad}");
+        assert!(stderr(&o).contains("key=value"), "{}", stderr(&o));
+    }
+    let o = xtask(&["bench", "--duration", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_pg_url_fails_within_seconds() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = temp_dir("unreachable");
+    let started = Instant::now();
+    let url = format!("postgres://perflab:hunter2@127.0.0.1:{port}/nowhere");
+    let o = xtask(&[
+        "bench",
+        "--filter",
+        "pg-pagination",
+        "--pg-url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "took {:?}",
+        started.elapsed()
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("127.0.0.1:{port}")) && !e.contains("hunter2"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn report_of_a_missing_or_corrupt_file_says_so_in_one_line() {
+    let dir = temp_dir("report");
+    let o = xtask(&["report", dir.join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let bad = dir.join("results.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    let o = xtask(&["report", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("not a valid results file") && e.trim().lines().count() == 1,
+        "{e}"
+    );
+    std::fs::write(&bad, "{\"schema_version\": 99}").unwrap();
+    let o = xtask(&["report", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("schema version 99"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
