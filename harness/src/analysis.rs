@@ -139,7 +139,7 @@ pub fn compare(
         (
             VerdictKind::Inconclusive,
             format!(
-                "{variant} looks {}× {word} than {baseline} at {where_} ({medians}), but {} vs {} repetitions are too few for a significance test: run without --quick",
+                "{variant} looks {}× {word} than {baseline} at {where_} ({medians}), but {} vs {} repetitions are too few for a significance test (5 or more can be)",
                 fmt_num(shown),
                 a.len(),
                 b.len()

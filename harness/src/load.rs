@@ -45,8 +45,8 @@ impl OpError {
 
 /// One client of the system under test: a connection, its prepared statements, its random
 /// state. The engine calls `call` over and over.
-pub trait Worker: Send + 'static {
-    fn call(&mut self) -> impl Future<Output = Result<(), OpError>> + Send;
+pub trait Worker: 'static {
+    fn call(&mut self) -> impl Future<Output = Result<(), OpError>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +65,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Stop after this many measured operations per worker, if reached before `duration`.
     pub max_ops_per_worker: Option<u64>,
+    /// OS threads that drive the workers (default: one per core, at most one per worker).
+    pub threads: Option<usize>,
 }
 
 impl LoadConfig {
@@ -74,6 +76,7 @@ impl LoadConfig {
             warmup,
             duration,
             max_ops_per_worker: None,
+            threads: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl LoadConfig {
             warmup,
             duration,
             max_ops_per_worker: None,
+            threads: None,
         }
     }
 
@@ -192,70 +196,129 @@ struct WorkerResult {
     last_end: Instant,
 }
 
-/// Run `config` with workers made by `make_worker(index)`. Workers are all built (connections
-/// opened, statements prepared) before the clock starts; a failure to build one fails the run.
+/// Run `config` with workers made by `make_worker(index)`.
+///
+/// Like `pgbench -j`, the workers are spread over a few OS threads (one per core by default),
+/// each with its own single-threaded tokio runtime: a worker, its connection's driver task and
+/// the socket stay on one thread, so no request pays for a cross-thread wake-up. Workers are
+/// all built (connections opened, statements prepared) on their thread before the clock
+/// starts; a failure to build one fails the run.
 pub async fn run<W, F, Fut>(
     config: &LoadConfig,
     probe: &Probe,
-    mut make_worker: F,
+    make_worker: F,
 ) -> anyhow::Result<LoadReport>
 where
     W: Worker,
-    F: FnMut(usize) -> Fut,
-    Fut: Future<Output = anyhow::Result<W>>,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<W>> + 'static,
 {
     let n = config.concurrency() as usize;
-    let mut workers = Vec::with_capacity(n);
-    for i in 0..n {
-        workers.push(make_worker(i).await?);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
+    let threads = config.threads.unwrap_or(cores).clamp(1, n);
+    let make_worker = std::sync::Arc::new(make_worker);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
+    let mut starts = Vec::with_capacity(threads);
+    let mut dones = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let (start_tx, start_rx) =
+            tokio::sync::oneshot::channel::<Option<(Instant, Instant, Instant)>>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Vec<WorkerResult>>();
+        starts.push(start_tx);
+        dones.push(done_rx);
+        let make_worker = make_worker.clone();
+        let ready_tx = ready_tx.clone();
+        let cfg = *config;
+        std::thread::Builder::new()
+            .name(format!("perflab-load-{t}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut workers = Vec::new();
+                    for i in (t..n).step_by(threads) {
+                        match make_worker(i).await {
+                            Ok(w) => workers.push((i, w)),
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    let Ok(Some((t0, measure_start, measure_end))) = start_rx.await else {
+                        return;
+                    };
+                    let results = futures_util::future::join_all(
+                        workers
+                            .into_iter()
+                            .map(|(i, w)| drive(w, cfg, i, n, t0, measure_start, measure_end)),
+                    )
+                    .await;
+                    let _ = done_tx.send(results);
+                });
+            })?;
     }
-    // Everyone starts together a moment from now, so spawning is not part of any window.
+    drop(ready_tx);
+    let mut failure = None;
+    for _ in 0..threads {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            None => {
+                failure.get_or_insert(anyhow::anyhow!(
+                    "a load thread died while building its workers"
+                ));
+            }
+        }
+    }
+    if let Some(e) = failure {
+        for s in starts {
+            let _ = s.send(None);
+        }
+        return Err(e);
+    }
+    // Everyone starts together a moment from now.
     let t0 = Instant::now() + Duration::from_millis(5);
     let measure_start = t0 + config.warmup;
     let measure_end = measure_start + config.duration;
-    let snapshot: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>> = Default::default();
-    let mut handles = Vec::with_capacity(n);
-    for (i, w) in workers.into_iter().enumerate() {
-        let cfg = *config;
-        handles.push(tokio::spawn(drive(
-            w,
-            cfg,
-            i,
-            n,
-            t0,
-            measure_start,
-            measure_end,
-        )));
+    for s in starts {
+        let _ = s.send(Some((t0, measure_start, measure_end)));
     }
     // The resource window starts with the measured window.
-    {
-        let probe = probe.clone();
-        let snapshot = snapshot.clone();
-        tokio::time::sleep_until(measure_start).await;
-        *snapshot.lock().expect("not poisoned") = Some(probe.begin());
-    }
+    tokio::time::sleep_until(measure_start).await;
+    let start: Snapshot = probe.begin();
     let mut histogram = new_histogram();
     let mut ok = 0;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
-    for h in handles {
-        let r = h
+    for d in dones {
+        let rs = d
             .await
-            .map_err(|e| anyhow::anyhow!("a load worker panicked: {e}"))?;
-        histogram
-            .add(&r.histogram)
-            .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
-        ok += r.ok;
-        for (k, v) in r.errors {
-            *errors.entry(k).or_default() += v;
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
+        for r in rs {
+            histogram
+                .add(&r.histogram)
+                .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+            ok += r.ok;
+            for (k, v) in r.errors {
+                *errors.entry(k).or_default() += v;
+            }
+            last_end = last_end.max(r.last_end);
         }
-        last_end = last_end.max(r.last_end);
     }
-    let start = snapshot
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .expect("snapshot taken");
     let resources = probe.end(&start);
     Ok(LoadReport {
         histogram,
@@ -395,7 +458,7 @@ mod tests {
         let stall_at = Instant::now() + warmup + Duration::from_millis(800);
         let shared = Arc::new(AtomicU64::new(0));
         let cfg = LoadConfig::closed(1, warmup, duration);
-        let closed = run(&cfg, &probe, |_| {
+        let closed = run(&cfg, &probe, move |_| {
             let mut s = synthetic(stall_at);
             s.stalled = shared.clone();
             async move { Ok(s) }
@@ -418,7 +481,7 @@ mod tests {
         let stall_at = Instant::now() + warmup + Duration::from_millis(800);
         let shared = Arc::new(AtomicU64::new(0));
         let cfg = LoadConfig::open(1, 100.0, warmup, duration);
-        let open = run(&cfg, &probe, |_| {
+        let open = run(&cfg, &probe, move |_| {
             let mut s = synthetic(stall_at);
             s.stalled = shared.clone();
             async move { Ok(s) }

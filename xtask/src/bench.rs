@@ -22,6 +22,7 @@ struct Plan {
     settings: Settings,
     request: Request,
     out: PathBuf,
+    filter: Option<String>,
 }
 
 /// Check every argument before anything starts, so bad input costs nothing.
@@ -43,9 +44,11 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
                 sets.insert(k.trim().to_owned(), v.trim().to_owned());
             }
-            _ => return Err(Failure::usage(format!(
+            _ => {
+                return Err(Failure::usage(format!(
                 "--set {s:?} is malformed: expected key=value, e.g. --set pg-pagination.rows=50000"
-            ))),
+            )))
+            }
         }
     }
     let dur = |v: &Option<String>, flag: &str, default: Duration| match v {
@@ -96,6 +99,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         settings,
         request,
         out: args.out.clone().unwrap_or_else(default_reports_dir),
+        filter: args.filter.clone(),
     })
 }
 
@@ -167,14 +171,13 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
                 warmup_ms: s.warmup.as_millis() as u64,
                 concurrency: s.concurrency,
                 sets: s.sets.clone(),
-                filter: None,
+                filter: plan.filter.clone(),
             },
             servers: env.servers.clone(),
         },
         experiments: Vec::new(),
         complete: false,
     };
-    results.context.settings.filter = std::env::args().skip_while(|a| a != "--filter").nth(1);
     let save = |r: &RunResults| {
         results::save(&results_path, r)
             .map_err(|e| Failure::Run(format!("writing {}: {e}", results_path.display())))

@@ -124,15 +124,18 @@ impl Experiment for Calibration {
                 "pgbench" => run_pgbench(ctx, n).await,
                 "redis-benchmark" => self.run_redis_benchmark(ctx, n).await,
                 "harness-pg" => {
-                    let pg = ctx.env.postgres()?;
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, |i| async move {
-                        let client = pg.connect().await?;
-                        let stmt = client.prepare(SELECT).await?;
-                        Ok(PgSelect {
-                            client,
-                            stmt,
-                            rng: SplitMix64::new(0x5eed + i as u64),
-                        })
+                    let pg = ctx.env.postgres()?.clone();
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                        let pg = pg.clone();
+                        async move {
+                            let client = pg.connect().await?;
+                            let stmt = client.prepare(SELECT).await?;
+                            Ok(PgSelect {
+                                client,
+                                stmt,
+                                rng: SplitMix64::new(0x5eed + i as u64),
+                            })
+                        }
                     })
                     .await?;
                     Ok(report.into_sample())
@@ -140,7 +143,7 @@ impl Experiment for Calibration {
                 "harness-redis" => {
                     let redis = ctx.env.redis()?;
                     let client = redis.client()?;
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, |_| {
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |_| {
                         let client = client.clone();
                         async move {
                             let con = client.get_multiplexed_async_connection().await?;
@@ -160,7 +163,7 @@ impl Experiment for Calibration {
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec![
             "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
-            "pgbench and redis-benchmark run as separate processes: the harness CPU column does not include them.".into(),
+            "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
             "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample.".into(),
         ]
     }
@@ -202,6 +205,33 @@ impl Worker for RedisGet {
             Err(e) => Err(OpError::from_error(&e)),
         }
     }
+}
+
+/// CPU seconds (user + system) of this process's waited-for children: the reference tool's own
+/// CPU when measured around its run.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage struct.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Run a reference tool inside a resource window; its CPU counts as the client's.
+fn timed_output(
+    probe: &harness::resources::Probe,
+    mut cmd: Command,
+) -> (
+    std::io::Result<std::process::Output>,
+    harness::results::Resources,
+) {
+    let snap = probe.begin();
+    let before = children_cpu_s();
+    let out = cmd.output();
+    let mut resources = probe.end(&snap);
+    resources.harness_cpu_s = children_cpu_s() - before;
+    (out, resources)
 }
 
 fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f64>) -> Sample {
@@ -252,12 +282,7 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     base.args(["-T", &secs(s.duration).to_string()])
         .args(pg.cli_args());
     let probe = ctx.probe.clone();
-    let (out, resources) = tokio::task::spawn_blocking(move || {
-        let snap = probe.begin();
-        let out = base.output();
-        (out, probe.end(&snap))
-    })
-    .await?;
+    let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, base)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
@@ -339,14 +364,10 @@ impl Calibration {
             let mut warm = make(warm_requests);
             let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
         }
-        let mut cmd = make(requests);
+        let cmd = make(requests);
         let probe = ctx.probe.clone();
-        let (out, resources) = tokio::task::spawn_blocking(move || {
-            let snap = probe.begin();
-            let out = cmd.output();
-            (out, probe.end(&snap))
-        })
-        .await?;
+        let (out, resources) =
+            tokio::task::spawn_blocking(move || timed_output(&probe, cmd)).await?;
         let out = out.with_context(|| format!("running {}", bin.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         anyhow::ensure!(

@@ -279,16 +279,21 @@ impl Experiment for PgPagination {
                 .expect("not poisoned")
                 .get(&depth)
                 .copied();
-            let pg = ctx.env.postgres()?;
+            let pg = ctx.env.postgres()?.clone();
             let concurrency = ctx.settings.concurrency.unwrap_or(1);
-            let report = load::run(
-                &ctx.settings.closed_loop(concurrency),
-                &ctx.probe,
-                |_| async move {
-                    Pager::new(pg.connect().await?, kind, p.page_size, depth, cursor).await
-                },
-            )
-            .await?;
+            let page_size = p.page_size;
+            let report =
+                load::run(
+                    &ctx.settings.closed_loop(concurrency),
+                    &ctx.probe,
+                    move |_| {
+                        let pg = pg.clone();
+                        async move {
+                            Pager::new(pg.connect().await?, kind, page_size, depth, cursor).await
+                        }
+                    },
+                )
+                .await?;
             Ok(report.into_sample())
         })
     }
