@@ -139,7 +139,7 @@ pub fn compare(
         (
             VerdictKind::Inconclusive,
             format!(
-                "{variant} looks {}× {word} than {baseline} at {where_} ({medians}), but {} vs {} repetitions are too few for a significance test (5 or more can be)",
+                "{variant} looks {}× {word} than {baseline} at {where_} ({medians}), but {} vs {} repetitions are too few for a significance test (it needs 4 or more each)",
                 fmt_num(shown),
                 a.len(),
                 b.len()

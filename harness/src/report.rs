@@ -59,7 +59,11 @@ pub struct ExperimentView {
     pub points: Vec<String>,
     pub table: Vec<TableRow>,
     pub variants: Vec<(String, String)>,
+    /// Checks with a right answer (rows missed, …); failures also show next to the headline.
     pub checks: Vec<CheckView>,
+    pub failed_checks: Vec<String>,
+    /// Informational observations (rows scanned, …), one table per kind: variant × point.
+    pub observations: Vec<ObservationTable>,
     pub resources: Vec<ResourceRow>,
     pub errors: Vec<String>,
     pub notes: Vec<String>,
@@ -86,6 +90,13 @@ pub struct CheckView {
     pub value: String,
     pub class: String,
     pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ObservationTable {
+    pub name: String,
+    pub detail: String,
+    pub rows: Vec<TableRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,20 +261,74 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
     let checks = e
         .checks
         .iter()
+        .filter(|c| c.ok.is_some())
         .map(|c| CheckView {
             variant: c.variant.clone(),
             point: c.point.clone().unwrap_or_default(),
             name: c.name.clone(),
             value: num(c.value),
-            class: match c.ok {
-                Some(true) => "better",
-                Some(false) => "worse",
-                None => "same",
+            class: if c.ok == Some(true) {
+                "better"
+            } else {
+                "worse"
             }
             .into(),
             detail: c.detail.clone(),
         })
         .collect();
+    let failed_checks = e
+        .checks
+        .iter()
+        .filter(|c| c.ok == Some(false))
+        .map(|c| {
+            let at = c
+                .point
+                .as_ref()
+                .map(|p| format!(" at {} {p}", e.sweep.axis))
+                .unwrap_or_default();
+            format!(
+                "{}{at}: {} = {} ({})",
+                c.variant,
+                c.name,
+                num(c.value),
+                c.detail
+            )
+        })
+        .collect();
+    let mut observations: Vec<ObservationTable> = Vec::new();
+    for c in e.checks.iter().filter(|c| c.ok.is_none()) {
+        if !observations.iter().any(|t| t.name == c.name) {
+            let rows = e
+                .variants
+                .iter()
+                .map(|v| TableRow {
+                    variant: v.name.clone(),
+                    cells: e
+                        .sweep
+                        .points
+                        .iter()
+                        .map(|p| {
+                            e.checks
+                                .iter()
+                                .find(|x| {
+                                    x.ok.is_none()
+                                        && x.name == c.name
+                                        && x.variant == v.name
+                                        && x.point.as_deref() == Some(p.label.as_str())
+                                })
+                                .map(|x| num(x.value))
+                                .unwrap_or_else(|| "–".into())
+                        })
+                        .collect(),
+                })
+                .collect();
+            observations.push(ObservationTable {
+                name: c.name.clone(),
+                detail: c.detail.clone(),
+                rows,
+            });
+        }
+    }
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for s in &e.samples {
         for (k, v) in &s.errors {
@@ -324,6 +389,8 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             })
             .collect(),
         checks,
+        failed_checks,
+        observations,
         resources: resource_rows(e),
         errors: errors
             .into_iter()

@@ -199,7 +199,7 @@ impl Experiment for PgPagination {
             ],
             sweep: Sweep {
                 axis: "page depth",
-                unit: "page number",
+                unit: "",
                 full: vec![1.0, 10.0, 100.0, 1000.0, 10000.0],
                 quick: vec![1.0, 10.0, 100.0, 1000.0],
             },
@@ -316,7 +316,7 @@ impl Experiment for PgPagination {
                     );
                     let plan: serde_json::Value =
                         client.query_one(explain.as_str(), &[]).await?.get(0);
-                    let (rows, buffers, node) = plan_stats(&plan);
+                    let (rows, buffers) = plan_stats(&plan);
                     let name = variant_name(kind);
                     checks.push(Check {
                         variant: name.into(),
@@ -324,7 +324,7 @@ impl Experiment for PgPagination {
                         name: "rows scanned".into(),
                         value: rows,
                         ok: None,
-                        detail: format!("EXPLAIN ANALYZE: rows produced by scan nodes plus rows removed by filters; top node {node}"),
+                        detail: "rows the executor read to return one page (EXPLAIN ANALYZE: rows out of scan nodes plus rows removed by filters)".into(),
                     });
                     checks.push(Check {
                         variant: name.into(),
@@ -332,7 +332,9 @@ impl Experiment for PgPagination {
                         name: "buffers".into(),
                         value: buffers,
                         ok: None,
-                        detail: "shared buffers hit + read for one page".into(),
+                        detail:
+                            "8 kB shared buffers hit or read to return one page (EXPLAIN BUFFERS)"
+                                .into(),
                     });
                 }
             }
@@ -414,8 +416,8 @@ fn inline(sql: &str, params: &[String]) -> String {
     out
 }
 
-/// (rows scanned, shared buffers, top node type) from an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON).
-fn plan_stats(plan: &serde_json::Value) -> (f64, f64, String) {
+/// (rows scanned, shared buffers) from an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON).
+fn plan_stats(plan: &serde_json::Value) -> (f64, f64) {
     fn walk(node: &serde_json::Value, rows: &mut f64) {
         let ty = node.get("Node Type").and_then(|v| v.as_str()).unwrap_or("");
         let loops = node
