@@ -453,12 +453,7 @@ fn plan_stats(plan: &serde_json::Value) -> (f64, f64) {
             .get("Shared Read Blocks")
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0);
-    let node = top
-        .get("Node Type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("?")
-        .to_owned();
-    (rows, buffers, node)
+    (rows, buffers)
 }
 
 /// Walk `pages` pages from the start with each variant, as a client following its cursors
