@@ -1,8 +1,6 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
-use crate::results::{
-    Better, Comparison, ExperimentResult, MetricInfo, PointAnalysis, VariantSummary, VerdictKind,
-};
+use crate::results::{Better, Comparison, ExperimentResult, MetricInfo, PointAnalysis, VariantSummary, VerdictKind};
 use crate::stats;
 
 /// Confidence level of every interval, and the significance level of every test.
@@ -50,11 +48,7 @@ pub fn analyse(result: &mut ExperimentResult) {
             let where_ = format!("{} {}", result.sweep.axis, point.label);
             comparisons.push(compare(&v.name, baseline, &a, &b, &metric, &where_));
         }
-        out.push(PointAnalysis {
-            point: point.label.clone(),
-            variants,
-            comparisons,
-        });
+        out.push(PointAnalysis { point: point.label.clone(), variants, comparisons });
     }
     result.analysis = out;
 }
@@ -81,14 +75,7 @@ fn fmt_p(p: f64) -> String {
 }
 
 /// Compare `variant` (values `a`) with `baseline` (values `b`) on `metric`.
-pub fn compare(
-    variant: &str,
-    baseline: &str,
-    a: &[f64],
-    b: &[f64],
-    metric: &MetricInfo,
-    where_: &str,
-) -> Comparison {
+pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &MetricInfo, where_: &str) -> Comparison {
     let missing = |why: &str| Comparison {
         variant: variant.to_owned(),
         baseline: baseline.to_owned(),
@@ -111,29 +98,12 @@ pub fn compare(
         Better::Higher => (ci.estimate, ci.low, ci.high),
         Better::Lower => (1.0 / ci.estimate, 1.0 / ci.high, 1.0 / ci.low),
     };
-    let timing =
-        matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
-    let (up, down) = if timing {
-        ("faster", "slower")
-    } else {
-        ("better", "worse")
-    };
-    let (ma, mb) = (
-        stats::median(a).unwrap_or(f64::NAN),
-        stats::median(b).unwrap_or(f64::NAN),
-    );
-    let medians = format!(
-        "median {} {} vs {} {}",
-        fmt_num(ma),
-        metric.unit,
-        fmt_num(mb),
-        metric.unit
-    );
-    let (word, shown, lo, hi) = if factor >= 1.0 {
-        (up, factor, f_low, f_high)
-    } else {
-        (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low)
-    };
+    let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
+    let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
+    let (ma, mb) = (stats::median(a).unwrap_or(f64::NAN), stats::median(b).unwrap_or(f64::NAN));
+    let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
+    let (word, shown, lo, hi) =
+        if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
     let straddles = ci.low <= 1.0 && ci.high >= 1.0;
     let (verdict, sentence) = if mw.min_attainable_p > ALPHA {
         (
@@ -158,11 +128,7 @@ pub fn compare(
         )
     } else {
         (
-            if factor >= 1.0 {
-                VerdictKind::Better
-            } else {
-                VerdictKind::Worse
-            },
+            if factor >= 1.0 { VerdictKind::Better } else { VerdictKind::Worse },
             format!(
                 "{variant} is {}× {word} than {baseline} at {where_} (95% CI {}–{}, {}; {medians})",
                 fmt_num(shown),
@@ -201,21 +167,10 @@ mod tests {
     fn separated_samples_give_a_directional_verdict() {
         let fast = [10.0, 11.0, 10.5, 9.8, 10.2];
         let slow = [100.0, 98.0, 103.0, 101.0, 99.0];
-        let c = compare(
-            "keyset",
-            "offset",
-            &fast,
-            &slow,
-            &latency(),
-            "page depth 1000",
-        );
+        let c = compare("keyset", "offset", &fast, &slow, &latency(), "page depth 1000");
         assert_eq!(c.verdict, VerdictKind::Better, "{}", c.sentence);
         assert!(c.sentence.starts_with("keyset is 9.80×"), "{}", c.sentence);
-        assert!(
-            c.sentence.contains("faster than offset at page depth 1000"),
-            "{}",
-            c.sentence
-        );
+        assert!(c.sentence.contains("faster than offset at page depth 1000"), "{}", c.sentence);
         let c = compare("offset", "keyset", &slow, &fast, &latency(), "x");
         assert_eq!(c.verdict, VerdictKind::Worse, "{}", c.sentence);
         assert!(c.sentence.contains("slower"), "{}", c.sentence);
@@ -227,11 +182,7 @@ mod tests {
         let b = [11.0, 10.5, 12.5, 9.5, 11.5];
         let c = compare("a", "b", &a, &b, &latency(), "x");
         assert_eq!(c.verdict, VerdictKind::NoDifference, "{}", c.sentence);
-        assert!(
-            c.sentence.starts_with("no significant difference"),
-            "{}",
-            c.sentence
-        );
+        assert!(c.sentence.starts_with("no significant difference"), "{}", c.sentence);
     }
 
     #[test]

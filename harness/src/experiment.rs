@@ -26,20 +26,12 @@ pub struct Variant {
 
 impl Variant {
     pub const fn new(name: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            description,
-            baseline: None,
-        }
+        Self { name, description, baseline: None }
     }
 
     /// A variant that starts a comparison group of its own: it is a baseline.
     pub const fn baseline_of_group(name: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            description,
-            baseline: Some(name),
-        }
+        Self { name, description, baseline: Some(name) }
     }
 
     pub const fn compared_with(mut self, baseline: &'static str) -> Self {
@@ -60,13 +52,7 @@ pub struct Sweep {
 impl Sweep {
     pub fn points(&self, quick: bool) -> Vec<SweepPoint> {
         let values = if quick { &self.quick } else { &self.full };
-        values
-            .iter()
-            .map(|&value| SweepPoint {
-                label: format_value(value),
-                value,
-            })
-            .collect()
+        values.iter().map(|&value| SweepPoint { label: format_value(value), value }).collect()
     }
 }
 
@@ -113,11 +99,7 @@ impl Meta {
                     None if i == 0 => None,
                     None => first.map(str::to_owned),
                 };
-                VariantInfo {
-                    name: v.name.to_owned(),
-                    description: v.description.to_owned(),
-                    baseline,
-                }
+                VariantInfo { name: v.name.to_owned(), description: v.description.to_owned(), baseline }
             })
             .collect()
     }
@@ -139,11 +121,7 @@ pub struct Settings {
 
 impl Settings {
     /// A `--set` value for this experiment (`<id>.<key>`) or for all (`<key>`), parsed.
-    pub fn get<T: std::str::FromStr>(
-        &self,
-        experiment: &str,
-        key: &str,
-    ) -> anyhow::Result<Option<T>>
+    pub fn get<T: std::str::FromStr>(&self, experiment: &str, key: &str) -> anyhow::Result<Option<T>>
     where
         T::Err: std::fmt::Display,
     {
@@ -151,10 +129,7 @@ impl Settings {
         let raw = self.sets.get(&specific).or_else(|| self.sets.get(key));
         match raw {
             None => Ok(None),
-            Some(s) => s
-                .parse::<T>()
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!("--set {key}={s}: {e}")),
+            Some(s) => s.parse::<T>().map(Some).map_err(|e| anyhow::anyhow!("--set {key}={s}: {e}")),
         }
     }
 

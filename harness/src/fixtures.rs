@@ -35,31 +35,18 @@ pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result
             "CREATE TABLE IF NOT EXISTS perflab_fixtures (name text PRIMARY KEY, rows bigint NOT NULL, seed bigint NOT NULL, version int NOT NULL)",
         )
         .await?;
-    let marker = client
-        .query_opt(
-            "SELECT rows, seed, version FROM perflab_fixtures WHERE name = 'users'",
-            &[],
-        )
-        .await?;
-    let exists: bool = client
-        .query_one("SELECT to_regclass('users') IS NOT NULL", &[])
-        .await?
-        .get(0);
+    let marker = client.query_opt("SELECT rows, seed, version FROM perflab_fixtures WHERE name = 'users'", &[]).await?;
+    let exists: bool = client.query_one("SELECT to_regclass('users') IS NOT NULL", &[]).await?.get(0);
     if let (Some(m), true) = (marker, exists) {
         let (r, s, v): (i64, i64, i32) = (m.get(0), m.get(1), m.get(2));
         if r == rows && s == seed as i64 && v == USERS_GENERATOR_VERSION {
-            let live: i64 = client
-                .query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[])
-                .await?
-                .get(0);
-            return Ok(UsersInfo {
-                rows,
-                live_rows: live,
-                reused: true,
-            });
+            let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
+            return Ok(UsersInfo { rows, live_rows: live, reused: true });
         }
     }
-    client.batch_execute("DROP TABLE IF EXISTS users CASCADE; DELETE FROM perflab_fixtures WHERE name = 'users';").await?;
+    client
+        .batch_execute("DROP TABLE IF EXISTS users CASCADE; DELETE FROM perflab_fixtures WHERE name = 'users';")
+        .await?;
     client.batch_execute(USERS_SQL).await?;
     let sink = client
         .copy_in("COPY users (id, username, email, status, created_at, updated_at, deleted_at) FROM STDIN")
@@ -70,11 +57,7 @@ pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result
     for _ in 0..rows {
         gen.next_row(&mut buf);
         if buf.len() >= COPY_CHUNK_BYTES {
-            sink.send(Bytes::from(std::mem::replace(
-                &mut buf,
-                String::with_capacity(COPY_CHUNK_BYTES + 512),
-            )))
-            .await?;
+            sink.send(Bytes::from(std::mem::replace(&mut buf, String::with_capacity(COPY_CHUNK_BYTES + 512)))).await?;
         }
     }
     if !buf.is_empty() {
@@ -89,15 +72,8 @@ pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result
             &[&rows, &(seed as i64), &USERS_GENERATOR_VERSION],
         )
         .await?;
-    let live: i64 = client
-        .query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[])
-        .await?
-        .get(0);
-    Ok(UsersInfo {
-        rows,
-        live_rows: live,
-        reused: false,
-    })
+    let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
+    Ok(UsersInfo { rows, live_rows: live, reused: false })
 }
 
 /// Rows of `users` in creation order, as COPY text.
@@ -109,11 +85,7 @@ pub struct UsersGenerator {
 
 impl UsersGenerator {
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: SplitMix64::new(seed),
-            index: 0,
-            created_us: BASE_MICROS,
-        }
+        Self { rng: SplitMix64::new(seed), index: 0, created_us: BASE_MICROS }
     }
 
     /// Append one row (tab-separated, newline-terminated) to `out`.
@@ -143,17 +115,10 @@ impl UsersGenerator {
             "suspended"
         };
         // Some addresses carry capitals, so LOWER(email) matters.
-        let email = if i % 10 == 3 {
-            format!("User{i}@Example.com")
-        } else {
-            format!("user{i}@example.com")
-        };
+        let email = if i % 10 == 3 { format!("User{i}@Example.com") } else { format!("user{i}@example.com") };
         let deleted = self.rng.next_f64() < 0.02;
         let created = ts(self.created_us);
-        let _ = write!(
-            out,
-            "{id}\tuser_{i:08}\t{email}\t{status}\t{created}\t{created}\t"
-        );
+        let _ = write!(out, "{id}\tuser_{i:08}\t{email}\t{status}\t{created}\t{created}\t");
         if deleted {
             out.push_str(&ts(self.created_us + 86_400_000_000));
         } else {
@@ -190,11 +155,7 @@ mod tests {
         let ties = created.windows(2).filter(|w| w[0] == w[1]).count();
         assert!(ties > 200, "{ties} ties in 1000 rows");
         let seconds: std::collections::HashSet<&str> = created.iter().map(|c| &c[..19]).collect();
-        assert!(
-            seconds.len() < 250,
-            "{} distinct seconds: rows must share seconds",
-            seconds.len()
-        );
+        assert!(seconds.len() < 250, "{} distinct seconds: rows must share seconds", seconds.len());
         assert_eq!(ts(BASE_MICROS + 1_500_000), "2024-01-01 00:00:01.500000+00");
     }
 }

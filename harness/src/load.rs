@@ -31,15 +31,8 @@ impl OpError {
     /// Classify any error by its message, with digits dropped so that one kind of error
     /// with different ids counts as one kind.
     pub fn from_error(e: &dyn std::fmt::Display) -> Self {
-        let msg: String = e
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_ascii_digit())
-            .take(120)
-            .collect();
-        Self {
-            kind: Cow::Owned(msg),
-        }
+        let msg: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).take(120).collect();
+        Self { kind: Cow::Owned(msg) }
     }
 }
 
@@ -71,21 +64,12 @@ pub struct LoadConfig {
 
 impl LoadConfig {
     pub fn closed(concurrency: u32, warmup: Duration, duration: Duration) -> Self {
-        Self {
-            mode: Mode::Closed { concurrency },
-            warmup,
-            duration,
-            max_ops_per_worker: None,
-            threads: None,
-        }
+        Self { mode: Mode::Closed { concurrency }, warmup, duration, max_ops_per_worker: None, threads: None }
     }
 
     pub fn open(concurrency: u32, rate_per_sec: f64, warmup: Duration, duration: Duration) -> Self {
         Self {
-            mode: Mode::Open {
-                concurrency,
-                rate_per_sec,
-            },
+            mode: Mode::Open { concurrency, rate_per_sec },
             warmup,
             duration,
             max_ops_per_worker: None,
@@ -134,32 +118,16 @@ impl LoadReport {
         metrics.insert("ok".into(), self.ok as f64);
         metrics.insert("errors".into(), errors as f64);
         let total = self.ok + errors;
-        metrics.insert(
-            "error_rate".into(),
-            if total > 0 {
-                errors as f64 / total as f64
-            } else {
-                0.0
-            },
-        );
+        metrics.insert("error_rate".into(), if total > 0 { errors as f64 / total as f64 } else { 0.0 });
         let latency = self.latency_summary();
         if let Some(l) = &latency {
             metrics.insert("latency_mean_us".into(), l.mean_us);
             metrics.insert("latency_max_us".into(), l.max_us);
             for (p, name) in [(50.0, "p50"), (90.0, "p90"), (95.0, "p95"), (99.0, "p99")] {
-                metrics.insert(
-                    format!("latency_{name}_us"),
-                    us(self.histogram.value_at_quantile(p / 100.0)),
-                );
+                metrics.insert(format!("latency_{name}_us"), us(self.histogram.value_at_quantile(p / 100.0)));
             }
         }
-        Sample {
-            metrics,
-            latency,
-            errors: self.errors,
-            resources: Some(self.resources),
-            ..Sample::default()
-        }
+        Sample { metrics, latency, errors: self.errors, resources: Some(self.resources), ..Sample::default() }
     }
 }
 
@@ -203,71 +171,57 @@ struct WorkerResult {
 /// the socket stay on one thread, so no request pays for a cross-thread wake-up. Workers are
 /// all built (connections opened, statements prepared) on their thread before the clock
 /// starts; a failure to build one fails the run.
-pub async fn run<W, F, Fut>(
-    config: &LoadConfig,
-    probe: &Probe,
-    make_worker: F,
-) -> anyhow::Result<LoadReport>
+pub async fn run<W, F, Fut>(config: &LoadConfig, probe: &Probe, make_worker: F) -> anyhow::Result<LoadReport>
 where
     W: Worker,
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<W>> + 'static,
 {
     let n = config.concurrency() as usize;
-    let cores = std::thread::available_parallelism()
-        .map(|c| c.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
     let threads = config.threads.unwrap_or(cores).clamp(1, n);
     let make_worker = std::sync::Arc::new(make_worker);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut starts = Vec::with_capacity(threads);
     let mut dones = Vec::with_capacity(threads);
     for t in 0..threads {
-        let (start_tx, start_rx) =
-            tokio::sync::oneshot::channel::<Option<(Instant, Instant, Instant)>>();
+        let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Option<(Instant, Instant, Instant)>>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Vec<WorkerResult>>();
         starts.push(start_tx);
         dones.push(done_rx);
         let make_worker = make_worker.clone();
         let ready_tx = ready_tx.clone();
         let cfg = *config;
-        std::thread::Builder::new()
-            .name(format!("perflab-load-{t}"))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let mut workers = Vec::new();
-                    for i in (t..n).step_by(threads) {
-                        match make_worker(i).await {
-                            Ok(w) => workers.push((i, w)),
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                                return;
-                            }
+        std::thread::Builder::new().name(format!("perflab-load-{t}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut workers = Vec::new();
+                for i in (t..n).step_by(threads) {
+                    match make_worker(i).await {
+                        Ok(w) => workers.push((i, w)),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
                         }
                     }
-                    let _ = ready_tx.send(Ok(()));
-                    let Ok(Some((t0, measure_start, measure_end))) = start_rx.await else {
-                        return;
-                    };
-                    let results = futures_util::future::join_all(
-                        workers
-                            .into_iter()
-                            .map(|(i, w)| drive(w, cfg, i, n, t0, measure_start, measure_end)),
-                    )
-                    .await;
-                    let _ = done_tx.send(results);
-                });
-            })?;
+                }
+                let _ = ready_tx.send(Ok(()));
+                let Ok(Some((t0, measure_start, measure_end))) = start_rx.await else {
+                    return;
+                };
+                let results = futures_util::future::join_all(
+                    workers.into_iter().map(|(i, w)| drive(w, cfg, i, n, t0, measure_start, measure_end)),
+                )
+                .await;
+                let _ = done_tx.send(results);
+            });
+        })?;
     }
     drop(ready_tx);
     let mut failure = None;
@@ -278,9 +232,7 @@ where
                 failure.get_or_insert(e);
             }
             None => {
-                failure.get_or_insert(anyhow::anyhow!(
-                    "a load thread died while building its workers"
-                ));
+                failure.get_or_insert(anyhow::anyhow!("a load thread died while building its workers"));
             }
         }
     }
@@ -305,13 +257,9 @@ where
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
     for d in dones {
-        let rs = d
-            .await
-            .map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
+        let rs = d.await.map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
         for r in rs {
-            histogram
-                .add(&r.histogram)
-                .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+            histogram.add(&r.histogram).map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
             ok += r.ok;
             for (k, v) in r.errors {
                 *errors.entry(k).or_default() += v;
@@ -320,13 +268,7 @@ where
         }
     }
     let resources = probe.end(&start);
-    Ok(LoadReport {
-        histogram,
-        ok,
-        errors,
-        measured: last_end.saturating_duration_since(measure_start),
-        resources,
-    })
+    Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
 }
 
 async fn drive<W: Worker>(
@@ -390,12 +332,7 @@ async fn drive<W: Worker>(
             }
         }
     }
-    WorkerResult {
-        histogram,
-        ok,
-        errors,
-        last_end,
-    }
+    WorkerResult { histogram, ok, errors, last_end }
 }
 
 #[cfg(test)]
@@ -466,15 +403,8 @@ mod tests {
         .await
         .unwrap();
         let p99_closed = closed.histogram.value_at_quantile(0.99);
-        assert!(
-            closed.histogram.max() >= 1_000_000_000,
-            "the stall happened: max {}",
-            closed.histogram.max()
-        );
-        assert!(
-            p99_closed < 100_000_000,
-            "closed loop p99 {p99_closed} ns should not show the stall"
-        );
+        assert!(closed.histogram.max() >= 1_000_000_000, "the stall happened: max {}", closed.histogram.max());
+        assert!(p99_closed < 100_000_000, "closed loop p99 {p99_closed} ns should not show the stall");
 
         // Open loop at 100/s: the requests due during the stall queue up behind it, and their
         // latency counts from when they were due.
@@ -489,10 +419,7 @@ mod tests {
         .await
         .unwrap();
         let p99_open = open.histogram.value_at_quantile(0.99);
-        assert!(
-            p99_open >= 500_000_000,
-            "open loop p99 {p99_open} ns must show the 1 s stall"
-        );
+        assert!(p99_open >= 500_000_000, "open loop p99 {p99_open} ns must show the 1 s stall");
         // About 300 arrivals in 3 s, each counted once.
         assert!((250..=310).contains(&open.ok), "{} arrivals", open.ok);
     }
@@ -512,9 +439,7 @@ mod tests {
             }
         }
         let cfg = LoadConfig::closed(4, Duration::from_millis(50), Duration::from_millis(400));
-        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) })
-            .await
-            .unwrap();
+        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) }).await.unwrap();
         let errs = r.errors.get("timeout").copied().unwrap_or(0);
         let total = r.ok + errs;
         assert!(total > 100, "{total}");

@@ -50,9 +50,7 @@ impl std::str::FromStr for Provider {
             "local" => Ok(Self::Local),
             "docker" => Ok(Self::Docker),
             "external" => Ok(Self::External),
-            other => Err(format!(
-                "unknown provider {other:?}: expected auto, local, docker or external"
-            )),
+            other => Err(format!("unknown provider {other:?}: expected auto, local, docker or external")),
         }
     }
 }
@@ -74,10 +72,7 @@ pub enum ProvisionError {
     #[error("cannot connect to {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{server} failed to start: {reason}")]
-    StartFailed {
-        server: &'static str,
-        reason: String,
-    },
+    StartFailed { server: &'static str, reason: String },
     #[error("{0}")]
     BadRequest(String),
 }
@@ -159,10 +154,7 @@ pub struct Env {
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env")
-            .field("pg", &self.pg)
-            .field("redis", &self.redis)
-            .finish()
+        f.debug_struct("Env").field("pg", &self.pg).field("redis", &self.redis).finish()
     }
 }
 
@@ -174,10 +166,7 @@ impl Env {
 
     /// Pids of the server processes this run started.
     pub fn server_pids(&self) -> Vec<u32> {
-        self.local
-            .as_ref()
-            .map(|l| l.procs.iter().map(|p| p.child.id()).collect())
-            .unwrap_or_default()
+        self.local.as_ref().map(|l| l.procs.iter().map(|p| p.child.id()).collect()).unwrap_or_default()
     }
 
     /// Stop everything now (also done on drop).
@@ -188,15 +177,11 @@ impl Env {
     }
 
     pub fn postgres(&self) -> anyhow::Result<&PgTarget> {
-        self.pg
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("this run has no Postgres server"))
+        self.pg.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Postgres server"))
     }
 
     pub fn redis(&self) -> anyhow::Result<&RedisTarget> {
-        self.redis
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("this run has no Redis server"))
+        self.redis.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Redis server"))
     }
 }
 
@@ -224,11 +209,7 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
     let mut env = Env {
         pg: None,
         redis: None,
-        servers: Servers {
-            provider: "external".into(),
-            postgres: None,
-            redis: None,
-        },
+        servers: Servers { provider: "external".into(), postgres: None, redis: None },
         local: None,
         #[cfg(feature = "docker")]
         _containers: Vec::new(),
@@ -288,7 +269,8 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
             unreachable!()
         }
         (Provider::Docker, _) => Err(ProvisionError::NothingAvailable(
-            "this perflab was built without Docker support: build with `--features docker` or use --provider local".into(),
+            "this perflab was built without Docker support: build with `--features docker` or use --provider local"
+                .into(),
         )),
         (_, Err(missing)) => Err(ProvisionError::NothingAvailable(missing)),
         (Provider::External, Ok(())) => unreachable!("checked above"),
@@ -297,9 +279,9 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
 
 async fn external_pg(url: &str) -> Result<(PgTarget, ServerInfo), ProvisionError> {
     let redacted = redact_url(url);
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-        ProvisionError::BadRequest(format!("--pg-url {redacted} is not a Postgres URL: {e}"))
-    })?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ProvisionError::BadRequest(format!("--pg-url {redacted} is not a Postgres URL: {e}")))?;
     config.connect_timeout(CONNECT_TIMEOUT);
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -310,72 +292,35 @@ async fn external_pg(url: &str) -> Result<(PgTarget, ServerInfo), ProvisionError
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres").to_owned();
     let dbname = config.get_dbname().unwrap_or(&user).to_owned();
-    let target = PgTarget {
-        config,
-        url: redacted.clone(),
-        pid: None,
-        host,
-        port,
-        user,
-        dbname,
-    };
-    let unreachable = |reason: String| ProvisionError::Unreachable {
-        url: redacted.clone(),
-        reason,
-    };
+    let target = PgTarget { config, url: redacted.clone(), pid: None, host, port, user, dbname };
+    let unreachable = |reason: String| ProvisionError::Unreachable { url: redacted.clone(), reason };
     let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), target.connect())
         .await
         .map_err(|_| unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| unreachable(error_chain(&e)))?;
-    let info = pg_info(&client, &redacted)
-        .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+    let info = pg_info(&client, &redacted).await.map_err(|e| unreachable(error_chain(&e)))?;
     Ok((target, info))
 }
 
-async fn pg_info(
-    client: &tokio_postgres::Client,
-    url: &str,
-) -> Result<ServerInfo, tokio_postgres::Error> {
+async fn pg_info(client: &tokio_postgres::Client, url: &str) -> Result<ServerInfo, tokio_postgres::Error> {
     let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
     let mut settings = BTreeMap::new();
-    for name in [
-        "fsync",
-        "synchronous_commit",
-        "shared_buffers",
-        "max_connections",
-        "work_mem",
-    ] {
+    for name in ["fsync", "synchronous_commit", "shared_buffers", "max_connections", "work_mem"] {
         let v: String = client.query_one(&format!("SHOW {name}"), &[]).await?.get(0);
         settings.insert(name.to_owned(), v);
     }
-    Ok(ServerInfo {
-        version,
-        url: url.to_owned(),
-        settings,
-    })
+    Ok(ServerInfo { version, url: url.to_owned(), settings })
 }
 
 async fn external_redis(url: &str) -> Result<(RedisTarget, ServerInfo), ProvisionError> {
     let redacted = redact_url(url);
-    let info = redis::parse_redis_url(url).ok_or_else(|| {
-        ProvisionError::BadRequest(format!("--redis-url {redacted} is not a Redis URL"))
-    })?;
+    let info = redis::parse_redis_url(url)
+        .ok_or_else(|| ProvisionError::BadRequest(format!("--redis-url {redacted} is not a Redis URL")))?;
     let host = info.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = info.port().unwrap_or(6379);
-    let target = RedisTarget {
-        url: url.to_owned(),
-        redacted: redacted.clone(),
-        pid: None,
-        host,
-        port,
-    };
-    let server = redis_info(&target)
-        .await
-        .map_err(|reason| ProvisionError::Unreachable {
-            url: redacted.clone(),
-            reason,
-        })?;
+    let target = RedisTarget { url: url.to_owned(), redacted: redacted.clone(), pid: None, host, port };
+    let server =
+        redis_info(&target).await.map_err(|reason| ProvisionError::Unreachable { url: redacted.clone(), reason })?;
     Ok((target, server))
 }
 
@@ -383,34 +328,18 @@ async fn redis_info(target: &RedisTarget) -> Result<ServerInfo, String> {
     let client = target.client().map_err(|e| e.to_string())?;
     let fut = async {
         let mut con = client.get_multiplexed_async_connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut con)
-            .await?;
-        let persistence: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("save")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
-        let aof: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("appendonly")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut con).await?;
+        let persistence: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("save").query_async(&mut con).await.unwrap_or_default();
+        let aof: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut con).await.unwrap_or_default();
         Ok::<_, redis::RedisError>((info, persistence, aof))
     };
     let (info, save, aof) = tokio::time::timeout(CONNECT_TIMEOUT, fut)
         .await
         .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?
         .map_err(|e| e.to_string())?;
-    let version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("unknown")
-        .trim()
-        .to_owned();
+    let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("unknown").trim().to_owned();
     let mut settings = BTreeMap::new();
     if let Some(v) = save.get(1) {
         settings.insert("save".to_owned(), v.clone());
@@ -418,11 +347,7 @@ async fn redis_info(target: &RedisTarget) -> Result<ServerInfo, String> {
     if let Some(v) = aof.get(1) {
         settings.insert("appendonly".to_owned(), v.clone());
     }
-    Ok(ServerInfo {
-        version,
-        url: target.redacted.clone(),
-        settings,
-    })
+    Ok(ServerInfo { version, url: target.redacted.clone(), settings })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -474,11 +399,7 @@ impl Drop for LocalServers {
 /// process group if it has not gone within 5 s.
 fn stop_process(child: &mut Child, name: &str) {
     let pid = child.id() as libc::pid_t;
-    let sig = if name == "postgres" {
-        libc::SIGINT
-    } else {
-        libc::SIGTERM
-    };
+    let sig = if name == "postgres" { libc::SIGINT } else { libc::SIGTERM };
     // SAFETY: plain syscalls on a pid we started and have not reaped yet.
     unsafe {
         libc::kill(pid, sig);
@@ -520,17 +441,13 @@ fn register(r: Registered) {
 }
 
 fn unregister(r: &Registered) {
-    REGISTRY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|x| x != r);
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != r);
 }
 
 /// Stop every server and remove every directory this process started, from any thread.
 /// For signal handlers: the owning `Env` may never get to run its destructor.
 pub fn cleanup_all() {
-    let items: Vec<Registered> =
-        std::mem::take(&mut *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()));
+    let items: Vec<Registered> = std::mem::take(&mut *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()));
     for item in &items {
         if let Registered::Pid(pid) = item {
             // SAFETY: signalling processes (and their groups) that this process started.
@@ -542,10 +459,7 @@ pub fn cleanup_all() {
     let deadline = Instant::now() + Duration::from_secs(5);
     for item in &items {
         if let Registered::Pid(pid) = item {
-            while Instant::now() < deadline
-                && Path::new(&format!("/proc/{pid}")).exists()
-                && !is_zombie(*pid)
-            {
+            while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid) {
                 std::thread::sleep(Duration::from_millis(10));
             }
             // SAFETY: as above; waitpid reaps our own child so no zombie stays in the table.
@@ -565,12 +479,7 @@ pub fn cleanup_all() {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start().starts_with('Z'))
-                .unwrap_or(false)
-        })
+        .map(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false))
         .unwrap_or(true)
 }
 
@@ -578,11 +487,7 @@ fn make_run_dir() -> std::io::Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let base = std::env::temp_dir();
-    let dir = base.join(format!(
-        "perflab-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = base.join(format!("perflab-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir)?;
     set_mode(&dir, 0o755)?;
     Ok(dir)
@@ -601,10 +506,7 @@ pub fn find_pg_bin() -> Option<PathBuf> {
         return ok(&d).then_some(d);
     }
     if let Some(initdb) = which("initdb") {
-        if let Some(dir) = std::fs::canonicalize(&initdb)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_owned))
-        {
+        if let Some(dir) = std::fs::canonicalize(&initdb).ok().and_then(|p| p.parent().map(Path::to_owned)) {
             if ok(&dir) {
                 return Some(dir);
             }
@@ -626,9 +528,7 @@ pub fn find_pg_bin() -> Option<PathBuf> {
 /// The first `name` on PATH, or in the Postgres bin directory for Postgres tools.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn local_binaries_missing(want_pg: bool, want_redis: bool) -> Result<(), String> {
@@ -691,10 +591,7 @@ fn chown_recursive(path: &Path, who: &RunAs) -> std::io::Result<()> {
 fn server_command(program: &Path, run_as: Option<&RunAs>, log: &Path) -> std::io::Result<Command> {
     let log_file = std::fs::File::create(log)?;
     let mut cmd = Command::new(program);
-    cmd.stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .process_group(0);
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
     // The unprivileged user may not be able to enter the caller's working directory.
     if let Some(dir) = log.parent() {
         cmd.current_dir(dir);
@@ -736,40 +633,23 @@ fn cache_dir() -> PathBuf {
 
 fn command_output(program: &Path, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A data directory made by `initdb` once per Postgres version and user, copied for every
 /// start: `initdb` takes seconds, a copy a fraction of one.
-fn pg_template(
-    bin: &Path,
-    version: &str,
-    run_as: Option<&RunAs>,
-    scratch: &Path,
-) -> Result<PathBuf, String> {
+fn pg_template(bin: &Path, version: &str, run_as: Option<&RunAs>, scratch: &Path) -> Result<PathBuf, String> {
     let owner = run_as.map(|r| r.uid).unwrap_or_else(|| {
         // SAFETY: getuid has no preconditions.
         unsafe { libc::getuid() }
     });
-    let slug: String = version
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let slug: String = version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
     let cache = cache_dir();
     let template = cache.join(format!("pg-template-{slug}-uid{owner}"));
     if template.join("PG_VERSION").is_file() {
         return Ok(template);
     }
-    std::fs::create_dir_all(&cache)
-        .map_err(|e| format!("cannot create cache directory {}: {e}", cache.display()))?;
+    std::fs::create_dir_all(&cache).map_err(|e| format!("cannot create cache directory {}: {e}", cache.display()))?;
     // initdb runs as the unprivileged user, which may not reach the cache (root's home), so it
     // writes into the run's scratch directory, and the result is copied into the cache.
     let fresh = scratch.join("initdb");
@@ -782,25 +662,14 @@ fn pg_template(
         .and_then(|mut c| {
             c.args(["-D"])
                 .arg(&fresh)
-                .args([
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                ])
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
                 .status()
         })
         .map_err(|e| format!("cannot run initdb: {e}"))?;
     if !status.success() {
         return Err(format!("initdb failed: {}", tail(&log, 5)));
     }
-    let staging = cache.join(format!(
-        ".pg-template-{slug}-uid{owner}.tmp-{}",
-        std::process::id()
-    ));
+    let staging = cache.join(format!(".pg-template-{slug}-uid{owner}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     copy_tree(&fresh, &staging)?;
     let _ = std::fs::remove_dir_all(&fresh);
@@ -813,39 +682,19 @@ fn pg_template(
 
 /// `cp -a`: keeps owners and modes (Postgres insists its data directory is 0700 and its own).
 fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
-    let out = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .map_err(|e| format!("cannot run cp: {e}"))?;
+    let out = Command::new("cp").arg("-a").arg(from).arg(to).output().map_err(|e| format!("cannot run cp: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "cp -a {} {}: {}",
-            from.display(),
-            to.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("cp -a {} {}: {}", from.display(), to.display(), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
-async fn start_postgres(
-    local: &mut LocalServers,
-) -> Result<(PgTarget, ServerInfo), ProvisionError> {
-    let fail = |reason: String| ProvisionError::StartFailed {
-        server: "postgres",
-        reason,
-    };
+async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInfo), ProvisionError> {
+    let fail = |reason: String| ProvisionError::StartFailed { server: "postgres", reason };
     let bin = find_pg_bin().ok_or_else(|| fail("binaries vanished".into()))?;
-    let version_line =
-        command_output(&bin.join("postgres"), &["--version"]).unwrap_or_else(|| "unknown".into());
-    let version = version_line
-        .rsplit(' ')
-        .next()
-        .unwrap_or("unknown")
-        .to_owned();
+    let version_line = command_output(&bin.join("postgres"), &["--version"]).unwrap_or_else(|| "unknown".into());
+    let version = version_line.rsplit(' ').next().unwrap_or("unknown").to_owned();
     let run_as = unprivileged_user().map_err(fail)?;
     let template = pg_template(&bin, &version, run_as.as_ref(), &local.dir).map_err(fail)?;
     let data = local.dir.join("pgdata");
@@ -853,9 +702,7 @@ async fn start_postgres(
     let sock = local.dir.join("pgsock");
     std::fs::create_dir_all(&sock).map_err(|e| fail(e.to_string()))?;
     if let Some(who) = &run_as {
-        chown_recursive(&data, who)
-            .and_then(|_| chown_recursive(&sock, who))
-            .map_err(|e| fail(e.to_string()))?;
+        chown_recursive(&data, who).and_then(|_| chown_recursive(&sock, who)).map_err(|e| fail(e.to_string()))?;
     }
     set_mode(&data, 0o700).map_err(|e| fail(e.to_string()))?;
     let log = local.dir.join("postgres.log");
@@ -863,36 +710,17 @@ async fn start_postgres(
     let mut last_err = String::new();
     for _attempt in 0..3 {
         let port = free_port().map_err(|e| fail(e.to_string()))?;
-        let mut cmd = server_command(&bin.join("postgres"), run_as.as_ref(), &log)
-            .map_err(|e| fail(e.to_string()))?;
-        cmd.arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(&sock);
+        let mut cmd = server_command(&bin.join("postgres"), run_as.as_ref(), &log).map_err(|e| fail(e.to_string()))?;
+        cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string()).arg("-k").arg(&sock);
         for (k, v) in PG_SETTINGS {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
-        let child = cmd.spawn().map_err(|e| {
-            fail(format!(
-                "cannot run {}: {e}",
-                bin.join("postgres").display()
-            ))
-        })?;
+        let child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", bin.join("postgres").display())))?;
         let pid = child.id();
         register(Registered::Pid(pid));
-        local.procs.push(ServerProc {
-            name: "postgres",
-            child,
-        });
+        local.procs.push(ServerProc { name: "postgres", child });
         let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(2));
+        config.host("127.0.0.1").port(port).user("postgres").dbname("postgres").connect_timeout(Duration::from_secs(2));
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let target = PgTarget {
             config,
@@ -907,11 +735,8 @@ async fn start_postgres(
         loop {
             if let Ok(client) = target.connect().await {
                 if client.simple_query("SELECT 1").await.is_ok() {
-                    let mut info = pg_info(&client, &url)
-                        .await
-                        .map_err(|e| fail(error_chain(&e)))?;
-                    info.settings
-                        .insert("provider".into(), "local ephemeral".into());
+                    let mut info = pg_info(&client, &url).await.map_err(|e| fail(error_chain(&e)))?;
+                    info.settings.insert("provider".into(), "local ephemeral".into());
                     return Ok((target, info));
                 }
             }
@@ -923,11 +748,7 @@ async fn start_postgres(
                 break;
             }
             if started.elapsed() > START_TIMEOUT {
-                return Err(fail(format!(
-                    "not ready after {}s: {}",
-                    START_TIMEOUT.as_secs(),
-                    tail(&log, 5)
-                )));
+                return Err(fail(format!("not ready after {}s: {}", START_TIMEOUT.as_secs(), tail(&log, 5))));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -935,13 +756,8 @@ async fn start_postgres(
     Err(fail(last_err))
 }
 
-async fn start_redis(
-    local: &mut LocalServers,
-) -> Result<(RedisTarget, ServerInfo), ProvisionError> {
-    let fail = |reason: String| ProvisionError::StartFailed {
-        server: "redis",
-        reason,
-    };
+async fn start_redis(local: &mut LocalServers) -> Result<(RedisTarget, ServerInfo), ProvisionError> {
+    let fail = |reason: String| ProvisionError::StartFailed { server: "redis", reason };
     let program = which("redis-server").ok_or_else(|| fail("redis-server vanished".into()))?;
     let dir = local.dir.join("redis");
     std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
@@ -950,40 +766,20 @@ async fn start_redis(
     for _attempt in 0..3 {
         let port = free_port().map_err(|e| fail(e.to_string()))?;
         let mut cmd = server_command(&program, None, &log).map_err(|e| fail(e.to_string()))?;
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--daemonize", "no", "--protected-mode", "yes", "--dir"])
-        .arg(&dir);
-        let child = cmd
-            .spawn()
-            .map_err(|e| fail(format!("cannot run {}: {e}", program.display())))?;
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "yes", "--dir"])
+            .arg(&dir);
+        let child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", program.display())))?;
         let pid = child.id();
         register(Registered::Pid(pid));
-        local.procs.push(ServerProc {
-            name: "redis",
-            child,
-        });
+        local.procs.push(ServerProc { name: "redis", child });
         let url = format!("redis://127.0.0.1:{port}");
-        let target = RedisTarget {
-            url: url.clone(),
-            redacted: url.clone(),
-            pid: Some(pid),
-            host: "127.0.0.1".into(),
-            port,
-        };
+        let target =
+            RedisTarget { url: url.clone(), redacted: url.clone(), pid: Some(pid), host: "127.0.0.1".into(), port };
         let started = Instant::now();
         loop {
             if let Ok(mut info) = redis_info(&target).await {
-                info.settings
-                    .insert("provider".into(), "local ephemeral".into());
+                info.settings.insert("provider".into(), "local ephemeral".into());
                 return Ok((target, info));
             }
             let proc = local.procs.last_mut().expect("just pushed");
@@ -994,11 +790,7 @@ async fn start_redis(
                 break;
             }
             if started.elapsed() > START_TIMEOUT {
-                return Err(fail(format!(
-                    "not ready after {}s: {}",
-                    START_TIMEOUT.as_secs(),
-                    tail(&log, 5)
-                )));
+                return Err(fail(format!("not ready after {}s: {}", START_TIMEOUT.as_secs(), tail(&log, 5))));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1018,11 +810,18 @@ mod docker {
     pub const POSTGRES_IMAGE: (&str, &str) = ("postgres", "15.8-bookworm");
     pub const REDIS_IMAGE: (&str, &str) = ("redis", "7.0.15-bookworm");
 
-    pub async fn provide(
-        env: &mut Env,
-        want_pg: bool,
-        want_redis: bool,
-    ) -> Result<(), ProvisionError> {
+    /// Whether a Docker daemon can be reached: `DOCKER_HOST`, or the default socket.
+    pub fn daemon_reachable() -> bool {
+        std::env::var_os("DOCKER_HOST").is_some()
+            || std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_ok()
+    }
+
+    pub async fn provide(env: &mut Env, want_pg: bool, want_redis: bool) -> Result<(), ProvisionError> {
+        if !daemon_reachable() {
+            return Err(ProvisionError::NothingAvailable(
+                "no Docker daemon is reachable (DOCKER_HOST unset, /var/run/docker.sock refuses): start Docker, or install the PostgreSQL and Redis server binaries (Debian/Ubuntu: apt-get install postgresql redis-server) and use --provider local".into(),
+            ));
+        }
         let fail = |server: &'static str, e: &dyn std::fmt::Display| ProvisionError::StartFailed {
             server,
             reason: format!("docker: {e}"),
@@ -1030,35 +829,21 @@ mod docker {
         if want_pg {
             let container = GenericImage::new(POSTGRES_IMAGE.0, POSTGRES_IMAGE.1)
                 .with_exposed_port(5432.tcp())
-                .with_wait_for(WaitFor::message_on_stderr(
-                    "database system is ready to accept connections",
-                ))
+                .with_wait_for(WaitFor::message_on_stderr("database system is ready to accept connections"))
                 .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-                .with_cmd(
-                    PG_SETTINGS
-                        .iter()
-                        .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")])
-                        .map(|s| {
-                            if s == "listen_addresses=127.0.0.1" {
-                                "listen_addresses=*".to_owned()
-                            } else {
-                                s
-                            }
-                        }),
-                )
+                .with_cmd(PG_SETTINGS.iter().flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]).map(|s| {
+                    if s == "listen_addresses=127.0.0.1" {
+                        "listen_addresses=*".to_owned()
+                    } else {
+                        s
+                    }
+                }))
                 .start()
                 .await
                 .map_err(|e| fail("postgres", &e))?;
-            let port = container
-                .get_host_port_ipv4(5432.tcp())
-                .await
-                .map_err(|e| fail("postgres", &e))?;
-            let (target, mut info) =
-                external_pg(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await?;
-            info.settings.insert(
-                "image".into(),
-                format!("{}:{}", POSTGRES_IMAGE.0, POSTGRES_IMAGE.1),
-            );
+            let port = container.get_host_port_ipv4(5432.tcp()).await.map_err(|e| fail("postgres", &e))?;
+            let (target, mut info) = external_pg(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await?;
+            info.settings.insert("image".into(), format!("{}:{}", POSTGRES_IMAGE.0, POSTGRES_IMAGE.1));
             env.pg = Some(target);
             env.servers.postgres = Some(info);
             env._containers.push(Box::new(container));
@@ -1071,19 +856,37 @@ mod docker {
                 .start()
                 .await
                 .map_err(|e| fail("redis", &e))?;
-            let port = container
-                .get_host_port_ipv4(6379.tcp())
-                .await
-                .map_err(|e| fail("redis", &e))?;
+            let port = container.get_host_port_ipv4(6379.tcp()).await.map_err(|e| fail("redis", &e))?;
             let (target, mut info) = external_redis(&format!("redis://127.0.0.1:{port}")).await?;
-            info.settings.insert(
-                "image".into(),
-                format!("{}:{}", REDIS_IMAGE.0, REDIS_IMAGE.1),
-            );
+            info.settings.insert("image".into(), format!("{}:{}", REDIS_IMAGE.0, REDIS_IMAGE.1));
             env.redis = Some(target);
             env.servers.redis = Some(info);
             env._containers.push(Box::new(container));
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn images_are_pinned() {
+            for (name, tag) in [POSTGRES_IMAGE, REDIS_IMAGE] {
+                assert!(!tag.is_empty() && tag != "latest", "{name}:{tag} must be a pinned tag");
+                assert!(tag.chars().next().unwrap().is_ascii_digit(), "{name}:{tag} starts with a version");
+            }
+        }
+
+        #[tokio::test]
+        async fn without_a_daemon_docker_says_what_to_do() {
+            if daemon_reachable() {
+                return; // a machine with Docker runs the real thing instead
+            }
+            let req = Request { provider: Provider::Docker, need_postgres: true, ..Request::default() };
+            let err = provision(&req).await.expect_err("no daemon");
+            assert!(matches!(err, ProvisionError::NothingAvailable(_)), "{err}");
+            assert!(err.is_user_error());
+        }
     }
 }

@@ -124,17 +124,10 @@ pub fn report_context(results: &RunResults) -> ReportContext {
     let h = &c.host;
     let mut servers = Vec::new();
     servers.push(("provider".to_owned(), c.servers.provider.clone()));
-    for (name, s) in [
-        ("PostgreSQL", &c.servers.postgres),
-        ("Redis", &c.servers.redis),
-    ] {
+    for (name, s) in [("PostgreSQL", &c.servers.postgres), ("Redis", &c.servers.redis)] {
         if let Some(s) = s {
-            let settings: Vec<String> =
-                s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            servers.push((
-                name.to_owned(),
-                format!("{} at {} ({})", s.version, s.url, settings.join(", ")),
-            ));
+            let settings: Vec<String> = s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            servers.push((name.to_owned(), format!("{} at {} ({})", s.version, s.url, settings.join(", "))));
         }
     }
     let s = &c.settings;
@@ -152,9 +145,7 @@ pub fn report_context(results: &RunResults) -> ReportContext {
             "{} · {} cores · {} · Linux {}",
             h.cpu_model.as_deref().unwrap_or("unknown CPU"),
             h.cores,
-            h.memory_bytes
-                .map(bytes)
-                .unwrap_or_else(|| "? memory".into()),
+            h.memory_bytes.map(bytes).unwrap_or_else(|| "? memory".into()),
             h.kernel.as_deref().unwrap_or("?")
         ),
         rustc: c.rustc.clone().unwrap_or_else(|| "unknown".into()),
@@ -165,33 +156,17 @@ pub fn report_context(results: &RunResults) -> ReportContext {
             s.repetitions,
             s.warmup_ms,
             s.duration_ms,
-            s.concurrency
-                .map(|n| format!(" · concurrency {n}"))
-                .unwrap_or_default(),
+            s.concurrency.map(|n| format!(" · concurrency {n}")).unwrap_or_default(),
             if s.sets.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " · {}",
-                    s.sets
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )
+                format!(" · {}", s.sets.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
             }
         ),
         servers,
-        failed: results
-            .experiments
-            .iter()
-            .filter(|e| e.status != ExperimentStatus::Ok)
-            .count(),
+        failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
     };
-    ReportContext {
-        run,
-        experiments: results.experiments.iter().map(experiment_view).collect(),
-    }
+    ReportContext { run, experiments: results.experiments.iter().map(experiment_view).collect() }
 }
 
 fn verdict_class(k: VerdictKind) -> &'static str {
@@ -210,10 +185,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         .analysis
         .iter()
         .flat_map(|p| p.comparisons.iter())
-        .map(|c| VerdictView {
-            class: verdict_class(c.verdict).into(),
-            sentence: c.sentence.clone(),
-        })
+        .map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() })
         .collect();
     // The headline is the comparison at the largest sweep point, where a technique's effect
     // is usually clearest; every point's verdict is listed below it.
@@ -227,10 +199,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
                 fa.total_cmp(&fb)
             })
         })
-        .map(|c| VerdictView {
-            class: verdict_class(c.verdict).into(),
-            sentence: c.sentence.clone(),
-        });
+        .map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() });
     let points: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
     let table = e
         .variants
@@ -244,15 +213,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
                     p.variants
                         .iter()
                         .find(|s| s.variant == v.name)
-                        .map(|s| {
-                            format!(
-                                "{} [{}–{}] n={}",
-                                num(s.median),
-                                num(s.ci_low),
-                                num(s.ci_high),
-                                s.n
-                            )
-                        })
+                        .map(|s| format!("{} [{}–{}] n={}", num(s.median), num(s.ci_low), num(s.ci_high), s.n))
                         .unwrap_or_else(|| "–".into())
                 })
                 .collect(),
@@ -267,12 +228,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             point: c.point.clone().unwrap_or_default(),
             name: c.name.clone(),
             value: num(c.value),
-            class: if c.ok == Some(true) {
-                "better"
-            } else {
-                "worse"
-            }
-            .into(),
+            class: if c.ok == Some(true) { "better" } else { "worse" }.into(),
             detail: c.detail.clone(),
         })
         .collect();
@@ -281,18 +237,8 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         .iter()
         .filter(|c| c.ok == Some(false))
         .map(|c| {
-            let at = c
-                .point
-                .as_ref()
-                .map(|p| format!(" at {} {p}", e.sweep.axis))
-                .unwrap_or_default();
-            format!(
-                "{}{at}: {} = {} ({})",
-                c.variant,
-                c.name,
-                num(c.value),
-                c.detail
-            )
+            let at = c.point.as_ref().map(|p| format!(" at {} {p}", e.sweep.axis)).unwrap_or_default();
+            format!("{}{at}: {} = {} ({})", c.variant, c.name, num(c.value), c.detail)
         })
         .collect();
     let mut observations: Vec<ObservationTable> = Vec::new();
@@ -322,19 +268,13 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
                         .collect(),
                 })
                 .collect();
-            observations.push(ObservationTable {
-                name: c.name.clone(),
-                detail: c.detail.clone(),
-                rows,
-            });
+            observations.push(ObservationTable { name: c.name.clone(), detail: c.detail.clone(), rows });
         }
     }
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for s in &e.samples {
         for (k, v) in &s.errors {
-            *errors
-                .entry(format!("{} / {}: {k}", s.variant, s.point))
-                .or_default() += v;
+            *errors.entry(format!("{} / {}: {k}", s.variant, s.point)).or_default() += v;
         }
     }
     ExperimentView {
@@ -354,25 +294,13 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             "{} ({}, {} is better){}",
             metric.name,
             metric.unit,
-            if metric.better == Better::Lower {
-                "lower"
-            } else {
-                "higher"
-            },
-            if metric.description.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", metric.description)
-            }
+            if metric.better == Better::Lower { "lower" } else { "higher" },
+            if metric.description.is_empty() { String::new() } else { format!(": {}", metric.description) }
         ),
         axis: format!(
             "{}{}",
             e.sweep.axis,
-            if e.sweep.unit.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", e.sweep.unit)
-            }
+            if e.sweep.unit.is_empty() { String::new() } else { format!(" ({})", e.sweep.unit) }
         ),
         points,
         table,
@@ -392,10 +320,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         failed_checks,
         observations,
         resources: resource_rows(e),
-        errors: errors
-            .into_iter()
-            .map(|(k, v)| format!("{k} ×{v}"))
-            .collect(),
+        errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         notes: e.notes.clone(),
         wall_time_s: format!("{:.1}", e.wall_time_ms as f64 / 1000.0),
     }
@@ -439,9 +364,7 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
                 harness_rss: med(&|r| r.harness_peak_rss_bytes.map(|b| b as f64))
                     .map(|b| bytes(b as u64))
                     .unwrap_or_else(|| "–".into()),
-                server_rss: server_rss
-                    .map(|b| bytes(b as u64))
-                    .unwrap_or_else(|| "–".into()),
+                server_rss: server_rss.map(|b| bytes(b as u64)).unwrap_or_else(|| "–".into()),
             });
         }
     }
@@ -496,21 +419,13 @@ fn main_chart(e: &ExperimentResult) -> String {
             points: e
                 .analysis
                 .iter()
-                .map(|p| {
-                    p.variants
-                        .iter()
-                        .find(|s| s.variant == v.name)
-                        .map(|s| (s.median, s.ci_low, s.ci_high))
-                })
+                .map(|p| p.variants.iter().find(|s| s.variant == v.name).map(|s| (s.median, s.ci_low, s.ci_high)))
                 .collect(),
         })
         .collect();
     let labels: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
-    let x_desc = if e.sweep.unit.is_empty() {
-        e.sweep.axis.clone()
-    } else {
-        format!("{} ({})", e.sweep.axis, e.sweep.unit)
-    };
+    let x_desc =
+        if e.sweep.unit.is_empty() { e.sweep.axis.clone() } else { format!("{} ({})", e.sweep.axis, e.sweep.unit) };
     let y_desc = format!("{} ({})", e.primary_metric.name, e.primary_metric.unit);
     line_chart(&labels, &x_desc, &y_desc, &series)
         .unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"))
@@ -532,28 +447,16 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
             continue;
         };
         if labels.is_empty() {
-            labels = first
-                .percentiles_us
-                .iter()
-                .map(|(p, _)| format!("p{p}"))
-                .collect();
+            labels = first.percentiles_us.iter().map(|(p, _)| format!("p{p}")).collect();
         }
         let points = (0..first.percentiles_us.len())
             .map(|i| {
-                let vals: Vec<f64> = summaries
-                    .iter()
-                    .filter_map(|s| s.percentiles_us.get(i).map(|x| x.1))
-                    .collect();
-                let (lo, hi) = vals
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+                let vals: Vec<f64> = summaries.iter().filter_map(|s| s.percentiles_us.get(i).map(|x| x.1)).collect();
+                let (lo, hi) = vals.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
                 stats::median(&vals).map(|m| (m, lo, hi))
             })
             .collect();
-        series.push(Series {
-            name: v.name.clone(),
-            points,
-        });
+        series.push(Series { name: v.name.clone(), points });
     }
     if series.is_empty() {
         return None;
@@ -562,20 +465,13 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
     line_chart(&labels, &x_desc, "latency (us)", &series).ok()
 }
 
-fn line_chart(
-    labels: &[String],
-    x_desc: &str,
-    y_desc: &str,
-    series: &[Series],
-) -> anyhow::Result<String> {
+fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<String> {
     let all: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().flatten().flat_map(|&(m, l, h)| [m, l, h]))
         .filter(|v| v.is_finite())
         .collect();
-    let (min, max) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (min, max) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     if all.is_empty() {
         return Ok("<p class=\"muted\">no data to chart</p>".into());
     }
@@ -586,10 +482,7 @@ fn line_chart(
         (min.log10().floor(), max.log10().ceil())
     } else {
         let pad = ((max - min) * 0.08).max(max.abs() * 0.05).max(1e-9);
-        (
-            (min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }),
-            max + pad,
-        )
+        ((min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }), max + pad)
     };
     let n = labels.len().max(1);
     let mut svg = String::new();
@@ -614,11 +507,7 @@ fn line_chart(
                 }
             })
             .y_label_formatter(&|y| if log { num(10f64.powf(*y)) } else { num(*y) })
-            .y_labels(if log {
-                ((hi - lo) as usize + 1).max(2)
-            } else {
-                8
-            })
+            .y_labels(if log { ((hi - lo) as usize + 1).max(2) } else { 8 })
             .x_desc(x_desc)
             .y_desc(y_desc)
             .label_style(("sans-serif", 13))
@@ -641,21 +530,13 @@ fn line_chart(
             }
             chart
                 .draw_series(
-                    LineSeries::new(
-                        pts.iter().map(|&(x, m, _, _)| (x, m)),
-                        color.stroke_width(2),
-                    )
-                    .point_size(3),
+                    LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3),
                 )?
                 .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
             // Error bars: single points have no band.
-            chart.draw_series(
-                pts.iter()
-                    .map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))),
-            )?;
+            chart
+                .draw_series(pts.iter().map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))))?;
         }
         chart
             .configure_series_labels()
@@ -685,22 +566,10 @@ mod tests {
     #[test]
     fn chart_is_svg_with_every_series() {
         let s = vec![
-            Series {
-                name: "offset".into(),
-                points: vec![Some((10.0, 9.0, 11.0)), Some((1000.0, 900.0, 1100.0))],
-            },
-            Series {
-                name: "keyset".into(),
-                points: vec![Some((10.0, 9.0, 11.0)), None],
-            },
+            Series { name: "offset".into(), points: vec![Some((10.0, 9.0, 11.0)), Some((1000.0, 900.0, 1100.0))] },
+            Series { name: "keyset".into(), points: vec![Some((10.0, 9.0, 11.0)), None] },
         ];
-        let svg = line_chart(
-            &["1".into(), "1000".into()],
-            "page depth",
-            "latency (us)",
-            &s,
-        )
-        .unwrap();
+        let svg = line_chart(&["1".into(), "1000".into()], "page depth", "latency (us)", &s).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("offset") && svg.contains("keyset") && svg.contains("page depth"));
     }

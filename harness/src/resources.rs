@@ -21,12 +21,7 @@ fn stat_times(pid: u32) -> Option<[u64; 4]> {
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state), so field n is at index n - 3.
-    Some([
-        f.get(11)?.parse().ok()?,
-        f.get(12)?.parse().ok()?,
-        f.get(13)?.parse().ok()?,
-        f.get(14)?.parse().ok()?,
-    ])
+    Some([f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?, f.get(13)?.parse().ok()?, f.get(14)?.parse().ok()?])
 }
 
 fn children(pid: u32) -> Vec<u32> {
@@ -57,9 +52,7 @@ fn tree_cpu_s(pid: u32) -> Option<f64> {
 
 fn status_kb(pid: &str, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn tree_rss_bytes(pid: u32) -> Option<u64> {
@@ -124,9 +117,7 @@ impl Probe {
 /// CPU time of this process (all threads, not children: tools the harness runs, such as
 /// pgbench, are accounted separately).
 fn self_cpu_s() -> f64 {
-    stat_times(std::process::id())
-        .map(|t| (t[0] + t[1]) as f64 / ticks_per_sec())
-        .unwrap_or(0.0)
+    stat_times(std::process::id()).map(|t| (t[0] + t[1]) as f64 / ticks_per_sec()).unwrap_or(0.0)
 }
 
 #[cfg(test)]

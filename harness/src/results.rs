@@ -268,15 +268,9 @@ pub enum LoadError {
     #[error("no results file at {0}: run `cargo xtask bench` first")]
     Missing(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid results file: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("{path} has schema version {found}, this perflab reads version {SCHEMA_VERSION}")]
     Version { path: PathBuf, found: u64 },
 }
@@ -285,31 +279,16 @@ pub enum LoadError {
 pub fn load(path: &Path) -> Result<RunResults, LoadError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(LoadError::Missing(path.to_owned()))
-        }
-        Err(source) => {
-            return Err(LoadError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing(path.to_owned())),
+        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
     };
     // Look at the version first, so a file from another version says so instead of failing
     // on whichever field changed.
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
-            path: path.to_owned(),
-            source,
-        })?;
+        serde_json::from_str(&text).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(found) => {
-            return Err(LoadError::Version {
-                path: path.to_owned(),
-                found,
-            })
-        }
+        Some(found) => return Err(LoadError::Version { path: path.to_owned(), found }),
         None => {
             return Err(LoadError::Corrupt {
                 path: path.to_owned(),
@@ -317,10 +296,7 @@ pub fn load(path: &Path) -> Result<RunResults, LoadError> {
             })
         }
     }
-    serde_json::from_value(value).map_err(|source| LoadError::Corrupt {
-        path: path.to_owned(),
-        source,
-    })
+    serde_json::from_value(value).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })
 }
 
 /// Write `results` to `path` atomically: a temporary file in the same directory, flushed to
@@ -332,15 +308,9 @@ pub fn save(path: &Path, results: &RunResults) -> std::io::Result<()> {
 
 /// Atomic write of any bytes (also used for the report's HTML).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -370,12 +340,7 @@ pub fn redact_url(url: &str) -> String {
     };
     let userinfo = &rest[..at];
     match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
+        Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
         None => url.to_owned(),
     }
 }
@@ -386,15 +351,9 @@ mod tests {
 
     #[test]
     fn redacts_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
@@ -422,10 +381,7 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -434,14 +390,9 @@ mod tests {
     fn committed_schema_matches_the_types() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
         let committed: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&path)
-                .expect("schema/results.schema.json exists (cargo xtask schema writes it)"),
+            &std::fs::read_to_string(&path).expect("schema/results.schema.json exists (cargo xtask schema writes it)"),
         )
         .unwrap();
-        assert_eq!(
-            committed,
-            json_schema(),
-            "schema/results.schema.json is stale: run `cargo xtask schema`"
-        );
+        assert_eq!(committed, json_schema(), "schema/results.schema.json is stale: run `cargo xtask schema`");
     }
 }

@@ -10,18 +10,9 @@ use std::time::Instant;
 /// What the runner reports as it goes, for a progress bar.
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
-    Setup {
-        experiment: &'a str,
-    },
-    Sample {
-        experiment: &'a str,
-        variant: &'a str,
-        point: &'a str,
-        repetition: u32,
-    },
-    Checks {
-        experiment: &'a str,
-    },
+    Setup { experiment: &'a str },
+    Sample { experiment: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
+    Checks { experiment: &'a str },
 }
 
 /// How many samples `meta` takes with these settings.
@@ -64,9 +55,7 @@ pub async fn run_experiment(
     let mut result = empty_result(&meta, ctx.settings.quick);
     result.notes = exp.notes(ctx);
     if let Err(e) = run_inner(exp, ctx, &meta, &mut result, progress).await {
-        result.status = ExperimentStatus::Failed {
-            error: format!("{e:#}"),
-        };
+        result.status = ExperimentStatus::Failed { error: format!("{e:#}") };
     }
     analysis::analyse(&mut result);
     result.wall_time_ms = started.elapsed().as_millis() as u64;
@@ -80,9 +69,7 @@ async fn run_inner(
     result: &mut ExperimentResult,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
-    progress(Progress::Setup {
-        experiment: meta.id,
-    });
+    progress(Progress::Setup { experiment: meta.id });
     exp.setup(ctx).await.map_err(|e| e.context("setup"))?;
     let points = result.sweep.points.clone();
     for point in &points {
@@ -90,13 +77,7 @@ async fn run_inner(
             for variant in &meta.variants {
                 let snapshot = ctx.probe.begin();
                 let mut sample: Sample = exp.run(ctx, variant.name, point).await.map_err(|e| {
-                    e.context(format!(
-                        "{}/{}/{} repetition {}",
-                        meta.id,
-                        variant.name,
-                        point.label,
-                        repetition + 1
-                    ))
+                    e.context(format!("{}/{}/{} repetition {}", meta.id, variant.name, point.label, repetition + 1))
                 })?;
                 if sample.resources.is_none() {
                     sample.resources = Some(ctx.probe.end(&snapshot));
@@ -114,9 +95,7 @@ async fn run_inner(
             }
         }
     }
-    progress(Progress::Checks {
-        experiment: meta.id,
-    });
+    progress(Progress::Checks { experiment: meta.id });
     result.checks = exp.checks(ctx).await.map_err(|e| e.context("checks"))?;
     Ok(())
 }

@@ -76,18 +76,11 @@ pub struct Interval {
 }
 
 /// Percentile-bootstrap confidence interval (`level`, e.g. 0.95) of the median of `values`.
-pub fn bootstrap_median_ci(
-    values: &[f64],
-    level: f64,
-    resamples: usize,
-    seed: u64,
-) -> Option<Interval> {
+pub fn bootstrap_median_ci(values: &[f64], level: f64, resamples: usize, seed: u64) -> Option<Interval> {
     let estimate = median(values)?;
     let mut rng = SplitMix64::new(seed);
     let mut scratch = Vec::with_capacity(values.len());
-    let mut medians: Vec<f64> = (0..resamples)
-        .map(|_| resample_median(values, &mut rng, &mut scratch))
-        .collect();
+    let mut medians: Vec<f64> = (0..resamples).map(|_| resample_median(values, &mut rng, &mut scratch)).collect();
     medians.sort_by(|a, b| a.total_cmp(b));
     let alpha = (1.0 - level) / 2.0;
     Some(Interval {
@@ -156,11 +149,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
         return None;
     }
     // Midranks over the pooled sample.
-    let mut pooled: Vec<(f64, bool)> = a
-        .iter()
-        .map(|&v| (v, true))
-        .chain(b.iter().map(|&v| (v, false)))
-        .collect();
+    let mut pooled: Vec<(f64, bool)> = a.iter().map(|&v| (v, true)).chain(b.iter().map(|&v| (v, false))).collect();
     pooled.sort_by(|x, y| x.0.total_cmp(&y.0));
     let n = pooled.len();
     let mut rank_sum_a = 0.0;
@@ -193,33 +182,18 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
         let lower: f64 = counts[..=k].iter().sum::<f64>() / all;
         let upper: f64 = counts[k..].iter().sum::<f64>() / all;
         let p_value = (2.0 * lower.min(upper)).min(1.0);
-        return Some(MannWhitney {
-            u,
-            p_value,
-            exact: true,
-            min_attainable_p,
-        });
+        return Some(MannWhitney { u, p_value, exact: true, min_attainable_p });
     }
     let mean = total as f64 / 2.0;
     let (nf1, nf2, nf) = (n1 as f64, n2 as f64, n as f64);
     let var = nf1 * nf2 / 12.0 * ((nf + 1.0) - tie_term / (nf * (nf - 1.0)));
     if var <= 0.0 {
         // Every value is the same: nothing tells the samples apart.
-        return Some(MannWhitney {
-            u,
-            p_value: 1.0,
-            exact: false,
-            min_attainable_p,
-        });
+        return Some(MannWhitney { u, p_value: 1.0, exact: false, min_attainable_p });
     }
     let z = ((u - mean).abs() - 0.5).max(0.0) / var.sqrt();
     let p_value = (2.0 * normal_sf(z)).min(1.0);
-    Some(MannWhitney {
-        u,
-        p_value,
-        exact: false,
-        min_attainable_p,
-    })
+    Some(MannWhitney { u, p_value, exact: false, min_attainable_p })
 }
 
 /// Number of arrangements giving each U value, for sample sizes `m` and `n` (no ties).
@@ -263,8 +237,7 @@ fn erfc(x: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 {
         r
@@ -310,10 +283,7 @@ mod tests {
     fn ratio_ci_is_reproducible_and_none_on_zero_baseline() {
         let a = [1.0, 2.0, 3.0, 4.0];
         let b = [2.0, 3.0, 4.0, 5.0];
-        assert_eq!(
-            bootstrap_ratio_ci(&a, &b, 0.95, 500, 9),
-            bootstrap_ratio_ci(&a, &b, 0.95, 500, 9)
-        );
+        assert_eq!(bootstrap_ratio_ci(&a, &b, 0.95, 500, 9), bootstrap_ratio_ci(&a, &b, 0.95, 500, 9));
         assert_eq!(bootstrap_ratio_ci(&a, &[0.0, 0.0], 0.95, 500, 9), None);
     }
 

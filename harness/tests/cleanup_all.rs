@@ -5,24 +5,17 @@ use harness::provision::{provision, Provider, Request};
 
 #[tokio::test]
 async fn cleanup_all_stops_servers_whose_owner_never_drops() {
-    let env = provision(&Request {
-        provider: Provider::Local,
-        need_postgres: true,
-        need_redis: true,
-        ..Request::default()
-    })
-    .await
-    .expect("ephemeral servers start");
+    let env =
+        provision(&Request { provider: Provider::Local, need_postgres: true, need_redis: true, ..Request::default() })
+            .await
+            .expect("ephemeral servers start");
     let pids = env.server_pids();
     let dir = env.run_dir().unwrap().to_owned();
     // What the Ctrl-C handler does: the Env is never dropped.
     std::mem::forget(env);
     harness::provision::cleanup_all();
     for pid in pids {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "server {pid} still running"
-        );
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "server {pid} still running");
     }
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }

@@ -5,12 +5,7 @@ use harness::provision::{provision, Env, Provider, ProvisionError, Request};
 use std::path::PathBuf;
 
 fn request() -> Request {
-    Request {
-        provider: Provider::Local,
-        need_postgres: true,
-        need_redis: true,
-        ..Request::default()
-    }
+    Request { provider: Provider::Local, need_postgres: true, need_redis: true, ..Request::default() }
 }
 
 /// Processes in the process group of `pgid` (a server and the children it forked).
@@ -36,10 +31,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
 fn assert_gone(pids: &[u32], dir: &PathBuf) {
     for &pid in pids {
         let left = group_members(pid);
-        assert!(
-            left.is_empty(),
-            "processes of server {pid} still running: {left:?}"
-        );
+        assert!(left.is_empty(), "processes of server {pid} still running: {left:?}");
     }
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
@@ -52,27 +44,17 @@ async fn exercise(env: &Env) {
     let fsync: String = client.query_one("SHOW fsync", &[]).await.unwrap().get(0);
     assert_eq!(fsync, "off", "durability is off on an ephemeral server");
     let redis = env.redis.as_ref().expect("redis");
-    let mut con = redis
-        .client()
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut con = redis.client().unwrap().get_multiplexed_async_connection().await.unwrap();
     let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
     assert_eq!(pong, "PONG");
     let pg_info = env.servers.postgres.as_ref().unwrap();
-    assert!(
-        pg_info.version.starts_with(|c: char| c.is_ascii_digit()),
-        "{pg_info:?}"
-    );
+    assert!(pg_info.version.starts_with(|c: char| c.is_ascii_digit()), "{pg_info:?}");
     assert_eq!(env.servers.provider, "local");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_connect_stop_leaves_nothing() {
-    let mut env = provision(&request())
-        .await
-        .expect("ephemeral servers start");
+    let mut env = provision(&request()).await.expect("ephemeral servers start");
     let pids = env.server_pids();
     assert_eq!(pids.len(), 2);
     let dir = env.run_dir().unwrap().to_owned();
@@ -80,10 +62,7 @@ async fn start_connect_stop_leaves_nothing() {
     exercise(&env).await;
     // A second pair alongside the first: separate ports, separate directories.
     let other = provision(&request()).await.expect("a second set starts");
-    assert_ne!(
-        other.pg.as_ref().unwrap().port,
-        env.pg.as_ref().unwrap().port
-    );
+    assert_ne!(other.pg.as_ref().unwrap().port, env.pg.as_ref().unwrap().port);
     let other_pids = other.server_pids();
     let other_dir = other.run_dir().unwrap().to_owned();
     drop(other);
@@ -97,14 +76,9 @@ fn a_panic_in_the_middle_still_stops_everything() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<(Vec<u32>, PathBuf)>));
     let inner = seen.clone();
     let outcome = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
-            let env = provision(&request())
-                .await
-                .expect("ephemeral servers start");
+            let env = provision(&request()).await.expect("ephemeral servers start");
             *inner.lock().unwrap() = Some((env.server_pids(), env.run_dir().unwrap().to_owned()));
             exercise(&env).await;
             panic!("an experiment blew up");
@@ -119,11 +93,7 @@ fn a_panic_in_the_middle_still_stops_everything() {
 #[tokio::test]
 async fn an_unreachable_url_fails_fast_and_clearly() {
     // A port nothing listens on: bind one and drop it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let req = Request {
         provider: Provider::External,
         pg_url: Some(format!("postgres://u:secret@127.0.0.1:{port}/db")),
@@ -136,19 +106,12 @@ async fn an_unreachable_url_fails_fast_and_clearly() {
     assert!(matches!(err, ProvisionError::Unreachable { .. }), "{err}");
     assert!(err.is_user_error());
     let msg = err.to_string();
-    assert!(
-        msg.contains(&port.to_string()) && !msg.contains("secret"),
-        "{msg}"
-    );
+    assert!(msg.contains(&port.to_string()) && !msg.contains("secret"), "{msg}");
 }
 
 #[tokio::test]
 async fn external_provider_without_urls_is_a_usage_error() {
-    let req = Request {
-        provider: Provider::External,
-        need_postgres: true,
-        ..Request::default()
-    };
+    let req = Request { provider: Provider::External, need_postgres: true, ..Request::default() };
     let err = provision(&req).await.expect_err("no URL given");
     assert!(matches!(err, ProvisionError::BadRequest(_)), "{err}");
 }

@@ -6,9 +6,7 @@ use crate::{catalogue, report, Failure};
 use harness::experiment::Settings;
 use harness::provision::{self, Provider, Request};
 use harness::resources::Probe;
-use harness::results::{
-    self, ExperimentStatus, RunContext, RunResults, RunSettings, SCHEMA_VERSION,
-};
+use harness::results::{self, ExperimentStatus, RunContext, RunResults, RunSettings, SCHEMA_VERSION};
 use harness::runner::{self, Progress};
 use harness::{context, Experiment, RunCtx};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,8 +44,8 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             }
             _ => {
                 return Err(Failure::usage(format!(
-                "--set {s:?} is malformed: expected key=value, e.g. --set pg-pagination.rows=50000"
-            )))
+                    "--set {s:?} is malformed: expected key=value, e.g. --set pg-pagination.rows=50000"
+                )))
             }
         }
     }
@@ -59,24 +57,8 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     let settings = Settings {
         quick,
         repetitions: args.reps.unwrap_or(if quick { 2 } else { 5 }),
-        duration: dur(
-            &args.duration,
-            "duration",
-            if quick {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(5)
-            },
-        )?,
-        warmup: dur(
-            &args.warmup,
-            "warmup",
-            if quick {
-                Duration::from_millis(300)
-            } else {
-                Duration::from_secs(1)
-            },
-        )?,
+        duration: dur(&args.duration, "duration", if quick { Duration::from_secs(1) } else { Duration::from_secs(5) })?,
+        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(300) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
         sets,
     };
@@ -105,10 +87,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let plan = plan(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
     runtime.block_on(run(plan, args.no_report))
 }
 
@@ -116,8 +95,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     // Ctrl-C or SIGTERM: stop the servers and remove their directories, then leave. Every
     // experiment finished so far is already in results.json.
     tokio::spawn(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
@@ -131,8 +109,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     let (git_revision, git_dirty) = context::git_revision(&workspace);
     let run_id = context::run_id(git_revision.as_deref());
     let dir = plan.out.join(&run_id);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     let results_path = dir.join("results.json");
 
     eprintln!(
@@ -147,10 +124,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             Failure::Run(e.to_string())
         }
     })?;
-    let probe = Probe {
-        postgres_pid: env.pg.as_ref().and_then(|p| p.pid),
-        redis_pid: env.redis.as_ref().and_then(|r| r.pid),
-    };
+    let probe =
+        Probe { postgres_pid: env.pg.as_ref().and_then(|p| p.pid), redis_pid: env.redis.as_ref().and_then(|r| r.pid) };
     let s = &plan.settings;
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -179,42 +154,23 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         complete: false,
     };
     let save = |r: &RunResults| {
-        results::save(&results_path, r)
-            .map_err(|e| Failure::Run(format!("writing {}: {e}", results_path.display())))
+        results::save(&results_path, r).map_err(|e| Failure::Run(format!("writing {}: {e}", results_path.display())))
     };
     save(&results)?;
 
-    let ctx = RunCtx {
-        env,
-        settings: plan.settings.clone(),
-        probe,
-    };
-    let total: u64 = plan
-        .experiments
-        .iter()
-        .map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions))
-        .sum();
+    let ctx = RunCtx { env, settings: plan.settings.clone(), probe };
+    let total: u64 = plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} samples, ETA {eta}  {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} samples, ETA {eta}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     let on_progress = |p: Progress<'_>| match p {
         Progress::Setup { experiment } => bar.set_message(format!("{experiment}: setup")),
-        Progress::Sample {
-            experiment,
-            variant,
-            point,
-            repetition,
-        } => {
+        Progress::Sample { experiment, variant, point, repetition } => {
             bar.inc(1);
-            bar.set_message(format!(
-                "{experiment}: {variant} @ {point} (rep {})",
-                repetition + 1
-            ));
+            bar.set_message(format!("{experiment}: {variant} @ {point} (rep {})", repetition + 1));
         }
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };
@@ -231,11 +187,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             .map(|p| p.comparisons.iter().map(|c| c.sentence.clone()).collect())
             .unwrap_or_default();
         bar.suspend(|| {
-            eprintln!(
-                "{} done in {:.1} s",
-                result.id,
-                result.wall_time_ms as f64 / 1000.0
-            );
+            eprintln!("{} done in {:.1} s", result.id, result.wall_time_ms as f64 / 1000.0);
             for h in &headline {
                 eprintln!("  {h}");
             }
@@ -257,10 +209,6 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     if failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        Err(Failure::Run(format!(
-            "{} experiment(s) failed: {}",
-            failed.len(),
-            failed.join(", ")
-        )))
+        Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
     }
 }

@@ -3,19 +3,12 @@
 use harness::Experiment;
 
 pub fn all() -> Vec<Box<dyn Experiment>> {
-    vec![
-        Box::new(calibration::Calibration::new()),
-        Box::new(pg_pagination::PgPagination::new()),
-    ]
+    vec![Box::new(calibration::Calibration::new()), Box::new(pg_pagination::PgPagination::new())]
 }
 
 /// Does `id` match any of the comma-separated globs in `filter` (`*` any run, `?` one char)?
 pub fn matches(filter: &str, id: &str) -> bool {
-    filter
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .any(|p| glob(p.as_bytes(), id.as_bytes()))
+    filter.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| glob(p.as_bytes(), id.as_bytes()))
 }
 
 fn glob(p: &[u8], s: &[u8]) -> bool {
@@ -48,11 +41,7 @@ mod tests {
         let set: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(set.len(), ids.len());
         for id in ids {
-            assert!(
-                id.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-                "{id}"
-            );
+            assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{id}");
         }
     }
 }

@@ -81,22 +81,14 @@ pub struct ReportArgs {
 
 /// The workspace's reports/ directory.
 pub fn default_reports_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("reports")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("reports")
 }
 
 /// Parse `5s`, `500ms`, `1m`, `1.5s`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 5s, 500ms, 1m"))?;
+    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let v: f64 = num.trim().parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 5s, 500ms, 1m"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
@@ -104,9 +96,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("invalid duration {s:?}: units are ms, s and m")),
     };
     if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!(
-            "invalid duration {s:?}: must be more than 0 and at most 1h"
-        ));
+        return Err(format!("invalid duration {s:?}: must be more than 0 and at most 1h"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }

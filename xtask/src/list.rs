@@ -20,11 +20,7 @@ pub fn list() -> Result<ExitCode, Failure> {
             m.sweep.axis,
             m.sweep.full,
             m.sweep.quick,
-            if servers.is_empty() {
-                "no server".into()
-            } else {
-                servers.join(" + ")
-            }
+            if servers.is_empty() { "no server".into() } else { servers.join(" + ") }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -25,12 +25,8 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
 /// Render `results.json` into `index.html` beside it; returns the page's path.
 pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     let results = harness::results::load(results_path).map_err(Failure::usage)?;
-    let html = harness::report::render(&results)
-        .map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
-    let dir = results_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
+    let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let out = dir.join("index.html");
     harness::results::write_atomic(&out, html.as_bytes())
         .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
@@ -40,20 +36,10 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
 /// The newest run directory (run ids sort by time) that holds a results.json.
 fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .map_err(|_| {
-            Failure::usage(format!(
-                "no runs in {}: run `cargo xtask bench` first",
-                reports.display()
-            ))
-        })?
+        .map_err(|_| Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("results.json").is_file())
         .collect();
     runs.sort();
-    runs.pop().ok_or_else(|| {
-        Failure::usage(format!(
-            "no runs in {}: run `cargo xtask bench` first",
-            reports.display()
-        ))
-    })
+    runs.pop().ok_or_else(|| Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display())))
 }

@@ -27,22 +27,14 @@ fn stderr(o: &Output) -> String {
 }
 
 fn only_run_dir(out: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let runs: Vec<PathBuf> =
+        std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
 }
 
 fn checks<'a>(exp: &'a serde_json::Value, variant: &str, name: &str) -> Vec<&'a serde_json::Value> {
-    exp["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["variant"] == variant && c["name"] == name)
-        .collect()
+    exp["checks"].as_array().unwrap().iter().filter(|c| c["variant"] == variant && c["name"] == name).collect()
 }
 
 #[test]
@@ -65,22 +57,14 @@ fn quick_bench_runs_both_experiments_end_to_end() {
     assert!(o.status.success(), "bench failed: {}", stderr(&o));
     let run = only_run_dir(&out);
     let results_path = run.join("results.json");
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
 
     // The file matches the committed JSON Schema.
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-    let errors: Vec<String> = validator
-        .iter_errors(&results)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "results.json does not match the schema: {errors:?}"
-    );
+    let errors: Vec<String> = validator.iter_errors(&results).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "results.json does not match the schema: {errors:?}");
 
     assert_eq!(results["complete"], true);
     assert_eq!(results["context"]["servers"]["provider"], "local");
@@ -91,20 +75,12 @@ fn quick_bench_runs_both_experiments_end_to_end() {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
         let metric = e["primary_metric"]["name"].as_str().unwrap();
-        let want = e["variants"].as_array().unwrap().len()
-            * e["sweep"]["points"].as_array().unwrap().len()
-            * 2;
+        let want = e["variants"].as_array().unwrap().len() * e["sweep"]["points"].as_array().unwrap().len() * 2;
         let samples = e["samples"].as_array().unwrap();
         assert_eq!(samples.len(), want, "{}", e["id"]);
         for s in samples {
             let v = s["metrics"][metric].as_f64().unwrap_or(0.0);
-            assert!(
-                v > 0.0,
-                "{} {}/{}: {metric} = {v}",
-                e["id"],
-                s["variant"],
-                s["point"]
-            );
+            assert!(v > 0.0, "{} {}/{}: {metric} = {v}", e["id"], s["variant"], s["point"]);
         }
         // Every non-baseline variant has a verdict at every point.
         for p in e["analysis"].as_array().unwrap() {
@@ -119,11 +95,7 @@ fn quick_bench_runs_both_experiments_end_to_end() {
     // and nothing is returned twice by either.
     let pag = &exps[1];
     let missed = |v: &str| checks(pag, v, "rows missed")[0]["value"].as_f64().unwrap();
-    let dups = |v: &str| {
-        checks(pag, v, "rows duplicated")[0]["value"]
-            .as_f64()
-            .unwrap()
-    };
+    let dups = |v: &str| checks(pag, v, "rows duplicated")[0]["value"].as_f64().unwrap();
     assert!(
         missed("keyset-guide") > 0.0,
         "the guide's RFC 3339 cursor must skip rows on data with sub-second timestamps"
@@ -147,16 +119,9 @@ fn quick_bench_runs_both_experiments_end_to_end() {
     assert!(run.join("index.html").is_file());
 
     // Nothing left behind: no temporary files beside the results.
-    let names: Vec<String> = std::fs::read_dir(&run)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        names
-            .iter()
-            .all(|n| n == "results.json" || n == "index.html"),
-        "{names:?}"
-    );
+    let names: Vec<String> =
+        std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n == "results.json" || n == "index.html"), "{names:?}");
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -165,10 +130,7 @@ fn an_unknown_filter_lists_the_experiments() {
     let o = xtask(&["bench", "--filter", "no-such-thing"]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(
-        e.contains("no-such-thing") && e.contains("calibration") && e.contains("pg-pagination"),
-        "{e}"
-    );
+    assert!(e.contains("no-such-thing") && e.contains("calibration") && e.contains("pg-pagination"), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
 }
 
@@ -185,34 +147,15 @@ fn a_malformed_set_is_rejected_before_anything_starts() {
 
 #[test]
 fn an_unreachable_pg_url_fails_within_seconds() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = temp_dir("unreachable");
     let started = Instant::now();
     let url = format!("postgres://perflab:hunter2@127.0.0.1:{port}/nowhere");
-    let o = xtask(&[
-        "bench",
-        "--filter",
-        "pg-pagination",
-        "--pg-url",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = xtask(&["bench", "--filter", "pg-pagination", "--pg-url", &url, "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        started.elapsed().as_secs() < 15,
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed().as_secs() < 15, "took {:?}", started.elapsed());
     let e = stderr(&o);
-    assert!(
-        e.contains(&format!("127.0.0.1:{port}")) && !e.contains("hunter2"),
-        "{e}"
-    );
+    assert!(e.contains(&format!("127.0.0.1:{port}")) && !e.contains("hunter2"), "{e}");
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -226,10 +169,7 @@ fn report_of_a_missing_or_corrupt_file_says_so_in_one_line() {
     let o = xtask(&["report", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(
-        e.contains("not a valid results file") && e.trim().lines().count() == 1,
-        "{e}"
-    );
+    assert!(e.contains("not a valid results file") && e.trim().lines().count() == 1, "{e}");
     std::fs::write(&bad, "{\"schema_version\": 99}").unwrap();
     let o = xtask(&["report", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

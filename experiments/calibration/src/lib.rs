@@ -10,9 +10,7 @@ use harness::load::{self, OpError, Worker};
 use harness::provision::{find_pg_bin, which};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{
-    BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant,
-};
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,10 +37,7 @@ impl Calibration {
 }
 
 fn pgbench() -> Option<PathBuf> {
-    find_pg_bin()
-        .map(|d| d.join("pgbench"))
-        .filter(|p| p.is_file())
-        .or_else(|| which("pgbench"))
+    find_pg_bin().map(|d| d.join("pgbench")).filter(|p| p.is_file()).or_else(|| which("pgbench"))
 }
 
 impl Experiment for Calibration {
@@ -79,15 +74,14 @@ impl Experiment for Calibration {
         Box::pin(async move {
             let pg = ctx.env.postgres()?;
             let client = pg.connect().await?;
-            let have: Option<i64> = match client
-                .query_one("SELECT count(*) FROM pgbench_accounts", &[])
-                .await
-            {
+            let have: Option<i64> = match client.query_one("SELECT count(*) FROM pgbench_accounts", &[]).await {
                 Ok(r) => Some(r.get(0)),
                 Err(_) => None,
             };
             if have != Some(i64::from(ACCOUNTS)) {
-                let bin = pgbench().context("pgbench not found: install postgresql-contrib (or the postgresql package that ships it)")?;
+                let bin = pgbench().context(
+                    "pgbench not found: install postgresql-contrib (or the postgresql package that ships it)",
+                )?;
                 // dtGvp: drop, create tables, generate the rows server-side, vacuum, primary keys.
                 let out = Command::new(&bin)
                     .args(["-i", "-q", "-I", "dtGvp", "-s", &SCALE.to_string()])
@@ -102,11 +96,7 @@ impl Experiment for Calibration {
             }
             let redis = ctx.env.redis()?;
             let mut con = redis.client()?.get_multiplexed_async_connection().await?;
-            redis::cmd("SET")
-                .arg(REDIS_KEY)
-                .arg("xxx")
-                .query_async::<()>(&mut con)
-                .await?;
+            redis::cmd("SET").arg(REDIS_KEY).arg("xxx").query_async::<()>(&mut con).await?;
             Ok(())
         })
     }
@@ -130,11 +120,7 @@ impl Experiment for Calibration {
                         async move {
                             let client = pg.connect().await?;
                             let stmt = client.prepare(SELECT).await?;
-                            Ok(PgSelect {
-                                client,
-                                stmt,
-                                rng: SplitMix64::new(0x5eed + i as u64),
-                            })
+                            Ok(PgSelect { client, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
                         }
                     })
                     .await?;
@@ -195,11 +181,7 @@ struct RedisGet {
 
 impl Worker for RedisGet {
     async fn call(&mut self) -> Result<(), OpError> {
-        match self
-            .cmd
-            .query_async::<Option<redis::Value>>(&mut self.con)
-            .await
-        {
+        match self.cmd.query_async::<Option<redis::Value>>(&mut self.con).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(OpError::new("key missing")),
             Err(e) => Err(OpError::from_error(&e)),
@@ -222,10 +204,7 @@ fn children_cpu_s() -> f64 {
 fn timed_output(
     probe: &harness::resources::Probe,
     mut cmd: Command,
-) -> (
-    std::io::Result<std::process::Output>,
-    harness::results::Resources,
-) {
+) -> (std::io::Result<std::process::Output>, harness::results::Resources) {
     let snap = probe.begin();
     let before = children_cpu_s();
     let out = cmd.output();
@@ -238,10 +217,7 @@ fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f
     let mut metrics = extra;
     metrics.insert("ops_per_sec".into(), ops_per_sec);
     metrics.insert("latency_mean_us".into(), mean_latency_us);
-    Sample {
-        metrics,
-        ..Sample::default()
-    }
+    Sample { metrics, ..Sample::default() }
 }
 
 async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
@@ -250,16 +226,7 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     let s = &ctx.settings;
     let threads = clients.min(2).to_string();
     let mut base = Command::new(&bin);
-    base.args([
-        "-n",
-        "-S",
-        "-M",
-        "prepared",
-        "-c",
-        &clients.to_string(),
-        "-j",
-        &threads,
-    ]);
+    base.args(["-n", "-S", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads]);
     let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
     // pgbench has no warm-up phase of its own: run one, as the harness does, and discard it.
     if !s.warmup.is_zero() {
@@ -279,19 +246,13 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
         warm.args(pg.cli_args());
         let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
     }
-    base.args(["-T", &secs(s.duration).to_string()])
-        .args(pg.cli_args());
+    base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args());
     let probe = ctx.probe.clone();
     let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, base)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(
-        out.status.success(),
-        "pgbench failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let (tps, latency_ms) =
-        parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output: {stdout}"))?;
+    anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let (tps, latency_ms) = parse_pgbench(&stdout).with_context(|| format!("unexpected pgbench output: {stdout}"))?;
     let mut sample = sample_from(tps, latency_ms * 1000.0, BTreeMap::new());
     sample.resources = Some(resources);
     Ok(sample)
@@ -319,45 +280,30 @@ pub fn parse_pgbench(out: &str) -> Option<(f64, f64)> {
 /// `(requests/s, mean latency in ms, p50, p95, p99)` from redis-benchmark's `--csv` output.
 pub fn parse_redis_benchmark_csv(out: &str) -> Option<(f64, f64, Vec<f64>)> {
     let line = out.lines().find(|l| l.starts_with("\"GET\""))?;
-    let fields: Vec<f64> = line
-        .split(',')
-        .skip(1)
-        .filter_map(|f| f.trim_matches('"').parse().ok())
-        .collect();
+    let fields: Vec<f64> = line.split(',').skip(1).filter_map(|f| f.trim_matches('"').parse().ok()).collect();
     // rps, avg, min, p50, p95, p99, max
-    Some((
-        *fields.first()?,
-        *fields.get(1)?,
-        fields.get(3..6).map(|s| s.to_vec()).unwrap_or_default(),
-    ))
+    Some((*fields.first()?, *fields.get(1)?, fields.get(3..6).map(|s| s.to_vec()).unwrap_or_default()))
 }
 
 impl Calibration {
     async fn run_redis_benchmark(&self, ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
         let redis = ctx.env.redis()?;
-        let bin =
-            which("redis-benchmark").context("redis-benchmark not found: install redis-tools")?;
+        let bin = which("redis-benchmark").context("redis-benchmark not found: install redis-tools")?;
         let s = &ctx.settings;
-        let guess = self
-            .redis_rate
-            .lock()
-            .expect("not poisoned")
-            .get(&clients)
-            .copied()
-            .unwrap_or(30_000.0);
+        let guess = self.redis_rate.lock().expect("not poisoned").get(&clients).copied().unwrap_or(30_000.0);
         let requests = ((guess * s.duration.as_secs_f64()) as u64).max(5_000);
         let warm_requests = ((guess * s.warmup.as_secs_f64()) as u64).max(1_000);
         let make = |n: u64| {
             let mut c = Command::new(&bin);
-            c.args([
-                "-h",
-                &redis.host,
-                "-p",
-                &redis.port.to_string(),
-                "-c",
-                &clients.to_string(),
-            ])
-            .args(["-n", &n.to_string(), "-t", "get", "-d", "3", "--csv"]);
+            c.args(["-h", &redis.host, "-p", &redis.port.to_string(), "-c", &clients.to_string()]).args([
+                "-n",
+                &n.to_string(),
+                "-t",
+                "get",
+                "-d",
+                "3",
+                "--csv",
+            ]);
             c
         };
         if !s.warmup.is_zero() {
@@ -366,8 +312,7 @@ impl Calibration {
         }
         let cmd = make(requests);
         let probe = ctx.probe.clone();
-        let (out, resources) =
-            tokio::task::spawn_blocking(move || timed_output(&probe, cmd)).await?;
+        let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, cmd)).await?;
         let out = out.with_context(|| format!("running {}", bin.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         anyhow::ensure!(
@@ -377,15 +322,9 @@ impl Calibration {
         );
         let (rps, avg_ms, pcts) = parse_redis_benchmark_csv(&stdout)
             .with_context(|| format!("unexpected redis-benchmark output: {stdout}"))?;
-        self.redis_rate
-            .lock()
-            .expect("not poisoned")
-            .insert(clients, rps);
+        self.redis_rate.lock().expect("not poisoned").insert(clients, rps);
         let mut extra = BTreeMap::new();
-        for (name, v) in ["latency_p50_us", "latency_p95_us", "latency_p99_us"]
-            .iter()
-            .zip(pcts)
-        {
+        for (name, v) in ["latency_p50_us", "latency_p95_us", "latency_p99_us"].iter().zip(pcts) {
             extra.insert((*name).to_owned(), v * 1000.0);
         }
         let mut sample = sample_from(rps, avg_ms * 1000.0, extra);

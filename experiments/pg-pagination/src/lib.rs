@@ -9,9 +9,7 @@ use anyhow::Context as _;
 use harness::fixtures::load_users;
 use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check};
-use harness::{
-    BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant,
-};
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,31 +52,17 @@ struct Params {
 fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
     let s = &ctx.settings;
     let id = "pg-pagination";
-    let rows = s
-        .get::<i64>(id, "rows")?
-        .unwrap_or(if s.quick { 100_000 } else { 1_000_000 });
+    let rows = s.get::<i64>(id, "rows")?.unwrap_or(if s.quick { 100_000 } else { 1_000_000 });
     let page_size = s.get::<i64>(id, "page_size")?.unwrap_or(20);
-    let walk_pages = s
-        .get::<usize>(id, "walk_pages")?
-        .unwrap_or(if s.quick { 300 } else { 2000 });
+    let walk_pages = s.get::<usize>(id, "walk_pages")?.unwrap_or(if s.quick { 300 } else { 2000 });
     anyhow::ensure!(rows > 0, "--set rows must be positive");
-    anyhow::ensure!(
-        (1..=10_000).contains(&page_size),
-        "--set page_size must be within 1..=10000"
-    );
-    Ok(Params {
-        rows,
-        page_size,
-        walk_pages,
-    })
+    anyhow::ensure!((1..=10_000).contains(&page_size), "--set page_size must be within 1..=10000");
+    Ok(Params { rows, page_size, walk_pages })
 }
 
 /// RFC 3339 with whole seconds, as Go's `time.Format(time.RFC3339)` writes a UTC time.
 fn rfc3339_seconds(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     harness::context::rfc3339(secs)
 }
 
@@ -127,28 +111,11 @@ impl Pager {
                 let s = client.prepare(OFFSET_SQL).await?;
                 (s.clone(), s)
             }
-            Kind::KeysetGuide => (
-                client.prepare(GUIDE_FIRST_SQL).await?,
-                client.prepare(GUIDE_NEXT_SQL).await?,
-            ),
-            Kind::Keyset => (
-                client.prepare(KEYSET_FIRST_SQL).await?,
-                client.prepare(KEYSET_NEXT_SQL).await?,
-            ),
+            Kind::KeysetGuide => (client.prepare(GUIDE_FIRST_SQL).await?, client.prepare(GUIDE_NEXT_SQL).await?),
+            Kind::Keyset => (client.prepare(KEYSET_FIRST_SQL).await?, client.prepare(KEYSET_NEXT_SQL).await?),
         };
-        let guide_cursor = cursor
-            .map(|c| rfc3339_seconds(c.created_at))
-            .unwrap_or_default();
-        Ok(Self {
-            client,
-            first,
-            next,
-            variant,
-            page_size,
-            depth,
-            cursor,
-            guide_cursor,
-        })
+        let guide_cursor = cursor.map(|c| rfc3339_seconds(c.created_at)).unwrap_or_default();
+        Ok(Self { client, first, next, variant, page_size, depth, cursor, guide_cursor })
     }
 
     /// Fetch the page after `cursor` (or page `depth` for OFFSET).
@@ -156,21 +123,11 @@ impl Pager {
         match (self.variant, &self.cursor) {
             (Kind::Offset, _) => {
                 let offset = (self.depth as i64 - 1) * self.page_size;
-                self.client
-                    .query(&self.first, &[&self.page_size, &offset])
-                    .await
+                self.client.query(&self.first, &[&self.page_size, &offset]).await
             }
             (_, None) => self.client.query(&self.first, &[&self.page_size]).await,
-            (Kind::KeysetGuide, Some(_)) => {
-                self.client
-                    .query(&self.next, &[&self.guide_cursor, &self.page_size])
-                    .await
-            }
-            (Kind::Keyset, Some(c)) => {
-                self.client
-                    .query(&self.next, &[&c.created_at, &c.id, &self.page_size])
-                    .await
-            }
+            (Kind::KeysetGuide, Some(_)) => self.client.query(&self.next, &[&self.guide_cursor, &self.page_size]).await,
+            (Kind::Keyset, Some(c)) => self.client.query(&self.next, &[&c.created_at, &c.id, &self.page_size]).await,
         }
     }
 }
@@ -221,15 +178,10 @@ impl Experiment for PgPagination {
         Box::pin(async move {
             let p = params(ctx)?;
             let client = ctx.env.postgres()?.connect().await?;
-            load_users(&client, p.rows, SEED)
-                .await
-                .context("loading users")?;
+            load_users(&client, p.rows, SEED).await.context("loading users")?;
             client.batch_execute(KEYSET_INDEX_SQL).await?;
             client.batch_execute("ANALYZE users").await?;
-            let live: i64 = client
-                .query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[])
-                .await?
-                .get(0);
+            let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
             let meta = self.meta();
             let depths = meta.sweep.points(ctx.settings.quick);
             let mut cursors = HashMap::new();
@@ -250,13 +202,7 @@ impl Experiment for PgPagination {
                         &[&(before - 1)],
                     )
                     .await?;
-                cursors.insert(
-                    depth,
-                    Cursor {
-                        created_at: row.get(0),
-                        id: row.get(1),
-                    },
-                );
+                cursors.insert(depth, Cursor { created_at: row.get(0), id: row.get(1) });
             }
             *self.cursors.lock().expect("not poisoned") = cursors;
             Ok(())
@@ -273,27 +219,15 @@ impl Experiment for PgPagination {
             let p = params(ctx)?;
             let kind = Kind::parse(variant)?;
             let depth = point.value as u64;
-            let cursor = self
-                .cursors
-                .lock()
-                .expect("not poisoned")
-                .get(&depth)
-                .copied();
+            let cursor = self.cursors.lock().expect("not poisoned").get(&depth).copied();
             let pg = ctx.env.postgres()?.clone();
             let concurrency = ctx.settings.concurrency.unwrap_or(1);
             let page_size = p.page_size;
-            let report =
-                load::run(
-                    &ctx.settings.closed_loop(concurrency),
-                    &ctx.probe,
-                    move |_| {
-                        let pg = pg.clone();
-                        async move {
-                            Pager::new(pg.connect().await?, kind, page_size, depth, cursor).await
-                        }
-                    },
-                )
-                .await?;
+            let report = load::run(&ctx.settings.closed_loop(concurrency), &ctx.probe, move |_| {
+                let pg = pg.clone();
+                async move { Pager::new(pg.connect().await?, kind, page_size, depth, cursor).await }
+            })
+            .await?;
             Ok(report.into_sample())
         })
     }
@@ -310,12 +244,8 @@ impl Experiment for PgPagination {
                 for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
                     let (sql, params): (&str, Vec<String>) =
                         explain_query(kind, depth, p.page_size, cursors.get(&depth));
-                    let explain = format!(
-                        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
-                        inline(sql, &params)
-                    );
-                    let plan: serde_json::Value =
-                        client.query_one(explain.as_str(), &[]).await?.get(0);
+                    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", inline(sql, &params));
+                    let plan: serde_json::Value = client.query_one(explain.as_str(), &[]).await?.get(0);
                     let (rows, buffers) = plan_stats(&plan);
                     let name = variant_name(kind);
                     checks.push(Check {
@@ -332,9 +262,7 @@ impl Experiment for PgPagination {
                         name: "buffers".into(),
                         value: buffers,
                         ok: None,
-                        detail:
-                            "8 kB shared buffers hit or read to return one page (EXPLAIN BUFFERS)"
-                                .into(),
+                        detail: "8 kB shared buffers hit or read to return one page (EXPLAIN BUFFERS)".into(),
                     });
                 }
             }
@@ -369,47 +297,25 @@ fn variant_name(kind: Kind) -> &'static str {
 }
 
 /// The query a variant sends for page `depth`, with its parameters as SQL literals (for EXPLAIN).
-fn explain_query(
-    kind: Kind,
-    depth: u64,
-    page_size: i64,
-    cursor: Option<&Cursor>,
-) -> (&'static str, Vec<String>) {
+fn explain_query(kind: Kind, depth: u64, page_size: i64, cursor: Option<&Cursor>) -> (&'static str, Vec<String>) {
     let ts = |c: &Cursor| {
         let d = c.created_at.duration_since(UNIX_EPOCH).unwrap_or_default();
         format!("to_timestamp({}.{:06})", d.as_secs(), d.subsec_micros())
     };
     match (kind, cursor) {
-        (Kind::Offset, _) => (
-            OFFSET_SQL,
-            vec![
-                page_size.to_string(),
-                ((depth as i64 - 1) * page_size).to_string(),
-            ],
-        ),
+        (Kind::Offset, _) => (OFFSET_SQL, vec![page_size.to_string(), ((depth as i64 - 1) * page_size).to_string()]),
         (Kind::KeysetGuide, None) => (GUIDE_FIRST_SQL, vec![page_size.to_string()]),
         (Kind::Keyset, None) => (KEYSET_FIRST_SQL, vec![page_size.to_string()]),
-        (Kind::KeysetGuide, Some(c)) => (
-            GUIDE_NEXT_SQL,
-            vec![
-                format!("'{}'", rfc3339_seconds(c.created_at)),
-                page_size.to_string(),
-            ],
-        ),
-        (Kind::Keyset, Some(c)) => (
-            KEYSET_NEXT_SQL,
-            vec![ts(c), format!("'{}'::uuid", c.id), page_size.to_string()],
-        ),
+        (Kind::KeysetGuide, Some(c)) => {
+            (GUIDE_NEXT_SQL, vec![format!("'{}'", rfc3339_seconds(c.created_at)), page_size.to_string()])
+        }
+        (Kind::Keyset, Some(c)) => (KEYSET_NEXT_SQL, vec![ts(c), format!("'{}'::uuid", c.id), page_size.to_string()]),
     }
 }
 
 /// Replace `$n` by the n-th literal, last first so `$1` does not eat `$10`; comments dropped.
 fn inline(sql: &str, params: &[String]) -> String {
-    let mut out: String = sql
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let mut out: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
     for (i, v) in params.iter().enumerate().rev() {
         out = out.replace(&format!("${}", i + 1), v);
     }
@@ -420,22 +326,11 @@ fn inline(sql: &str, params: &[String]) -> String {
 fn plan_stats(plan: &serde_json::Value) -> (f64, f64) {
     fn walk(node: &serde_json::Value, rows: &mut f64) {
         let ty = node.get("Node Type").and_then(|v| v.as_str()).unwrap_or("");
-        let loops = node
-            .get("Actual Loops")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1.0);
+        let loops = node.get("Actual Loops").and_then(|v| v.as_f64()).unwrap_or(1.0);
         if ty.contains("Scan") {
-            *rows += node
-                .get("Actual Rows")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-                * loops;
+            *rows += node.get("Actual Rows").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
         }
-        *rows += node
-            .get("Rows Removed by Filter")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0)
-            * loops;
+        *rows += node.get("Rows Removed by Filter").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
         if let Some(children) = node.get("Plans").and_then(|v| v.as_array()) {
             for c in children {
                 walk(c, rows);
@@ -445,24 +340,14 @@ fn plan_stats(plan: &serde_json::Value) -> (f64, f64) {
     let top = &plan[0]["Plan"];
     let mut rows = 0.0;
     walk(top, &mut rows);
-    let buffers = top
-        .get("Shared Hit Blocks")
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
-        + top
-            .get("Shared Read Blocks")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0);
+    let buffers = top.get("Shared Hit Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0)
+        + top.get("Shared Read Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0);
     (rows, buffers)
 }
 
 /// Walk `pages` pages from the start with each variant, as a client following its cursors
 /// would, and count the rows missed and repeated against the true order.
-async fn correctness_walk(
-    client: &Client,
-    page_size: i64,
-    pages: usize,
-) -> anyhow::Result<Vec<Check>> {
+async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyhow::Result<Vec<Check>> {
     // The true order, long enough to cover what a variant that skips rows walks past.
     let horizon = (pages as i64 * page_size * 3).max(page_size);
     let truth: Vec<Uuid> = client
@@ -476,37 +361,21 @@ async fn correctness_walk(
     for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
         let conn = client; // one connection walks all variants in turn
         let (first, next) = match kind {
-            Kind::Offset => (
-                conn.prepare(OFFSET_SQL).await?,
-                conn.prepare(OFFSET_SQL).await?,
-            ),
-            Kind::KeysetGuide => (
-                conn.prepare(GUIDE_FIRST_SQL).await?,
-                conn.prepare(GUIDE_NEXT_SQL).await?,
-            ),
-            Kind::Keyset => (
-                conn.prepare(KEYSET_FIRST_SQL).await?,
-                conn.prepare(KEYSET_NEXT_SQL).await?,
-            ),
+            Kind::Offset => (conn.prepare(OFFSET_SQL).await?, conn.prepare(OFFSET_SQL).await?),
+            Kind::KeysetGuide => (conn.prepare(GUIDE_FIRST_SQL).await?, conn.prepare(GUIDE_NEXT_SQL).await?),
+            Kind::Keyset => (conn.prepare(KEYSET_FIRST_SQL).await?, conn.prepare(KEYSET_NEXT_SQL).await?),
         };
         let mut seen: Vec<Uuid> = Vec::with_capacity(pages * page_size as usize);
         let mut cursor: Option<Cursor> = None;
         let mut walked = 0;
         for page in 0..pages {
             let rows = match (kind, &cursor) {
-                (Kind::Offset, _) => {
-                    conn.query(&first, &[&page_size, &(page as i64 * page_size)])
-                        .await?
-                }
+                (Kind::Offset, _) => conn.query(&first, &[&page_size, &(page as i64 * page_size)]).await?,
                 (_, None) => conn.query(&first, &[&page_size]).await?,
                 (Kind::KeysetGuide, Some(c)) => {
-                    conn.query(&next, &[&rfc3339_seconds(c.created_at), &page_size])
-                        .await?
+                    conn.query(&next, &[&rfc3339_seconds(c.created_at), &page_size]).await?
                 }
-                (Kind::Keyset, Some(c)) => {
-                    conn.query(&next, &[&c.created_at, &c.id, &page_size])
-                        .await?
-                }
+                (Kind::Keyset, Some(c)) => conn.query(&next, &[&c.created_at, &c.id, &page_size]).await?,
             };
             walked += 1;
             if rows.is_empty() {
@@ -516,10 +385,7 @@ async fn correctness_walk(
                 seen.push(r.get(0));
             }
             let last = rows.last().expect("non-empty");
-            cursor = Some(Cursor {
-                created_at: last.get(3),
-                id: last.get(0),
-            });
+            cursor = Some(Cursor { created_at: last.get(3), id: last.get(0) });
             // The guide's client stops when a page is short; so does everyone here.
             if (rows.len() as i64) < page_size {
                 break;
@@ -527,16 +393,8 @@ async fn correctness_walk(
         }
         let distinct: HashSet<Uuid> = seen.iter().copied().collect();
         let duplicated = seen.len() - distinct.len();
-        let reached = seen
-            .iter()
-            .filter_map(|id| position.get(id))
-            .max()
-            .map(|p| p + 1)
-            .unwrap_or(0);
-        let missed = truth[..reached.min(truth.len())]
-            .iter()
-            .filter(|id| !distinct.contains(id))
-            .count();
+        let reached = seen.iter().filter_map(|id| position.get(id)).max().map(|p| p + 1).unwrap_or(0);
+        let missed = truth[..reached.min(truth.len())].iter().filter(|id| !distinct.contains(id)).count();
         let name = variant_name(kind);
         checks.push(Check {
             variant: name.into(),
