@@ -70,7 +70,9 @@ async fn run_inner(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
     progress(Progress::Setup { experiment: meta.id });
+    let setup_started = Instant::now();
     exp.setup(ctx).await.map_err(|e| e.context("setup"))?;
+    result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
     let points = result.sweep.points.clone();
     for point in &points {
         for repetition in 0..ctx.settings.repetitions {
