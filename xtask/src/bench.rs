@@ -13,7 +13,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Set by the signal handler; after it, nothing more is written.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 struct Plan {
     experiments: Vec<Box<dyn Experiment>>,
@@ -100,6 +104,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
+        // First freeze results.json: an experiment failing because its servers are going must
+        // not be written as if it had run.
+        INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping servers; finished experiments are kept in results.json");
         provision::cleanup_all();
         std::process::exit(130);
@@ -154,6 +161,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         complete: false,
     };
     let save = |r: &RunResults| {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         results::save(&results_path, r).map_err(|e| Failure::Run(format!("writing {}: {e}", results_path.display())))
     };
     save(&results)?;
@@ -177,6 +187,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     let mut failed = Vec::new();
     for exp in &plan.experiments {
         let result = runner::run_experiment(exp.as_ref(), &ctx, &on_progress).await;
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await; // the signal handler is exiting the process
+        }
         if let ExperimentStatus::Failed { error } = &result.status {
             bar.suspend(|| eprintln!("{} failed: {error}", result.id));
             failed.push(result.id.clone());

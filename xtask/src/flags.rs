@@ -81,7 +81,8 @@ pub struct ReportArgs {
 
 /// The workspace's reports/ directory.
 pub fn default_reports_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("reports")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root).join("reports")
 }
 
 /// Parse `5s`, `500ms`, `1m`, `1.5s`.
