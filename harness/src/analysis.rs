@@ -53,7 +53,8 @@ pub fn analyse(result: &mut ExperimentResult) {
     result.analysis = out;
 }
 
-fn fmt_num(v: f64) -> String {
+/// Three significant digits or so, as verdict sentences and the report print numbers.
+pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 {
         format!("{v:.0}")

@@ -157,11 +157,30 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
 }
 
+/// What one worker measured.
 struct WorkerResult {
     histogram: Histogram<u64>,
     ok: u64,
     errors: BTreeMap<String, u64>,
     last_end: Instant,
+}
+
+impl WorkerResult {
+    /// Count one measured operation; allocates only for an error kind seen for the first time.
+    #[inline]
+    fn record(&mut self, from: Instant, end: Instant, r: Result<(), OpError>) {
+        self.histogram.saturating_record(end.duration_since(from).as_nanos() as u64);
+        match r {
+            Ok(()) => self.ok += 1,
+            Err(e) => match self.errors.get_mut(e.kind.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.errors.insert(e.kind.into_owned(), 1);
+                }
+            },
+        }
+        self.last_end = end;
+    }
 }
 
 /// Run `config` with workers made by `make_worker(index)`.
@@ -280,12 +299,10 @@ async fn drive<W: Worker>(
     measure_start: Instant,
     measure_end: Instant,
 ) -> WorkerResult {
-    let mut histogram = new_histogram();
-    let mut ok = 0u64;
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally =
+        WorkerResult { histogram: new_histogram(), ok: 0, errors: BTreeMap::new(), last_end: measure_start };
     let max_ops = config.max_ops_per_worker.unwrap_or(u64::MAX);
     let mut measured_ops = 0u64;
-    let mut last_end = measure_start;
     tokio::time::sleep_until(t0).await;
     match config.mode {
         Mode::Closed { .. } => loop {
@@ -293,13 +310,8 @@ async fn drive<W: Worker>(
             let r = worker.call().await;
             let end = Instant::now();
             if start >= measure_start {
-                histogram.saturating_record(end.duration_since(start).as_nanos() as u64);
-                match r {
-                    Ok(()) => ok += 1,
-                    Err(e) => *errors.entry(e.kind.into_owned()).or_default() += 1,
-                }
+                tally.record(start, end, r);
                 measured_ops += 1;
-                last_end = end;
             }
             if end >= measure_end || measured_ops >= max_ops {
                 break;
@@ -320,19 +332,15 @@ async fn drive<W: Worker>(
                 let r = worker.call().await;
                 let end = Instant::now();
                 if intended >= measure_start {
-                    histogram.saturating_record(end.duration_since(intended).as_nanos() as u64);
-                    match r {
-                        Ok(()) => ok += 1,
-                        Err(e) => *errors.entry(e.kind.into_owned()).or_default() += 1,
-                    }
+                    // Latency counts from when the request was due, not from when it went out.
+                    tally.record(intended, end, r);
                     measured_ops += 1;
-                    last_end = end;
                 }
                 k += workers as u64;
             }
         }
     }
-    WorkerResult { histogram, ok, errors, last_end }
+    tally
 }
 
 #[cfg(test)]

@@ -690,6 +690,37 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     }
 }
 
+enum Ready<T> {
+    Up(T),
+    /// The server exited (a port taken since we probed it, say): the reason, from its log.
+    Exited(String),
+}
+
+/// Poll `ready` every 10 ms until it answers, the server started last exits, or
+/// `START_TIMEOUT` passes (an error naming the log's last lines).
+async fn wait_ready<T, Fut: std::future::Future<Output = Option<T>>>(
+    local: &mut LocalServers,
+    log: &Path,
+    mut ready: impl FnMut() -> Fut,
+) -> Result<Ready<T>, String> {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = ready().await {
+            return Ok(Ready::Up(v));
+        }
+        let proc = local.procs.last_mut().expect("a server was just started");
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            unregister(&Registered::Pid(proc.child.id()));
+            local.procs.pop();
+            return Ok(Ready::Exited(format!("exited with {status}: {}", tail(log, 5))));
+        }
+        if started.elapsed() > START_TIMEOUT {
+            return Err(format!("not ready after {}s: {}", START_TIMEOUT.as_secs(), tail(log, 5)));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInfo), ProvisionError> {
     let fail = |reason: String| ProvisionError::StartFailed { server: "postgres", reason };
     let bin = find_pg_bin().ok_or_else(|| fail("binaries vanished".into()))?;
@@ -731,26 +762,16 @@ async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInf
             user: "postgres".into(),
             dbname: "postgres".into(),
         };
-        let started = Instant::now();
-        loop {
-            if let Ok(client) = target.connect().await {
-                if client.simple_query("SELECT 1").await.is_ok() {
-                    let mut info = pg_info(&client, &url).await.map_err(|e| fail(error_chain(&e)))?;
-                    info.settings.insert("provider".into(), "local ephemeral".into());
-                    return Ok((target, info));
-                }
+        let probe = || async {
+            let client = target.connect().await.ok()?;
+            pg_info(&client, &url).await.ok()
+        };
+        match wait_ready(local, &log, probe).await.map_err(fail)? {
+            Ready::Up(mut info) => {
+                info.settings.insert("provider".into(), "local ephemeral".into());
+                return Ok((target, info));
             }
-            let proc = local.procs.last_mut().expect("just pushed");
-            if let Ok(Some(status)) = proc.child.try_wait() {
-                last_err = format!("exited with {status}: {}", tail(&log, 5));
-                unregister(&Registered::Pid(pid));
-                local.procs.pop();
-                break;
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(fail(format!("not ready after {}s: {}", START_TIMEOUT.as_secs(), tail(&log, 5))));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ready::Exited(why) => last_err = why,
         }
     }
     Err(fail(last_err))
@@ -776,23 +797,12 @@ async fn start_redis(local: &mut LocalServers) -> Result<(RedisTarget, ServerInf
         let url = format!("redis://127.0.0.1:{port}");
         let target =
             RedisTarget { url: url.clone(), redacted: url.clone(), pid: Some(pid), host: "127.0.0.1".into(), port };
-        let started = Instant::now();
-        loop {
-            if let Ok(mut info) = redis_info(&target).await {
+        match wait_ready(local, &log, || async { redis_info(&target).await.ok() }).await.map_err(fail)? {
+            Ready::Up(mut info) => {
                 info.settings.insert("provider".into(), "local ephemeral".into());
                 return Ok((target, info));
             }
-            let proc = local.procs.last_mut().expect("just pushed");
-            if let Ok(Some(status)) = proc.child.try_wait() {
-                last_err = format!("exited with {status}: {}", tail(&log, 5));
-                unregister(&Registered::Pid(pid));
-                local.procs.pop();
-                break;
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(fail(format!("not ready after {}s: {}", START_TIMEOUT.as_secs(), tail(&log, 5))));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ready::Exited(why) => last_err = why,
         }
     }
     Err(fail(last_err))
