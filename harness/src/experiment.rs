@@ -47,12 +47,34 @@ pub struct Sweep {
     pub unit: &'static str,
     pub full: Vec<f64>,
     pub quick: Vec<f64>,
+    /// Names for a categorical axis: value `i` is labelled `labels[i]` (empty: numeric axis).
+    pub labels: Vec<&'static str>,
 }
 
 impl Sweep {
+    /// A numeric axis.
+    pub fn numeric(axis: &'static str, unit: &'static str, full: &[f64], quick: &[f64]) -> Self {
+        Self { axis, unit, full: full.to_vec(), quick: quick.to_vec(), labels: Vec::new() }
+    }
+
+    /// A categorical axis (query shapes, payloads): every category in both modes.
+    pub fn categories(axis: &'static str, labels: &[&'static str]) -> Self {
+        let values: Vec<f64> = (0..labels.len()).map(|i| i as f64).collect();
+        Self { axis, unit: "", full: values.clone(), quick: values, labels: labels.to_vec() }
+    }
+
     pub fn points(&self, quick: bool) -> Vec<SweepPoint> {
         let values = if quick { &self.quick } else { &self.full };
-        values.iter().map(|&value| SweepPoint { label: format_value(value), value }).collect()
+        values
+            .iter()
+            .map(|&value| {
+                let label = match self.labels.get(value as usize) {
+                    Some(l) if value.fract() == 0.0 && value >= 0.0 => (*l).to_owned(),
+                    _ => format_value(value),
+                };
+                SweepPoint { label, value }
+            })
+            .collect()
     }
 }
 

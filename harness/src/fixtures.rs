@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 
 pub const USERS_SQL: &str = include_str!("../../fixtures/sql/users.sql");
 pub const USERS_INDEXES_SQL: &str = include_str!("../../fixtures/sql/users_indexes.sql");
+pub const POLICIES_ACCESS_KEYS_SQL: &str = include_str!("../../fixtures/sql/policies_access_keys.sql");
 
 /// Bumped when the generator changes, so that a stale table on an external server is rebuilt.
 const USERS_GENERATOR_VERSION: i32 = 1;
@@ -74,6 +75,44 @@ pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result
         .await?;
     let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
     Ok(UsersInfo { rows, live_rows: live, reused: false })
+}
+
+/// Ensure `policies` (two per user) and `access_keys` (one per user) match the current `users`
+/// fixture; call after `load_users`.
+pub async fn load_policies_and_keys(client: &Client, users: &UsersInfo) -> anyhow::Result<()> {
+    let marker = client.query_opt("SELECT rows, seed FROM perflab_fixtures WHERE name = 'users'", &[]).await?;
+    let users_marker: Option<(i64, i64)> = marker.map(|m| (m.get(0), m.get(1)));
+    let derived = client.query_opt("SELECT rows, seed FROM perflab_fixtures WHERE name = 'policies'", &[]).await?;
+    let exists: bool = client.query_one("SELECT to_regclass('access_keys') IS NOT NULL", &[]).await?.get(0);
+    if users.reused && exists && derived.map(|d| (d.get(0), d.get(1))) == users_marker {
+        return Ok(());
+    }
+    client.batch_execute(POLICIES_ACCESS_KEYS_SQL).await?;
+    if let Some((rows, seed)) = users_marker {
+        client.execute("DELETE FROM perflab_fixtures WHERE name = 'policies'", &[]).await?;
+        client
+            .execute(
+                "INSERT INTO perflab_fixtures (name, rows, seed, version) VALUES ('policies', $1, $2, 1)",
+                &[&rows, &seed],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ids of live users, in a deterministic shuffled order, for experiments that look users up.
+pub async fn live_user_ids(client: &Client, limit: i64, seed: u64) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let mut ids: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM users WHERE deleted_at IS NULL ORDER BY id LIMIT $1", &[&limit])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    Ok(ids)
 }
 
 /// Rows of `users` in creation order, as COPY text.

@@ -737,6 +737,7 @@ async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInf
     }
     set_mode(&data, 0o700).map_err(|e| fail(e.to_string()))?;
     let log = local.dir.join("postgres.log");
+    let stat_statements = bin.parent().map(|p| p.join("lib/pg_stat_statements.so").is_file()).unwrap_or(false);
     // A free port can be taken between our probe and the server's bind: try a few.
     let mut last_err = String::new();
     for _attempt in 0..3 {
@@ -745,6 +746,15 @@ async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInf
         cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string()).arg("-k").arg(&sock);
         for (k, v) in PG_SETTINGS {
             cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        // Planning statistics for the experiments that need them, where contrib is installed.
+        if stat_statements {
+            cmd.args([
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.track_planning=on",
+            ]);
         }
         let child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", bin.join("postgres").display())))?;
         let pid = child.id();
@@ -769,6 +779,9 @@ async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInf
         match wait_ready(local, &log, probe).await.map_err(fail)? {
             Ready::Up(mut info) => {
                 info.settings.insert("provider".into(), "local ephemeral".into());
+                if stat_statements {
+                    info.settings.insert("shared_preload_libraries".into(), "pg_stat_statements".into());
+                }
                 return Ok((target, info));
             }
             Ready::Exited(why) => last_err = why,

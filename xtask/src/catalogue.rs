@@ -2,8 +2,13 @@
 
 use harness::Experiment;
 
+#[rustfmt::skip]
 pub fn all() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(calibration::Calibration::new()), Box::new(pg_pagination::PgPagination::new())]
+    vec![
+        Box::new(calibration::Calibration::new()),
+        Box::new(pg_pagination::PgPagination::new()),
+        Box::new(pg_batch::PgBatch::new()),
+    ]
 }
 
 /// Does `id` match any of the comma-separated globs in `filter` (`*` any run, `?` one char)?

@@ -1,0 +1,216 @@
+//! `pg-batch`: N+1 single-row queries, the same N queries through the guide's worker pool
+//! (10 workers, each with its own connection), and one `WHERE id = ANY($1)` query.
+//!
+//! The time of a batch is mostly round trips: the first two send N queries, the last one.
+//! The metrics say so beside the time (`queries_per_batch`), so a reader sees why.
+
+use anyhow::Context as _;
+use harness::fixtures::{live_user_ids, load_users};
+use harness::load::{self, OpError, Worker};
+use harness::results::Better;
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::sync::{Arc, Mutex};
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
+const GET_BY_IDS_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_ids.sql");
+const SEED: u64 = 20_240_101;
+const ID_POOL: i64 = 100_000;
+/// The guide's ProcessUsersBatch: NewWorkerPool(10, 100, …).
+const GUIDE_WORKERS: usize = 10;
+
+#[derive(Default)]
+pub struct PgBatch {
+    ids: Mutex<Arc<Vec<Uuid>>>,
+}
+
+impl PgBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    NPlusOne,
+    Concurrent,
+    Any,
+}
+
+impl Kind {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "n-plus-one" => Kind::NPlusOne,
+            "worker-pool" => Kind::Concurrent,
+            "any" => Kind::Any,
+            other => anyhow::bail!("unknown variant {other}"),
+        })
+    }
+
+    fn connections(self) -> usize {
+        if self == Kind::Concurrent {
+            GUIDE_WORKERS
+        } else {
+            1
+        }
+    }
+}
+
+struct Batcher {
+    kind: Kind,
+    /// One connection per worker of the pool (one for the other variants), with its statement.
+    conns: Vec<(Client, Statement)>,
+    ids: Arc<Vec<Uuid>>,
+    batch: usize,
+    rng: SplitMix64,
+}
+
+impl Batcher {
+    async fn new(
+        pg: harness::provision::PgTarget,
+        kind: Kind,
+        ids: Arc<Vec<Uuid>>,
+        batch: usize,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let sql = if kind == Kind::Any { GET_BY_IDS_SQL } else { GET_BY_ID_SQL };
+        let mut conns = Vec::new();
+        for _ in 0..kind.connections() {
+            let client = pg.connect().await?;
+            let stmt = client.prepare(sql).await?;
+            conns.push((client, stmt));
+        }
+        anyhow::ensure!(ids.len() > batch, "only {} user ids for batches of {batch}", ids.len());
+        Ok(Self { kind, conns, ids, batch, rng: SplitMix64::new(seed) })
+    }
+}
+
+/// Look `ids` up one at a time on one connection; the number of users found.
+async fn one_by_one(client: &Client, stmt: &Statement, ids: impl Iterator<Item = &Uuid>) -> Result<usize, OpError> {
+    let mut found = 0;
+    for id in ids {
+        if client.query_opt(stmt, &[id]).await.map_err(|e| OpError::from_error(&e))?.is_some() {
+            found += 1;
+        }
+    }
+    Ok(found)
+}
+
+impl Worker for Batcher {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let start = self.rng.below(self.ids.len() - self.batch);
+        let batch = &self.ids[start..start + self.batch];
+        let found = match self.kind {
+            Kind::NPlusOne => {
+                let (client, stmt) = &self.conns[0];
+                one_by_one(client, stmt, batch.iter()).await?
+            }
+            Kind::Concurrent => {
+                // The guide's pool: worker k takes every k-th job of the batch, all in parallel.
+                let n = self.conns.len();
+                let parts = futures_util::future::join_all(
+                    self.conns.iter().enumerate().map(|(k, (c, s))| one_by_one(c, s, batch.iter().skip(k).step_by(n))),
+                )
+                .await;
+                let mut found = 0;
+                for p in parts {
+                    found += p?;
+                }
+                found
+            }
+            Kind::Any => {
+                let (client, stmt) = &self.conns[0];
+                client.query(stmt, &[&batch]).await.map_err(|e| OpError::from_error(&e))?.len()
+            }
+        };
+        if found == batch.len() {
+            Ok(())
+        } else {
+            Err(OpError::new("wrong number of users returned"))
+        }
+    }
+}
+
+impl Experiment for PgBatch {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "pg-batch",
+            title: "Batching: N+1 queries vs a worker pool vs one = ANY($1)",
+            guide_section: "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
+            claim: "One WHERE id = ANY($1) query beats N single-row queries.",
+            variants: vec![
+                Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"),
+                Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch pool: 10 workers, each with its own connection"),
+                Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)"),
+            ],
+            sweep: Sweep::numeric("batch size", "users", &[1.0, 10.0, 100.0, 1000.0], &[1.0, 10.0, 100.0]),
+            primary_metric: MetricInfo {
+                name: "latency_p50_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "median time to fetch one whole batch".into(),
+            },
+            metrics: vec![
+                MetricInfo { name: "queries_per_batch".into(), unit: "queries".into(), better: Better::Lower, description: "statements sent per batch (each a round trip)".into() },
+                MetricInfo { name: "rows_per_sec".into(), unit: "rows/s".into(), better: Better::Higher, description: "users fetched per second".into() },
+                MetricInfo { name: "connections".into(), unit: "connections".into(), better: Better::Lower, description: "connections one client holds".into() },
+            ],
+            needs: Needs { postgres: true, redis: false },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let rows = ctx.settings.get::<i64>("pg-batch", "rows")?.unwrap_or(if ctx.settings.quick {
+                100_000
+            } else {
+                1_000_000
+            });
+            anyhow::ensure!(rows >= 2_000, "--set pg-batch.rows must be at least 2000");
+            let client = ctx.env.postgres()?.connect().await?;
+            load_users(&client, rows, SEED).await.context("loading users")?;
+            let ids = live_user_ids(&client, ID_POOL, SEED).await?;
+            *self.ids.lock().expect("not poisoned") = Arc::new(ids);
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let kind = Kind::parse(variant)?;
+            let batch = point.value as usize;
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let pg = ctx.env.postgres()?.clone();
+            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let (pg, ids) = (pg.clone(), ids.clone());
+                async move { Batcher::new(pg, kind, ids, batch, SEED + i as u64).await }
+            })
+            .await?;
+            let mut sample = report.into_sample();
+            let batches_per_sec = sample.metrics["ops_per_sec"];
+            let queries = if kind == Kind::Any { 1.0 } else { batch as f64 };
+            sample.metrics.insert("queries_per_batch".into(), queries);
+            sample.metrics.insert("rows_per_sec".into(), batches_per_sec * batch as f64);
+            sample.metrics.insert("connections".into(), kind.connections() as f64);
+            Ok(sample)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "Each sample: {} client(s) fetching batches of random live users back to back (ids drawn from {ID_POOL} live users); a batch counts as an error unless every user comes back.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "Client and server share this machine, where a round trip on loopback costs tens of microseconds; across a network each one costs more, and the gap between the variants widens accordingly.".into(),
+        ]
+    }
+}
