@@ -28,11 +28,21 @@ impl OpError {
         Self { kind: kind.into() }
     }
 
-    /// Classify any error by its message, with digits dropped so that one kind of error
-    /// with different ids counts as one kind.
-    pub fn from_error(e: &dyn std::fmt::Display) -> Self {
-        let msg: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).take(120).collect();
-        Self { kind: Cow::Owned(msg) }
+    /// Classify any error by its message and its sources' (a driver's "db error" alone says
+    /// nothing), with digits dropped so that one kind of error with different ids counts once.
+    pub fn from_error(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut msg = e.to_string();
+        let mut cur = e.source();
+        while let Some(inner) = cur {
+            let part = inner.to_string();
+            if !msg.contains(&part) {
+                msg.push_str(": ");
+                msg.push_str(&part);
+            }
+            cur = inner.source();
+        }
+        let kind: String = msg.chars().filter(|c| !c.is_ascii_digit()).take(160).collect();
+        Self { kind: Cow::Owned(kind) }
     }
 }
 

@@ -53,8 +53,12 @@ pub async fn run_experiment(
     let started = Instant::now();
     let meta = exp.meta();
     let mut result = empty_result(&meta, ctx.settings.quick);
-    result.notes = exp.notes(ctx);
-    if let Err(e) = run_inner(exp, ctx, &meta, &mut result, progress).await {
+    let outcome = run_inner(exp, ctx, &meta, &mut result, progress).await;
+    // Notes come after the run: they may report what setup found (an extension missing, …).
+    let mut notes = exp.notes(ctx);
+    notes.append(&mut result.notes);
+    result.notes = notes;
+    if let Err(e) = outcome {
         result.status = ExperimentStatus::Failed { error: format!("{e:#}") };
     }
     analysis::analyse(&mut result);

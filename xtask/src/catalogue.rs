@@ -8,6 +8,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(calibration::Calibration::new()),
         Box::new(pg_pagination::PgPagination::new()),
         Box::new(pg_batch::PgBatch::new()),
+        Box::new(pg_prepared::PgPrepared::new()),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! End to end through the real command line: `bench --quick` on both experiments with short
+//! End to end through the real command line: `bench --quick` on every experiment with short
 //! durations against ephemeral servers, the results checked against the JSON Schema, the
 //! correctness walk, the report, and bad input.
 
@@ -38,7 +38,7 @@ fn checks<'a>(exp: &'a serde_json::Value, variant: &str, name: &str) -> Vec<&'a 
 }
 
 #[test]
-fn quick_bench_runs_both_experiments_end_to_end() {
+fn quick_bench_runs_every_experiment_end_to_end() {
     let out = temp_dir("bench");
     let o = xtask(&[
         "bench",
@@ -51,6 +51,10 @@ fn quick_bench_runs_both_experiments_end_to_end() {
         "pg-pagination.rows=30000",
         "--set",
         "pg-pagination.walk_pages=150",
+        "--set",
+        "pg-batch.rows=5000",
+        "--set",
+        "pg-prepared.rows=5000",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -70,7 +74,7 @@ fn quick_bench_runs_both_experiments_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["calibration", "pg-pagination"]);
+    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared"]);
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
@@ -89,6 +93,19 @@ fn quick_bench_runs_both_experiments_end_to_end() {
                 assert_ne!(c["verdict"], "missing", "{}", c["sentence"]);
             }
         }
+    }
+
+    // pg-batch says how many statements each variant sent per batch.
+    let batch = &exps[2];
+    for s in batch["samples"].as_array().unwrap() {
+        let q = s["metrics"]["queries_per_batch"].as_f64().unwrap();
+        let size: f64 = s["point"].as_str().unwrap().parse().unwrap();
+        let want = if s["variant"] == "any" { 1.0 } else { size };
+        assert_eq!(q, want, "{}", s["variant"]);
+    }
+    // Every pg-prepared sample ran without errors (inserts need fresh keys every sample).
+    for s in exps[3]["samples"].as_array().unwrap() {
+        assert!(s["errors"].as_object().unwrap().is_empty(), "{}/{}: {}", s["variant"], s["point"], s["errors"]);
     }
 
     // The correctness walk: the guide's cursor loses rows on this data, the keyset loses none,

@@ -1,0 +1,259 @@
+//! `pg-prepared`: a statement prepared once and reused, the extended protocol without a
+//! statement cache (parse, bind, execute every time), and the simple-query protocol, on a
+//! primary-key lookup, a 3-way join and an insert.
+//!
+//! Where `pg_stat_statements` is loaded, each sample also records how often the server
+//! planned and how long planning took per call: the cost a prepared statement saves.
+
+use anyhow::Context as _;
+use harness::fixtures::{live_user_ids, load_policies_and_keys, load_users};
+use harness::load::{self, OpError, Worker};
+use harness::results::Better;
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+const PK_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/pk_lookup.sql");
+const JOIN_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/join3.sql");
+const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/insert.sql");
+const SEED: u64 = 20_240_101;
+const SHAPES: [&str; 3] = ["pk-lookup", "join-3", "insert"];
+
+/// Each worker's inserts get their own range of usernames, across samples and runs.
+static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Default)]
+pub struct PgPrepared {
+    ids: Mutex<Arc<Vec<Uuid>>>,
+    stat_statements: AtomicBool,
+}
+
+impl PgPrepared {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Protocol {
+    Unprepared,
+    Prepared,
+    Simple,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    PkLookup,
+    Join,
+    Insert,
+}
+
+impl Shape {
+    /// The statement as its file has it (the leading comment is valid SQL and travels along).
+    fn sql(self) -> &'static str {
+        match self {
+            Shape::PkLookup => PK_SQL,
+            Shape::Join => JOIN_SQL,
+            Shape::Insert => INSERT_SQL,
+        }
+    }
+}
+
+struct Client3 {
+    client: Client,
+    protocol: Protocol,
+    shape: Shape,
+    sql: &'static str,
+    stmt: Option<Statement>,
+    ids: Arc<Vec<Uuid>>,
+    rng: SplitMix64,
+    insert_base: u64,
+    inserted: u64,
+}
+
+impl Worker for Client3 {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let err = |e: tokio_postgres::Error| OpError::from_error(&e);
+        match self.shape {
+            Shape::PkLookup | Shape::Join => {
+                let id = self.ids[self.rng.below(self.ids.len())];
+                let rows = match self.protocol {
+                    Protocol::Prepared => {
+                        self.client.query(self.stmt.as_ref().expect("prepared"), &[&id]).await.map_err(err)?.len()
+                    }
+                    Protocol::Unprepared => {
+                        self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len()
+                    }
+                    Protocol::Simple => {
+                        // Only values the lab generates (uuids) are spliced in; never user input.
+                        let sql = self.sql.replace("$1", &format!("'{id}'"));
+                        let msgs = self.client.simple_query(&sql).await.map_err(err)?;
+                        msgs.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count()
+                    }
+                };
+                if rows == 0 {
+                    return Err(OpError::new("no rows"));
+                }
+            }
+            Shape::Insert => {
+                self.inserted += 1;
+                let n = self.insert_base + self.inserted;
+                let id = Uuid::from_u64_pair(self.rng.next_u64(), self.rng.next_u64());
+                let username = format!("prep_{n}");
+                let email = format!("prep_{n}@example.com");
+                match self.protocol {
+                    Protocol::Prepared => {
+                        let params: [&(dyn ToSql + Sync); 3] = [&id, &username, &email];
+                        self.client.execute(self.stmt.as_ref().expect("prepared"), &params).await.map_err(err)?;
+                    }
+                    Protocol::Unprepared => {
+                        self.client
+                            .query_typed(self.sql, &[(&id, Type::UUID), (&username, Type::TEXT), (&email, Type::TEXT)])
+                            .await
+                            .map_err(err)?;
+                    }
+                    Protocol::Simple => {
+                        let sql = self
+                            .sql
+                            .replace("$1", &format!("'{id}'"))
+                            .replace("$2", &format!("'{username}'"))
+                            .replace("$3", &format!("'{email}'"));
+                        self.client.simple_query(&sql).await.map_err(err)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn protocol(name: &str) -> anyhow::Result<Protocol> {
+    Ok(match name {
+        "unprepared" => Protocol::Unprepared,
+        "prepared" => Protocol::Prepared,
+        "simple" => Protocol::Simple,
+        other => anyhow::bail!("unknown variant {other}"),
+    })
+}
+
+fn shape(point: &SweepPoint) -> anyhow::Result<Shape> {
+    Ok(match point.label.as_str() {
+        "pk-lookup" => Shape::PkLookup,
+        "join-3" => Shape::Join,
+        "insert" => Shape::Insert,
+        other => anyhow::bail!("unknown query shape {other}"),
+    })
+}
+
+/// (plans, total planning ms, calls) of the lab's statements since the last reset.
+async fn planning(client: &Client) -> Result<(f64, f64, f64), tokio_postgres::Error> {
+    let r = client
+        .query_one(
+            "SELECT coalesce(sum(plans), 0)::float8, coalesce(sum(total_plan_time), 0)::float8, coalesce(sum(calls), 0)::float8 \
+             FROM pg_stat_statements WHERE query ILIKE '%users%' AND query NOT ILIKE '%pg_stat_statements%'",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1), r.get(2)))
+}
+
+impl Experiment for PgPrepared {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "pg-prepared",
+            title: "Prepared statements vs unprepared vs the simple-query protocol",
+            guide_section: "数据库优化 → 预编译语句优化 (NewPreparedStatements)",
+            claim: "Prepared statements beat unprepared ones.",
+            variants: vec![
+                Variant::new("unprepared", "extended protocol without a statement cache: parse, bind and execute an unnamed statement every time (tokio-postgres query_typed)"),
+                Variant::new("prepared", "prepared once per connection and reused (the guide's db.Prepare)"),
+                Variant::new("simple", "simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters"),
+            ],
+            sweep: Sweep::categories("query shape", &SHAPES),
+            primary_metric: MetricInfo { name: "ops_per_sec".into(), unit: "queries/s".into(), better: Better::Higher, description: "statements completed per second".into() },
+            metrics: vec![
+                MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency".into() },
+                MetricInfo { name: "plans_per_call".into(), unit: "plans".into(), better: Better::Lower, description: "times the server planned per statement executed (pg_stat_statements)".into() },
+                MetricInfo { name: "plan_time_us_per_call".into(), unit: "us".into(), better: Better::Lower, description: "server planning time per statement executed (pg_stat_statements)".into() },
+            ],
+            needs: Needs { postgres: true, redis: false },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let rows = ctx.settings.get::<i64>("pg-prepared", "rows")?.unwrap_or(100_000);
+            anyhow::ensure!(rows >= 1_000, "--set pg-prepared.rows must be at least 1000");
+            let client = ctx.env.postgres()?.connect().await?;
+            let users = load_users(&client, rows, SEED).await.context("loading users")?;
+            client.batch_execute("DELETE FROM users WHERE username LIKE 'prep\\_%'").await?;
+            load_policies_and_keys(&client, &users).await.context("loading policies and access keys")?;
+            *self.ids.lock().expect("not poisoned") = Arc::new(live_user_ids(&client, 50_000, SEED).await?);
+            let preloaded: String =
+                client.query_one("SELECT current_setting('shared_preload_libraries')", &[]).await?.get(0);
+            let available = preloaded.contains("pg_stat_statements")
+                && client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.is_ok();
+            self.stat_statements.store(available, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (protocol, shape) = (protocol(variant)?, shape(point)?);
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let pg = ctx.env.postgres()?.clone();
+            let stats = self.stat_statements.load(Ordering::Relaxed);
+            let admin = pg.connect().await?;
+            if stats {
+                admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+            }
+            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let (pg, ids) = (pg.clone(), ids.clone());
+                async move {
+                    let client = pg.connect().await?;
+                    let sql = shape.sql();
+                    let stmt = if protocol == Protocol::Prepared { Some(client.prepare(sql).await?) } else { None };
+                    // Inserted rows need fresh keys in every sample: a block of names per worker,
+                    // and a generator seeded by it for the ids.
+                    let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed);
+                    let insert_base = (u64::from(std::process::id()) << 40) + (block << 24);
+                    let rng = SplitMix64::new(SEED ^ insert_base ^ i as u64);
+                    Ok(Client3 { client, protocol, shape, sql, stmt, ids, rng, insert_base, inserted: 0 })
+                }
+            })
+            .await?;
+            let mut sample = report.into_sample();
+            if stats {
+                let (plans, plan_ms, calls) = planning(&admin).await?;
+                if calls > 0.0 {
+                    sample.metrics.insert("plans_per_call".into(), plans / calls);
+                    sample.metrics.insert("plan_time_us_per_call".into(), plan_ms * 1000.0 / calls);
+                }
+            }
+            Ok(sample)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let mut notes = vec![
+            format!("{} client(s), each with its own connection, issuing one statement after another.", ctx.settings.concurrency.unwrap_or(1)),
+            "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
+            "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
+        ];
+        if !self.stat_statements.load(Ordering::Relaxed) {
+            notes.push("pg_stat_statements is not loaded on this server (it ships with postgresql-contrib and must be in shared_preload_libraries), so planning time was not recorded.".into());
+        }
+        notes
+    }
+}
