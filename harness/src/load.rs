@@ -213,11 +213,14 @@ where
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut starts = Vec::with_capacity(threads);
     let mut dones = Vec::with_capacity(threads);
+    let mut releases = Vec::with_capacity(threads);
     for t in 0..threads {
         let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Option<(Instant, Instant, Instant)>>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Vec<WorkerResult>>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
         starts.push(start_tx);
         dones.push(done_rx);
+        releases.push(release_tx);
         let make_worker = make_worker.clone();
         let ready_tx = ready_tx.clone();
         let cfg = *config;
@@ -249,6 +252,9 @@ where
                 )
                 .await;
                 let _ = done_tx.send(results);
+                // Keep this runtime, and the connections it drives, alive until every thread
+                // is done: workers on other threads may be using them (a shared pool).
+                let _ = release_rx.await;
             });
         })?;
     }
@@ -297,6 +303,7 @@ where
         }
     }
     let resources = probe.end(&start);
+    drop(releases);
     Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
 }
 

@@ -55,6 +55,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "pg-batch.rows=5000",
         "--set",
         "pg-prepared.rows=5000",
+        "--set",
+        "pg-pool.rows=5000",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -74,7 +76,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared"]);
+    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-pool"]);
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
@@ -103,9 +105,29 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         let want = if s["variant"] == "any" { 1.0 } else { size };
         assert_eq!(q, want, "{}", s["variant"]);
     }
-    // Every pg-prepared sample ran without errors (inserts need fresh keys every sample).
-    for s in exps[3]["samples"].as_array().unwrap() {
-        assert!(s["errors"].as_object().unwrap().is_empty(), "{}/{}: {}", s["variant"], s["point"], s["errors"]);
+    // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
+    // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
+    for e in &exps[3..5] {
+        for s in e["samples"].as_array().unwrap() {
+            assert!(
+                s["errors"].as_object().unwrap().is_empty(),
+                "{} {}/{}: {}",
+                e["id"],
+                s["variant"],
+                s["point"],
+                s["errors"]
+            );
+        }
+    }
+    // pg-pool counts the connections it opens: one per query without a pool.
+    for s in exps[4]["samples"].as_array().unwrap() {
+        let opened = s["metrics"]["connections_opened"].as_f64().unwrap();
+        let ops = s["metrics"]["ok"].as_f64().unwrap();
+        if s["variant"] == "new-connection" {
+            assert!(opened >= ops, "{opened} connections for {ops} queries");
+        } else {
+            assert!(opened <= 100.0, "{}: {opened} connections opened", s["variant"]);
+        }
     }
 
     // The correctness walk: the guide's cursor loses rows on this data, the keyset loses none,
