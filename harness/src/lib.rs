@@ -8,6 +8,7 @@ pub mod context;
 pub mod experiment;
 pub mod fixtures;
 pub mod load;
+pub mod pgpool;
 pub mod provision;
 pub mod report;
 pub mod resources;

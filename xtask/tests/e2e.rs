@@ -57,6 +57,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "pg-prepared.rows=5000",
         "--set",
         "pg-pool.rows=5000",
+        "--set",
+        "worker-pool.rows=12000",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -76,7 +78,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-pool"]);
+    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-pool", "worker-pool"]);
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
@@ -107,7 +109,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
     // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
-    for e in &exps[3..5] {
+    for e in &exps[3..6] {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),

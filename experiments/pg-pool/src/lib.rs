@@ -10,6 +10,7 @@
 use anyhow::Context as _;
 use harness::fixtures::{live_user_ids, load_users};
 use harness::load::{self, OpError, Worker};
+use harness::pgpool::GoSqlPool;
 use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
@@ -17,55 +18,11 @@ use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sw
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
 use uuid::Uuid;
 
 const SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
 const SEED: u64 = 20_240_101;
-
-/// A pool with Go database/sql's two limits: at most `max_open` connections exist, and a
-/// returned connection is closed when `max_idle` are already idle.
-struct Pool {
-    target: PgTarget,
-    open: Arc<Semaphore>,
-    idle: Mutex<Vec<Client>>,
-    max_idle: usize,
-    opened: AtomicU64,
-}
-
-impl Pool {
-    fn new(target: PgTarget, max_open: usize, max_idle: usize) -> Self {
-        Self {
-            target,
-            open: Arc::new(Semaphore::new(max_open)),
-            idle: Mutex::new(Vec::new()),
-            max_idle,
-            opened: AtomicU64::new(0),
-        }
-    }
-
-    async fn query(&self, id: &Uuid) -> Result<usize, OpError> {
-        let _slot = self.open.acquire().await.map_err(|_| OpError::new("pool closed"))?;
-        let pooled = self.idle.lock().expect("not poisoned").pop();
-        let client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                self.opened.fetch_add(1, Ordering::Relaxed);
-                self.target.connect().await.map_err(|e| OpError::from_error(&e))?
-            }
-        };
-        let result = client.query_typed(SQL, &[(id, Type::UUID)]).await;
-        {
-            let mut idle = self.idle.lock().expect("not poisoned");
-            if idle.len() < self.max_idle && result.is_ok() {
-                idle.push(client);
-            } // else: dropped here, which closes the connection
-        }
-        result.map(|rows| rows.len()).map_err(|e| OpError::from_error(&e))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -91,7 +48,7 @@ enum Conn {
         target: PgTarget,
         opened: Arc<AtomicU64>,
     },
-    Pooled(Arc<Pool>),
+    Pooled(Arc<GoSqlPool>),
 }
 
 struct PoolClient {
@@ -111,7 +68,7 @@ impl Worker for PoolClient {
                 drop(client); // sends Terminate; the backend exits
                 rows.len()
             }
-            Conn::Pooled(pool) => pool.query(&id).await?,
+            Conn::Pooled(pool) => pool.query_typed(SQL, &[(&id, Type::UUID)]).await?.len(),
         };
         if rows == 1 {
             Ok(())
@@ -206,7 +163,7 @@ impl Experiment for PgPool {
             let target = ctx.env.postgres()?.clone();
             let opened = Arc::new(AtomicU64::new(0));
             let pool = match kind {
-                Kind::Pool { max_open, max_idle } => Some(Arc::new(Pool::new(target.clone(), max_open, max_idle))),
+                Kind::Pool { max_open, max_idle } => Some(Arc::new(GoSqlPool::new(target.clone(), max_open, max_idle))),
                 Kind::NewConnection => None,
             };
             // Watch the server's client backends while the load runs.
@@ -243,8 +200,7 @@ impl Experiment for PgPool {
             let _ = stop_tx.send(());
             let backends = monitor.await.unwrap_or(0);
             let mut sample = report?.into_sample();
-            let total_opened =
-                opened.load(Ordering::Relaxed) + pool.as_ref().map(|p| p.opened.load(Ordering::Relaxed)).unwrap_or(0);
+            let total_opened = opened.load(Ordering::Relaxed) + pool.as_ref().map(|p| p.opened()).unwrap_or(0);
             sample.metrics.insert("connections_opened_per_sec".into(), total_opened as f64 / elapsed);
             sample.metrics.insert("connections_opened".into(), total_opened as f64);
             sample.metrics.insert("server_backends_max".into(), backends as f64);
