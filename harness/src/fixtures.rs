@@ -103,7 +103,10 @@ pub async fn load_policies_and_keys(client: &Client, users: &UsersInfo) -> anyho
 /// Ids of live users, in a deterministic shuffled order, for experiments that look users up.
 pub async fn live_user_ids(client: &Client, limit: i64, seed: u64) -> anyhow::Result<Vec<uuid::Uuid>> {
     let mut ids: Vec<uuid::Uuid> = client
-        .query("SELECT id FROM users WHERE deleted_at IS NULL ORDER BY id LIMIT $1", &[&limit])
+        .query(
+            "SELECT id FROM users WHERE deleted_at IS NULL AND username LIKE 'user\\_%' ORDER BY id LIMIT $1",
+            &[&limit],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -113,6 +116,32 @@ pub async fn live_user_ids(client: &Client, limit: i64, seed: u64) -> anyhow::Re
         ids.swap(i, rng.below(i + 1));
     }
     Ok(ids)
+}
+
+/// What the setup of an experiment that looks users up produces.
+pub struct UsersSetup {
+    pub client: Client,
+    pub info: UsersInfo,
+    pub ids: std::sync::Arc<Vec<uuid::Uuid>>,
+}
+
+/// The setup such experiments share: `--set <experiment>.rows` (default `default_rows`, at
+/// least `min_rows`), the users fixture with `seed`, and up to `id_limit` live fixture ids in a
+/// deterministic shuffled order.
+pub async fn setup_users(
+    ctx: &crate::RunCtx,
+    experiment: &str,
+    default_rows: i64,
+    min_rows: i64,
+    seed: u64,
+    id_limit: i64,
+) -> anyhow::Result<UsersSetup> {
+    let rows = ctx.settings.get::<i64>(experiment, "rows")?.unwrap_or(default_rows);
+    anyhow::ensure!(rows >= min_rows, "--set {experiment}.rows must be at least {min_rows}");
+    let client = ctx.env.postgres()?.connect().await?;
+    let info = load_users(&client, rows, seed).await.map_err(|e| e.context("loading users"))?;
+    let ids = std::sync::Arc::new(live_user_ids(&client, id_limit, seed).await?);
+    Ok(UsersSetup { client, info, ids })
 }
 
 /// Rows of `users` in creation order, as COPY text.

@@ -4,8 +4,7 @@
 //! The time of a batch is mostly round trips: the first two send N queries, the last one.
 //! The metrics say so beside the time (`queries_per_batch`), so a reader sees why.
 
-use anyhow::Context as _;
-use harness::fixtures::{live_user_ids, load_users};
+use harness::fixtures::setup_users;
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
@@ -163,16 +162,9 @@ impl Experiment for PgBatch {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let rows = ctx.settings.get::<i64>("pg-batch", "rows")?.unwrap_or(if ctx.settings.quick {
-                100_000
-            } else {
-                1_000_000
-            });
-            anyhow::ensure!(rows >= 2_000, "--set pg-batch.rows must be at least 2000");
-            let client = ctx.env.postgres()?.connect().await?;
-            load_users(&client, rows, SEED).await.context("loading users")?;
-            let ids = live_user_ids(&client, ID_POOL, SEED).await?;
-            *self.ids.lock().expect("not poisoned") = Arc::new(ids);
+            let default = if ctx.settings.quick { 100_000 } else { 1_000_000 };
+            let users = setup_users(ctx, "pg-batch", default, 2_000, SEED, ID_POOL).await?;
+            *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })
     }

@@ -7,8 +7,7 @@
 //! statement), so only the connection handling differs. Connections opened are counted where
 //! they are opened; the server's backends are sampled while the load runs.
 
-use anyhow::Context as _;
-use harness::fixtures::{live_user_ids, load_users};
+use harness::fixtures::setup_users;
 use harness::load::{self, OpError, Worker};
 use harness::pgpool::GoSqlPool;
 use harness::provision::PgTarget;
@@ -141,11 +140,8 @@ impl Experiment for PgPool {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let rows = ctx.settings.get::<i64>("pg-pool", "rows")?.unwrap_or(100_000);
-            anyhow::ensure!(rows >= 1_000, "--set pg-pool.rows must be at least 1000");
-            let client = ctx.env.postgres()?.connect().await?;
-            load_users(&client, rows, SEED).await.context("loading users")?;
-            *self.ids.lock().expect("not poisoned") = Arc::new(live_user_ids(&client, 50_000, SEED).await?);
+            let users = setup_users(ctx, "pg-pool", 100_000, 1_000, SEED, 50_000).await?;
+            *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })
     }

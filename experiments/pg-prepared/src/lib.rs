@@ -6,7 +6,7 @@
 //! planned and how long planning took per call: the cost a prepared statement saves.
 
 use anyhow::Context as _;
-use harness::fixtures::{live_user_ids, load_policies_and_keys, load_users};
+use harness::fixtures::{load_policies_and_keys, setup_users};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
@@ -186,13 +186,11 @@ impl Experiment for PgPrepared {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let rows = ctx.settings.get::<i64>("pg-prepared", "rows")?.unwrap_or(100_000);
-            anyhow::ensure!(rows >= 1_000, "--set pg-prepared.rows must be at least 1000");
-            let client = ctx.env.postgres()?.connect().await?;
-            let users = load_users(&client, rows, SEED).await.context("loading users")?;
+            let users = setup_users(ctx, "pg-prepared", 100_000, 1_000, SEED, 50_000).await?;
+            let client = users.client;
             client.batch_execute("DELETE FROM users WHERE username LIKE 'prep\\_%'").await?;
-            load_policies_and_keys(&client, &users).await.context("loading policies and access keys")?;
-            *self.ids.lock().expect("not poisoned") = Arc::new(live_user_ids(&client, 50_000, SEED).await?);
+            load_policies_and_keys(&client, &users.info).await.context("loading policies and access keys")?;
+            *self.ids.lock().expect("not poisoned") = users.ids;
             let preloaded: String =
                 client.query_one("SELECT current_setting('shared_preload_libraries')", &[]).await?.get(0);
             let available = preloaded.contains("pg_stat_statements")

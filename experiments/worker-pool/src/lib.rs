@@ -5,9 +5,8 @@
 //!
 //! The concurrent variants share a pool with the guide's DefaultDBConfig (25 open, 5 idle).
 
-use anyhow::Context as _;
 use futures_util::StreamExt;
-use harness::fixtures::{live_user_ids, load_users};
+use harness::fixtures::setup_users;
 use harness::load::{self, OpError, Worker};
 use harness::pgpool::GoSqlPool;
 use harness::provision::PgTarget;
@@ -216,14 +215,9 @@ impl Experiment for WorkerPool {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let rows = ctx.settings.get::<i64>("worker-pool", "rows")?.unwrap_or(100_000);
-            anyhow::ensure!(
-                rows >= 12_000,
-                "--set worker-pool.rows must be at least 12000 (batches go up to 10000 users)"
-            );
-            let client = ctx.env.postgres()?.connect().await?;
-            load_users(&client, rows, SEED).await.context("loading users")?;
-            *self.ids.lock().expect("not poisoned") = Arc::new(live_user_ids(&client, 50_000, SEED).await?);
+            // Batches go up to 10,000 users.
+            let users = setup_users(ctx, "worker-pool", 100_000, 12_000, SEED, 50_000).await?;
+            *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })
     }
