@@ -98,6 +98,19 @@ impl Kind {
     }
 }
 
+/// A variant's statements: for its first page and for the pages after a cursor (the same
+/// one for OFFSET).
+async fn statements(client: &Client, kind: Kind) -> Result<(Statement, Statement), tokio_postgres::Error> {
+    let (first, next) = match kind {
+        Kind::Offset => (OFFSET_SQL, OFFSET_SQL),
+        Kind::KeysetGuide => (GUIDE_FIRST_SQL, GUIDE_NEXT_SQL),
+        Kind::Keyset => (KEYSET_FIRST_SQL, KEYSET_NEXT_SQL),
+    };
+    let first = client.prepare(first).await?;
+    let next = if kind == Kind::Offset { first.clone() } else { client.prepare(next).await? };
+    Ok((first, next))
+}
+
 impl Pager {
     async fn new(
         client: Client,
@@ -106,14 +119,7 @@ impl Pager {
         depth: u64,
         cursor: Option<Cursor>,
     ) -> anyhow::Result<Self> {
-        let (first, next) = match variant {
-            Kind::Offset => {
-                let s = client.prepare(OFFSET_SQL).await?;
-                (s.clone(), s)
-            }
-            Kind::KeysetGuide => (client.prepare(GUIDE_FIRST_SQL).await?, client.prepare(GUIDE_NEXT_SQL).await?),
-            Kind::Keyset => (client.prepare(KEYSET_FIRST_SQL).await?, client.prepare(KEYSET_NEXT_SQL).await?),
-        };
+        let (first, next) = statements(&client, variant).await?;
         let guide_cursor = cursor.map(|c| rfc3339_seconds(c.created_at)).unwrap_or_default();
         Ok(Self { client, first, next, variant, page_size, depth, cursor, guide_cursor })
     }
@@ -355,11 +361,7 @@ async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyh
     let mut checks = Vec::new();
     for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
         let conn = client; // one connection walks all variants in turn
-        let (first, next) = match kind {
-            Kind::Offset => (conn.prepare(OFFSET_SQL).await?, conn.prepare(OFFSET_SQL).await?),
-            Kind::KeysetGuide => (conn.prepare(GUIDE_FIRST_SQL).await?, conn.prepare(GUIDE_NEXT_SQL).await?),
-            Kind::Keyset => (conn.prepare(KEYSET_FIRST_SQL).await?, conn.prepare(KEYSET_NEXT_SQL).await?),
-        };
+        let (first, next) = statements(conn, kind).await?;
         let mut seen: Vec<Uuid> = Vec::with_capacity(pages * page_size as usize);
         let mut cursor: Option<Cursor> = None;
         let mut walked = 0;
