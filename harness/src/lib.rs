@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod fixtures;
 pub mod load;
 pub mod pgpool;
+pub mod plan;
 pub mod provision;
 pub mod report;
 pub mod resources;

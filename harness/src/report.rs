@@ -262,7 +262,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
                                         && x.variant == v.name
                                         && x.point.as_deref() == Some(p.label.as_str())
                                 })
-                                .map(|x| num(x.value))
+                                .map(|x| x.text.clone().unwrap_or_else(|| num(x.value)))
                                 .unwrap_or_else(|| "–".into())
                         })
                         .collect(),

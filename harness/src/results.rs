@@ -211,6 +211,41 @@ pub struct Check {
     /// Whether the value is what a correct implementation gives (`None`: informational).
     pub ok: Option<bool>,
     pub detail: String,
+    /// A textual observation shown in place of the value (a plan's node chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Check {
+    /// An informational observation of `variant` at `point` (no right or wrong value).
+    pub fn observation(variant: &str, point: Option<&str>, name: &str, value: f64, detail: impl Into<String>) -> Self {
+        Self {
+            variant: variant.to_owned(),
+            point: point.map(str::to_owned),
+            name: name.to_owned(),
+            value,
+            ok: None,
+            detail: detail.into(),
+            text: None,
+        }
+    }
+
+    /// A correctness check: `ok` says whether `value` is what a correct implementation gives.
+    pub fn verdict(
+        variant: &str,
+        point: Option<&str>,
+        name: &str,
+        value: f64,
+        ok: bool,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self { ok: Some(ok), ..Self::observation(variant, point, name, value, detail) }
+    }
+
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

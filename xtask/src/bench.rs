@@ -61,8 +61,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     let settings = Settings {
         quick,
         repetitions: args.reps.unwrap_or(if quick { 2 } else { 5 }),
-        duration: dur(&args.duration, "duration", if quick { Duration::from_secs(1) } else { Duration::from_secs(5) })?,
-        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(300) } else { Duration::from_secs(1) })?,
+        duration: dur(
+            &args.duration,
+            "duration",
+            if quick { Duration::from_millis(500) } else { Duration::from_secs(5) },
+        )?,
+        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(200) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
         sets,
     };

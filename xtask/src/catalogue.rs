@@ -9,6 +9,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(pg_pagination::PgPagination::new()),
         Box::new(pg_batch::PgBatch::new()),
         Box::new(pg_prepared::PgPrepared::new()),
+        Box::new(pg_indexes::PgIndexes::new()),
         Box::new(pg_pool::PgPool::new()),
         Box::new(worker_pool::WorkerPool::new()),
     ]

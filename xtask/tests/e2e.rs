@@ -78,7 +78,11 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-pool", "worker-pool"]);
+    assert_eq!(
+        ids,
+        ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-indexes", "pg-pool", "worker-pool"]
+    );
+    let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
@@ -100,7 +104,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
 
     // pg-batch says how many statements each variant sent per batch.
-    let batch = &exps[2];
+    let batch = exp("pg-batch");
     for s in batch["samples"].as_array().unwrap() {
         let q = s["metrics"]["queries_per_batch"].as_f64().unwrap();
         let size: f64 = s["point"].as_str().unwrap().parse().unwrap();
@@ -109,7 +113,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
     // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
-    for e in &exps[3..6] {
+    for e in ["pg-prepared", "pg-indexes", "pg-pool", "worker-pool"].map(exp) {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),
@@ -122,7 +126,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         }
     }
     // pg-pool counts the connections it opens: one per query without a pool.
-    for s in exps[4]["samples"].as_array().unwrap() {
+    for s in exp("pg-pool")["samples"].as_array().unwrap() {
         let opened = s["metrics"]["connections_opened"].as_f64().unwrap();
         let ops = s["metrics"]["ok"].as_f64().unwrap();
         if s["variant"] == "new-connection" {
@@ -134,7 +138,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
 
     // The correctness walk: the guide's cursor loses rows on this data, the keyset loses none,
     // and nothing is returned twice by either.
-    let pag = &exps[1];
+    let pag = exp("pg-pagination");
     let missed = |v: &str| checks(pag, v, "rows missed")[0]["value"].as_f64().unwrap();
     let dups = |v: &str| checks(pag, v, "rows duplicated")[0]["value"].as_f64().unwrap();
     assert!(
@@ -146,6 +150,26 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(dups("keyset"), 0.0);
     assert_eq!(dups("keyset-guide"), 0.0);
     assert!(!checks(pag, "offset", "rows scanned").is_empty());
+
+    // pg-indexes records the plan of every query on both tables at every table size, and the
+    // unindexed table really has no secondary index: its lookups scan every row.
+    let idx = exp("pg-indexes");
+    for q in ["by-username", "by-email-lower", "status-recent", "active-usernames"] {
+        for t in ["none", "guide"] {
+            let plans = checks(idx, &format!("{q}/{t}"), "plan");
+            assert_eq!(plans.len(), 2, "{q}/{t}");
+            assert!(plans.iter().all(|p| !p["text"].as_str().unwrap().is_empty()));
+        }
+    }
+    for p in checks(idx, "by-username/none", "rows scanned") {
+        let size: f64 = p["point"].as_str().unwrap().parse().unwrap();
+        assert!(p["value"].as_f64().unwrap() >= size * 0.9, "{p}");
+    }
+    for p in checks(idx, "by-username/guide", "rows scanned") {
+        assert!(p["value"].as_f64().unwrap() <= 1.0, "{p}");
+    }
+    let disk = |v: &str| checks(idx, v, "indexes on disk (MB)")[0]["value"].as_f64().unwrap();
+    assert!(disk("insert/guide") > disk("insert/none"));
 
     // The report exists, holds each experiment and its charts, and renders again from the file.
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();

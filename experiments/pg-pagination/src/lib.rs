@@ -245,26 +245,26 @@ impl Experiment for PgPagination {
                 for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
                     let (sql, params): (&str, Vec<String>) =
                         explain_query(kind, depth, p.page_size, cursors.get(&depth));
-                    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", inline(sql, &params));
-                    let plan: serde_json::Value = client.query_one(explain.as_str(), &[]).await?.get(0);
-                    let (rows, buffers) = plan_stats(&plan);
-                    let name = variant_name(kind);
-                    checks.push(Check {
-                        variant: name.into(),
-                        point: Some(point.label.clone()),
-                        name: "rows scanned".into(),
-                        value: rows,
-                        ok: None,
-                        detail: "rows the executor read to return one page (EXPLAIN ANALYZE: rows out of scan nodes plus rows removed by filters)".into(),
-                    });
-                    checks.push(Check {
-                        variant: name.into(),
-                        point: Some(point.label.clone()),
-                        name: "buffers".into(),
-                        value: buffers,
-                        ok: None,
-                        detail: "8 kB shared buffers hit or read to return one page (EXPLAIN BUFFERS)".into(),
-                    });
+                    let plan = harness::plan::explain(&client, sql, &params).await?;
+                    let (name, label) = (variant_name(kind), Some(point.label.as_str()));
+                    checks.push(Check::observation(name, label, "rows scanned", plan.rows_scanned, "rows the executor read to return one page (EXPLAIN ANALYZE: rows out of scan nodes plus rows removed by filters)"));
+                    checks.push(Check::observation(
+                        name,
+                        label,
+                        "buffers",
+                        plan.buffers,
+                        "8 kB shared buffers hit or read to return one page (EXPLAIN BUFFERS)",
+                    ));
+                    checks.push(
+                        Check::observation(
+                            name,
+                            label,
+                            "plan",
+                            plan.execution_ms,
+                            "the plan's nodes from the top (EXPLAIN ANALYZE)",
+                        )
+                        .with_text(plan.nodes),
+                    );
                 }
             }
             checks.extend(correctness_walk(&client, p.page_size, p.walk_pages).await?);
@@ -314,38 +314,6 @@ fn explain_query(kind: Kind, depth: u64, page_size: i64, cursor: Option<&Cursor>
     }
 }
 
-/// Replace `$n` by the n-th literal, last first so `$1` does not eat `$10`; comments dropped.
-fn inline(sql: &str, params: &[String]) -> String {
-    let mut out: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-    for (i, v) in params.iter().enumerate().rev() {
-        out = out.replace(&format!("${}", i + 1), v);
-    }
-    out
-}
-
-/// (rows scanned, shared buffers) from an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON).
-fn plan_stats(plan: &serde_json::Value) -> (f64, f64) {
-    fn walk(node: &serde_json::Value, rows: &mut f64) {
-        let ty = node.get("Node Type").and_then(|v| v.as_str()).unwrap_or("");
-        let loops = node.get("Actual Loops").and_then(|v| v.as_f64()).unwrap_or(1.0);
-        if ty.contains("Scan") {
-            *rows += node.get("Actual Rows").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
-        }
-        *rows += node.get("Rows Removed by Filter").and_then(|v| v.as_f64()).unwrap_or(0.0) * loops;
-        if let Some(children) = node.get("Plans").and_then(|v| v.as_array()) {
-            for c in children {
-                walk(c, rows);
-            }
-        }
-    }
-    let top = &plan[0]["Plan"];
-    let mut rows = 0.0;
-    walk(top, &mut rows);
-    let buffers = top.get("Shared Hit Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0)
-        + top.get("Shared Read Blocks").and_then(|v| v.as_f64()).unwrap_or(0.0);
-    (rows, buffers)
-}
-
 /// Walk `pages` pages from the start with each variant, as a client following its cursors
 /// would, and count the rows missed and repeated against the true order.
 async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyhow::Result<Vec<Check>> {
@@ -393,25 +361,25 @@ async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyh
         let reached = seen.iter().filter_map(|id| position.get(id)).max().map(|p| p + 1).unwrap_or(0);
         let missed = truth[..reached.min(truth.len())].iter().filter(|id| !distinct.contains(id)).count();
         let name = variant_name(kind);
-        checks.push(Check {
-            variant: name.into(),
-            point: None,
-            name: "rows missed".into(),
-            value: missed as f64,
-            ok: Some(missed == 0),
-            detail: format!(
+        checks.push(Check::verdict(
+            name,
+            None,
+            "rows missed",
+            missed as f64,
+            missed == 0,
+            format!(
                 "walking {walked} pages of {page_size} from the start returned {} rows; {missed} of the first {reached} rows in (created_at, id) order never appeared",
                 seen.len()
             ),
-        });
-        checks.push(Check {
-            variant: name.into(),
-            point: None,
-            name: "rows duplicated".into(),
-            value: duplicated as f64,
-            ok: Some(duplicated == 0),
-            detail: format!("rows returned more than once over the same {walked} pages"),
-        });
+        ));
+        checks.push(Check::verdict(
+            name,
+            None,
+            "rows duplicated",
+            duplicated as f64,
+            duplicated == 0,
+            format!("rows returned more than once over the same {walked} pages"),
+        ));
     }
     Ok(checks)
 }
@@ -425,11 +393,5 @@ mod tests {
     fn guide_cursor_truncates_to_whole_seconds() {
         let t = UNIX_EPOCH + Duration::from_micros(1_704_067_205_750_000);
         assert_eq!(rfc3339_seconds(t), "2024-01-01T00:00:05Z");
-    }
-
-    #[test]
-    fn inline_replaces_high_placeholders_first() {
-        let params: Vec<String> = (1..=10).map(|i| format!("v{i}")).collect();
-        assert_eq!(inline("-- c\nSELECT $1, $10", &params), "SELECT v1, v10");
     }
 }

@@ -1,0 +1,482 @@
+//! `pg-indexes`: the guide's secondary indexes on `users` (unique partial, composite, partial,
+//! expression) against the same rows with only the primary key, at three table sizes.
+//!
+//! Both sides of the trade-off: each of the guide's queries with and without the indexes
+//! (latency, and the plan Postgres chose, from `EXPLAIN (ANALYZE, BUFFERS)`), and the price
+//! (insert latency and throughput, the indexes' size on disk).
+//!
+//! The indexed rows are the shared `users` fixture; the unindexed copy lives in the schema
+//! `perflab_noindex`, and a variant picks its table with `search_path`, so both run the very
+//! same SQL text. The table is (re)built when the sweep moves to a new size.
+
+use anyhow::Context as _;
+use harness::fixtures::load_users;
+use harness::load::{self, OpError, Worker};
+use harness::plan::{self, literal};
+use harness::results::{Better, Check};
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+const BY_USERNAME_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/by_username.sql");
+const BY_EMAIL_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/by_email_lower.sql");
+const STATUS_RECENT_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/status_recent.sql");
+const ACTIVE_USERNAMES_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/active_usernames.sql");
+const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/insert.sql");
+const NO_INDEX_COPY_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/no_index_copy.sql");
+const SEED: u64 = 20_240_101;
+const NO_INDEX_SCHEMA: &str = "perflab_noindex";
+/// The indexes the guide's 索引优化 creates on `users` (fixtures/sql/users_indexes.sql).
+const GUIDE_INDEXES: [&str; 7] = [
+    "users_pkey",
+    "users_username_key",
+    "users_email_key",
+    "users_status_created_at_idx",
+    "users_created_at_idx",
+    "users_active_username_idx",
+    "users_email_lower_idx",
+];
+/// Parameters each worker draws before it is timed, cycled through while it is.
+const PARAMS_PER_WORKER: usize = 4096;
+const STATUSES: [&str; 3] = ["active", "inactive", "suspended"];
+
+/// Each worker's inserts get their own block of usernames.
+static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    ByUsername,
+    ByEmailLower,
+    StatusRecent,
+    ActiveUsernames,
+    Insert,
+}
+
+impl Query {
+    const ALL: [Query; 5] =
+        [Query::ByUsername, Query::ByEmailLower, Query::StatusRecent, Query::ActiveUsernames, Query::Insert];
+
+    fn name(self) -> &'static str {
+        match self {
+            Query::ByUsername => "by-username",
+            Query::ByEmailLower => "by-email-lower",
+            Query::StatusRecent => "status-recent",
+            Query::ActiveUsernames => "active-usernames",
+            Query::Insert => "insert",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Query::ByUsername => BY_USERNAME_SQL,
+            Query::ByEmailLower => BY_EMAIL_SQL,
+            Query::StatusRecent => STATUS_RECENT_SQL,
+            Query::ActiveUsernames => ACTIVE_USERNAMES_SQL,
+            Query::Insert => INSERT_SQL,
+        }
+    }
+
+    /// The parameter of lookup number `i` in a table of `rows` fixture users (generator index
+    /// `n`): existing names and addresses, the address in other capitals than stored.
+    fn param(self, n: u64) -> String {
+        match self {
+            Query::ByUsername | Query::ActiveUsernames => format!("user_{n:08}"),
+            Query::ByEmailLower => format!("USER{n}@EXAMPLE.COM"),
+            Query::StatusRecent => STATUSES[(n % 3) as usize].to_owned(),
+            Query::Insert => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    NoIndex,
+    Guide,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::NoIndex => "none",
+            Table::Guide => "guide",
+        }
+    }
+
+    fn search_path(self) -> &'static str {
+        match self {
+            Table::NoIndex => NO_INDEX_SCHEMA,
+            Table::Guide => "public",
+        }
+    }
+
+    fn qualified(self) -> String {
+        format!("{}.users", self.search_path())
+    }
+}
+
+fn parse_variant(name: &str) -> anyhow::Result<(Query, Table)> {
+    let (q, t) = name.split_once('/').with_context(|| format!("unknown variant {name}"))?;
+    let query = Query::ALL.into_iter().find(|x| x.name() == q).with_context(|| format!("unknown variant {name}"))?;
+    let table = match t {
+        "none" => Table::NoIndex,
+        "guide" => Table::Guide,
+        _ => anyhow::bail!("unknown variant {name}"),
+    };
+    Ok((query, table))
+}
+
+#[derive(Default)]
+pub struct PgIndexes {
+    /// The table size currently loaded (the sweep point being measured).
+    loaded: tokio::sync::Mutex<Option<i64>>,
+    /// Plans and sizes observed at each table size.
+    observations: Mutex<Vec<Check>>,
+    notes: Mutex<Vec<String>>,
+}
+
+impl PgIndexes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make both tables hold exactly `rows` fixture users, then record plans and sizes there.
+    async fn ensure_rows(&self, ctx: &RunCtx, rows: i64, point: &SweepPoint) -> anyhow::Result<()> {
+        let mut loaded = self.loaded.lock().await;
+        if *loaded == Some(rows) {
+            return Ok(());
+        }
+        *loaded = None;
+        let started = Instant::now();
+        let client = ctx.env.postgres()?.connect().await?;
+        load_users(&client, rows, SEED).await.context("loading users")?;
+        // The fixture may be shared: leave exactly the generator's rows and the guide's indexes.
+        let foreign = client.execute("DELETE FROM public.users WHERE username NOT LIKE 'user\\_%'", &[]).await?;
+        for row in client
+            .query(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'users' AND NOT indexname = ANY($1)",
+                &[&GUIDE_INDEXES.as_slice()],
+            )
+            .await?
+        {
+            let index: String = row.get(0);
+            client.batch_execute(&format!("DROP INDEX public.\"{}\"", index.replace('"', "\"\""))).await?;
+        }
+        if foreign > 0 {
+            client.batch_execute("VACUUM public.users").await?;
+        }
+        client.batch_execute(NO_INDEX_COPY_SQL).await.context("copying users without indexes")?;
+        for table in [Table::Guide, Table::NoIndex] {
+            client.batch_execute(&format!("VACUUM (ANALYZE) {}", table.qualified())).await?;
+        }
+        let build_s = started.elapsed().as_secs_f64();
+        let (checks, note) = observe(&client, rows, point).await.context("explaining the queries")?;
+        self.observations.lock().expect("not poisoned").extend(checks);
+        self.notes.lock().expect("not poisoned").push(format!("{rows} rows: tables built in {build_s:.1} s. {note}"));
+        *loaded = Some(rows);
+        Ok(())
+    }
+}
+
+/// One client sending one of the queries over and over to one of the tables.
+struct Client1 {
+    client: Client,
+    stmt: Statement,
+    query: Query,
+    params: Vec<String>,
+    next: usize,
+    rng: SplitMix64,
+    insert_base: u64,
+    inserted: u64,
+}
+
+impl Worker for Client1 {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let err = |e: tokio_postgres::Error| OpError::from_error(&e);
+        if self.query == Query::Insert {
+            self.inserted += 1;
+            let n = self.insert_base + self.inserted;
+            let id = Uuid::from_u64_pair(self.rng.next_u64(), self.rng.next_u64());
+            let username = format!("ixins_{n}");
+            let email = format!("ixins_{n}@example.com");
+            let params: [&(dyn ToSql + Sync); 3] = [&id, &username, &email];
+            self.client.execute(&self.stmt, &params).await.map_err(err)?;
+        } else {
+            let param = &self.params[self.next];
+            self.next = (self.next + 1) % self.params.len();
+            // A lookup of a soft-deleted user rightly finds nothing; every query is counted.
+            self.client.query(&self.stmt, &[param]).await.map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans of every query on both tables, and the sizes on disk, at `rows` rows.
+async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Result<(Vec<Check>, String)> {
+    let mut checks = Vec::new();
+    let label = Some(point.label.as_str());
+    let middle = (rows / 2).max(0) as u64;
+    for table in [Table::NoIndex, Table::Guide] {
+        client.batch_execute(&format!("SET search_path = {}", table.search_path())).await?;
+        for query in Query::ALL.into_iter().filter(|q| *q != Query::Insert) {
+            let param = if query == Query::StatusRecent { "inactive".to_owned() } else { query.param(middle) };
+            let p = plan::explain(client, query.sql(), &[literal(&param)]).await?;
+            let variant = format!("{}/{}", query.name(), table.name());
+            checks.push(
+                Check::observation(
+                    &variant,
+                    label,
+                    "plan",
+                    p.execution_ms,
+                    "the plan Postgres chose, from the top (EXPLAIN ANALYZE, one representative parameter)",
+                )
+                .with_text(p.nodes),
+            );
+            checks.push(Check::observation(
+                &variant,
+                label,
+                "rows scanned",
+                p.rows_scanned,
+                "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
+            ));
+            checks.push(Check::observation(
+                &variant,
+                label,
+                "buffers",
+                p.buffers,
+                "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
+            ));
+        }
+    }
+    client.batch_execute("RESET search_path").await?;
+    let mut note = String::new();
+    for table in [Table::NoIndex, Table::Guide] {
+        let q = table.qualified();
+        let r = client
+            .query_one(
+                "SELECT pg_table_size($1::text::regclass)::float8, pg_indexes_size($1::text::regclass)::float8",
+                &[&q],
+            )
+            .await?;
+        let (table_bytes, index_bytes): (f64, f64) = (r.get(0), r.get(1));
+        let variant = format!("insert/{}", table.name());
+        checks.push(Check::observation(
+            &variant,
+            label,
+            "indexes on disk (MB)",
+            index_bytes / 1e6,
+            "all indexes of the table the variant writes to (pg_indexes_size), before the inserts",
+        ));
+        checks.push(Check::observation(
+            &variant,
+            label,
+            "table on disk (MB)",
+            table_bytes / 1e6,
+            "the table itself (pg_table_size), before the inserts",
+        ));
+        if table == Table::Guide {
+            let sizes = client
+                .query(
+                    "SELECT indexrelname::text, pg_relation_size(indexrelid)::float8 FROM pg_stat_user_indexes \
+                     WHERE relid = 'public.users'::regclass ORDER BY indexrelname",
+                    &[],
+                )
+                .await?;
+            let each: Vec<String> =
+                sizes.iter().map(|r| format!("{} {:.2} MB", r.get::<_, String>(0), r.get::<_, f64>(1) / 1e6)).collect();
+            note = format!(
+                "The guide's indexes take {:.2} MB beside a {:.2} MB table: {}.",
+                index_bytes / 1e6,
+                table_bytes / 1e6,
+                each.join(", ")
+            );
+        }
+    }
+    Ok((checks, note))
+}
+
+fn variants() -> Vec<Variant> {
+    vec![
+        Variant::baseline_of_group("by-username/none", "username = $1 on the table with only its primary key"),
+        Variant::new("by-username/guide", "username = $1 with the guide's indexes (unique partial users_username_key)")
+            .compared_with("by-username/none"),
+        Variant::baseline_of_group("by-email-lower/none", "LOWER(email) = LOWER($1) with only the primary key"),
+        Variant::new(
+            "by-email-lower/guide",
+            "LOWER(email) = LOWER($1) with the guide's indexes (expression index users_email_lower_idx)",
+        )
+        .compared_with("by-email-lower/none"),
+        Variant::baseline_of_group(
+            "status-recent/none",
+            "the 20 newest users with a status, with only the primary key",
+        ),
+        Variant::new(
+            "status-recent/guide",
+            "the 20 newest users with a status, with the guide's indexes (composite users_status_created_at_idx)",
+        )
+        .compared_with("status-recent/none"),
+        Variant::baseline_of_group(
+            "active-usernames/none",
+            "a page of 20 active usernames after a given one, with only the primary key",
+        ),
+        Variant::new(
+            "active-usernames/guide",
+            "a page of 20 active usernames, with the guide's indexes (partial users_active_username_idx)",
+        )
+        .compared_with("active-usernames/none"),
+        Variant::baseline_of_group("insert/none", "INSERT of one user into the table with only its primary key"),
+        Variant::new("insert/guide", "INSERT of one user into the table with the guide's seven indexes to update")
+            .compared_with("insert/none"),
+    ]
+}
+
+impl Experiment for PgIndexes {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "pg-indexes",
+            title: "The guide's indexes: faster queries, slower inserts, space on disk",
+            guide_section: "数据库优化 → 索引优化 (users: unique, composite, partial and expression indexes)",
+            claim: "The guide's partial, composite and expression indexes speed up its queries.",
+            variants: variants(),
+            sweep: Sweep::numeric("table size", "rows", &[10_000.0, 100_000.0, 1_000_000.0], &[10_000.0, 100_000.0]),
+            primary_metric: MetricInfo {
+                name: "latency_p50_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "median latency of one statement".into(),
+            },
+            metrics: vec![
+                MetricInfo {
+                    name: "latency_p99_us".into(),
+                    unit: "us".into(),
+                    better: Better::Lower,
+                    description: "99th percentile latency".into(),
+                },
+                MetricInfo {
+                    name: "ops_per_sec".into(),
+                    unit: "statements/s".into(),
+                    better: Better::Higher,
+                    description: "statements completed per second (for insert: the insert throughput)".into(),
+                },
+            ],
+            needs: Needs { postgres: true, redis: false },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            // The tables are built per table size, when the sweep reaches it.
+            *self.loaded.lock().await = None;
+            self.observations.lock().expect("not poisoned").clear();
+            self.notes.lock().expect("not poisoned").clear();
+            ctx.env.postgres()?.connect().await?;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (query, table) = parse_variant(variant)?;
+            let rows = point.value as i64;
+            anyhow::ensure!(rows >= 100, "table size {rows} is too small: at least 100 rows");
+            self.ensure_rows(ctx, rows, point).await?;
+            let pg = ctx.env.postgres()?.clone();
+            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let pg = pg.clone();
+                async move {
+                    let client = pg.connect().await?;
+                    client.batch_execute(&format!("SET search_path = {}", table.search_path())).await?;
+                    let stmt = client.prepare(query.sql()).await?;
+                    let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed);
+                    let insert_base = (u64::from(std::process::id()) << 40) + (block << 24);
+                    // The same parameter sequence for both tables: worker i draws the same lookups.
+                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let params = if query == Query::Insert {
+                        Vec::new()
+                    } else {
+                        (0..PARAMS_PER_WORKER).map(|_| query.param(rng.below(rows as usize) as u64)).collect()
+                    };
+                    Ok(Client1 { client, stmt, query, params, next: 0, rng, insert_base, inserted: 0 })
+                }
+            })
+            .await?;
+            if query == Query::Insert {
+                // Back to the fixture's rows, so every sample sees the table size it is labelled with.
+                let client = pg_client(ctx).await?;
+                let table = table.qualified();
+                client.execute(&format!("DELETE FROM {table} WHERE username LIKE 'ixins\\_%'"), &[]).await?;
+                client.batch_execute(&format!("VACUUM {table}")).await?;
+            }
+            Ok(report.into_sample())
+        })
+    }
+
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let client = pg_client(ctx).await?;
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {NO_INDEX_SCHEMA} CASCADE")).await?;
+            *self.loaded.lock().await = None;
+            Ok(std::mem::take(&mut *self.observations.lock().expect("not poisoned")))
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let mut notes = vec![
+            format!(
+                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"guide\" has the guide's seven indexes.",
+            ),
+            format!(
+                "{} client(s), each with its own connection and its statement prepared once; lookups draw existing usernames and addresses (e-mail in other capitals than stored) from a fixed seed, the same sequence for both tables.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
+            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan rows show which one Postgres picked for each query.".into(),
+        ];
+        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes
+    }
+}
+
+async fn pg_client(ctx: &RunCtx) -> anyhow::Result<Client> {
+    Ok(ctx.env.postgres()?.connect().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_parses_and_pairs_with_its_baseline() {
+        for v in variants() {
+            let (query, table) = parse_variant(v.name).unwrap();
+            assert_eq!(format!("{}/{}", query.name(), table.name()), v.name);
+            if table == Table::Guide {
+                assert_eq!(v.baseline.unwrap(), format!("{}/none", query.name()));
+            }
+        }
+        assert!(parse_variant("by-username").is_err());
+        assert!(parse_variant("nope/guide").is_err());
+    }
+
+    #[test]
+    fn lookups_ask_for_rows_the_generator_writes() {
+        let mut out = String::new();
+        let mut gen = harness::fixtures::UsersGenerator::new(SEED);
+        for _ in 0..4 {
+            gen.next_row(&mut out);
+        }
+        let row3: Vec<&str> = out.lines().nth(3).unwrap().split('\t').collect();
+        assert_eq!(row3[1], Query::ByUsername.param(3));
+        assert_eq!(row3[2].to_lowercase(), Query::ByEmailLower.param(3).to_lowercase());
+    }
+}
