@@ -330,7 +330,9 @@ async fn drive<W: Worker>(
                 tally.record(start, end, r);
                 measured_ops += 1;
             }
-            if end >= measure_end || measured_ops >= max_ops {
+            // A closed-loop worker measures at least one operation, however long it takes:
+            // a batch slower than the window would otherwise leave the sample empty.
+            if (end >= measure_end && measured_ops > 0) || measured_ops >= max_ops {
                 break;
             }
         },
@@ -392,6 +394,26 @@ mod tests {
             stall_at,
             stalled: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    struct Slow(Duration);
+
+    impl Worker for Slow {
+        async fn call(&mut self) -> Result<(), OpError> {
+            tokio::time::sleep(self.0).await;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_operation_longer_than_the_window_is_still_measured() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cfg = LoadConfig::closed(2, Duration::from_millis(50), Duration::from_millis(50));
+        let report =
+            rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Slow(Duration::from_millis(120))) })).unwrap();
+        // The first call spans warm-up and window (not measured); the second one is.
+        assert_eq!(report.ok, 2, "one measured call per worker");
+        assert!(report.measured >= Duration::from_millis(100), "{:?}", report.measured);
     }
 
     #[test]

@@ -16,25 +16,30 @@ pub struct PlanSummary {
     pub buffers: f64,
     /// The executor's own time, in milliseconds.
     pub execution_ms: f64,
+    /// Table scans the executor actually ran (a partition pruned at run time is not counted).
+    pub relations_scanned: usize,
 }
 
 /// Summarise the JSON of `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)`.
 pub fn summarize(plan: &Value) -> PlanSummary {
-    fn walk(node: &Value, rows: &mut f64) {
+    fn walk(node: &Value, rows: &mut f64, relations: &mut usize) {
         let ty = node.get("Node Type").and_then(Value::as_str).unwrap_or("");
         let loops = node.get("Actual Loops").and_then(Value::as_f64).unwrap_or(1.0);
         if ty.contains("Scan") && ty != "Bitmap Index Scan" {
             *rows += node.get("Actual Rows").and_then(Value::as_f64).unwrap_or(0.0) * loops;
+            if loops > 0.0 && node.get("Relation Name").is_some() {
+                *relations += 1;
+            }
         }
         *rows += node.get("Rows Removed by Filter").and_then(Value::as_f64).unwrap_or(0.0) * loops;
         *rows += node.get("Rows Removed by Index Recheck").and_then(Value::as_f64).unwrap_or(0.0) * loops;
         for child in node.get("Plans").and_then(Value::as_array).into_iter().flatten() {
-            walk(child, rows);
+            walk(child, rows, relations);
         }
     }
     let top = &plan[0]["Plan"];
-    let mut rows = 0.0;
-    walk(top, &mut rows);
+    let (mut rows, mut relations_scanned) = (0.0, 0);
+    walk(top, &mut rows, &mut relations_scanned);
     let buffers = top.get("Shared Hit Blocks").and_then(Value::as_f64).unwrap_or(0.0)
         + top.get("Shared Read Blocks").and_then(Value::as_f64).unwrap_or(0.0);
     let mut chain = Vec::new();
@@ -55,6 +60,7 @@ pub fn summarize(plan: &Value) -> PlanSummary {
         rows_scanned: rows,
         buffers,
         execution_ms: plan[0].get("Execution Time").and_then(Value::as_f64).unwrap_or(0.0),
+        relations_scanned,
     }
 }
 
@@ -102,6 +108,9 @@ mod tests {
                     "Plans": [{
                         "Node Type": "Seq Scan", "Relation Name": "users", "Actual Rows": 500.0,
                         "Actual Loops": 2.0, "Rows Removed by Filter": 100.0
+                    }, {
+                        "Node Type": "Index Scan", "Relation Name": "users_old", "Index Name": "i",
+                        "Actual Rows": 0.0, "Actual Loops": 0.0
                     }]
                 }]
             },
@@ -112,5 +121,6 @@ mod tests {
         assert_eq!(s.rows_scanned, 1200.0);
         assert_eq!(s.buffers, 10.0);
         assert_eq!(s.execution_ms, 1.25);
+        assert_eq!(s.relations_scanned, 1, "a scan that never ran is not counted");
     }
 }

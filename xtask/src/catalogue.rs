@@ -10,6 +10,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(pg_batch::PgBatch::new()),
         Box::new(pg_prepared::PgPrepared::new()),
         Box::new(pg_indexes::PgIndexes::new()),
+        Box::new(pg_partitioning::PgPartitioning::new()),
         Box::new(pg_pool::PgPool::new()),
         Box::new(worker_pool::WorkerPool::new()),
     ]

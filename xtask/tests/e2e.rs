@@ -58,6 +58,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "--set",
         "pg-pool.rows=5000",
         "--set",
+        "pg-partitioning.rows_per_month=2000",
+        "--set",
         "worker-pool.rows=12000",
         "--out",
         out.to_str().unwrap(),
@@ -113,7 +115,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
     // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
-    for e in ["pg-prepared", "pg-indexes", "pg-pool", "worker-pool"].map(exp) {
+    for e in ["pg-prepared", "pg-indexes", "pg-partitioning", "pg-pool", "worker-pool"].map(exp) {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),
@@ -170,6 +172,24 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     let disk = |v: &str| checks(idx, v, "indexes on disk (MB)")[0]["value"].as_f64().unwrap();
     assert!(disk("insert/guide") > disk("insert/none"));
+
+    // pg-partitioning: the oldest month holds exactly its rows, a DROP of its partition gives
+    // its space back at once, and a week's query is pruned to the partitions it touches.
+    let part = exp("pg-partitioning");
+    for s in part["samples"].as_array().unwrap() {
+        let m = &s["metrics"];
+        match s["variant"].as_str().unwrap() {
+            "retire-month/delete" => assert_eq!(m["rows_deleted"], 2000.0),
+            "retire-month/drop-partition" => assert!(m["space_freed_mb"].as_f64().unwrap() > 0.0, "{m}"),
+            _ => {}
+        }
+    }
+    for c in checks(part, "week-range/partitioned", "tables scanned") {
+        assert!((1.0..=2.0).contains(&c["value"].as_f64().unwrap()), "{c}");
+    }
+    for c in checks(part, "user-recent/single", "tables scanned") {
+        assert_eq!(c["value"], 1.0);
+    }
 
     // The report exists, holds each experiment and its charts, and renders again from the file.
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();

@@ -1,0 +1,710 @@
+//! `pg-partitioning`: the guide's `audit_logs` as one table vs partitioned by month (its
+//! `audit_logs_2024_01 PARTITION OF audit_logs …`), with 3, 12 and 36 months of data.
+//!
+//! Both tables hold the same rows and the guide's three indexes. Measured: a one-week range
+//! report, a user's recent activity, inserts, and retiring the oldest month (DELETE from
+//! the one table vs DROP TABLE of its partition), with the space each gives back.
+//!
+//! A variant picks its table with `search_path` (schemas `perflab_single`, `perflab_part`),
+//! so both run the same SQL text. The tables are rebuilt when the sweep moves to a new
+//! number of months.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures_util::SinkExt;
+use harness::load::{self, OpError, Worker};
+use harness::plan;
+use harness::results::{Better, Check, LatencySummary};
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+const TABLE_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/audit_logs.sql");
+const INDEXES_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/audit_logs_indexes.sql");
+const WEEK_RANGE_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/week_range.sql");
+const USER_RECENT_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/user_recent.sql");
+const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/insert.sql");
+const DELETE_MONTH_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/delete_month.sql");
+const SEED: u64 = 20_240_101;
+const SINGLE: &str = "perflab_single";
+const PART: &str = "perflab_part";
+/// Distinct users writing the log.
+const USERS: u64 = 10_000;
+/// Ids of inserted rows start here, far above the fixture's.
+const INSERT_ID_BASE: i64 = 1 << 40;
+const PARAMS_PER_WORKER: usize = 4096;
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+/// (action, share of rows): logins dominate, as in most audit logs.
+const ACTIONS: [(&str, f64); 8] = [
+    ("login", 0.40),
+    ("logout", 0.25),
+    ("update_policy", 0.10),
+    ("create_key", 0.07),
+    ("rotate_key", 0.07),
+    ("create_policy", 0.05),
+    ("delete_policy", 0.03),
+    ("delete_key", 0.03),
+];
+
+static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    WeekRange,
+    UserRecent,
+    Insert,
+    Retire,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Single,
+    Partitioned,
+}
+
+impl Layout {
+    fn schema(self) -> &'static str {
+        match self {
+            Layout::Single => SINGLE,
+            Layout::Partitioned => PART,
+        }
+    }
+}
+
+fn parse_variant(name: &str) -> anyhow::Result<(Op, Layout)> {
+    Ok(match name {
+        "week-range/single" => (Op::WeekRange, Layout::Single),
+        "week-range/partitioned" => (Op::WeekRange, Layout::Partitioned),
+        "user-recent/single" => (Op::UserRecent, Layout::Single),
+        "user-recent/partitioned" => (Op::UserRecent, Layout::Partitioned),
+        "insert/single" => (Op::Insert, Layout::Single),
+        "insert/partitioned" => (Op::Insert, Layout::Partitioned),
+        "retire-month/delete" => (Op::Retire, Layout::Single),
+        "retire-month/drop-partition" => (Op::Retire, Layout::Partitioned),
+        other => anyhow::bail!("unknown variant {other}"),
+    })
+}
+
+fn variants() -> Vec<Variant> {
+    vec![
+        Variant::baseline_of_group(
+            "week-range/single",
+            "one week's entries counted by action, from the one table (index on created_at)",
+        ),
+        Variant::new(
+            "week-range/partitioned",
+            "the same report from the monthly partitions (pruned to the one or two months the week touches)",
+        )
+        .compared_with("week-range/single"),
+        Variant::baseline_of_group(
+            "user-recent/single",
+            "a user's 20 newest entries from the one table (index on user_id, created_at)",
+        ),
+        Variant::new(
+            "user-recent/partitioned",
+            "the same from the monthly partitions: every partition's index is probed and merged",
+        )
+        .compared_with("user-recent/single"),
+        Variant::baseline_of_group("insert/single", "INSERT of one entry into the one table"),
+        Variant::new(
+            "insert/partitioned",
+            "INSERT of one entry through the partitioned parent, routed to the newest month",
+        )
+        .compared_with("insert/single"),
+        Variant::baseline_of_group(
+            "retire-month/delete",
+            "DELETE of the oldest month's rows from the one table (VACUUM timed apart: vacuum_ms)",
+        ),
+        Variant::new(
+            "retire-month/drop-partition",
+            "DROP TABLE of the oldest month's partition (what DETACH PARTITION then DROP does in two steps)",
+        )
+        .compared_with("retire-month/delete"),
+    ]
+}
+
+/// Microseconds since the epoch of the first instant of month `m` counted from January 2024.
+fn month_start_us(m: i64) -> i64 {
+    let (y, mo) = (2024 + m.div_euclid(12), m.rem_euclid(12) + 1);
+    days_from_civil(y, mo, 1) * 86_400_000_000
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn partition_name(m: i64) -> String {
+    format!("audit_logs_{}_{:02}", 2024 + m.div_euclid(12), m.rem_euclid(12) + 1)
+}
+
+fn literal_ts(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let s = harness::context::rfc3339(secs);
+    format!("'{} {}.{:06}+00'", &s[..10], &s[11..19], us.rem_euclid(1_000_000))
+}
+
+fn system_time(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
+}
+
+fn user_id(i: u64) -> Uuid {
+    Uuid::from_u64_pair(0x0a0d_17_u64 << 40 | SEED, i)
+}
+
+fn action(r: f64) -> &'static str {
+    let mut acc = 0.0;
+    for (a, share) in ACTIONS {
+        acc += share;
+        if r < acc {
+            return a;
+        }
+    }
+    ACTIONS[ACTIONS.len() - 1].0
+}
+
+/// Rows of `audit_logs` for `months` months, `per_month` each, in time order, as COPY text.
+struct AuditGenerator {
+    rng: SplitMix64,
+    per_month: i64,
+    month: i64,
+    k: i64,
+    id: i64,
+}
+
+impl AuditGenerator {
+    fn new(seed: u64, per_month: i64) -> Self {
+        Self { rng: SplitMix64::new(seed), per_month, month: 0, k: 0, id: 0 }
+    }
+
+    fn next_row(&mut self, out: &mut String) {
+        let (start, end) = (month_start_us(self.month), month_start_us(self.month + 1));
+        let step = (end - start) / self.per_month;
+        let at = start + self.k * step + (self.rng.next_u64() % step.max(1) as u64) as i64;
+        self.id += 1;
+        self.k += 1;
+        if self.k == self.per_month {
+            self.k = 0;
+            self.month += 1;
+        }
+        let user = user_id(self.rng.below(USERS as usize) as u64);
+        let action = action(self.rng.next_f64());
+        let object = self.rng.below(100_000);
+        let ip = self.rng.next_u64();
+        let ts = literal_ts(at);
+        let _ = writeln!(
+            out,
+            "{}\t{user}\t{action}\t{}/{object}\t{{\"ip\":\"10.{}.{}.{}\",\"agent\":\"svc/1.4\"}}\t{}",
+            self.id,
+            if action.ends_with("key") { "key" } else { "policy" },
+            ip & 0xff,
+            (ip >> 8) & 0xff,
+            (ip >> 16) & 0xff,
+            &ts[1..ts.len() - 1]
+        );
+    }
+}
+
+struct Params {
+    per_month: i64,
+}
+
+fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
+    let per_month = ctx.settings.get::<i64>("pg-partitioning", "rows_per_month")?.unwrap_or(if ctx.settings.quick {
+        10_000
+    } else {
+        50_000
+    });
+    anyhow::ensure!(per_month >= 100, "--set pg-partitioning.rows_per_month must be at least 100");
+    Ok(Params { per_month })
+}
+
+#[derive(Default)]
+pub struct PgPartitioning {
+    /// Months of data currently loaded.
+    loaded: tokio::sync::Mutex<Option<i64>>,
+    observations: Mutex<Vec<Check>>,
+    notes: Mutex<Vec<String>>,
+}
+
+impl PgPartitioning {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn ensure_months(&self, ctx: &RunCtx, months: i64, point: &SweepPoint) -> anyhow::Result<()> {
+        let mut loaded = self.loaded.lock().await;
+        if *loaded == Some(months) {
+            return Ok(());
+        }
+        *loaded = None;
+        let per_month = params(ctx)?.per_month;
+        let started = Instant::now();
+        let client = ctx.env.postgres()?.connect().await?;
+        build(&client, months, per_month).await.context("building audit_logs")?;
+        let build_s = started.elapsed().as_secs_f64();
+        let checks = observe(&client, months, per_month, point).await.context("explaining the queries")?;
+        self.observations.lock().expect("not poisoned").extend(checks);
+        self.notes
+            .lock()
+            .expect("not poisoned")
+            .push(format!("{months} months ({} rows): both tables built in {build_s:.1} s.", months * per_month));
+        *loaded = Some(months);
+        Ok(())
+    }
+}
+
+/// Both tables with `months` months of `per_month` rows, the guide's indexes, and a stash of
+/// the oldest month to put back after each retirement.
+async fn build(client: &Client, months: i64, per_month: i64) -> anyhow::Result<()> {
+    let mut ddl = format!(
+        "DROP SCHEMA IF EXISTS {SINGLE} CASCADE; DROP SCHEMA IF EXISTS {PART} CASCADE; \
+         CREATE SCHEMA {SINGLE}; CREATE SCHEMA {PART}; SET search_path = {PART}; {TABLE_SQL} PARTITION BY RANGE (created_at);"
+    );
+    for m in 0..months {
+        ddl.push_str(&partition_ddl(m));
+    }
+    client.batch_execute(&ddl).await?;
+    let sink = client
+        .copy_in(&format!("COPY {PART}.audit_logs (id, user_id, action, resource, details, created_at) FROM STDIN"))
+        .await?;
+    futures_util::pin_mut!(sink);
+    let mut gen = AuditGenerator::new(SEED, per_month);
+    let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 512);
+    for _ in 0..months * per_month {
+        gen.next_row(&mut buf);
+        if buf.len() >= COPY_CHUNK_BYTES {
+            sink.send(Bytes::from(std::mem::replace(&mut buf, String::with_capacity(COPY_CHUNK_BYTES + 512)))).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf)).await?;
+    }
+    sink.as_mut().finish().await?;
+    client
+        .batch_execute(&format!(
+            "SET search_path = {SINGLE}; {TABLE_SQL}; \
+             INSERT INTO {SINGLE}.audit_logs SELECT * FROM {PART}.audit_logs ORDER BY created_at, id; \
+             ALTER TABLE {SINGLE}.audit_logs ADD PRIMARY KEY (id); {INDEXES_SQL} \
+             SET search_path = {PART}; ALTER TABLE {PART}.audit_logs ADD PRIMARY KEY (id, created_at); {INDEXES_SQL} \
+             CREATE TABLE {PART}.audit_stash AS SELECT * FROM {PART}.{oldest}; \
+             RESET search_path;",
+            oldest = partition_name(0)
+        ))
+        .await?;
+    for schema in [SINGLE, PART] {
+        client.batch_execute(&format!("VACUUM (ANALYZE) {schema}.audit_logs")).await?;
+    }
+    Ok(())
+}
+
+fn partition_ddl(m: i64) -> String {
+    format!(
+        "CREATE TABLE {PART}.{} PARTITION OF {PART}.audit_logs FOR VALUES FROM ({}) TO ({});",
+        partition_name(m),
+        literal_ts(month_start_us(m)),
+        literal_ts(month_start_us(m + 1))
+    )
+}
+
+/// Bytes on disk of a layout's table with its indexes (all partitions for the partitioned one).
+async fn size_on_disk(client: &Client, layout: Layout) -> Result<f64, tokio_postgres::Error> {
+    let table = format!("{}.audit_logs", layout.schema());
+    let sql = match layout {
+        Layout::Single => format!("SELECT pg_total_relation_size('{table}')::float8"),
+        Layout::Partitioned => {
+            format!("SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::float8 FROM pg_partition_tree('{table}')")
+        }
+    };
+    Ok(client.query_one(sql.as_str(), &[]).await?.get(0))
+}
+
+/// Plans of both queries on both tables, and their sizes, at `months` months.
+async fn observe(client: &Client, months: i64, per_month: i64, point: &SweepPoint) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let label = Some(point.label.as_str());
+    // A week in the middle of the data, and a user who wrote entries.
+    let week = literal_ts(month_start_us(months / 2) + 10 * 86_400_000_000);
+    let user = format!("'{}'", user_id(USERS / 2));
+    for layout in [Layout::Single, Layout::Partitioned] {
+        let suffix = if layout == Layout::Single { "single" } else { "partitioned" };
+        client.batch_execute(&format!("SET search_path = {}", layout.schema())).await?;
+        for (name, sql, param) in [("week-range", WEEK_RANGE_SQL, &week), ("user-recent", USER_RECENT_SQL, &user)] {
+            let p = plan::explain(
+                client,
+                sql,
+                &[format!("{param}::{}", if name == "week-range" { "timestamptz" } else { "uuid" })],
+            )
+            .await?;
+            let variant = format!("{name}/{suffix}");
+            checks.push(
+                Check::observation(
+                    &variant,
+                    label,
+                    "plan",
+                    p.execution_ms,
+                    "the plan Postgres chose, from the top (EXPLAIN ANALYZE, one representative parameter)",
+                )
+                .with_text(p.nodes),
+            );
+            checks.push(Check::observation(
+                &variant,
+                label,
+                "tables scanned",
+                p.relations_scanned as f64,
+                "tables or partitions the executor actually scanned for one query",
+            ));
+            checks.push(Check::observation(
+                &variant,
+                label,
+                "rows scanned",
+                p.rows_scanned,
+                "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
+            ));
+            checks.push(Check::observation(
+                &variant,
+                label,
+                "buffers",
+                p.buffers,
+                "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
+            ));
+        }
+        let bytes = size_on_disk(client, layout).await?;
+        checks.push(Check::observation(
+            &format!("insert/{suffix}"),
+            label,
+            "on disk (MB)",
+            bytes / 1e6,
+            format!("table, partitions and indexes ({} rows)", months * per_month),
+        ));
+    }
+    client.batch_execute("RESET search_path").await?;
+    Ok(checks)
+}
+
+/// One client sending one statement over and over to one layout.
+struct Logger {
+    client: Client,
+    stmt: Statement,
+    op: Op,
+    weeks: Vec<SystemTime>,
+    users: Vec<Uuid>,
+    next: usize,
+    rng: SplitMix64,
+    id_base: i64,
+    inserted: i64,
+    newest_month: (i64, i64),
+}
+
+impl Worker for Logger {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let err = |e: tokio_postgres::Error| OpError::from_error(&e);
+        let i = self.next;
+        self.next = (self.next + 1) % PARAMS_PER_WORKER;
+        match self.op {
+            Op::WeekRange => {
+                self.client.query(&self.stmt, &[&self.weeks[i]]).await.map_err(err)?;
+            }
+            Op::UserRecent => {
+                self.client.query(&self.stmt, &[&self.users[i]]).await.map_err(err)?;
+            }
+            Op::Insert => {
+                self.inserted += 1;
+                let id = self.id_base + self.inserted;
+                let (start, end) = self.newest_month;
+                let at = system_time(start + (self.rng.next_u64() % (end - start) as u64) as i64);
+                let user = self.users[i];
+                let action = action(self.rng.next_f64());
+                let resource = "policy/1";
+                let details = "{\"ip\":\"10.0.0.1\",\"agent\":\"svc/1.4\"}";
+                let params: [&(dyn ToSql + Sync); 6] = [&id, &user, &action, &resource, &details, &at];
+                self.client.execute(&self.stmt, &params).await.map_err(err)?;
+            }
+            Op::Retire => return Err(OpError::new("retirement is not a load")),
+        }
+        Ok(())
+    }
+}
+
+/// Retire the oldest month once, timed, then put it back (untimed) so the next samples see
+/// the same data.
+async fn retire(ctx: &RunCtx, layout: Layout) -> anyhow::Result<Sample> {
+    let client = ctx.env.postgres()?.connect().await?;
+    let (from, to) = (system_time(month_start_us(0)), system_time(month_start_us(1)));
+    let before = size_on_disk(&client, layout).await?;
+    let delete = if layout == Layout::Single {
+        client.batch_execute(&format!("SET search_path = {SINGLE}")).await?;
+        Some(client.prepare(DELETE_MONTH_SQL).await?)
+    } else {
+        None
+    };
+    let drop_sql = format!("DROP TABLE {PART}.{}", partition_name(0));
+    let snapshot = ctx.probe.begin();
+    let started = Instant::now();
+    let rows = match &delete {
+        Some(stmt) => client.execute(stmt, &[&from, &to]).await?,
+        None => {
+            client.batch_execute(&drop_sql).await?;
+            0
+        }
+    };
+    let elapsed = started.elapsed();
+    let resources = ctx.probe.end(&snapshot);
+    let after = size_on_disk(&client, layout).await?;
+    let mut vacuum_ms = 0.0;
+    let mut after_vacuum = after;
+    if layout == Layout::Single {
+        let started = Instant::now();
+        client.batch_execute(&format!("VACUUM {SINGLE}.audit_logs")).await?;
+        vacuum_ms = started.elapsed().as_secs_f64() * 1000.0;
+        after_vacuum = size_on_disk(&client, layout).await?;
+    }
+    // Put the month back.
+    let restore = match layout {
+        Layout::Single => {
+            format!("INSERT INTO {SINGLE}.audit_logs SELECT * FROM {PART}.audit_stash; ANALYZE {SINGLE}.audit_logs;")
+        }
+        // As the month was first made: rows loaded, then indexed, then attached (the parent's
+        // indexes adopt the partition's matching ones instead of building them anew).
+        Layout::Partitioned => format!(
+            "SET search_path = {PART}; CREATE TABLE {month} (LIKE audit_logs); \
+             INSERT INTO {month} SELECT * FROM audit_stash ORDER BY created_at, id; \
+             ALTER TABLE {month} ADD PRIMARY KEY (id, created_at); {indexes} \
+             ALTER TABLE audit_logs ATTACH PARTITION {month} FOR VALUES FROM ({from}) TO ({to}); \
+             ANALYZE {month}; RESET search_path;",
+            month = partition_name(0),
+            indexes = INDEXES_SQL
+                .replace("ON audit_logs", &format!("ON {}", partition_name(0)))
+                .replace("INDEX audit_logs_", &format!("INDEX {}_", partition_name(0))),
+            from = literal_ts(month_start_us(0)),
+            to = literal_ts(month_start_us(1)),
+        ),
+    };
+    client.batch_execute(&restore).await.context("restoring the retired month")?;
+    let us = elapsed.as_secs_f64() * 1e6;
+    let mut sample = Sample::default();
+    for (k, v) in [
+        ("latency_p50_us", us),
+        ("latency_p99_us", us),
+        ("latency_mean_us", us),
+        ("ops_per_sec", 1.0 / elapsed.as_secs_f64().max(1e-9)),
+        ("ok", 1.0),
+        ("errors", 0.0),
+        ("error_rate", 0.0),
+        ("rows_deleted", rows as f64),
+        ("space_freed_mb", (before - after) / 1e6),
+        ("vacuum_ms", vacuum_ms),
+        ("space_freed_after_vacuum_mb", (before - after_vacuum) / 1e6),
+    ] {
+        sample.metrics.insert(k.into(), v);
+    }
+    sample.latency = Some(LatencySummary {
+        count: 1,
+        min_us: us,
+        mean_us: us,
+        max_us: us,
+        percentiles_us: [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99].iter().map(|&p| (p, us)).collect(),
+    });
+    sample.resources = Some(resources);
+    Ok(sample)
+}
+
+impl Experiment for PgPartitioning {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: "pg-partitioning",
+            title: "Monthly partitions of audit_logs vs one table",
+            guide_section: "数据库优化 → 索引优化 (分区表: audit_logs_2024_01 PARTITION OF audit_logs)",
+            claim: "Monthly partitions of audit_logs help time-series queries.",
+            variants: variants(),
+            sweep: Sweep::numeric("months of data", "months", &[3.0, 12.0, 36.0], &[3.0, 12.0]),
+            primary_metric: MetricInfo {
+                name: "latency_p50_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "median latency of one statement (for retire-month: the time of the one DELETE or DROP)"
+                    .into(),
+            },
+            metrics: vec![
+                MetricInfo {
+                    name: "latency_p99_us".into(),
+                    unit: "us".into(),
+                    better: Better::Lower,
+                    description: "99th percentile latency".into(),
+                },
+                MetricInfo {
+                    name: "ops_per_sec".into(),
+                    unit: "statements/s".into(),
+                    better: Better::Higher,
+                    description: "statements completed per second (for insert: the insert throughput)".into(),
+                },
+                MetricInfo {
+                    name: "space_freed_mb".into(),
+                    unit: "MB".into(),
+                    better: Better::Higher,
+                    description: "retire-month: disk space given back by the statement itself".into(),
+                },
+                MetricInfo {
+                    name: "space_freed_after_vacuum_mb".into(),
+                    unit: "MB".into(),
+                    better: Better::Higher,
+                    description: "retire-month: disk space given back once VACUUM has run".into(),
+                },
+                MetricInfo {
+                    name: "vacuum_ms".into(),
+                    unit: "ms".into(),
+                    better: Better::Lower,
+                    description: "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)".into(),
+                },
+            ],
+            needs: Needs { postgres: true, redis: false },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            params(ctx)?;
+            *self.loaded.lock().await = None;
+            self.observations.lock().expect("not poisoned").clear();
+            self.notes.lock().expect("not poisoned").clear();
+            ctx.env.postgres()?.connect().await?;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (op, layout) = parse_variant(variant)?;
+            let months = point.value as i64;
+            anyhow::ensure!((2..=240).contains(&months), "months of data must be within 2..=240, not {months}");
+            self.ensure_months(ctx, months, point).await?;
+            if op == Op::Retire {
+                return retire(ctx, layout).await;
+            }
+            let pg = ctx.env.postgres()?.clone();
+            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let (first, last) = (month_start_us(0), month_start_us(months) - 7 * 86_400_000_000);
+            let newest_month = (month_start_us(months - 1), month_start_us(months));
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let pg = pg.clone();
+                async move {
+                    let client = pg.connect().await?;
+                    client.batch_execute(&format!("SET search_path = {}", layout.schema())).await?;
+                    let sql = match op {
+                        Op::WeekRange => WEEK_RANGE_SQL,
+                        Op::UserRecent => USER_RECENT_SQL,
+                        _ => INSERT_SQL,
+                    };
+                    let stmt = client.prepare(sql).await?;
+                    // The same parameters for both layouts: worker i draws the same sequence.
+                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let weeks = (0..PARAMS_PER_WORKER)
+                        .map(|_| system_time(first + (rng.next_u64() % (last - first) as u64) as i64))
+                        .collect();
+                    let users = (0..PARAMS_PER_WORKER).map(|_| user_id(rng.below(USERS as usize) as u64)).collect();
+                    let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed) as i64;
+                    let id_base = INSERT_ID_BASE + (block << 24);
+                    Ok(Logger { client, stmt, op, weeks, users, next: 0, rng, id_base, inserted: 0, newest_month })
+                }
+            })
+            .await?;
+            if op == Op::Insert {
+                // Back to the fixture's rows, so every sample sees the data it is labelled with.
+                let client = ctx.env.postgres()?.connect().await?;
+                let table = format!("{}.audit_logs", layout.schema());
+                client.execute(&format!("DELETE FROM {table} WHERE id >= {INSERT_ID_BASE}"), &[]).await?;
+                client.batch_execute(&format!("VACUUM {table}")).await?;
+            }
+            Ok(report.into_sample())
+        })
+    }
+
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let client = ctx.env.postgres()?.connect().await?;
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {SINGLE} CASCADE; DROP SCHEMA IF EXISTS {PART} CASCADE"))
+                .await?;
+            *self.loaded.lock().await = None;
+            Ok(std::mem::take(&mut *self.observations.lock().expect("not poisoned")))
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let per_month = params(ctx).map(|p| p.per_month).unwrap_or(0);
+        let mut notes = vec![
+            format!(
+                "Data: {per_month} entries per month from January 2024, spread evenly in time, by {USERS} users (seed {SEED}); both tables carry the guide's three indexes and a primary key — (id) on the one table, (id, created_at) on the partitioned one, since a unique key there must include the partition key."
+            ),
+            format!(
+                "{} client(s), each with its own connection and its statement prepared once; weeks and users are drawn from a fixed seed, the same sequence for both layouts.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "retire-month runs once per sample: the DELETE or DROP is timed alone; the DELETE's VACUUM is timed apart (vacuum_ms), and the month is put back afterwards, untimed. Space freed is measured on the table with its indexes (pg_total_relation_size).".into(),
+            "Inserted rows are deleted and the table vacuumed after each insert sample.".into(),
+        ];
+        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_boundaries_are_calendar_months() {
+        assert_eq!(literal_ts(month_start_us(0)), "'2024-01-01 00:00:00.000000+00'");
+        assert_eq!(literal_ts(month_start_us(2)), "'2024-03-01 00:00:00.000000+00'");
+        assert_eq!(literal_ts(month_start_us(14)), "'2025-03-01 00:00:00.000000+00'");
+        assert_eq!(partition_name(13), "audit_logs_2025_02");
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+
+    #[test]
+    fn generator_stays_in_its_months_and_in_time_order() {
+        let mut gen = AuditGenerator::new(SEED, 500);
+        let mut out = String::new();
+        for _ in 0..1500 {
+            gen.next_row(&mut out);
+        }
+        let stamps: Vec<&str> = out.lines().map(|l| l.split('\t').nth(5).unwrap()).collect();
+        assert_eq!(stamps.len(), 1500);
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
+        assert!(stamps[0].starts_with("2024-01") && stamps[499].starts_with("2024-01"));
+        assert!(stamps[500].starts_with("2024-02") && stamps[1499].starts_with("2024-03"));
+        assert!(out.lines().all(|l| l.split('\t').count() == 6));
+    }
+
+    #[test]
+    fn every_variant_parses() {
+        for v in variants() {
+            parse_variant(v.name).unwrap();
+        }
+        assert!(parse_variant("week-range").is_err());
+    }
+
+    #[test]
+    fn actions_cover_every_draw() {
+        let total: f64 = ACTIONS.iter().map(|(_, s)| s).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert_eq!(action(0.0), "login");
+        assert_eq!(action(0.999_999), "delete_key");
+    }
+}
