@@ -82,7 +82,16 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["calibration", "pg-pagination", "pg-batch", "pg-prepared", "pg-indexes", "pg-pool", "worker-pool"]
+        [
+            "calibration",
+            "pg-pagination",
+            "pg-batch",
+            "pg-prepared",
+            "pg-indexes",
+            "pg-partitioning",
+            "pg-pool",
+            "worker-pool"
+        ]
     );
     let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
     for e in exps {
