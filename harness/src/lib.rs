@@ -11,6 +11,7 @@ pub mod load;
 pub mod pgpool;
 pub mod plan;
 pub mod provision;
+pub mod redis_util;
 pub mod report;
 pub mod resources;
 pub mod results;

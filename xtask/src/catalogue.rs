@@ -13,6 +13,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(pg_partitioning::PgPartitioning::new()),
         Box::new(pg_pool::PgPool::new()),
         Box::new(worker_pool::WorkerPool::new()),
+        Box::new(redis_pool::RedisPool::new()),
     ]
 }
 

@@ -124,7 +124,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
     // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
-    for e in ["pg-prepared", "pg-indexes", "pg-partitioning", "pg-pool", "worker-pool"].map(exp) {
+    for e in ["pg-prepared", "pg-indexes", "pg-partitioning", "pg-pool", "worker-pool", "redis-pool"].map(exp) {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),
@@ -181,6 +181,22 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     let disk = |v: &str| checks(idx, v, "indexes on disk (MB)")[0]["value"].as_f64().unwrap();
     assert!(disk("insert/guide") > disk("insert/none"));
+
+    // redis-pool counts connections from the server: about one per command without a pool,
+    // and never more than the pool's 20 (plus nothing) with it.
+    for s in exp("redis-pool")["samples"].as_array().unwrap() {
+        let m = &s["metrics"];
+        let (opened, ops, open) = (
+            m["connections_opened_per_sec"].as_f64().unwrap(),
+            m["ops_per_sec"].as_f64().unwrap(),
+            m["server_connections_max"].as_f64().unwrap(),
+        );
+        match s["variant"].as_str().unwrap() {
+            "new-connection" => assert!(opened > ops * 0.5, "{m}"),
+            "multiplexed" => assert!(open <= 1.0, "{m}"),
+            _ => assert!(open <= 20.0, "{m}"),
+        }
+    }
 
     // pg-partitioning: the oldest month holds exactly its rows, a DROP of its partition gives
     // its space back at once, and a week's query is pruned to the partitions it touches.

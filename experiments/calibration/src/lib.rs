@@ -277,14 +277,6 @@ pub fn parse_pgbench(out: &str) -> Option<(f64, f64)> {
     Some((tps, latency))
 }
 
-/// `(requests/s, mean latency in ms, p50, p95, p99)` from redis-benchmark's `--csv` output.
-pub fn parse_redis_benchmark_csv(out: &str) -> Option<(f64, f64, Vec<f64>)> {
-    let line = out.lines().find(|l| l.starts_with("\"GET\""))?;
-    let fields: Vec<f64> = line.split(',').skip(1).filter_map(|f| f.trim_matches('"').parse().ok()).collect();
-    // rps, avg, min, p50, p95, p99, max
-    Some((*fields.first()?, *fields.get(1)?, fields.get(3..6).map(|s| s.to_vec()).unwrap_or_default()))
-}
-
 impl Calibration {
     async fn run_redis_benchmark(&self, ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
         let redis = ctx.env.redis()?;
@@ -320,7 +312,7 @@ impl Calibration {
             "redis-benchmark failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        let (rps, avg_ms, pcts) = parse_redis_benchmark_csv(&stdout)
+        let (rps, avg_ms, pcts) = harness::redis_util::parse_redis_benchmark_csv(&stdout)
             .with_context(|| format!("unexpected redis-benchmark output: {stdout}"))?;
         self.redis_rate.lock().expect("not poisoned").insert(clients, rps);
         let mut extra = BTreeMap::new();
@@ -342,14 +334,5 @@ mod tests {
         let out = "transaction type: <builtin: select only>\nscaling factor: 10\nlatency average = 0.162 ms\ninitial connection time = 10.1 ms\ntps = 49277.403412 (without initial connection time)\n";
         assert_eq!(parse_pgbench(out), Some((49277.403412, 0.162)));
         assert_eq!(parse_pgbench("garbage"), None);
-    }
-
-    #[test]
-    fn parses_redis_benchmark_csv() {
-        let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\"GET\",\"98039.22\",\"0.263\",\"0.064\",\"0.255\",\"0.375\",\"0.495\",\"1.231\"\n";
-        let (rps, avg, p) = parse_redis_benchmark_csv(out).unwrap();
-        assert_eq!(rps, 98039.22);
-        assert_eq!(avg, 0.263);
-        assert_eq!(p, vec![0.255, 0.375, 0.495]);
     }
 }
