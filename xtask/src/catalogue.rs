@@ -14,6 +14,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(pg_pool::PgPool::new()),
         Box::new(worker_pool::WorkerPool::new()),
         Box::new(redis_pool::RedisPool::new()),
+        Box::new(redis_batch::RedisBatch::new()),
     ]
 }
 

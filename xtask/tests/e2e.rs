@@ -198,6 +198,20 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         }
     }
 
+    // redis-batch: the server's own counters see one command per key without batching and one
+    // MGET with it; every batch found all its keys.
+    let batch = exp("redis-batch");
+    for c in checks(batch, "get-per-key", "commands per batch") {
+        assert_eq!(c["value"].as_f64().unwrap(), c["point"].as_str().unwrap().parse::<f64>().unwrap(), "{c}");
+    }
+    for c in checks(batch, "mget", "commands per batch") {
+        assert_eq!(c["value"], 1.0, "{c}");
+    }
+    for c in batch["checks"].as_array().unwrap().iter().filter(|c| c["ok"].is_boolean()) {
+        assert_eq!(c["ok"], true, "{c}");
+    }
+    assert!(batch["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("Pipelining calibration")));
+
     // pg-partitioning: the oldest month holds exactly its rows, a DROP of its partition gives
     // its space back at once, and a week's query is pruned to the partitions it touches.
     let part = exp("pg-partitioning");
