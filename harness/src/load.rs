@@ -46,6 +46,14 @@ impl OpError {
     }
 }
 
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.kind)
+    }
+}
+
+impl std::error::Error for OpError {}
+
 /// One client of the system under test: a connection, its prepared statements, its random
 /// state. The engine calls `call` over and over.
 pub trait Worker: 'static {

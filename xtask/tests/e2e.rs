@@ -124,7 +124,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     // Every pg-prepared sample ran without errors (inserts need fresh keys every sample), and
     // so did every pg-pool sample (a pool shared by the load threads must outlive all of them).
-    for e in ["pg-prepared", "pg-indexes", "pg-partitioning", "pg-pool", "worker-pool", "redis-pool"].map(exp) {
+    for e in ["pg-prepared", "pg-indexes", "pg-partitioning", "pg-pool", "worker-pool", "redis-pool", "cache-warmup"]
+        .map(exp)
+    {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),
@@ -211,6 +213,24 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         assert_eq!(c["ok"], true, "{c}");
     }
     assert!(batch["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("Pipelining calibration")));
+
+    // cache-warmup: the queries each warm-up sent, and a cache warmed key by key serves every
+    // read of the traffic after it from Redis.
+    for s in exp("cache-warmup")["samples"].as_array().unwrap() {
+        let m = &s["metrics"];
+        let keys: f64 = s["point"].as_str().unwrap().parse().unwrap();
+        let queries = m["warm_queries"].as_f64().unwrap();
+        match s["variant"].as_str().unwrap() {
+            "cold" => assert_eq!(queries, 0.0),
+            "guide-mget-pipeline" => assert_eq!(queries, 1.0),
+            "one-at-a-time" => {
+                assert_eq!(queries, keys);
+                assert!(m["traffic_hit_ratio"].as_f64().unwrap() > 0.99, "{m}");
+            }
+            _ => assert_eq!(queries, keys),
+        }
+        assert!(m["filled_ms"].as_f64().unwrap() >= m["warm_ms"].as_f64().unwrap() || s["variant"] == "cold", "{m}");
+    }
 
     // pg-partitioning: the oldest month holds exactly its rows, a DROP of its partition gives
     // its space back at once, and a week's query is pruned to the partitions it touches.

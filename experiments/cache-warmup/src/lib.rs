@@ -1,0 +1,382 @@
+//! `cache-warmup`: serving from a cold Redis cache vs warming it first, four ways: one key at
+//! a time, the guide's `MultiLevelCache.Warmup` as written (a goroutine per key, 10 in
+//! flight, each a cache `Get` whose refill runs in the background), unbounded concurrency,
+//! and the guide's `WarmupUsers` (one MGET, one `= ANY` query for the misses, one pipeline).
+//!
+//! Each sample empties the cache, warms it (timed: `warm_ms`, with the queries it sent and
+//! when its last write landed), then measures the first seconds of cache-aside traffic.
+
+use anyhow::Context as _;
+use harness::fixtures::setup_users;
+use harness::load::{self, LoadConfig, OpError, Worker};
+use harness::pgpool::GoSqlPool;
+use harness::redis_util::{self, info_field};
+use harness::results::Better;
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use redis::aio::MultiplexedConnection;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Row, Statement};
+use uuid::Uuid;
+
+const ID: &str = "cache-warmup";
+const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
+const GET_BY_IDS_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_ids.sql");
+const SEED: u64 = 20_240_101;
+/// The guide's l2TTL and WarmupUsers TTL: 30 minutes.
+const TTL_SECS: u64 = 1800;
+/// The guide's Warmup semaphore.
+const GUIDE_IN_FLIGHT: usize = 10;
+/// The database the warm-up loads from: a pool of 25 connections, all kept idle.
+const DB_POOL: usize = 25;
+/// Clients of the traffic after the warm-up.
+const TRAFFIC_CLIENTS: u32 = 16;
+
+#[derive(Default)]
+pub struct CacheWarmup {
+    ids: Mutex<Arc<Vec<Uuid>>>,
+}
+
+impl CacheWarmup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cold,
+    Sequential,
+    Guide10,
+    Unbounded,
+    MgetPipeline,
+}
+
+fn kind(name: &str) -> anyhow::Result<Kind> {
+    Ok(match name {
+        "cold" => Kind::Cold,
+        "one-at-a-time" => Kind::Sequential,
+        "guide-warmup-10" => Kind::Guide10,
+        "unbounded" => Kind::Unbounded,
+        "guide-mget-pipeline" => Kind::MgetPipeline,
+        other => anyhow::bail!("unknown variant {other}"),
+    })
+}
+
+fn key(prefix: &str, id: &Uuid) -> String {
+    format!("{prefix}user:{id}")
+}
+
+/// The cached form of a user row (id, username, email, created_at), as JSON.
+fn user_value(row: &Row) -> String {
+    let id: Uuid = row.get(0);
+    let username: &str = row.get(1);
+    let email: &str = row.get(2);
+    let created: std::time::SystemTime = row.get(3);
+    let secs = created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    format!(
+        "{{\"id\":\"{id}\",\"username\":\"{username}\",\"email\":\"{email}\",\"created_at\":\"{}\"}}",
+        harness::context::rfc3339(secs)
+    )
+}
+
+/// What warming shares: the database pool, one Redis connection, and counters.
+struct Warmer {
+    pool: GoSqlPool,
+    redis: MultiplexedConnection,
+    prefix: String,
+    queries: AtomicU64,
+}
+
+impl Warmer {
+    async fn load_one(&self, id: &Uuid) -> Result<Option<String>, OpError> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let rows = self.pool.query_typed(GET_BY_ID_SQL, &[(id, Type::UUID)]).await?;
+        Ok(rows.first().map(user_value))
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), OpError> {
+        let mut con = self.redis.clone();
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(TTL_SECS)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(|e| OpError::from_error(&e))
+    }
+
+    /// Load one key from the database and write it to the cache, both awaited.
+    async fn warm_one(&self, id: &Uuid) -> Result<(), OpError> {
+        if let Some(v) = self.load_one(id).await? {
+            self.set(&key(&self.prefix, id), &v).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Warm `ids` as `kind` does. Returns the background refills still running (the guide's
+/// `go func() { setL1; setL2 }`), which the warm-up itself does not wait for.
+async fn warm(
+    kind: Kind,
+    warmer: &Arc<Warmer>,
+    ids: &Arc<Vec<Uuid>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<Result<(), OpError>>>> {
+    let mut background = Vec::new();
+    match kind {
+        Kind::Cold => {}
+        Kind::Sequential => {
+            for id in ids.iter() {
+                warmer.warm_one(id).await?;
+            }
+        }
+        Kind::Unbounded => {
+            let tasks: Vec<_> = (0..ids.len())
+                .map(|i| {
+                    let (w, ids) = (warmer.clone(), ids.clone());
+                    tokio::spawn(async move { w.warm_one(&ids[i]).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
+            }
+        }
+        Kind::Guide10 => {
+            // A goroutine per key; at most 10 run Get at once; Get = Redis GET, on a miss the
+            // database, then the refill in a goroutine of its own that nobody waits for.
+            let sem = Arc::new(Semaphore::new(GUIDE_IN_FLIGHT));
+            let fills = Arc::new(Mutex::new(Vec::new()));
+            let tasks: Vec<_> = (0..ids.len())
+                .map(|i| {
+                    let (w, ids, sem, fills) = (warmer.clone(), ids.clone(), sem.clone(), fills.clone());
+                    tokio::spawn(async move {
+                        let _permit = sem.acquire().await.map_err(|_| OpError::new("semaphore closed"))?;
+                        let k = key(&w.prefix, &ids[i]);
+                        let mut con = w.redis.clone();
+                        let cached: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(&k)
+                            .query_async(&mut con)
+                            .await
+                            .map_err(|e| OpError::from_error(&e))?;
+                        if cached.is_none() {
+                            if let Some(v) = w.load_one(&ids[i]).await? {
+                                let w2 = w.clone();
+                                let fill = tokio::spawn(async move { w2.set(&k, &v).await });
+                                fills.lock().expect("not poisoned").push(fill);
+                            }
+                        }
+                        Ok::<(), OpError>(())
+                    })
+                })
+                .collect();
+            for t in tasks {
+                // The guide ignores each Get's error; a failure here is still reported.
+                t.await??;
+            }
+            background = std::mem::take(&mut *fills.lock().expect("not poisoned"));
+        }
+        Kind::MgetPipeline => {
+            let keys: Vec<String> = ids.iter().map(|id| key(&warmer.prefix, id)).collect();
+            let mut con = warmer.redis.clone();
+            let cached: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(&mut con).await?;
+            let missing: Vec<Uuid> = ids.iter().zip(&cached).filter(|(_, c)| c.is_none()).map(|(id, _)| *id).collect();
+            if !missing.is_empty() {
+                warmer.queries.fetch_add(1, Ordering::Relaxed);
+                let rows = warmer.pool.query_typed(GET_BY_IDS_SQL, &[(&missing, Type::UUID_ARRAY)]).await?;
+                let mut pipe = redis::pipe();
+                for row in &rows {
+                    let id: Uuid = row.get(0);
+                    pipe.cmd("SET").arg(key(&warmer.prefix, &id)).arg(user_value(row)).arg("EX").arg(TTL_SECS).ignore();
+                }
+                pipe.query_async::<()>(&mut con).await?;
+            }
+        }
+    }
+    Ok(background)
+}
+
+/// A client of the service after the warm-up: cache-aside reads of random users.
+struct Reader {
+    redis: MultiplexedConnection,
+    db: Client,
+    stmt: Statement,
+    ids: Arc<Vec<Uuid>>,
+    keys: Arc<Vec<String>>,
+    rng: SplitMix64,
+}
+
+impl Worker for Reader {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let i = self.rng.below(self.ids.len());
+        let err = |e: redis::RedisError| OpError::from_error(&e);
+        let cached: Option<Vec<u8>> =
+            redis::cmd("GET").arg(&self.keys[i]).query_async(&mut self.redis).await.map_err(err)?;
+        if cached.is_none() {
+            let rows = self.db.query(&self.stmt, &[&self.ids[i]]).await.map_err(|e| OpError::from_error(&e))?;
+            let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
+            redis::cmd("SET")
+                .arg(&self.keys[i])
+                .arg(user_value(row))
+                .arg("EX")
+                .arg(TTL_SECS)
+                .query_async::<()>(&mut self.redis)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for CacheWarmup {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Cache warm-up: cold start vs four ways of warming Redis",
+            guide_section: "缓存优化 → MultiLevelCache.Warmup; Redis优化 → WarmupUsers",
+            claim: "Warming the cache (concurrency 10) before serving avoids a cold start.",
+            variants: vec![
+                Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"),
+                Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"),
+                Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for"),
+                Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"),
+                Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"),
+            ],
+            sweep: Sweep::numeric("keys warmed", "keys", &[1_000.0, 10_000.0, 100_000.0], &[1_000.0, 10_000.0]),
+            primary_metric: MetricInfo {
+                name: "latency_p99_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "99th percentile latency of the first seconds of traffic once the warm-up returned".into(),
+            },
+            metrics: vec![
+                MetricInfo { name: "warm_ms".into(), unit: "ms".into(), better: Better::Lower, description: "time until the warm-up returned".into() },
+                MetricInfo { name: "filled_ms".into(), unit: "ms".into(), better: Better::Lower, description: "time until the warm-up's last cache write landed (later than warm_ms only when refills run in the background)".into() },
+                MetricInfo { name: "warm_queries".into(), unit: "queries".into(), better: Better::Lower, description: "database queries the warm-up sent".into() },
+                MetricInfo { name: "warm_queries_per_sec".into(), unit: "queries/s".into(), better: Better::Lower, description: "database load while warming".into() },
+                MetricInfo { name: "traffic_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)".into() },
+                MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency of the first seconds of traffic".into() },
+            ],
+            needs: Needs { postgres: true, redis: true },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let max_keys =
+                self.meta().sweep.points(ctx.settings.quick).iter().map(|p| p.value as i64).max().unwrap_or(0);
+            // Enough users that every point's keys are distinct live rows (2% are soft-deleted).
+            let default_rows = max_keys + max_keys / 10 + 1_000;
+            let users = setup_users(ctx, ID, default_rows, max_keys + max_keys / 10, SEED, max_keys).await?;
+            anyhow::ensure!(
+                users.ids.len() as i64 >= max_keys,
+                "only {} live users for {max_keys} keys: raise --set {ID}.rows",
+                users.ids.len()
+            );
+            *self.ids.lock().expect("not poisoned") = users.ids;
+            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let kind = kind(variant)?;
+            let n = point.value as usize;
+            let all = self.ids.lock().expect("not poisoned").clone();
+            anyhow::ensure!(n >= 1 && n <= all.len(), "{n} keys asked, {} users loaded", all.len());
+            let ids: Arc<Vec<Uuid>> = Arc::new(all[..n].to_vec());
+            let prefix = redis_util::prefix(ID);
+            let redis_client = ctx.env.redis()?.client()?;
+            let mut admin = redis_client.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut admin, &prefix).await?;
+            let pg = ctx.env.postgres()?.clone();
+            let warmer = Arc::new(Warmer {
+                pool: GoSqlPool::new(pg.clone(), DB_POOL, DB_POOL),
+                redis: redis_client.get_multiplexed_async_connection().await?,
+                prefix: prefix.clone(),
+                queries: AtomicU64::new(0),
+            });
+            // Warm.
+            let started = Instant::now();
+            let background = warm(kind, &warmer, &ids).await.context("warming")?;
+            let warm_s = started.elapsed().as_secs_f64();
+            let fills = tokio::spawn(async move {
+                let mut failed = 0u64;
+                for b in background {
+                    if !matches!(b.await, Ok(Ok(()))) {
+                        failed += 1;
+                    }
+                }
+                (started.elapsed().as_secs_f64(), failed)
+            });
+            let queries = warmer.queries.load(Ordering::Relaxed) as f64;
+            // The first seconds of traffic, right away (no warm-up of the load itself).
+            let hits0 = info_field(&mut admin, "stats", "keyspace_hits").await?;
+            let misses0 = info_field(&mut admin, "stats", "keyspace_misses").await?;
+            let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| key(&prefix, id)).collect());
+            let clients = ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS);
+            let cfg = LoadConfig::closed(clients, Duration::ZERO, ctx.settings.duration);
+            let report = load::run(&cfg, &ctx.probe, move |i| {
+                let (redis_client, pg, ids, keys) = (redis_client.clone(), pg.clone(), ids.clone(), keys.clone());
+                async move {
+                    let db = pg.connect().await?;
+                    let stmt = db.prepare(GET_BY_ID_SQL).await?;
+                    let redis = redis_client.get_multiplexed_async_connection().await?;
+                    Ok(Reader { redis, db, stmt, ids, keys, rng: SplitMix64::new(SEED ^ i as u64) })
+                }
+            })
+            .await?;
+            let hits = info_field(&mut admin, "stats", "keyspace_hits").await? - hits0;
+            let misses = info_field(&mut admin, "stats", "keyspace_misses").await? - misses0;
+            let (filled_s, failed_fills) = fills.await?;
+            anyhow::ensure!(failed_fills == 0, "{failed_fills} background refills failed");
+            let mut sample = report.into_sample();
+            let m = &mut sample.metrics;
+            m.insert("warm_ms".into(), warm_s * 1000.0);
+            m.insert("filled_ms".into(), if kind == Kind::Cold { 0.0 } else { filled_s.max(warm_s) * 1000.0 });
+            m.insert("warm_queries".into(), queries);
+            m.insert("warm_queries_per_sec".into(), if warm_s > 0.0 { queries / warm_s } else { 0.0 });
+            // The hit ratio counts the traffic's GETs and the (few) GETs of in-flight refills alike.
+            m.insert("traffic_hit_ratio".into(), if hits + misses > 0.0 { hits / (hits + misses) } else { 0.0 });
+            m.insert("db_connections_opened".into(), warmer.pool.opened() as f64);
+            Ok(sample)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "After each warm-up, {} clients read random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves.",
+                ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
+                ctx.settings.duration.as_secs_f64()
+            ),
+            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all kept idle (so that the guide's MaxIdleConns churn, which pg-pool measures, does not blur the comparison), and writes through one multiplexed Redis connection."),
+            "The guide's Warmup calls Get, whose refill runs in a goroutine nobody waits for: its warm_ms ends before the cache is full, and filled_ms says when it was.".into(),
+            "The guide's cache also has an in-process L1; this experiment warms Redis only (multi-level-cache measures the L1).".into(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_parse() {
+        for v in CacheWarmup::new().meta().variants {
+            kind(v.name).unwrap();
+        }
+        assert!(kind("warm").is_err());
+    }
+}
