@@ -60,6 +60,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "--set",
         "pg-partitioning.rows_per_month=2000",
         "--set",
+        "multi-level-cache.keys=5000",
+        "--set",
         "worker-pool.rows=12000",
         "--out",
         out.to_str().unwrap(),
@@ -213,6 +215,24 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         assert_eq!(c["ok"], true, "{c}");
     }
     assert!(batch["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("Pipelining calibration")));
+
+    // multi-level-cache: the levels' tallies add up, the bounded L1 stays bounded, and the
+    // staleness watcher sees an update at once where nothing caches.
+    let mlc = exp("multi-level-cache");
+    for s in mlc["samples"].as_array().unwrap() {
+        let m = &s["metrics"];
+        let (l1, l2, l3) =
+            (m["l1_hit_ratio"].as_f64().unwrap(), m["l2_hit_ratio"].as_f64().unwrap(), m["l3_ratio"].as_f64().unwrap());
+        assert!((l1 + l2 + l3 - 1.0).abs() < 1e-9, "{m}");
+        match s["variant"].as_str().unwrap() {
+            "postgres-only" => assert_eq!(l3, 1.0, "{m}"),
+            "redis-postgres" => assert_eq!(l1, 0.0, "{m}"),
+            "moka-l1-redis-postgres" => assert!(m["l1_entries"].as_f64().unwrap() <= 500.0, "{m}"),
+            _ => {}
+        }
+    }
+    let stale = checks(mlc, "postgres-only", "staleness (s)");
+    assert!(stale[0]["value"].as_f64().unwrap() < 1.0, "{}", stale[0]);
 
     // cache-warmup: the queries each warm-up sent, and a cache warmed key by key serves every
     // read of the traffic after it from Redis.

@@ -1,0 +1,512 @@
+//! `multi-level-cache`: Postgres alone, Redis in front of it, the guide's `MultiLevelCache`
+//! as written (an unbounded in-process map with a TTL whose misses are refilled in the
+//! background), and a bounded in-process L1 (moka, W-TinyLFU) in front of Redis.
+//!
+//! Keys follow a Zipf distribution over a key space ten times the bounded L1. Each sample
+//! starts with empty caches; the hit ratio of each level and the database queries cover
+//! the whole sample, its warm-up included. The checks measure staleness: after an update
+//! through the database, how long each design keeps serving the old value.
+
+use anyhow::Context as _;
+use harness::fixtures::setup_users;
+use harness::load::{self, OpError, Worker};
+use harness::redis_util::{self};
+use harness::results::{Better, Check};
+use harness::stats::SplitMix64;
+use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, Row, Statement};
+use uuid::Uuid;
+
+const ID: &str = "multi-level-cache";
+const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
+const SEED: u64 = 20_240_101;
+/// The guide's l1TTL and l2TTL.
+const L1_TTL: Duration = Duration::from_secs(5 * 60);
+const L2_TTL_SECS: u64 = 30 * 60;
+/// Draws of keys each worker makes before it is timed, cycled through.
+const DRAWS_PER_WORKER: usize = 1 << 16;
+const CLIENTS: u32 = 8;
+/// How long the staleness check watches for the new value.
+const STALENESS_WINDOW: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub struct MultiLevelCache {
+    ids: Mutex<Arc<Vec<Uuid>>>,
+}
+
+impl MultiLevelCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Design {
+    PostgresOnly,
+    RedisPostgres,
+    GuideL1,
+    BoundedL1,
+}
+
+impl Design {
+    const ALL: [Design; 4] = [Design::PostgresOnly, Design::RedisPostgres, Design::GuideL1, Design::BoundedL1];
+
+    fn name(self) -> &'static str {
+        match self {
+            Design::PostgresOnly => "postgres-only",
+            Design::RedisPostgres => "redis-postgres",
+            Design::GuideL1 => "guide-l1-redis-postgres",
+            Design::BoundedL1 => "moka-l1-redis-postgres",
+        }
+    }
+
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        Design::ALL.into_iter().find(|d| d.name() == name).with_context(|| format!("unknown variant {name}"))
+    }
+}
+
+struct Params {
+    keys: usize,
+    l1_capacity: u64,
+}
+
+fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
+    let s = &ctx.settings;
+    let keys = s.get::<usize>(ID, "keys")?.unwrap_or(if s.quick { 20_000 } else { 100_000 });
+    let l1_capacity = s.get::<u64>(ID, "l1_capacity")?.unwrap_or(keys as u64 / 10);
+    anyhow::ensure!(keys >= 100, "--set {ID}.keys must be at least 100");
+    anyhow::ensure!(l1_capacity >= 1, "--set {ID}.l1_capacity must be at least 1");
+    Ok(Params { keys, l1_capacity })
+}
+
+/// The guide's CacheItem: a decoded value and when it expires.
+struct Item {
+    data: Arc<serde_json::Value>,
+    expires_at: Instant,
+}
+
+/// The in-process level, shared by every client of a sample.
+enum L1 {
+    None,
+    /// The guide's `sync.Map`: unbounded; an expired item is deleted when read.
+    Guide(RwLock<HashMap<String, Item>>),
+    Bounded(moka::sync::Cache<String, Arc<serde_json::Value>>),
+}
+
+impl L1 {
+    fn new(design: Design, capacity: u64) -> Self {
+        match design {
+            Design::GuideL1 => L1::Guide(RwLock::new(HashMap::new())),
+            Design::BoundedL1 => {
+                L1::Bounded(moka::sync::Cache::builder().max_capacity(capacity).time_to_live(L1_TTL).build())
+            }
+            _ => L1::None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        match self {
+            L1::None => None,
+            L1::Guide(map) => {
+                let now = Instant::now();
+                {
+                    let m = map.read().expect("not poisoned");
+                    match m.get(key) {
+                        Some(item) if now < item.expires_at => return Some(item.data.clone()),
+                        Some(_) => {}
+                        None => return None,
+                    }
+                }
+                map.write().expect("not poisoned").remove(key);
+                None
+            }
+            L1::Bounded(cache) => cache.get(key),
+        }
+    }
+
+    fn set(&self, key: &str, value: Arc<serde_json::Value>) {
+        match self {
+            L1::None => {}
+            L1::Guide(map) => {
+                let item = Item { data: value, expires_at: Instant::now() + L1_TTL };
+                map.write().expect("not poisoned").insert(key.to_owned(), item);
+            }
+            L1::Bounded(cache) => cache.insert(key.to_owned(), value),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            L1::None => 0,
+            L1::Guide(map) => map.read().expect("not poisoned").len() as u64,
+            L1::Bounded(cache) => {
+                cache.run_pending_tasks();
+                cache.entry_count()
+            }
+        }
+    }
+}
+
+/// Counts of where reads were served from, added up when each client is dropped.
+#[derive(Default)]
+struct Tally {
+    l1: AtomicU64,
+    l2: AtomicU64,
+    l3: AtomicU64,
+}
+
+/// The cached form of a user row, as the guide's json.Marshal writes it.
+fn user_json(row: &Row) -> String {
+    let id: Uuid = row.get(0);
+    let username: &str = row.get(1);
+    let email: &str = row.get(2);
+    serde_json::json!({ "id": id.to_string(), "username": username, "email": email }).to_string()
+}
+
+/// One client of the service: reads users through the design's levels.
+struct Reader {
+    design: Design,
+    l1: Arc<L1>,
+    redis: MultiplexedConnection,
+    db: Client,
+    stmt: Statement,
+    keys: Arc<Vec<String>>,
+    ids: Arc<Vec<Uuid>>,
+    draws: Vec<u32>,
+    next: usize,
+    counts: [u64; 3],
+    tally: Arc<Tally>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.tally.l1.fetch_add(self.counts[0], Ordering::Relaxed);
+        self.tally.l2.fetch_add(self.counts[1], Ordering::Relaxed);
+        self.tally.l3.fetch_add(self.counts[2], Ordering::Relaxed);
+    }
+}
+
+impl Reader {
+    /// The guide's MultiLevelCache.Get (or the design's share of it) for key number `i`.
+    async fn get(&mut self, i: usize) -> Result<Arc<serde_json::Value>, OpError> {
+        let key = &self.keys[i];
+        if let Some(v) = self.l1.get(key) {
+            self.counts[0] += 1;
+            return Ok(v);
+        }
+        if self.design != Design::PostgresOnly {
+            let cached: Option<Vec<u8>> =
+                redis::cmd("GET").arg(key).query_async(&mut self.redis).await.map_err(|e| OpError::from_error(&e))?;
+            if let Some(bytes) = cached {
+                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    self.counts[1] += 1;
+                    let value = Arc::new(value);
+                    self.l1.set(key, value.clone());
+                    return Ok(value);
+                }
+            }
+        }
+        self.counts[2] += 1;
+        let rows = self.db.query(&self.stmt, &[&self.ids[i]]).await.map_err(|e| OpError::from_error(&e))?;
+        let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
+        let json = user_json(row);
+        let value = Arc::new(serde_json::from_str::<serde_json::Value>(&json).map_err(|e| OpError::from_error(&e))?);
+        match self.design {
+            Design::PostgresOnly => {}
+            // The guide: `go func() { c.setL1(key, value); c.setL2(ctx, key, value) }()`.
+            Design::GuideL1 => {
+                let (l1, mut redis, key, v) = (self.l1.clone(), self.redis.clone(), key.clone(), value.clone());
+                tokio::spawn(async move {
+                    l1.set(&key, v);
+                    let _ = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(json)
+                        .arg("EX")
+                        .arg(L2_TTL_SECS)
+                        .query_async::<()>(&mut redis)
+                        .await;
+                });
+            }
+            Design::RedisPostgres | Design::BoundedL1 => {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(json)
+                    .arg("EX")
+                    .arg(L2_TTL_SECS)
+                    .query_async::<()>(&mut self.redis)
+                    .await
+                    .map_err(|e| OpError::from_error(&e))?;
+                self.l1.set(key, value.clone());
+            }
+        }
+        Ok(value)
+    }
+}
+
+impl Worker for Reader {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let i = self.draws[self.next] as usize;
+        self.next = (self.next + 1) % self.draws.len();
+        self.get(i).await.map(|_| ())
+    }
+}
+
+/// Cumulative Zipf(s) weights over ranks 1..=n, for inverse-CDF draws.
+fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
+    let mut acc = 0.0;
+    let mut cdf: Vec<f64> = (1..=n)
+        .map(|k| {
+            acc += 1.0 / (k as f64).powf(s);
+            acc
+        })
+        .collect();
+    for c in &mut cdf {
+        *c /= acc;
+    }
+    cdf
+}
+
+fn draw(cdf: &[f64], rng: &mut SplitMix64) -> u32 {
+    let u = rng.next_f64();
+    cdf.partition_point(|&c| c < u).min(cdf.len() - 1) as u32
+}
+
+impl Experiment for MultiLevelCache {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Multi-level cache: Postgres, + Redis, + the guide's unbounded L1, + a bounded L1",
+            guide_section: "缓存优化 → MultiLevelCache (L1 sync.Map, L2 Redis, L3 database)",
+            claim: "L1 in-process + L2 Redis + L3 Postgres cuts latency and database load.",
+            variants: vec![
+                Variant::new("postgres-only", "every read is a query"),
+                Variant::new("redis-postgres", "cache-aside in Redis (30-minute TTL), then Postgres"),
+                Variant::new("guide-l1-redis-postgres", "the guide's MultiLevelCache as written: an unbounded map with a 5-minute TTL, Redis, Postgres; a database read refills L1 and Redis in a background task"),
+                Variant::new("moka-l1-redis-postgres", "a bounded L1 (moka, W-TinyLFU, a tenth of the key space, 5-minute TTL), Redis, Postgres; refills awaited"),
+            ],
+            sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),
+            primary_metric: MetricInfo {
+                name: "latency_p50_us".into(),
+                unit: "us".into(),
+                better: Better::Lower,
+                description: "median latency of one read".into(),
+            },
+            metrics: vec![
+                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile latency of one read".into() },
+                MetricInfo { name: "ops_per_sec".into(), unit: "reads/s".into(), better: Better::Higher, description: "reads served per second".into() },
+                MetricInfo { name: "db_queries_per_sec".into(), unit: "queries/s".into(), better: Better::Lower, description: "reads that reached Postgres, per second of the sample".into() },
+                MetricInfo { name: "l1_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of reads served by the in-process level".into() },
+                MetricInfo { name: "l2_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of reads served by Redis".into() },
+                MetricInfo { name: "l1_entries".into(), unit: "entries".into(), better: Better::Lower, description: "entries in the in-process level at the end of the sample".into() },
+            ],
+            needs: Needs { postgres: true, redis: true },
+        }
+    }
+
+    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let p = params(ctx)?;
+            let keys = p.keys as i64;
+            let users = setup_users(ctx, ID, keys + keys / 10 + 1_000, keys + keys / 10, SEED, keys).await?;
+            anyhow::ensure!(
+                users.ids.len() == p.keys,
+                "only {} live users for {} keys: raise --set {ID}.rows",
+                users.ids.len(),
+                p.keys
+            );
+            *self.ids.lock().expect("not poisoned") = users.ids;
+            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let design = Design::parse(variant)?;
+            let p = params(ctx)?;
+            let skew = point.value;
+            anyhow::ensure!(skew > 0.0 && skew < 10.0, "Zipf skew must be within (0, 10)");
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let prefix = redis_util::prefix(ID);
+            let redis_client = ctx.env.redis()?.client()?;
+            let mut admin = redis_client.get_multiplexed_async_connection().await?;
+            // Every sample starts with empty caches.
+            redis_util::clear_prefix(&mut admin, &prefix).await?;
+            let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
+            let cdf = Arc::new(zipf_cdf(ids.len(), skew));
+            let l1 = Arc::new(L1::new(design, p.l1_capacity));
+            let tally = Arc::new(Tally::default());
+            let pg = ctx.env.postgres()?.clone();
+            let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
+            let started = Instant::now();
+            let (l1_run, tally_run) = (l1.clone(), tally.clone());
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let (redis_client, pg, keys, ids, cdf) =
+                    (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), cdf.clone());
+                let (l1, tally) = (l1_run.clone(), tally_run.clone());
+                async move {
+                    let db = pg.connect().await?;
+                    let stmt = db.prepare(GET_BY_ID_SQL).await?;
+                    let redis = redis_client.get_multiplexed_async_connection().await?;
+                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let draws = (0..DRAWS_PER_WORKER).map(|_| draw(&cdf, &mut rng)).collect();
+                    Ok(Reader { design, l1, redis, db, stmt, keys, ids, draws, next: 0, counts: [0; 3], tally })
+                }
+            })
+            .await?;
+            let elapsed = started.elapsed().as_secs_f64();
+            let (h1, h2, h3) =
+                (tally.l1.load(Ordering::Relaxed), tally.l2.load(Ordering::Relaxed), tally.l3.load(Ordering::Relaxed));
+            let total = (h1 + h2 + h3).max(1) as f64;
+            let mut sample = report.into_sample();
+            let m = &mut sample.metrics;
+            m.insert("db_queries_per_sec".into(), h3 as f64 / elapsed);
+            m.insert("l1_hit_ratio".into(), h1 as f64 / total);
+            m.insert("l2_hit_ratio".into(), h2 as f64 / total);
+            m.insert("l3_ratio".into(), h3 as f64 / total);
+            m.insert("l1_entries".into(), l1.len() as f64);
+            Ok(sample)
+        })
+    }
+
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let p = params(ctx)?;
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let prefix = redis_util::prefix(ID);
+            let redis_client = ctx.env.redis()?.client()?;
+            let pg = ctx.env.postgres()?.clone();
+            let mut checks = Vec::new();
+            // Staleness: read a user (caching it), update its e-mail in the database, then read
+            // it again and again until the new address shows or the window closes.
+            for (n, design) in Design::ALL.into_iter().enumerate() {
+                let db = pg.connect().await?;
+                let stmt = db.prepare(GET_BY_ID_SQL).await?;
+                let mut admin = redis_client.get_multiplexed_async_connection().await?;
+                redis_util::clear_prefix(&mut admin, &prefix).await?;
+                let i = n; // a different user for each design
+                let mut reader = Reader {
+                    design,
+                    l1: Arc::new(L1::new(design, p.l1_capacity)),
+                    redis: redis_client.get_multiplexed_async_connection().await?,
+                    db,
+                    stmt,
+                    keys: Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect()),
+                    ids: ids.clone(),
+                    draws: vec![0],
+                    next: 0,
+                    counts: [0; 3],
+                    tally: Arc::new(Tally::default()),
+                };
+                let stale_s = async {
+                    reader.get(i).await.map_err(|e| anyhow::anyhow!("{}", e.kind))?;
+                    // Let a background refill land, as it would between two requests.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    reader.get(i).await.map_err(|e| anyhow::anyhow!("{}", e.kind))?;
+                    let fresh = format!("updated-{n}@example.com");
+                    let admin_db = pg.connect().await?;
+                    let old: String =
+                        admin_db.query_one("SELECT email FROM users WHERE id = $1", &[&ids[i]]).await?.get(0);
+                    admin_db.execute("UPDATE users SET email = $2 WHERE id = $1", &[&ids[i], &fresh]).await?;
+                    let updated = Instant::now();
+                    let mut stale = STALENESS_WINDOW.as_secs_f64();
+                    while updated.elapsed() < STALENESS_WINDOW {
+                        let v = reader.get(i).await.map_err(|e| anyhow::anyhow!("{}", e.kind))?;
+                        if v.get("email").and_then(|e| e.as_str()) == Some(fresh.as_str()) {
+                            stale = updated.elapsed().as_secs_f64();
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    // The fixture is shared: put the address back.
+                    admin_db.execute("UPDATE users SET email = $2 WHERE id = $1", &[&ids[i], &old]).await?;
+                    anyhow::Ok(stale)
+                }
+                .await?;
+                let still = stale_s >= STALENESS_WINDOW.as_secs_f64();
+                let ttl = match design {
+                    Design::PostgresOnly => String::new(),
+                    Design::RedisPostgres => format!(" (until the Redis TTL, {} min)", L2_TTL_SECS / 60),
+                    _ => format!(
+                        " (until the L1 TTL, {} min, then Redis's, {} min)",
+                        L1_TTL.as_secs() / 60,
+                        L2_TTL_SECS / 60
+                    ),
+                };
+                let text = if still {
+                    format!("still stale after {:.0} s{ttl}", STALENESS_WINDOW.as_secs_f64())
+                } else {
+                    format!("fresh after {:.3} s", stale_s)
+                };
+                checks.push(
+                    Check::observation(design.name(), None, "staleness (s)", stale_s, format!("after an UPDATE through the database, how long a reader kept getting the old value, watched for {:.0} s; nothing in the guide's design invalidates a cached value", STALENESS_WINDOW.as_secs_f64()))
+                        .with_text(text),
+                );
+            }
+            redis_util::clear_prefix(&mut redis_client.get_multiplexed_async_connection().await?, &prefix).await?;
+            Ok(checks)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let p = params(ctx).ok();
+        vec![
+            format!(
+                "{} clients read users drawn from a Zipf distribution over {} keys; the bounded L1 holds {} entries (a tenth). Each sample starts with empty caches, and its hit ratios and database queries count its warm-up too.",
+                ctx.settings.concurrency.unwrap_or(CLIENTS),
+                p.as_ref().map(|p| p.keys).unwrap_or(0),
+                p.as_ref().map(|p| p.l1_capacity).unwrap_or(0)
+            ),
+            "The guide's sync.Map is stood in for by a HashMap behind a RwLock; values are decoded from JSON on an L2 hit, as the guide's json.Unmarshal does, in every design with an L1.".into(),
+            "l1_entries shows what the unbounded map keeps: every key ever read, until its TTL passes and it is read again.".into(),
+            "Staleness is in the checks table: watched for a few seconds only; a value cached in L1 or Redis stays stale until its TTL, since nothing invalidates it.".into(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_draws_follow_the_skew() {
+        let cdf = zipf_cdf(1000, 1.2);
+        let mut rng = SplitMix64::new(1);
+        let draws: Vec<u32> = (0..100_000).map(|_| draw(&cdf, &mut rng)).collect();
+        let top = draws.iter().filter(|&&d| d == 0).count() as f64 / draws.len() as f64;
+        // P(rank 1) = 1 / H(1000, 1.2).
+        let h: f64 = (1..=1000).map(|k| 1.0 / (k as f64).powf(1.2)).sum();
+        assert!((top - 1.0 / h).abs() < 0.01, "{top} vs {}", 1.0 / h);
+        assert!(draws.iter().all(|&d| d < 1000));
+        let flat = zipf_cdf(10, 0.0);
+        assert!((flat[4] - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn guide_l1_expires_and_bounded_l1_is_bounded() {
+        let guide = L1::new(Design::GuideL1, 10);
+        guide.set("a", Arc::new(serde_json::json!(1)));
+        assert!(guide.get("a").is_some());
+        if let L1::Guide(map) = &guide {
+            map.write().unwrap().get_mut("a").unwrap().expires_at = Instant::now() - Duration::from_secs(1);
+        }
+        assert!(guide.get("a").is_none());
+        assert_eq!(guide.len(), 0, "an expired item is deleted when read");
+        let bounded = L1::new(Design::BoundedL1, 10);
+        for i in 0..1000 {
+            bounded.set(&i.to_string(), Arc::new(serde_json::json!(i)));
+        }
+        assert!(bounded.len() <= 10, "{}", bounded.len());
+    }
+}
