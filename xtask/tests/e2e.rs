@@ -82,19 +82,21 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        ids,
-        [
-            "calibration",
-            "pg-pagination",
-            "pg-batch",
-            "pg-prepared",
-            "pg-indexes",
-            "pg-partitioning",
-            "pg-pool",
-            "worker-pool"
-        ]
-    );
+    let want = [
+        "calibration",
+        "pg-pagination",
+        "pg-batch",
+        "pg-prepared",
+        "pg-indexes",
+        "pg-partitioning",
+        "pg-pool",
+        "worker-pool",
+        "redis-pool",
+        "redis-batch",
+        "multi-level-cache",
+        "cache-warmup",
+    ];
+    assert_eq!(ids, want);
     let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
