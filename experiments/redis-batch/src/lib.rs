@@ -329,6 +329,8 @@ impl Experiment for RedisBatch {
                 ),
             };
             self.notes.lock().expect("not poisoned").push(note);
+            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
+            redis_util::clear_prefix(&mut admin, &redis_util::prefix(ID)).await?;
             Ok(checks)
         })
     }

@@ -215,6 +215,15 @@ impl Experiment for RedisPool {
         })
     }
 
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
+        Box::pin(async move {
+            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
+            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
+            Ok(Vec::new())
+        })
+    }
+
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec![
             format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
