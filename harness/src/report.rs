@@ -4,7 +4,7 @@
 //! CI job renders the same page anywhere. The template context is plain serializable data and
 //! can be dumped as JSON for debugging (`report_context`).
 
-use crate::results::{Better, ExperimentResult, ExperimentStatus, RunResults, VerdictKind};
+use crate::results::{Better, Check, ExperimentResult, ExperimentStatus, RunResults, VerdictKind};
 use crate::stats;
 use plotters::prelude::*;
 use serde::Serialize;
@@ -96,6 +96,9 @@ pub struct CheckView {
 pub struct ObservationTable {
     pub name: String,
     pub detail: String,
+    /// Column headings: one per sweep point, or a single "value" for observations made once
+    /// per variant rather than per point.
+    pub columns: Vec<String>,
     pub rows: Vec<TableRow>,
 }
 
@@ -241,35 +244,45 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             format!("{}{at}: {} = {} ({})", c.variant, c.name, num(c.value), c.detail)
         })
         .collect();
+    let axis = format!(
+        "{}{}",
+        e.sweep.axis,
+        if e.sweep.unit.is_empty() { String::new() } else { format!(" ({})", e.sweep.unit) }
+    );
     let mut observations: Vec<ObservationTable> = Vec::new();
     for c in e.checks.iter().filter(|c| c.ok.is_none()) {
-        if !observations.iter().any(|t| t.name == c.name) {
-            let rows = e
-                .variants
-                .iter()
-                .map(|v| TableRow {
-                    variant: v.name.clone(),
-                    cells: e
-                        .sweep
-                        .points
-                        .iter()
-                        .map(|p| {
-                            e.checks
-                                .iter()
-                                .find(|x| {
-                                    x.ok.is_none()
-                                        && x.name == c.name
-                                        && x.variant == v.name
-                                        && x.point.as_deref() == Some(p.label.as_str())
-                                })
-                                .map(|x| x.text.clone().unwrap_or_else(|| num(x.value)))
-                                .unwrap_or_else(|| "–".into())
-                        })
-                        .collect(),
-                })
-                .collect();
-            observations.push(ObservationTable { name: c.name.clone(), detail: c.detail.clone(), rows });
+        if observations.iter().any(|t| t.name == c.name) {
+            continue;
         }
+        let same = |x: &&Check| x.ok.is_none() && x.name == c.name;
+        let per_point = e.checks.iter().filter(same).any(|x| x.point.is_some());
+        let (columns, points): (Vec<String>, Vec<Option<&str>>) = if per_point {
+            (
+                e.sweep.points.iter().map(|p| format!("{} = {}", axis, p.label)).collect(),
+                e.sweep.points.iter().map(|p| Some(p.label.as_str())).collect(),
+            )
+        } else {
+            (vec!["value".to_owned()], vec![None])
+        };
+        let rows = e
+            .variants
+            .iter()
+            .map(|v| TableRow {
+                variant: v.name.clone(),
+                cells: points
+                    .iter()
+                    .map(|p| {
+                        e.checks
+                            .iter()
+                            .filter(same)
+                            .find(|x| x.variant == v.name && x.point.as_deref() == *p)
+                            .map(|x| x.text.clone().unwrap_or_else(|| num(x.value)))
+                            .unwrap_or_else(|| "–".into())
+                    })
+                    .collect(),
+            })
+            .collect();
+        observations.push(ObservationTable { name: c.name.clone(), detail: c.detail.clone(), columns, rows });
     }
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for s in &e.samples {
@@ -297,11 +310,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             if metric.better == Better::Lower { "lower" } else { "higher" },
             if metric.description.is_empty() { String::new() } else { format!(": {}", metric.description) }
         ),
-        axis: format!(
-            "{}{}",
-            e.sweep.axis,
-            if e.sweep.unit.is_empty() { String::new() } else { format!(" ({})", e.sweep.unit) }
-        ),
+        axis,
         points,
         table,
         variants: e

@@ -279,6 +279,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     }
     assert!(page.matches("<svg").count() >= 4);
     assert!(!page.contains("chart failed"));
+    // Observations made once per variant (not per point) show their value, e.g. staleness.
+    assert!(page.contains("fresh after"), "the staleness observation is not in the report");
+    assert!(page.contains("Index Scan using users_username_key"), "plan nodes are not in the report");
     std::fs::remove_file(run.join("index.html")).unwrap();
     let o = xtask(&["report", run.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
