@@ -144,6 +144,20 @@ pub async fn setup_users(
     Ok(UsersSetup { client, info, ids })
 }
 
+/// The cached form of a user row `(id, username, email, created_at)` (the columns of
+/// fixtures/sql/pg-batch/get_by_id.sql), as JSON: what the cache experiments store.
+pub fn cached_user_json(row: &tokio_postgres::Row) -> String {
+    let id: uuid::Uuid = row.get(0);
+    let username: &str = row.get(1);
+    let email: &str = row.get(2);
+    let created: std::time::SystemTime = row.get(3);
+    let secs = created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    format!(
+        "{{\"id\":\"{id}\",\"username\":\"{username}\",\"email\":\"{email}\",\"created_at\":\"{}\"}}",
+        crate::context::rfc3339(secs)
+    )
+}
+
 /// Rows of `users` in creation order, as COPY text.
 pub struct UsersGenerator {
     rng: SplitMix64,
@@ -196,8 +210,9 @@ impl UsersGenerator {
     }
 }
 
-/// Microseconds since the epoch as a Postgres timestamptz literal in UTC.
-fn ts(us: i64) -> String {
+/// Microseconds since the epoch as Postgres timestamptz text in UTC (COPY field or, quoted,
+/// a literal).
+pub fn ts(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let frac = us.rem_euclid(1_000_000);
     let s = crate::context::rfc3339(secs);

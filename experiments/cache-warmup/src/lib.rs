@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
 const ID: &str = "cache-warmup";
@@ -71,19 +71,6 @@ fn key(prefix: &str, id: &Uuid) -> String {
     format!("{prefix}user:{id}")
 }
 
-/// The cached form of a user row (id, username, email, created_at), as JSON.
-fn user_value(row: &Row) -> String {
-    let id: Uuid = row.get(0);
-    let username: &str = row.get(1);
-    let email: &str = row.get(2);
-    let created: std::time::SystemTime = row.get(3);
-    let secs = created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    format!(
-        "{{\"id\":\"{id}\",\"username\":\"{username}\",\"email\":\"{email}\",\"created_at\":\"{}\"}}",
-        harness::context::rfc3339(secs)
-    )
-}
-
 /// What warming shares: the database pool, one Redis connection, and counters.
 struct Warmer {
     pool: GoSqlPool,
@@ -96,7 +83,7 @@ impl Warmer {
     async fn load_one(&self, id: &Uuid) -> Result<Option<String>, OpError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = self.pool.query_typed(GET_BY_ID_SQL, &[(id, Type::UUID)]).await?;
-        Ok(rows.first().map(user_value))
+        Ok(rows.first().map(harness::fixtures::cached_user_json))
     }
 
     async fn set(&self, key: &str, value: &str) -> Result<(), OpError> {
@@ -211,7 +198,12 @@ async fn warm(kind: Kind, warmer: &Arc<Warmer>, ids: &Arc<Vec<Uuid>>) -> anyhow:
                 let mut pipe = redis::pipe();
                 for row in &rows {
                     let id: Uuid = row.get(0);
-                    pipe.cmd("SET").arg(key(&warmer.prefix, &id)).arg(user_value(row)).arg("EX").arg(TTL_SECS).ignore();
+                    pipe.cmd("SET")
+                        .arg(key(&warmer.prefix, &id))
+                        .arg(harness::fixtures::cached_user_json(row))
+                        .arg("EX")
+                        .arg(TTL_SECS)
+                        .ignore();
                 }
                 if pipe.query_async::<()>(&mut con).await.is_err() {
                     out.failed = rows.len() as u64;
@@ -243,7 +235,7 @@ impl Worker for Reader {
             let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
             redis::cmd("SET")
                 .arg(&self.keys[i])
-                .arg(user_value(row))
+                .arg(harness::fixtures::cached_user_json(row))
                 .arg("EX")
                 .arg(TTL_SECS)
                 .query_async::<()>(&mut self.redis)

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
 const ID: &str = "multi-level-cache";
@@ -160,14 +160,6 @@ struct Tally {
     l3: AtomicU64,
 }
 
-/// The cached form of a user row, as the guide's json.Marshal writes it.
-fn user_json(row: &Row) -> String {
-    let id: Uuid = row.get(0);
-    let username: &str = row.get(1);
-    let email: &str = row.get(2);
-    serde_json::json!({ "id": id.to_string(), "username": username, "email": email }).to_string()
-}
-
 /// One client of the service: reads users through the design's levels.
 struct Reader {
     design: Design,
@@ -214,7 +206,7 @@ impl Reader {
         self.counts[2] += 1;
         let rows = self.db.query(&self.stmt, &[&self.ids[i]]).await.map_err(|e| OpError::from_error(&e))?;
         let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
-        let json = user_json(row);
+        let json = harness::fixtures::cached_user_json(row);
         let value = Arc::new(serde_json::from_str::<serde_json::Value>(&json).map_err(|e| OpError::from_error(&e))?);
         match self.design {
             Design::PostgresOnly => {}

@@ -150,9 +150,7 @@ fn partition_name(m: i64) -> String {
 }
 
 fn literal_ts(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let s = harness::context::rfc3339(secs);
-    format!("'{} {}.{:06}+00'", &s[..10], &s[11..19], us.rem_euclid(1_000_000))
+    format!("'{}'", harness::fixtures::ts(us))
 }
 
 fn system_time(us: i64) -> SystemTime {
@@ -202,7 +200,7 @@ impl AuditGenerator {
         let action = action(self.rng.next_f64());
         let object = self.rng.below(100_000);
         let ip = self.rng.next_u64();
-        let ts = literal_ts(at);
+        let ts = harness::fixtures::ts(at);
         let _ = writeln!(
             out,
             "{}\t{user}\t{action}\t{}/{object}\t{{\"ip\":\"10.{}.{}.{}\",\"agent\":\"svc/1.4\"}}\t{}",
@@ -211,7 +209,7 @@ impl AuditGenerator {
             ip & 0xff,
             (ip >> 8) & 0xff,
             (ip >> 16) & 0xff,
-            &ts[1..ts.len() - 1]
+            ts
         );
     }
 }
