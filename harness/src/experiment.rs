@@ -170,13 +170,24 @@ pub struct RunCtx {
 
 /// One technique on trial.
 ///
-/// The runner calls `setup` once, then `run` for every sweep point × repetition × variant
-/// (variants interleaved within a repetition), then `checks` once.
+/// The runner calls `setup` once, then for every sweep point `setup_point` and `run` for every
+/// repetition × variant (variants interleaved within a repetition), then `checks` once.
 pub trait Experiment: Send + Sync {
     fn meta(&self) -> Meta;
 
     /// Create schema and data. Must be idempotent and deterministic (fixed seed).
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Prepare one sweep point before its samples, for experiments whose sweep axis is the
+    /// data itself (a table size, months of data). Returns observations made there (plans,
+    /// sizes), which join the checks.
+    fn setup_point<'a>(
+        &'a self,
+        _ctx: &'a RunCtx,
+        _point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Measure `variant` at `point` once. The sample's variant/point/repetition fields are
     /// filled in by the runner.

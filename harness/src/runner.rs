@@ -78,7 +78,13 @@ async fn run_inner(
     exp.setup(ctx).await.map_err(|e| e.context("setup"))?;
     result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
     let points = result.sweep.points.clone();
+    let mut point_checks = Vec::new();
     for point in &points {
+        let observed = exp
+            .setup_point(ctx, point)
+            .await
+            .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
+        point_checks.extend(observed);
         for repetition in 0..ctx.settings.repetitions {
             for variant in &meta.variants {
                 let snapshot = ctx.probe.begin();
@@ -102,6 +108,7 @@ async fn run_inner(
         }
     }
     progress(Progress::Checks { experiment: meta.id });
-    result.checks = exp.checks(ctx).await.map_err(|e| e.context("checks"))?;
+    result.checks = point_checks;
+    result.checks.extend(exp.checks(ctx).await.map_err(|e| e.context("checks"))?);
     Ok(())
 }

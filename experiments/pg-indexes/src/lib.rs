@@ -132,10 +132,6 @@ fn parse_variant(name: &str) -> anyhow::Result<(Query, Table)> {
 
 #[derive(Default)]
 pub struct PgIndexes {
-    /// The table size currently loaded (the sweep point being measured).
-    loaded: tokio::sync::Mutex<Option<i64>>,
-    /// Plans and sizes observed at each table size.
-    observations: Mutex<Vec<Check>>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -145,12 +141,7 @@ impl PgIndexes {
     }
 
     /// Make both tables hold exactly `rows` fixture users, then record plans and sizes there.
-    async fn ensure_rows(&self, ctx: &RunCtx, rows: i64, point: &SweepPoint) -> anyhow::Result<()> {
-        let mut loaded = self.loaded.lock().await;
-        if *loaded == Some(rows) {
-            return Ok(());
-        }
-        *loaded = None;
+    async fn build(&self, ctx: &RunCtx, rows: i64, point: &SweepPoint) -> anyhow::Result<Vec<Check>> {
         let started = Instant::now();
         let client = ctx.env.postgres()?.connect().await?;
         load_users(&client, rows, SEED).await.context("loading users")?;
@@ -175,10 +166,8 @@ impl PgIndexes {
         }
         let build_s = started.elapsed().as_secs_f64();
         let (checks, note) = observe(&client, rows, point).await.context("explaining the queries")?;
-        self.observations.lock().expect("not poisoned").extend(checks);
         self.notes.lock().expect("not poisoned").push(format!("{rows} rows: tables built in {build_s:.1} s. {note}"));
-        *loaded = Some(rows);
-        Ok(())
+        Ok(checks)
     }
 }
 
@@ -370,11 +359,17 @@ impl Experiment for PgIndexes {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             // The tables are built per table size, when the sweep reaches it.
-            *self.loaded.lock().await = None;
-            self.observations.lock().expect("not poisoned").clear();
             self.notes.lock().expect("not poisoned").clear();
             ctx.env.postgres()?.connect().await?;
             Ok(())
+        })
+    }
+
+    fn setup_point<'a>(&'a self, ctx: &'a RunCtx, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let rows = point.value as i64;
+            anyhow::ensure!(rows >= 100, "table size {rows} is too small: at least 100 rows");
+            self.build(ctx, rows, point).await
         })
     }
 
@@ -387,8 +382,6 @@ impl Experiment for PgIndexes {
         Box::pin(async move {
             let (query, table) = parse_variant(variant)?;
             let rows = point.value as i64;
-            anyhow::ensure!(rows >= 100, "table size {rows} is too small: at least 100 rows");
-            self.ensure_rows(ctx, rows, point).await?;
             let pg = ctx.env.postgres()?.clone();
             let clients = ctx.settings.concurrency.unwrap_or(1);
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
@@ -425,8 +418,7 @@ impl Experiment for PgIndexes {
         Box::pin(async move {
             let client = pg_client(ctx).await?;
             client.batch_execute(&format!("DROP SCHEMA IF EXISTS {NO_INDEX_SCHEMA} CASCADE")).await?;
-            *self.loaded.lock().await = None;
-            Ok(std::mem::take(&mut *self.observations.lock().expect("not poisoned")))
+            Ok(Vec::new())
         })
     }
 

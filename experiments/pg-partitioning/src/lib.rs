@@ -230,9 +230,6 @@ fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
 
 #[derive(Default)]
 pub struct PgPartitioning {
-    /// Months of data currently loaded.
-    loaded: tokio::sync::Mutex<Option<i64>>,
-    observations: Mutex<Vec<Check>>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -241,25 +238,19 @@ impl PgPartitioning {
         Self::default()
     }
 
-    async fn ensure_months(&self, ctx: &RunCtx, months: i64, point: &SweepPoint) -> anyhow::Result<()> {
-        let mut loaded = self.loaded.lock().await;
-        if *loaded == Some(months) {
-            return Ok(());
-        }
-        *loaded = None;
+    /// Build both tables with `months` months of data, then record plans and sizes there.
+    async fn build_point(&self, ctx: &RunCtx, months: i64, point: &SweepPoint) -> anyhow::Result<Vec<Check>> {
         let per_month = params(ctx)?.per_month;
         let started = Instant::now();
         let client = ctx.env.postgres()?.connect().await?;
         build(&client, months, per_month).await.context("building audit_logs")?;
         let build_s = started.elapsed().as_secs_f64();
         let checks = observe(&client, months, per_month, point).await.context("explaining the queries")?;
-        self.observations.lock().expect("not poisoned").extend(checks);
         self.notes
             .lock()
             .expect("not poisoned")
             .push(format!("{months} months ({} rows): both tables built in {build_s:.1} s.", months * per_month));
-        *loaded = Some(months);
-        Ok(())
+        Ok(checks)
     }
 }
 
@@ -573,11 +564,17 @@ impl Experiment for PgPartitioning {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             params(ctx)?;
-            *self.loaded.lock().await = None;
-            self.observations.lock().expect("not poisoned").clear();
             self.notes.lock().expect("not poisoned").clear();
             ctx.env.postgres()?.connect().await?;
             Ok(())
+        })
+    }
+
+    fn setup_point<'a>(&'a self, ctx: &'a RunCtx, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let months = point.value as i64;
+            anyhow::ensure!((2..=240).contains(&months), "months of data must be within 2..=240, not {months}");
+            self.build_point(ctx, months, point).await
         })
     }
 
@@ -590,8 +587,6 @@ impl Experiment for PgPartitioning {
         Box::pin(async move {
             let (op, layout) = parse_variant(variant)?;
             let months = point.value as i64;
-            anyhow::ensure!((2..=240).contains(&months), "months of data must be within 2..=240, not {months}");
-            self.ensure_months(ctx, months, point).await?;
             if op == Op::Retire {
                 return retire(ctx, layout).await;
             }
@@ -639,8 +634,7 @@ impl Experiment for PgPartitioning {
             client
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS {SINGLE} CASCADE; DROP SCHEMA IF EXISTS {PART} CASCADE"))
                 .await?;
-            *self.loaded.lock().await = None;
-            Ok(std::mem::take(&mut *self.observations.lock().expect("not poisoned")))
+            Ok(Vec::new())
         })
     }
 
