@@ -91,6 +91,9 @@ fn format_value(v: f64) -> String {
 pub struct Needs {
     pub postgres: bool,
     pub redis: bool,
+    /// In-process routines measured by the micro engine (criterion in a worker process,
+    /// allocations in the dhat worker).
+    pub micro: bool,
 }
 
 /// Everything an experiment declares about itself.
@@ -166,6 +169,8 @@ pub struct RunCtx {
     pub env: Env,
     pub settings: Settings,
     pub probe: Probe,
+    /// The micro engine's worker executables (in-process experiments).
+    pub micro: crate::micro::Workers,
 }
 
 /// One technique on trial.
@@ -201,6 +206,18 @@ pub trait Experiment: Send + Sync {
     /// Correctness checks and other one-off observations, run after the measurements.
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// In-process experiments: the routine the micro engine times (criterion), counts
+    /// allocations of (dhat) and counts instructions of (callgrind), for `variant` at `point`.
+    /// Called in a worker process, never in the one that runs the servers.
+    fn routine(
+        &self,
+        _input: &crate::micro::Input<'_>,
+        _variant: &str,
+        _point: &SweepPoint,
+    ) -> anyhow::Result<crate::micro::Routine> {
+        anyhow::bail!("{} has no in-process routine", self.meta().id)
     }
 
     /// Notes for the report (limits of the experiment, what it cannot reproduce).

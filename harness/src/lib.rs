@@ -8,6 +8,7 @@ pub mod context;
 pub mod experiment;
 pub mod fixtures;
 pub mod load;
+pub mod micro;
 pub mod pgpool;
 pub mod plan;
 pub mod provision;

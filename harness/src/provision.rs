@@ -444,6 +444,27 @@ fn unregister(r: &Registered) {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != r);
 }
 
+/// Track a child process (a measurement worker) so that `cleanup_all` kills it.
+pub fn track_child(pid: u32) {
+    register(Registered::Pid(pid));
+}
+
+/// The child has exited and been reaped.
+pub fn untrack_child(pid: u32) {
+    unregister(&Registered::Pid(pid));
+}
+
+/// Track a temporary directory so that `cleanup_all` removes it.
+pub fn track_dir(dir: &Path) {
+    register(Registered::Dir(dir.to_path_buf()));
+}
+
+/// Remove a tracked temporary directory now.
+pub fn remove_tracked_dir(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    unregister(&Registered::Dir(dir.to_path_buf()));
+}
+
 /// Stop every server and remove every directory this process started, from any thread.
 /// For signal handlers: the owning `Env` may never get to run its destructor.
 pub fn cleanup_all() {

@@ -4,6 +4,7 @@
 use crate::flags::{default_reports_dir, parse_duration, BenchArgs};
 use crate::{catalogue, report, Failure};
 use harness::experiment::Settings;
+use harness::micro;
 use harness::provision::{self, Provider, Request};
 use harness::resources::Probe;
 use harness::results::{self, ExperimentStatus, RunContext, RunResults, RunSettings, SCHEMA_VERSION};
@@ -25,6 +26,7 @@ struct Plan {
     request: Request,
     out: PathBuf,
     filter: Option<String>,
+    instructions: bool,
 }
 
 /// Check every argument before anything starts, so bad input costs nothing.
@@ -90,7 +92,56 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         request,
         out: args.out.clone().unwrap_or_else(default_reports_dir),
         filter: args.filter.clone(),
+        instructions: args.instructions,
     })
+}
+
+/// The micro engine's workers: this executable times; `perflab-alloc` beside it counts
+/// allocations. Under `cargo xtask` (cargo's `CARGO` is set) it is built first, so that it
+/// is never older than the experiments it measures; `PERFLAB_ALLOC_EXE` names one outright.
+/// Without it, allocations are skipped and `notes` says why.
+fn micro_workers(instructions: bool, notes: &mut Vec<String>) -> micro::Workers {
+    let timer = std::env::current_exe().ok();
+    let alloc = match std::env::var_os("PERFLAB_ALLOC_EXE") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            let sibling = timer.as_ref().map(|t| t.with_file_name("perflab-alloc"));
+            if let (Some(cargo), Some(t)) = (std::env::var_os("CARGO"), timer.as_ref()) {
+                let release = t.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "release");
+                let mut cmd = std::process::Command::new(cargo);
+                cmd.args(["build", "--quiet", "--package", "xtask", "--bin", "perflab-alloc"]);
+                if release {
+                    cmd.arg("--release");
+                }
+                eprintln!("perflab: building the allocation worker (perflab-alloc)…");
+                match cmd.status() {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => notes.push(format!("building perflab-alloc failed ({s})")),
+                    Err(e) => notes.push(format!("cannot run cargo to build perflab-alloc: {e}")),
+                }
+            }
+            sibling
+        }
+    };
+    let alloc = alloc.filter(|p| p.is_file());
+    if alloc.is_none() {
+        notes.push(
+            "Allocations were not counted: the allocation worker perflab-alloc was not found \
+             (run through `cargo xtask`, or set PERFLAB_ALLOC_EXE)."
+                .to_owned(),
+        );
+    }
+    let valgrind = if instructions {
+        let v = harness::provision::which("valgrind");
+        if v.is_none() {
+            eprintln!("perflab: --instructions: valgrind is not installed; instruction counts are skipped");
+            notes.push("Instruction counts were asked for (--instructions) but valgrind is not installed.".to_owned());
+        }
+        v
+    } else {
+        None
+    };
+    micro::Workers { timer, alloc, valgrind }
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
@@ -115,6 +166,13 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         provision::cleanup_all();
         std::process::exit(130);
     });
+
+    let mut micro_notes = Vec::new();
+    let micro_workers = if plan.experiments.iter().any(|e| e.meta().needs.micro) {
+        micro_workers(plan.instructions, &mut micro_notes)
+    } else {
+        micro::Workers::default()
+    };
 
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let (git_revision, git_dirty) = context::git_revision(&workspace);
@@ -172,7 +230,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     };
     save(&results)?;
 
-    let ctx = RunCtx { env, settings: plan.settings.clone(), probe };
+    let ctx = RunCtx { env, settings: plan.settings.clone(), probe, micro: micro_workers };
     let total: u64 = plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -190,7 +248,10 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     };
     let mut failed = Vec::new();
     for exp in &plan.experiments {
-        let result = runner::run_experiment(exp.as_ref(), &ctx, &on_progress).await;
+        let mut result = runner::run_experiment(exp.as_ref(), &ctx, &on_progress).await;
+        if exp.meta().needs.micro {
+            result.notes.extend(micro_notes.iter().cloned());
+        }
         if INTERRUPTED.load(Ordering::SeqCst) {
             std::future::pending::<()>().await; // the signal handler is exiting the process
         }

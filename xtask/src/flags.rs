@@ -26,6 +26,12 @@ pub enum Command {
     List,
     /// Write schema/results.schema.json, the JSON Schema of results.json.
     Schema,
+    /// Internal: the micro engine's timing worker, started by `bench`.
+    #[command(hide = true)]
+    MicroWorker {
+        /// The measurement to make, as JSON.
+        job: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +71,10 @@ pub struct BenchArgs {
     /// Directory for runs (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also count instructions of in-process experiments with valgrind (callgrind): the
+    /// noise-free number for a nightly regression gate. Skipped with a note without valgrind.
+    #[arg(long)]
+    pub instructions: bool,
     /// Do not render the HTML report at the end.
     #[arg(long)]
     pub no_report: bool,

@@ -1,7 +1,6 @@
 //! perflab's command line. `main` only dispatches; each task lives in its own file.
 
 mod bench;
-mod catalogue;
 mod flags;
 mod list;
 mod report;
@@ -9,6 +8,7 @@ mod schema;
 
 use clap::Parser;
 use std::process::ExitCode;
+use xtask::catalogue;
 
 /// Exit codes: 0 ok, 1 an experiment failed, 2 bad input or nothing to run with.
 #[derive(Debug)]
@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         flags::Command::Report(r) => report::report(r),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
+        flags::Command::MicroWorker { job } => {
+            return harness::micro::worker_main(&catalogue::all(), &job, harness::micro::Allocator::System)
+        }
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,9 @@ fn xtask(args: &[&str]) -> Output {
         .args(args)
         .env_remove("PERFLAB_PG_URL")
         .env_remove("PERFLAB_REDIS_URL")
+        // The allocation worker cargo built for this test, not one built by the run.
+        .env_remove("CARGO")
+        .env("PERFLAB_ALLOC_EXE", env!("CARGO_BIN_EXE_perflab-alloc"))
         .output()
         .expect("xtask runs")
 }
@@ -118,9 +121,27 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "redis-batch",
         "multi-level-cache",
         "cache-warmup",
+        "slice-prealloc",
     ];
     assert_eq!(ids, want);
     let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
+
+    // The micro engine: criterion's estimates and dhat's counts in every in-process sample.
+    // Vec::with_capacity(n) of 16-byte items is one allocation of 16·n bytes per call: the
+    // allocation worker must count exactly that.
+    for id in ["slice-prealloc"] {
+        for s in exp(id)["samples"].as_array().unwrap() {
+            let m = &s["metrics"];
+            assert!(m["time_ci_low_ns"].as_f64().unwrap() <= m["time_ns"].as_f64().unwrap(), "{id}: {m}");
+            assert!(m["time_ns"].as_f64().unwrap() <= m["time_ci_high_ns"].as_f64().unwrap(), "{id}: {m}");
+            assert!(m["allocs_per_call"].as_f64().is_some(), "{id}: no allocation count in {m}");
+        }
+    }
+    for s in exp("slice-prealloc")["samples"].as_array().unwrap().iter().filter(|s| s["variant"] == "with-capacity") {
+        let n: f64 = s["point"].as_str().unwrap().parse().unwrap();
+        assert_eq!(s["metrics"]["allocs_per_call"], 1.0, "{s}");
+        assert_eq!(s["metrics"]["bytes_per_call"].as_f64(), Some(16.0 * n), "{s}");
+    }
     for e in exps {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.

@@ -276,7 +276,7 @@ impl Experiment for CacheWarmup {
                 MetricInfo { name: "traffic_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)".into() },
                 MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency of the first seconds of traffic".into() },
             ],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, micro: false },
         }
     }
 

@@ -66,7 +66,7 @@ impl Experiment for Calibration {
                 better: Better::Lower,
                 description: "mean latency (the reference tools report means; the harness also has percentiles)".into(),
             }],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, micro: false },
         }
     }
 

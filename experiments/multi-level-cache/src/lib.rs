@@ -296,7 +296,7 @@ impl Experiment for MultiLevelCache {
                 MetricInfo { name: "l2_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of reads served by Redis".into() },
                 MetricInfo { name: "l1_entries".into(), unit: "entries".into(), better: Better::Lower, description: "entries in the in-process level at the end of the sample".into() },
             ],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, micro: false },
         }
     }
 

@@ -156,7 +156,7 @@ impl Experiment for PgBatch {
                 MetricInfo { name: "rows_per_sec".into(), unit: "rows/s".into(), better: Better::Higher, description: "users fetched per second".into() },
                 MetricInfo { name: "connections".into(), unit: "connections".into(), better: Better::Lower, description: "connections one client holds".into() },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

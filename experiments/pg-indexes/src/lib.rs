@@ -352,7 +352,7 @@ impl Experiment for PgIndexes {
                     description: "statements completed per second (for insert: the insert throughput)".into(),
                 },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

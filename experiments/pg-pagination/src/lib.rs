@@ -171,7 +171,7 @@ impl Experiment for PgPagination {
                 MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile page latency".into() },
                 MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into() },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

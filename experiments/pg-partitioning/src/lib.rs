@@ -557,7 +557,7 @@ impl Experiment for PgPartitioning {
                     description: "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)".into(),
                 },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

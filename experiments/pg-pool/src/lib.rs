@@ -134,7 +134,7 @@ impl Experiment for PgPool {
                         .into(),
                 },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

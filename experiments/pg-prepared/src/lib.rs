@@ -180,7 +180,7 @@ impl Experiment for PgPrepared {
                 MetricInfo { name: "plans_per_call".into(), unit: "plans".into(), better: Better::Lower, description: "times the server planned per statement executed (pg_stat_statements)".into() },
                 MetricInfo { name: "plan_time_us_per_call".into(), unit: "us".into(), better: Better::Lower, description: "server planning time per statement executed (pg_stat_statements)".into() },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 

@@ -193,7 +193,7 @@ impl Experiment for RedisBatch {
                     description: "batches completed per second".into(),
                 },
             ],
-            needs: Needs { postgres: false, redis: true },
+            needs: Needs { postgres: false, redis: true, micro: false },
         }
     }
 

@@ -120,7 +120,7 @@ impl Experiment for RedisPool {
                 MetricInfo { name: "connections_opened_per_sec".into(), unit: "conn/s".into(), better: Better::Lower, description: "connections the server accepted per second (INFO stats), warm-up included".into() },
                 MetricInfo { name: "server_connections_max".into(), unit: "conn".into(), better: Better::Lower, description: "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)".into() },
             ],
-            needs: Needs { postgres: false, redis: true },
+            needs: Needs { postgres: false, redis: true, micro: false },
         }
     }
 

@@ -209,7 +209,7 @@ impl Experiment for WorkerPool {
                 MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections opened by the client (pool or direct), warm-up included".into() },
                 MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into() },
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, micro: false },
         }
     }
 
