@@ -382,6 +382,9 @@ async fn spawn_and_wait(ctx: &RunCtx, mut cmd: tokio::process::Command, what: &s
         Some(r) => cmd.env(REDIS_URL_VAR, &r.url),
         None => cmd.env_remove(REDIS_URL_VAR),
     };
+    // Without CRITERION_HOME, criterion asks `cargo metadata` for the target directory (a
+    // few hundred ms per worker under `cargo xtask`); its output directory is set per job.
+    cmd.env("CRITERION_HOME", std::env::temp_dir()).env_remove("CARGO_CRITERION_PORT");
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -17,6 +17,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(redis_batch::RedisBatch::new()),
         Box::new(multi_level_cache::MultiLevelCache::new()),
         Box::new(cache_warmup::CacheWarmup::new()),
+        Box::new(serialization::Serialization::new()),
         Box::new(slice_prealloc::SlicePrealloc::new()),
     ]
 }

@@ -121,6 +121,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "redis-batch",
         "multi-level-cache",
         "cache-warmup",
+        "serialization",
         "slice-prealloc",
     ];
     assert_eq!(ids, want);
@@ -129,7 +130,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     // The micro engine: criterion's estimates and dhat's counts in every in-process sample.
     // Vec::with_capacity(n) of 16-byte items is one allocation of 16·n bytes per call: the
     // allocation worker must count exactly that.
-    for id in ["slice-prealloc"] {
+    for id in ["serialization", "slice-prealloc"] {
         for s in exp(id)["samples"].as_array().unwrap() {
             let m = &s["metrics"];
             assert!(m["time_ci_low_ns"].as_f64().unwrap() <= m["time_ns"].as_f64().unwrap(), "{id}: {m}");
