@@ -18,7 +18,10 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(multi_level_cache::MultiLevelCache::new()),
         Box::new(cache_warmup::CacheWarmup::new()),
         Box::new(serialization::Serialization::new()),
+        Box::new(object_pool::ObjectPool::new()),
+        Box::new(string_building::StringBuilding::new()),
         Box::new(slice_prealloc::SlicePrealloc::new()),
+        Box::new(lazy_alloc::LazyAlloc::new()),
     ]
 }
 

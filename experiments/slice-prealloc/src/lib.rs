@@ -58,8 +58,9 @@ fn dataset(n: usize) -> Vec<DataItem> {
     (0..n as u64).map(|i| DataItem { id: i, value: (i % 97) as f64 * 0.5, weight: (i % 7) as u32 + 1 }).collect()
 }
 
-const VARIANTS: [(&str, fn(&[DataItem]) -> Vec<ProcessedItem>); 3] =
-    [("grow", grow), ("with-capacity", with_capacity), ("collect", collect)];
+type Process = fn(&[DataItem]) -> Vec<ProcessedItem>;
+
+const VARIANTS: [(&str, Process); 3] = [("grow", grow), ("with-capacity", with_capacity), ("collect", collect)];
 
 #[derive(Default)]
 pub struct SlicePrealloc;

@@ -1,0 +1,161 @@
+//! `lazy-alloc`: the guide's `ValidateUsers`, which allocates its error list only at the
+//! first error (`if errors == nil { errors = make([]error, 0, len(users)) }`), against
+//! allocating it up front, and against Rust's own default: `Vec::new()` does not allocate
+//! until the first push, and then grows.
+
+use harness::micro::{self, Input, Routine};
+use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+
+const ID: &str = "lazy-alloc";
+/// Users validated per call.
+const USERS: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub email: String,
+}
+
+/// A validation error: which user and which field (no allocation of its own, so the list is
+/// what is measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationError {
+    pub index: usize,
+    pub field: &'static str,
+}
+
+/// The guide's `validateUser`: a username of 3–32 characters and an email with an `@`.
+pub fn validate_user(i: usize, u: &User) -> Result<(), ValidationError> {
+    if !(3..=32).contains(&u.username.len()) {
+        return Err(ValidationError { index: i, field: "username" });
+    }
+    if !u.email.contains('@') {
+        return Err(ValidationError { index: i, field: "email" });
+    }
+    Ok(())
+}
+
+/// `error_permille` of 1000 users are invalid, spread evenly.
+pub fn users(error_permille: usize) -> Vec<User> {
+    (0..USERS)
+        .map(|i| {
+            let bad = (i + 1) * error_permille / 1000 > i * error_permille / 1000;
+            User {
+                username: format!("user_{i:06}"),
+                email: if bad { format!("user{i}.example.com") } else { format!("user{i}@example.com") },
+            }
+        })
+        .collect()
+}
+
+/// Allocates the list up front: make([]error, 0, len(users)).
+pub fn eager(users: &[User]) -> Vec<ValidationError> {
+    let mut errors = Vec::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        if let Err(e) = validate_user(i, u) {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// The guide's code: the list is made, with room for every user, at the first error.
+pub fn guide_lazy(users: &[User]) -> Option<Vec<ValidationError>> {
+    let mut errors: Option<Vec<ValidationError>> = None;
+    for (i, u) in users.iter().enumerate() {
+        if let Err(e) = validate_user(i, u) {
+            errors.get_or_insert_with(|| Vec::with_capacity(users.len())).push(e);
+        }
+    }
+    errors
+}
+
+/// Rust's default: Vec::new() allocates nothing until the first push, then grows.
+pub fn vec_new(users: &[User]) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        if let Err(e) = validate_user(i, u) {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+#[derive(Default)]
+pub struct LazyAlloc;
+
+impl LazyAlloc {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Experiment for LazyAlloc {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Allocating the error list only on error",
+            guide_section: "应用层优化 › Go语言优化 › 避免不必要的内存分配 (ValidateUsers)",
+            claim: "Allocating the error slice only when the first error appears avoids an allocation in the common, error-free case.",
+            variants: vec![
+                Variant::new("eager", "Vec::with_capacity(len) before the loop, errors or not"),
+                Variant::new("guide-lazy", "the guide's code: Vec::with_capacity(len) at the first error"),
+                Variant::new("vec-new", "Rust's default: Vec::new() (no allocation) and push, growing as needed"),
+            ],
+            sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
+            primary_metric: micro::time_metric(),
+            metrics: micro::metrics("user"),
+            needs: Needs { postgres: false, redis: false, micro: true },
+        }
+    }
+
+    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
+        let permille = (point.value * 10.0).round() as usize;
+        if permille > 1000 {
+            anyhow::bail!("error rate {}% is above 100%", point.value);
+        }
+        let users = users(permille);
+        Ok(match variant {
+            "eager" => Routine::new(users, |u| eager(u)),
+            "guide-lazy" => Routine::new(users, |u| guide_lazy(u)),
+            "vec-new" => Routine::new(users, |u| vec_new(u)),
+            other => anyhow::bail!("unknown variant {other}"),
+        }
+        .items(USERS as u64))
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(micro::measure(ctx, ID, variant, point))
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![format!("Each call validates {USERS} users; an error value is two words and allocates nothing, so only the list is measured.")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_rates_are_as_configured_and_variants_agree() {
+        for (permille, want) in [(0, 0), (10, 10), (500, 500), (1000, 1000)] {
+            let u = users(permille);
+            let e = eager(&u);
+            assert_eq!(e.len(), want, "{permille}‰");
+            assert_eq!(vec_new(&u), e);
+            assert_eq!(guide_lazy(&u).unwrap_or_default(), e);
+        }
+        assert!(guide_lazy(&users(0)).is_none());
+        assert_eq!(guide_lazy(&users(10)).unwrap().capacity(), USERS);
+    }
+}

@@ -1,0 +1,172 @@
+//! `object-pool`: the guide's `UserPool` (a `sync.Pool` of `*User` with `Reset` on `Put`) and
+//! its `ProcessUsers`, which takes a pooled user per id, `defer`s its `Put`, loads the user
+//! into it and appends a copy to the result.
+//!
+//! `defer` runs when the function returns, not at the end of the loop body: within one call
+//! nothing goes back to the pool, every id takes a fresh object (or one left by an earlier
+//! call), all of them are held at once, and each is then copied into a new allocation
+//! anyway. Beside it: allocating each user, and a pool whose object goes back after each use.
+//! The pool is lockfree-object-pool's `LinearObjectPool` (a maintained, thread-safe pool with
+//! a reset callback, as `sync.Pool` + `Reset`).
+
+use harness::micro::{self, Input, Routine};
+use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use lockfree_object_pool::LinearObjectPool;
+use std::fmt::Write as _;
+
+const ID: &str = "object-pool";
+
+/// The guide's `User`, as its service loads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+impl User {
+    /// The guide's `Reset`: a Go `*u = User{}` drops the strings, so does this.
+    pub fn reset(&mut self) {
+        *self = User::default();
+    }
+}
+
+/// The guide's `repo.LoadUser(ctx, id, user)`: fills `user` from a row (here made from the
+/// id, so no database is timed: the experiment is about the objects).
+pub fn load_user(id: u64, user: &mut User) {
+    let _ = write!(user.id, "{:08x}-0000-4000-8000-{:012x}", id >> 16, id);
+    let _ = write!(user.username, "user_{id:08}");
+    let _ = write!(user.email, "user{id}@example.com");
+    user.status.push_str(if id % 5 == 0 { "inactive" } else { "active" });
+    let _ = write!(user.created_at, "2025-01-{:02}T00:00:00Z", id % 28 + 1);
+}
+
+pub type Pool = LinearObjectPool<Box<User>>;
+
+pub fn new_pool() -> Pool {
+    LinearObjectPool::new(|| Box::new(User::default()), |u: &mut Box<User>| u.reset())
+}
+
+/// No pool: a new user per id, returned as it is.
+pub fn allocate(ids: &[u64]) -> Vec<Box<User>> {
+    let mut users = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let mut user = Box::new(User::default());
+        load_user(id, &mut user);
+        users.push(user);
+    }
+    users
+}
+
+/// A pooled user per id, copied out and returned to the pool at the end of each iteration.
+pub fn pool_returned(pool: &Pool, ids: &[u64]) -> Vec<Box<User>> {
+    let mut users = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let mut user = pool.pull();
+        load_user(id, &mut user);
+        users.push(Box::new((**user).clone()));
+        // `user` goes back to the pool here, reset.
+    }
+    users
+}
+
+/// The guide's `ProcessUsers` as written: `defer s.userPool.Put(user)` inside the loop keeps
+/// every pooled user until the function returns.
+pub fn guide_deferred(pool: &Pool, ids: &[u64]) -> Vec<Box<User>> {
+    let mut users = Vec::with_capacity(ids.len());
+    let mut deferred = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let mut user = pool.pull();
+        load_user(id, &mut user);
+        // userCopy := *user; users = append(users, &userCopy)
+        users.push(Box::new((**user).clone()));
+        deferred.push(user);
+    }
+    drop(deferred); // the deferred Puts, in one go at return
+    users
+}
+
+#[derive(Default)]
+pub struct ObjectPool;
+
+impl ObjectPool {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Experiment for ObjectPool {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Object pools (sync.Pool)",
+            guide_section: "应用层优化 › Go语言优化 › 对象池优化 (UserPool, ProcessUsers)",
+            claim: "Taking User objects from a sync.Pool avoids allocations when processing users.",
+            variants: vec![
+                Variant::new("allocate", "a new Box<User> per id, no pool"),
+                Variant::new("pool-returned", "a pooled user per id, copied out and returned to the pool right after use"),
+                Variant::new(
+                    "guide-deferred",
+                    "the guide's code as written: defer Put inside the loop, so every pooled user is held until the call returns, and each is copied out",
+                ),
+            ],
+            sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 1000.0]),
+            primary_metric: micro::time_metric(),
+            metrics: micro::metrics("record"),
+            needs: Needs { postgres: false, redis: false, micro: true },
+        }
+    }
+
+    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
+        let n = point.value as u64;
+        let ids: Vec<u64> = (0..n).map(|i| i * 7 + 1).collect();
+        // The pool lives as long as the service: across calls, as sync.Pool does.
+        Ok(match variant {
+            "allocate" => Routine::new(ids, |ids| allocate(ids)),
+            "pool-returned" => Routine::new((new_pool(), ids), |(pool, ids)| pool_returned(pool, ids)),
+            "guide-deferred" => Routine::new((new_pool(), ids), |(pool, ids)| guide_deferred(pool, ids)),
+            other => anyhow::bail!("unknown variant {other}"),
+        }
+        .items(n))
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a RunCtx,
+        variant: &'a str,
+        point: &'a SweepPoint,
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(micro::measure(ctx, ID, variant, point))
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "Reset drops the strings, as a Go `*u = User{}` does; so a pooled User saves only its own allocation, never the strings loaded into it.".to_owned(),
+            "The pool outlives each call, as a sync.Pool in a service does: the guide's deferred Puts hand all N users back at return, and the next call takes them again, so its pool holds N users between calls (peak heap).".to_owned(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_returns_the_same_users_and_the_pool_resets_them() {
+        let ids: Vec<u64> = (0..50).collect();
+        let want = allocate(&ids);
+        let pool = new_pool();
+        assert_eq!(pool_returned(&pool, &ids), want);
+        assert_eq!(guide_deferred(&pool, &ids), want);
+        // Every pooled object came back reset.
+        let u = pool.pull();
+        assert_eq!(**u, User::default());
+        assert_eq!(want[3].username, "user_00000003");
+    }
+}
