@@ -22,6 +22,8 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(string_building::StringBuilding::new()),
         Box::new(slice_prealloc::SlicePrealloc::new()),
         Box::new(lazy_alloc::LazyAlloc::new()),
+        Box::new(concurrent_map::ConcurrentMap::new()),
+        Box::new(rate_limiter::RateLimiter::new()),
     ]
 }
 

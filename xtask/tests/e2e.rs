@@ -126,6 +126,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         "string-building",
         "slice-prealloc",
         "lazy-alloc",
+        "concurrent-map",
+        "rate-limiter",
     ];
     assert_eq!(ids, want);
     let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
@@ -133,7 +135,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     // The micro engine: criterion's estimates and dhat's counts in every in-process sample.
     // Vec::with_capacity(n) of 16-byte items is one allocation of 16·n bytes per call: the
     // allocation worker must count exactly that.
-    for id in ["serialization", "object-pool", "string-building", "slice-prealloc", "lazy-alloc"] {
+    for id in ["serialization", "object-pool", "string-building", "slice-prealloc", "lazy-alloc", "rate-limiter"] {
         for s in exp(id)["samples"].as_array().unwrap() {
             let m = &s["metrics"];
             assert!(m["time_ci_low_ns"].as_f64().unwrap() <= m["time_ns"].as_f64().unwrap(), "{id}: {m}");

@@ -270,7 +270,7 @@ where
         let variant = f.name();
         checks.push(Check::observation(variant, Some(point), "bytes", bytes.len() as f64, "encoded size"));
         checks.push(Check::observation(
-            &variant,
+            variant,
             Some(point),
             "bytes vs json",
             bytes.len() as f64 / json_len,

@@ -61,8 +61,9 @@ pub fn join(conditions: &[String]) -> String {
     q
 }
 
-const VARIANTS: [(&str, fn(&[String]) -> String); 3] =
-    [("concat", concat), ("guide-builder", guide_builder), ("join", join)];
+type Build = fn(&[String]) -> String;
+
+const VARIANTS: [(&str, Build); 3] = [("concat", concat), ("guide-builder", guide_builder), ("join", join)];
 
 #[derive(Default)]
 pub struct StringBuilding;
