@@ -528,11 +528,11 @@ fn time(routine: &mut Routine, job: &Job) -> anyhow::Result<TimeEstimates> {
 }
 
 /// Count what the routine allocates, with dhat as the global allocator. One call first,
-/// uncounted, so that lazily initialised state is not charged to every call.
+/// uncounted, so that lazily initialised state (a pool's first objects, a connection's
+/// buffers) is not charged to every call.
 fn count_allocs(routine: &mut Routine, quick: bool) -> AllocCounts {
-    routine.run(1);
     // dhat records a backtrace per allocation, so calls are slow here: as many as fit in
-    // about 200 ms (quick: 50 ms), between 1 and 1000.
+    // about 200 ms (quick: 50 ms), between 1 and 1000, judged by the uncounted first call.
     let start = Instant::now();
     routine.run(1);
     let one = start.elapsed().max(Duration::from_nanos(1));

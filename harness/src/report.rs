@@ -64,6 +64,9 @@ pub struct ExperimentView {
     pub failed_checks: Vec<String>,
     /// Informational observations (rows scanned, …), one table per kind: variant × point.
     pub observations: Vec<ObservationTable>,
+    /// The other metrics the samples carry (allocations, achieved rate, …): the median over
+    /// repetitions, variant × point.
+    pub metric_tables: Vec<ObservationTable>,
     pub resources: Vec<ResourceRow>,
     pub errors: Vec<String>,
     pub notes: Vec<String>,
@@ -110,6 +113,42 @@ pub struct ResourceRow {
     pub server_cpu: String,
     pub harness_rss: String,
     pub server_rss: String,
+}
+
+fn metric_tables(e: &ExperimentResult, axis: &str) -> Vec<ObservationTable> {
+    let mut tables = Vec::new();
+    for m in e.metrics.iter().filter(|m| m.name != e.primary_metric.name) {
+        if !e.samples.iter().any(|s| s.metrics.contains_key(&m.name)) {
+            continue;
+        }
+        let rows = e
+            .variants
+            .iter()
+            .map(|v| TableRow {
+                variant: v.name.clone(),
+                cells: e
+                    .sweep
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let vals = crate::analysis::values(e, &m.name, &v.name, &p.label);
+                        crate::stats::median(&vals).map(num).unwrap_or_else(|| "–".into())
+                    })
+                    .collect(),
+            })
+            .collect();
+        tables.push(ObservationTable {
+            name: format!("{} ({})", m.name, m.unit),
+            detail: format!(
+                "{}; {} is better",
+                m.description,
+                if m.better == Better::Lower { "lower" } else { "higher" }
+            ),
+            columns: e.sweep.points.iter().map(|p| format!("{axis} = {}", p.label)).collect(),
+            rows,
+        });
+    }
+    tables
 }
 
 /// Render the whole page.
@@ -290,6 +329,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             *errors.entry(format!("{} / {}: {k}", s.variant, s.point)).or_default() += v;
         }
     }
+    let metric_tables = metric_tables(e, &axis);
     ExperimentView {
         id: e.id.clone(),
         title: e.title.clone(),
@@ -327,6 +367,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             .collect(),
         checks,
         failed_checks,
+        metric_tables,
         observations,
         resources: resource_rows(e),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
