@@ -331,7 +331,7 @@ impl Experiment for PgIndexes {
             guide_section: "数据库优化 → 索引优化 (users: unique, composite, partial and expression indexes)",
             claim: "The guide's partial, composite and expression indexes speed up its queries.",
             variants: variants(),
-            sweep: Sweep::numeric("table size", "rows", &[10_000.0, 100_000.0, 1_000_000.0], &[10_000.0, 100_000.0]),
+            sweep: Sweep::numeric("table size", "rows", &[10_000.0, 100_000.0, 1_000_000.0], &[10_000.0, 50_000.0]),
             primary_metric: MetricInfo {
                 name: "latency_p50_us".into(),
                 unit: "us".into(),
