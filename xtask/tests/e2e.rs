@@ -395,3 +395,43 @@ fn report_of_a_missing_or_corrupt_file_says_so_in_one_line() {
     assert!(stderr(&o).contains("schema version 99"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--instructions` counts instructions per call with callgrind where valgrind is installed,
+/// and says in one line that it cannot where it is not. The counts are checked on what is
+/// known of the routine: building a query of 100 conditions executes more instructions than
+/// building one of a single condition, whatever the method.
+#[test]
+fn instructions_are_counted_with_valgrind_or_skipped_in_one_line() {
+    let out = temp_dir("instructions");
+    let o = xtask(&[
+        "bench",
+        "--quick",
+        "--filter",
+        "string-building",
+        "--instructions",
+        "--reps",
+        "1",
+        "--no-report",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "bench failed: {}", stderr(&o));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(only_run_dir(&out).join("results.json")).unwrap()).unwrap();
+    let samples = results["experiments"][0]["samples"].as_array().unwrap().clone();
+    let has_valgrind =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("valgrind").is_file()));
+    if !has_valgrind {
+        assert!(stderr(&o).contains("valgrind is not installed"), "{}", stderr(&o));
+        assert!(samples.iter().all(|s| s["metrics"].get("instructions_per_call").is_none()));
+        return;
+    }
+    let count = |variant: &str, point: &str| -> f64 {
+        let s = samples.iter().find(|s| s["variant"] == variant && s["point"] == point).unwrap();
+        s["metrics"]["instructions_per_call"].as_f64().unwrap_or_else(|| panic!("no count in {s}"))
+    };
+    for v in ["concat", "guide-builder", "join"] {
+        let (one, hundred) = (count(v, "1"), count(v, "100"));
+        assert!(one > 0.0 && hundred > one, "{v}: {one} instructions for 1 condition, {hundred} for 100");
+    }
+}
