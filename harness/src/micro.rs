@@ -531,16 +531,18 @@ fn time(routine: &mut Routine, job: &Job) -> anyhow::Result<TimeEstimates> {
 /// uncounted, so that lazily initialised state (a pool's first objects, a connection's
 /// buffers) is not charged to every call.
 fn count_allocs(routine: &mut Routine, quick: bool) -> AllocCounts {
-    // dhat records a backtrace per allocation, so calls are slow here: as many as fit in
-    // about 200 ms (quick: 50 ms), between 1 and 1000, judged by the uncounted first call.
+    routine.run(1);
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let before = dhat::HeapStats::get();
+    // dhat records a backtrace per allocation, so calls are slow while it counts: as many as
+    // fit in about 200 ms (quick: 50 ms), between 1 and 1000, judged by the first counted call.
     let start = Instant::now();
     routine.run(1);
     let one = start.elapsed().max(Duration::from_nanos(1));
     let budget = Duration::from_millis(if quick { 50 } else { 200 });
-    let iterations = (budget.as_nanos() / one.as_nanos()).clamp(1, 1000) as u64;
-    let _profiler = dhat::Profiler::builder().testing().build();
-    let before = dhat::HeapStats::get();
-    routine.run(iterations);
+    let more = (budget.as_nanos() / one.as_nanos()).min(999) as u64;
+    routine.run(more);
+    let iterations = more + 1;
     let after = dhat::HeapStats::get();
     AllocCounts {
         iterations,

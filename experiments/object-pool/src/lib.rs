@@ -112,7 +112,7 @@ impl Experiment for ObjectPool {
                     "the guide's code as written: defer Put inside the loop, so every pooled user is held until the call returns, and each is copied out",
                 ),
             ],
-            sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 200.0]),
+            sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 1000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: false, micro: true },

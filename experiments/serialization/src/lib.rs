@@ -316,8 +316,8 @@ impl Experiment for Serialization {
             guide_section: "缓存优化 › 序列化优化 (JSONSerializer, MsgPackSerializer)",
             claim: "MessagePack is a more efficient serializer than JSON for cached values.",
             variants,
-            // Quick mode: a page of users; one user and the 1 MB payload are for full runs.
-            sweep: Sweep { quick: vec![1.0], ..Sweep::categories("payload", &PAYLOADS) },
+            // Quick mode: one user and a page; the 1 MB payload is for full runs.
+            sweep: Sweep { quick: vec![0.0, 1.0], ..Sweep::categories("payload", &PAYLOADS) },
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: true, micro: true },
