@@ -66,9 +66,9 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         duration: dur(
             &args.duration,
             "duration",
-            if quick { Duration::from_millis(500) } else { Duration::from_secs(5) },
+            if quick { Duration::from_millis(400) } else { Duration::from_secs(5) },
         )?,
-        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(200) } else { Duration::from_secs(1) })?,
+        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(150) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
         sets,
     };

@@ -39,16 +39,16 @@ pub struct BenchArgs {
     /// Run only experiments whose id matches: a glob (`pg-*`), several separated by commas.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Quick mode: fewer sweep points, smaller data, 2 repetitions of 500 ms (for CI).
+    /// Quick mode: fewer sweep points, smaller data, 2 repetitions of 400 ms (for CI).
     #[arg(long)]
     pub quick: bool,
     /// Repetitions of each variant at each sweep point (default 5, quick 2).
     #[arg(long, value_name = "N")]
     pub reps: Option<u32>,
-    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 5s, quick 500ms).
+    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 5s, quick 400ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
-    /// Warm-up before each sample is measured (default 1s, quick 200ms).
+    /// Warm-up before each sample is measured (default 1s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub warmup: Option<String>,
     /// Client concurrency for experiments whose sweep is not concurrency (default: their own).
