@@ -14,14 +14,14 @@ pub fn list() -> Result<ExitCode, Failure> {
         println!("{:<16} {}", m.id, m.title);
         println!("{:<16} claim: {}", "", m.claim);
         println!("{:<16} variants: {}", "", variants.join(", "));
-        println!(
-            "{:<16} sweep: {} {:?} (quick {:?}); needs: {}",
-            "",
-            m.sweep.axis,
-            m.sweep.full,
-            m.sweep.quick,
-            if servers.is_empty() { "no server".into() } else { servers.join(" + ") }
-        );
+        let labels = |quick: bool| -> String {
+            m.sweep.points(quick).iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(" | ")
+        };
+        let mut needs = if servers.is_empty() { "no server".to_owned() } else { servers.join(" + ") };
+        if m.needs.micro {
+            needs.push_str("; in-process (micro engine: criterion, dhat)");
+        }
+        println!("{:<16} sweep: {}: {} (quick: {}); needs: {needs}", "", m.sweep.axis, labels(false), labels(true));
     }
     Ok(ExitCode::SUCCESS)
 }
