@@ -579,6 +579,88 @@ mod tests {
         assert_eq!(parse_callgrind_total("events: Ir\n"), None);
     }
 
+    /// A one-variant in-process experiment whose routine sleeps 1 ms.
+    struct Sleeper;
+
+    impl Experiment for Sleeper {
+        fn meta(&self) -> crate::Meta {
+            crate::Meta {
+                id: "sleeper",
+                title: "t",
+                guide_section: "g",
+                claim: "c",
+                variants: vec![crate::Variant::new("sleep", "sleeps 1 ms")],
+                sweep: crate::Sweep::numeric("n", "", &[1.0], &[1.0]),
+                primary_metric: time_metric(),
+                metrics: metrics("item"),
+                needs: crate::Needs { postgres: false, redis: false, micro: true },
+            }
+        }
+        fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> crate::BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn routine(&self, _input: &Input<'_>, variant: &str, _point: &SweepPoint) -> anyhow::Result<Routine> {
+            anyhow::ensure!(variant == "sleep", "unknown variant {variant}");
+            Ok(Routine::new((), |_| std::thread::sleep(Duration::from_millis(1))).items(4))
+        }
+        fn run<'a>(
+            &'a self,
+            _c: &'a RunCtx,
+            _v: &'a str,
+            _p: &'a SweepPoint,
+        ) -> crate::BoxFuture<'a, anyhow::Result<Sample>> {
+            Box::pin(async { anyhow::bail!("not used") })
+        }
+    }
+
+    fn sleeper_job(dir: &Path, mode: Mode, variant: &str) -> String {
+        let job = Job {
+            experiment: "sleeper".into(),
+            variant: variant.into(),
+            point: SweepPoint { label: "1".into(), value: 1.0 },
+            mode,
+            quick: true,
+            sets: BTreeMap::new(),
+            warmup_ms: 10,
+            measure_ms: 50,
+            samples: 10,
+            resamples: 100,
+            iterations: 3,
+            scratch: dir.to_path_buf(),
+            out: dir.join("measurement.json"),
+        };
+        serde_json::to_string(&job).unwrap()
+    }
+
+    /// The worker reads its job, builds the routine, measures and writes the measurement; bad
+    /// jobs are errors with a clear message, never a panic.
+    #[test]
+    fn the_worker_measures_a_job_and_rejects_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("perflab-micro-worker-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exps: Vec<Box<dyn Experiment>> = vec![Box::new(Sleeper)];
+        let result = (|| {
+            worker(&exps, &sleeper_job(&dir, Mode::Time, "sleep"), Allocator::System)?;
+            let m: Measurement = serde_json::from_str(&std::fs::read_to_string(dir.join("measurement.json"))?)?;
+            let bad_json = worker(&exps, "{ not a job", Allocator::System).unwrap_err();
+            let bad_variant = worker(&exps, &sleeper_job(&dir, Mode::Time, "nap"), Allocator::System).unwrap_err();
+            let wrong_allocator =
+                worker(&exps, &sleeper_job(&dir, Mode::Allocs, "sleep"), Allocator::System).unwrap_err();
+            let no_exp = worker(&[], &sleeper_job(&dir, Mode::Time, "sleep"), Allocator::System).unwrap_err();
+            anyhow::Ok((m, [bad_json, bad_variant, wrong_allocator, no_exp].map(|e| format!("{e:#}"))))
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (m, errors) = result.unwrap();
+        assert_eq!(m.items, 4);
+        let t = m.time.expect("a time measurement");
+        assert!(t.median_ns >= 1e6 && t.median_ns < 1e7, "{}", t.median_ns);
+        assert!(m.allocs.is_none());
+        assert!(errors[0].contains("malformed micro-worker job"), "{}", errors[0]);
+        assert!(errors[1].contains("unknown variant nap"), "{}", errors[1]);
+        assert!(errors[2].contains("cannot measure Allocs"), "{}", errors[2]);
+        assert!(errors[3].contains("no experiment sleeper"), "{}", errors[3]);
+    }
+
     /// Criterion, run as the timing worker runs it, measures a routine of known duration.
     #[test]
     fn criterion_times_a_known_sleep() {

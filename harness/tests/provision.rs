@@ -28,7 +28,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
     out
 }
 
-fn assert_gone(pids: &[u32], dir: &PathBuf) {
+fn assert_gone(pids: &[u32], dir: &std::path::Path) {
     for &pid in pids {
         let left = group_members(pid);
         assert!(left.is_empty(), "processes of server {pid} still running: {left:?}");

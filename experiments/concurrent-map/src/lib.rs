@@ -153,6 +153,16 @@ fn worker(
     ThreadResult { ops, misses, histogram }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The sweep axis names the machine's cores, so the chart shows where threads outnumber them.
+fn axis() -> &'static str {
+    static AXIS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AXIS.get_or_init(|| format!("read share and threads (this machine: {} cores)", cores()))
+}
+
 #[derive(Default)]
 pub struct ConcurrentMap;
 
@@ -201,7 +211,7 @@ impl Experiment for ConcurrentMap {
                 Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key"),
             ],
             // Quick mode: contention at 50% reads on both cores, and oversubscribed at 95%.
-            sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories("read share and threads", &LABELS) },
+            sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories(axis(), &LABELS) },
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
             needs: Needs { postgres: false, redis: false, micro: true },
@@ -271,7 +281,7 @@ impl Experiment for ConcurrentMap {
 
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cores = cores();
             Ok(vec![Check::observation(
                 "mutex",
                 None,
@@ -283,7 +293,7 @@ impl Experiment for ConcurrentMap {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = cores();
         vec![
             format!("This machine has {cores} cores available. With more threads than cores, the threads time-share the cores; throughput at 4 threads then measures contention plus scheduling, not parallel speed-up."),
             "Throughput counts every operation; latency is timed on one operation in 32, so the clock is not the bottleneck.".to_owned(),

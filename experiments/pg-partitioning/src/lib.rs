@@ -158,7 +158,7 @@ fn system_time(us: i64) -> SystemTime {
 }
 
 fn user_id(i: u64) -> Uuid {
-    Uuid::from_u64_pair(0x0a0d_17_u64 << 40 | SEED, i)
+    Uuid::from_u64_pair(0x000a_0d17_u64 << 40 | SEED, i)
 }
 
 fn action(r: f64) -> &'static str {
