@@ -180,8 +180,11 @@ pub struct RunCtx {
 pub trait Experiment: Send + Sync {
     fn meta(&self) -> Meta;
 
-    /// Create schema and data. Must be idempotent and deterministic (fixed seed).
-    fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Create schema and data. Must be idempotent and deterministic (fixed seed). Nothing by
+    /// default (in-process experiments).
+    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Prepare one sweep point before its samples, for experiments whose sweep axis is the
     /// data itself (a table size, months of data). Returns observations made there (plans,
@@ -195,13 +198,16 @@ pub trait Experiment: Send + Sync {
     }
 
     /// Measure `variant` at `point` once. The sample's variant/point/repetition fields are
-    /// filled in by the runner.
+    /// filled in by the runner. By default: the micro engine measures `routine` (in-process
+    /// experiments); load experiments drive the load engine here.
     fn run<'a>(
         &'a self,
         ctx: &'a RunCtx,
         variant: &'a str,
         point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>>;
+    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move { crate::micro::measure(ctx, self.meta().id, variant, point).await })
+    }
 
     /// Correctness checks and other one-off observations, run after the measurements.
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {

@@ -59,6 +59,16 @@ impl Routine {
     }
 }
 
+/// The entry named `variant` in a table of (variant name, implementation), or an error that
+/// names it.
+pub fn pick<T: Copy>(table: &[(&str, T)], variant: &str) -> anyhow::Result<T> {
+    table
+        .iter()
+        .find(|(name, _)| *name == variant)
+        .map(|(_, f)| *f)
+        .with_context(|| format!("unknown variant {variant}"))
+}
+
 /// What an experiment gets to build its routine with.
 pub struct Input<'a> {
     pub settings: &'a Settings,
@@ -116,6 +126,9 @@ pub struct Measurement {
     pub time: Option<TimeEstimates>,
     /// Allocation mode.
     pub allocs: Option<AllocCounts>,
+    /// Instructions mode: instructions executed by the whole worker process (callgrind's
+    /// total), filled in by the parent from the profile.
+    pub instructions: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -141,38 +154,32 @@ pub struct AllocCounts {
 
 /// The metrics a micro sample carries, for an experiment's `Meta::metrics`.
 pub fn metrics(item: &str) -> Vec<MetricInfo> {
-    let m = |name: &str, unit: &str, better, description: String| MetricInfo {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        better,
-        description,
-    };
     vec![
-        m("time_ns", "ns", Better::Lower, "median time of one call (criterion)".into()),
-        m("time_mean_ns", "ns", Better::Lower, "mean time of one call (criterion)".into()),
-        m("time_per_item_ns", "ns", Better::Lower, format!("median time per {item}")),
-        m(
+        time_metric(),
+        MetricInfo::new("time_mean_ns", "ns", Better::Lower, "mean time of one call (criterion)"),
+        MetricInfo::new("time_per_item_ns", "ns", Better::Lower, format!("median time per {item}")),
+        MetricInfo::new(
             "allocs_per_call",
             "allocations",
             Better::Lower,
-            "heap allocations per call, reallocations included (dhat)".into(),
+            "heap allocations per call, reallocations included (dhat)",
         ),
-        m("bytes_per_call", "bytes", Better::Lower, "bytes allocated per call (dhat)".into()),
-        m("allocs_per_item", "allocations", Better::Lower, format!("heap allocations per {item} (dhat)")),
-        m("bytes_per_item", "bytes", Better::Lower, format!("bytes allocated per {item} (dhat)")),
-        m("peak_heap_bytes", "bytes", Better::Lower, "peak live heap of the calls (dhat)".into()),
-        m(
+        MetricInfo::new("bytes_per_call", "bytes", Better::Lower, "bytes allocated per call (dhat)"),
+        MetricInfo::new("allocs_per_item", "allocations", Better::Lower, format!("heap allocations per {item} (dhat)")),
+        MetricInfo::new("bytes_per_item", "bytes", Better::Lower, format!("bytes allocated per {item} (dhat)")),
+        MetricInfo::new("peak_heap_bytes", "bytes", Better::Lower, "peak live heap of the calls (dhat)"),
+        MetricInfo::new(
             "instructions_per_call",
             "instructions",
             Better::Lower,
-            "instructions per call (callgrind, with --instructions)".into(),
+            "instructions per call (callgrind, with --instructions)",
         ),
     ]
 }
 
 /// The primary metric of most micro experiments.
 pub fn time_metric() -> MetricInfo {
-    metrics("item").remove(0)
+    MetricInfo::new("time_ns", "ns", Better::Lower, "median time of one call (criterion)")
 }
 
 /// How long criterion warms up and measures, and how many samples it takes.
@@ -242,9 +249,9 @@ pub async fn instructions_into(
     point: &SweepPoint,
     sample: &mut Sample,
 ) -> anyhow::Result<()> {
-    let Some(valgrind) = ctx.micro.valgrind.clone() else {
+    if ctx.micro.valgrind.is_none() {
         return Ok(());
-    };
+    }
     // Instruction counts are deterministic: one count per variant and point is enough.
     static COUNTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let key = format!("{experiment}/{variant}/{}", point.label);
@@ -256,40 +263,16 @@ pub async fn instructions_into(
         counted.push(key);
     }
     let iterations = if ctx.settings.quick { 20 } else { 200 };
-    let with = callgrind(ctx, &valgrind, experiment, variant, point, iterations).await?;
-    let without = callgrind(ctx, &valgrind, experiment, variant, point, 0).await?;
+    let count = |n| async move {
+        run_worker(ctx, experiment, variant, point, Mode::Instructions, n)
+            .await?
+            .instructions
+            .context("no instruction count")
+    };
+    let (with, without) = (count(iterations).await?, count(0).await?);
     let per_call = (with as f64 - without as f64) / iterations as f64;
     sample.metrics.insert("instructions_per_call".into(), per_call.max(0.0));
     Ok(())
-}
-
-async fn callgrind(
-    ctx: &RunCtx,
-    valgrind: &Path,
-    experiment: &str,
-    variant: &str,
-    point: &SweepPoint,
-    iterations: u64,
-) -> anyhow::Result<u64> {
-    let scratch = scratch_dir()?;
-    let result = async {
-        let out_file = scratch.join("callgrind.out");
-        let job = job(ctx, experiment, variant, point, Mode::Instructions, iterations, &scratch);
-        let timer = ctx.micro.timer.as_ref().context("no timing worker")?;
-        let mut cmd = tokio::process::Command::new(valgrind);
-        cmd.arg("--tool=callgrind")
-            .arg(format!("--callgrind-out-file={}", out_file.display()))
-            .arg("--dump-instr=no")
-            .arg(timer)
-            .arg("micro-worker")
-            .arg(serde_json::to_string(&job)?);
-        spawn_and_wait(ctx, cmd, "callgrind").await?;
-        let text = std::fs::read_to_string(&out_file).context("callgrind wrote no profile")?;
-        parse_callgrind_total(&text).context("no instruction total in callgrind's profile")
-    }
-    .await;
-    crate::provision::remove_tracked_dir(&scratch);
-    result
 }
 
 /// The `summary:` (or `totals:`) line of a callgrind profile: instructions executed.
@@ -355,17 +338,30 @@ async fn run_worker(
     let scratch = scratch_dir()?;
     let result = async {
         let job = job(ctx, experiment, variant, point, mode, iterations, &scratch);
-        let mut cmd = tokio::process::Command::new(exe);
-        cmd.arg("micro-worker").arg(serde_json::to_string(&job)?);
-        let what = match mode {
-            Mode::Time => "timing worker",
-            Mode::Allocs => "allocation worker",
-            Mode::Instructions => "instruction worker",
+        let profile = scratch.join("callgrind.out");
+        let (mut cmd, what) = match mode {
+            Mode::Time => (tokio::process::Command::new(exe), "timing worker"),
+            Mode::Allocs => (tokio::process::Command::new(exe), "allocation worker"),
+            Mode::Instructions => {
+                let valgrind = ctx.micro.valgrind.as_ref().context("no valgrind")?;
+                let mut cmd = tokio::process::Command::new(valgrind);
+                cmd.arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", profile.display()))
+                    .arg("--dump-instr=no")
+                    .arg(exe);
+                (cmd, "callgrind")
+            }
         };
+        cmd.arg("micro-worker").arg(serde_json::to_string(&job)?);
         spawn_and_wait(ctx, cmd, what).await?;
         let text = std::fs::read_to_string(&job.out).with_context(|| format!("the {what} wrote no measurement"))?;
-        serde_json::from_str::<Measurement>(&text)
-            .with_context(|| format!("the {what} wrote an unreadable measurement"))
+        let mut m = serde_json::from_str::<Measurement>(&text)
+            .with_context(|| format!("the {what} wrote an unreadable measurement"))?;
+        if mode == Mode::Instructions {
+            let text = std::fs::read_to_string(&profile).context("callgrind wrote no profile")?;
+            m.instructions = Some(parse_callgrind_total(&text).context("no instruction total in callgrind's profile")?);
+        }
+        Ok(m)
     }
     .await;
     crate::provision::remove_tracked_dir(&scratch);

@@ -115,9 +115,16 @@ impl Probe {
 }
 
 /// CPU time of this process (all threads, not children: tools the harness runs, such as
-/// pgbench, are accounted separately).
+/// pgbench, are accounted separately), to the microsecond: /proc's clock ticks (10 ms) are
+/// too coarse for a short window of a mostly idle process.
 fn self_cpu_s() -> f64 {
-    stat_times(std::process::id()).map(|t| (t[0] + t[1]) as f64 / ticks_per_sec()).unwrap_or(0.0)
+    // SAFETY: getrusage only fills the struct it is given; RUSAGE_SELF has no precondition.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 #[cfg(test)]
@@ -137,6 +144,20 @@ mod tests {
         let r = probe.end(&s);
         assert!(r.harness_cpu_s > 0.15, "{r:?}");
         assert!(r.wall_s >= 0.3);
+    }
+
+    /// Below /proc's 10 ms clock tick: a few milliseconds of work must not read as zero.
+    #[test]
+    fn cpu_time_is_finer_than_a_clock_tick() {
+        let a = self_cpu_s();
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 3 {
+            x = x.wrapping_mul(31).wrapping_add(7);
+            std::hint::black_box(x);
+        }
+        let used = self_cpu_s() - a;
+        assert!(used > 0.001 && used < 0.1, "{used} s for 3 ms of work");
     }
 
     #[test]

@@ -157,6 +157,12 @@ pub struct MetricInfo {
     pub description: String,
 }
 
+impl MetricInfo {
+    pub fn new(name: &str, unit: &str, better: Better, description: impl Into<String>) -> Self {
+        Self { name: name.to_owned(), unit: unit.to_owned(), better, description: description.into() }
+    }
+}
+
 /// One measurement: a variant at a sweep point in one repetition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

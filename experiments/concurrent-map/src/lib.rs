@@ -182,12 +182,7 @@ fn point_of(label: &str) -> anyhow::Result<(u64, usize)> {
 
 impl Experiment for ConcurrentMap {
     fn meta(&self) -> Meta {
-        let m = |name: &str, unit: &str, better, d: &str| MetricInfo {
-            name: name.into(),
-            unit: unit.into(),
-            better,
-            description: d.into(),
-        };
+        let m = MetricInfo::new;
         let mut metrics = vec![
             m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             m("latency_p50_us", "us", Better::Lower, "median latency of an operation (one in 32 timed)"),
@@ -216,10 +211,6 @@ impl Experiment for ConcurrentMap {
             metrics,
             needs: Needs { postgres: false, redis: false, micro: true },
         }
-    }
-
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
     }
 
     fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {

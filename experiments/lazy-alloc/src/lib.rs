@@ -4,7 +4,7 @@
 //! until the first push, and then grows.
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
 
 const ID: &str = "lazy-alloc";
 /// Users validated per call.
@@ -109,10 +109,6 @@ impl Experiment for LazyAlloc {
         }
     }
 
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
         let permille = (point.value * 10.0).round() as usize;
         if permille > 1000 {
@@ -126,15 +122,6 @@ impl Experiment for LazyAlloc {
             other => anyhow::bail!("unknown variant {other}"),
         }
         .items(USERS as u64))
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(micro::measure(ctx, ID, variant, point))
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {

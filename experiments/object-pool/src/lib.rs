@@ -10,7 +10,7 @@
 //! a reset callback, as `sync.Pool` + `Reset`).
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
 use lockfree_object_pool::LinearObjectPool;
 use std::fmt::Write as _;
 
@@ -119,10 +119,6 @@ impl Experiment for ObjectPool {
         }
     }
 
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
         let n = point.value as u64;
         let ids: Vec<u64> = (0..n).map(|i| i * 7 + 1).collect();
@@ -134,15 +130,6 @@ impl Experiment for ObjectPool {
             other => anyhow::bail!("unknown variant {other}"),
         }
         .items(n))
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(micro::measure(ctx, ID, variant, point))
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {

@@ -112,17 +112,6 @@ impl Limiter {
     }
 }
 
-/// CPU seconds (user + system) of this process so far.
-fn process_cpu_s() -> f64 {
-    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF has no other precondition.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 #[derive(Default)]
 pub struct RateLimiter;
 
@@ -134,12 +123,7 @@ impl RateLimiter {
 
 impl Experiment for RateLimiter {
     fn meta(&self) -> Meta {
-        let m = |name: &str, unit: &str, better, d: &str| MetricInfo {
-            name: name.into(),
-            unit: unit.into(),
-            better,
-            description: d.into(),
-        };
+        let m = MetricInfo::new;
         let mut metrics = vec![
             m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one"),
             m(
@@ -176,10 +160,6 @@ impl Experiment for RateLimiter {
             metrics,
             needs: Needs { postgres: false, redis: false, micro: true },
         }
-    }
-
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
     }
 
     /// One permit when nothing limits: the guide's token cycle (the ticker's send and the
@@ -220,10 +200,10 @@ impl Experiment for RateLimiter {
             let achieved = granted as f64 / start.elapsed().as_secs_f64();
 
             // Idle: nobody asks for a permit; what does the limiter cost?
-            let cpu0 = process_cpu_s();
-            let idle_start = Instant::now();
+            let snapshot = ctx.probe.begin();
             tokio::time::sleep(idle).await;
-            let idle_cpu = (process_cpu_s() - cpu0) / idle_start.elapsed().as_secs_f64();
+            let idle_used = ctx.probe.end(&snapshot);
+            let idle_cpu = idle_used.harness_cpu_s / idle_used.wall_s;
             let burst_after_idle = limiter.drain(10 * u64::from(rate));
             drop(limiter);
 
@@ -276,16 +256,5 @@ mod tests {
         let mut l = Limiter::new("governor", 50).unwrap();
         assert_eq!(l.drain(1000), 50);
         assert!(!l.try_acquire());
-    }
-
-    #[test]
-    fn process_cpu_time_advances_with_work() {
-        let a = process_cpu_s();
-        let t = Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(50) {
-            x = x.wrapping_add(std::hint::black_box(1));
-        }
-        assert!(process_cpu_s() - a >= 0.02, "{x}");
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use harness::micro::{self, Input, Routine};
 use harness::redis_util;
 use harness::results::Check;
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
@@ -350,15 +350,6 @@ impl Experiment for Serialization {
             Payload::Audit(v) => routine_for(v, op, format, redis)?,
         };
         Ok(r.items(records))
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(micro::measure(ctx, ID, variant, point))
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {

@@ -6,7 +6,7 @@
 //! bytes per call and the peak heap (dhat).
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
 
 const ID: &str = "slice-prealloc";
 
@@ -90,27 +90,10 @@ impl Experiment for SlicePrealloc {
         }
     }
 
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        let f = VARIANTS
-            .iter()
-            .find(|(name, _)| *name == variant)
-            .map(|(_, f)| *f)
-            .ok_or_else(|| anyhow::anyhow!("unknown variant {variant}"))?;
+        let f = micro::pick(&VARIANTS, variant)?;
         let n = point.value as usize;
         Ok(Routine::new(dataset(n), move |data| f(data)).items(n as u64))
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(micro::measure(ctx, ID, variant, point))
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {

@@ -8,7 +8,7 @@
 //! (`String::with_capacity` with its estimate, then `push_str`), and `join`.
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
 use std::fmt::Write as _;
 
 const ID: &str = "string-building";
@@ -93,27 +93,10 @@ impl Experiment for StringBuilding {
         }
     }
 
-    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        let f = VARIANTS
-            .iter()
-            .find(|(name, _)| *name == variant)
-            .map(|(_, f)| *f)
-            .ok_or_else(|| anyhow::anyhow!("unknown variant {variant}"))?;
+        let f = micro::pick(&VARIANTS, variant)?;
         let n = point.value as usize;
         Ok(Routine::new(conditions(n), move |c| f(c)).items(n as u64))
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(micro::measure(ctx, ID, variant, point))
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
