@@ -12,12 +12,14 @@ pub mod micro;
 pub mod pgpool;
 pub mod plan;
 pub mod provision;
+pub mod redact;
 pub mod redis_util;
 pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;
 pub mod stats;
+pub mod workerpool;
 
 pub use experiment::{BoxFuture, Experiment, Meta, Needs, RunCtx, Settings, Sweep, Variant};
 pub use load::{LoadConfig, OpError, Worker};

@@ -6,7 +6,6 @@ mod list;
 mod report;
 mod schema;
 
-use clap::Parser;
 use std::process::ExitCode;
 use xtask::catalogue;
 
@@ -32,7 +31,23 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let args = flags::Cli::parse();
+    use clap::Parser;
+    // Before anything can print or store a password: learn the ones this run was given.
+    harness::redact::register_environment();
+    let _ = harness::redact::redact_args(std::env::args());
+    let args = match flags::Cli::try_parse() {
+        Ok(args) => args,
+        // clap echoes what it could not parse, which may be a URL with a password in it.
+        Err(e) => {
+            let text = harness::redact::redact(&e.to_string());
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     let result = match args.command {
         flags::Command::Bench(b) => bench::bench(b),
         flags::Command::Report(r) => report::report(r),
@@ -45,11 +60,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(msg)) => {
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", harness::redact::redact(&msg));
             ExitCode::from(2)
         }
         Err(Failure::Run(msg)) => {
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", harness::redact::redact(&msg));
             ExitCode::from(1)
         }
     }

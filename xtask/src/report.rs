@@ -28,7 +28,8 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
     let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let out = dir.join("index.html");
-    harness::results::write_atomic(&out, html.as_bytes())
+    // A results.json written before redaction existed must not leak through its report either.
+    harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())
         .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
     Ok(out)
 }
