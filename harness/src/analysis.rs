@@ -1,6 +1,8 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
-use crate::results::{Better, Comparison, ExperimentResult, MetricInfo, PointAnalysis, VariantSummary, VerdictKind};
+use crate::results::{
+    Better, Comparison, ExperimentResult, MetricInfo, PointAnalysis, Sample, VariantSummary, VerdictKind,
+};
 use crate::stats;
 
 /// Confidence level of every interval, and the significance level of every test.
@@ -9,19 +11,64 @@ pub const ALPHA: f64 = 0.05;
 const RESAMPLES: usize = 4000;
 const SEED: u64 = 0x9e11_ab5e_ed00_0001;
 
-/// The primary metric's values per repetition for one variant at one point.
+/// The largest share of failed operations a sample may have and still be a measurement. Above
+/// it the sample is invalid: kept in results.json and shown with its errors, never in a
+/// verdict. One failure in a hundred already means the system measured is not the one the
+/// technique meant (a dead or overloaded server, exhausted ports), whatever the latencies say.
+pub const MAX_ERROR_RATE: f64 = 0.01;
+
+/// Why `sample` must not enter a verdict, if it must not: more failed operations than
+/// `MAX_ERROR_RATE` allows (successes counted from its `ok` metric, or else its latency
+/// histogram's count).
+pub fn invalid_reason(sample: &Sample) -> Option<String> {
+    let errors: u64 = sample.errors.values().sum();
+    if errors == 0 {
+        return None;
+    }
+    let ok = sample
+        .metrics
+        .get("ok")
+        .map(|&v| v.max(0.0) as u64)
+        .or_else(|| sample.latency.as_ref().map(|l| l.count))
+        .unwrap_or(0);
+    let rate = errors as f64 / (ok + errors) as f64;
+    if rate <= MAX_ERROR_RATE {
+        return None;
+    }
+    let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
+    Some(format!(
+        "{errors} of {} operations failed ({}%, more than the {}% a measurement allows); most often ({n}×): {kind}",
+        ok + errors,
+        fmt_num(rate * 100.0),
+        fmt_num(MAX_ERROR_RATE * 100.0),
+    ))
+}
+
+/// A metric's values per repetition for one variant at one point, from valid samples only.
 pub fn values(result: &ExperimentResult, metric: &str, variant: &str, point: &str) -> Vec<f64> {
     result
         .samples
         .iter()
-        .filter(|s| s.variant == variant && s.point == point)
+        .filter(|s| s.variant == variant && s.point == point && s.invalid.is_none())
         .filter_map(|s| s.metrics.get(metric).copied())
         .filter(|v| v.is_finite())
         .collect()
 }
 
-/// Fill `result.analysis` from its samples.
-pub fn analyse(result: &mut ExperimentResult) {
+/// How many samples of `variant` at `point` were invalid.
+fn invalid_count(result: &ExperimentResult, variant: &str, point: &str) -> usize {
+    result.samples.iter().filter(|s| s.variant == variant && s.point == point && s.invalid.is_some()).count()
+}
+
+/// Fill `result.analysis` and `result.headline` from its samples. Samples not yet judged are
+/// judged here (`invalid_reason`), so a sample made of errors never reaches a verdict
+/// whoever produced it.
+pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
+    for s in &mut result.samples {
+        if s.invalid.is_none() {
+            s.invalid = invalid_reason(s);
+        }
+    }
     let metric = result.primary_metric.clone();
     let mut out = Vec::new();
     for point in &result.sweep.points {
@@ -46,10 +93,39 @@ pub fn analyse(result: &mut ExperimentResult) {
             let a = values(result, &metric.name, &v.name, &point.label);
             let b = values(result, &metric.name, baseline, &point.label);
             let where_ = format!("{} {}", result.sweep.axis, point.label);
-            comparisons.push(compare(&v.name, baseline, &a, &b, &metric, &where_));
+            let mut c = compare(&v.name, baseline, &a, &b, &metric, &where_);
+            if c.verdict == VerdictKind::Missing {
+                for (name, vals) in [(v.name.as_str(), &a), (baseline.as_str(), &b)] {
+                    let bad = invalid_count(result, name, &point.label);
+                    if vals.is_empty() && bad > 0 {
+                        c.sentence = format!(
+                            "no verdict for {} vs {baseline} at {where_}: every sample of {name} ({bad}) had more than {}% failed operations",
+                            v.name,
+                            fmt_num(MAX_ERROR_RATE * 100.0)
+                        );
+                        break;
+                    }
+                }
+            }
+            comparisons.push(c);
         }
         out.push(PointAnalysis { point: point.label.clone(), variants, comparisons });
     }
+    // The headline: the claim's comparison at the last point where it has a verdict, else at
+    // the last point (a missing verdict says why); without a named claim variant, the first
+    // comparison. Never chosen by size: the most extreme ratio is rarely the claim's.
+    let pick = |p: &PointAnalysis| -> Option<Comparison> {
+        match claim_variant {
+            Some(v) => p.comparisons.iter().find(|c| c.variant == v).cloned(),
+            None => p.comparisons.first().cloned(),
+        }
+    };
+    result.headline = out
+        .iter()
+        .rev()
+        .filter_map(pick)
+        .find(|c| c.verdict != VerdictKind::Missing)
+        .or_else(|| out.last().and_then(pick));
     result.analysis = out;
 }
 
@@ -90,6 +166,12 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
     if a.is_empty() || b.is_empty() {
         return missing("no samples to compare");
     }
+    let (ma, mb) = (stats::median(a).unwrap_or(f64::NAN), stats::median(b).unwrap_or(f64::NAN));
+    if ma == 0.0 || mb == 0.0 {
+        // A ratio with a zero median is 0 or infinite ("inf× faster"): state the medians and
+        // let the rank test alone decide whether they differ.
+        return zero_median(variant, baseline, a, b, ma, mb, metric, where_);
+    }
     let Some(ci) = stats::bootstrap_ratio_ci(a, b, LEVEL, RESAMPLES, SEED) else {
         return missing("the baseline's median is zero, so no ratio exists");
     };
@@ -101,7 +183,6 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
     };
     let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
     let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
-    let (ma, mb) = (stats::median(a).unwrap_or(f64::NAN), stats::median(b).unwrap_or(f64::NAN));
     let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
     let (word, shown, lo, hi) =
         if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
@@ -145,6 +226,66 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         ratio: Some(ci.estimate),
         ratio_ci_low: Some(ci.low),
         ratio_ci_high: Some(ci.high),
+        p_value: Some(mw.p_value),
+        verdict,
+        sentence,
+    }
+}
+
+/// `compare` where a median is zero: no ratio, the medians and the U test.
+#[allow(clippy::too_many_arguments)]
+fn zero_median(
+    variant: &str,
+    baseline: &str,
+    a: &[f64],
+    b: &[f64],
+    ma: f64,
+    mb: f64,
+    metric: &MetricInfo,
+    where_: &str,
+) -> Comparison {
+    let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
+    let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
+    let variant_better = match metric.better {
+        Better::Higher => ma > mb,
+        Better::Lower => ma < mb,
+    };
+    let (verdict, sentence) = if ma == mb {
+        (VerdictKind::NoDifference, format!("no difference between {variant} and {baseline} at {where_} ({medians})"))
+    } else if mw.min_attainable_p > ALPHA {
+        (
+            VerdictKind::Inconclusive,
+            format!(
+                "{variant} looks {} than {baseline} at {where_} ({medians}), but {} vs {} repetitions are too few for a significance test",
+                if variant_better { "better" } else { "worse" },
+                a.len(),
+                b.len()
+            ),
+        )
+    } else if mw.p_value > ALPHA {
+        (
+            VerdictKind::NoDifference,
+            format!(
+                "no significant difference between {variant} and {baseline} at {where_} ({medians}, {})",
+                fmt_p(mw.p_value)
+            ),
+        )
+    } else {
+        (
+            if variant_better { VerdictKind::Better } else { VerdictKind::Worse },
+            format!(
+                "{variant} is {} than {baseline} at {where_} ({medians}; {}; a zero median leaves no ratio)",
+                if variant_better { "better" } else { "worse" },
+                fmt_p(mw.p_value)
+            ),
+        )
+    };
+    Comparison {
+        variant: variant.to_owned(),
+        baseline: baseline.to_owned(),
+        ratio: None,
+        ratio_ci_low: None,
+        ratio_ci_high: None,
         p_value: Some(mw.p_value),
         verdict,
         sentence,
@@ -212,6 +353,107 @@ mod tests {
         assert_eq!(c.verdict, VerdictKind::Better);
         assert!(c.sentence.contains("faster"), "{}", c.sentence);
         assert!(c.ratio.unwrap() > 19.0);
+    }
+
+    #[test]
+    fn a_zero_median_gives_no_infinite_ratio() {
+        let c = compare("none", "some", &[0.0; 5], &[13.0, 13.0, 14.0, 13.0, 13.0], &latency(), "x");
+        assert!(!c.sentence.contains("inf"), "{}", c.sentence);
+        assert_eq!(c.ratio, None);
+        assert_eq!(c.verdict, VerdictKind::Better, "{}", c.sentence);
+        let c = compare("some", "none", &[13.0, 13.0, 14.0, 13.0, 13.0], &[0.0; 5], &latency(), "x");
+        assert_eq!(c.verdict, VerdictKind::Worse, "{}", c.sentence);
+    }
+
+    fn sample(variant: &str, rep: u32, v: f64, ok: f64, errors: u64) -> Sample {
+        let mut s = Sample { variant: variant.into(), point: "1".into(), repetition: rep, ..Sample::default() };
+        s.metrics.insert("latency_p50_us".into(), v);
+        s.metrics.insert("ok".into(), ok);
+        if errors > 0 {
+            s.errors.insert("connection closed".into(), errors);
+        }
+        s
+    }
+
+    fn result_with(samples: Vec<Sample>) -> ExperimentResult {
+        use crate::results::{ExperimentStatus, SweepInfo, SweepPoint, VariantInfo};
+        ExperimentResult {
+            id: "t".into(),
+            title: String::new(),
+            guide_section: String::new(),
+            claim: String::new(),
+            variants: vec![
+                VariantInfo { name: "base".into(), description: String::new(), baseline: None },
+                VariantInfo { name: "fast".into(), description: String::new(), baseline: Some("base".into()) },
+            ],
+            sweep: SweepInfo {
+                axis: "n".into(),
+                unit: String::new(),
+                points: vec![SweepPoint { label: "1".into(), value: 1.0 }],
+            },
+            primary_metric: latency(),
+            metrics: vec![],
+            status: ExperimentStatus::Ok,
+            samples,
+            checks: vec![],
+            notes: vec![],
+            analysis: vec![],
+            headline: None,
+            wall_time_ms: 0,
+        }
+    }
+
+    #[test]
+    fn error_rate_threshold_decides_validity() {
+        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 1000.0, 0)), None);
+        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 990.0, 10)), None, "exactly 1 % is still a measurement");
+        let why = invalid_reason(&sample("a", 0, 1.0, 980.0, 20)).expect("2 % is not");
+        assert!(why.contains("20 of 1000") && why.contains("connection closed"), "{why}");
+        assert!(invalid_reason(&sample("a", 0, 1.0, 0.0, 271_674)).is_some());
+    }
+
+    #[test]
+    fn samples_made_of_errors_never_reach_a_verdict() {
+        // "fast" is fast only because every call failed at once: 5 repetitions of errors.
+        let mut samples = Vec::new();
+        for rep in 0..5 {
+            samples.push(sample("base", rep, 100.0 + rep as f64, 1000.0, 0));
+            samples.push(sample("fast", rep, 1.0, 0.0, 270_000));
+        }
+        let mut r = result_with(samples);
+        analyse(&mut r, Some("fast"));
+        assert!(r.samples.iter().filter(|s| s.variant == "fast").all(|s| s.invalid.is_some()));
+        let c = &r.analysis[0].comparisons[0];
+        assert_eq!(c.verdict, VerdictKind::Missing, "{}", c.sentence);
+        assert!(c.sentence.contains("failed operations"), "{}", c.sentence);
+        assert_eq!(r.headline.as_ref().map(|h| h.verdict), Some(VerdictKind::Missing));
+        assert!(r.analysis[0].variants.iter().all(|v| v.variant != "fast"), "no median from errors");
+    }
+
+    #[test]
+    fn the_headline_is_the_claim_not_the_largest_ratio() {
+        let mut r = result_with(vec![]);
+        r.variants.push(VariantInfo2::reference());
+        for rep in 0..5 {
+            r.samples.push(sample("base", rep, 100.0 + rep as f64, 1000.0, 0));
+            r.samples.push(sample("fast", rep, 50.0 + rep as f64, 1000.0, 0));
+            r.samples.push(sample("ref", rep, 1.0 + rep as f64 * 0.01, 1000.0, 0));
+        }
+        analyse(&mut r, Some("fast"));
+        assert_eq!(r.headline.as_ref().unwrap().variant, "fast");
+        analyse(&mut r, Some("ref"));
+        assert_eq!(r.headline.as_ref().unwrap().variant, "ref");
+    }
+
+    struct VariantInfo2;
+    impl VariantInfo2 {
+        fn reference() -> crate::results::VariantInfo {
+            crate::results::VariantInfo {
+                name: "ref".into(),
+                description: String::new(),
+                baseline: Some("base".into()),
+            }
+        }
     }
 
     #[test]

@@ -68,10 +68,33 @@ pub fn rfc3339(secs: i64) -> String {
 
 /// A run id that sorts by time: `20261126-102410-<rev7>`.
 pub fn run_id(revision: Option<&str>) -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
-    let (y, m, d, hh, mm, ss) = civil(secs);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, m, d, hh, mm, ss) = civil(now.as_secs() as i64);
+    let ms = now.subsec_millis();
     let rev = revision.map(|r| &r[..r.len().min(7)]).unwrap_or("nogit");
-    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}-{rev}")
+    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}-{ms:03}-{rev}")
+}
+
+/// Create a new run's directory under `out` and return its id and path. The id has
+/// millisecond resolution, and the directory is created exclusively: a second run that gets
+/// the same id (two started together) takes the next free `-2`, `-3`, … instead of sharing
+/// the first one's directory and overwriting its results.
+pub fn create_run_dir(out: &Path, revision: Option<&str>) -> std::io::Result<(String, std::path::PathBuf)> {
+    std::fs::create_dir_all(out)?;
+    let base = run_id(revision);
+    for n in 1..1000 {
+        let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let dir = out.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("no free run directory for {base} in {}", out.display()),
+    ))
 }
 
 /// Days-to-civil (Howard Hinnant's algorithm), UTC.
@@ -93,6 +116,24 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_started_together_get_directories_of_their_own() {
+        let out = std::env::temp_dir().join(format!("perflab-runid-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let out = out.clone();
+                std::thread::spawn(move || create_run_dir(&out, Some("abcdef0123")).unwrap())
+            })
+            .collect();
+        let mut ids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap().0).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        assert!(ids.iter().all(|id| id.contains("-abcdef0")), "{ids:?}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -22,16 +22,25 @@ pub struct Variant {
     /// Compared with this variant; `None`: with the experiment's first variant (or, for the
     /// first one, nothing: it is the baseline).
     pub baseline: Option<&'static str>,
+    /// This variant's comparison with its baseline is the one that tests the guide's claim:
+    /// the experiment's headline.
+    pub tests_claim: bool,
 }
 
 impl Variant {
     pub const fn new(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: None }
+        Self { name, description, baseline: None, tests_claim: false }
     }
 
     /// A variant that starts a comparison group of its own: it is a baseline.
     pub const fn baseline_of_group(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: Some(name) }
+        Self { name, description, baseline: Some(name), tests_claim: false }
+    }
+
+    /// Mark this variant's comparison as the one that tests the guide's claim (the headline).
+    pub const fn tests_claim(mut self) -> Self {
+        self.tests_claim = true;
+        self
     }
 
     pub const fn compared_with(mut self, baseline: &'static str) -> Self {
@@ -111,6 +120,11 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The variant whose comparison tests the claim (the first one marked so).
+    pub fn claim_variant(&self) -> Option<&'static str> {
+        self.variants.iter().find(|v| v.tests_claim).map(|v| v.name)
+    }
+
     /// The variants as stored in results.json, with each one's baseline resolved.
     pub fn variant_infos(&self) -> Vec<VariantInfo> {
         let first = self.variants.first().map(|v| v.name);
@@ -142,6 +156,8 @@ pub struct Settings {
     pub concurrency: Option<u32>,
     /// `--set key=value`, experiment-specific knobs (`pg-pagination.rows=50000`).
     pub sets: BTreeMap<String, String>,
+    /// Seed of the variants' order within each repetition (`runner::variant_order`).
+    pub order_seed: u64,
 }
 
 impl Settings {

@@ -114,10 +114,11 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Successful operations per second: a failed operation is not throughput.
     pub fn ops_per_sec(&self) -> f64 {
         let secs = self.measured.as_secs_f64();
         if secs > 0.0 {
-            (self.ok + self.errors.values().sum::<u64>()) as f64 / secs
+            self.ok as f64 / secs
         } else {
             0.0
         }
@@ -128,7 +129,8 @@ impl LoadReport {
     }
 
     /// A sample with the standard load metrics: `ops_per_sec`, `ok`, `errors`, `error_rate`
-    /// and `latency_{mean,p50,p90,p95,p99,max}_us`.
+    /// and `latency_{mean,p50,p90,p95,p99,max}_us`. Latency and throughput are those of the
+    /// successful operations; a sample with no success has no latency at all.
     pub fn into_sample(self) -> Sample {
         let mut metrics = BTreeMap::new();
         let errors: u64 = self.errors.values().sum();
@@ -185,11 +187,15 @@ struct WorkerResult {
 
 impl WorkerResult {
     /// Count one measured operation; allocates only for an error kind seen for the first time.
+    /// Only a success has a latency: a failure (often instant, like a refused connection) is
+    /// counted by kind and kept out of the histogram.
     #[inline]
     fn record(&mut self, from: Instant, end: Instant, r: Result<(), OpError>) {
-        self.histogram.saturating_record(end.duration_since(from).as_nanos() as u64);
         match r {
-            Ok(()) => self.ok += 1,
+            Ok(()) => {
+                self.histogram.saturating_record(end.duration_since(from).as_nanos() as u64);
+                self.ok += 1;
+            }
             Err(e) => match self.errors.get_mut(e.kind.as_ref()) {
                 Some(n) => *n += 1,
                 None => {
@@ -425,6 +431,28 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_of_errors_has_no_latency_and_no_throughput() {
+        struct Refused;
+        impl Worker for Refused {
+            async fn call(&mut self) -> Result<(), OpError> {
+                tokio::task::yield_now().await;
+                Err(OpError::new("connection refused"))
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cfg = LoadConfig::closed(2, Duration::from_millis(20), Duration::from_millis(100));
+        let report = rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Refused) })).unwrap();
+        assert_eq!(report.ok, 0);
+        assert!(report.errors["connection refused"] > 100, "{:?}", report.errors);
+        assert!(report.histogram.is_empty());
+        let sample = report.into_sample();
+        assert_eq!(sample.metrics["ops_per_sec"], 0.0);
+        assert_eq!(sample.metrics["error_rate"], 1.0);
+        assert!(sample.latency.is_none());
+        assert!(!sample.metrics.contains_key("latency_p50_us"), "{:?}", sample.metrics);
+    }
+
+    #[test]
     fn histograms_merge_counts_and_extremes() {
         let mut a = new_histogram();
         let mut b = new_histogram();
@@ -500,8 +528,10 @@ mod tests {
         assert!(total > 100, "{total}");
         let share = errs as f64 / total as f64;
         assert!((share - 0.25).abs() < 0.05, "error share {share}");
+        assert_eq!(r.histogram.len(), r.ok, "only successes have a latency");
+        let ops = r.ok as f64 / r.measured.as_secs_f64();
         let sample = r.into_sample();
-        assert!(sample.metrics["ops_per_sec"] > 100.0);
+        assert!((sample.metrics["ops_per_sec"] - ops).abs() < 1e-6, "throughput counts successes only");
         assert!((sample.metrics["error_rate"] - share).abs() < 1e-9);
     }
 }

@@ -459,6 +459,7 @@ fn worker(experiments: &[Box<dyn Experiment>], job_json: &str, allocator: Alloca
         warmup: Duration::from_millis(job.warmup_ms),
         concurrency: None,
         sets: job.sets.clone(),
+        order_seed: 0,
     };
     let redis_url = std::env::var(REDIS_URL_VAR).ok();
     let input = Input { settings: &settings, redis_url: redis_url.as_deref() };

@@ -5,6 +5,10 @@
 //! request if there is one (database/sql's `connRequests` hand-off), else to the idle list
 //! unless `max_idle` are already idle, in which case it is closed. No maintained Rust pool has
 //! that last rule, and it is the one the guide's setting turns on.
+//!
+//! `query` prepares a statement once per connection and reuses it (pgx's statement cache, and
+//! what a dedicated connection with `prepare` does), so a pooled variant and one on its own
+//! connection differ in the pool alone; `query_typed` sends an unnamed statement each time.
 
 use crate::load::OpError;
 use crate::provision::PgTarget;
@@ -12,12 +16,29 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Semaphore;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Statement};
+
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: Vec<(String, Statement)>,
+}
+
+impl Conn {
+    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some((_, st)) = self.statements.iter().find(|(s, _)| s == sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(sql).await?;
+        self.statements.push((sql.to_owned(), st.clone()));
+        Ok(st)
+    }
+}
 
 pub struct GoSqlPool {
     target: PgTarget,
     open: Semaphore,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
     opened: AtomicU64,
     /// Requests waiting for a connection slot.
@@ -41,29 +62,69 @@ impl GoSqlPool {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Run one statement (extended protocol, unnamed) on a pooled connection.
-    pub async fn query_typed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, OpError> {
+    /// Open `n` connections (at most the idle limit) and prepare `statements` on each, before
+    /// any clock starts, so that a measurement does not pay for the pool's first fill.
+    pub async fn warm(&self, n: usize, statements: &[&str]) -> Result<(), OpError> {
+        let mut conns = Vec::new();
+        for _ in 0..n.min(self.max_idle) {
+            let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            let mut conn = Conn { client, statements: Vec::new() };
+            for sql in statements {
+                conn.statement(sql).await.map_err(|e| OpError::from_error(&e))?;
+            }
+            conns.push(conn);
+        }
+        self.idle.lock().expect("not poisoned").extend(conns);
+        Ok(())
+    }
+
+    /// Take a connection: an idle one, or a new one while fewer than `max_open` exist.
+    async fn checkout(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Conn), OpError> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let slot = self.open.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _slot = slot.map_err(|_| OpError::new("pool closed"))?;
+        let slot = slot.map_err(|_| OpError::new("pool closed"))?;
         let pooled = self.idle.lock().expect("not poisoned").pop();
-        let client = match pooled {
-            Some(c) if !c.is_closed() => c,
+        let conn = match pooled {
+            Some(c) if !c.client.is_closed() => c,
             _ => {
                 self.opened.fetch_add(1, Ordering::Relaxed);
-                self.target.connect().await.map_err(|e| OpError::from_error(&e))?
+                let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
+                Conn { client, statements: Vec::new() }
             }
         };
-        let result = client.query_typed(sql, params).await;
-        {
-            let mut idle = self.idle.lock().expect("not poisoned");
-            // A waiter takes it next (hand-off); otherwise the idle limit decides.
-            let wanted = self.waiting.load(Ordering::SeqCst) > 0 || idle.len() < self.max_idle;
-            if wanted && result.is_ok() {
-                idle.push(client);
-            } // else dropped here, which closes the connection
-        }
+        Ok((slot, conn))
+    }
+
+    /// Give a connection back: to a waiter (hand-off), else to the idle list unless the idle
+    /// limit is reached, in which case it is closed. A connection whose query failed is closed.
+    fn checkin(&self, conn: Conn, healthy: bool) {
+        let mut idle = self.idle.lock().expect("not poisoned");
+        let wanted = self.waiting.load(Ordering::SeqCst) > 0 || idle.len() < self.max_idle;
+        if wanted && healthy {
+            idle.push(conn);
+        } // else dropped here, which closes the connection
+    }
+
+    /// Run one statement, prepared once per connection and reused (a connection opened by the
+    /// pool's churn prepares it again, as pgx's statement cache would).
+    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, OpError> {
+        let (_slot, mut conn) = self.checkout().await?;
+        let result = match conn.statement(sql).await {
+            Ok(st) => conn.client.query(&st, params).await,
+            Err(e) => Err(e),
+        };
+        self.checkin(conn, result.is_ok());
+        result.map_err(|e| OpError::from_error(&e))
+    }
+
+    /// Run one statement (extended protocol, unnamed: parsed and planned every time) on a
+    /// pooled connection.
+    pub async fn query_typed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, OpError> {
+        let (_slot, conn) = self.checkout().await?;
+        let result = conn.client.query_typed(sql, params).await;
+        self.checkin(conn, result.is_ok());
         result.map_err(|e| OpError::from_error(&e))
     }
 }
@@ -103,6 +164,23 @@ mod tests {
         // The next burst of 25 finds 5 idle and opens 20 again: the guide's churn.
         burst(&p, 25).await;
         assert_eq!(p.opened(), 45);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn prepared_queries_prepare_once_per_connection_and_warm_fills_the_pool() {
+        let (_env, p) = pool(3, 3).await;
+        p.warm(3, &["SELECT $1::int + 1"]).await.unwrap();
+        assert_eq!(p.opened(), 3);
+        for i in 0..20 {
+            let rows = p.query("SELECT $1::int + 1", &[&i]).await.unwrap();
+            assert_eq!(rows[0].get::<_, i32>(0), i + 1);
+        }
+        assert_eq!(p.opened(), 3, "warmed connections are reused");
+        let prepared: usize = p.idle.lock().unwrap().iter().map(|c| c.statements.len()).sum();
+        assert_eq!(prepared, 3, "one statement per connection, prepared once");
+        // A bad statement fails, and its connection is not returned.
+        assert!(p.query("SELECT nope", &[]).await.is_err());
+        assert_eq!(p.idle.lock().unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -6,7 +6,8 @@
 //! error, panic) or by `cleanup_all` (Ctrl-C). As a last resort each server gets
 //! `PR_SET_PDEATHSIG`, so even a killed harness does not leave one running.
 
-use crate::results::{redact_url, ServerInfo, Servers};
+use crate::redact::{redact, register_url};
+use crate::results::{ServerInfo, Servers};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an explicit URL may take to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a health check waits for a server that should answer at once.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings that make an ephemeral Postgres fast and disposable: nothing it holds outlives the run.
 const PG_SETTINGS: &[(&str, &str)] = &[
@@ -183,6 +186,59 @@ impl Env {
     pub fn redis(&self) -> anyhow::Result<&RedisTarget> {
         self.redis.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Redis server"))
     }
+
+    /// Whether the servers still serve: every process this run started is alive, and each
+    /// server takes a new connection and answers a trivial request within `HEALTH_TIMEOUT`.
+    /// The error names the server and what is wrong with it.
+    pub async fn health(&self) -> Result<(), String> {
+        if let Some(local) = &self.local {
+            for p in &local.procs {
+                let pid = p.child.id();
+                if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                    return Err(format!("the run's {} server (pid {pid}) has died", p.name));
+                }
+            }
+        }
+        if let Some(pg) = &self.pg {
+            let probe = async {
+                let client = pg.connect().await.map_err(|e| error_chain(&e))?;
+                client.simple_query("SELECT 1").await.map_err(|e| error_chain(&e))?;
+                Ok::<_, String>(())
+            };
+            match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("Postgres at {} does not answer: {e}", pg.url)),
+                Err(_) => {
+                    return Err(format!("Postgres at {} gave no answer within {} s", pg.url, HEALTH_TIMEOUT.as_secs()))
+                }
+            }
+        }
+        if let Some(r) = &self.redis {
+            let probe = async {
+                let client = r.client().map_err(|e| e.to_string())?;
+                let mut con = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+                redis::cmd("PING").query_async::<String>(&mut con).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            };
+            match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("Redis at {} does not answer: {e}", r.redacted_url())),
+                Err(_) => {
+                    return Err(format!(
+                        "Redis at {} gave no answer within {} s",
+                        r.redacted_url(),
+                        HEALTH_TIMEOUT.as_secs()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this run started its servers itself (so it can start fresh ones).
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
 }
 
 impl Drop for Env {
@@ -278,7 +334,8 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
 }
 
 async fn external_pg(url: &str) -> Result<(PgTarget, ServerInfo), ProvisionError> {
-    let redacted = redact_url(url);
+    register_url(url);
+    let redacted = redact(url);
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| ProvisionError::BadRequest(format!("--pg-url {redacted} is not a Postgres URL: {e}")))?;
@@ -313,7 +370,8 @@ async fn pg_info(client: &tokio_postgres::Client, url: &str) -> Result<ServerInf
 }
 
 async fn external_redis(url: &str) -> Result<(RedisTarget, ServerInfo), ProvisionError> {
-    let redacted = redact_url(url);
+    register_url(url);
+    let redacted = redact(url);
     let info = redis::parse_redis_url(url)
         .ok_or_else(|| ProvisionError::BadRequest(format!("--redis-url {redacted} is not a Redis URL")))?;
     let host = info.host_str().unwrap_or("127.0.0.1").to_owned();
@@ -502,6 +560,51 @@ fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false))
         .unwrap_or(true)
+}
+
+/// The prefixes of the temporary directories perflab makes, each followed by the owning
+/// process's pid and a counter: `perflab-<pid>-<n>` (servers), `perflab-micro-<pid>-<n>`.
+const TEMP_PREFIXES: &[&str] = &["perflab-micro-", "perflab-"];
+
+/// The pid in a perflab temporary directory's name, if the name is one of ours.
+fn owner_pid(name: &str) -> Option<u32> {
+    TEMP_PREFIXES.iter().find_map(|prefix| {
+        let rest = name.strip_prefix(prefix)?;
+        let (pid, n) = rest.split_once('-')?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        pid.parse().ok()
+    })
+}
+
+/// Remove the temporary directories left by perflab processes that are gone (a harness
+/// killed with SIGKILL cannot clean up after itself; its servers die with it, their data
+/// directories do not). Returns what was removed. Directories of live processes, and
+/// anything not named like ours, are left alone.
+pub fn sweep_leftovers() -> Vec<PathBuf> {
+    sweep_leftovers_in(&std::env::temp_dir())
+}
+
+fn sweep_leftovers_in(base: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
+        let alive = Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
+        if alive || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
 }
 
 fn make_run_dir() -> std::io::Result<PathBuf> {
@@ -932,5 +1035,31 @@ mod docker {
             assert!(matches!(err, ProvisionError::NothingAvailable(_)), "{err}");
             assert!(err.is_user_error());
         }
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn only_directories_of_dead_perflab_processes_are_swept() {
+        let base = std::env::temp_dir().join(format!("perflab-sweep-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        // No pid is ever above 2^22 on Linux: these owners are certainly gone.
+        let dead = [base.join("perflab-999999999-0"), base.join("perflab-micro-999999998-3")];
+        let mine = base.join(format!("perflab-{}-0", std::process::id()));
+        let other = [base.join("perflab-cache"), base.join("perflab-e2e-bench-999999999"), base.join("perflab-x-1")];
+        for d in dead.iter().chain([&mine]).chain(other.iter()) {
+            std::fs::create_dir_all(d.join("pgdata")).unwrap();
+        }
+        let mut removed = sweep_leftovers_in(&base);
+        removed.sort();
+        let mut want = dead.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(mine.exists(), "a live process's directory stays");
+        assert!(other.iter().all(|d| d.exists()), "directories not named perflab-<pid>-<n> stay");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -69,6 +69,8 @@ pub struct ExperimentView {
     pub metric_tables: Vec<ObservationTable>,
     pub resources: Vec<ResourceRow>,
     pub errors: Vec<String>,
+    /// Samples left out of every verdict, with why.
+    pub invalid: Vec<String>,
     pub notes: Vec<String>,
     pub wall_time_s: String,
 }
@@ -229,18 +231,11 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         .flat_map(|p| p.comparisons.iter())
         .map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() })
         .collect();
-    // The headline is the comparison at the largest sweep point, where a technique's effect
-    // is usually clearest; every point's verdict is listed below it.
+    // The headline is the one analysis chose (the claim's comparison); every point's verdict
+    // is listed below it.
     let headline = e
-        .analysis
-        .last()
-        .and_then(|p| {
-            p.comparisons.iter().max_by(|a, b| {
-                let fa = a.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
-                let fb = b.ratio.map(|r| (r.ln()).abs()).unwrap_or(0.0);
-                fa.total_cmp(&fb)
-            })
-        })
+        .headline
+        .as_ref()
         .map(|c| VerdictView { class: verdict_class(c.verdict).into(), sentence: c.sentence.clone() });
     let points: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
     let table = e
@@ -329,6 +324,15 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
             *errors.entry(format!("{} / {}: {k}", s.variant, s.point)).or_default() += v;
         }
     }
+    let invalid = e
+        .samples
+        .iter()
+        .filter_map(|s| {
+            s.invalid.as_ref().map(|why| {
+                format!("{} at {} {}, repetition {}: {why}", s.variant, e.sweep.axis, s.point, s.repetition + 1)
+            })
+        })
+        .collect();
     let metric_tables = metric_tables(e, &axis);
     ExperimentView {
         id: e.id.clone(),
@@ -371,6 +375,7 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         observations,
         resources: resource_rows(e),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
+        invalid,
         notes: e.notes.clone(),
         wall_time_s: format!("{:.1}", e.wall_time_ms as f64 / 1000.0),
     }
@@ -383,7 +388,7 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
             let rs: Vec<_> = e
                 .samples
                 .iter()
-                .filter(|s| s.variant == v.name && s.point == p.label)
+                .filter(|s| s.variant == v.name && s.point == p.label && s.invalid.is_none())
                 .filter_map(|s| s.resources.as_ref())
                 .collect();
             if rs.is_empty() {
@@ -486,7 +491,7 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
         let summaries: Vec<_> = e
             .samples
             .iter()
-            .filter(|s| s.variant == v.name && s.point == point.label)
+            .filter(|s| s.variant == v.name && s.point == point.label && s.invalid.is_none())
             .filter_map(|s| s.latency.as_ref())
             .collect();
         let Some(first) = summaries.first() else {

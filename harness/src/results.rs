@@ -12,7 +12,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `Sample::invalid`, `RunSettings::order_seed` and
+/// `ExperimentResult::headline`; a version 1 file still reads (those take their defaults).
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest version this perflab reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +68,10 @@ pub struct RunSettings {
     pub concurrency: Option<u32>,
     pub sets: BTreeMap<String, String>,
     pub filter: Option<String>,
+    /// Seed of the order the variants run in within each repetition (rotated and shuffled
+    /// per repetition, so an order effect does not land on the same variant every time).
+    #[serde(default)]
+    pub order_seed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -79,7 +87,7 @@ pub struct Servers {
 #[serde(deny_unknown_fields)]
 pub struct ServerInfo {
     pub version: String,
-    /// Connection URL with any password replaced by `***`.
+    /// Connection URL with any password replaced by `***` (`redact`).
     pub url: String,
     /// Settings that shape the numbers (fsync, shared_buffers, persistence, …).
     pub settings: BTreeMap<String, String>,
@@ -106,6 +114,10 @@ pub struct ExperimentResult {
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
     pub analysis: Vec<PointAnalysis>,
+    /// The comparison that tests the guide's claim (the experiment names it), at the last
+    /// sweep point: the one line to read first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<Comparison>,
     pub wall_time_ms: u64,
 }
 
@@ -175,6 +187,10 @@ pub struct Sample {
     /// Failed operations by kind.
     pub errors: BTreeMap<String, u64>,
     pub resources: Option<Resources>,
+    /// Why this sample must not enter a verdict (more failed operations than
+    /// `analysis::MAX_ERROR_RATE` allows); it is kept, and shown with its errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -312,7 +328,9 @@ pub enum LoadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid results file: {source}")]
     Corrupt { path: PathBuf, source: serde_json::Error },
-    #[error("{path} has schema version {found}, this perflab reads version {SCHEMA_VERSION}")]
+    #[error(
+        "{path} has schema version {found}, this perflab reads versions {OLDEST_READABLE_VERSION} to {SCHEMA_VERSION}"
+    )]
     Version { path: PathBuf, found: u64 },
 }
 
@@ -328,7 +346,7 @@ pub fn load(path: &Path) -> Result<RunResults, LoadError> {
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(v) if (u64::from(OLDEST_READABLE_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&v) => {}
         Some(found) => return Err(LoadError::Version { path: path.to_owned(), found }),
         None => {
             return Err(LoadError::Corrupt {
@@ -343,8 +361,9 @@ pub fn load(path: &Path) -> Result<RunResults, LoadError> {
 /// Write `results` to `path` atomically: a temporary file in the same directory, flushed to
 /// disk, then renamed over the target, so a reader never sees half a file.
 pub fn save(path: &Path, results: &RunResults) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(results).map_err(std::io::Error::other)?;
-    write_atomic(path, &json)
+    let json = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
+    // The last line of defence: whatever a field holds, no known secret is written.
+    write_atomic(path, crate::redact::redact(&json).as_bytes())
 }
 
 /// Atomic write of any bytes (also used for the report's HTML).
@@ -370,33 +389,9 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(RunResults)).expect("schema serializes")
 }
 
-/// Replace the password in a URL (`scheme://user:pass@host`) by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    }
 
     #[test]
     fn load_reports_missing_corrupt_and_version() {

@@ -4,6 +4,7 @@
 
 use crate::analysis;
 use crate::experiment::{Experiment, Meta, RunCtx};
+use crate::redact::redact;
 use crate::results::{ExperimentResult, ExperimentStatus, Sample, SweepInfo};
 use std::time::Instant;
 
@@ -13,6 +14,23 @@ pub enum Progress<'a> {
     Setup { experiment: &'a str },
     Sample { experiment: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
     Checks { experiment: &'a str },
+}
+
+/// The order the variants run in at sweep point `point_index`, repetition `repetition`: a
+/// permutation shuffled from `seed` and the point, rotated by the repetition. Over as many
+/// repetitions as there are variants each variant runs once in every position, so an order
+/// effect (caches warmed by the one before, a table grown by it, the machine heating up) does
+/// not land on the same variant every time; the seed is recorded in results.json.
+pub fn variant_order(n: usize, seed: u64, point_index: usize, repetition: u32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = crate::stats::SplitMix64::new(seed ^ (point_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    if n > 0 {
+        order.rotate_left(repetition as usize % n);
+    }
+    order
 }
 
 /// How many samples `meta` takes with these settings.
@@ -39,6 +57,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         checks: Vec::new(),
         notes: Vec::new(),
         analysis: Vec::new(),
+        headline: None,
         wall_time_ms: 0,
     }
 }
@@ -57,11 +76,11 @@ pub async fn run_experiment(
     // Notes come after the run: they may report what setup found (an extension missing, …).
     let mut notes = exp.notes(ctx);
     notes.append(&mut result.notes);
-    result.notes = notes;
+    result.notes = notes.iter().map(|n| redact(n)).collect();
     if let Err(e) = outcome {
-        result.status = ExperimentStatus::Failed { error: format!("{e:#}") };
+        result.status = ExperimentStatus::Failed { error: redact(&format!("{e:#}")) };
     }
-    analysis::analyse(&mut result);
+    analysis::analyse(&mut result, meta.claim_variant());
     result.wall_time_ms = started.elapsed().as_millis() as u64;
     result
 }
@@ -79,14 +98,16 @@ async fn run_inner(
     result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
     let points = result.sweep.points.clone();
     let mut point_checks = Vec::new();
-    for point in &points {
+    for (point_index, point) in points.iter().enumerate() {
         let observed = exp
             .setup_point(ctx, point)
             .await
             .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
         point_checks.extend(observed);
         for repetition in 0..ctx.settings.repetitions {
-            for variant in &meta.variants {
+            let order = variant_order(meta.variants.len(), ctx.settings.order_seed, point_index, repetition);
+            for &vi in &order {
+                let variant = &meta.variants[vi];
                 let snapshot = ctx.probe.begin();
                 let mut sample: Sample = exp.run(ctx, variant.name, point).await.map_err(|e| {
                     e.context(format!("{}/{}/{} repetition {}", meta.id, variant.name, point.label, repetition + 1))
@@ -97,6 +118,9 @@ async fn run_inner(
                 sample.variant = variant.name.to_owned();
                 sample.point = point.label.clone();
                 sample.repetition = repetition;
+                sample.errors = std::mem::take(&mut sample.errors).into_iter().map(|(k, v)| (redact(&k), v)).collect();
+                sample.invalid = analysis::invalid_reason(&sample);
+                let failed = sample.invalid.clone();
                 result.samples.push(sample);
                 progress(Progress::Sample {
                     experiment: meta.id,
@@ -104,6 +128,20 @@ async fn run_inner(
                     point: &point.label,
                     repetition,
                 });
+                // A sample made of errors: if a server is gone or stuck, nothing after this can
+                // be measured, and the experiment ends here with the cause. Otherwise the sample
+                // stays, invalid, and the run goes on.
+                if let Some(why) = failed {
+                    if let Err(server) = ctx.env.health().await {
+                        anyhow::bail!(
+                            "{server}, during {}/{}/{} repetition {} ({why})",
+                            meta.id,
+                            variant.name,
+                            point.label,
+                            repetition + 1
+                        );
+                    }
+                }
             }
         }
     }
@@ -111,4 +149,35 @@ async fn run_inner(
     result.checks = point_checks;
     result.checks.extend(exp.checks(ctx).await.map_err(|e| e.context("checks"))?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_runs_in_every_position_over_n_repetitions() {
+        for n in 1..7 {
+            for point in 0..3 {
+                let mut seen = vec![vec![0u32; n]; n];
+                for rep in 0..n as u32 {
+                    let order = variant_order(n, 42, point, rep);
+                    let mut sorted = order.clone();
+                    sorted.sort();
+                    assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+                    for (pos, &v) in order.iter().enumerate() {
+                        seen[v][pos] += 1;
+                    }
+                }
+                assert!(seen.iter().flatten().all(|&c| c == 1), "n={n}: {seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_order_changes_with_the_seed_and_is_reproducible() {
+        assert_eq!(variant_order(5, 7, 0, 0), variant_order(5, 7, 0, 0));
+        let distinct: std::collections::BTreeSet<Vec<usize>> = (0..20).map(|s| variant_order(5, s, 0, 0)).collect();
+        assert!(distinct.len() > 5, "the seed shuffles: {distinct:?}");
+    }
 }

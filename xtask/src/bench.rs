@@ -71,6 +71,10 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(150) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
         sets,
+        order_seed: args.order_seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id())
+        }),
     };
     if settings.repetitions == 0 || settings.repetitions > 1000 {
         return Err(Failure::usage("--reps must be between 1 and 1000"));
@@ -144,6 +148,10 @@ fn micro_workers(instructions: bool, notes: &mut Vec<String>) -> micro::Workers 
     micro::Workers { timer, alloc, valgrind }
 }
 
+fn probe_of(env: &provision::Env) -> Probe {
+    Probe { postgres_pid: env.pg.as_ref().and_then(|p| p.pid), redis_pid: env.redis.as_ref().and_then(|r| r.pid) }
+}
+
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let plan = plan(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
@@ -155,17 +163,29 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     // experiment finished so far is already in results.json.
     tokio::spawn(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        // 128 + the signal's number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
+        let code = tokio::select! {
+            _ = tokio::signal::ctrl_c() => 130,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => 143,
+        };
         // First freeze results.json: an experiment failing because its servers are going must
         // not be written as if it had run.
         INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping servers; finished experiments are kept in results.json");
         provision::cleanup_all();
-        std::process::exit(130);
+        std::process::exit(code);
     });
+
+    // A harness killed with SIGKILL leaves its servers' directories behind: remove them now.
+    let swept = provision::sweep_leftovers();
+    if !swept.is_empty() {
+        eprintln!(
+            "perflab: removed {} temporary director{} left by perflab runs that were killed ({})",
+            swept.len(),
+            if swept.len() == 1 { "y" } else { "ies" },
+            swept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
 
     let mut micro_notes = Vec::new();
     let micro_workers = if plan.experiments.iter().any(|e| e.meta().needs.micro) {
@@ -176,10 +196,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
 
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let (git_revision, git_dirty) = context::git_revision(&workspace);
-    let run_id = context::run_id(git_revision.as_deref());
-    let dir = plan.out.join(&run_id);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
-    let results_path = dir.join("results.json");
+    std::fs::create_dir_all(&plan.out)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", plan.out.display())))?;
 
     eprintln!(
         "perflab: {} experiment(s), {} mode; starting servers…",
@@ -193,8 +211,11 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             Failure::Run(e.to_string())
         }
     })?;
-    let probe =
-        Probe { postgres_pid: env.pg.as_ref().and_then(|p| p.pid), redis_pid: env.redis.as_ref().and_then(|r| r.pid) };
+    let probe = probe_of(&env);
+    // The run's directory is made once the servers are up, so a failed start leaves nothing.
+    let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref())
+        .map_err(|e| Failure::usage(format!("cannot create a run directory in {}: {e}", plan.out.display())))?;
+    let results_path = dir.join("results.json");
     let s = &plan.settings;
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -207,7 +228,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             finished_at: None,
             host: context::host(),
             rustc: context::rustc_version(),
-            arguments: std::env::args().collect(),
+            arguments: harness::redact::redact_args(std::env::args()),
             settings: RunSettings {
                 quick: s.quick,
                 repetitions: s.repetitions,
@@ -216,6 +237,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
                 concurrency: s.concurrency,
                 sets: s.sets.clone(),
                 filter: plan.filter.clone(),
+                order_seed: s.order_seed,
             },
             servers: env.servers.clone(),
         },
@@ -230,7 +252,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     };
     save(&results)?;
 
-    let ctx = RunCtx { env, settings: plan.settings.clone(), probe, micro: micro_workers };
+    let mut ctx = RunCtx { env, settings: plan.settings.clone(), probe, micro: micro_workers };
     let total: u64 = plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -256,20 +278,37 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             std::future::pending::<()>().await; // the signal handler is exiting the process
         }
         if let ExperimentStatus::Failed { error } = &result.status {
-            bar.suspend(|| eprintln!("{} failed: {error}", result.id));
+            bar.suspend(|| {
+                eprintln!(
+                    "{} failed after {:.1} s: {}",
+                    result.id,
+                    result.wall_time_ms as f64 / 1000.0,
+                    harness::redact::redact(error)
+                )
+            });
             failed.push(result.id.clone());
-        }
-        let headline: Vec<String> = result
-            .analysis
-            .last()
-            .map(|p| p.comparisons.iter().map(|c| c.sentence.clone()).collect())
-            .unwrap_or_default();
-        bar.suspend(|| {
-            eprintln!("{} done in {:.1} s", result.id, result.wall_time_ms as f64 / 1000.0);
-            for h in &headline {
-                eprintln!("  {h}");
+            // A server that died or hangs would fail every experiment after this one: when the
+            // run started its own, it starts fresh ones; an external server is someone else's.
+            if ctx.env.is_local() {
+                if let Err(why) = ctx.env.health().await {
+                    bar.suspend(|| eprintln!("perflab: {why}; starting fresh servers for the remaining experiments"));
+                    ctx.env.shutdown();
+                    let env = provision::provision(&plan.request)
+                        .await
+                        .map_err(|e| Failure::Run(format!("restarting the servers: {e}")))?;
+                    ctx.probe = probe_of(&env);
+                    ctx.env = env;
+                    result.notes.push(format!("After this failure the run replaced its servers ({why})."));
+                }
             }
-        });
+        } else {
+            bar.suspend(|| {
+                eprintln!("{} done in {:.1} s", result.id, result.wall_time_ms as f64 / 1000.0);
+                if let Some(h) = &result.headline {
+                    eprintln!("  {}", h.sentence);
+                }
+            });
+        }
         results.experiments.push(result);
         save(&results)?;
     }

@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// noise-free number for a nightly regression gate. Skipped with a note without valgrind.
     #[arg(long)]
     pub instructions: bool,
+    /// Seed of the order the variants run in (shuffled per sweep point, rotated per
+    /// repetition); default: a new one each run, recorded in results.json to repeat a run.
+    #[arg(long, value_name = "N")]
+    pub order_seed: Option<u64>,
     /// Do not render the HTML report at the end.
     #[arg(long)]
     pub no_report: bool,

@@ -256,7 +256,7 @@ impl Experiment for CacheWarmup {
             variants: vec![
                 Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"),
                 Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"),
-                Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for"),
+                Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for").tests_claim(),
                 Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"),
                 Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"),
             ],

@@ -201,8 +201,8 @@ impl Experiment for ConcurrentMap {
             claim: "A read-mostly in-process cache needs the right shared map: a lock around a map, a read-write lock, a sharded map or a concurrent cache.",
             variants: vec![
                 Variant::new("mutex", "Mutex<HashMap>: one lock for reads and writes"),
-                Variant::new("rwlock", "RwLock<HashMap>: readers share the lock (the guide's L1 uses sync.RWMutex)"),
-                Variant::new("dashmap", "DashMap: a map sharded into independently locked parts"),
+                Variant::new("rwlock", "RwLock<HashMap>: readers share the lock (Go's sync.RWMutex around a map)"),
+                Variant::new("dashmap", "DashMap: a map sharded into independently locked parts (the nearest Rust kin of the sync.Map the guide's L1 uses)").tests_claim(),
                 Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key"),
             ],
             // Quick mode: contention at 50% reads on both cores, and oversubscribed at 95%.

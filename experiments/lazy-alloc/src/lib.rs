@@ -99,7 +99,7 @@ impl Experiment for LazyAlloc {
             claim: "Allocating the error slice only when the first error appears avoids an allocation in the common, error-free case.",
             variants: vec![
                 Variant::new("eager", "Vec::with_capacity(len) before the loop, errors or not"),
-                Variant::new("guide-lazy", "the guide's code: Vec::with_capacity(len) at the first error"),
+                Variant::new("guide-lazy", "the guide's code: Vec::with_capacity(len) at the first error").tests_claim(),
                 Variant::new("vec-new", "Rust's default: Vec::new() (no allocation) and push, growing as needed"),
             ],
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),

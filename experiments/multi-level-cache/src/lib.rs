@@ -278,7 +278,7 @@ impl Experiment for MultiLevelCache {
             variants: vec![
                 Variant::new("postgres-only", "every read is a query"),
                 Variant::new("redis-postgres", "cache-aside in Redis (30-minute TTL), then Postgres"),
-                Variant::new("guide-l1-redis-postgres", "the guide's MultiLevelCache as written: an unbounded map with a 5-minute TTL, Redis, Postgres; a database read refills L1 and Redis in a background task"),
+                Variant::new("guide-l1-redis-postgres", "the guide's MultiLevelCache as written: an unbounded map with a 5-minute TTL, Redis, Postgres; a database read refills L1 and Redis in a background task").tests_claim(),
                 Variant::new("moka-l1-redis-postgres", "a bounded L1 (moka, W-TinyLFU, a tenth of the key space, 5-minute TTL), Redis, Postgres; refills awaited"),
             ],
             sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),

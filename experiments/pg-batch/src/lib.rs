@@ -1,24 +1,28 @@
 //! `pg-batch`: N+1 single-row queries, the same N queries through the guide's worker pool
-//! (10 workers, each with its own connection), and one `WHERE id = ANY($1)` query.
+//! (ProcessUsersBatch: 10 workers, a queue of 100; the one model in `harness::workerpool` that
+//! worker-pool also runs), and one `WHERE id = ANY($1)` query.
 //!
-//! The time of a batch is mostly round trips: the first two send N queries, the last one.
-//! The metrics say so beside the time (`queries_per_batch`), so a reader sees why.
+//! Every variant runs on the same kind of connection pool (25 open, 25 idle, filled and with
+//! its statements prepared before the clock), so they differ in round trips and concurrency
+//! alone. The time of a batch is mostly round trips: the first two send N queries, the last
+//! one. The metrics say so beside the time (`queries_per_batch`), so a reader sees why.
 
 use harness::fixtures::setup_users;
 use harness::load::{self, OpError, Worker};
+use harness::pgpool::GoSqlPool;
 use harness::results::Better;
 use harness::stats::SplitMix64;
+use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
 use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::{Arc, Mutex};
-use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
 const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
 const GET_BY_IDS_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_ids.sql");
 const SEED: u64 = 20_240_101;
 const ID_POOL: i64 = 100_000;
-/// The guide's ProcessUsersBatch: NewWorkerPool(10, 100, …).
-const GUIDE_WORKERS: usize = 10;
+/// The pool every variant runs on: the guide's MaxOpenConns, with every connection kept.
+const POOL_SIZE: usize = 25;
 
 #[derive(Default)]
 pub struct PgBatch {
@@ -48,6 +52,7 @@ impl Kind {
         })
     }
 
+    /// Connections a batch uses at once.
     fn connections(self) -> usize {
         if self == Kind::Concurrent {
             GUIDE_WORKERS
@@ -59,8 +64,7 @@ impl Kind {
 
 struct Batcher {
     kind: Kind,
-    /// One connection per worker of the pool (one for the other variants), with its statement.
-    conns: Vec<(Client, Statement)>,
+    pool: Arc<GoSqlPool>,
     ids: Arc<Vec<Uuid>>,
     batch: usize,
     rng: SplitMix64,
@@ -74,27 +78,15 @@ impl Batcher {
         batch: usize,
         seed: u64,
     ) -> anyhow::Result<Self> {
-        let sql = if kind == Kind::Any { GET_BY_IDS_SQL } else { GET_BY_ID_SQL };
-        let mut conns = Vec::new();
-        for _ in 0..kind.connections() {
-            let client = pg.connect().await?;
-            let stmt = client.prepare(sql).await?;
-            conns.push((client, stmt));
-        }
         anyhow::ensure!(ids.len() > batch, "only {} user ids for batches of {batch}", ids.len());
-        Ok(Self { kind, conns, ids, batch, rng: SplitMix64::new(seed) })
+        let pool = Arc::new(GoSqlPool::new(pg, POOL_SIZE, POOL_SIZE));
+        pool.warm(kind.connections(), &[GET_BY_ID_SQL, GET_BY_IDS_SQL]).await?;
+        Ok(Self { kind, pool, ids, batch, rng: SplitMix64::new(seed) })
     }
 }
 
-/// Look `ids` up one at a time on one connection; the number of users found.
-async fn one_by_one(client: &Client, stmt: &Statement, ids: impl Iterator<Item = &Uuid>) -> Result<usize, OpError> {
-    let mut found = 0;
-    for id in ids {
-        if client.query_opt(stmt, &[id]).await.map_err(|e| OpError::from_error(&e))?.is_some() {
-            found += 1;
-        }
-    }
-    Ok(found)
+async fn get_by_id(pool: &GoSqlPool, id: Uuid) -> Result<usize, OpError> {
+    Ok(pool.query(GET_BY_ID_SQL, &[&id]).await?.len())
 }
 
 impl Worker for Batcher {
@@ -103,26 +95,21 @@ impl Worker for Batcher {
         let batch = &self.ids[start..start + self.batch];
         let found = match self.kind {
             Kind::NPlusOne => {
-                let (client, stmt) = &self.conns[0];
-                one_by_one(client, stmt, batch.iter()).await?
-            }
-            Kind::Concurrent => {
-                // The guide's pool: worker k takes every k-th job of the batch, all in parallel.
-                let n = self.conns.len();
-                let parts = futures_util::future::join_all(
-                    self.conns.iter().enumerate().map(|(k, (c, s))| one_by_one(c, s, batch.iter().skip(k).step_by(n))),
-                )
-                .await;
                 let mut found = 0;
-                for p in parts {
-                    found += p?;
+                for &id in batch {
+                    found += get_by_id(&self.pool, id).await?;
                 }
                 found
             }
-            Kind::Any => {
-                let (client, stmt) = &self.conns[0];
-                client.query(stmt, &[&batch]).await.map_err(|e| OpError::from_error(&e))?.len()
+            Kind::Concurrent => {
+                let pool = self.pool.clone();
+                process_batch(batch, GUIDE_WORKERS, GUIDE_QUEUE, move |id| {
+                    let pool = pool.clone();
+                    async move { get_by_id(&pool, id).await }
+                })
+                .await?
             }
+            Kind::Any => self.pool.query(GET_BY_IDS_SQL, &[&batch]).await?.len(),
         };
         if found == batch.len() {
             Ok(())
@@ -141,8 +128,8 @@ impl Experiment for PgBatch {
             claim: "One WHERE id = ANY($1) query beats N single-row queries.",
             variants: vec![
                 Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"),
-                Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch pool: 10 workers, each with its own connection"),
-                Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)"),
+                Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch: 10 workers fed by a queue of 100, on the shared pool"),
+                Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)").tests_claim(),
             ],
             sweep: Sweep::numeric("batch size", "users", &[1.0, 10.0, 100.0, 1000.0], &[1.0, 10.0, 100.0]),
             primary_metric: MetricInfo {

@@ -157,7 +157,7 @@ impl Experiment for PgPagination {
             claim: "Cursor (keyset) pagination beats OFFSET/LIMIT.",
             variants: vec![
                 Variant::new("offset", "ORDER BY created_at DESC, id DESC LIMIT n OFFSET (depth-1)·n"),
-                Variant::new("keyset-guide", "the guide's code as written: WHERE created_at < cursor, the cursor formatted as RFC 3339 (whole seconds)"),
+                Variant::new("keyset-guide", "the guide's code as written: WHERE created_at < cursor, the cursor formatted as RFC 3339 (whole seconds)").tests_claim(),
                 Variant::new("keyset", "keyset on (created_at, id): WHERE (created_at, id) < (cursor) with an index on (created_at DESC, id DESC)"),
             ],
             sweep: Sweep::numeric("page depth", "", &[1.0, 10.0, 100.0, 1000.0, 10000.0], &[1.0, 100.0, 1000.0]),

@@ -101,7 +101,8 @@ fn variants() -> Vec<Variant> {
             "week-range/partitioned",
             "the same report from the monthly partitions (pruned to the one or two months the week touches)",
         )
-        .compared_with("week-range/single"),
+        .compared_with("week-range/single")
+        .tests_claim(),
         Variant::baseline_of_group(
             "user-recent/single",
             "a user's 20 newest entries from the one table (index on user_id, created_at)",

@@ -104,7 +104,8 @@ impl Experiment for PgPool {
                 Variant::new(
                     "guide-25-open-5-idle",
                     "the guide's setting: up to 25 open, but a returned connection is closed when 5 are already idle",
-                ),
+                )
+                .tests_claim(),
             ],
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
             primary_metric: MetricInfo {

@@ -153,7 +153,7 @@ impl Experiment for RateLimiter {
                     "guide-token-bucket",
                     "the guide's design ported as written: a channel of `rate` tokens, filled at start, refilled by a ticker task every 1s/rate",
                 ),
-                Variant::new("governor", "governor's GCRA limiter, Quota::per_second(rate) (burst = rate), no background task"),
+                Variant::new("governor", "governor's GCRA limiter, Quota::per_second(rate) (burst = rate), no background task").tests_claim(),
             ],
             sweep: Sweep::numeric("configured rate", "permits/s", &[100.0, 1000.0, 10_000.0, 100_000.0], &[1000.0, 100_000.0]),
             primary_metric: m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one"),

@@ -381,6 +381,7 @@ impl Experiment for Serialization {
         vec![
             "Timestamps are RFC 3339 strings in every format. Go's msgpack library writes a time.Time as a 12-byte extension instead, so MessagePack's size advantage on timestamp fields is understated here by up to ~20 bytes per timestamp.".to_owned(),
             "rmp-serde reads a struct from a map or an array alike, so the two MessagePack layouts can read each other's bytes; the cross-decoding observations show it.".to_owned(),
+            "serde_json is several times faster than Go's encoding/json (reflection-based), so the margin MessagePack wins by here is not the margin the guide's Go service would see: in Go, JSON is the slower baseline and the gap is likely wider; sizes carry over, timings do not.".to_owned(),
             "The redis-* variants use one synchronous connection to the run's Redis from the measuring process; their time is dominated by the loopback round trip, not by the format.".to_owned(),
         ]
     }
@@ -406,7 +407,13 @@ fn variants() -> &'static [Variant] {
                 variants.push(if f == Format::Json {
                     Variant::baseline_of_group(baseline, description)
                 } else {
-                    Variant::new(leak(variant_name(op, f)), description).compared_with(baseline)
+                    let v = Variant::new(leak(variant_name(op, f)), description).compared_with(baseline);
+                    // The guide's claim is about cached values: its msgpack on the Redis path.
+                    if op == Op::Redis && f == Format::MsgpackNamed {
+                        v.tests_claim()
+                    } else {
+                        v
+                    }
                 });
             }
         }

@@ -80,7 +80,7 @@ impl Experiment for SlicePrealloc {
             claim: "Pre-allocating the result slice with make(…, 0, len(data)) avoids repeated growth and beats appending to an empty slice.",
             variants: vec![
                 Variant::new("grow", "Vec::new() and push: the vector doubles its capacity as it grows"),
-                Variant::new("with-capacity", "the guide's code: Vec::with_capacity(len) and push"),
+                Variant::new("with-capacity", "the guide's code: Vec::with_capacity(len) and push").tests_claim(),
                 Variant::new("collect", "data.iter().map(process_item).collect(): sized once from the iterator"),
             ],
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),

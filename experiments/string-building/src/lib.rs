@@ -83,7 +83,7 @@ impl Experiment for StringBuilding {
             claim: "A strings.Builder grown in advance (Grow(len*20)) builds strings with fewer allocations than concatenation.",
             variants: vec![
                 Variant::new("concat", "repeated format!: a new string per condition, like Go's q += …"),
-                Variant::new("guide-builder", "the guide's builder: String::with_capacity(len × 20), then push_str"),
+                Variant::new("guide-builder", "the guide's builder: String::with_capacity(len × 20), then push_str").tests_claim(),
                 Variant::new("join", "format each condition, then join(\" AND \")"),
             ],
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),

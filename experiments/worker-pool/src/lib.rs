@@ -1,54 +1,78 @@
-//! `worker-pool`: loading a batch of users by id, one lookup per item, five ways: one after
-//! another; one task per item (a goroutine each); the guide's ProcessUsersBatch (a pool of 10
-//! workers fed through a queue of 100, built for every call); a stream with bounded
-//! concurrency (`buffer_unordered(10)`); and for reference one `= ANY($1)` query.
+//! `worker-pool`: loading a batch of users by id, one lookup per item: one after another; one
+//! task per item (a goroutine each); the guide's ProcessUsersBatch (a pool of 10 workers fed
+//! through a queue of 100, built for every call); a stream with bounded concurrency
+//! (`buffer_unordered(10)`); and for reference one `= ANY($1)` query.
 //!
-//! The concurrent variants share a pool with the guide's DefaultDBConfig (25 open, 5 idle).
+//! A fair trial: every variant, the sequential baseline included, goes through the same
+//! connection pool (25 open, 25 idle, filled and with its statements prepared before the clock),
+//! so the variants differ in how they schedule the lookups and nothing else. The guide's own
+//! DB config (25 open, 5 idle) closes and reopens connections whenever more than 5 lookups are
+//! in flight: that cost is its own variant, `guide-worker-pool-idle5`.
 
 use futures_util::StreamExt;
 use harness::fixtures::setup_users;
 use harness::load::{self, OpError, Worker};
 use harness::pgpool::GoSqlPool;
-use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
+use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
 use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::{Arc, Mutex};
-use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
 const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
 const GET_BY_IDS_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_ids.sql");
 const SEED: u64 = 20_240_101;
-/// NewWorkerPool(10, 100, …) in the guide's ProcessUsersBatch.
-const GUIDE_WORKERS: usize = 10;
-const GUIDE_QUEUE: usize = 100;
+/// The guide's DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5.
+const MAX_OPEN: usize = 25;
+const GUIDE_MAX_IDLE: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Sequential,
     TaskPerItem,
     GuidePool,
+    GuidePoolIdle5,
     BufferUnordered,
     Any,
 }
 
+/// The variants, declared once: name, scheduling, description, what it is compared with.
+const VARIANTS: &[(&str, Kind, &str, Option<&str>)] = &[
+    ("sequential", Kind::Sequential, "one lookup after another, through the shared pool", None),
+    (
+        "task-per-item",
+        Kind::TaskPerItem,
+        "a task per item (a goroutine each), all at once; the pool's 25 connections are the only bound",
+        Some("sequential"),
+    ),
+    (
+        "guide-worker-pool",
+        Kind::GuidePool,
+        "the guide's ProcessUsersBatch: 10 workers and a queue of 100, built for each call, one result channel per job (the claim: a bounded pool vs unbounded tasks)",
+        Some("task-per-item"),
+    ),
+    (
+        "buffer-unordered",
+        Kind::BufferUnordered,
+        "a stream of lookups with at most 10 in flight (buffer_unordered): the same bound without tasks or channels",
+        Some("task-per-item"),
+    ),
+    (
+        "guide-worker-pool-idle5",
+        Kind::GuidePoolIdle5,
+        "the guide's worker pool on the guide's DB config (25 open, 5 idle): connections beyond 5 idle are closed and reopened, inside the clock",
+        Some("guide-worker-pool"),
+    ),
+    ("any", Kind::Any, "for reference: one WHERE id = ANY($1) query", Some("sequential")),
+];
+
 fn kind(name: &str) -> anyhow::Result<Kind> {
-    Ok(match name {
-        "sequential" => Kind::Sequential,
-        "task-per-item" => Kind::TaskPerItem,
-        "guide-worker-pool" => Kind::GuidePool,
-        "buffer-unordered" => Kind::BufferUnordered,
-        "any" => Kind::Any,
-        other => anyhow::bail!("unknown variant {other}"),
-    })
+    VARIANTS.iter().find(|v| v.0 == name).map(|v| v.1).ok_or_else(|| anyhow::anyhow!("unknown variant {name}"))
 }
 
 struct Loader {
     kind: Kind,
-    /// For `sequential` and `any`: one connection and its statement.
-    direct: Option<(Client, Statement)>,
     pool: Arc<GoSqlPool>,
     ids: Arc<Vec<Uuid>>,
     items: usize,
@@ -56,30 +80,26 @@ struct Loader {
 }
 
 async fn lookup(pool: &GoSqlPool, id: Uuid) -> Result<usize, OpError> {
-    Ok(pool.query_typed(GET_BY_ID_SQL, &[(&id, Type::UUID)]).await?.len())
+    Ok(pool.query(GET_BY_ID_SQL, &[&id]).await?.len())
 }
 
-impl Worker for Loader {
-    async fn call(&mut self) -> Result<(), OpError> {
-        let start = self.rng.below(self.ids.len() - self.items);
-        let (ids, n) = (&self.ids, self.items);
-        let found = match self.kind {
+impl Loader {
+    /// Load `ids` the variant's way; the number of users found.
+    async fn load(&self, ids: &[Uuid]) -> Result<usize, OpError> {
+        Ok(match self.kind {
             Kind::Sequential => {
-                let (client, stmt) = self.direct.as_ref().expect("direct connection");
                 let mut found = 0;
-                for id in &ids[start..start + n] {
-                    found += client.query(stmt, &[id]).await.map_err(|e| OpError::from_error(&e))?.len();
+                for &id in ids {
+                    found += lookup(&self.pool, id).await?;
                 }
                 found
             }
-            Kind::Any => {
-                let (client, stmt) = self.direct.as_ref().expect("direct connection");
-                client.query(stmt, &[&&ids[start..start + n]]).await.map_err(|e| OpError::from_error(&e))?.len()
-            }
+            Kind::Any => self.pool.query(GET_BY_IDS_SQL, &[&ids]).await?.len(),
             Kind::TaskPerItem => {
-                let handles: Vec<_> = (start..start + n)
-                    .map(|i| {
-                        let (pool, id) = (self.pool.clone(), ids[i]);
+                let handles: Vec<_> = ids
+                    .iter()
+                    .map(|&id| {
+                        let pool = self.pool.clone();
                         tokio::spawn(async move { lookup(&pool, id).await })
                     })
                     .collect();
@@ -89,58 +109,17 @@ impl Worker for Loader {
                 }
                 found
             }
-            Kind::GuidePool => {
-                // As ProcessUsersBatch does: a pool built for the call, jobs through a bounded
-                // queue, one result channel per job read in order, the pool stopped at the end.
-                type Job = (Uuid, tokio::sync::oneshot::Sender<Result<usize, OpError>>);
-                let (tx, rx) = tokio::sync::mpsc::channel::<Job>(GUIDE_QUEUE);
-                let rx = Arc::new(tokio::sync::Mutex::new(rx));
-                let workers: Vec<_> = (0..GUIDE_WORKERS)
-                    .map(|_| {
-                        let (rx, pool) = (rx.clone(), self.pool.clone());
-                        tokio::spawn(async move {
-                            loop {
-                                let job = rx.lock().await.recv().await;
-                                let Some((id, done)) = job else { break };
-                                let _ = done.send(lookup(&pool, id).await);
-                            }
-                        })
-                    })
-                    .collect();
-                let mut results = Vec::with_capacity(n);
-                let mut found = 0;
-                let mut failure = None;
-                // Submitting blocks when the queue is full, so results are drained as we go
-                // only through the workers; the guide's code does the same.
-                let submit = async {
-                    for &id in &ids[start..start + n] {
-                        let (done, result) = tokio::sync::oneshot::channel();
-                        if tx.send((id, done)).await.is_err() {
-                            break;
-                        }
-                        results.push(result);
-                    }
-                    drop(tx);
-                };
-                submit.await;
-                for r in results {
-                    match r.await {
-                        Ok(Ok(k)) => found += k,
-                        Ok(Err(e)) => failure = Some(e),
-                        Err(_) => failure = Some(OpError::new("worker stopped")),
-                    }
-                }
-                for w in workers {
-                    let _ = w.await;
-                }
-                if let Some(e) = failure {
-                    return Err(e);
-                }
-                found
+            Kind::GuidePool | Kind::GuidePoolIdle5 => {
+                let pool = self.pool.clone();
+                process_batch(ids, GUIDE_WORKERS, GUIDE_QUEUE, move |id| {
+                    let pool = pool.clone();
+                    async move { lookup(&pool, id).await }
+                })
+                .await?
             }
             Kind::BufferUnordered => {
                 let pool = &self.pool;
-                let mut stream = futures_util::stream::iter(ids[start..start + n].iter().copied())
+                let mut stream = futures_util::stream::iter(ids.iter().copied())
                     .map(|id| lookup(pool, id))
                     .buffer_unordered(GUIDE_WORKERS);
                 let mut found = 0;
@@ -149,8 +128,15 @@ impl Worker for Loader {
                 }
                 found
             }
-        };
-        if found == n {
+        })
+    }
+}
+
+impl Worker for Loader {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let start = self.rng.below(self.ids.len() - self.items);
+        let found = self.load(&self.ids[start..start + self.items]).await?;
+        if found == self.items {
             Ok(())
         } else {
             Err(OpError::new("wrong number of users returned"))
@@ -169,24 +155,19 @@ impl WorkerPool {
     }
 }
 
-async fn loader(
-    pg: PgTarget,
-    kind: Kind,
-    pool: Arc<GoSqlPool>,
-    ids: Arc<Vec<Uuid>>,
-    items: usize,
-    seed: u64,
-) -> anyhow::Result<Loader> {
-    let direct = match kind {
-        Kind::Sequential | Kind::Any => {
-            let client = pg.connect().await?;
-            let stmt = client.prepare(if kind == Kind::Any { GET_BY_IDS_SQL } else { GET_BY_ID_SQL }).await?;
-            Some((client, stmt))
-        }
-        _ => None,
+/// The pool a variant runs on: the guide's churn for `guide-worker-pool-idle5` (or every
+/// variant's idle limit set with `--set worker-pool.max_idle`), no churn otherwise; filled
+/// with prepared connections before the clock.
+async fn pool_for(ctx: &RunCtx, kind: Kind) -> anyhow::Result<Arc<GoSqlPool>> {
+    let pg = ctx.env.postgres()?.clone();
+    let max_idle = match kind {
+        Kind::GuidePoolIdle5 => GUIDE_MAX_IDLE,
+        _ => ctx.settings.get::<usize>("worker-pool", "max_idle")?.unwrap_or(MAX_OPEN),
     };
-    anyhow::ensure!(ids.len() > items, "only {} user ids for batches of {items}", ids.len());
-    Ok(Loader { kind, direct, pool, ids, items, rng: SplitMix64::new(seed) })
+    anyhow::ensure!((1..=MAX_OPEN).contains(&max_idle), "--set worker-pool.max_idle must be within 1..=25");
+    let pool = Arc::new(GoSqlPool::new(pg, MAX_OPEN, max_idle));
+    pool.warm(MAX_OPEN, &[GET_BY_ID_SQL, GET_BY_IDS_SQL]).await?;
+    Ok(pool)
 }
 
 impl Experiment for WorkerPool {
@@ -196,17 +177,25 @@ impl Experiment for WorkerPool {
             title: "Batch loads: sequential vs a task per item vs the guide's worker pool vs a bounded stream",
             guide_section: "应用层优化 → 并发优化 (WorkerPool, ProcessUsersBatch)",
             claim: "A fixed worker pool (10 workers, queue 100) beats unbounded goroutines for batch loads.",
-            variants: vec![
-                Variant::new("sequential", "one lookup after another on one connection (prepared)"),
-                Variant::new("task-per-item", "a task per item (a goroutine each), all sharing the guide's DB pool (25 open, 5 idle)"),
-                Variant::new("guide-worker-pool", "the guide's ProcessUsersBatch: 10 workers and a queue of 100, built for each call, one result channel per job"),
-                Variant::new("buffer-unordered", "a stream of lookups with at most 10 in flight (buffer_unordered), same DB pool"),
-                Variant::new("any", "for reference: one WHERE id = ANY($1) query"),
-            ],
+            variants: VARIANTS
+                .iter()
+                .map(|&(name, kind, description, baseline)| {
+                    let v = Variant::new(name, description);
+                    let v = match baseline {
+                        Some(b) => v.compared_with(b),
+                        None => v,
+                    };
+                    if kind == Kind::GuidePool {
+                        v.tests_claim()
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
             primary_metric: MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median time to load one whole batch".into() },
             metrics: vec![
-                MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections opened by the client (pool or direct), warm-up included".into() },
+                MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections the pool opened after it was filled (the churn of a low idle limit), warm-up included".into() },
                 MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into() },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
@@ -232,20 +221,20 @@ impl Experiment for WorkerPool {
             let kind = kind(variant)?;
             let items = point.value as usize;
             let ids = self.ids.lock().expect("not poisoned").clone();
-            let pg = ctx.env.postgres()?.clone();
-            let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle")?.unwrap_or(5);
-            anyhow::ensure!((1..=25).contains(&max_idle), "--set worker-pool.max_idle must be within 1..=25");
-            let pool = Arc::new(GoSqlPool::new(pg.clone(), 25, max_idle));
+            let pool = pool_for(ctx, kind).await?;
+            let warmed = pool.opened();
             let clients = ctx.settings.concurrency.unwrap_or(1);
             let pool2 = pool.clone();
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
-                let (pg, pool, ids) = (pg.clone(), pool2.clone(), ids.clone());
-                async move { loader(pg, kind, pool, ids, items, SEED + i as u64).await }
+                let (pool, ids) = (pool2.clone(), ids.clone());
+                async move {
+                    anyhow::ensure!(ids.len() > items, "only {} user ids for batches of {items}", ids.len());
+                    Ok(Loader { kind, pool, ids, items, rng: SplitMix64::new(SEED + i as u64) })
+                }
             })
             .await?;
             let mut sample = report.into_sample();
-            let direct = if matches!(kind, Kind::Sequential | Kind::Any) { f64::from(clients) } else { 0.0 };
-            sample.metrics.insert("connections_used".into(), pool.opened() as f64 + direct);
+            sample.metrics.insert("connections_used".into(), (pool.opened() - warmed) as f64);
             if let Some(rss) = sample.resources.as_ref().and_then(|r| r.harness_peak_rss_bytes) {
                 sample.metrics.insert("harness_peak_rss_bytes".into(), rss as f64);
             }
@@ -254,10 +243,11 @@ impl Experiment for WorkerPool {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle").ok().flatten().unwrap_or(5);
+        let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle").ok().flatten().unwrap_or(MAX_OPEN);
         vec![
-            format!("The concurrent variants share a pool of 25 open, {max_idle} idle{}. With more than {max_idle} lookups in flight, connections returned beyond the idle limit are closed and reopened: connections_used shows that churn. `--set worker-pool.max_idle=25` runs the same variants without it.", if max_idle == 5 { " (the guide's DefaultDBConfig)" } else { "" }),
-            format!("{} client(s), each loading batches back to back; the pooled variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
+            format!("Every variant runs on its own pool of {MAX_OPEN} open, {max_idle} idle connections, filled and with its statements prepared before the clock starts, so the comparisons are between ways of scheduling the lookups. guide-worker-pool-idle5 is the guide's DB config (MaxIdleConns 5): with more than 5 lookups in flight it closes returned connections and opens new ones, which prepare their statement again; connections_used shows that churn."),
+            format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
+            "The claim's comparison is guide-worker-pool vs task-per-item (a bounded pool vs unbounded tasks); sequential and any are the floor and the reference.".into(),
             "Tasks here are tokio tasks on a single-threaded runtime per load thread, cheaper than goroutines on Go's scheduler; what stays the same is that every task waits for one of 25 connections.".into(),
         ]
     }
