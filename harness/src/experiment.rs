@@ -1,4 +1,11 @@
 //! The `Experiment` trait: what an experiment declares and the hooks the runner calls.
+//!
+//! The fairness rule every experiment follows: each variant gets the same data, the same
+//! connection setup outside the clock, the same statement preparation unless preparation is
+//! the technique, the same warm-up, and the runner's rotated order (`runner::variant_order`).
+//! A variant that differs in more than the technique is its own named variant, and the guide's
+//! Go code is ported with Go's semantics. One variant is marked `tests_claim`: its comparison
+//! is the headline.
 
 use crate::load::LoadConfig;
 use crate::provision::Env;

@@ -29,7 +29,9 @@ impl OpError {
     }
 
     /// Classify any error by its message and its sources' (a driver's "db error" alone says
-    /// nothing), with digits dropped so that one kind of error with different ids counts once.
+    /// nothing), with numbers replaced by `N` so that one kind of error with different ids,
+    /// ports or pids counts once; an OS error keeps its number (`os error 104`), which is
+    /// the kind.
     pub fn from_error(e: &(dyn std::error::Error + 'static)) -> Self {
         let mut msg = e.to_string();
         let mut cur = e.source();
@@ -41,9 +43,37 @@ impl OpError {
             }
             cur = inner.source();
         }
-        let kind: String = msg.chars().filter(|c| !c.is_ascii_digit()).take(160).collect();
-        Self { kind: Cow::Owned(kind) }
+        Self { kind: Cow::Owned(error_kind(&msg)) }
     }
+}
+
+/// `msg` with every run of digits replaced by `N`, except an OS error's number; at most 160
+/// characters.
+fn error_kind(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(160));
+    let mut chars = msg.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            if out.ends_with("os error ") {
+                out.push(c);
+                while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    out.push(d);
+                    chars.next();
+                }
+            } else {
+                out.push('N');
+                while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    chars.next();
+                }
+            }
+        } else {
+            out.push(c);
+        }
+        if out.chars().count() >= 160 {
+            break;
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for OpError {
@@ -450,6 +480,13 @@ mod tests {
         assert_eq!(sample.metrics["error_rate"], 1.0);
         assert!(sample.latency.is_none());
         assert!(!sample.metrics.contains_key("latency_p50_us"), "{:?}", sample.metrics);
+    }
+
+    #[test]
+    fn error_kinds_fold_ids_but_keep_os_error_numbers() {
+        assert_eq!(error_kind("Connection reset by peer (os error 104)"), "Connection reset by peer (os error 104)");
+        assert_eq!(error_kind("duplicate key 12345 for user 77"), "duplicate key N for user N");
+        assert_eq!(error_kind(&"x".repeat(500)).len(), 160);
     }
 
     #[test]

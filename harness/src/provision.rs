@@ -600,11 +600,39 @@ fn sweep_leftovers_in(base: &Path) -> Vec<PathBuf> {
         if alive || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        if std::fs::remove_dir_all(e.path()).is_ok() {
-            removed.push(e.path());
+        // Servers die with their harness, but a backend may still be finishing (and writing)
+        // when the sweep comes: stop whatever still runs from the directory, then remove it.
+        kill_processes_using(&e.path());
+        for attempt in 0..20 {
+            if std::fs::remove_dir_all(e.path()).is_ok() || !e.path().exists() {
+                removed.push(e.path());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50 * (attempt + 1)));
         }
     }
     removed
+}
+
+/// SIGKILL every process whose command line names `dir` or whose working directory is in it.
+fn kill_processes_using(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(p.path().join("cwd")).ok();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.is_some_and(|c| c.starts_with(dir)) {
+            // SAFETY: a plain signal to a leftover server of a perflab run that is gone.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 fn make_run_dir() -> std::io::Result<PathBuf> {

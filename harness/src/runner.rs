@@ -78,7 +78,12 @@ pub async fn run_experiment(
     notes.append(&mut result.notes);
     result.notes = notes.iter().map(|n| redact(n)).collect();
     if let Err(e) = outcome {
-        result.status = ExperimentStatus::Failed { error: redact(&format!("{e:#}")) };
+        // A driver's "connection closed" says little; a dead or hung server is the cause.
+        let error = match ctx.env.health().await {
+            Err(server) if !format!("{e:#}").contains(&server) => format!("{server}: {e:#}"),
+            _ => format!("{e:#}"),
+        };
+        result.status = ExperimentStatus::Failed { error: redact(&error) };
     }
     analysis::analyse(&mut result, meta.claim_variant());
     result.wall_time_ms = started.elapsed().as_millis() as u64;

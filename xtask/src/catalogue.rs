@@ -32,14 +32,32 @@ pub fn matches(filter: &str, id: &str) -> bool {
     filter.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| glob(p.as_bytes(), id.as_bytes()))
 }
 
+/// `*` (any run) and `?` (any one byte) matching in linear time: on a mismatch only the last
+/// `*` backtracks, so a pattern of many stars cannot take exponential time.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -54,6 +72,21 @@ mod tests {
         assert!(matches("redis-*, calib*", "calibration"));
         assert!(matches("pg-?agination", "pg-pagination"));
         assert!(!matches("pg-*", "calibration"));
+        assert!(matches("*", "calibration"));
+        assert!(matches("*tion", "calibration"));
+        assert!(!matches("*tio", "calibration"));
+        assert!(matches("c*l*b*", "calibration"));
+    }
+
+    #[test]
+    fn many_stars_take_linear_time() {
+        let pattern = "*a".repeat(40) + "b";
+        let id = "a".repeat(60);
+        let started = std::time::Instant::now();
+        assert!(!matches(&pattern, &id));
+        assert!(matches(&"*".repeat(50), "pg-pagination"));
+        // Exponential backtracking would take longer than the universe; linear takes microseconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -110,8 +110,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => v * 60.0,
         _ => return Err(format!("invalid duration {s:?}: units are ms, s and m")),
     };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("invalid duration {s:?}: must be more than 0 and at most 1h"));
+    // Stored in whole milliseconds: anything shorter would be recorded as 0.
+    if !(secs.is_finite() && (0.001..=3600.0).contains(&secs)) {
+        return Err(format!("invalid duration {s:?}: must be at least 1ms and at most 1h"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
@@ -129,6 +130,8 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("0.001ms").is_err(), "below a millisecond would be stored as 0");
+        assert_eq!(parse_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(parse_duration("5h").is_err());
     }
 

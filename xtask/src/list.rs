@@ -1,9 +1,12 @@
 //! `cargo xtask list`: the catalogue, for choosing a `--filter`.
 
 use crate::{catalogue, Failure};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 pub fn list() -> Result<ExitCode, Failure> {
+    let mut out = String::new();
     for e in catalogue::all() {
         let m = e.meta();
         let variants: Vec<&str> = m.variants.iter().map(|v| v.name).collect();
@@ -11,9 +14,9 @@ pub fn list() -> Result<ExitCode, Failure> {
             .into_iter()
             .filter_map(|(n, s)| n.then_some(s))
             .collect();
-        println!("{:<16} {}", m.id, m.title);
-        println!("{:<16} claim: {}", "", m.claim);
-        println!("{:<16} variants: {}", "", variants.join(", "));
+        let _ = writeln!(out, "{:<16} {}", m.id, m.title);
+        let _ = writeln!(out, "{:<16} claim: {}", "", m.claim);
+        let _ = writeln!(out, "{:<16} variants: {}", "", variants.join(", "));
         let labels = |quick: bool| -> String {
             m.sweep.points(quick).iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(" | ")
         };
@@ -21,7 +24,20 @@ pub fn list() -> Result<ExitCode, Failure> {
         if m.needs.micro {
             needs.push_str("; in-process (micro engine: criterion, dhat)");
         }
-        println!("{:<16} sweep: {}: {} (quick: {}); needs: {needs}", "", m.sweep.axis, labels(false), labels(true));
+        let _ = writeln!(
+            out,
+            "{:<16} sweep: {}: {} (quick: {}); needs: {needs}",
+            "",
+            m.sweep.axis,
+            labels(false),
+            labels(true)
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    // `cargo xtask list | head -1` closes the pipe early: that is the reader's choice, not an
+    // error (println! would panic on it).
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(Failure::Run(format!("writing the list: {e}"))),
+    }
 }
