@@ -86,6 +86,25 @@ pub async fn explain(client: &Client, sql: &str, literals: &[String]) -> anyhow:
     Ok(summarize(&plan))
 }
 
+/// The plan of `sql` as a prepared statement runs it, which is what a load worker times: the
+/// statement is prepared, executed five times with `literals` (Postgres plans the first five
+/// executions for their parameters, then keeps a generic plan if it is not costlier), then
+/// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE`. A generic plan prunes partitions when it
+/// runs, not when it is planned; `explain` with literals shows a custom plan instead.
+pub async fn explain_prepared(client: &Client, sql: &str, literals: &[String]) -> anyhow::Result<PlanSummary> {
+    let body: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    client.batch_execute("DEALLOCATE ALL").await?;
+    client.batch_execute(&format!("PREPARE perflab_explain AS {body}")).await?;
+    let execute = format!("EXECUTE perflab_explain({})", literals.join(", "));
+    for _ in 0..5 {
+        client.batch_execute(&execute).await?;
+    }
+    let plan: Value =
+        client.query_one(format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute}").as_str(), &[]).await?.get(0);
+    client.batch_execute("DEALLOCATE perflab_explain").await?;
+    Ok(summarize(&plan))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

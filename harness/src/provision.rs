@@ -99,6 +99,10 @@ pub struct PgTarget {
     pub port: u16,
     pub user: String,
     pub dbname: String,
+    /// On a server the run did not start: the schema of its own the run works in (every
+    /// connection's `search_path`), created at the start and dropped at the end, so the lab
+    /// never touches a table it did not create.
+    pub schema: Option<String>,
 }
 
 impl PgTarget {
@@ -109,6 +113,19 @@ impl PgTarget {
             let _ = connection.await;
         });
         Ok(client)
+    }
+
+    /// Environment for Postgres's own tools (pgbench, psql): the run's schema (`PGOPTIONS`)
+    /// and the password, which never goes on a command line.
+    pub fn tool_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(schema) = &self.schema {
+            env.push(("PGOPTIONS", format!("-c search_path={schema}")));
+        }
+        if let Some(pw) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(pw).into_owned()));
+        }
+        env
     }
 
     /// Arguments for Postgres's own tools (pgbench, psql) to reach this server.
@@ -172,8 +189,12 @@ impl Env {
         self.local.as_ref().map(|l| l.procs.iter().map(|p| p.child.id()).collect()).unwrap_or_default()
     }
 
-    /// Stop everything now (also done on drop).
+    /// Stop everything now (also done on drop): the servers this run started, and the schema
+    /// it worked in on an external Postgres.
     pub fn shutdown(&mut self) {
+        if let Some(schema) = self.pg.as_mut().and_then(|pg| pg.schema.take()) {
+            drop_schemas(Some(&schema));
+        }
         if let Some(mut local) = self.local.take() {
             local.stop();
         }
@@ -349,13 +370,25 @@ async fn external_pg(url: &str) -> Result<(PgTarget, ServerInfo), ProvisionError
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres").to_owned();
     let dbname = config.get_dbname().unwrap_or(&user).to_owned();
-    let target = PgTarget { config, url: redacted.clone(), pid: None, host, port, user, dbname };
+    let mut target = PgTarget { config, url: redacted.clone(), pid: None, host, port, user, dbname, schema: None };
     let unreachable = |reason: String| ProvisionError::Unreachable { url: redacted.clone(), reason };
     let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), target.connect())
         .await
         .map_err(|_| unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| unreachable(error_chain(&e)))?;
-    let info = pg_info(&client, &redacted).await.map_err(|e| unreachable(error_chain(&e)))?;
+    let mut info = pg_info(&client, &redacted).await.map_err(|e| unreachable(error_chain(&e)))?;
+    // Someone else's database: work in a schema of the run's own, and only there.
+    let schema = own_schema_name();
+    client.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await.map_err(|e| {
+        ProvisionError::BadRequest(format!(
+            "cannot create the schema {schema} to work in on {redacted} (perflab never writes outside a schema of its own): {}",
+            error_chain(&e)
+        ))
+    })?;
+    target.config.options(format!("-c search_path={schema}"));
+    SCHEMAS.lock().unwrap_or_else(|e| e.into_inner()).push((schema.clone(), target.config.clone()));
+    info.settings.insert("schema".into(), format!("{schema} (created for this run, dropped at its end)"));
+    target.schema = Some(schema);
     Ok((target, info))
 }
 
@@ -485,6 +518,53 @@ fn stop_process(child: &mut Child, name: &str) {
     }
 }
 
+/// Schemas this process created on external servers, with how to reach them, until dropped.
+static SCHEMAS: Mutex<Vec<(String, tokio_postgres::Config)>> = Mutex::new(Vec::new());
+
+/// `perflab_<host>_<pid>_<n>`: unique to this process, and telling a DBA whose it is.
+fn own_schema_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .take(20)
+        .collect();
+    format!("perflab_{host}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Drop the schemas this process created on external servers (`schema`: only that one). Runs
+/// on a thread of its own with its own runtime, so it works from a destructor, a signal
+/// handler's task or a plain thread alike; each drop waits at most 10 s.
+fn drop_schemas(only: Option<&str>) {
+    let todo: Vec<(String, tokio_postgres::Config)> = {
+        let mut all = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
+        let (take, keep): (Vec<_>, Vec<_>) = all.drain(..).partition(|(s, _)| only.is_none_or(|o| o == s));
+        *all = keep;
+        take
+    };
+    if todo.is_empty() {
+        return;
+    }
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        for (schema, config) in todo {
+            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(10), async {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await
+            }));
+        }
+    })
+    .join();
+}
+
 /// What the Ctrl-C path must clean up: every live server and run directory.
 #[derive(Debug, Clone, PartialEq)]
 enum Registered {
@@ -526,6 +606,7 @@ pub fn remove_tracked_dir(dir: &Path) {
 /// Stop every server and remove every directory this process started, from any thread.
 /// For signal handlers: the owning `Env` may never get to run its destructor.
 pub fn cleanup_all() {
+    drop_schemas(None);
     let items: Vec<Registered> = std::mem::take(&mut *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()));
     for item in &items {
         if let Registered::Pid(pid) = item {
@@ -923,6 +1004,7 @@ async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInf
             port,
             user: "postgres".into(),
             dbname: "postgres".into(),
+            schema: None,
         };
         let probe = || async {
             let client = target.connect().await.ok()?;

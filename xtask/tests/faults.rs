@@ -123,6 +123,11 @@ fn a_password_never_reaches_a_file_or_the_console() {
         }))
         .expect("servers start");
     let (pg, redis) = (env.pg.clone().unwrap(), env.redis.clone().unwrap());
+    // A table of "someone else's" where the lab's own tables would go, had it no schema.
+    rt.block_on(async {
+        let c = pg.connect().await.unwrap();
+        c.batch_execute("CREATE TABLE users (sentinel text); INSERT INTO users VALUES ('mine')").await.unwrap();
+    });
     rt.block_on(async {
         let mut con = redis.client().unwrap().get_multiplexed_async_connection().await.unwrap();
         let _: () =
@@ -150,6 +155,18 @@ fn a_password_never_reaches_a_file_or_the_console() {
         assert!(!console.contains(secret), "{secret} reached the console: {console}");
     }
     assert!(files.contains(":***@"), "URLs are kept, redacted");
+    assert!(files.contains("created for this run, dropped at its end"), "the report says where the lab worked");
+
+    // The lab worked in a schema of its own and dropped it: the other table is untouched.
+    rt.block_on(async {
+        let c = pg.connect().await.unwrap();
+        let rows: i64 =
+            c.query_one("SELECT count(*) FROM public.users WHERE sentinel = 'mine'", &[]).await.unwrap().get(0);
+        assert_eq!(rows, 1, "the lab touched a table it did not create");
+        let left: i64 =
+            c.query_one("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'perflab%'", &[]).await.unwrap().get(0);
+        assert_eq!(left, 0, "the run's schema was dropped");
+    });
 
     // Bad input that echoes the URL back: a server that is not there, and clap's own errors.
     let dead = format!("postgres://u:{PG_PASSWORD}@127.0.0.1:1/db");

@@ -86,6 +86,7 @@ impl Experiment for Calibration {
                 let out = Command::new(&bin)
                     .args(["-i", "-q", "-I", "dtGvp", "-s", &SCALE.to_string()])
                     .args(pg.cli_args())
+                    .envs(pg.tool_env())
                     .output()
                     .with_context(|| format!("running {}", bin.display()))?;
                 anyhow::ensure!(
@@ -243,10 +244,10 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
             "-T",
             &secs(s.warmup).to_string(),
         ]);
-        warm.args(pg.cli_args());
+        warm.args(pg.cli_args()).envs(pg.tool_env());
         let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
     }
-    base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args());
+    base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args()).envs(pg.tool_env());
     let probe = ctx.probe.clone();
     let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, base)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;

@@ -44,7 +44,7 @@ fn kind(name: &str) -> anyhow::Result<Kind> {
 enum Conn {
     /// Open, query, close: the full TCP and startup handshake every time (pgbench -C).
     PerQuery {
-        target: PgTarget,
+        target: Box<PgTarget>,
         opened: Arc<AtomicU64>,
     },
     Pooled(Arc<GoSqlPool>),
@@ -187,7 +187,7 @@ impl Experiment for PgPool {
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
                 let conn = match &pool2 {
                     Some(p) => Conn::Pooled(p.clone()),
-                    None => Conn::PerQuery { target: target.clone(), opened: opened2.clone() },
+                    None => Conn::PerQuery { target: Box::new(target.clone()), opened: opened2.clone() },
                 };
                 let ids = ids.clone();
                 async move { Ok(PoolClient { conn, ids, rng: SplitMix64::new(SEED + i as u64) }) }
