@@ -25,6 +25,11 @@ pub fn invalid_reason(sample: &Sample) -> Option<String> {
     if errors == 0 {
         return None;
     }
+    if let Some(n) = sample.errors.get(crate::results::UNFINISHED) {
+        return Some(format!(
+            "{n} operation(s) never finished: their latency is unknown, so no latency or rate of this sample is one"
+        ));
+    }
     let ok = sample
         .metrics
         .get("ok")

@@ -102,6 +102,58 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// A `--set` setting an experiment reads, declared so that every `--set` is checked (name,
+/// type, range) before any server starts, and listed by `cargo xtask list`.
+#[derive(Debug, Clone, Copy)]
+pub struct Knob {
+    pub name: &'static str,
+    /// Whole numbers within `min..=max`, or any number within them when `integer` is false.
+    pub integer: bool,
+    pub min: f64,
+    pub max: f64,
+    /// What it sets, and its default (in words: defaults may depend on quick mode).
+    pub doc: &'static str,
+}
+
+impl Knob {
+    /// A whole-number knob within `min..=max`.
+    pub const fn int(name: &'static str, min: i64, max: i64, doc: &'static str) -> Self {
+        Self { name, integer: true, min: min as f64, max: max as f64, doc }
+    }
+
+    /// A real-number knob within `min..=max`.
+    pub const fn real(name: &'static str, min: f64, max: f64, doc: &'static str) -> Self {
+        Self { name, integer: false, min, max, doc }
+    }
+
+    /// The `rows` of the users table the shared fixture loads (`fixtures::setup_users`),
+    /// bounded so that a typo cannot fill the disk.
+    pub const fn users_rows(min: i64) -> Self {
+        Self::int("rows", min, 20_000_000, "rows of the users table the experiment loads")
+    }
+
+    /// Check `raw` against this knob; the error is one line for the user.
+    pub fn check(&self, experiment: &str, raw: &str) -> Result<(), String> {
+        let what = if self.integer { "a whole number" } else { "a number" };
+        let v: f64 = if self.integer {
+            raw.trim().parse::<i64>().map(|v| v as f64).map_err(|_| {
+                format!("--set {experiment}.{}={raw}: expected {what} within {}..={}", self.name, self.min, self.max)
+            })?
+        } else {
+            raw.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                format!("--set {experiment}.{}={raw}: expected {what} within {}..={}", self.name, self.min, self.max)
+            })?
+        };
+        if v < self.min || v > self.max {
+            return Err(format!(
+                "--set {experiment}.{}={raw} is out of range: {} must be within {}..={} ({})",
+                self.name, self.name, self.min, self.max, self.doc
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which servers an experiment needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
@@ -124,6 +176,8 @@ pub struct Meta {
     pub primary_metric: MetricInfo,
     pub metrics: Vec<MetricInfo>,
     pub needs: Needs,
+    /// The `--set` settings it reads.
+    pub knobs: Vec<Knob>,
 }
 
 impl Meta {

@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod context;
 pub mod experiment;
+pub mod faultproxy;
 pub mod fixtures;
 pub mod load;
 pub mod micro;
@@ -21,6 +22,6 @@ pub mod runner;
 pub mod stats;
 pub mod workerpool;
 
-pub use experiment::{BoxFuture, Experiment, Meta, Needs, RunCtx, Settings, Sweep, Variant};
+pub use experiment::{BoxFuture, Experiment, Knob, Meta, Needs, RunCtx, Settings, Sweep, Variant};
 pub use load::{LoadConfig, OpError, Worker};
 pub use results::{Better, Check, MetricInfo, Sample, SweepPoint};

@@ -9,8 +9,10 @@ use crate::resources::{Probe, Snapshot};
 use crate::results::{LatencySummary, Resources, Sample};
 use hdrhistogram::Histogram;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -108,11 +110,22 @@ pub struct LoadConfig {
     pub max_ops_per_worker: Option<u64>,
     /// OS threads that drive the workers (default: one per core, at most one per worker).
     pub threads: Option<usize>,
+    /// How long after the measured window to wait for operations still in flight before
+    /// giving up on them (each counts as an `UNFINISHED` error, which invalidates the sample).
+    /// Default: warm-up plus duration, at least 30 s.
+    pub give_up_after: Option<Duration>,
 }
 
 impl LoadConfig {
     pub fn closed(concurrency: u32, warmup: Duration, duration: Duration) -> Self {
-        Self { mode: Mode::Closed { concurrency }, warmup, duration, max_ops_per_worker: None, threads: None }
+        Self {
+            mode: Mode::Closed { concurrency },
+            warmup,
+            duration,
+            max_ops_per_worker: None,
+            threads: None,
+            give_up_after: None,
+        }
     }
 
     pub fn open(concurrency: u32, rate_per_sec: f64, warmup: Duration, duration: Duration) -> Self {
@@ -122,6 +135,7 @@ impl LoadConfig {
             duration,
             max_ops_per_worker: None,
             threads: None,
+            give_up_after: None,
         }
     }
 
@@ -213,6 +227,9 @@ struct WorkerResult {
     ok: u64,
     errors: BTreeMap<String, u64>,
     last_end: Instant,
+    /// The worker's loop ended (false: it was still waiting for an operation when the run
+    /// gave up on it).
+    done: bool,
 }
 
 impl WorkerResult {
@@ -291,10 +308,42 @@ where
                 let Ok(Some((t0, measure_start, measure_end))) = start_rx.await else {
                     return;
                 };
-                let results = futures_util::future::join_all(
-                    workers.into_iter().map(|(i, w)| drive(w, cfg, i, n, t0, measure_start, measure_end)),
-                )
-                .await;
+                // Each worker's tally lives outside its loop, so that what it measured survives
+                // when an operation never returns (a stalled server) and the run gives up on it.
+                let tallies: Vec<Rc<RefCell<WorkerResult>>> = workers
+                    .iter()
+                    .map(|_| {
+                        Rc::new(RefCell::new(WorkerResult {
+                            histogram: new_histogram(),
+                            ok: 0,
+                            errors: BTreeMap::new(),
+                            last_end: measure_start,
+                            done: false,
+                        }))
+                    })
+                    .collect();
+                let drives = futures_util::future::join_all(
+                    workers
+                        .into_iter()
+                        .zip(&tallies)
+                        .map(|((i, w), tally)| drive(w, cfg, i, n, t0, measure_start, measure_end, tally.clone())),
+                );
+                let give_up = measure_end + cfg.give_up_after.unwrap_or_else(|| default_give_up(&cfg));
+                tokio::select! {
+                    _ = drives => {}
+                    _ = tokio::time::sleep_until(give_up) => {}
+                }
+                let results: Vec<WorkerResult> = tallies
+                    .into_iter()
+                    .filter_map(Rc::into_inner)
+                    .map(|t| {
+                        let mut r = t.into_inner();
+                        if !r.done {
+                            *r.errors.entry(UNFINISHED.to_owned()).or_default() += 1;
+                        }
+                        r
+                    })
+                    .collect();
                 let _ = done_tx.send(results);
                 // Keep this runtime, and the connections it drives, alive until every thread
                 // is done: workers on other threads may be using them (a shared pool).
@@ -351,6 +400,15 @@ where
     Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
 }
 
+pub use crate::results::UNFINISHED;
+
+/// How long after the window a run waits for operations in flight: long enough for any one
+/// operation the lab measures (a closed-loop worker always measures at least one), not forever.
+fn default_give_up(config: &LoadConfig) -> Duration {
+    (config.warmup + config.duration).max(Duration::from_secs(30))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn drive<W: Worker>(
     mut worker: W,
     config: LoadConfig,
@@ -359,9 +417,8 @@ async fn drive<W: Worker>(
     t0: Instant,
     measure_start: Instant,
     measure_end: Instant,
-) -> WorkerResult {
-    let mut tally =
-        WorkerResult { histogram: new_histogram(), ok: 0, errors: BTreeMap::new(), last_end: measure_start };
+    tally: Rc<RefCell<WorkerResult>>,
+) {
     let max_ops = config.max_ops_per_worker.unwrap_or(u64::MAX);
     let mut measured_ops = 0u64;
     tokio::time::sleep_until(t0).await;
@@ -371,7 +428,7 @@ async fn drive<W: Worker>(
             let r = worker.call().await;
             let end = Instant::now();
             if start >= measure_start {
-                tally.record(start, end, r);
+                tally.borrow_mut().record(start, end, r);
                 measured_ops += 1;
             }
             // A closed-loop worker measures at least one operation, however long it takes:
@@ -396,14 +453,14 @@ async fn drive<W: Worker>(
                 let end = Instant::now();
                 if intended >= measure_start {
                     // Latency counts from when the request was due, not from when it went out.
-                    tally.record(intended, end, r);
+                    tally.borrow_mut().record(intended, end, r);
                     measured_ops += 1;
                 }
                 k += workers as u64;
             }
         }
     }
-    tally
+    tally.borrow_mut().done = true;
 }
 
 #[cfg(test)]
@@ -487,6 +544,31 @@ mod tests {
         assert_eq!(error_kind("Connection reset by peer (os error 104)"), "Connection reset by peer (os error 104)");
         assert_eq!(error_kind("duplicate key 12345 for user 77"), "duplicate key N for user N");
         assert_eq!(error_kind(&"x".repeat(500)).len(), 160);
+    }
+
+    #[test]
+    fn an_operation_that_never_returns_is_given_up_on_and_counted() {
+        struct Stuck(u32);
+        impl Worker for Stuck {
+            async fn call(&mut self) -> Result<(), OpError> {
+                self.0 += 1;
+                if self.0 == 50 {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut cfg = LoadConfig::closed(2, Duration::from_millis(10), Duration::from_millis(200));
+        cfg.give_up_after = Some(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let report = rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Stuck(0)) })).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "the run did not hang");
+        assert_eq!(report.errors.get(UNFINISHED), Some(&2), "{:?}", report.errors);
+        assert!(report.ok > 20, "what came before the stall is kept: {}", report.ok);
+        let sample = report.into_sample();
+        assert!(crate::analysis::invalid_reason(&sample).unwrap().contains("never finished"));
     }
 
     #[test]

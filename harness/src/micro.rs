@@ -591,6 +591,7 @@ mod tests {
                 primary_metric: time_metric(),
                 metrics: metrics("item"),
                 needs: crate::Needs { postgres: false, redis: false, micro: true },
+                knobs: Vec::new(),
             }
         }
         fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> crate::BoxFuture<'a, anyhow::Result<()>> {

@@ -57,6 +57,11 @@ impl GoSqlPool {
         }
     }
 
+    /// The idle limit (MaxIdleConns).
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
     /// Connections opened so far.
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)

@@ -553,13 +553,23 @@ fn drop_schemas(only: Option<&str>) {
             return;
         };
         for (schema, config) in todo {
-            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(10), async {
-                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await
-            }));
+            // The timer is made inside the runtime: outside it, a timeout has no clock.
+            let outcome = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await
+                })
+                .await
+            });
+            let why = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => error_chain(&e),
+                Err(_) => "no answer within 10 s".to_owned(),
+            };
+            eprintln!("perflab: could not drop the schema {schema} it worked in ({}); drop it by hand", redact(&why));
         }
     })
     .join();

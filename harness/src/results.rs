@@ -175,6 +175,11 @@ impl MetricInfo {
     }
 }
 
+/// The error kind of an operation still unanswered when its sample gave up on it. Its latency
+/// is unknown (longer than anything measured), so a sample holding one is never a measurement.
+pub const UNFINISHED: &str =
+    "no answer: the operation was still pending when the sample gave up on it (a stalled server?)";
+
 /// One measurement: a variant at a sweep point in one repetition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -115,3 +115,38 @@ async fn external_provider_without_urls_is_a_usage_error() {
     let err = provision(&req).await.expect_err("no URL given");
     assert!(matches!(err, ProvisionError::BadRequest(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_postgres_is_worked_in_a_schema_of_the_runs_own_then_dropped() {
+    let local = provision(&Request { provider: Provider::Local, need_postgres: true, ..Request::default() })
+        .await
+        .expect("postgres starts");
+    let pg = local.pg.clone().unwrap();
+    let admin = pg.connect().await.unwrap();
+    admin.batch_execute("CREATE TABLE users (sentinel text); INSERT INTO users VALUES ('theirs')").await.unwrap();
+    let url = format!("postgres://{}@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
+    let external = provision(&Request {
+        provider: Provider::External,
+        pg_url: Some(url),
+        need_postgres: true,
+        ..Request::default()
+    })
+    .await
+    .expect("the external server is reachable");
+    let target = external.pg.clone().unwrap();
+    let schema = target.schema.clone().expect("a schema of its own");
+    // What the lab does through its target lands in its schema, not in the other one's table.
+    let c = target.connect().await.unwrap();
+    c.batch_execute("DROP TABLE IF EXISTS users; CREATE TABLE users (id int); INSERT INTO users VALUES (1)")
+        .await
+        .unwrap();
+    let theirs: i64 = admin.query_one("SELECT count(*) FROM public.users", &[]).await.unwrap().get(0);
+    assert_eq!(theirs, 1, "the other table is untouched");
+    let ours: i64 = admin.query_one(&format!("SELECT count(*) FROM \"{schema}\".users"), &[]).await.unwrap().get(0);
+    assert_eq!(ours, 1);
+    drop(c);
+    drop(external);
+    let left: i64 =
+        admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&schema]).await.unwrap().get(0);
+    assert_eq!(left, 0, "{schema} was dropped at the end");
+}

@@ -55,6 +55,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             }
         }
     }
+    check_sets(&sets, &experiments)?;
     let dur = |v: &Option<String>, flag: &str, default: Duration| match v {
         Some(s) => parse_duration(s).map_err(|e| Failure::usage(format!("--{flag}: {e}"))),
         None => Ok(default),
@@ -98,6 +99,52 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         filter: args.filter.clone(),
         instructions: args.instructions,
     })
+}
+
+/// Every `--set` names a knob an experiment declares, with a value of its type and range:
+/// checked here, before any server starts. `exp.key` must be a knob of `exp` (an experiment of
+/// the catalogue, selected or not); a bare `key` must be a knob of a selected experiment.
+fn check_sets(sets: &BTreeMap<String, String>, selected: &[Box<dyn Experiment>]) -> Result<(), Failure> {
+    let catalogue = catalogue::all();
+    let knobs_of = |e: &dyn Experiment| {
+        let m = e.meta();
+        let names: Vec<&str> = m.knobs.iter().map(|k| k.name).collect();
+        (m.knobs, if names.is_empty() { "none".to_owned() } else { names.join(", ") })
+    };
+    for (key, value) in sets {
+        match key.split_once('.') {
+            Some((exp_id, name)) => {
+                let exp = catalogue.iter().find(|e| e.meta().id == exp_id).ok_or_else(|| {
+                    let ids: Vec<&str> = catalogue.iter().map(|e| e.meta().id).collect();
+                    Failure::usage(format!(
+                        "--set {key}: no experiment {exp_id:?}; the experiments are: {}",
+                        ids.join(", ")
+                    ))
+                })?;
+                let (knobs, names) = knobs_of(exp.as_ref());
+                let knob = knobs.iter().find(|k| k.name == name).ok_or_else(|| {
+                    Failure::usage(format!("--set {key}: {exp_id} has no setting {name:?}; its settings are: {names}"))
+                })?;
+                knob.check(exp_id, value).map_err(Failure::Usage)?;
+            }
+            None => {
+                let mut found = false;
+                for e in selected {
+                    let m = e.meta();
+                    if let Some(k) = m.knobs.iter().find(|k| k.name == key) {
+                        k.check(m.id, value).map_err(Failure::Usage)?;
+                        found = true;
+                    }
+                }
+                if !found {
+                    return Err(Failure::usage(format!(
+                        "--set {key}={value}: no selected experiment has a setting {key:?} (`cargo xtask list` shows each one's settings)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The micro engine's workers: this executable times; `perflab-alloc` beside it counts

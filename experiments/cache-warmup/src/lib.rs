@@ -13,7 +13,7 @@ use harness::pgpool::GoSqlPool;
 use harness::redis_util::{self, info_field};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -290,6 +290,7 @@ impl Experiment for CacheWarmup {
                 MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency of the first seconds of traffic".into() },
             ],
             needs: Needs { postgres: true, redis: true, micro: false },
+            knobs: vec![Knob::users_rows(1_000), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
         }
     }
 

@@ -67,6 +67,7 @@ impl Experiment for Calibration {
                 description: "mean latency (the reference tools report means; the harness also has percentiles)".into(),
             }],
             needs: Needs { postgres: true, redis: true, micro: false },
+            knobs: Vec::new(),
         }
     }
 

@@ -106,6 +106,7 @@ impl Experiment for LazyAlloc {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("user"),
             needs: Needs { postgres: false, redis: false, micro: true },
+            knobs: Vec::new(),
         }
     }
 

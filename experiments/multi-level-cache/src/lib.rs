@@ -19,7 +19,7 @@ use harness::load::{self, OpError, Worker};
 use harness::redis_util::{self};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -390,6 +390,7 @@ impl Experiment for MultiLevelCache {
                 MetricInfo { name: "l1_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)".into() },
             ],
             needs: Needs { postgres: true, redis: true, micro: false },
+            knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 20,000 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
         }
     }
 

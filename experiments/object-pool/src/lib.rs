@@ -125,6 +125,7 @@ impl Experiment for ObjectPool {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: false, micro: true },
+            knobs: Vec::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use harness::pgpool::GoSqlPool;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -144,6 +144,7 @@ impl Experiment for PgBatch {
                 MetricInfo { name: "connections".into(), unit: "connections".into(), better: Better::Lower, description: "connections one client holds".into() },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::users_rows(2_000)],
         }
     }
 

@@ -354,6 +354,7 @@ impl Experiment for PgIndexes {
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: Vec::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use harness::fixtures::load_users;
 use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check};
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -172,6 +172,7 @@ impl Experiment for PgPagination {
                 MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into() },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"), Knob::int("page_size", 1, 10_000, "rows per page (default 20)"), Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)")],
         }
     }
 

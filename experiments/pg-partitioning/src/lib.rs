@@ -16,7 +16,7 @@ use harness::load::{self, OpError, Worker};
 use harness::plan;
 use harness::results::{Better, Check, LatencySummary};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -583,6 +583,7 @@ impl Experiment for PgPartitioning {
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
         }
     }
 

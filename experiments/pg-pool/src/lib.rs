@@ -13,7 +13,7 @@ use harness::pgpool::GoSqlPool;
 use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,6 +136,7 @@ impl Experiment for PgPool {
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::users_rows(1_000)],
         }
     }
 

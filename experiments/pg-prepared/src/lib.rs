@@ -10,7 +10,7 @@ use harness::fixtures::{load_policies_and_keys, setup_users};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::types::{ToSql, Type};
@@ -181,6 +181,7 @@ impl Experiment for PgPrepared {
                 MetricInfo { name: "plan_time_us_per_call".into(), unit: "us".into(), better: Better::Lower, description: "server planning time per statement executed (pg_stat_statements)".into() },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::users_rows(1_000)],
         }
     }
 

@@ -159,6 +159,7 @@ impl Experiment for RateLimiter {
             primary_metric: m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one"),
             metrics,
             needs: Needs { postgres: false, redis: false, micro: true },
+            knobs: Vec::new(),
         }
     }
 

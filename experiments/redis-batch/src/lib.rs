@@ -195,6 +195,7 @@ impl Experiment for RedisBatch {
                 },
             ],
             needs: Needs { postgres: false, redis: true, micro: false },
+            knobs: Vec::new(),
         }
     }
 

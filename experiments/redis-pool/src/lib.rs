@@ -128,6 +128,7 @@ impl Experiment for RedisPool {
                 MetricInfo { name: "server_connections_max".into(), unit: "conn".into(), better: Better::Lower, description: "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)".into() },
             ],
             needs: Needs { postgres: false, redis: true, micro: false },
+            knobs: Vec::new(),
         }
     }
 

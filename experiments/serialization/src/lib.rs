@@ -321,6 +321,7 @@ impl Experiment for Serialization {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: true, micro: true },
+            knobs: Vec::new(),
         }
     }
 

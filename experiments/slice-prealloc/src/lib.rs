@@ -87,6 +87,7 @@ impl Experiment for SlicePrealloc {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("item"),
             needs: Needs { postgres: false, redis: false, micro: true },
+            knobs: Vec::new(),
         }
     }
 

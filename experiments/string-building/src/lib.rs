@@ -90,6 +90,7 @@ impl Experiment for StringBuilding {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("condition"),
             needs: Needs { postgres: false, redis: false, micro: true },
+            knobs: Vec::new(),
         }
     }
 

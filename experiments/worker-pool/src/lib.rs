@@ -16,7 +16,7 @@ use harness::pgpool::GoSqlPool;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -156,8 +156,10 @@ impl WorkerPool {
 }
 
 /// The pool a variant runs on: the guide's churn for `guide-worker-pool-idle5` (or every
-/// variant's idle limit set with `--set worker-pool.max_idle`), no churn otherwise; filled
-/// with prepared connections before the clock.
+/// variant's idle limit set with `--set worker-pool.max_idle`), no churn otherwise. The first
+/// load worker fills it with prepared connections before the clock, on its own thread, so
+/// the connections' driver tasks run beside the worker (not on the runner's runtime, which
+/// would add a cross-thread hand-off to every query).
 async fn pool_for(ctx: &RunCtx, kind: Kind) -> anyhow::Result<Arc<GoSqlPool>> {
     let pg = ctx.env.postgres()?.clone();
     let max_idle = match kind {
@@ -165,9 +167,7 @@ async fn pool_for(ctx: &RunCtx, kind: Kind) -> anyhow::Result<Arc<GoSqlPool>> {
         _ => ctx.settings.get::<usize>("worker-pool", "max_idle")?.unwrap_or(MAX_OPEN),
     };
     anyhow::ensure!((1..=MAX_OPEN).contains(&max_idle), "--set worker-pool.max_idle must be within 1..=25");
-    let pool = Arc::new(GoSqlPool::new(pg, MAX_OPEN, max_idle));
-    pool.warm(MAX_OPEN, &[GET_BY_ID_SQL, GET_BY_IDS_SQL]).await?;
-    Ok(pool)
+    Ok(Arc::new(GoSqlPool::new(pg, MAX_OPEN, max_idle)))
 }
 
 impl Experiment for WorkerPool {
@@ -199,6 +199,7 @@ impl Experiment for WorkerPool {
                 MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into() },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
+            knobs: vec![Knob::users_rows(12_000), Knob::int("max_idle", 1, 25, "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)")],
         }
     }
 
@@ -222,19 +223,23 @@ impl Experiment for WorkerPool {
             let items = point.value as usize;
             let ids = self.ids.lock().expect("not poisoned").clone();
             let pool = pool_for(ctx, kind).await?;
-            let warmed = pool.opened();
             let clients = ctx.settings.concurrency.unwrap_or(1);
             let pool2 = pool.clone();
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
                 let (pool, ids) = (pool2.clone(), ids.clone());
                 async move {
                     anyhow::ensure!(ids.len() > items, "only {} user ids for batches of {items}", ids.len());
+                    if i == 0 {
+                        pool.warm(MAX_OPEN, &[GET_BY_ID_SQL, GET_BY_IDS_SQL]).await?;
+                    }
                     Ok(Loader { kind, pool, ids, items, rng: SplitMix64::new(SEED + i as u64) })
                 }
             })
             .await?;
+            // What the pool opened beyond its filling: the churn of a low idle limit.
+            let warmed = (MAX_OPEN as u64).min(pool.max_idle() as u64);
             let mut sample = report.into_sample();
-            sample.metrics.insert("connections_used".into(), (pool.opened() - warmed) as f64);
+            sample.metrics.insert("connections_used".into(), pool.opened().saturating_sub(warmed) as f64);
             if let Some(rss) = sample.resources.as_ref().and_then(|r| r.harness_peak_rss_bytes) {
                 sample.metrics.insert("harness_peak_rss_bytes".into(), rss as f64);
             }
