@@ -172,6 +172,29 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         return missing("no samples to compare");
     }
     let (ma, mb) = (stats::median(a).unwrap_or(f64::NAN), stats::median(b).unwrap_or(f64::NAN));
+    if let Some(level) = metric.negligible_below.filter(|_| metric.better == Better::Lower) {
+        if ma <= level && mb <= level {
+            let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
+            return Comparison {
+                variant: variant.to_owned(),
+                baseline: baseline.to_owned(),
+                ratio: None,
+                ratio_ci_low: None,
+                ratio_ci_high: None,
+                p_value: Some(mw.p_value),
+                verdict: VerdictKind::NoDifference,
+                sentence: format!(
+                    "{variant} and {baseline} are both within {} {} at {where_} (median {} vs {}): below {} {} the difference does not matter",
+                    fmt_num(ma.max(mb)),
+                    metric.unit,
+                    fmt_num(ma),
+                    fmt_num(mb),
+                    fmt_num(level),
+                    metric.unit,
+                ),
+            };
+        }
+    }
     if ma == 0.0 || mb == 0.0 {
         // A ratio with a zero median is 0 or infinite ("inf× faster"): state the medians and
         // let the rank test alone decide whether they differ.
@@ -307,6 +330,7 @@ mod tests {
             unit: "us".into(),
             better: Better::Lower,
             description: String::new(),
+            negligible_below: None,
         }
     }
 
@@ -346,6 +370,7 @@ mod tests {
             unit: "ops/s".into(),
             better: Better::Higher,
             description: String::new(),
+            negligible_below: None,
         };
         let c = compare(
             "pool",
@@ -358,6 +383,24 @@ mod tests {
         assert_eq!(c.verdict, VerdictKind::Better);
         assert!(c.sentence.contains("faster"), "{}", c.sentence);
         assert!(c.ratio.unwrap() > 19.0);
+    }
+
+    #[test]
+    fn both_within_a_negligible_level_is_no_difference() {
+        let m = MetricInfo::new("rate_error_pct", "%", Better::Lower, "").negligible_below(1.0);
+        let c = compare(
+            "governor",
+            "guide",
+            &[0.05, 0.04, 0.06, 0.05, 0.05],
+            &[0.3, 0.31, 0.29, 0.3, 0.32],
+            &m,
+            "rate 1000",
+        );
+        assert_eq!(c.verdict, VerdictKind::NoDifference, "{}", c.sentence);
+        assert!(c.sentence.contains("both within 0.300 %"), "{}", c.sentence);
+        // Above the level the ratio is called as usual.
+        let c = compare("governor", "guide", &[0.5, 0.4, 0.6, 0.5, 0.5], &[3.0, 3.1, 2.9, 3.0, 3.2], &m, "rate 1000");
+        assert_eq!(c.verdict, VerdictKind::Better, "{}", c.sentence);
     }
 
     #[test]

@@ -167,11 +167,28 @@ pub struct MetricInfo {
     pub unit: String,
     pub better: Better,
     pub description: String,
+    /// Values at or below this are all as good as each other (an error of 0.2 % and one of
+    /// 0.05 % both mean "on target"): when both medians are, the verdict says both are within
+    /// it instead of calling one several times better. Lower-is-better metrics only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negligible_below: Option<f64>,
 }
 
 impl MetricInfo {
     pub fn new(name: &str, unit: &str, better: Better, description: impl Into<String>) -> Self {
-        Self { name: name.to_owned(), unit: unit.to_owned(), better, description: description.into() }
+        Self {
+            name: name.to_owned(),
+            unit: unit.to_owned(),
+            better,
+            description: description.into(),
+            negligible_below: None,
+        }
+    }
+
+    /// Declare the level below which differences do not matter (`negligible_below`).
+    pub fn negligible_below(mut self, level: f64) -> Self {
+        self.negligible_below = Some(level);
+        self
     }
 }
 

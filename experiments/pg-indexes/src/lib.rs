@@ -338,6 +338,7 @@ impl Experiment for PgIndexes {
                 unit: "us".into(),
                 better: Better::Lower,
                 description: "median latency of one statement".into(),
+                negligible_below: None,
             },
             metrics: vec![
                 MetricInfo {
@@ -345,12 +346,14 @@ impl Experiment for PgIndexes {
                     unit: "us".into(),
                     better: Better::Lower,
                     description: "99th percentile latency".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "ops_per_sec".into(),
                     unit: "statements/s".into(),
                     better: Better::Higher,
                     description: "statements completed per second (for insert: the insert throughput)".into(),
+                    negligible_below: None,
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },

@@ -166,10 +166,11 @@ impl Experiment for PgPagination {
                 unit: "us".into(),
                 better: Better::Lower,
                 description: "median latency of fetching one page at that depth".into(),
+                negligible_below: None,
             },
             metrics: vec![
-                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile page latency".into() },
-                MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into() },
+                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile page latency".into(), negligible_below: None },
+                MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into(), negligible_below: None },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
             knobs: vec![Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"), Knob::int("page_size", 1, 10_000, "rows per page (default 20)"), Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)")],

@@ -549,6 +549,7 @@ impl Experiment for PgPartitioning {
                 better: Better::Lower,
                 description: "median latency of one statement (for retire-month: the time of the one DELETE or DROP)"
                     .into(),
+                negligible_below: None,
             },
             metrics: vec![
                 MetricInfo {
@@ -556,30 +557,35 @@ impl Experiment for PgPartitioning {
                     unit: "us".into(),
                     better: Better::Lower,
                     description: "99th percentile latency".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "ops_per_sec".into(),
                     unit: "statements/s".into(),
                     better: Better::Higher,
                     description: "statements completed per second (for insert: the insert throughput)".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "space_freed_mb".into(),
                     unit: "MB".into(),
                     better: Better::Higher,
                     description: "retire-month: disk space given back by the statement itself".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "space_freed_after_vacuum_mb".into(),
                     unit: "MB".into(),
                     better: Better::Higher,
                     description: "retire-month: disk space given back once VACUUM has run".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "vacuum_ms".into(),
                     unit: "ms".into(),
                     better: Better::Lower,
                     description: "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)".into(),
+                    negligible_below: None,
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },

@@ -113,6 +113,7 @@ impl Experiment for PgPool {
                 unit: "queries/s".into(),
                 better: Better::Higher,
                 description: "primary-key lookups completed per second".into(),
+                negligible_below: None,
             },
             metrics: vec![
                 MetricInfo {
@@ -120,12 +121,14 @@ impl Experiment for PgPool {
                     unit: "us".into(),
                     better: Better::Lower,
                     description: "99th percentile latency, including any wait for a pooled connection".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "connections_opened_per_sec".into(),
                     unit: "conn/s".into(),
                     better: Better::Lower,
                     description: "new server sessions per second (warm-up included)".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "server_backends_max".into(),
@@ -133,6 +136,7 @@ impl Experiment for PgPool {
                     better: Better::Lower,
                     description: "most client backends seen on the server while the load ran (sampled every 50 ms)"
                         .into(),
+                    negligible_below: None,
                 },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },

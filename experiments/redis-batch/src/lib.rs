@@ -173,6 +173,7 @@ impl Experiment for RedisBatch {
                 unit: "us".into(),
                 better: Better::Lower,
                 description: "median time of one batch".into(),
+                negligible_below: None,
             },
             metrics: vec![
                 MetricInfo {
@@ -180,18 +181,21 @@ impl Experiment for RedisBatch {
                     unit: "us".into(),
                     better: Better::Lower,
                     description: "99th percentile time of one batch".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "keys_per_sec".into(),
                     unit: "keys/s".into(),
                     better: Better::Higher,
                     description: "keys read or written per second".into(),
+                    negligible_below: None,
                 },
                 MetricInfo {
                     name: "ops_per_sec".into(),
                     unit: "batches/s".into(),
                     better: Better::Higher,
                     description: "batches completed per second".into(),
+                    negligible_below: None,
                 },
             ],
             needs: Needs { postgres: false, redis: true, micro: false },

@@ -193,10 +193,10 @@ impl Experiment for WorkerPool {
                 })
                 .collect(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
-            primary_metric: MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median time to load one whole batch".into() },
+            primary_metric: MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median time to load one whole batch".into(), negligible_below: None },
             metrics: vec![
-                MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections the pool opened after it was filled (the churn of a low idle limit), warm-up included".into() },
-                MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into() },
+                MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections the pool opened after it was filled (the churn of a low idle limit), warm-up included".into(), negligible_below: None },
+                MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into(), negligible_below: None },
             ],
             needs: Needs { postgres: true, redis: false, micro: false },
             knobs: vec![Knob::users_rows(12_000), Knob::int("max_idle", 1, 25, "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)")],
