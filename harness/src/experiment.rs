@@ -250,6 +250,35 @@ pub struct RunCtx {
     pub micro: crate::micro::Workers,
 }
 
+impl RunCtx {
+    /// A context for an experiment's own tests: servers from the machine's binaries (the
+    /// same provisioning users run), quick settings with these `--set` values, no micro
+    /// workers.
+    pub async fn for_tests(need_postgres: bool, need_redis: bool, sets: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let env = crate::provision::provision(&crate::provision::Request {
+            provider: crate::provision::Provider::Local,
+            need_postgres,
+            need_redis,
+            ..Default::default()
+        })
+        .await?;
+        let probe = Probe {
+            postgres_pid: env.pg.as_ref().and_then(|p| p.pid),
+            redis_pid: env.redis.as_ref().and_then(|r| r.pid),
+        };
+        let settings = Settings {
+            quick: true,
+            repetitions: 1,
+            duration: Duration::from_millis(100),
+            warmup: Duration::from_millis(20),
+            concurrency: None,
+            sets: sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            order_seed: 0,
+        };
+        Ok(Self { env, settings, probe, micro: Default::default() })
+    }
+}
+
 /// One technique on trial.
 ///
 /// The runner calls `setup` once, then for every sweep point `setup_point` and `run` for every

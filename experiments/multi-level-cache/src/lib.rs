@@ -577,6 +577,60 @@ impl Experiment for MultiLevelCache {
 mod tests {
     use super::*;
 
+    /// No design wins by doing less: each returns the same user for the same key, whether it
+    /// comes from Postgres, Redis or L1 (the second read of each key is a cache hit where
+    /// there is a cache).
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_design_returns_the_same_users() {
+        let ctx = RunCtx::for_tests(true, true, &[("multi-level-cache.keys", "200")]).await.unwrap();
+        let exp = MultiLevelCache::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids = exp.ids.lock().unwrap().clone();
+        let p = params(&ctx).unwrap();
+        let prefix = redis_util::prefix(ID);
+        let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
+        let redis_client = ctx.env.redis().unwrap().client().unwrap();
+        let mut seen: Vec<Vec<serde_json::Value>> = Vec::new();
+        for &(design, name, _, _) in &DESIGNS {
+            let mut admin = redis_client.get_multiplexed_async_connection().await.unwrap();
+            redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
+            let db = ctx.env.postgres().unwrap().connect().await.unwrap();
+            let stmt = db.prepare(GET_BY_ID_SQL).await.unwrap();
+            let tally = Arc::new(Tally::default());
+            let mut reader = Reader {
+                design,
+                l1: Arc::new(L1::new(design.l1_capacity(&p), design, L1_TTL)),
+                redis: redis_client.get_multiplexed_async_connection().await.unwrap(),
+                db,
+                stmt,
+                keys: keys.clone(),
+                ids: ids.clone(),
+                draws: vec![0],
+                next: 0,
+                counts: [0; 3],
+                tally: tally.clone(),
+                l2_ttl_ms: L2_TTL_SECS * 1000,
+            };
+            let mut values = Vec::new();
+            for i in 0..20 {
+                let first = reader.get(i).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await; // a background refill lands
+                let again = reader.get(i).await.unwrap();
+                assert_eq!(first, again, "{name}: key {i} read twice");
+                values.push((*first).clone());
+            }
+            drop(reader);
+            let cached = tally.l1.load(Ordering::Relaxed) + tally.l2.load(Ordering::Relaxed);
+            if design == Design::PostgresOnly {
+                assert_eq!(cached, 0, "{name} has no cache");
+            } else {
+                assert!(cached >= 20, "{name}: the second reads came from a cache ({cached})");
+            }
+            seen.push(values);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "every design returns the same users");
+    }
+
     #[test]
     fn zipf_draws_follow_the_skew() {
         let cdf = zipf_cdf(1000, 1.2);

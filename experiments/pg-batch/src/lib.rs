@@ -89,11 +89,10 @@ async fn get_by_id(pool: &GoSqlPool, id: Uuid) -> Result<usize, OpError> {
     Ok(pool.query(GET_BY_ID_SQL, &[&id]).await?.len())
 }
 
-impl Worker for Batcher {
-    async fn call(&mut self) -> Result<(), OpError> {
-        let start = self.rng.below(self.ids.len() - self.batch);
-        let batch = &self.ids[start..start + self.batch];
-        let found = match self.kind {
+impl Batcher {
+    /// Look `batch` up the variant's way; the number of users found.
+    async fn load(&self, batch: &[Uuid]) -> Result<usize, OpError> {
+        Ok(match self.kind {
             Kind::NPlusOne => {
                 let mut found = 0;
                 for &id in batch {
@@ -110,8 +109,15 @@ impl Worker for Batcher {
                 .await?
             }
             Kind::Any => self.pool.query(GET_BY_IDS_SQL, &[&batch]).await?.len(),
-        };
-        if found == batch.len() {
+        })
+    }
+}
+
+impl Worker for Batcher {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let start = self.rng.below(self.ids.len() - self.batch);
+        let found = self.load(&self.ids[start..start + self.batch]).await?;
+        if found == self.batch {
             Ok(())
         } else {
             Err(OpError::new("wrong number of users returned"))
@@ -193,5 +199,27 @@ impl Experiment for PgBatch {
             ),
             "Client and server share this machine, where a round trip on loopback costs tens of microseconds; across a network each one costs more, and the gap between the variants widens accordingly.".into(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No variant wins by doing less: for the same ids every one finds the same users.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_variant_finds_the_same_users() {
+        let ctx = RunCtx::for_tests(true, false, &[("pg-batch.rows", "3000")]).await.unwrap();
+        let exp = PgBatch::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids = exp.ids.lock().unwrap().clone();
+        let mut batch: Vec<Uuid> = ids[..150].to_vec();
+        batch.push(Uuid::nil()); // an id no user has
+        for v in exp.meta().variants {
+            let kind = Kind::parse(v.name).unwrap();
+            let pg = ctx.env.postgres().unwrap().clone();
+            let b = Batcher::new(pg, kind, ids.clone(), batch.len(), 1).await.unwrap();
+            assert_eq!(b.load(&batch).await.unwrap(), 150, "{}", v.name);
+        }
     }
 }

@@ -257,3 +257,24 @@ impl Experiment for WorkerPool {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No variant wins by doing less: for the same ids every one finds the same users.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_variant_loads_the_same_users() {
+        let ctx = RunCtx::for_tests(true, false, &[("worker-pool.rows", "13000")]).await.unwrap();
+        let exp = WorkerPool::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids = exp.ids.lock().unwrap().clone();
+        let mut batch: Vec<Uuid> = ids[..200].to_vec();
+        batch.push(Uuid::nil()); // an id no user has: found by nobody
+        for &(name, kind, _, _) in VARIANTS {
+            let pool = pool_for(&ctx, kind).await.unwrap();
+            let loader = Loader { kind, pool, ids: ids.clone(), items: batch.len(), rng: SplitMix64::new(1) };
+            assert_eq!(loader.load(&batch).await.unwrap(), 200, "{name}");
+        }
+    }
+}
