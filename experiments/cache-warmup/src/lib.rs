@@ -432,3 +432,48 @@ mod tests {
         assert!(kind("warm").is_err());
     }
 }
+
+#[cfg(test)]
+mod same_work_tests {
+    use super::*;
+
+    /// No warm-up wins by doing less: each leaves every key in Redis, with the same values.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_warm_up_caches_the_same_values() {
+        let ctx = RunCtx::for_tests(true, true, &[]).await.unwrap();
+        let exp = CacheWarmup::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids: Arc<Vec<Uuid>> = Arc::new(exp.ids.lock().unwrap()[..300].to_vec());
+        let prefix = redis_util::prefix(ID);
+        let client = ctx.env.redis().unwrap().client().unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = ids.iter().map(|id| key(&prefix, id)).collect();
+        let mut seen: Vec<(&str, Vec<Option<String>>)> = Vec::new();
+        for v in exp.meta().variants {
+            let k = kind(v.name).unwrap();
+            if k == Kind::Cold {
+                continue;
+            }
+            redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
+            let warmer = Arc::new(Warmer {
+                pool: GoSqlPool::new(ctx.env.postgres().unwrap().clone(), DB_POOL, DB_POOL),
+                redis: client.get_multiplexed_async_connection().await.unwrap(),
+                prefix: prefix.clone(),
+                queries: AtomicU64::new(0),
+            });
+            let warmed = warm(k, &warmer, &ids).await.unwrap();
+            for b in warmed.background {
+                b.await.unwrap().unwrap();
+            }
+            assert_eq!(warmed.failed, 0, "{}", v.name);
+            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut admin).await.unwrap();
+            assert!(values.iter().all(Option::is_some), "{}: every key is warm", v.name);
+            seen.push((v.name, values));
+        }
+        assert!(seen.len() >= 4);
+        for w in seen.windows(2) {
+            assert_eq!(w[0].1, w[1].1, "{} and {} cache the same values", w[0].0, w[1].0);
+        }
+        redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
+    }
+}

@@ -75,27 +75,32 @@ struct Client3 {
     inserted: u64,
 }
 
+impl Client3 {
+    /// Run the lookup or the join for `id` the variant's way; the rows it returned.
+    async fn rows(&self, id: Uuid) -> Result<usize, OpError> {
+        let err = |e: tokio_postgres::Error| OpError::from_error(&e);
+        Ok(match self.protocol {
+            Protocol::Prepared => {
+                self.client.query(self.stmt.as_ref().expect("prepared"), &[&id]).await.map_err(err)?.len()
+            }
+            Protocol::Unprepared => self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len(),
+            Protocol::Simple => {
+                // Only values the lab generates (uuids) are spliced in; never user input.
+                let sql = self.sql.replace("$1", &format!("'{id}'"));
+                let msgs = self.client.simple_query(&sql).await.map_err(err)?;
+                msgs.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count()
+            }
+        })
+    }
+}
+
 impl Worker for Client3 {
     async fn call(&mut self) -> Result<(), OpError> {
         let err = |e: tokio_postgres::Error| OpError::from_error(&e);
         match self.shape {
             Shape::PkLookup | Shape::Join => {
                 let id = self.ids[self.rng.below(self.ids.len())];
-                let rows = match self.protocol {
-                    Protocol::Prepared => {
-                        self.client.query(self.stmt.as_ref().expect("prepared"), &[&id]).await.map_err(err)?.len()
-                    }
-                    Protocol::Unprepared => {
-                        self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len()
-                    }
-                    Protocol::Simple => {
-                        // Only values the lab generates (uuids) are spliced in; never user input.
-                        let sql = self.sql.replace("$1", &format!("'{id}'"));
-                        let msgs = self.client.simple_query(&sql).await.map_err(err)?;
-                        msgs.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count()
-                    }
-                };
-                if rows == 0 {
+                if self.rows(id).await? == 0 {
                     return Err(OpError::new("no rows"));
                 }
             }
@@ -262,5 +267,48 @@ impl Experiment for PgPrepared {
             notes.push("pg_stat_statements is not loaded on this server (it ships with postgresql-contrib and must be in shared_preload_libraries), so planning time was not recorded.".into());
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No protocol wins by doing less: for the same ids each returns the same rows.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_protocol_returns_the_same_rows() {
+        let ctx = RunCtx::for_tests(true, false, &[("pg-prepared.rows", "2000")]).await.unwrap();
+        let exp = PgPrepared::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids = exp.ids.lock().unwrap().clone();
+        for shape in [Shape::PkLookup, Shape::Join] {
+            let mut counts = Vec::new();
+            for protocol in [Protocol::Unprepared, Protocol::Prepared, Protocol::Simple] {
+                let client = ctx.env.postgres().unwrap().connect().await.unwrap();
+                let stmt = if protocol == Protocol::Prepared {
+                    Some(client.prepare(shape.sql()).await.unwrap())
+                } else {
+                    None
+                };
+                let c = Client3 {
+                    client,
+                    protocol,
+                    shape,
+                    sql: shape.sql(),
+                    stmt,
+                    ids: ids.clone(),
+                    rng: SplitMix64::new(1),
+                    insert_base: 0,
+                    inserted: 0,
+                };
+                let mut n = Vec::new();
+                for &id in ids.iter().take(30) {
+                    n.push(c.rows(id).await.unwrap());
+                }
+                counts.push(n);
+            }
+            assert!(counts[0].iter().sum::<usize>() > 0, "{shape:?} returns rows");
+            assert!(counts.windows(2).all(|w| w[0] == w[1]), "{shape:?}: {counts:?}");
+        }
     }
 }
