@@ -465,6 +465,43 @@ mod tests {
         assert!(parse_variant("nope/guide").is_err());
     }
 
+    /// No table wins by doing less: with the guide's indexes and without, every query returns
+    /// the same rows.
+    #[tokio::test(flavor = "current_thread")]
+    async fn both_tables_return_the_same_rows() {
+        let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
+        let exp = PgIndexes::new();
+        exp.setup(&ctx).await.unwrap();
+        exp.setup_point(&ctx, &SweepPoint { label: "2000".into(), value: 2000.0 }).await.unwrap();
+        let client = pg_client(&ctx).await.unwrap();
+        let mut nonempty = 0;
+        for query in Query::ALL.into_iter().filter(|q| *q != Query::Insert) {
+            for n in [0u64, 3, 17, 250, 1999] {
+                let literal = harness::plan::literal(&query.param(n));
+                let mut results = Vec::new();
+                for table in [Table::NoIndex, Table::Guide] {
+                    client.batch_execute(&format!("SET search_path = {}", table.search_path())).await.unwrap();
+                    let msgs =
+                        client.simple_query(&harness::plan::inline(query.sql(), &[literal.clone()])).await.unwrap();
+                    let mut rows: Vec<Vec<Option<String>>> = msgs
+                        .iter()
+                        .filter_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    rows.sort();
+                    results.push(rows);
+                }
+                assert_eq!(results[0], results[1], "{} with {}", query.name(), query.param(n));
+                nonempty += usize::from(!results[0].is_empty());
+            }
+        }
+        assert!(nonempty >= 12, "the lookups found rows ({nonempty} of 20 non-empty)");
+    }
+
     #[test]
     fn lookups_ask_for_rows_the_generator_writes() {
         let mut out = String::new();

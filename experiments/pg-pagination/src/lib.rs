@@ -80,7 +80,7 @@ struct Pager {
     guide_cursor: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Offset,
     KeysetGuide,
@@ -390,6 +390,31 @@ async fn correctness_walk(client: &Client, page_size: i64, pages: usize) -> anyh
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Every variant returns a full page at every depth, and the two correct ones the same
+    /// rows (the guide's cursor is the flaw on trial: its pages are checked by the walk).
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_variant_returns_a_full_page_and_the_correct_ones_the_same_rows() {
+        let ctx = RunCtx::for_tests(true, false, &[("pg-pagination.rows", "30000")]).await.unwrap();
+        let exp = PgPagination::new();
+        exp.setup(&ctx).await.unwrap();
+        let p = params(&ctx).unwrap();
+        let mut depths: Vec<(u64, Option<Cursor>)> =
+            exp.cursors.lock().unwrap().iter().map(|(&d, &c)| (d, Some(c))).collect();
+        depths.push((1, None));
+        assert!(depths.len() >= 2);
+        for (depth, cursor) in depths {
+            let mut pages: HashMap<Kind, Vec<Uuid>> = HashMap::new();
+            for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
+                let client = ctx.env.postgres().unwrap().connect().await.unwrap();
+                let pager = Pager::new(client, kind, p.page_size, depth, cursor).await.unwrap();
+                let ids: Vec<Uuid> = pager.page().await.unwrap().iter().map(|r| r.get(0)).collect();
+                assert_eq!(ids.len() as i64, p.page_size, "{kind:?} at depth {depth}");
+                pages.insert(kind, ids);
+            }
+            assert_eq!(pages[&Kind::Offset], pages[&Kind::Keyset], "offset and keyset at depth {depth}");
+        }
+    }
 
     #[test]
     fn guide_cursor_truncates_to_whole_seconds() {
