@@ -365,4 +365,40 @@ mod tests {
         }
         assert!(Kind::parse("get").is_err());
     }
+
+    /// No variant wins by doing less: GET per key and MGET read the same keys back; SET per
+    /// key and the pipeline leave the same values behind.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_find_the_same_keys_and_writes_leave_the_same_values() {
+        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
+        let exp = RedisBatch::new();
+        exp.setup(&ctx).await.unwrap();
+        let client = ctx.env.redis().unwrap().client().unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let (keys, values) = (Arc::new(keys()), Arc::new(values()));
+        let batcher = |kind, con| Batcher {
+            con,
+            kind,
+            batch: 100,
+            keys: keys.clone(),
+            values: values.clone(),
+            rng: SplitMix64::new(5),
+        };
+        for kind in [Kind::GetPerKey, Kind::Mget] {
+            let mut b = batcher(kind, client.get_multiplexed_async_connection().await.unwrap());
+            assert_eq!(b.batch_once().await.unwrap(), 100, "{kind:?} finds every key of its batch");
+        }
+        let mut written = Vec::new();
+        for kind in [Kind::SetPerKey, Kind::PipelineSet] {
+            redis_util::clear_prefix(&mut admin, &redis_util::prefix(ID)).await.unwrap();
+            let mut b = batcher(kind, client.get_multiplexed_async_connection().await.unwrap());
+            b.batch_once().await.unwrap();
+            let all: Vec<Option<String>> =
+                redis::cmd("MGET").arg(keys.as_slice()).query_async(&mut admin).await.unwrap();
+            assert_eq!(all.iter().flatten().count(), 100, "{kind:?} writes its batch");
+            written.push(all);
+        }
+        assert_eq!(written[0], written[1], "both writes leave the same keys and values");
+        redis_util::clear_prefix(&mut admin, &redis_util::prefix(ID)).await.unwrap();
+    }
 }
