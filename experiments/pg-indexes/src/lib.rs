@@ -481,8 +481,10 @@ mod tests {
                 let mut results = Vec::new();
                 for table in [Table::NoIndex, Table::Guide] {
                     client.batch_execute(&format!("SET search_path = {}", table.search_path())).await.unwrap();
-                    let msgs =
-                        client.simple_query(&harness::plan::inline(query.sql(), &[literal.clone()])).await.unwrap();
+                    let msgs = client
+                        .simple_query(&harness::plan::inline(query.sql(), std::slice::from_ref(&literal)))
+                        .await
+                        .unwrap();
                     let mut rows: Vec<Vec<Option<String>>> = msgs
                         .iter()
                         .filter_map(|m| match m {

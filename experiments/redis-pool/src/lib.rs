@@ -254,4 +254,38 @@ mod tests {
         }
         assert!(kind("pool").is_err());
     }
+
+    /// No variant wins by doing less: with the same draws every one reads the same values.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_variant_reads_the_same_values() {
+        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
+        let exp = RedisPool::new();
+        exp.setup(&ctx).await.unwrap();
+        let client = ctx.env.redis().unwrap().client().unwrap();
+        let prefix = redis_util::prefix(ID);
+        let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("{prefix}user:{i}")).collect());
+        let url = ctx.env.redis().unwrap().url.clone();
+        let mut seen = Vec::new();
+        for v in exp.meta().variants {
+            let conn = match kind(v.name).unwrap() {
+                Kind::NewConnection => Conn::New(client.clone()),
+                Kind::Multiplexed => Conn::Shared(client.get_multiplexed_async_connection().await.unwrap()),
+                Kind::Pool { ping_on_checkout } => Conn::Pool(
+                    bb8::Pool::builder()
+                        .max_size(2)
+                        .test_on_check_out(ping_on_checkout)
+                        .build(RedisConnectionManager::new(url.as_str()).unwrap())
+                        .await
+                        .unwrap(),
+                ),
+            };
+            let mut g = Getter { conn, keys: keys.clone(), rng: SplitMix64::new(9) };
+            let mut values = Vec::new();
+            for _ in 0..30 {
+                values.push(g.get().await.unwrap().expect("every key is cached"));
+            }
+            seen.push(values);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "every variant reads the same values");
+    }
 }
