@@ -56,10 +56,10 @@ struct PoolClient {
     rng: SplitMix64,
 }
 
-impl Worker for PoolClient {
-    async fn call(&mut self) -> Result<(), OpError> {
-        let id = self.ids[self.rng.below(self.ids.len())];
-        let rows = match &self.conn {
+impl PoolClient {
+    /// Look `id` up through this client's connection strategy; the rows found.
+    async fn lookup(&self, id: Uuid) -> Result<usize, OpError> {
+        Ok(match &self.conn {
             Conn::PerQuery { target, opened } => {
                 opened.fetch_add(1, Ordering::Relaxed);
                 let client = target.connect().await.map_err(|e| OpError::from_error(&e))?;
@@ -68,8 +68,14 @@ impl Worker for PoolClient {
                 rows.len()
             }
             Conn::Pooled(pool) => pool.query_typed(SQL, &[(&id, Type::UUID)]).await?.len(),
-        };
-        if rows == 1 {
+        })
+    }
+}
+
+impl Worker for PoolClient {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let id = self.ids[self.rng.below(self.ids.len())];
+        if self.lookup(id).await? == 1 {
             Ok(())
         } else {
             Err(OpError::new("user not found"))
@@ -216,5 +222,35 @@ impl Experiment for PgPool {
             "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
             "Pools start empty, as Go's does, and fill during the warm-up.".into(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No strategy wins by doing less: a connection per query and a pool find the same users.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_strategy_finds_the_same_users() {
+        let ctx = RunCtx::for_tests(true, false, &[("pg-pool.rows", "1500")]).await.unwrap();
+        let exp = PgPool::new();
+        exp.setup(&ctx).await.unwrap();
+        let ids = exp.ids.lock().unwrap().clone();
+        let target = ctx.env.postgres().unwrap().clone();
+        let strategies = [
+            Conn::PerQuery { target: Box::new(target.clone()), opened: Arc::new(AtomicU64::new(0)) },
+            Conn::Pooled(Arc::new(GoSqlPool::new(target, 5, 5))),
+        ];
+        let mut found = Vec::new();
+        for conn in strategies {
+            let c = PoolClient { conn, ids: ids.clone(), rng: SplitMix64::new(1) };
+            let mut n = Vec::new();
+            for &id in ids.iter().take(25).chain([Uuid::nil()].iter()) {
+                n.push(c.lookup(id).await.unwrap());
+            }
+            found.push(n);
+        }
+        assert_eq!(found[0], found[1]);
+        assert_eq!(found[0].iter().sum::<usize>(), 25, "every live user once, the nil id never");
     }
 }
