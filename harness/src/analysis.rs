@@ -1,7 +1,8 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
 use crate::results::{
-    Better, Comparison, ExperimentResult, MetricInfo, PointAnalysis, Sample, VariantSummary, VerdictKind,
+    resource_value, spectrum_metric, Better, Comparison, ExperimentResult, MetricInfo, MetricSummary, PointAnalysis,
+    Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
 };
 use crate::stats;
 
@@ -132,21 +133,65 @@ pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
         .find(|c| c.verdict != VerdictKind::Missing)
         .or_else(|| out.last().and_then(pick));
     result.analysis = out;
+    result.summaries = summaries(result);
 }
 
-/// Three significant digits or so, as verdict sentences and the report print numbers.
-pub fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
+/// A sample's value of `metric`: a recorded metric, a resource (`RESOURCE_METRICS`), or a
+/// percentile of its latency spectrum (`spectrum_metric`).
+fn sample_value(s: &Sample, metric: &str) -> Option<f64> {
+    if let Some(&v) = s.metrics.get(metric) {
+        return Some(v);
     }
+    if RESOURCE_METRICS.contains(&metric) {
+        return s.resources.as_ref().and_then(|r| resource_value(r, metric));
+    }
+    s.latency.as_ref()?.percentiles_us.iter().find(|(p, _)| spectrum_metric(*p) == metric).map(|&(_, v)| v)
 }
+
+/// Median and CI of every metric the report shows, per variant and point, from valid samples.
+fn summaries(result: &ExperimentResult) -> Vec<MetricSummary> {
+    let mut names: Vec<String> = std::iter::once(result.primary_metric.name.clone())
+        .chain(result.metrics.iter().map(|m| m.name.clone()))
+        .chain(RESOURCE_METRICS.iter().map(|m| (*m).to_owned()))
+        .collect();
+    for s in &result.samples {
+        for (p, _) in s.latency.iter().flat_map(|l| &l.percentiles_us) {
+            let name = spectrum_metric(*p);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.dedup();
+    let mut out = Vec::new();
+    for name in &names {
+        for point in &result.sweep.points {
+            for v in &result.variants {
+                let vals: Vec<f64> = result
+                    .samples
+                    .iter()
+                    .filter(|s| s.variant == v.name && s.point == point.label && s.invalid.is_none())
+                    .filter_map(|s| sample_value(s, name))
+                    .filter(|x| x.is_finite())
+                    .collect();
+                if let Some(ci) = stats::bootstrap_median_ci(&vals, LEVEL, RESAMPLES, SEED) {
+                    out.push(MetricSummary {
+                        metric: name.clone(),
+                        variant: v.name.clone(),
+                        point: point.label.clone(),
+                        n: vals.len(),
+                        median: ci.estimate,
+                        ci_low: ci.low,
+                        ci_high: ci.high,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+pub use crate::results::fmt_num;
 
 fn fmt_p(p: f64) -> String {
     if p < 0.001 {
@@ -447,8 +492,44 @@ mod tests {
             notes: vec![],
             analysis: vec![],
             headline: None,
+            summaries: vec![],
             wall_time_ms: 0,
         }
+    }
+
+    #[test]
+    fn every_metric_resource_and_percentile_is_summarised_from_valid_samples() {
+        use crate::results::{LatencySummary, Resources};
+        let mut samples = Vec::new();
+        for rep in 0..5 {
+            for (variant, base) in [("base", 100.0), ("fast", 10.0)] {
+                let mut s = sample(variant, rep, base + rep as f64, 1000.0, 0);
+                s.metrics.insert("extra".into(), 2.0 * base);
+                s.resources =
+                    Some(Resources { harness_cpu_s: 0.5, redis_cpu_s: Some(0.25), wall_s: 1.0, ..Default::default() });
+                s.latency = Some(LatencySummary {
+                    count: 1000,
+                    percentiles_us: vec![(99.9, base * 3.0)],
+                    ..Default::default()
+                });
+                samples.push(s);
+            }
+        }
+        // An invalid sample with wild values must not move any summary.
+        let mut bad = sample("fast", 5, 1e9, 0.0, 500);
+        bad.metrics.insert("extra".into(), 1e9);
+        samples.push(bad);
+        let mut r = result_with(samples);
+        r.metrics.push(MetricInfo::new("extra", "x", Better::Lower, ""));
+        analyse(&mut r, None);
+        let get = |m: &str, v: &str| r.summaries.iter().find(|s| s.metric == m && s.variant == v).cloned().unwrap();
+        assert_eq!(get("extra", "fast").median, 20.0);
+        assert_eq!(get("extra", "fast").n, 5, "the invalid sample is left out");
+        assert_eq!(get("latency_p50_us", "base").median, 102.0);
+        assert_eq!(get("server_cpu_s", "fast").median, 0.25);
+        assert_eq!(get("harness_cpu_s", "fast").median, 0.5);
+        assert_eq!(get(&spectrum_metric(99.9), "base").median, 300.0);
+        assert!(r.summaries.iter().all(|s| s.metric != "server_rss_bytes"), "absent resources are not invented");
     }
 
     #[test]

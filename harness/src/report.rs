@@ -4,8 +4,9 @@
 //! CI job renders the same page anywhere. The template context is plain serializable data and
 //! can be dumped as JSON for debugging (`report_context`).
 
-use crate::results::{Better, Check, ExperimentResult, ExperimentStatus, RunResults, VerdictKind};
-use crate::stats;
+use crate::results::{
+    spectrum_metric, Better, Check, ExperimentResult, ExperimentStatus, MetricSummary, RunResults, VerdictKind,
+};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -133,8 +134,7 @@ fn metric_tables(e: &ExperimentResult, axis: &str) -> Vec<ObservationTable> {
                     .points
                     .iter()
                     .map(|p| {
-                        let vals = crate::analysis::values(e, &m.name, &v.name, &p.label);
-                        crate::stats::median(&vals).map(num).unwrap_or_else(|| "–".into())
+                        summary(e, &m.name, &v.name, &p.label).map(|s| num(s.median)).unwrap_or_else(|| "–".into())
                     })
                     .collect(),
             })
@@ -381,45 +381,32 @@ fn experiment_view(e: &ExperimentResult) -> ExperimentView {
     }
 }
 
+/// The analysis's summary of `metric` for `variant` at `point`, if it made one.
+fn summary<'a>(e: &'a ExperimentResult, metric: &str, variant: &str, point: &str) -> Option<&'a MetricSummary> {
+    e.summaries.iter().find(|s| s.metric == metric && s.variant == variant && s.point == point)
+}
+
 fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
     let mut rows = Vec::new();
     for p in &e.sweep.points {
         for v in &e.variants {
-            let rs: Vec<_> = e
-                .samples
-                .iter()
-                .filter(|s| s.variant == v.name && s.point == p.label && s.invalid.is_none())
-                .filter_map(|s| s.resources.as_ref())
-                .collect();
-            if rs.is_empty() {
+            let med = |metric: &str| summary(e, metric, &v.name, &p.label).map(|s| s.median);
+            let Some(wall) = med("wall_s") else {
                 continue;
-            }
-            let med = |f: &dyn Fn(&crate::results::Resources) -> Option<f64>| {
-                stats::median(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
             };
-            let server_cpu = med(&|r| match (r.postgres_cpu_s, r.redis_cpu_s) {
-                (None, None) => None,
-                (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-            });
-            let server_rss = med(&|r| match (r.postgres_rss_bytes, r.redis_rss_bytes) {
-                (None, None) => None,
-                (a, b) => Some((a.unwrap_or(0) + b.unwrap_or(0)) as f64),
-            });
-            let wall = med(&|r| Some(r.wall_s)).unwrap_or(0.0);
             let pct = |cpu: Option<f64>| match cpu {
                 Some(c) if wall > 0.0 => format!("{:.2} s ({:.0}% of a core)", c, 100.0 * c / wall),
                 Some(c) => format!("{c:.2} s"),
                 None => "–".into(),
             };
+            let size = |b: Option<f64>| b.map(|b| bytes(b as u64)).unwrap_or_else(|| "–".into());
             rows.push(ResourceRow {
                 variant: v.name.clone(),
                 point: p.label.clone(),
-                harness_cpu: pct(med(&|r| Some(r.harness_cpu_s))),
-                server_cpu: pct(server_cpu),
-                harness_rss: med(&|r| r.harness_peak_rss_bytes.map(|b| b as f64))
-                    .map(|b| bytes(b as u64))
-                    .unwrap_or_else(|| "–".into()),
-                server_rss: server_rss.map(|b| bytes(b as u64)).unwrap_or_else(|| "–".into()),
+                harness_cpu: pct(med("harness_cpu_s")),
+                server_cpu: pct(med("server_cpu_s")),
+                harness_rss: size(med("harness_peak_rss_bytes")),
+                server_rss: size(med("server_rss_bytes")),
             });
         }
     }
@@ -439,7 +426,7 @@ pub fn num(v: f64) -> String {
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
-        crate::analysis::fmt_num(v)
+        crate::results::fmt_num(v)
     }
 }
 
@@ -487,26 +474,24 @@ fn spectrum_chart(e: &ExperimentResult) -> Option<String> {
     let point = e.sweep.points.last()?;
     let mut labels: Vec<String> = Vec::new();
     let mut series = Vec::new();
+    // The percentiles the samples recorded, in order, as the analysis summarised them.
+    let percentiles: Vec<f64> = e
+        .samples
+        .iter()
+        .find_map(|s| s.latency.as_ref())
+        .map(|l| l.percentiles_us.iter().map(|(p, _)| *p).collect())
+        .unwrap_or_default();
     for v in &e.variants {
-        let summaries: Vec<_> = e
-            .samples
+        let points: Vec<Option<(f64, f64, f64)>> = percentiles
             .iter()
-            .filter(|s| s.variant == v.name && s.point == point.label && s.invalid.is_none())
-            .filter_map(|s| s.latency.as_ref())
+            .map(|&p| summary(e, &spectrum_metric(p), &v.name, &point.label).map(|s| (s.median, s.ci_low, s.ci_high)))
             .collect();
-        let Some(first) = summaries.first() else {
+        if points.iter().all(Option::is_none) {
             continue;
-        };
-        if labels.is_empty() {
-            labels = first.percentiles_us.iter().map(|(p, _)| format!("p{p}")).collect();
         }
-        let points = (0..first.percentiles_us.len())
-            .map(|i| {
-                let vals: Vec<f64> = summaries.iter().filter_map(|s| s.percentiles_us.get(i).map(|x| x.1)).collect();
-                let (lo, hi) = vals.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
-                stats::median(&vals).map(|m| (m, lo, hi))
-            })
-            .collect();
+        if labels.is_empty() {
+            labels = percentiles.iter().map(|p| format!("p{p}")).collect();
+        }
         series.push(Series { name: v.name.clone(), points });
     }
     if series.is_empty() {

@@ -12,8 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
-/// Version 2 added `Sample::invalid`, `RunSettings::order_seed` and
-/// `ExperimentResult::headline`; a version 1 file still reads (those take their defaults).
+/// Version 2 added `Sample::invalid`, `RunSettings::order_seed`, `ExperimentResult::headline`
+/// and `::summaries`, and `MetricInfo::negligible_below`; a version 1 file still reads
+/// (those take their defaults).
 pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest version this perflab reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -118,7 +119,67 @@ pub struct ExperimentResult {
     /// sweep point: the one line to read first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<Comparison>,
+    /// Median and 95% CI of every metric the report shows (the declared metrics, the
+    /// resources, the latency spectrum) per variant and point, over the valid samples:
+    /// computed once by the analysis, so that nothing downstream recomputes a number.
+    #[serde(default)]
+    pub summaries: Vec<MetricSummary>,
     pub wall_time_ms: u64,
+}
+
+/// One metric of one variant at one sweep point, summarised over its valid samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSummary {
+    /// A declared metric's name, one of `RESOURCE_METRICS`, or a `spectrum_metric` name.
+    pub metric: String,
+    pub variant: String,
+    pub point: String,
+    /// Valid samples the summary rests on.
+    pub n: usize,
+    pub median: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// The resources of a sample as metrics (`Resources`, with the servers' CPU and memory
+/// added up over Postgres and Redis).
+pub const RESOURCE_METRICS: [&str; 5] =
+    ["harness_cpu_s", "server_cpu_s", "harness_peak_rss_bytes", "server_rss_bytes", "wall_s"];
+
+/// The value of resource metric `name` (one of `RESOURCE_METRICS`) in `r`.
+pub fn resource_value(r: &Resources, name: &str) -> Option<f64> {
+    let sum = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    };
+    match name {
+        "harness_cpu_s" => Some(r.harness_cpu_s),
+        "server_cpu_s" => sum(r.postgres_cpu_s, r.redis_cpu_s),
+        "harness_peak_rss_bytes" => r.harness_peak_rss_bytes.map(|b| b as f64),
+        "server_rss_bytes" => sum(r.postgres_rss_bytes.map(|b| b as f64), r.redis_rss_bytes.map(|b| b as f64)),
+        "wall_s" => Some(r.wall_s),
+        _ => None,
+    }
+}
+
+/// The name under which percentile `p` of the latency spectrum is summarised.
+pub fn spectrum_metric(p: f64) -> String {
+    format!("latency_spectrum_p{p}_us")
+}
+
+/// Three significant digits or so, as verdict sentences and the report print numbers.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -58,6 +58,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         notes: Vec::new(),
         analysis: Vec::new(),
         headline: None,
+        summaries: Vec::new(),
         wall_time_ms: 0,
     }
 }

@@ -24,7 +24,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
 
 /// Render `results.json` into `index.html` beside it; returns the page's path.
 pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
-    let results = harness::results::load(results_path).map_err(Failure::usage)?;
+    let mut results = harness::results::load(results_path).map_err(Failure::usage)?;
+    // A version 1 file has no summaries or headline: analyse its samples again (the report
+    // itself only reads what the analysis stored).
+    if results.schema_version < 2 {
+        let catalogue = xtask::catalogue::all();
+        for e in &mut results.experiments {
+            let claim = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id).and_then(|m| m.claim_variant());
+            harness::analysis::analyse(e, claim);
+        }
+    }
     let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
     let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let out = dir.join("index.html");
