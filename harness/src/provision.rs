@@ -192,8 +192,9 @@ impl Env {
     /// Stop everything now (also done on drop): the servers this run started, and the schema
     /// it worked in on an external Postgres.
     pub fn shutdown(&mut self) {
-        if let Some(schema) = self.pg.as_mut().and_then(|pg| pg.schema.take()) {
-            drop_schemas(Some(&schema));
+        if self.pg.as_mut().and_then(|pg| pg.schema.take()).is_some() {
+            // The run's schema and any an experiment asked to be dropped with it.
+            drop_schemas(None);
         }
         if let Some(mut local) = self.local.take() {
             local.stop();
@@ -533,6 +534,19 @@ fn own_schema_name() -> String {
         .take(20)
         .collect();
     format!("perflab_{host}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Drop `schema` on `pg`'s server when the run ends (also on Ctrl-C), if `pg` is an external
+/// server: for an experiment that needs schemas of its own beside the run's. On a server the
+/// run started, nothing to do: the server goes with its data.
+pub fn drop_at_end(pg: &PgTarget, schema: &str) {
+    if pg.schema.is_none() {
+        return;
+    }
+    let mut all = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|(s, _)| s == schema) {
+        all.push((schema.to_owned(), pg.config.clone()));
+    }
 }
 
 /// Drop the schemas this process created on external servers (`schema`: only that one). Runs

@@ -140,7 +140,8 @@ fn a_password_never_reaches_a_file_or_the_console() {
     let out = temp_dir("password");
     let o = xtask()
         .args(["bench", "--quick", "--reps", "1", "--duration", "100ms", "--warmup", "50ms"])
-        .args(["--filter", "pg-prepared,redis-batch", "--provider", "external"])
+        .args(["--filter", "pg-prepared,pg-partitioning,redis-batch", "--provider", "external"])
+        .args(["--set", "pg-partitioning.rows_per_month=500"])
         .args(["--pg-url", &pg_url, "--redis-url", &redis_url, "--out", out.0.to_str().unwrap()])
         .env("PGPASSWORD", "EnvSecret77")
         .output()

@@ -35,8 +35,25 @@ const RECENT_WINDOW_US: i64 = 30 * 86_400_000_000;
 const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/insert.sql");
 const DELETE_MONTH_SQL: &str = include_str!("../../../fixtures/sql/pg-partitioning/delete_month.sql");
 const SEED: u64 = 20_240_101;
-const SINGLE: &str = "perflab_single";
-const PART: &str = "perflab_part";
+
+/// The one-table layout's schema: named for this process, so that two runs against one
+/// external server never share it and a DBA can tell whose it is.
+fn single() -> &'static str {
+    &schemas().0
+}
+
+/// The partitioned layout's schema, named like `single()`.
+fn part() -> &'static str {
+    &schemas().1
+}
+
+fn schemas() -> &'static (String, String) {
+    static NAMES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let pid = std::process::id();
+        (format!("perflab_single_{pid}"), format!("perflab_part_{pid}"))
+    })
+}
 /// Distinct users writing the log.
 const USERS: u64 = 10_000;
 /// Ids of inserted rows start here, far above the fixture's.
@@ -76,8 +93,8 @@ enum Layout {
 impl Layout {
     fn schema(self) -> &'static str {
         match self {
-            Layout::Single => SINGLE,
-            Layout::Partitioned => PART,
+            Layout::Single => single(),
+            Layout::Partitioned => part(),
         }
     }
 }
@@ -274,16 +291,17 @@ impl PgPartitioning {
 /// Both tables with `months` months of `per_month` rows, the guide's indexes, and a stash of
 /// the oldest month to put back after each retirement.
 async fn build(client: &Client, months: i64, per_month: i64) -> anyhow::Result<()> {
+    let (single, part) = (single(), part());
     let mut ddl = format!(
-        "DROP SCHEMA IF EXISTS {SINGLE} CASCADE; DROP SCHEMA IF EXISTS {PART} CASCADE; \
-         CREATE SCHEMA {SINGLE}; CREATE SCHEMA {PART}; SET search_path = {PART}; {TABLE_SQL} PARTITION BY RANGE (created_at);"
+        "DROP SCHEMA IF EXISTS {single} CASCADE; DROP SCHEMA IF EXISTS {part} CASCADE; \
+         CREATE SCHEMA {single}; CREATE SCHEMA {part}; SET search_path = {part}; {TABLE_SQL} PARTITION BY RANGE (created_at);"
     );
     for m in 0..months {
         ddl.push_str(&partition_ddl(m));
     }
     client.batch_execute(&ddl).await?;
     let sink = client
-        .copy_in(&format!("COPY {PART}.audit_logs (id, user_id, action, resource, details, created_at) FROM STDIN"))
+        .copy_in(&format!("COPY {part}.audit_logs (id, user_id, action, resource, details, created_at) FROM STDIN"))
         .await?;
     futures_util::pin_mut!(sink);
     let mut gen = AuditGenerator::new(SEED, per_month);
@@ -300,24 +318,25 @@ async fn build(client: &Client, months: i64, per_month: i64) -> anyhow::Result<(
     sink.as_mut().finish().await?;
     client
         .batch_execute(&format!(
-            "SET search_path = {SINGLE}; {TABLE_SQL}; \
-             INSERT INTO {SINGLE}.audit_logs SELECT * FROM {PART}.audit_logs ORDER BY created_at, id; \
-             ALTER TABLE {SINGLE}.audit_logs ADD PRIMARY KEY (id); {INDEXES_SQL} \
-             SET search_path = {PART}; ALTER TABLE {PART}.audit_logs ADD PRIMARY KEY (id, created_at); {INDEXES_SQL} \
-             CREATE TABLE {PART}.audit_stash AS SELECT * FROM {PART}.{oldest}; \
+            "SET search_path = {single}; {TABLE_SQL}; \
+             INSERT INTO {single}.audit_logs SELECT * FROM {part}.audit_logs ORDER BY created_at, id; \
+             ALTER TABLE {single}.audit_logs ADD PRIMARY KEY (id); {INDEXES_SQL} \
+             SET search_path = {part}; ALTER TABLE {part}.audit_logs ADD PRIMARY KEY (id, created_at); {INDEXES_SQL} \
+             CREATE TABLE {part}.audit_stash AS SELECT * FROM {part}.{oldest}; \
              RESET search_path;",
             oldest = partition_name(0)
         ))
         .await?;
-    for schema in [SINGLE, PART] {
+    for schema in [single, part] {
         client.batch_execute(&format!("VACUUM (ANALYZE) {schema}.audit_logs")).await?;
     }
     Ok(())
 }
 
 fn partition_ddl(m: i64) -> String {
+    let part = part();
     format!(
-        "CREATE TABLE {PART}.{} PARTITION OF {PART}.audit_logs FOR VALUES FROM ({}) TO ({});",
+        "CREATE TABLE {part}.{} PARTITION OF {part}.audit_logs FOR VALUES FROM ({}) TO ({});",
         partition_name(m),
         literal_ts(month_start_us(m)),
         literal_ts(month_start_us(m + 1))
@@ -454,16 +473,17 @@ impl Worker for Logger {
 /// Retire the oldest month once, timed, then put it back (untimed) so the next samples see
 /// the same data.
 async fn retire(ctx: &RunCtx, layout: Layout) -> anyhow::Result<Sample> {
+    let (single, part) = (single(), part());
     let client = ctx.env.postgres()?.connect().await?;
     let (from, to) = (system_time(month_start_us(0)), system_time(month_start_us(1)));
     let before = size_on_disk(&client, layout).await?;
     let delete = if layout == Layout::Single {
-        client.batch_execute(&format!("SET search_path = {SINGLE}")).await?;
+        client.batch_execute(&format!("SET search_path = {single}")).await?;
         Some(client.prepare(DELETE_MONTH_SQL).await?)
     } else {
         None
     };
-    let drop_sql = format!("DROP TABLE {PART}.{}", partition_name(0));
+    let drop_sql = format!("DROP TABLE {part}.{}", partition_name(0));
     let snapshot = ctx.probe.begin();
     let started = Instant::now();
     let rows = match &delete {
@@ -480,19 +500,19 @@ async fn retire(ctx: &RunCtx, layout: Layout) -> anyhow::Result<Sample> {
     let mut after_vacuum = after;
     if layout == Layout::Single {
         let started = Instant::now();
-        client.batch_execute(&format!("VACUUM {SINGLE}.audit_logs")).await?;
+        client.batch_execute(&format!("VACUUM {single}.audit_logs")).await?;
         vacuum_ms = started.elapsed().as_secs_f64() * 1000.0;
         after_vacuum = size_on_disk(&client, layout).await?;
     }
     // Put the month back.
     let restore = match layout {
         Layout::Single => {
-            format!("INSERT INTO {SINGLE}.audit_logs SELECT * FROM {PART}.audit_stash; ANALYZE {SINGLE}.audit_logs;")
+            format!("INSERT INTO {single}.audit_logs SELECT * FROM {part}.audit_stash; ANALYZE {single}.audit_logs;")
         }
         // As the month was first made: rows loaded, then indexed, then attached (the parent's
         // indexes adopt the partition's matching ones instead of building them anew).
         Layout::Partitioned => format!(
-            "SET search_path = {PART}; CREATE TABLE {month} (LIKE audit_logs); \
+            "SET search_path = {part}; CREATE TABLE {month} (LIKE audit_logs); \
              INSERT INTO {month} SELECT * FROM audit_stash ORDER BY created_at, id; \
              ALTER TABLE {month} ADD PRIMARY KEY (id, created_at); {indexes} \
              ALTER TABLE audit_logs ATTACH PARTITION {month} FOR VALUES FROM ({from}) TO ({to}); \
@@ -597,7 +617,12 @@ impl Experiment for PgPartitioning {
         Box::pin(async move {
             params(ctx)?;
             self.notes.lock().expect("not poisoned").clear();
-            ctx.env.postgres()?.connect().await?;
+            let pg = ctx.env.postgres()?;
+            pg.connect().await?;
+            // On an external server these two schemas sit beside the run's own: the run drops
+            // them with its own when it ends, however it ends.
+            harness::provision::drop_at_end(pg, single());
+            harness::provision::drop_at_end(pg, part());
             Ok(())
         })
     }
@@ -677,8 +702,9 @@ impl Experiment for PgPartitioning {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let client = ctx.env.postgres()?.connect().await?;
+            let (single, part) = (single(), part());
             client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {SINGLE} CASCADE; DROP SCHEMA IF EXISTS {PART} CASCADE"))
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {single} CASCADE; DROP SCHEMA IF EXISTS {part} CASCADE"))
                 .await?;
             Ok(Vec::new())
         })
@@ -733,8 +759,9 @@ mod tests {
         let months = 4;
         exp.setup_point(&ctx, &SweepPoint { label: months.to_string(), value: months as f64 }).await.unwrap();
         let client = ctx.env.postgres().unwrap().connect().await.unwrap();
+        let (single, part) = (single(), part());
         let users: Vec<String> = client
-            .query(&format!("SELECT DISTINCT user_id::text FROM {SINGLE}.audit_logs ORDER BY 1 LIMIT 5"), &[])
+            .query(&format!("SELECT DISTINCT user_id::text FROM {single}.audit_logs ORDER BY 1 LIMIT 5"), &[])
             .await
             .unwrap()
             .iter()
@@ -750,9 +777,9 @@ mod tests {
                 ("user-recent", USER_RECENT_SQL, vec![user.clone()]),
                 ("user-recent-30d", USER_RECENT_30D_SQL, vec![user.clone(), since.clone()]),
             ] {
-                client.batch_execute(&format!("SET search_path = {SINGLE}")).await.unwrap();
+                client.batch_execute(&format!("SET search_path = {single}")).await.unwrap();
                 let single = text_rows(&client, sql, &params).await;
-                client.batch_execute(&format!("SET search_path = {PART}")).await.unwrap();
+                client.batch_execute(&format!("SET search_path = {part}")).await.unwrap();
                 let partitioned = text_rows(&client, sql, &params).await;
                 assert_eq!(single, partitioned, "{name} for user {user}");
                 nonempty += usize::from(!single.is_empty());
