@@ -1,8 +1,8 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
 use crate::results::{
-    resource_value, spectrum_metric, Better, Comparison, ExperimentResult, MetricInfo, MetricSummary, PointAnalysis,
-    Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
+    resource_value, spectrum_metric, Better, Comparison, ExperimentResult, MetricComparison, MetricInfo, MetricSummary,
+    PointAnalysis, Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
 };
 use crate::stats;
 
@@ -134,6 +134,32 @@ pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
         .or_else(|| out.last().and_then(pick));
     result.analysis = out;
     result.summaries = summaries(result);
+    result.metric_comparisons = metric_comparisons(result);
+}
+
+/// Every declared metric but the primary one, compared with each variant's baseline at every
+/// point, from valid samples; metrics a variant did not record are left out.
+fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
+    let mut out = Vec::new();
+    for metric in result.metrics.iter().filter(|m| m.name != result.primary_metric.name) {
+        for point in &result.sweep.points {
+            for v in &result.variants {
+                let Some(baseline) = &v.baseline else {
+                    continue;
+                };
+                let a = values(result, &metric.name, &v.name, &point.label);
+                let b = values(result, &metric.name, baseline, &point.label);
+                if a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                let where_ = format!("{} {}", result.sweep.axis, point.label);
+                let mut c = compare(&v.name, baseline, &a, &b, metric, &where_);
+                c.sentence = format!("{}: {}", metric.name, c.sentence);
+                out.push(MetricComparison { metric: metric.name.clone(), point: point.label.clone(), comparison: c });
+            }
+        }
+    }
+    out
 }
 
 /// A sample's value of `metric`: a recorded metric, a resource (`RESOURCE_METRICS`), or a
@@ -493,6 +519,7 @@ mod tests {
             analysis: vec![],
             headline: None,
             summaries: vec![],
+            metric_comparisons: vec![],
             wall_time_ms: 0,
         }
     }
@@ -530,6 +557,12 @@ mod tests {
         assert_eq!(get("harness_cpu_s", "fast").median, 0.5);
         assert_eq!(get(&spectrum_metric(99.9), "base").median, 300.0);
         assert!(r.summaries.iter().all(|s| s.metric != "server_rss_bytes"), "absent resources are not invented");
+        // The declared metric is compared with the baseline too, from the same valid samples.
+        let c = r.metric_comparisons.iter().find(|c| c.metric == "extra").expect("extra is compared");
+        assert_eq!(c.comparison.variant, "fast");
+        assert_eq!(c.comparison.verdict, VerdictKind::Better, "{}", c.comparison.sentence);
+        assert!((c.comparison.ratio.unwrap() - 0.1).abs() < 1e-9, "20 vs 200");
+        assert!(c.comparison.sentence.starts_with("extra: "), "{}", c.comparison.sentence);
     }
 
     #[test]

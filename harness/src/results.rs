@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
 /// Version 2 added `Sample::invalid`, `RunSettings::order_seed`, `ExperimentResult::headline`
-/// and `::summaries`, and `MetricInfo::negligible_below`; a version 1 file still reads
+/// `::summaries` and `::metric_comparisons`, and `MetricInfo::negligible_below`; a version 1 file still reads
 /// (those take their defaults).
 pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest version this perflab reads.
@@ -124,7 +124,20 @@ pub struct ExperimentResult {
     /// computed once by the analysis, so that nothing downstream recomputes a number.
     #[serde(default)]
     pub summaries: Vec<MetricSummary>,
+    /// Every other declared metric compared with the baseline, as `analysis` compares the
+    /// primary one: what a regression gate on allocations or instructions reads.
+    #[serde(default)]
+    pub metric_comparisons: Vec<MetricComparison>,
     pub wall_time_ms: u64,
+}
+
+/// A comparison of a declared metric other than the primary one, at one sweep point.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub point: String,
+    pub comparison: Comparison,
 }
 
 /// One metric of one variant at one sweep point, summarised over its valid samples.

@@ -59,6 +59,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         analysis: Vec::new(),
         headline: None,
         summaries: Vec::new(),
+        metric_comparisons: Vec::new(),
         wall_time_ms: 0,
     }
 }
