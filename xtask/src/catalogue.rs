@@ -90,6 +90,41 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_table_is_well_formed() {
+        for e in all() {
+            let m = e.meta();
+            let infos = m.variant_infos();
+            let names: std::collections::HashSet<&str> = infos.iter().map(|v| v.name.as_str()).collect();
+            assert_eq!(names.len(), infos.len(), "{}: variant names are unique", m.id);
+            for v in &infos {
+                if let Some(b) = &v.baseline {
+                    assert!(
+                        names.contains(b.as_str()),
+                        "{}: {} is compared with {b}, which is not a variant",
+                        m.id,
+                        v.name
+                    );
+                    assert_ne!(b, &v.name, "{}: {} is its own baseline", m.id, v.name);
+                }
+            }
+            // Exactly one comparison is the claim's: the headline.
+            let claims: Vec<&str> = m.variants.iter().filter(|v| v.tests_claim).map(|v| v.name).collect();
+            assert_eq!(claims.len(), 1, "{}: one variant tests the claim, not {claims:?}", m.id);
+            let claim = infos.iter().find(|v| v.name == claims[0]).unwrap();
+            assert!(
+                claim.baseline.is_some(),
+                "{}: the claim's variant {} has a baseline to be compared with",
+                m.id,
+                claim.name
+            );
+            // Every knob is checkable and its range is not empty.
+            for k in &m.knobs {
+                assert!(k.min <= k.max, "{}: knob {} has an empty range", m.id, k.name);
+            }
+        }
+    }
+
+    #[test]
     fn ids_are_unique_and_file_safe() {
         let ids: Vec<&str> = all().iter().map(|e| e.meta().id).collect();
         let set: std::collections::HashSet<_> = ids.iter().collect();
