@@ -229,15 +229,9 @@ fn fmt_p(p: f64) -> String {
 
 /// Compare `variant` (values `a`) with `baseline` (values `b`) on `metric`.
 pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &MetricInfo, where_: &str) -> Comparison {
-    let missing = |why: &str| Comparison {
-        variant: variant.to_owned(),
-        baseline: baseline.to_owned(),
-        ratio: None,
-        ratio_ci_low: None,
-        ratio_ci_high: None,
-        p_value: None,
-        verdict: VerdictKind::Missing,
-        sentence: format!("{variant} vs {baseline} at {where_}: {why}"),
+    let missing = |why: &str| {
+        let sentence = format!("{variant} vs {baseline} at {where_}: {why}");
+        Comparison::without_ratio(variant, baseline, None, VerdictKind::Missing, sentence)
     };
     if a.is_empty() || b.is_empty() {
         return missing("no samples to compare");
@@ -246,24 +240,17 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
     if let Some(level) = metric.negligible_below.filter(|_| metric.better == Better::Lower) {
         if ma <= level && mb <= level {
             let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
-            return Comparison {
-                variant: variant.to_owned(),
-                baseline: baseline.to_owned(),
-                ratio: None,
-                ratio_ci_low: None,
-                ratio_ci_high: None,
-                p_value: Some(mw.p_value),
-                verdict: VerdictKind::NoDifference,
-                sentence: format!(
-                    "{variant} and {baseline} are both within {} {} at {where_} (median {} vs {}): below {} {} the difference does not matter",
-                    fmt_num(ma.max(mb)),
-                    metric.unit,
-                    fmt_num(ma),
-                    fmt_num(mb),
-                    fmt_num(level),
-                    metric.unit,
-                ),
-            };
+            let sentence = format!(
+                "{variant} and {baseline} are both within {} {} at {where_} (median {} vs {}): below {} {} the difference does not matter",
+                fmt_num(ma.max(mb)),
+                metric.unit,
+                fmt_num(ma),
+                fmt_num(mb),
+                fmt_num(level),
+                metric.unit,
+            );
+            let p = Some(mw.p_value);
+            return Comparison::without_ratio(variant, baseline, p, VerdictKind::NoDifference, sentence);
         }
     }
     if ma == 0.0 || mb == 0.0 {
@@ -272,7 +259,8 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         return zero_median(variant, baseline, a, b, ma, mb, metric, where_);
     }
     let Some(ci) = stats::bootstrap_ratio_ci(a, b, LEVEL, RESAMPLES, SEED) else {
-        return missing("the baseline's median is zero, so no ratio exists");
+        // Zero medians were handled above; a resample can still meet one.
+        return missing("no ratio could be formed from these samples");
     };
     let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
     // Express the ratio as a factor of improvement (> 1: the variant is better).
@@ -379,16 +367,7 @@ fn zero_median(
             ),
         )
     };
-    Comparison {
-        variant: variant.to_owned(),
-        baseline: baseline.to_owned(),
-        ratio: None,
-        ratio_ci_low: None,
-        ratio_ci_high: None,
-        p_value: Some(mw.p_value),
-        verdict,
-        sentence,
-    }
+    Comparison::without_ratio(variant, baseline, Some(mw.p_value), verdict, sentence)
 }
 
 #[cfg(test)]

@@ -134,15 +134,17 @@ impl Knob {
 
     /// Check `raw` against this knob; the error is one line for the user.
     pub fn check(&self, experiment: &str, raw: &str) -> Result<(), String> {
-        let what = if self.integer { "a whole number" } else { "a number" };
-        let v: f64 = if self.integer {
-            raw.trim().parse::<i64>().map(|v| v as f64).map_err(|_| {
-                format!("--set {experiment}.{}={raw}: expected {what} within {}..={}", self.name, self.min, self.max)
-            })?
+        let v = if self.integer {
+            raw.trim().parse::<i64>().ok().map(|v| v as f64)
         } else {
-            raw.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                format!("--set {experiment}.{}={raw}: expected {what} within {}..={}", self.name, self.min, self.max)
-            })?
+            raw.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+        };
+        let Some(v) = v else {
+            let what = if self.integer { "a whole number" } else { "a number" };
+            return Err(format!(
+                "--set {experiment}.{}={raw}: expected {what} within {}..={}",
+                self.name, self.min, self.max
+            ));
         };
         if v < self.min || v > self.max {
             return Err(format!(
@@ -262,10 +264,7 @@ impl RunCtx {
             ..Default::default()
         })
         .await?;
-        let probe = Probe {
-            postgres_pid: env.pg.as_ref().and_then(|p| p.pid),
-            redis_pid: env.redis.as_ref().and_then(|r| r.pid),
-        };
+        let probe = env.probe();
         let settings = Settings {
             quick: true,
             repetitions: 1,

@@ -105,6 +105,23 @@ pub async fn explain_prepared(client: &Client, sql: &str, literals: &[String]) -
     Ok(summarize(&plan))
 }
 
+/// The rows of `sql` with its `$n` replaced by `literals`, as text, sorted: what two ways of
+/// storing the same data must both answer (a GROUP BY has no order of its own).
+pub async fn text_rows(client: &Client, sql: &str, literals: &[String]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    let msgs = client.simple_query(&inline(sql, literals)).await?;
+    let mut rows: Vec<Vec<Option<String>>> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,7 +194,7 @@ impl Env {
     pub fn shutdown(&mut self) {
         if self.pg.as_mut().and_then(|pg| pg.schema.take()).is_some() {
             // The run's schema and any an experiment asked to be dropped with it.
-            drop_schemas(None);
+            drop_schemas();
         }
         if let Some(mut local) = self.local.take() {
             local.stop();
@@ -222,39 +222,31 @@ impl Env {
             }
         }
         if let Some(pg) = &self.pg {
-            let probe = async {
+            answers("Postgres", &pg.url, async {
                 let client = pg.connect().await.map_err(|e| error_chain(&e))?;
                 client.simple_query("SELECT 1").await.map_err(|e| error_chain(&e))?;
-                Ok::<_, String>(())
-            };
-            match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("Postgres at {} does not answer: {e}", pg.url)),
-                Err(_) => {
-                    return Err(format!("Postgres at {} gave no answer within {} s", pg.url, HEALTH_TIMEOUT.as_secs()))
-                }
-            }
+                Ok(())
+            })
+            .await?;
         }
         if let Some(r) = &self.redis {
-            let probe = async {
+            answers("Redis", r.redacted_url(), async {
                 let client = r.client().map_err(|e| e.to_string())?;
                 let mut con = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
                 redis::cmd("PING").query_async::<String>(&mut con).await.map_err(|e| e.to_string())?;
-                Ok::<_, String>(())
-            };
-            match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("Redis at {} does not answer: {e}", r.redacted_url())),
-                Err(_) => {
-                    return Err(format!(
-                        "Redis at {} gave no answer within {} s",
-                        r.redacted_url(),
-                        HEALTH_TIMEOUT.as_secs()
-                    ))
-                }
-            }
+                Ok(())
+            })
+            .await?;
         }
         Ok(())
+    }
+
+    /// What the resource probe watches: the server processes this run started.
+    pub fn probe(&self) -> crate::resources::Probe {
+        crate::resources::Probe {
+            postgres_pid: self.pg.as_ref().and_then(|p| p.pid),
+            redis_pid: self.redis.as_ref().and_then(|r| r.pid),
+        }
     }
 
     /// Whether this run started its servers itself (so it can start fresh ones).
@@ -266,6 +258,19 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Whether `server` at `url` answers `probe` within `HEALTH_TIMEOUT`; the error says how not.
+async fn answers(
+    server: &str,
+    url: &str,
+    probe: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{server} at {url} does not answer: {e}")),
+        Err(_) => Err(format!("{server} at {url} gave no answer within {} s", HEALTH_TIMEOUT.as_secs())),
     }
 }
 
@@ -549,16 +554,12 @@ pub fn drop_at_end(pg: &PgTarget, schema: &str) {
     }
 }
 
-/// Drop the schemas this process created on external servers (`schema`: only that one). Runs
-/// on a thread of its own with its own runtime, so it works from a destructor, a signal
-/// handler's task or a plain thread alike; each drop waits at most 10 s.
-fn drop_schemas(only: Option<&str>) {
-    let todo: Vec<(String, tokio_postgres::Config)> = {
-        let mut all = SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
-        let (take, keep): (Vec<_>, Vec<_>) = all.drain(..).partition(|(s, _)| only.is_none_or(|o| o == s));
-        *all = keep;
-        take
-    };
+/// Drop the schemas this process created on external servers. Runs on a thread of its own
+/// with its own runtime, so it works from a destructor, a signal handler's task or a plain
+/// thread alike; each drop waits at most 10 s.
+fn drop_schemas() {
+    let todo: Vec<(String, tokio_postgres::Config)> =
+        std::mem::take(&mut *SCHEMAS.lock().unwrap_or_else(|e| e.into_inner()));
     if todo.is_empty() {
         return;
     }
@@ -630,7 +631,7 @@ pub fn remove_tracked_dir(dir: &Path) {
 /// Stop every server and remove every directory this process started, from any thread.
 /// For signal handlers: the owning `Env` may never get to run its destructor.
 pub fn cleanup_all() {
-    drop_schemas(None);
+    drop_schemas();
     let items: Vec<Registered> = std::mem::take(&mut *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()));
     for item in &items {
         if let Registered::Pid(pid) = item {

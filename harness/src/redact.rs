@@ -4,10 +4,12 @@
 //! Two layers. `redact` rewrites what looks like a secret wherever it appears in a text: the
 //! password of a URL's userinfo (also one containing `@` or `:`), `password=`-style key=value
 //! pairs (libpq conninfo, a URL's `?password=`, `PGPASSWORD=` in an environment dump), with
-//! the value quoted or not. And every password perflab is handed (URLs, `PGPASSWORD`,
+//! the value quoted or not; it is applied where a text is made (arguments, errors, notes,
+//! error kinds, URLs, the console). And every password perflab is handed (URLs, `PGPASSWORD`,
 //! `REDISCLI_AUTH`) is registered, so that a driver's error message that quotes one in a
-//! shape no pattern foresaw is still caught: `redact` replaces every registered secret too,
-//! and `results::save` and the report run their whole output through it before writing.
+//! shape no pattern foresaw is still caught: `redact` masks every registered secret too, and
+//! `results::save` runs the whole file through `mask_known` before writing (registered
+//! secrets only: a pattern run over JSON could cut a string's escapes in half).
 
 use std::sync::{Mutex, OnceLock};
 
@@ -17,8 +19,7 @@ pub const MASK: &str = "***";
 /// Keys whose value is a secret in `key=value` form (compared case-insensitively).
 const SECRET_KEYS: &[&str] = &["password", "passwd", "pwd", "pgpassword", "rediscli_auth", "requirepass", "auth"];
 
-/// Registered secrets shorter than this are not replaced as bare substrings (a one-letter
-/// password would otherwise mask every such letter of a file); the patterns still catch them.
+/// Registered secrets shorter than this are not masked as bare substrings.
 const MIN_SUBSTRING_SECRET: usize = 4;
 
 fn registry() -> &'static Mutex<Vec<String>> {
@@ -31,10 +32,19 @@ pub fn register_secret(secret: &str) {
     if secret.is_empty() || secret == MASK {
         return;
     }
+    let decoded = percent_decode(secret);
+    // Each form the secret can appear in: as given, percent-decoded, and inside a JSON string.
+    let mut forms = vec![secret.to_owned(), decoded.clone()];
+    for f in [secret, decoded.as_str()] {
+        let json = serde_json::to_string(f).unwrap_or_default();
+        forms.push(json.trim_matches('"').to_owned());
+    }
     let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());
-    for s in [secret.to_owned(), percent_decode(secret)] {
-        if !all.contains(&s) {
-            all.push(s);
+    for f in forms {
+        // Shorter ones are not masked as bare substrings (a one-letter password would mask
+        // every such letter of a file); the patterns still catch them.
+        if f.len() >= MIN_SUBSTRING_SECRET && !all.contains(&f) {
+            all.push(f);
         }
     }
     // Longest first, so a secret containing another is masked whole.
@@ -73,16 +83,17 @@ pub fn redact(text: &str) -> String {
     for (start, end) in spans {
         out.replace_range(start..end, MASK);
     }
-    let secrets = registry().lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for s in secrets.iter().filter(|s| s.len() >= MIN_SUBSTRING_SECRET) {
+    mask_known(&out)
+}
+
+/// `text` with every registered secret replaced by `***`, and nothing else touched: safe on
+/// a whole JSON or HTML document.
+pub fn mask_known(text: &str) -> String {
+    let secrets = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = text.to_owned();
+    for s in secrets.iter() {
         if out.contains(s.as_str()) {
             out = out.replace(s.as_str(), MASK);
-        }
-        // The same secret as it appears inside a JSON string.
-        let escaped = serde_json::to_string(s).unwrap_or_default();
-        let escaped = escaped.trim_matches('"');
-        if escaped != s && out.contains(escaped) {
-            out = out.replace(escaped, MASK);
         }
     }
     out
@@ -266,6 +277,15 @@ mod tests {
         register_url("postgres://u:Zq9%40registered@h/db");
         assert_eq!(redact("the server said: bad password Zq9@registered."), "the server said: bad password ***.");
         assert_eq!(redact("raw Zq9%40registered"), "raw ***");
+    }
+
+    #[test]
+    fn masking_known_secrets_keeps_a_json_document_valid() {
+        register_secret("Js\"on-secret");
+        let doc = serde_json::json!({ "error": "password=\"x\" and Js\"on-secret", "url": "p://u:pw@h" });
+        let masked = mask_known(&serde_json::to_string(&doc).unwrap());
+        let back: serde_json::Value = serde_json::from_str(&masked).expect("still JSON");
+        assert_eq!(back["error"], "password=\"x\" and ***", "only the registered secret goes");
     }
 
     #[test]

@@ -405,7 +405,7 @@ pub enum VerdictKind {
 pub struct Comparison {
     pub variant: String,
     pub baseline: String,
-    /// median(variant) / median(baseline) of the primary metric.
+    /// median(variant) / median(baseline) of the metric compared.
     pub ratio: Option<f64>,
     pub ratio_ci_low: Option<f64>,
     pub ratio_ci_high: Option<f64>,
@@ -413,6 +413,28 @@ pub struct Comparison {
     pub verdict: VerdictKind,
     /// "keyset is 12.4× faster than offset at page depth 1000 (95% CI 11.9–13.0, p = 0.008)".
     pub sentence: String,
+}
+
+impl Comparison {
+    /// A comparison that states no ratio (a side missing, a zero median, both negligible).
+    pub fn without_ratio(
+        variant: &str,
+        baseline: &str,
+        p_value: Option<f64>,
+        verdict: VerdictKind,
+        sentence: String,
+    ) -> Self {
+        Self {
+            variant: variant.to_owned(),
+            baseline: baseline.to_owned(),
+            ratio: None,
+            ratio_ci_low: None,
+            ratio_ci_high: None,
+            p_value,
+            verdict,
+            sentence,
+        }
+    }
 }
 
 /// Why a results file could not be read; each names the path.
@@ -458,8 +480,9 @@ pub fn load(path: &Path) -> Result<RunResults, LoadError> {
 /// disk, then renamed over the target, so a reader never sees half a file.
 pub fn save(path: &Path, results: &RunResults) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
-    // The last line of defence: whatever a field holds, no known secret is written.
-    write_atomic(path, crate::redact::redact(&json).as_bytes())
+    // The last line of defence: whatever a field holds, no known secret is written. (The
+    // patterns were applied where each text was made; run over JSON they could cut an escape.)
+    write_atomic(path, crate::redact::mask_known(&json).as_bytes())
 }
 
 /// Atomic write of any bytes (also used for the report's HTML).

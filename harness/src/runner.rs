@@ -16,6 +16,11 @@ pub enum Progress<'a> {
     Checks { experiment: &'a str },
 }
 
+/// An experiment stopped because a server died or stopped answering: the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ServerFault(String);
+
 /// The order the variants run in at sweep point `point_index`, repetition `repetition`: a
 /// permutation shuffled from `seed` and the point, rotated by the repetition. Over as many
 /// repetitions as there are variants each variant runs once in every position, so an order
@@ -81,9 +86,14 @@ pub async fn run_experiment(
     result.notes = notes.iter().map(|n| redact(n)).collect();
     if let Err(e) = outcome {
         // A driver's "connection closed" says little; a dead or hung server is the cause.
-        let error = match ctx.env.health().await {
-            Err(server) if !format!("{e:#}").contains(&server) => format!("{server}: {e:#}"),
-            _ => format!("{e:#}"),
+        // (When the run found that out itself, the error says so already.)
+        let error = if e.downcast_ref::<ServerFault>().is_some() {
+            format!("{e:#}")
+        } else {
+            match ctx.env.health().await {
+                Err(server) => format!("{server}: {e:#}"),
+                Ok(()) => format!("{e:#}"),
+            }
         };
         result.status = ExperimentStatus::Failed { error: redact(&error) };
     }
@@ -140,13 +150,13 @@ async fn run_inner(
                 // stays, invalid, and the run goes on.
                 if let Some(why) = failed {
                     if let Err(server) = ctx.env.health().await {
-                        anyhow::bail!(
+                        return Err(anyhow::Error::new(ServerFault(format!(
                             "{server}, during {}/{}/{} repetition {} ({why})",
                             meta.id,
                             variant.name,
                             point.label,
                             repetition + 1
-                        );
+                        ))));
                     }
                 }
             }

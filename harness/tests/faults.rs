@@ -4,14 +4,12 @@
 //! its experiment with the cause and no verdict.
 
 use harness::analysis;
-use harness::experiment::Settings;
 use harness::faultproxy::FaultProxy;
 use harness::load::{self, LoadConfig, OpError, Worker, UNFINISHED};
 use harness::provision::{provision, PgTarget, Provider, Request};
 use harness::resources::Probe;
 use harness::results::{ExperimentStatus, VerdictKind};
 use harness::{runner, BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One SELECT per call on its own connection.
@@ -151,21 +149,11 @@ impl Experiment for Gets {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_killed_mid_sample_fails_the_experiment_with_the_cause() {
-    let env = provision(&Request { provider: Provider::Local, need_redis: true, ..Request::default() })
-        .await
-        .expect("redis starts");
-    let redis_pid = env.redis.as_ref().and_then(|r| r.pid).expect("a local redis");
-    let settings = Settings {
-        quick: true,
-        repetitions: 4,
-        duration: Duration::from_millis(400),
-        warmup: Duration::from_millis(50),
-        concurrency: None,
-        sets: BTreeMap::new(),
-        order_seed: 1,
-    };
-    let probe = Probe { postgres_pid: None, redis_pid: Some(redis_pid) };
-    let ctx = RunCtx { env, settings, probe, micro: Default::default() };
+    let mut ctx = RunCtx::for_tests(false, true, &[]).await.expect("redis starts");
+    ctx.settings.repetitions = 4;
+    ctx.settings.duration = Duration::from_millis(400);
+    ctx.settings.warmup = Duration::from_millis(50);
+    let redis_pid = ctx.env.redis.as_ref().and_then(|r| r.pid).expect("a local redis");
     // Two repetitions in (4 samples of ~0.45 s), kill the server.
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1100));

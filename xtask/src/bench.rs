@@ -6,7 +6,6 @@ use crate::{catalogue, report, Failure};
 use harness::experiment::Settings;
 use harness::micro;
 use harness::provision::{self, Provider, Request};
-use harness::resources::Probe;
 use harness::results::{self, ExperimentStatus, RunContext, RunResults, RunSettings, SCHEMA_VERSION};
 use harness::runner::{self, Progress};
 use harness::{context, Experiment, RunCtx};
@@ -195,10 +194,6 @@ fn micro_workers(instructions: bool, notes: &mut Vec<String>) -> micro::Workers 
     micro::Workers { timer, alloc, valgrind }
 }
 
-fn probe_of(env: &provision::Env) -> Probe {
-    Probe { postgres_pid: env.pg.as_ref().and_then(|p| p.pid), redis_pid: env.redis.as_ref().and_then(|r| r.pid) }
-}
-
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let plan = plan(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
@@ -258,7 +253,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             Failure::Run(e.to_string())
         }
     })?;
-    let probe = probe_of(&env);
+    let probe = env.probe();
     // The run's directory is made once the servers are up, so a failed start leaves nothing.
     let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref())
         .map_err(|e| Failure::usage(format!("cannot create a run directory in {}: {e}", plan.out.display())))?;
@@ -343,7 +338,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
                     let env = provision::provision(&plan.request)
                         .await
                         .map_err(|e| Failure::Run(format!("restarting the servers: {e}")))?;
-                    ctx.probe = probe_of(&env);
+                    ctx.probe = env.probe();
                     ctx.env = env;
                     result.notes.push(format!("After this failure the run replaced its servers ({why})."));
                 }

@@ -32,9 +32,9 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     use clap::Parser;
-    // Before anything can print or store a password: learn the ones this run was given.
+    // Before anything can print or store a password: learn the ones the environment holds
+    // (those on the command line are learnt as bench reads its URLs and arguments).
     harness::redact::register_environment();
-    let _ = harness::redact::redact_args(std::env::args());
     let args = match flags::Cli::try_parse() {
         Ok(args) => args,
         // clap echoes what it could not parse, which may be a URL with a password in it.

@@ -363,14 +363,10 @@ impl Experiment for MultiLevelCache {
             claim: "L1 in-process + L2 Redis + L3 Postgres cuts latency and database load.",
             variants: DESIGNS
                 .iter()
-                .map(|&(design, name, description, baseline)| {
-                    let v = Variant::new(name, description);
-                    let v = baseline.map_or(v.clone(), |b| v.compared_with(b));
-                    if design == Design::GuideL1 {
-                        v.tests_claim()
-                    } else {
-                        v
-                    }
+                .map(|&(design, name, description, baseline)| Variant {
+                    baseline,
+                    tests_claim: design == Design::GuideL1,
+                    ..Variant::new(name, description)
                 })
                 .collect(),
             sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),

@@ -481,20 +481,8 @@ mod tests {
                 let mut results = Vec::new();
                 for table in [Table::NoIndex, Table::Guide] {
                     client.batch_execute(&format!("SET search_path = {}", table.search_path())).await.unwrap();
-                    let msgs = client
-                        .simple_query(&harness::plan::inline(query.sql(), std::slice::from_ref(&literal)))
-                        .await
-                        .unwrap();
-                    let mut rows: Vec<Vec<Option<String>>> = msgs
-                        .iter()
-                        .filter_map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    rows.sort();
+                    let rows =
+                        harness::plan::text_rows(&client, query.sql(), std::slice::from_ref(&literal)).await.unwrap();
                     results.push(rows);
                 }
                 assert_eq!(results[0], results[1], "{} with {}", query.name(), query.param(n));

@@ -733,22 +733,6 @@ impl Experiment for PgPartitioning {
 mod tests {
     use super::*;
 
-    /// Rows of `sql` with `literals`, as text, sorted (a GROUP BY has no order of its own).
-    async fn text_rows(client: &Client, sql: &str, literals: &[String]) -> Vec<Vec<Option<String>>> {
-        let msgs = client.simple_query(&plan::inline(sql, literals)).await.unwrap();
-        let mut rows: Vec<Vec<Option<String>>> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-                }
-                _ => None,
-            })
-            .collect();
-        rows.sort();
-        rows
-    }
-
     /// No layout wins by doing less: the one table and the partitions answer every query
     /// with the same rows.
     #[tokio::test(flavor = "current_thread")]
@@ -778,9 +762,9 @@ mod tests {
                 ("user-recent-30d", USER_RECENT_30D_SQL, vec![user.clone(), since.clone()]),
             ] {
                 client.batch_execute(&format!("SET search_path = {single}")).await.unwrap();
-                let single = text_rows(&client, sql, &params).await;
+                let single = plan::text_rows(&client, sql, &params).await.unwrap();
                 client.batch_execute(&format!("SET search_path = {part}")).await.unwrap();
-                let partitioned = text_rows(&client, sql, &params).await;
+                let partitioned = plan::text_rows(&client, sql, &params).await.unwrap();
                 assert_eq!(single, partitioned, "{name} for user {user}");
                 nonempty += usize::from(!single.is_empty());
             }

@@ -179,17 +179,10 @@ impl Experiment for WorkerPool {
             claim: "A fixed worker pool (10 workers, queue 100) beats unbounded goroutines for batch loads.",
             variants: VARIANTS
                 .iter()
-                .map(|&(name, kind, description, baseline)| {
-                    let v = Variant::new(name, description);
-                    let v = match baseline {
-                        Some(b) => v.compared_with(b),
-                        None => v,
-                    };
-                    if kind == Kind::GuidePool {
-                        v.tests_claim()
-                    } else {
-                        v
-                    }
+                .map(|&(name, kind, description, baseline)| Variant {
+                    baseline,
+                    tests_claim: kind == Kind::GuidePool,
+                    ..Variant::new(name, description)
                 })
                 .collect(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
