@@ -2,7 +2,7 @@
 //! primary-key SELECT, one after another, both ways, on an ephemeral server.
 //! `cargo run --release -p harness --example pool_overhead`
 
-use harness::pgpool::GoSqlPool;
+use harness::kit::pgpool::GoSqlPool;
 use harness::provision::{provision, Provider, Request};
 use std::time::Instant;
 

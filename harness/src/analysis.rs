@@ -50,26 +50,49 @@ pub fn invalid_reason(sample: &Sample) -> Option<String> {
     ))
 }
 
-/// A metric's values per repetition for one variant at one point, from valid samples only.
-pub fn values(result: &ExperimentResult, metric: &str, variant: &str, point: &str) -> Vec<f64> {
+/// A metric's values per repetition for one variant at one point of one case, from valid
+/// samples only.
+pub fn values(result: &ExperimentResult, metric: &str, case: &str, variant: &str, point: &str) -> Vec<f64> {
     result
         .samples
         .iter()
-        .filter(|s| s.variant == variant && s.point == point && s.invalid.is_none())
+        .filter(|s| s.case == case && s.variant == variant && s.point == point && s.invalid.is_none())
         .filter_map(|s| s.metrics.get(metric).copied())
         .filter(|v| v.is_finite())
         .collect()
 }
 
-/// How many samples of `variant` at `point` were invalid.
-fn invalid_count(result: &ExperimentResult, variant: &str, point: &str) -> usize {
-    result.samples.iter().filter(|s| s.variant == variant && s.point == point && s.invalid.is_some()).count()
+/// How many samples of `variant` at `point` of `case` were invalid.
+fn invalid_count(result: &ExperimentResult, case: &str, variant: &str, point: &str) -> usize {
+    result
+        .samples
+        .iter()
+        .filter(|s| s.case == case && s.variant == variant && s.point == point && s.invalid.is_some())
+        .count()
 }
 
-/// Fill `result.analysis` and `result.headline` from its samples. Samples not yet judged are
-/// judged here (`invalid_reason`), so a sample made of errors never reaches a verdict
-/// whoever produced it.
-pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
+/// Where a comparison is made, for its sentence: `page depth 1000`, or with a case
+/// `table size 50000 in by-username`.
+fn place(result: &ExperimentResult, case: &str, point: &str) -> String {
+    if case.is_empty() {
+        format!("{} {point}", result.sweep.axis)
+    } else {
+        format!("{} {point} in {case}", result.sweep.axis)
+    }
+}
+
+/// What the experiment names as the test of the guide's claim: a variant's comparison with
+/// its baseline, in a case (`""` for an experiment without cases).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claim<'a> {
+    pub case: &'a str,
+    pub variant: Option<&'a str>,
+}
+
+/// Fill `result.analysis`, `headline`, `summaries` and `metric_comparisons` from its samples.
+/// Samples not yet judged are judged here (`invalid_reason`), so a sample made of errors never
+/// reaches a verdict whoever produced it.
+pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
     for s in &mut result.samples {
         if s.invalid.is_none() {
             s.invalid = invalid_reason(s);
@@ -77,51 +100,57 @@ pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
     }
     let metric = result.primary_metric.clone();
     let mut out = Vec::new();
-    for point in &result.sweep.points {
-        let mut variants = Vec::new();
-        for v in &result.variants {
-            let vals = values(result, &metric.name, &v.name, &point.label);
-            if let Some(ci) = stats::bootstrap_median_ci(&vals, LEVEL, RESAMPLES, SEED) {
-                variants.push(VariantSummary {
-                    variant: v.name.clone(),
-                    n: vals.len(),
-                    median: ci.estimate,
-                    ci_low: ci.low,
-                    ci_high: ci.high,
-                });
-            }
-        }
-        let mut comparisons = Vec::new();
-        for v in &result.variants {
-            let Some(baseline) = &v.baseline else {
-                continue;
-            };
-            let a = values(result, &metric.name, &v.name, &point.label);
-            let b = values(result, &metric.name, baseline, &point.label);
-            let where_ = format!("{} {}", result.sweep.axis, point.label);
-            let mut c = compare(&v.name, baseline, &a, &b, &metric, &where_);
-            if c.verdict == VerdictKind::Missing {
-                for (name, vals) in [(v.name.as_str(), &a), (baseline.as_str(), &b)] {
-                    let bad = invalid_count(result, name, &point.label);
-                    if vals.is_empty() && bad > 0 {
-                        c.sentence = format!(
-                            "no verdict for {} vs {baseline} at {where_}: every sample of {name} ({bad}) had more than {}% failed operations",
-                            v.name,
-                            fmt_num(MAX_ERROR_RATE * 100.0)
-                        );
-                        break;
-                    }
+    for case in result.case_names() {
+        for point in &result.sweep.points {
+            let mut variants = Vec::new();
+            for v in &result.variants {
+                let vals = values(result, &metric.name, case, &v.name, &point.label);
+                if let Some(ci) = stats::bootstrap_median_ci(&vals, LEVEL, RESAMPLES, SEED) {
+                    variants.push(VariantSummary {
+                        variant: v.name.clone(),
+                        n: vals.len(),
+                        median: ci.estimate,
+                        ci_low: ci.low,
+                        ci_high: ci.high,
+                    });
                 }
             }
-            comparisons.push(c);
+            let mut comparisons = Vec::new();
+            for v in &result.variants {
+                let Some(baseline) = &v.baseline else {
+                    continue;
+                };
+                let a = values(result, &metric.name, case, &v.name, &point.label);
+                let b = values(result, &metric.name, case, baseline, &point.label);
+                let where_ = place(result, case, &point.label);
+                let mut c = compare(&v.name, baseline, &a, &b, &metric, &where_);
+                c.case = case.to_owned();
+                if c.verdict == VerdictKind::Missing {
+                    for (name, vals) in [(v.name.as_str(), &a), (baseline.as_str(), &b)] {
+                        let bad = invalid_count(result, case, name, &point.label);
+                        if vals.is_empty() && bad > 0 {
+                            c.sentence = format!(
+                                "no verdict for {} vs {baseline} at {where_}: every sample of {name} ({bad}) had more than {}% failed operations",
+                                v.name,
+                                fmt_num(MAX_ERROR_RATE * 100.0)
+                            );
+                            break;
+                        }
+                    }
+                }
+                comparisons.push(c);
+            }
+            out.push(PointAnalysis { case: case.to_owned(), point: point.label.clone(), variants, comparisons });
         }
-        out.push(PointAnalysis { point: point.label.clone(), variants, comparisons });
     }
     // The headline: the claim's comparison at the last point where it has a verdict, else at
     // the last point (a missing verdict says why); without a named claim variant, the first
     // comparison. Never chosen by size: the most extreme ratio is rarely the claim's.
     let pick = |p: &PointAnalysis| -> Option<Comparison> {
-        match claim_variant {
+        if p.case != claim.case {
+            return None;
+        }
+        match claim.variant {
             Some(v) => p.comparisons.iter().find(|c| c.variant == v).cloned(),
             None => p.comparisons.first().cloned(),
         }
@@ -131,31 +160,38 @@ pub fn analyse(result: &mut ExperimentResult, claim_variant: Option<&str>) {
         .rev()
         .filter_map(pick)
         .find(|c| c.verdict != VerdictKind::Missing)
-        .or_else(|| out.last().and_then(pick));
+        .or_else(|| out.iter().rev().find_map(pick));
     result.analysis = out;
     result.summaries = summaries(result);
     result.metric_comparisons = metric_comparisons(result);
 }
 
 /// Every declared metric but the primary one, compared with each variant's baseline at every
-/// point, from valid samples; metrics a variant did not record are left out.
+/// point of every case, from valid samples; metrics a variant did not record are left out.
 fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
     let mut out = Vec::new();
     for metric in result.metrics.iter().filter(|m| m.name != result.primary_metric.name) {
-        for point in &result.sweep.points {
-            for v in &result.variants {
-                let Some(baseline) = &v.baseline else {
-                    continue;
-                };
-                let a = values(result, &metric.name, &v.name, &point.label);
-                let b = values(result, &metric.name, baseline, &point.label);
-                if a.is_empty() || b.is_empty() {
-                    continue;
+        for case in result.case_names() {
+            for point in &result.sweep.points {
+                for v in &result.variants {
+                    let Some(baseline) = &v.baseline else {
+                        continue;
+                    };
+                    let a = values(result, &metric.name, case, &v.name, &point.label);
+                    let b = values(result, &metric.name, case, baseline, &point.label);
+                    if a.is_empty() || b.is_empty() {
+                        continue;
+                    }
+                    let mut c = compare(&v.name, baseline, &a, &b, metric, &place(result, case, &point.label));
+                    c.case = case.to_owned();
+                    c.sentence = format!("{}: {}", metric.name, c.sentence);
+                    out.push(MetricComparison {
+                        metric: metric.name.clone(),
+                        case: case.to_owned(),
+                        point: point.label.clone(),
+                        comparison: c,
+                    });
                 }
-                let where_ = format!("{} {}", result.sweep.axis, point.label);
-                let mut c = compare(&v.name, baseline, &a, &b, metric, &where_);
-                c.sentence = format!("{}: {}", metric.name, c.sentence);
-                out.push(MetricComparison { metric: metric.name.clone(), point: point.label.clone(), comparison: c });
             }
         }
     }
@@ -191,25 +227,29 @@ fn summaries(result: &ExperimentResult) -> Vec<MetricSummary> {
     names.dedup();
     let mut out = Vec::new();
     for name in &names {
-        for point in &result.sweep.points {
-            for v in &result.variants {
-                let vals: Vec<f64> = result
-                    .samples
-                    .iter()
-                    .filter(|s| s.variant == v.name && s.point == point.label && s.invalid.is_none())
-                    .filter_map(|s| sample_value(s, name))
-                    .filter(|x| x.is_finite())
-                    .collect();
-                if let Some(ci) = stats::bootstrap_median_ci(&vals, LEVEL, RESAMPLES, SEED) {
-                    out.push(MetricSummary {
-                        metric: name.clone(),
-                        variant: v.name.clone(),
-                        point: point.label.clone(),
-                        n: vals.len(),
-                        median: ci.estimate,
-                        ci_low: ci.low,
-                        ci_high: ci.high,
-                    });
+        for case in result.case_names() {
+            for point in &result.sweep.points {
+                for v in &result.variants {
+                    let vals: Vec<f64> = result
+                        .samples
+                        .iter()
+                        .filter(|s| s.case == case && s.variant == v.name && s.point == point.label)
+                        .filter(|s| s.invalid.is_none())
+                        .filter_map(|s| sample_value(s, name))
+                        .filter(|x| x.is_finite())
+                        .collect();
+                    if let Some(ci) = stats::bootstrap_median_ci(&vals, LEVEL, RESAMPLES, SEED) {
+                        out.push(MetricSummary {
+                            metric: name.clone(),
+                            case: case.to_owned(),
+                            variant: v.name.clone(),
+                            point: point.label.clone(),
+                            n: vals.len(),
+                            median: ci.estimate,
+                            ci_low: ci.low,
+                            ci_high: ci.high,
+                        });
+                    }
                 }
             }
         }
@@ -308,6 +348,7 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         )
     };
     Comparison {
+        case: String::new(),
         variant: variant.to_owned(),
         baseline: baseline.to_owned(),
         ratio: Some(ci.estimate),
@@ -484,6 +525,7 @@ mod tests {
                 VariantInfo { name: "base".into(), description: String::new(), baseline: None },
                 VariantInfo { name: "fast".into(), description: String::new(), baseline: Some("base".into()) },
             ],
+            cases: vec![],
             sweep: SweepInfo {
                 axis: "n".into(),
                 unit: String::new(),
@@ -527,7 +569,7 @@ mod tests {
         samples.push(bad);
         let mut r = result_with(samples);
         r.metrics.push(MetricInfo::new("extra", "x", Better::Lower, ""));
-        analyse(&mut r, None);
+        analyse(&mut r, Claim::default());
         let get = |m: &str, v: &str| r.summaries.iter().find(|s| s.metric == m && s.variant == v).cloned().unwrap();
         assert_eq!(get("extra", "fast").median, 20.0);
         assert_eq!(get("extra", "fast").n, 5, "the invalid sample is left out");
@@ -562,7 +604,7 @@ mod tests {
             samples.push(sample("fast", rep, 1.0, 0.0, 270_000));
         }
         let mut r = result_with(samples);
-        analyse(&mut r, Some("fast"));
+        analyse(&mut r, Claim { case: "", variant: Some("fast") });
         assert!(r.samples.iter().filter(|s| s.variant == "fast").all(|s| s.invalid.is_some()));
         let c = &r.analysis[0].comparisons[0];
         assert_eq!(c.verdict, VerdictKind::Missing, "{}", c.sentence);
@@ -580,9 +622,9 @@ mod tests {
             r.samples.push(sample("fast", rep, 50.0 + rep as f64, 1000.0, 0));
             r.samples.push(sample("ref", rep, 1.0 + rep as f64 * 0.01, 1000.0, 0));
         }
-        analyse(&mut r, Some("fast"));
+        analyse(&mut r, Claim { case: "", variant: Some("fast") });
         assert_eq!(r.headline.as_ref().unwrap().variant, "fast");
-        analyse(&mut r, Some("ref"));
+        analyse(&mut r, Claim { case: "", variant: Some("ref") });
         assert_eq!(r.headline.as_ref().unwrap().variant, "ref");
     }
 
@@ -601,5 +643,38 @@ mod tests {
     fn empty_side_is_missing() {
         let c = compare("a", "b", &[], &[1.0], &latency(), "x");
         assert_eq!(c.verdict, VerdictKind::Missing);
+    }
+
+    /// Each case is analysed apart: its samples never mix with another's, and the headline
+    /// is the claim's comparison in the claim's case.
+    #[test]
+    fn cases_are_analysed_apart_and_the_headline_comes_from_the_claims_case() {
+        use crate::results::CaseInfo;
+        let mut samples = Vec::new();
+        for rep in 0..6 {
+            // In "read" fast is 4× faster; in "write" it is 2× slower.
+            for (case, base, fast) in [("read", 100.0, 25.0), ("write", 100.0, 200.0)] {
+                for (variant, v) in [("base", base), ("fast", fast)] {
+                    let mut s = sample(variant, rep, v + f64::from(rep), 1000.0, 0);
+                    s.case = case.into();
+                    samples.push(s);
+                }
+            }
+        }
+        let mut r = result_with(samples);
+        r.cases = ["read", "write"].map(|c| CaseInfo { name: c.into(), description: String::new() }).to_vec();
+        analyse(&mut r, Claim { case: "write", variant: Some("fast") });
+        assert_eq!(r.analysis.len(), 2, "one analysis per case and point");
+        let verdict = |case: &str| {
+            let p = r.analysis.iter().find(|p| p.case == case).unwrap();
+            assert_eq!(p.variants.iter().find(|v| v.variant == "base").unwrap().n, 6, "{case}: its own samples only");
+            p.comparisons[0].verdict
+        };
+        assert_eq!(verdict("read"), VerdictKind::Better);
+        assert_eq!(verdict("write"), VerdictKind::Worse);
+        let h = r.headline.as_ref().unwrap();
+        assert_eq!((h.case.as_str(), h.verdict), ("write", VerdictKind::Worse));
+        assert!(h.sentence.contains("in write"), "{}", h.sentence);
+        assert!(r.summaries.iter().any(|s| s.case == "read" && s.variant == "fast"));
     }
 }

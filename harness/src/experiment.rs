@@ -6,15 +6,20 @@
 //! A variant that differs in more than the technique is its own named variant, and the guide's
 //! Go code is ported with Go's semantics. One variant is marked `tests_claim`: its comparison
 //! is the headline.
+//!
+//! An experiment declares itself once: its variants (and cases) in tables the names, the
+//! parsing and `Meta` derive from (`pick`, `names_of`), its knobs, and its engine: the load
+//! engine's `Run` hook, or the micro engine's `Routines` (with an optional `Run` of its own).
 
 use crate::load::LoadConfig;
+use crate::micro::{Bench, Routines};
 use crate::provision::Env;
 use crate::resources::Probe;
-use crate::results::{Check, MetricInfo, Sample, SweepPoint, VariantInfo};
-use std::collections::BTreeMap;
+pub use crate::results::Trial;
+use crate::results::{CaseInfo, Check, MetricInfo, Sample, Settings, SweepPoint, VariantInfo};
+use anyhow::Context as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 /// A boxed future, for the trait's async hooks (called once per sample, outside timed code).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -54,6 +59,62 @@ impl Variant {
         self.baseline = Some(baseline);
         self
     }
+}
+
+/// A case of an experiment: one of several query shapes or operations the variants are all
+/// measured in (`by-username`, `insert`), each with its own chart and verdicts. The case axis
+/// keeps a second dimension out of variant names.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The guide's claim is tested in this case (the headline's case).
+    pub tests_claim: bool,
+}
+
+impl Case {
+    pub const fn new(name: &'static str, description: &'static str) -> Self {
+        Self { name, description, tests_claim: false }
+    }
+
+    /// The case in which the claim variant's comparison is the headline.
+    pub const fn tests_claim(mut self) -> Self {
+        self.tests_claim = true;
+        self
+    }
+}
+
+/// Something declared by name in a table: a variant or a case.
+pub trait Named {
+    fn name(&self) -> &'static str;
+}
+
+impl Named for Variant {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl Named for Case {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// The value declared with `name` in a table of (variant or case, value): how an experiment
+/// turns the name the runner hands it back into what it stands for. An unknown name is an
+/// error that names it.
+pub fn pick<N: Named, T: Copy>(table: &[(N, T)], name: &str) -> anyhow::Result<T> {
+    table
+        .iter()
+        .find(|(n, _)| n.name() == name)
+        .map(|(_, v)| *v)
+        .with_context(|| format!("unknown variant or case {name:?}"))
+}
+
+/// The variants (or cases) of a table, for `Meta`.
+pub fn names_of<N: Named + Clone, T>(table: &[(N, T)]) -> Vec<N> {
+    table.iter().map(|(n, _)| n.clone()).collect()
 }
 
 /// The sweep axis: its values form the x-axis of the main chart.
@@ -161,9 +222,13 @@ impl Knob {
 pub struct Needs {
     pub postgres: bool,
     pub redis: bool,
-    /// In-process routines measured by the micro engine (criterion in a worker process,
-    /// allocations in the dhat worker).
-    pub micro: bool,
+}
+
+impl Needs {
+    pub const NONE: Needs = Needs { postgres: false, redis: false };
+    pub const POSTGRES: Needs = Needs { postgres: true, redis: false };
+    pub const REDIS: Needs = Needs { postgres: false, redis: true };
+    pub const BOTH: Needs = Needs { postgres: true, redis: true };
 }
 
 /// Everything an experiment declares about itself.
@@ -174,6 +239,8 @@ pub struct Meta {
     pub guide_section: &'static str,
     pub claim: &'static str,
     pub variants: Vec<Variant>,
+    /// The cases every variant is measured in; empty: none (one unnamed case).
+    pub cases: Vec<Case>,
     pub sweep: Sweep,
     pub primary_metric: MetricInfo,
     pub metrics: Vec<MetricInfo>,
@@ -186,6 +253,30 @@ impl Meta {
     /// The variant whose comparison tests the claim (the first one marked so).
     pub fn claim_variant(&self) -> Option<&'static str> {
         self.variants.iter().find(|v| v.tests_claim).map(|v| v.name)
+    }
+
+    /// The case the claim is tested in: the one marked so, else the first (`""` without cases).
+    pub fn claim_case(&self) -> &'static str {
+        self.cases.iter().find(|c| c.tests_claim).or(self.cases.first()).map_or("", |c| c.name)
+    }
+
+    /// The claim, as the analysis looks for it.
+    pub fn claim(&self) -> crate::analysis::Claim<'static> {
+        crate::analysis::Claim { case: self.claim_case(), variant: self.claim_variant() }
+    }
+
+    /// The names of the cases, `[""]` for an experiment without cases.
+    pub fn case_names(&self) -> Vec<&'static str> {
+        if self.cases.is_empty() {
+            vec![""]
+        } else {
+            self.cases.iter().map(|c| c.name).collect()
+        }
+    }
+
+    /// The cases as stored in results.json.
+    pub fn case_infos(&self) -> Vec<CaseInfo> {
+        self.cases.iter().map(|c| CaseInfo { name: c.name.to_owned(), description: c.description.to_owned() }).collect()
     }
 
     /// The variants as stored in results.json, with each one's baseline resolved.
@@ -207,22 +298,8 @@ impl Meta {
     }
 }
 
-/// The run's settings as an experiment sees them.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub quick: bool,
-    pub repetitions: u32,
-    pub duration: Duration,
-    pub warmup: Duration,
-    /// `--concurrency`: overrides an experiment's own client concurrency where it has one
-    /// that is not its sweep axis.
-    pub concurrency: Option<u32>,
-    /// `--set key=value`, experiment-specific knobs (`pg-pagination.rows=50000`).
-    pub sets: BTreeMap<String, String>,
-    /// Seed of the variants' order within each repetition (`runner::variant_order`).
-    pub order_seed: u64,
-}
-
+/// What an experiment reads of the run's settings (the type lives with results.json, which
+/// records it).
 impl Settings {
     /// A `--set` value for this experiment (`<id>.<key>`) or for all (`<key>`), parsed.
     pub fn get<T: std::str::FromStr>(&self, experiment: &str, key: &str) -> anyhow::Result<Option<T>>
@@ -265,25 +342,54 @@ impl RunCtx {
         })
         .await?;
         let probe = env.probe();
-        let settings = Settings {
-            quick: true,
-            repetitions: 1,
-            duration: Duration::from_millis(100),
-            warmup: Duration::from_millis(20),
-            concurrency: None,
-            sets: sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            order_seed: 0,
-        };
+        let mut settings = Settings::quick_for_tests();
+        settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Ok(Self { env, settings, probe, micro: Default::default() })
+    }
+
+    /// What the micro engine needs of this run.
+    pub fn bench(&self) -> Bench<'_> {
+        Bench {
+            settings: &self.settings,
+            workers: &self.micro,
+            redis_url: self.env.redis.as_ref().map(|r| r.url.as_str()),
+        }
+    }
+}
+
+/// The hook that measures one sample: the load engine driven by the experiment (or its own
+/// driver: threads, a rate limiter's clock).
+pub trait Run: Send + Sync {
+    /// Measure one trial once. The sample's case/variant/point/repetition fields are filled
+    /// in by the runner.
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>>;
+}
+
+/// How an experiment is measured.
+pub enum Engine<'a> {
+    /// Its `Run` hook measures each sample (servers, the load engine).
+    Load(&'a dyn Run),
+    /// The micro engine measures its routines in worker processes (criterion, dhat,
+    /// callgrind); `run`, when given, measures instead and may add the micro engine's counts
+    /// (`micro::allocations_into`).
+    Micro { routines: &'a dyn Routines, run: Option<&'a dyn Run> },
+}
+
+impl Engine<'_> {
+    pub fn is_micro(&self) -> bool {
+        matches!(self, Engine::Micro { .. })
     }
 }
 
 /// One technique on trial.
 ///
-/// The runner calls `setup` once, then for every sweep point `setup_point` and `run` for every
-/// repetition × variant (variants interleaved within a repetition), then `checks` once.
+/// The runner calls `setup` once, then for every sweep point `setup_point` and, for every
+/// repetition, each case × variant once (interleaved in a rotated order), then `checks` once.
 pub trait Experiment: Send + Sync {
     fn meta(&self) -> Meta;
+
+    /// How the samples are measured.
+    fn engine(&self) -> Engine<'_>;
 
     /// Create schema and data. Must be idempotent and deterministic (fixed seed). Nothing by
     /// default (in-process experiments).
@@ -302,37 +408,21 @@ pub trait Experiment: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    /// Measure `variant` at `point` once. The sample's variant/point/repetition fields are
-    /// filled in by the runner. By default: the micro engine measures `routine` (in-process
-    /// experiments); load experiments drive the load engine here.
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(async move { crate::micro::measure(ctx, self.meta().id, variant, point).await })
-    }
-
     /// Correctness checks and other one-off observations, run after the measurements.
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    /// In-process experiments: the routine the micro engine times (criterion), counts
-    /// allocations of (dhat) and counts instructions of (callgrind), for `variant` at `point`.
-    /// Called in a worker process, never in the one that runs the servers.
-    fn routine(
-        &self,
-        _input: &crate::micro::Input<'_>,
-        _variant: &str,
-        _point: &SweepPoint,
-    ) -> anyhow::Result<crate::micro::Routine> {
-        anyhow::bail!("{} has no in-process routine", self.meta().id)
-    }
-
     /// Notes for the report (limits of the experiment, what it cannot reproduce).
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Measure one trial with the experiment's engine.
+pub async fn measure(exp: &dyn Experiment, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
+    match exp.engine() {
+        Engine::Load(r) | Engine::Micro { run: Some(r), .. } => r.run(ctx, at).await,
+        Engine::Micro { run: None, .. } => crate::micro::measure(&ctx.bench(), exp.meta().id, at).await,
     }
 }

@@ -1,27 +1,45 @@
 //! perflab's harness: everything an experiment needs and nothing experiment-specific.
 //!
-//! `experiment` declares the trait; `provision` brings up servers; `load` and `resources`
-//! measure; `stats` and `analysis` decide; `results` stores; `report` renders.
+//! The flow of a run, module by module:
+//!
+//! - `experiment`: what an experiment declares (`Meta`: variants, cases, sweep, metrics, knobs)
+//!   and how it is measured (`Engine`: the load engine's `Run` hook or the micro engine's
+//!   `Routines`);
+//! - `session`: a run from start to finish (servers, run directory, each experiment, atomic
+//!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis);
+//! - `provision`: the servers (local ephemeral ones, external URLs, Docker); `reaper`: every
+//!   process and directory a run makes, stopped and removed however it ends; `context`: the
+//!   run's id, host and revision;
+//! - `load` (closed and open loops on the servers) and `micro` (criterion, dhat and callgrind
+//!   in worker processes) measure; `resources` watches CPU and memory;
+//! - `stats` and `analysis` decide (every metric's median and CI, comparisons, the headline);
+//! - `results` stores (the versioned results.json); `report` renders it, and only it;
+//! - `redact` keeps secrets out of every file and screen; `faultproxy` injects network faults
+//!   for tests and service experiments;
+//! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
+//!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
 pub mod analysis;
 pub mod context;
 pub mod experiment;
 pub mod faultproxy;
-pub mod fixtures;
+pub mod kit;
 pub mod load;
 pub mod micro;
-pub mod pgpool;
-pub mod plan;
 pub mod provision;
+pub mod reaper;
 pub mod redact;
-pub mod redis_util;
 pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;
+pub mod session;
 pub mod stats;
-pub mod workerpool;
+pub mod testing;
 
-pub use experiment::{BoxFuture, Experiment, Knob, Meta, Needs, RunCtx, Settings, Sweep, Variant};
+pub use experiment::{
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, Needs, Run, RunCtx, Sweep, Trial, Variant,
+};
 pub use load::{LoadConfig, OpError, Worker};
-pub use results::{Better, Check, MetricInfo, Sample, SweepPoint};
+pub use micro::{Input, Routine, Routines};
+pub use results::{Better, Check, MetricInfo, Sample, Settings, SweepPoint};

@@ -6,7 +6,7 @@
 //! HdrHistogram; the histograms are merged once the run is over.
 
 use crate::resources::{Probe, Snapshot};
-use crate::results::{LatencySummary, Resources, Sample};
+use crate::results::{Better, LatencySummary, MetricInfo, Resources, Sample};
 use hdrhistogram::Histogram;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -197,6 +197,28 @@ impl LoadReport {
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
+}
+
+/// The median latency of one operation, the primary metric of most load experiments; `what`
+/// says what one operation is ("one statement", "a GET").
+pub fn latency_p50(what: &str) -> MetricInfo {
+    MetricInfo::new("latency_p50_us", "us", Better::Lower, format!("median latency of {what}"))
+}
+
+/// The 99th percentile latency of one operation.
+pub fn latency_p99(what: &str) -> MetricInfo {
+    MetricInfo::new("latency_p99_us", "us", Better::Lower, format!("99th percentile latency of {what}"))
+}
+
+/// Successful operations per second (`ops_per_sec`), in `unit` ("queries/s").
+pub fn throughput(unit: &str, what: &str) -> MetricInfo {
+    MetricInfo::new("ops_per_sec", unit, Better::Higher, what.to_owned())
+}
+
+/// The metrics every load sample carries beside a p50 primary: p99 and throughput, for an
+/// experiment's `Meta::metrics` (with its own after them).
+pub fn metrics(what: &str, unit: &str) -> Vec<MetricInfo> {
+    vec![latency_p99(what), throughput(unit, &format!("{} completed per second", unit.trim_end_matches("/s")))]
 }
 
 /// Percentile summary of a nanosecond histogram, in microseconds.

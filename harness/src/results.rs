@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
-/// Version 2 added `Sample::invalid`, `RunSettings::order_seed`, `ExperimentResult::headline`
-/// `::summaries` and `::metric_comparisons`, and `MetricInfo::negligible_below`; a version 1 file still reads
-/// (those take their defaults).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 2 added `Sample::invalid`, `Settings::order_seed`, `ExperimentResult::headline`
+/// `::summaries` and `::metric_comparisons`, and `MetricInfo::negligible_below`; version 3 the
+/// case axis (`ExperimentResult::cases`, and `case` on samples, checks, analyses, summaries and
+/// comparisons). Older files still read: those take their defaults (one unnamed case).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest version this perflab reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
@@ -45,7 +47,7 @@ pub struct RunContext {
     pub rustc: Option<String>,
     /// The command line as given.
     pub arguments: Vec<String>,
-    pub settings: RunSettings,
+    pub settings: Settings,
     pub servers: Servers,
 }
 
@@ -59,20 +61,81 @@ pub struct Host {
     pub os: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+/// The run's settings: what an experiment reads (`RunCtx::settings`), what a micro worker
+/// gets in its job, and what results.json records. One type for all three.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RunSettings {
+pub struct Settings {
     pub quick: bool,
     pub repetitions: u32,
-    pub duration_ms: u64,
-    pub warmup_ms: u64,
+    /// Measured time per sample.
+    #[serde(rename = "duration_ms", with = "millis")]
+    #[schemars(with = "u64")]
+    pub duration: Duration,
+    /// Warm-up per sample, before the measured time.
+    #[serde(rename = "warmup_ms", with = "millis")]
+    #[schemars(with = "u64")]
+    pub warmup: Duration,
+    /// `--concurrency`: overrides an experiment's own client concurrency where it has one
+    /// that is not its sweep axis.
     pub concurrency: Option<u32>,
+    /// `--set key=value`, experiment-specific knobs (`pg-pagination.rows=50000`).
     pub sets: BTreeMap<String, String>,
+    /// `--filter`, the experiments selected.
     pub filter: Option<String>,
     /// Seed of the order the variants run in within each repetition (rotated and shuffled
     /// per repetition, so an order effect does not land on the same variant every time).
     #[serde(default)]
     pub order_seed: u64,
+}
+
+impl Settings {
+    /// Quick settings with the shortest samples that still measure: for tests.
+    pub fn quick_for_tests() -> Self {
+        Self {
+            quick: true,
+            repetitions: 1,
+            duration: Duration::from_millis(100),
+            warmup: Duration::from_millis(20),
+            concurrency: None,
+            sets: BTreeMap::new(),
+            filter: None,
+            order_seed: 0,
+        }
+    }
+}
+
+/// A `Duration` as whole milliseconds in JSON.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Where one sample is taken: a case (query shape, operation; `""` when the experiment has
+/// none), a variant and a sweep point.
+#[derive(Debug, Clone, Copy)]
+pub struct Trial<'a> {
+    pub case: &'a str,
+    pub variant: &'a str,
+    pub point: &'a SweepPoint,
+}
+
+impl std::fmt::Display for Trial<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.case.is_empty() {
+            write!(f, "{}/{}", self.variant, self.point.label)
+        } else {
+            write!(f, "{}/{}/{}", self.case, self.variant, self.point.label)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -104,6 +167,10 @@ pub struct ExperimentResult {
     /// What the guide claims, in one sentence.
     pub claim: String,
     pub variants: Vec<VariantInfo>,
+    /// The cases (query shapes, operations) every variant is measured in, each with its own
+    /// chart and verdicts; empty: one unnamed case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<CaseInfo>,
     pub sweep: SweepInfo,
     /// The metric the verdicts are about.
     pub primary_metric: MetricInfo,
@@ -131,11 +198,32 @@ pub struct ExperimentResult {
     pub wall_time_ms: u64,
 }
 
+impl ExperimentResult {
+    /// The names of the cases, `[""]` for an experiment without cases.
+    pub fn case_names(&self) -> Vec<&str> {
+        if self.cases.is_empty() {
+            vec![""]
+        } else {
+            self.cases.iter().map(|c| c.name.as_str()).collect()
+        }
+    }
+}
+
+/// A case of an experiment: one query shape or operation, measured with every variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseInfo {
+    pub name: String,
+    pub description: String,
+}
+
 /// A comparison of a declared metric other than the primary one, at one sweep point.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricComparison {
     pub metric: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub point: String,
     pub comparison: Comparison,
 }
@@ -146,6 +234,8 @@ pub struct MetricComparison {
 pub struct MetricSummary {
     /// A declared metric's name, one of `RESOURCE_METRICS`, or a `spectrum_metric` name.
     pub metric: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub variant: String,
     pub point: String,
     /// Valid samples the summary rests on.
@@ -275,6 +365,9 @@ pub const UNFINISHED: &str =
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sample {
+    /// The case (`ExperimentResult::cases`); empty for an experiment without cases.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub variant: String,
     pub point: String,
     pub repetition: u32,
@@ -322,6 +415,8 @@ pub struct Resources {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub variant: String,
     pub point: Option<String>,
     pub name: String,
@@ -338,6 +433,7 @@ impl Check {
     /// An informational observation of `variant` at `point` (no right or wrong value).
     pub fn observation(variant: &str, point: Option<&str>, name: &str, value: f64, detail: impl Into<String>) -> Self {
         Self {
+            case: String::new(),
             variant: variant.to_owned(),
             point: point.map(str::to_owned),
             name: name.to_owned(),
@@ -364,11 +460,19 @@ impl Check {
         self.text = Some(text.into());
         self
     }
+
+    /// The check is about one case of the experiment.
+    pub fn in_case(mut self, case: &str) -> Self {
+        self.case = case.to_owned();
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointAnalysis {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub point: String,
     pub variants: Vec<VariantSummary>,
     pub comparisons: Vec<Comparison>,
@@ -403,6 +507,9 @@ pub enum VerdictKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
+    /// The case compared in (empty: the experiment has none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
     pub variant: String,
     pub baseline: String,
     /// median(variant) / median(baseline) of the metric compared.
@@ -425,6 +532,7 @@ impl Comparison {
         sentence: String,
     ) -> Self {
         Self {
+            case: String::new(),
             variant: variant.to_owned(),
             baseline: baseline.to_owned(),
             ratio: None,

@@ -3,7 +3,7 @@
 //! then its checks and the analysis.
 
 use crate::analysis;
-use crate::experiment::{Experiment, Meta, RunCtx};
+use crate::experiment::{self, Experiment, Meta, RunCtx, Trial};
 use crate::redact::redact;
 use crate::results::{ExperimentResult, ExperimentStatus, Sample, SweepInfo};
 use std::time::Instant;
@@ -12,7 +12,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
     Setup { experiment: &'a str },
-    Sample { experiment: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
+    Sample { experiment: &'a str, case: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
     Checks { experiment: &'a str },
 }
 
@@ -21,7 +21,7 @@ pub enum Progress<'a> {
 #[error("{0}")]
 struct ServerFault(String);
 
-/// The order the variants run in at sweep point `point_index`, repetition `repetition`: a
+/// The order the trials (case × variant) run in at sweep point `point_index`, repetition `repetition`: a
 /// permutation shuffled from `seed` and the point, rotated by the repetition. Over as many
 /// repetitions as there are variants each variant runs once in every position, so an order
 /// effect (caches warmed by the one before, a table grown by it, the machine heating up) does
@@ -40,7 +40,10 @@ pub fn variant_order(n: usize, seed: u64, point_index: usize, repetition: u32) -
 
 /// How many samples `meta` takes with these settings.
 pub fn planned_samples(meta: &Meta, quick: bool, repetitions: u32) -> u64 {
-    meta.sweep.points(quick).len() as u64 * u64::from(repetitions) * meta.variants.len() as u64
+    meta.sweep.points(quick).len() as u64
+        * u64::from(repetitions)
+        * meta.variants.len() as u64
+        * meta.case_names().len() as u64
 }
 
 fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
@@ -50,6 +53,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         guide_section: meta.guide_section.to_owned(),
         claim: meta.claim.to_owned(),
         variants: meta.variant_infos(),
+        cases: meta.case_infos(),
         sweep: SweepInfo {
             axis: meta.sweep.axis.to_owned(),
             unit: meta.sweep.unit.to_owned(),
@@ -97,7 +101,7 @@ pub async fn run_experiment(
         };
         result.status = ExperimentStatus::Failed { error: redact(&error) };
     }
-    analysis::analyse(&mut result, meta.claim_variant());
+    analysis::analyse(&mut result, meta.claim());
     result.wall_time_ms = started.elapsed().as_millis() as u64;
     result
 }
@@ -121,40 +125,38 @@ async fn run_inner(
             .await
             .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
         point_checks.extend(observed);
+        // Every case × variant is one trial; the trials are interleaved like variants.
+        let trials: Vec<(&str, &str)> =
+            meta.case_names().into_iter().flat_map(|case| meta.variants.iter().map(move |v| (case, v.name))).collect();
         for repetition in 0..ctx.settings.repetitions {
-            let order = variant_order(meta.variants.len(), ctx.settings.order_seed, point_index, repetition);
-            for &vi in &order {
-                let variant = &meta.variants[vi];
+            let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
+            for &ti in &order {
+                let (case, variant) = trials[ti];
+                let at = Trial { case, variant, point };
                 let snapshot = ctx.probe.begin();
-                let mut sample: Sample = exp.run(ctx, variant.name, point).await.map_err(|e| {
-                    e.context(format!("{}/{}/{} repetition {}", meta.id, variant.name, point.label, repetition + 1))
-                })?;
+                let mut sample: Sample = experiment::measure(exp, ctx, at)
+                    .await
+                    .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
                 if sample.resources.is_none() {
                     sample.resources = Some(ctx.probe.end(&snapshot));
                 }
-                sample.variant = variant.name.to_owned();
+                sample.case = case.to_owned();
+                sample.variant = variant.to_owned();
                 sample.point = point.label.clone();
                 sample.repetition = repetition;
                 sample.errors = std::mem::take(&mut sample.errors).into_iter().map(|(k, v)| (redact(&k), v)).collect();
                 sample.invalid = analysis::invalid_reason(&sample);
                 let failed = sample.invalid.clone();
                 result.samples.push(sample);
-                progress(Progress::Sample {
-                    experiment: meta.id,
-                    variant: variant.name,
-                    point: &point.label,
-                    repetition,
-                });
+                progress(Progress::Sample { experiment: meta.id, case, variant, point: &point.label, repetition });
                 // A sample made of errors: if a server is gone or stuck, nothing after this can
                 // be measured, and the experiment ends here with the cause. Otherwise the sample
                 // stays, invalid, and the run goes on.
                 if let Some(why) = failed {
                     if let Err(server) = ctx.env.health().await {
                         return Err(anyhow::Error::new(ServerFault(format!(
-                            "{server}, during {}/{}/{} repetition {} ({why})",
+                            "{server}, during {}/{at} repetition {} ({why})",
                             meta.id,
-                            variant.name,
-                            point.label,
                             repetition + 1
                         ))));
                     }

@@ -9,7 +9,9 @@ use harness::load::{self, LoadConfig, OpError, Worker, UNFINISHED};
 use harness::provision::{provision, PgTarget, Provider, Request};
 use harness::resources::Probe;
 use harness::results::{ExperimentStatus, VerdictKind};
-use harness::{runner, BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    runner, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use std::time::Duration;
 
 /// One SELECT per call on its own connection.
@@ -110,20 +112,22 @@ impl Experiment for Gets {
             guide_section: "-",
             claim: "-",
             variants: vec![Variant::new("a", "GET"), Variant::new("b", "GET").tests_claim()],
+            cases: Vec::new(),
             sweep: Sweep::numeric("clients", "", &[1.0], &[1.0]),
             primary_metric: MetricInfo::new("ops_per_sec", "ops/s", harness::Better::Higher, ""),
             metrics: Vec::new(),
-            needs: Needs { postgres: false, redis: true, micro: false },
+            needs: Needs::REDIS,
             knobs: Vec::new(),
         }
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        _variant: &'a str,
-        _point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
+    }
+}
+
+impl Run for Gets {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, _at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             struct Get(redis::aio::MultiplexedConnection);
             impl Worker for Get {

@@ -1,6 +1,6 @@
 //! The catalogue: every experiment, one line each. Adding an experiment is its crate plus a line here.
 
-use harness::Experiment;
+use harness::{Engine, Experiment};
 
 #[rustfmt::skip]
 pub fn all() -> Vec<Box<dyn Experiment>> {
@@ -25,6 +25,20 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(concurrent_map::ConcurrentMap::new()),
         Box::new(rate_limiter::RateLimiter::new()),
     ]
+}
+
+/// The body of a micro engine worker (`xtask micro-worker`, `perflab-alloc micro-worker`):
+/// the job's routine comes from the catalogue's in-process experiments.
+pub fn micro_worker(job: &str, allocator: harness::micro::Allocator) -> std::process::ExitCode {
+    let experiments = all();
+    let routines: Vec<(&str, &dyn harness::Routines)> = experiments
+        .iter()
+        .filter_map(|e| match e.engine() {
+            Engine::Micro { routines, .. } => Some((e.meta().id, routines)),
+            Engine::Load(_) => None,
+        })
+        .collect();
+    harness::micro::worker_main(&routines, job, allocator)
 }
 
 /// Does `id` match any of the comma-separated globs in `filter` (`*` any run, `?` one char)?
@@ -89,13 +103,26 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
+    /// What every experiment of the catalogue must declare well: unique variant and case
+    /// names without the id separator, baselines that exist, exactly one claim with a
+    /// baseline, knobs with a range and a default that passes their own check, and (micro
+    /// engine) a routine for every trial.
     #[test]
-    fn every_variant_table_is_well_formed() {
+    fn every_experiment_declares_itself_well() {
         for e in all() {
             let m = e.meta();
             let infos = m.variant_infos();
             let names: std::collections::HashSet<&str> = infos.iter().map(|v| v.name.as_str()).collect();
             assert_eq!(names.len(), infos.len(), "{}: variant names are unique", m.id);
+            let cases: std::collections::HashSet<&str> = m.cases.iter().map(|c| c.name).collect();
+            assert_eq!(cases.len(), m.cases.len(), "{}: case names are unique", m.id);
+            for name in names.iter().chain(cases.iter()) {
+                assert!(
+                    !name.is_empty() && !name.contains('/') && !name.contains(char::is_whitespace),
+                    "{}: {name:?}: names are non-empty, without '/' (the id separator) or spaces",
+                    m.id
+                );
+            }
             for v in &infos {
                 if let Some(b) = &v.baseline {
                     assert!(
@@ -117,9 +144,21 @@ mod tests {
                 m.id,
                 claim.name
             );
-            // Every knob is checkable and its range is not empty.
+            assert!(
+                m.cases.iter().filter(|c| c.tests_claim).count() <= 1,
+                "{}: at most one case tests the claim",
+                m.id
+            );
             for k in &m.knobs {
                 assert!(k.min <= k.max, "{}: knob {} has an empty range", m.id, k.name);
+                assert!(!k.doc.is_empty(), "{}: knob {} says what it sets", m.id, k.name);
+                assert!(k.check(m.id, &k.min.to_string()).is_ok() && k.check(m.id, &k.max.to_string()).is_ok());
+                assert!(k.check(m.id, "abc").is_err(), "{}: knob {} rejects a word", m.id, k.name);
+            }
+            assert!(!m.sweep.points(true).is_empty() && !m.sweep.points(false).is_empty(), "{}: a sweep", m.id);
+            let built = harness::testing::routines_build(e.as_ref()).unwrap();
+            if e.engine().is_micro() {
+                assert!(built > 0, "{}: in-process experiments build their routines", m.id);
             }
         }
     }

@@ -17,11 +17,15 @@ pub fn list() -> Result<ExitCode, Failure> {
         let _ = writeln!(out, "{:<16} {}", m.id, m.title);
         let _ = writeln!(out, "{:<16} claim: {}", "", m.claim);
         let _ = writeln!(out, "{:<16} variants: {}", "", variants.join(", "));
+        if !m.cases.is_empty() {
+            let cases: Vec<&str> = m.cases.iter().map(|c| c.name).collect();
+            let _ = writeln!(out, "{:<16} cases: {}", "", cases.join(", "));
+        }
         let labels = |quick: bool| -> String {
             m.sweep.points(quick).iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(" | ")
         };
         let mut needs = if servers.is_empty() { "no server".to_owned() } else { servers.join(" + ") };
-        if m.needs.micro {
+        if e.engine().is_micro() {
             needs.push_str("; in-process (micro engine: criterion, dhat)");
         }
         let _ = writeln!(
@@ -32,6 +36,14 @@ pub fn list() -> Result<ExitCode, Failure> {
             labels(false),
             labels(true)
         );
+        for k in &m.knobs {
+            let range = if k.integer {
+                format!("{}..={}", k.min as i64, k.max as i64)
+            } else {
+                format!("{}..={}", k.min, k.max)
+            };
+            let _ = writeln!(out, "{:<16} --set {}.{}=<{range}>: {}", "", m.id, k.name, k.doc);
+        }
     }
     // `cargo xtask list | head -1` closes the pipe early: that is the reader's choice, not an
     // error (println! would panic on it).

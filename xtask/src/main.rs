@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::MicroWorker { job } => {
-            return harness::micro::worker_main(&catalogue::all(), &job, harness::micro::Allocator::System)
+            return catalogue::micro_worker(&job, harness::micro::Allocator::System);
         }
     };
     match result {

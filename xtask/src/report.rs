@@ -30,7 +30,8 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     if results.schema_version < 2 {
         let catalogue = xtask::catalogue::all();
         for e in &mut results.experiments {
-            let claim = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id).and_then(|m| m.claim_variant());
+            let meta = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id);
+            let claim = harness::analysis::Claim { case: "", variant: meta.and_then(|m| m.claim_variant()) };
             harness::analysis::analyse(e, claim);
         }
     }

@@ -7,13 +7,16 @@
 //! when its last write landed), then measures the first seconds of cache-aside traffic.
 
 use anyhow::Context as _;
-use harness::fixtures::setup_users;
+use harness::kit::fixtures::setup_users;
+use harness::kit::pgpool::GoSqlPool;
+use harness::kit::redis_util::{self, info_field};
 use harness::load::{self, LoadConfig, OpError, Worker};
-use harness::pgpool::GoSqlPool;
-use harness::redis_util::{self, info_field};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
+};
 use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,16 +59,14 @@ enum Kind {
     MgetPipeline,
 }
 
-fn kind(name: &str) -> anyhow::Result<Kind> {
-    Ok(match name {
-        "cold" => Kind::Cold,
-        "one-at-a-time" => Kind::Sequential,
-        "guide-warmup-10" => Kind::Guide10,
-        "unbounded" => Kind::Unbounded,
-        "guide-mget-pipeline" => Kind::MgetPipeline,
-        other => anyhow::bail!("unknown variant {other}"),
-    })
-}
+/// The variants, declared once: names, descriptions and what each stands for.
+const VARIANTS: [(Variant, Kind); 5] = [
+    (Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"), Kind::Cold),
+    (Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"), Kind::Sequential),
+    (Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for").tests_claim(), Kind::Guide10),
+    (Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"), Kind::Unbounded),
+    (Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"), Kind::MgetPipeline),
+];
 
 fn key(prefix: &str, id: &Uuid) -> String {
     format!("{prefix}user:{id}")
@@ -83,7 +84,7 @@ impl Warmer {
     async fn load_one(&self, id: &Uuid) -> Result<Option<String>, OpError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = self.pool.query_typed(GET_BY_ID_SQL, &[(id, Type::UUID)]).await?;
-        Ok(rows.first().map(harness::fixtures::cached_user_json))
+        Ok(rows.first().map(harness::kit::fixtures::cached_user_json))
     }
 
     async fn set(&self, key: &str, value: &str) -> Result<(), OpError> {
@@ -200,7 +201,7 @@ async fn warm(kind: Kind, warmer: &Arc<Warmer>, ids: &Arc<Vec<Uuid>>) -> anyhow:
                     let id: Uuid = row.get(0);
                     pipe.cmd("SET")
                         .arg(key(&warmer.prefix, &id))
-                        .arg(harness::fixtures::cached_user_json(row))
+                        .arg(harness::kit::fixtures::cached_user_json(row))
                         .arg("EX")
                         .arg(TTL_SECS)
                         .ignore();
@@ -235,7 +236,7 @@ impl Worker for Reader {
             let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
             redis::cmd("SET")
                 .arg(&self.keys[i])
-                .arg(harness::fixtures::cached_user_json(row))
+                .arg(harness::kit::fixtures::cached_user_json(row))
                 .arg("EX")
                 .arg(TTL_SECS)
                 .query_async::<()>(&mut self.redis)
@@ -262,33 +263,26 @@ impl Experiment for CacheWarmup {
             title: "Cache warm-up: cold start vs four ways of warming Redis",
             guide_section: "缓存优化 → MultiLevelCache.Warmup; Redis优化 → WarmupUsers",
             claim: "Warming the cache (concurrency 10) before serving avoids a cold start.",
-            variants: vec![
-                Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"),
-                Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"),
-                Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for").tests_claim(),
-                Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"),
-                Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"),
-            ],
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
             sweep: Sweep::numeric("keys warmed", "keys", &[1_000.0, 10_000.0, 100_000.0], &[1_000.0, 10_000.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p99_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "99th percentile latency of the first seconds of traffic once the warm-up returned".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::latency_p99("the first seconds of traffic once the warm-up returned"),
             metrics: vec![
-                MetricInfo { name: "warm_ms".into(), unit: "ms".into(), better: Better::Lower, description: "time until the warm-up returned".into(), negligible_below: None },
-                MetricInfo { name: "filled_ms".into(), unit: "ms".into(), better: Better::Lower, description: "time until the warm-up's last cache write landed (later than warm_ms only when refills run in the background)".into(), negligible_below: None },
-                MetricInfo { name: "warm_queries".into(), unit: "queries".into(), better: Better::Lower, description: "database queries the warm-up sent".into(), negligible_below: None },
-                MetricInfo { name: "warm_queries_per_sec".into(), unit: "queries/s".into(), better: Better::Lower, description: "database load while warming".into(), negligible_below: None },
-                MetricInfo { name: "warm_failures".into(), unit: "keys".into(), better: Better::Lower, description: "keys the warm-up failed to cache (timeouts, errors; the guide ignores them and goes on)".into(), negligible_below: None },
-                MetricInfo { name: "traffic_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)".into(), negligible_below: None },
-                MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency of the first seconds of traffic".into(), negligible_below: None },
+                MetricInfo::new("warm_ms", "ms", Better::Lower, "time until the warm-up returned"),
+                MetricInfo::new("filled_ms", "ms", Better::Lower, "time until the warm-up's last cache write landed (later than warm_ms only when refills run in the background)"),
+                MetricInfo::new("warm_queries", "queries", Better::Lower, "database queries the warm-up sent"),
+                MetricInfo::new("warm_queries_per_sec", "queries/s", Better::Lower, "database load while warming"),
+                MetricInfo::new("warm_failures", "keys", Better::Lower, "keys the warm-up failed to cache (timeouts, errors; the guide ignores them and goes on)"),
+                MetricInfo::new("traffic_hit_ratio", "", Better::Higher, "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)"),
+                load::latency_p50("the first seconds of traffic"),
             ],
-            needs: Needs { postgres: true, redis: true, micro: false },
+            needs: Needs { postgres: true, redis: true },
             knobs: vec![Knob::users_rows(1_000), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -310,14 +304,36 @@ impl Experiment for CacheWarmup {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
-            let kind = kind(variant)?;
+            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
+            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "After each warm-up, requests arrive at {:.0}/s (open loop, served by {} clients; `--set cache-warmup.rate=N` changes it) for random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves. Latency counts from each request's arrival, so a request stuck behind a cold miss shows in p99 (a closed loop would hide it by sending less).",
+                traffic_rate(ctx).unwrap_or(DEFAULT_TRAFFIC_RATE),
+                ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
+                ctx.settings.duration.as_secs_f64()
+            ),
+            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all kept idle (so that the guide's MaxIdleConns churn, which pg-pool measures, does not blur the comparison), and writes through one multiplexed Redis connection."),
+            "The guide's Warmup calls Get, whose refill runs in a goroutine nobody waits for: its warm_ms ends before the cache is full, and filled_ms says when it was.".into(),
+            "Warm-up errors (a Redis reply later than the guide's 3 s ReadTimeout, a failed query) are counted in warm_failures and the warm-up goes on, as the guide's Warmup ignores them.".into(),
+            "The guide's cache also has an in-process L1; this experiment warms Redis only (multi-level-cache measures the L1).".into(),
+        ]
+    }
+}
+
+impl Run for CacheWarmup {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
+            let kind = pick(&VARIANTS, variant)?;
             let n = point.value as usize;
             let all = self.ids.lock().expect("not poisoned").clone();
             anyhow::ensure!(n >= 1 && n <= all.len(), "{n} keys asked, {} users loaded", all.len());
@@ -390,43 +406,6 @@ impl Experiment for CacheWarmup {
             Ok(sample)
         })
     }
-
-    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
-        Box::pin(async move {
-            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
-            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
-            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
-            Ok(Vec::new())
-        })
-    }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "After each warm-up, requests arrive at {:.0}/s (open loop, served by {} clients; `--set cache-warmup.rate=N` changes it) for random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves. Latency counts from each request's arrival, so a request stuck behind a cold miss shows in p99 (a closed loop would hide it by sending less).",
-                traffic_rate(ctx).unwrap_or(DEFAULT_TRAFFIC_RATE),
-                ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
-                ctx.settings.duration.as_secs_f64()
-            ),
-            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all kept idle (so that the guide's MaxIdleConns churn, which pg-pool measures, does not blur the comparison), and writes through one multiplexed Redis connection."),
-            "The guide's Warmup calls Get, whose refill runs in a goroutine nobody waits for: its warm_ms ends before the cache is full, and filled_ms says when it was.".into(),
-            "Warm-up errors (a Redis reply later than the guide's 3 s ReadTimeout, a failed query) are counted in warm_failures and the warm-up goes on, as the guide's Warmup ignores them.".into(),
-            "The guide's cache also has an in-process L1; this experiment warms Redis only (multi-level-cache measures the L1).".into(),
-        ]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn variants_parse() {
-        for v in CacheWarmup::new().meta().variants {
-            kind(v.name).unwrap();
-        }
-        assert!(kind("warm").is_err());
-    }
 }
 
 #[cfg(test)]
@@ -446,7 +425,7 @@ mod same_work_tests {
         let keys: Vec<String> = ids.iter().map(|id| key(&prefix, id)).collect();
         let mut seen: Vec<(&str, Vec<Option<String>>)> = Vec::new();
         for v in exp.meta().variants {
-            let k = kind(v.name).unwrap();
+            let k = pick(&VARIANTS, v.name).unwrap();
             if k == Kind::Cold {
                 continue;
             }

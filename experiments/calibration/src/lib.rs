@@ -10,7 +10,7 @@ use harness::load::{self, OpError, Worker};
 use harness::provision::{find_pg_bin, which};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,24 +53,17 @@ impl Experiment for Calibration {
                 Variant::baseline_of_group("redis-benchmark", "redis-benchmark -t get -c N: GET of a 3-byte value"),
                 Variant::new("harness-redis", "the harness's closed loop, N connections (redis crate, one multiplexed connection per worker), GET of the same key").compared_with("redis-benchmark"),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 8.0, 50.0], &[1.0, 50.0]),
-            primary_metric: MetricInfo {
-                name: "ops_per_sec".into(),
-                unit: "ops/s".into(),
-                better: Better::Higher,
-                description: "requests completed per second".into(),
-                negligible_below: None,
-            },
-            metrics: vec![MetricInfo {
-                name: "latency_mean_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "mean latency (the reference tools report means; the harness also has percentiles)".into(),
-                negligible_below: None,
-            }],
-            needs: Needs { postgres: true, redis: true, micro: false },
+            primary_metric: load::throughput("ops/s", "requests completed per second"),
+            metrics: vec![MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)")],
+            needs: Needs { postgres: true, redis: true },
             knobs: Vec::new(),
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -105,13 +98,19 @@ impl Experiment for Calibration {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
+            "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
+            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample.".into(),
+        ]
+    }
+}
+
+impl Run for Calibration {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
             let n = point.value as u32;
             let s = &ctx.settings;
             match variant {
@@ -148,14 +147,6 @@ impl Experiment for Calibration {
                 other => anyhow::bail!("unknown variant {other}"),
             }
         })
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
-            "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
-            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample.".into(),
-        ]
     }
 }
 
@@ -316,7 +307,7 @@ impl Calibration {
             "redis-benchmark failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        let (rps, avg_ms, pcts) = harness::redis_util::parse_redis_benchmark_csv(&stdout)
+        let (rps, avg_ms, pcts) = harness::kit::redis_util::parse_redis_benchmark_csv(&stdout)
             .with_context(|| format!("unexpected redis-benchmark output: {stdout}"))?;
         self.redis_rate.lock().expect("not poisoned").insert(clients, rps);
         let mut extra = BTreeMap::new();

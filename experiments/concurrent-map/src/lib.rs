@@ -12,7 +12,9 @@ use harness::load::{new_histogram, LoadReport};
 use harness::micro::{self, Input, Routine};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -81,7 +83,7 @@ impl SharedMap for moka::sync::Cache<u64, Value> {
 }
 
 fn value(k: u64) -> Value {
-    Arc::from(harness::redis_util::user_json(k).as_str())
+    Arc::from(harness::kit::redis_util::user_json(k).as_str())
 }
 
 /// A map of `variant`, filled with every key.
@@ -206,33 +208,45 @@ impl Experiment for ConcurrentMap {
                 Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key"),
             ],
             // Quick mode: contention at 50% reads on both cores, and oversubscribed at 95%.
+            cases: Vec::new(),
             sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories(axis(), &LABELS) },
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        // One thread, 1000 operations per call: what an operation allocates.
-        let (read_pct, _) = point_of(&point.label)?;
-        let map = new_map(variant)?;
-        let values: Vec<Value> = (0..KEYS).map(value).collect();
-        let rng = SplitMix64::new(11);
-        Ok(Routine::new((map, rng, values), move |(map, rng, values)| {
-            (0..1000).filter(|_| op(&**map, rng, read_pct, values)).count()
-        })
-        .items(1000))
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: Some(self) }
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
+            let cores = cores();
+            Ok(vec![Check::observation(
+                "mutex",
+                None,
+                "cores available",
+                cores as f64,
+                "threads beyond this number take turns on the cores: more threads cannot add throughput",
+            )])
+        })
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        let cores = cores();
+        vec![
+            format!("This machine has {cores} cores available. With more threads than cores, the threads time-share the cores; throughput at 4 threads then measures contention plus scheduling, not parallel speed-up."),
+            "Throughput counts every operation; latency is timed on one operation in 32, so the clock is not the bottleneck.".to_owned(),
+        ]
+    }
+}
+
+impl Run for ConcurrentMap {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
             let (read_pct, threads) = point_of(&point.label)?;
             let map = new_map(variant)?;
             let values: Arc<Vec<Value>> = Arc::new((0..KEYS).map(value).collect());
@@ -266,30 +280,24 @@ impl Experiment for ConcurrentMap {
                 LoadReport { histogram, ok: ops - misses, errors, measured, resources: ctx.probe.end(&snapshot) };
             let mut sample = report.into_sample();
             sample.metrics.insert("threads".into(), threads as f64);
-            micro::allocations_into(ctx, ID, variant, point, &mut sample).await?;
+            micro::allocations_into(&ctx.bench(), ID, at, &mut sample).await?;
             Ok(sample)
         })
     }
+}
 
-    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-        Box::pin(async move {
-            let cores = cores();
-            Ok(vec![Check::observation(
-                "mutex",
-                None,
-                "cores available",
-                cores as f64,
-                "threads beyond this number take turns on the cores: more threads cannot add throughput",
-            )])
+impl Routines for ConcurrentMap {
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, point) = (at.variant, at.point);
+        // One thread, 1000 operations per call: what an operation allocates.
+        let (read_pct, _) = point_of(&point.label)?;
+        let map = new_map(variant)?;
+        let values: Vec<Value> = (0..KEYS).map(value).collect();
+        let rng = SplitMix64::new(11);
+        Ok(Routine::new((map, rng, values), move |(map, rng, values)| {
+            (0..1000).filter(|_| op(&**map, rng, read_pct, values)).count()
         })
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        let cores = cores();
-        vec![
-            format!("This machine has {cores} cores available. With more threads than cores, the threads time-share the cores; throughput at 4 threads then measures contention plus scheduling, not parallel speed-up."),
-            "Throughput counts every operation; latency is timed on one operation in 32, so the clock is not the bottleneck.".to_owned(),
-        ]
+        .items(1000))
     }
 }
 

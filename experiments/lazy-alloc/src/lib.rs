@@ -4,7 +4,7 @@
 //! until the first push, and then grows.
 
 use harness::micro::{self, Input, Routine};
-use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
+use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 
 const ID: &str = "lazy-alloc";
 /// Users validated per call.
@@ -102,15 +102,27 @@ impl Experiment for LazyAlloc {
                 Variant::new("guide-lazy", "the guide's code: Vec::with_capacity(len) at the first error").tests_claim(),
                 Variant::new("vec-new", "Rust's default: Vec::new() (no allocation) and push, growing as needed"),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("user"),
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: None }
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![format!("Each call validates {USERS} users; an error value is two words and allocates nothing, so only the list is measured.")]
+    }
+}
+
+impl Routines for LazyAlloc {
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, point) = (at.variant, at.point);
         let permille = (point.value * 10.0).round() as usize;
         if permille > 1000 {
             anyhow::bail!("error rate {}% is above 100%", point.value);
@@ -123,10 +135,6 @@ impl Experiment for LazyAlloc {
             other => anyhow::bail!("unknown variant {other}"),
         }
         .items(USERS as u64))
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![format!("Each call validates {USERS} users; an error value is two words and allocates nothing, so only the list is measured.")]
     }
 }
 

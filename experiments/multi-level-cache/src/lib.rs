@@ -14,12 +14,14 @@
 //! that the watch outlasts them.
 
 use anyhow::Context as _;
-use harness::fixtures::setup_users;
+use harness::kit::fixtures::setup_users;
+use harness::kit::redis_util::{self};
 use harness::load::{self, OpError, Worker};
-use harness::redis_util::{self};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -297,7 +299,7 @@ impl Reader {
         self.counts[2] += 1;
         let rows = self.db.query(&self.stmt, &[&self.ids[i]]).await.map_err(|e| OpError::from_error(&e))?;
         let row = rows.first().ok_or_else(|| OpError::new("user missing"))?;
-        let json = harness::fixtures::cached_user_json(row);
+        let json = harness::kit::fixtures::cached_user_json(row);
         let value = Arc::new(serde_json::from_str::<serde_json::Value>(&json).map_err(|e| OpError::from_error(&e))?);
         let cached = Cached { data: value.clone(), json_bytes: json.len() as u64 };
         if self.design == Design::PostgresOnly {
@@ -369,26 +371,25 @@ impl Experiment for MultiLevelCache {
                     ..Variant::new(name, description)
                 })
                 .collect(),
+            cases: Vec::new(),
             sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median latency of one read".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::latency_p50("one read"),
             metrics: vec![
-                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile latency of one read".into(), negligible_below: None },
-                MetricInfo { name: "ops_per_sec".into(), unit: "reads/s".into(), better: Better::Higher, description: "reads served per second".into(), negligible_below: None },
-                MetricInfo { name: "db_queries_per_sec".into(), unit: "queries/s".into(), better: Better::Lower, description: "reads that reached Postgres, per second of the sample".into(), negligible_below: None },
-                MetricInfo { name: "l1_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of reads served by the in-process level".into(), negligible_below: None },
-                MetricInfo { name: "l2_hit_ratio".into(), unit: "".into(), better: Better::Higher, description: "share of reads served by Redis".into(), negligible_below: None },
-                MetricInfo { name: "l1_entries".into(), unit: "entries".into(), better: Better::Lower, description: "entries in the in-process level at the end of the sample".into(), negligible_below: None },
-                MetricInfo { name: "l1_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)".into(), negligible_below: None },
+                load::latency_p99("one read"),
+                load::throughput("reads/s", "reads served per second"),
+                MetricInfo::new("db_queries_per_sec", "queries/s", Better::Lower, "reads that reached Postgres, per second of the sample"),
+                MetricInfo::new("l1_hit_ratio", "", Better::Higher, "share of reads served by the in-process level"),
+                MetricInfo::new("l2_hit_ratio", "", Better::Higher, "share of reads served by Redis"),
+                MetricInfo::new("l1_entries", "entries", Better::Lower, "entries in the in-process level at the end of the sample"),
+                MetricInfo::new("l1_bytes", "bytes", Better::Lower, "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)"),
             ],
-            needs: Needs { postgres: true, redis: true, micro: false },
+            needs: Needs { postgres: true, redis: true },
             knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 20,000 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -406,75 +407,6 @@ impl Experiment for MultiLevelCache {
             let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
             redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
             Ok(())
-        })
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(async move {
-            let design = Design::parse(variant)?;
-            let p = params(ctx)?;
-            let skew = point.value;
-            anyhow::ensure!(skew > 0.0 && skew < 10.0, "Zipf skew must be within (0, 10)");
-            let ids = self.ids.lock().expect("not poisoned").clone();
-            let prefix = redis_util::prefix(ID);
-            let redis_client = ctx.env.redis()?.client()?;
-            let mut admin = redis_client.get_multiplexed_async_connection().await?;
-            // Every sample starts with empty caches.
-            redis_util::clear_prefix(&mut admin, &prefix).await?;
-            let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
-            let cdf = Arc::new(zipf_cdf(ids.len(), skew));
-            let l1 = Arc::new(L1::new(design.l1_capacity(&p), design, L1_TTL));
-            let tally = Arc::new(Tally::default());
-            let pg = ctx.env.postgres()?.clone();
-            let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
-            let started = Instant::now();
-            let (l1_run, tally_run) = (l1.clone(), tally.clone());
-            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
-                let (redis_client, pg, keys, ids, cdf) =
-                    (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), cdf.clone());
-                let (l1, tally) = (l1_run.clone(), tally_run.clone());
-                async move {
-                    let db = pg.connect().await?;
-                    let stmt = db.prepare(GET_BY_ID_SQL).await?;
-                    let redis = redis_client.get_multiplexed_async_connection().await?;
-                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                    let draws = (0..DRAWS_PER_WORKER).map(|_| draw(&cdf, &mut rng)).collect();
-                    let l2_ttl_ms = L2_TTL_SECS * 1000;
-                    Ok(Reader {
-                        design,
-                        l1,
-                        redis,
-                        db,
-                        stmt,
-                        keys,
-                        ids,
-                        draws,
-                        next: 0,
-                        counts: [0; 3],
-                        tally,
-                        l2_ttl_ms,
-                    })
-                }
-            })
-            .await?;
-            let elapsed = started.elapsed().as_secs_f64();
-            let (h1, h2, h3) =
-                (tally.l1.load(Ordering::Relaxed), tally.l2.load(Ordering::Relaxed), tally.l3.load(Ordering::Relaxed));
-            let total = (h1 + h2 + h3).max(1) as f64;
-            let mut sample = report.into_sample();
-            let m = &mut sample.metrics;
-            m.insert("db_queries_per_sec".into(), h3 as f64 / elapsed);
-            m.insert("l1_hit_ratio".into(), h1 as f64 / total);
-            m.insert("l2_hit_ratio".into(), h2 as f64 / total);
-            m.insert("l3_ratio".into(), h3 as f64 / total);
-            m.insert("l1_entries".into(), l1.len() as f64);
-            m.insert("l1_bytes".into(), l1.bytes() as f64);
-            Ok(sample)
         })
     }
 
@@ -566,6 +498,73 @@ impl Experiment for MultiLevelCache {
             "Staleness is in the observations: measured with the TTLs scaled down in the guide's ratio so the watch outlasts them; with the guide's 5 and 30 minutes, multiply.".into(),
             "l1_bytes counts keys and values as JSON text; the decoded serde_json::Value each entry holds takes several times that in the heap, and the guide's Go map holds an interface{} of the same decoded value.".into(),
         ]
+    }
+}
+
+impl Run for MultiLevelCache {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
+            let design = Design::parse(variant)?;
+            let p = params(ctx)?;
+            let skew = point.value;
+            anyhow::ensure!(skew > 0.0 && skew < 10.0, "Zipf skew must be within (0, 10)");
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let prefix = redis_util::prefix(ID);
+            let redis_client = ctx.env.redis()?.client()?;
+            let mut admin = redis_client.get_multiplexed_async_connection().await?;
+            // Every sample starts with empty caches.
+            redis_util::clear_prefix(&mut admin, &prefix).await?;
+            let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
+            let cdf = Arc::new(zipf_cdf(ids.len(), skew));
+            let l1 = Arc::new(L1::new(design.l1_capacity(&p), design, L1_TTL));
+            let tally = Arc::new(Tally::default());
+            let pg = ctx.env.postgres()?.clone();
+            let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
+            let started = Instant::now();
+            let (l1_run, tally_run) = (l1.clone(), tally.clone());
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let (redis_client, pg, keys, ids, cdf) =
+                    (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), cdf.clone());
+                let (l1, tally) = (l1_run.clone(), tally_run.clone());
+                async move {
+                    let db = pg.connect().await?;
+                    let stmt = db.prepare(GET_BY_ID_SQL).await?;
+                    let redis = redis_client.get_multiplexed_async_connection().await?;
+                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let draws = (0..DRAWS_PER_WORKER).map(|_| draw(&cdf, &mut rng)).collect();
+                    let l2_ttl_ms = L2_TTL_SECS * 1000;
+                    Ok(Reader {
+                        design,
+                        l1,
+                        redis,
+                        db,
+                        stmt,
+                        keys,
+                        ids,
+                        draws,
+                        next: 0,
+                        counts: [0; 3],
+                        tally,
+                        l2_ttl_ms,
+                    })
+                }
+            })
+            .await?;
+            let elapsed = started.elapsed().as_secs_f64();
+            let (h1, h2, h3) =
+                (tally.l1.load(Ordering::Relaxed), tally.l2.load(Ordering::Relaxed), tally.l3.load(Ordering::Relaxed));
+            let total = (h1 + h2 + h3).max(1) as f64;
+            let mut sample = report.into_sample();
+            let m = &mut sample.metrics;
+            m.insert("db_queries_per_sec".into(), h3 as f64 / elapsed);
+            m.insert("l1_hit_ratio".into(), h1 as f64 / total);
+            m.insert("l2_hit_ratio".into(), h2 as f64 / total);
+            m.insert("l3_ratio".into(), h3 as f64 / total);
+            m.insert("l1_entries".into(), l1.len() as f64);
+            m.insert("l1_bytes".into(), l1.bytes() as f64);
+            Ok(sample)
+        })
     }
 }
 

@@ -15,7 +15,7 @@
 //! a reset callback, as `sync.Pool` + `Reset`).
 
 use harness::micro::{self, Input, Routine};
-use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
+use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 use lockfree_object_pool::LinearObjectPool;
 use std::fmt::Write as _;
 
@@ -121,15 +121,31 @@ impl Experiment for ObjectPool {
                 )
                 .tests_claim(),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 1000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: None }
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "Reset drops the strings, as a Go `*u = User{}` does; so a pooled User saves only its own allocation, never the strings loaded into it.".to_owned(),
+            "The copy the guide appends (`userCopy := *user`) is shallow in Go; here it moves the strings out of the pooled user, so each pooled variant allocates what Go does: the copied struct and the strings LoadUser makes. It was a deep clone before (five string copies more per record), which made the pool look worse than it is.".to_owned(),
+            "The pool outlives each call, as a sync.Pool in a service does: the guide's deferred Puts hand all N users back at return, and the next call takes them again, so its pool holds N users between calls (peak heap).".to_owned(),
+        ]
+    }
+}
+
+impl Routines for ObjectPool {
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, point) = (at.variant, at.point);
         let n = point.value as u64;
         let ids: Vec<u64> = (0..n).map(|i| i * 7 + 1).collect();
         // The pool lives as long as the service: across calls, as sync.Pool does.
@@ -140,14 +156,6 @@ impl Experiment for ObjectPool {
             other => anyhow::bail!("unknown variant {other}"),
         }
         .items(n))
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Reset drops the strings, as a Go `*u = User{}` does; so a pooled User saves only its own allocation, never the strings loaded into it.".to_owned(),
-            "The copy the guide appends (`userCopy := *user`) is shallow in Go; here it moves the strings out of the pooled user, so each pooled variant allocates what Go does: the copied struct and the strings LoadUser makes. It was a deep clone before (five string copies more per record), which made the pool look worse than it is.".to_owned(),
-            "The pool outlives each call, as a sync.Pool in a service does: the guide's deferred Puts hand all N users back at return, and the next call takes them again, so its pool holds N users between calls (peak heap).".to_owned(),
-        ]
     }
 }
 

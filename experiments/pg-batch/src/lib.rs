@@ -1,5 +1,5 @@
 //! `pg-batch`: N+1 single-row queries, the same N queries through the guide's worker pool
-//! (ProcessUsersBatch: 10 workers, a queue of 100; the one model in `harness::workerpool` that
+//! (ProcessUsersBatch: 10 workers, a queue of 100; the one model in `harness::kit::workerpool` that
 //! worker-pool also runs), and one `WHERE id = ANY($1)` query.
 //!
 //! Every variant runs on the same kind of connection pool (25 open, 25 idle, filled and with
@@ -7,13 +7,16 @@
 //! alone. The time of a batch is mostly round trips: the first two send N queries, the last
 //! one. The metrics say so beside the time (`queries_per_batch`), so a reader sees why.
 
-use harness::fixtures::setup_users;
+use harness::kit::fixtures::setup_users;
+use harness::kit::pgpool::GoSqlPool;
+use harness::kit::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
 use harness::load::{self, OpError, Worker};
-use harness::pgpool::GoSqlPool;
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
+};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -42,16 +45,14 @@ enum Kind {
     Any,
 }
 
-impl Kind {
-    fn parse(name: &str) -> anyhow::Result<Self> {
-        Ok(match name {
-            "n-plus-one" => Kind::NPlusOne,
-            "worker-pool" => Kind::Concurrent,
-            "any" => Kind::Any,
-            other => anyhow::bail!("unknown variant {other}"),
-        })
-    }
+/// The variants, declared once: names, descriptions and what each stands for.
+const VARIANTS: [(Variant, Kind); 3] = [
+    (Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"), Kind::NPlusOne),
+    (Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch: 10 workers fed by a queue of 100, on the shared pool"), Kind::Concurrent),
+    (Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)").tests_claim(), Kind::Any),
+];
 
+impl Kind {
     /// Connections a batch uses at once.
     fn connections(self) -> usize {
         if self == Kind::Concurrent {
@@ -130,29 +131,35 @@ impl Experiment for PgBatch {
         Meta {
             id: "pg-batch",
             title: "Batching: N+1 queries vs a worker pool vs one = ANY($1)",
-            guide_section: "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
+            guide_section:
+                "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
             claim: "One WHERE id = ANY($1) query beats N single-row queries.",
-            variants: vec![
-                Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"),
-                Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch: 10 workers fed by a queue of 100, on the shared pool"),
-                Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)").tests_claim(),
-            ],
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
             sweep: Sweep::numeric("batch size", "users", &[1.0, 10.0, 100.0, 1000.0], &[1.0, 10.0, 100.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median time to fetch one whole batch".into(),
-                negligible_below: None,
-            },
+            primary_metric: MetricInfo::new(
+                "latency_p50_us",
+                "us",
+                Better::Lower,
+                "median time to fetch one whole batch",
+            ),
             metrics: vec![
-                MetricInfo { name: "queries_per_batch".into(), unit: "queries".into(), better: Better::Lower, description: "statements sent per batch (each a round trip)".into(), negligible_below: None },
-                MetricInfo { name: "rows_per_sec".into(), unit: "rows/s".into(), better: Better::Higher, description: "users fetched per second".into(), negligible_below: None },
-                MetricInfo { name: "connections".into(), unit: "connections".into(), better: Better::Lower, description: "connections one client holds".into(), negligible_below: None },
+                MetricInfo::new(
+                    "queries_per_batch",
+                    "queries",
+                    Better::Lower,
+                    "statements sent per batch (each a round trip)",
+                ),
+                MetricInfo::new("rows_per_sec", "rows/s", Better::Higher, "users fetched per second"),
+                MetricInfo::new("connections", "connections", Better::Lower, "connections one client holds"),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
+            needs: Needs { postgres: true, redis: false },
             knobs: vec![Knob::users_rows(2_000)],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -164,14 +171,22 @@ impl Experiment for PgBatch {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "Each sample: {} client(s) fetching batches of random live users back to back (ids drawn from {ID_POOL} live users); a batch counts as an error unless every user comes back.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "Client and server share this machine, where a round trip on loopback costs tens of microseconds; across a network each one costs more, and the gap between the variants widens accordingly.".into(),
+        ]
+    }
+}
+
+impl Run for PgBatch {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            let kind = Kind::parse(variant)?;
+            let (variant, point) = (at.variant, at.point);
+            let kind = pick(&VARIANTS, variant)?;
             let batch = point.value as usize;
             let ids = self.ids.lock().expect("not poisoned").clone();
             let pg = ctx.env.postgres()?.clone();
@@ -190,16 +205,6 @@ impl Experiment for PgBatch {
             Ok(sample)
         })
     }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "Each sample: {} client(s) fetching batches of random live users back to back (ids drawn from {ID_POOL} live users); a batch counts as an error unless every user comes back.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "Client and server share this machine, where a round trip on loopback costs tens of microseconds; across a network each one costs more, and the gap between the variants widens accordingly.".into(),
-        ]
-    }
 }
 
 #[cfg(test)]
@@ -216,7 +221,7 @@ mod tests {
         let mut batch: Vec<Uuid> = ids[..150].to_vec();
         batch.push(Uuid::nil()); // an id no user has
         for v in exp.meta().variants {
-            let kind = Kind::parse(v.name).unwrap();
+            let kind = pick(&VARIANTS, v.name).unwrap();
             let pg = ctx.env.postgres().unwrap().clone();
             let b = Batcher::new(pg, kind, ids.clone(), batch.len(), 1).await.unwrap();
             assert_eq!(b.load(&batch).await.unwrap(), 150, "{}", v.name);

@@ -10,12 +10,15 @@
 //! same SQL text. The table is (re)built when the sweep moves to a new size.
 
 use anyhow::Context as _;
-use harness::fixtures::load_users;
+use harness::kit::fixtures::load_users;
+use harness::kit::plan::{self, literal};
 use harness::load::{self, OpError, Worker};
-use harness::plan::{self, literal};
-use harness::results::{Better, Check};
+use harness::results::Check;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Meta, Needs, Run, RunCtx, Sample, Sweep, SweepPoint, Trial,
+    Variant,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -57,18 +60,42 @@ enum Query {
     Insert,
 }
 
-impl Query {
-    const ALL: [Query; 5] =
-        [Query::ByUsername, Query::ByEmailLower, Query::StatusRecent, Query::ActiveUsernames, Query::Insert];
+/// The cases: the guide's queries, and the insert that pays for the indexes.
+const CASES: [(Case, Query); 5] = [
+    (
+        Case::new("by-username", "username = $1 (the guide's unique partial index users_username_key)").tests_claim(),
+        Query::ByUsername,
+    ),
+    (
+        Case::new("by-email-lower", "LOWER(email) = LOWER($1) (expression index users_email_lower_idx)"),
+        Query::ByEmailLower,
+    ),
+    (
+        Case::new("status-recent", "the 20 newest users with a status (composite users_status_created_at_idx)"),
+        Query::StatusRecent,
+    ),
+    (
+        Case::new(
+            "active-usernames",
+            "a page of 20 active usernames after a given one (partial users_active_username_idx)",
+        ),
+        Query::ActiveUsernames,
+    ),
+    (Case::new("insert", "INSERT of one user: every index of the table is updated too"), Query::Insert),
+];
 
+/// The variants: the same rows with and without the guide's indexes.
+const VARIANTS: [(Variant, Table); 2] = [
+    (Variant::new("none", "the table with only its primary key, which Postgres always creates"), Table::NoIndex),
+    (
+        Variant::new("guide", "the same rows with the guide's seven indexes").compared_with("none").tests_claim(),
+        Table::Guide,
+    ),
+];
+
+impl Query {
     fn name(self) -> &'static str {
-        match self {
-            Query::ByUsername => "by-username",
-            Query::ByEmailLower => "by-email-lower",
-            Query::StatusRecent => "status-recent",
-            Query::ActiveUsernames => "active-usernames",
-            Query::Insert => "insert",
-        }
+        CASES.iter().find(|(_, q)| *q == self).map_or("?", |(c, _)| c.name)
     }
 
     fn sql(self) -> &'static str {
@@ -101,10 +128,7 @@ enum Table {
 
 impl Table {
     fn name(self) -> &'static str {
-        match self {
-            Table::NoIndex => "none",
-            Table::Guide => "guide",
-        }
+        VARIANTS.iter().find(|(_, t)| *t == self).map_or("?", |(v, _)| v.name)
     }
 
     fn search_path(self) -> &'static str {
@@ -117,17 +141,6 @@ impl Table {
     fn qualified(self) -> String {
         format!("{}.users", self.search_path())
     }
-}
-
-fn parse_variant(name: &str) -> anyhow::Result<(Query, Table)> {
-    let (q, t) = name.split_once('/').with_context(|| format!("unknown variant {name}"))?;
-    let query = Query::ALL.into_iter().find(|x| x.name() == q).with_context(|| format!("unknown variant {name}"))?;
-    let table = match t {
-        "none" => Table::NoIndex,
-        "guide" => Table::Guide,
-        _ => anyhow::bail!("unknown variant {name}"),
-    };
-    Ok((query, table))
 }
 
 #[derive(Default)]
@@ -211,34 +224,41 @@ async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Resu
     let middle = (rows / 2).max(0) as u64;
     for table in [Table::NoIndex, Table::Guide] {
         client.batch_execute(&format!("SET search_path = {}", table.search_path())).await?;
-        for query in Query::ALL.into_iter().filter(|q| *q != Query::Insert) {
+        for query in CASES.map(|(_, q)| q).into_iter().filter(|q| *q != Query::Insert) {
             let param = if query == Query::StatusRecent { "inactive".to_owned() } else { query.param(middle) };
             let p = plan::explain(client, query.sql(), &[literal(&param)]).await?;
-            let variant = format!("{}/{}", query.name(), table.name());
+            let variant = table.name();
             checks.push(
                 Check::observation(
-                    &variant,
+                    variant,
                     label,
                     "plan",
                     p.execution_ms,
                     "the plan Postgres chose, from the top (EXPLAIN ANALYZE, one representative parameter)",
                 )
-                .with_text(p.nodes),
+                .with_text(p.nodes)
+                .in_case(query.name()),
             );
-            checks.push(Check::observation(
-                &variant,
-                label,
-                "rows scanned",
-                p.rows_scanned,
-                "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
-            ));
-            checks.push(Check::observation(
-                &variant,
-                label,
-                "buffers",
-                p.buffers,
-                "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
-            ));
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "rows scanned",
+                    p.rows_scanned,
+                    "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
+                )
+                .in_case(query.name()),
+            );
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "buffers",
+                    p.buffers,
+                    "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
+                )
+                .in_case(query.name()),
+            );
         }
     }
     client.batch_execute("RESET search_path").await?;
@@ -252,21 +272,28 @@ async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Resu
             )
             .await?;
         let (table_bytes, index_bytes): (f64, f64) = (r.get(0), r.get(1));
-        let variant = format!("insert/{}", table.name());
-        checks.push(Check::observation(
-            &variant,
-            label,
-            "indexes on disk (MB)",
-            index_bytes / 1e6,
-            "all indexes of the table the variant writes to (pg_indexes_size), before the inserts",
-        ));
-        checks.push(Check::observation(
-            &variant,
-            label,
-            "table on disk (MB)",
-            table_bytes / 1e6,
-            "the table itself (pg_table_size), before the inserts",
-        ));
+        let variant = table.name();
+        let insert = Query::Insert.name();
+        checks.push(
+            Check::observation(
+                variant,
+                label,
+                "indexes on disk (MB)",
+                index_bytes / 1e6,
+                "all indexes of the table the variant writes to (pg_indexes_size), before the inserts",
+            )
+            .in_case(insert),
+        );
+        checks.push(
+            Check::observation(
+                variant,
+                label,
+                "table on disk (MB)",
+                table_bytes / 1e6,
+                "the table itself (pg_table_size), before the inserts",
+            )
+            .in_case(insert),
+        );
         if table == Table::Guide {
             let sizes = client
                 .query(
@@ -288,42 +315,6 @@ async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Resu
     Ok((checks, note))
 }
 
-fn variants() -> Vec<Variant> {
-    vec![
-        Variant::baseline_of_group("by-username/none", "username = $1 on the table with only its primary key"),
-        Variant::new("by-username/guide", "username = $1 with the guide's indexes (unique partial users_username_key)")
-            .compared_with("by-username/none")
-            .tests_claim(),
-        Variant::baseline_of_group("by-email-lower/none", "LOWER(email) = LOWER($1) with only the primary key"),
-        Variant::new(
-            "by-email-lower/guide",
-            "LOWER(email) = LOWER($1) with the guide's indexes (expression index users_email_lower_idx)",
-        )
-        .compared_with("by-email-lower/none"),
-        Variant::baseline_of_group(
-            "status-recent/none",
-            "the 20 newest users with a status, with only the primary key",
-        ),
-        Variant::new(
-            "status-recent/guide",
-            "the 20 newest users with a status, with the guide's indexes (composite users_status_created_at_idx)",
-        )
-        .compared_with("status-recent/none"),
-        Variant::baseline_of_group(
-            "active-usernames/none",
-            "a page of 20 active usernames after a given one, with only the primary key",
-        ),
-        Variant::new(
-            "active-usernames/guide",
-            "a page of 20 active usernames, with the guide's indexes (partial users_active_username_idx)",
-        )
-        .compared_with("active-usernames/none"),
-        Variant::baseline_of_group("insert/none", "INSERT of one user into the table with only its primary key"),
-        Variant::new("insert/guide", "INSERT of one user into the table with the guide's seven indexes to update")
-            .compared_with("insert/none"),
-    ]
-}
-
 impl Experiment for PgIndexes {
     fn meta(&self) -> Meta {
         Meta {
@@ -331,34 +322,21 @@ impl Experiment for PgIndexes {
             title: "The guide's indexes: faster queries, slower inserts, space on disk",
             guide_section: "数据库优化 → 索引优化 (users: unique, composite, partial and expression indexes)",
             claim: "The guide's partial, composite and expression indexes speed up its queries.",
-            variants: variants(),
+            variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
             sweep: Sweep::numeric("table size", "rows", &[10_000.0, 100_000.0, 1_000_000.0], &[10_000.0, 50_000.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median latency of one statement".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::latency_p50("one statement"),
             metrics: vec![
-                MetricInfo {
-                    name: "latency_p99_us".into(),
-                    unit: "us".into(),
-                    better: Better::Lower,
-                    description: "99th percentile latency".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "ops_per_sec".into(),
-                    unit: "statements/s".into(),
-                    better: Better::Higher,
-                    description: "statements completed per second (for insert: the insert throughput)".into(),
-                    negligible_below: None,
-                },
+                load::latency_p99("one operation"),
+                load::throughput("statements/s", "statements completed per second (for insert: the insert throughput)"),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
+            needs: Needs { postgres: true, redis: false },
             knobs: Vec::new(),
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -378,14 +356,36 @@ impl Experiment for PgIndexes {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
-            let (query, table) = parse_variant(variant)?;
+            let client = pg_client(ctx).await?;
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {NO_INDEX_SCHEMA} CASCADE")).await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let mut notes = vec![
+            format!(
+                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"guide\" has the guide's seven indexes.",
+            ),
+            format!(
+                "{} client(s), each with its own connection and its statement prepared once; lookups draw existing usernames and addresses (e-mail in other capitals than stored) from a fixed seed, the same sequence for both tables.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
+            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan rows show which one Postgres picked for each query.".into(),
+        ];
+        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes
+    }
+}
+
+impl Run for PgIndexes {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (query, table) = (pick(&CASES, at.case)?, pick(&VARIANTS, at.variant)?);
+            let point = at.point;
             let rows = point.value as i64;
             let pg = ctx.env.postgres()?.clone();
             let clients = ctx.settings.concurrency.unwrap_or(1);
@@ -418,30 +418,6 @@ impl Experiment for PgIndexes {
             Ok(report.into_sample())
         })
     }
-
-    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-        Box::pin(async move {
-            let client = pg_client(ctx).await?;
-            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {NO_INDEX_SCHEMA} CASCADE")).await?;
-            Ok(Vec::new())
-        })
-    }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let mut notes = vec![
-            format!(
-                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"guide\" has the guide's seven indexes.",
-            ),
-            format!(
-                "{} client(s), each with its own connection and its statement prepared once; lookups draw existing usernames and addresses (e-mail in other capitals than stored) from a fixed seed, the same sequence for both tables.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
-            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan rows show which one Postgres picked for each query.".into(),
-        ];
-        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
-        notes
-    }
 }
 
 async fn pg_client(ctx: &RunCtx) -> anyhow::Result<Client> {
@@ -451,19 +427,6 @@ async fn pg_client(ctx: &RunCtx) -> anyhow::Result<Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_variant_parses_and_pairs_with_its_baseline() {
-        for v in variants() {
-            let (query, table) = parse_variant(v.name).unwrap();
-            assert_eq!(format!("{}/{}", query.name(), table.name()), v.name);
-            if table == Table::Guide {
-                assert_eq!(v.baseline.unwrap(), format!("{}/none", query.name()));
-            }
-        }
-        assert!(parse_variant("by-username").is_err());
-        assert!(parse_variant("nope/guide").is_err());
-    }
 
     /// No table wins by doing less: with the guide's indexes and without, every query returns
     /// the same rows.
@@ -475,14 +438,15 @@ mod tests {
         exp.setup_point(&ctx, &SweepPoint { label: "2000".into(), value: 2000.0 }).await.unwrap();
         let client = pg_client(&ctx).await.unwrap();
         let mut nonempty = 0;
-        for query in Query::ALL.into_iter().filter(|q| *q != Query::Insert) {
+        for query in CASES.map(|(_, q)| q).into_iter().filter(|q| *q != Query::Insert) {
             for n in [0u64, 3, 17, 250, 1999] {
-                let literal = harness::plan::literal(&query.param(n));
+                let literal = harness::kit::plan::literal(&query.param(n));
                 let mut results = Vec::new();
                 for table in [Table::NoIndex, Table::Guide] {
                     client.batch_execute(&format!("SET search_path = {}", table.search_path())).await.unwrap();
-                    let rows =
-                        harness::plan::text_rows(&client, query.sql(), std::slice::from_ref(&literal)).await.unwrap();
+                    let rows = harness::kit::plan::text_rows(&client, query.sql(), std::slice::from_ref(&literal))
+                        .await
+                        .unwrap();
                     results.push(rows);
                 }
                 assert_eq!(results[0], results[1], "{} with {}", query.name(), query.param(n));
@@ -495,7 +459,7 @@ mod tests {
     #[test]
     fn lookups_ask_for_rows_the_generator_writes() {
         let mut out = String::new();
-        let mut gen = harness::fixtures::UsersGenerator::new(SEED);
+        let mut gen = harness::kit::fixtures::UsersGenerator::new(SEED);
         for _ in 0..4 {
             gen.next_row(&mut out);
         }

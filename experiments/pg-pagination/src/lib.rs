@@ -6,10 +6,13 @@
 //! per page, a walk over the pages counts the rows each variant misses and repeats.
 
 use anyhow::Context as _;
-use harness::fixtures::load_users;
+use harness::kit::fixtures::load_users;
 use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check};
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -87,16 +90,25 @@ enum Kind {
     Keyset,
 }
 
-impl Kind {
-    fn parse(name: &str) -> anyhow::Result<Self> {
-        Ok(match name {
-            "offset" => Kind::Offset,
-            "keyset-guide" => Kind::KeysetGuide,
-            "keyset" => Kind::Keyset,
-            other => anyhow::bail!("unknown variant {other}"),
-        })
-    }
-}
+/// The variants, declared once: names, descriptions and what each stands for.
+const VARIANTS: [(Variant, Kind); 3] = [
+    (Variant::new("offset", "ORDER BY created_at DESC, id DESC LIMIT n OFFSET (depth-1)·n"), Kind::Offset),
+    (
+        Variant::new(
+            "keyset-guide",
+            "the guide's code as written: WHERE created_at < cursor, the cursor formatted as RFC 3339 (whole seconds)",
+        )
+        .tests_claim(),
+        Kind::KeysetGuide,
+    ),
+    (
+        Variant::new(
+            "keyset",
+            "keyset on (created_at, id): WHERE (created_at, id) < (cursor) with an index on (created_at DESC, id DESC)",
+        ),
+        Kind::Keyset,
+    ),
+];
 
 /// A variant's statements: for its first page and for the pages after a cursor (the same
 /// one for OFFSET).
@@ -155,26 +167,25 @@ impl Experiment for PgPagination {
             title: "Pagination: OFFSET vs the guide's cursor vs keyset",
             guide_section: "数据库优化 → 查询优化 (ListUsers: 使用游标分页而不是OFFSET)",
             claim: "Cursor (keyset) pagination beats OFFSET/LIMIT.",
-            variants: vec![
-                Variant::new("offset", "ORDER BY created_at DESC, id DESC LIMIT n OFFSET (depth-1)·n"),
-                Variant::new("keyset-guide", "the guide's code as written: WHERE created_at < cursor, the cursor formatted as RFC 3339 (whole seconds)").tests_claim(),
-                Variant::new("keyset", "keyset on (created_at, id): WHERE (created_at, id) < (cursor) with an index on (created_at DESC, id DESC)"),
-            ],
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
             sweep: Sweep::numeric("page depth", "", &[1.0, 10.0, 100.0, 1000.0, 10000.0], &[1.0, 100.0, 1000.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median latency of fetching one page at that depth".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::latency_p50("fetching one page at that depth"),
             metrics: vec![
-                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile page latency".into(), negligible_below: None },
-                MetricInfo { name: "ops_per_sec".into(), unit: "pages/s".into(), better: Better::Higher, description: "pages fetched per second".into(), negligible_below: None },
+                MetricInfo::new("latency_p99_us", "us", Better::Lower, "99th percentile page latency"),
+                load::throughput("pages/s", "pages fetched per second"),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
-            knobs: vec![Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"), Knob::int("page_size", 1, 10_000, "rows per page (default 20)"), Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)")],
+            needs: Needs { postgres: true, redis: false },
+            knobs: vec![
+                Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"),
+                Knob::int("page_size", 1, 10_000, "rows per page (default 20)"),
+                Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)"),
+            ],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -212,29 +223,6 @@ impl Experiment for PgPagination {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(async move {
-            let p = params(ctx)?;
-            let kind = Kind::parse(variant)?;
-            let depth = point.value as u64;
-            let cursor = self.cursors.lock().expect("not poisoned").get(&depth).copied();
-            let pg = ctx.env.postgres()?.clone();
-            let concurrency = ctx.settings.concurrency.unwrap_or(1);
-            let page_size = p.page_size;
-            let report = load::run(&ctx.settings.closed_loop(concurrency), &ctx.probe, move |_| {
-                let pg = pg.clone();
-                async move { Pager::new(pg.connect().await?, kind, page_size, depth, cursor).await }
-            })
-            .await?;
-            Ok(report.into_sample())
-        })
-    }
-
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let p = params(ctx)?;
@@ -247,7 +235,7 @@ impl Experiment for PgPagination {
                 for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
                     let (sql, params): (&str, Vec<String>) =
                         explain_query(kind, depth, p.page_size, cursors.get(&depth));
-                    let plan = harness::plan::explain(&client, sql, &params).await?;
+                    let plan = harness::kit::plan::explain(&client, sql, &params).await?;
                     let (name, label) = (variant_name(kind), Some(point.label.as_str()));
                     checks.push(Check::observation(name, label, "rows scanned", plan.rows_scanned, "rows the executor read to return one page (EXPLAIN ANALYZE: rows out of scan nodes plus rows removed by filters)"));
                     checks.push(Check::observation(
@@ -291,12 +279,29 @@ impl Experiment for PgPagination {
     }
 }
 
-fn variant_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Offset => "offset",
-        Kind::KeysetGuide => "keyset-guide",
-        Kind::Keyset => "keyset",
+impl Run for PgPagination {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
+            let p = params(ctx)?;
+            let kind = pick(&VARIANTS, variant)?;
+            let depth = point.value as u64;
+            let cursor = self.cursors.lock().expect("not poisoned").get(&depth).copied();
+            let pg = ctx.env.postgres()?.clone();
+            let concurrency = ctx.settings.concurrency.unwrap_or(1);
+            let page_size = p.page_size;
+            let report = load::run(&ctx.settings.closed_loop(concurrency), &ctx.probe, move |_| {
+                let pg = pg.clone();
+                async move { Pager::new(pg.connect().await?, kind, page_size, depth, cursor).await }
+            })
+            .await?;
+            Ok(report.into_sample())
+        })
     }
+}
+
+fn variant_name(kind: Kind) -> &'static str {
+    VARIANTS.iter().find(|(_, k)| *k == kind).map_or("?", |(v, _)| v.name)
 }
 
 /// The query a variant sends for page `depth`, with its parameters as SQL literals (for EXPLAIN).

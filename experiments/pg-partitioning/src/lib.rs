@@ -12,11 +12,14 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::SinkExt;
+use harness::kit::plan;
 use harness::load::{self, OpError, Worker};
-use harness::plan;
 use harness::results::{Better, Check, LatencySummary};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep,
+    SweepPoint, Trial, Variant,
+};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -99,68 +102,58 @@ impl Layout {
     }
 }
 
-fn parse_variant(name: &str) -> anyhow::Result<(Op, Layout)> {
-    Ok(match name {
-        "week-range/single" => (Op::WeekRange, Layout::Single),
-        "week-range/partitioned" => (Op::WeekRange, Layout::Partitioned),
-        "user-recent/single" => (Op::UserRecent, Layout::Single),
-        "user-recent/partitioned" => (Op::UserRecent, Layout::Partitioned),
-        "user-recent-30d/single" => (Op::UserRecent30d, Layout::Single),
-        "user-recent-30d/partitioned" => (Op::UserRecent30d, Layout::Partitioned),
-        "insert/single" => (Op::Insert, Layout::Single),
-        "insert/partitioned" => (Op::Insert, Layout::Partitioned),
-        "retire-month/delete" => (Op::Retire, Layout::Single),
-        "retire-month/drop-partition" => (Op::Retire, Layout::Partitioned),
-        other => anyhow::bail!("unknown variant {other}"),
-    })
-}
-
-fn variants() -> Vec<Variant> {
-    vec![
-        Variant::baseline_of_group(
-            "week-range/single",
-            "one week's entries counted by action, from the one table (index on created_at)",
-        ),
-        Variant::new(
-            "week-range/partitioned",
-            "the same report from the monthly partitions (pruned to the one or two months the week touches)",
+/// The cases: the guide's reads, the insert, and retiring the oldest month.
+const CASES: [(Case, Op); 5] = [
+    (
+        Case::new(
+            "week-range",
+            "one week's entries counted by action (single: index on created_at; partitioned: pruned to the one or two months the week touches)",
         )
-        .compared_with("week-range/single")
         .tests_claim(),
-        Variant::baseline_of_group(
-            "user-recent/single",
-            "a user's 20 newest entries from the one table (index on user_id, created_at)",
+        Op::WeekRange,
+    ),
+    (
+        Case::new(
+            "user-recent",
+            "a user's 20 newest entries (single: index on user_id, created_at; partitioned: every partition's index probed and merged)",
         ),
-        Variant::new(
-            "user-recent/partitioned",
-            "the same from the monthly partitions: every partition's index is probed and merged",
-        )
-        .compared_with("user-recent/single"),
-        Variant::baseline_of_group(
-            "user-recent-30d/single",
-            "a user's 20 newest entries of the last 30 days from the one table: the bounded form a service would send",
+        Op::UserRecent,
+    ),
+    (
+        Case::new(
+            "user-recent-30d",
+            "a user's 20 newest entries of the last 30 days, the bounded form a service would send (partitioned: the bound prunes all but the newest one or two at run time, for the prepared statement's generic plan)",
         ),
-        Variant::new(
-            "user-recent-30d/partitioned",
-            "the same from the monthly partitions: the time bound prunes all but the newest one or two (at run time, for the prepared statement's generic plan)",
-        )
-        .compared_with("user-recent-30d/single"),
-        Variant::baseline_of_group("insert/single", "INSERT of one entry into the one table"),
-        Variant::new(
-            "insert/partitioned",
-            "INSERT of one entry through the partitioned parent, routed to the newest month",
-        )
-        .compared_with("insert/single"),
-        Variant::baseline_of_group(
-            "retire-month/delete",
-            "DELETE of the oldest month's rows from the one table (VACUUM timed apart: vacuum_ms)",
+        Op::UserRecent30d,
+    ),
+    (
+        Case::new("insert", "INSERT of one entry (partitioned: routed through the parent to the newest month)"),
+        Op::Insert,
+    ),
+    (
+        Case::new(
+            "retire-month",
+            "retiring the oldest month: single DELETEs its rows (VACUUM timed apart: vacuum_ms); partitioned DROPs its partition (what DETACH PARTITION then DROP does in two steps)",
         ),
-        Variant::new(
-            "retire-month/drop-partition",
-            "DROP TABLE of the oldest month's partition (what DETACH PARTITION then DROP does in two steps)",
-        )
-        .compared_with("retire-month/delete"),
-    ]
+        Op::Retire,
+    ),
+];
+
+/// The variants: the same rows in one table and in monthly partitions.
+const VARIANTS: [(Variant, Layout); 2] = [
+    (Variant::new("single", "one audit_logs table, indexed as the guide indexes it"), Layout::Single),
+    (
+        Variant::new("partitioned", "the same rows in monthly range partitions of created_at (the guide's 表分区)")
+            .compared_with("single")
+            .tests_claim(),
+        Layout::Partitioned,
+    ),
+];
+
+impl Layout {
+    fn name(self) -> &'static str {
+        VARIANTS.iter().find(|(_, l)| *l == self).map_or("?", |(v, _)| v.name)
+    }
 }
 
 /// Microseconds since the epoch of the first instant of month `m` counted from January 2024.
@@ -184,7 +177,7 @@ fn partition_name(m: i64) -> String {
 }
 
 fn literal_ts(us: i64) -> String {
-    format!("'{}'", harness::fixtures::ts(us))
+    format!("'{}'", harness::kit::fixtures::ts(us))
 }
 
 fn system_time(us: i64) -> SystemTime {
@@ -234,7 +227,7 @@ impl AuditGenerator {
         let action = action(self.rng.next_f64());
         let object = self.rng.below(100_000);
         let ip = self.rng.next_u64();
-        let ts = harness::fixtures::ts(at);
+        let ts = harness::kit::fixtures::ts(at);
         let _ = writeln!(
             out,
             "{}\t{user}\t{action}\t{}/{object}\t{{\"ip\":\"10.{}.{}.{}\",\"agent\":\"svc/1.4\"}}\t{}",
@@ -365,7 +358,7 @@ async fn observe(client: &Client, months: i64, per_month: i64, point: &SweepPoin
     let since = format!("{}::timestamptz", literal_ts(month_start_us(months) - RECENT_WINDOW_US));
     let week = format!("{week}::timestamptz");
     for layout in [Layout::Single, Layout::Partitioned] {
-        let suffix = if layout == Layout::Single { "single" } else { "partitioned" };
+        let variant = layout.name();
         client.batch_execute(&format!("SET search_path = {}", layout.schema())).await?;
         for (name, sql, params) in [
             ("week-range", WEEK_RANGE_SQL, vec![week.clone()]),
@@ -375,47 +368,59 @@ async fn observe(client: &Client, months: i64, per_month: i64, point: &SweepPoin
             // The plan of the prepared statement as the workers time it, not a custom plan
             // for literals (which would prune partitions at planning time instead).
             let p = plan::explain_prepared(client, sql, &params).await?;
-            let variant = format!("{name}/{suffix}");
             checks.push(
                 Check::observation(
-                    &variant,
+                    variant,
                     label,
                     "plan",
                     p.execution_ms,
                     "the plan Postgres runs for the prepared statement, as timed: EXPLAIN ANALYZE EXECUTE after five executions (when Postgres settles on a custom or generic plan), one representative parameter",
                 )
-                .with_text(p.nodes),
+                .with_text(p.nodes)
+                .in_case(name),
             );
-            checks.push(Check::observation(
-                &variant,
-                label,
-                "tables scanned",
-                p.relations_scanned as f64,
-                "tables or partitions the executor actually scanned for one query",
-            ));
-            checks.push(Check::observation(
-                &variant,
-                label,
-                "rows scanned",
-                p.rows_scanned,
-                "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
-            ));
-            checks.push(Check::observation(
-                &variant,
-                label,
-                "buffers",
-                p.buffers,
-                "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
-            ));
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "tables scanned",
+                    p.relations_scanned as f64,
+                    "tables or partitions the executor actually scanned for one query",
+                )
+                .in_case(name),
+            );
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "rows scanned",
+                    p.rows_scanned,
+                    "rows the executor read for one query (rows out of scan nodes plus rows removed by filters)",
+                )
+                .in_case(name),
+            );
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "buffers",
+                    p.buffers,
+                    "8 kB shared buffers hit or read for one query (EXPLAIN BUFFERS)",
+                )
+                .in_case(name),
+            );
         }
         let bytes = size_on_disk(client, layout).await?;
-        checks.push(Check::observation(
-            &format!("insert/{suffix}"),
-            label,
-            "on disk (MB)",
-            bytes / 1e6,
-            format!("table, partitions and indexes ({} rows)", months * per_month),
-        ));
+        checks.push(
+            Check::observation(
+                variant,
+                label,
+                "on disk (MB)",
+                bytes / 1e6,
+                format!("table, partitions and indexes ({} rows)", months * per_month),
+            )
+            .in_case("insert"),
+        );
     }
     client.batch_execute("RESET search_path").await?;
     Ok(checks)
@@ -561,56 +566,39 @@ impl Experiment for PgPartitioning {
             title: "Monthly partitions of audit_logs vs one table",
             guide_section: "数据库优化 → 索引优化 (分区表: audit_logs_2024_01 PARTITION OF audit_logs)",
             claim: "Monthly partitions of audit_logs help time-series queries.",
-            variants: variants(),
+            variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
             sweep: Sweep::numeric("months of data", "months", &[3.0, 12.0, 36.0], &[3.0, 12.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median latency of one statement (for retire-month: the time of the one DELETE or DROP)"
-                    .into(),
-                negligible_below: None,
-            },
+            primary_metric: load::latency_p50("one statement (for retire-month: the time of the one DELETE or DROP)"),
             metrics: vec![
-                MetricInfo {
-                    name: "latency_p99_us".into(),
-                    unit: "us".into(),
-                    better: Better::Lower,
-                    description: "99th percentile latency".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "ops_per_sec".into(),
-                    unit: "statements/s".into(),
-                    better: Better::Higher,
-                    description: "statements completed per second (for insert: the insert throughput)".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "space_freed_mb".into(),
-                    unit: "MB".into(),
-                    better: Better::Higher,
-                    description: "retire-month: disk space given back by the statement itself".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "space_freed_after_vacuum_mb".into(),
-                    unit: "MB".into(),
-                    better: Better::Higher,
-                    description: "retire-month: disk space given back once VACUUM has run".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "vacuum_ms".into(),
-                    unit: "ms".into(),
-                    better: Better::Lower,
-                    description: "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)".into(),
-                    negligible_below: None,
-                },
+                load::latency_p99("one operation"),
+                load::throughput("statements/s", "statements completed per second (for insert: the insert throughput)"),
+                MetricInfo::new(
+                    "space_freed_mb",
+                    "MB",
+                    Better::Higher,
+                    "retire-month: disk space given back by the statement itself",
+                ),
+                MetricInfo::new(
+                    "space_freed_after_vacuum_mb",
+                    "MB",
+                    Better::Higher,
+                    "retire-month: disk space given back once VACUUM has run",
+                ),
+                MetricInfo::new(
+                    "vacuum_ms",
+                    "ms",
+                    Better::Lower,
+                    "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)",
+                ),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
+            needs: Needs { postgres: true, redis: false },
             knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -635,14 +623,41 @@ impl Experiment for PgPartitioning {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
-            let (op, layout) = parse_variant(variant)?;
+            let client = ctx.env.postgres()?.connect().await?;
+            let (single, part) = (single(), part());
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {single} CASCADE; DROP SCHEMA IF EXISTS {part} CASCADE"))
+                .await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let per_month = params(ctx).map(|p| p.per_month).unwrap_or(0);
+        let mut notes = vec![
+            format!(
+                "Data: {per_month} entries per month from January 2024, spread evenly in time, by {USERS} users (seed {SEED}); both tables carry the guide's three indexes and a primary key — (id) on the one table, (id, created_at) on the partitioned one, since a unique key there must include the partition key."
+            ),
+            format!(
+                "{} client(s), each with its own connection and its statement prepared once; weeks and users are drawn from a fixed seed, the same sequence for both layouts.",
+                ctx.settings.concurrency.unwrap_or(1)
+            ),
+            "retire-month runs once per sample: the DELETE or DROP is timed alone; the DELETE's VACUUM is timed apart (vacuum_ms), and the month is put back afterwards, untimed. Space freed is measured on the table with its indexes (pg_total_relation_size).".into(),
+            "Inserted rows are deleted and the table vacuumed after each insert sample.".into(),
+            "user-recent has no time bound, as the guide's query has none: on the partitioned table every month's index is probed and the results merged. user-recent-30d adds the bound a service would send (the last 30 days), which lets Postgres skip the older partitions; for the prepared statement's generic plan it does so when the statement runs (the plan observation shows what ran).".into(),
+        ];
+        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes
+    }
+}
+
+impl Run for PgPartitioning {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (op, layout) = (pick(&CASES, at.case)?, pick(&VARIANTS, at.variant)?);
+            let point = at.point;
             let months = point.value as i64;
             if op == Op::Retire {
                 return retire(ctx, layout).await;
@@ -697,35 +712,6 @@ impl Experiment for PgPartitioning {
             }
             Ok(report.into_sample())
         })
-    }
-
-    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-        Box::pin(async move {
-            let client = ctx.env.postgres()?.connect().await?;
-            let (single, part) = (single(), part());
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {single} CASCADE; DROP SCHEMA IF EXISTS {part} CASCADE"))
-                .await?;
-            Ok(Vec::new())
-        })
-    }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let per_month = params(ctx).map(|p| p.per_month).unwrap_or(0);
-        let mut notes = vec![
-            format!(
-                "Data: {per_month} entries per month from January 2024, spread evenly in time, by {USERS} users (seed {SEED}); both tables carry the guide's three indexes and a primary key — (id) on the one table, (id, created_at) on the partitioned one, since a unique key there must include the partition key."
-            ),
-            format!(
-                "{} client(s), each with its own connection and its statement prepared once; weeks and users are drawn from a fixed seed, the same sequence for both layouts.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "retire-month runs once per sample: the DELETE or DROP is timed alone; the DELETE's VACUUM is timed apart (vacuum_ms), and the month is put back afterwards, untimed. Space freed is measured on the table with its indexes (pg_total_relation_size).".into(),
-            "Inserted rows are deleted and the table vacuumed after each insert sample.".into(),
-            "user-recent has no time bound, as the guide's query has none: on the partitioned table every month's index is probed and the results merged. user-recent-30d adds the bound a service would send (the last 30 days), which lets Postgres skip the older partitions; for the prepared statement's generic plan it does so when the statement runs (the plan observation shows what ran).".into(),
-        ];
-        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
-        notes
     }
 }
 
@@ -795,14 +781,6 @@ mod tests {
         assert!(stamps[0].starts_with("2024-01") && stamps[499].starts_with("2024-01"));
         assert!(stamps[500].starts_with("2024-02") && stamps[1499].starts_with("2024-03"));
         assert!(out.lines().all(|l| l.split('\t').count() == 6));
-    }
-
-    #[test]
-    fn every_variant_parses() {
-        for v in variants() {
-            parse_variant(v.name).unwrap();
-        }
-        assert!(parse_variant("week-range").is_err());
     }
 
     #[test]

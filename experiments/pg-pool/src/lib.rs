@@ -7,13 +7,15 @@
 //! statement), so only the connection handling differs. Connections opened are counted where
 //! they are opened; the server's backends are sampled while the load runs.
 
-use harness::fixtures::setup_users;
+use harness::kit::fixtures::setup_users;
+use harness::kit::pgpool::GoSqlPool;
 use harness::load::{self, OpError, Worker};
-use harness::pgpool::GoSqlPool;
 use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,41 +115,36 @@ impl Experiment for PgPool {
                 )
                 .tests_claim(),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
-            primary_metric: MetricInfo {
-                name: "ops_per_sec".into(),
-                unit: "queries/s".into(),
-                better: Better::Higher,
-                description: "primary-key lookups completed per second".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::throughput("queries/s", "primary-key lookups completed per second"),
             metrics: vec![
-                MetricInfo {
-                    name: "latency_p99_us".into(),
-                    unit: "us".into(),
-                    better: Better::Lower,
-                    description: "99th percentile latency, including any wait for a pooled connection".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "connections_opened_per_sec".into(),
-                    unit: "conn/s".into(),
-                    better: Better::Lower,
-                    description: "new server sessions per second (warm-up included)".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "server_backends_max".into(),
-                    unit: "backends".into(),
-                    better: Better::Lower,
-                    description: "most client backends seen on the server while the load ran (sampled every 50 ms)"
-                        .into(),
-                    negligible_below: None,
-                },
+                MetricInfo::new(
+                    "latency_p99_us",
+                    "us",
+                    Better::Lower,
+                    "99th percentile latency, including any wait for a pooled connection",
+                ),
+                MetricInfo::new(
+                    "connections_opened_per_sec",
+                    "conn/s",
+                    Better::Lower,
+                    "new server sessions per second (warm-up included)",
+                ),
+                MetricInfo::new(
+                    "server_backends_max",
+                    "backends",
+                    Better::Lower,
+                    "most client backends seen on the server while the load ran (sampled every 50 ms)",
+                ),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
+            needs: Needs { postgres: true, redis: false },
             knobs: vec![Knob::users_rows(1_000)],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -158,13 +155,19 @@ impl Experiment for PgPool {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "All variants send the same primary-key lookup as an unnamed statement (one round trip), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared).".into(),
+            "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
+            "Pools start empty, as Go's does, and fill during the warm-up.".into(),
+        ]
+    }
+}
+
+impl Run for PgPool {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
             let kind = kind(variant)?;
             let clients = point.value as u32;
             let ids = self.ids.lock().expect("not poisoned").clone();
@@ -214,14 +217,6 @@ impl Experiment for PgPool {
             sample.metrics.insert("server_backends_max".into(), backends as f64);
             Ok(sample)
         })
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "All variants send the same primary-key lookup as an unnamed statement (one round trip), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared).".into(),
-            "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
-            "Pools start empty, as Go's does, and fill during the warm-up.".into(),
-        ]
     }
 }
 

@@ -6,11 +6,14 @@
 //! planned and how long planning took per call: the cost a prepared statement saves.
 
 use anyhow::Context as _;
-use harness::fixtures::{load_policies_and_keys, setup_users};
+use harness::kit::fixtures::{load_policies_and_keys, setup_users};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep,
+    Trial, Variant,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::types::{ToSql, Type};
@@ -21,7 +24,6 @@ const PK_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/pk_lookup.s
 const JOIN_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/join3.sql");
 const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/insert.sql");
 const SEED: u64 = 20_240_101;
-const SHAPES: [&str; 3] = ["pk-lookup", "join-3", "insert"];
 
 /// Each worker's inserts get their own range of usernames, across samples and runs.
 static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
@@ -38,14 +40,14 @@ impl PgPrepared {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Unprepared,
     Prepared,
     Simple,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     PkLookup,
     Join,
@@ -136,23 +138,34 @@ impl Worker for Client3 {
     }
 }
 
-fn protocol(name: &str) -> anyhow::Result<Protocol> {
-    Ok(match name {
-        "unprepared" => Protocol::Unprepared,
-        "prepared" => Protocol::Prepared,
-        "simple" => Protocol::Simple,
-        other => anyhow::bail!("unknown variant {other}"),
-    })
-}
+/// The cases: three query shapes.
+const CASES: [(Case, Shape); 3] = [
+    (Case::new("pk-lookup", "SELECT of one user by primary key").tests_claim(), Shape::PkLookup),
+    (Case::new("join-3", "a 3-way join: a user, their policies and access keys"), Shape::Join),
+    (Case::new("insert", "INSERT of one user"), Shape::Insert),
+];
 
-fn shape(point: &SweepPoint) -> anyhow::Result<Shape> {
-    Ok(match point.label.as_str() {
-        "pk-lookup" => Shape::PkLookup,
-        "join-3" => Shape::Join,
-        "insert" => Shape::Insert,
-        other => anyhow::bail!("unknown query shape {other}"),
-    })
-}
+/// The variants: three ways of sending the same statement.
+const VARIANTS: [(Variant, Protocol); 3] = [
+    (
+        Variant::new(
+            "unprepared",
+            "extended protocol without a statement cache: parse, bind and execute an unnamed statement every time (tokio-postgres query_typed)",
+        ),
+        Protocol::Unprepared,
+    ),
+    (
+        Variant::new("prepared", "prepared once per connection and reused (the guide's db.Prepare)").tests_claim(),
+        Protocol::Prepared,
+    ),
+    (
+        Variant::new(
+            "simple",
+            "simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters",
+        ),
+        Protocol::Simple,
+    ),
+];
 
 /// (plans, total planning ms, calls) of the lab's statements since the last reset.
 async fn planning(client: &Client) -> Result<(f64, f64, f64), tokio_postgres::Error> {
@@ -173,21 +186,34 @@ impl Experiment for PgPrepared {
             title: "Prepared statements vs unprepared vs the simple-query protocol",
             guide_section: "数据库优化 → 预编译语句优化 (NewPreparedStatements)",
             claim: "Prepared statements beat unprepared ones.",
-            variants: vec![
-                Variant::new("unprepared", "extended protocol without a statement cache: parse, bind and execute an unnamed statement every time (tokio-postgres query_typed)"),
-                Variant::new("prepared", "prepared once per connection and reused (the guide's db.Prepare)").tests_claim(),
-                Variant::new("simple", "simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters"),
-            ],
-            sweep: Sweep::categories("query shape", &SHAPES),
-            primary_metric: MetricInfo { name: "ops_per_sec".into(), unit: "queries/s".into(), better: Better::Higher, description: "statements completed per second".into(), negligible_below: None },
+            variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
+            // With more clients than cores the server's CPU is the limit: where the planning a
+            // prepared statement saves counts most.
+            sweep: Sweep::numeric("clients", "connections", &[1.0, 8.0], &[1.0]),
+            primary_metric: load::throughput("queries/s", "statements completed per second"),
             metrics: vec![
-                MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency".into(), negligible_below: None },
-                MetricInfo { name: "plans_per_call".into(), unit: "plans".into(), better: Better::Lower, description: "times the server planned per statement executed (pg_stat_statements)".into(), negligible_below: None },
-                MetricInfo { name: "plan_time_us_per_call".into(), unit: "us".into(), better: Better::Lower, description: "server planning time per statement executed (pg_stat_statements)".into(), negligible_below: None },
+                MetricInfo::new("latency_p50_us", "us", Better::Lower, "median latency"),
+                MetricInfo::new(
+                    "plans_per_call",
+                    "plans",
+                    Better::Lower,
+                    "times the server planned per statement executed (pg_stat_statements)",
+                ),
+                MetricInfo::new(
+                    "plan_time_us_per_call",
+                    "us",
+                    Better::Lower,
+                    "server planning time per statement executed (pg_stat_statements)",
+                ),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
+            needs: Needs { postgres: true, redis: false },
             knobs: vec![Knob::users_rows(1_000)],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -206,14 +232,23 @@ impl Experiment for PgPrepared {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        let mut notes = vec![
+            "Each client has its own connection and issues one statement after another; the sweep is the number of clients.".to_owned(),
+            "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
+            "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
+        ];
+        if !self.stat_statements.load(Ordering::Relaxed) {
+            notes.push("pg_stat_statements is not loaded on this server (it ships with postgresql-contrib and must be in shared_preload_libraries), so planning time was not recorded.".into());
+        }
+        notes
+    }
+}
+
+impl Run for PgPrepared {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            let (protocol, shape) = (protocol(variant)?, shape(point)?);
+            let (protocol, shape) = (pick(&VARIANTS, at.variant)?, pick(&CASES, at.case)?);
             let ids = self.ids.lock().expect("not poisoned").clone();
             let pg = ctx.env.postgres()?.clone();
             let stats = self.stat_statements.load(Ordering::Relaxed);
@@ -221,7 +256,7 @@ impl Experiment for PgPrepared {
             if stats {
                 admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
             }
-            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let clients = at.point.value as u32;
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
                 let (pg, ids) = (pg.clone(), ids.clone());
                 async move {
@@ -255,18 +290,6 @@ impl Experiment for PgPrepared {
             }
             Ok(sample)
         })
-    }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let mut notes = vec![
-            format!("{} client(s), each with its own connection, issuing one statement after another.", ctx.settings.concurrency.unwrap_or(1)),
-            "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
-            "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
-        ];
-        if !self.stat_statements.load(Ordering::Relaxed) {
-            notes.push("pg_stat_statements is not loaded on this server (it ships with postgresql-contrib and must be in shared_preload_libraries), so planning time was not recorded.".into());
-        }
-        notes
     }
 }
 

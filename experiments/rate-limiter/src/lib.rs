@@ -10,7 +10,9 @@
 
 use harness::micro::{self, Input, Routine};
 use harness::results::Better;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -156,40 +158,36 @@ impl Experiment for RateLimiter {
                 ),
                 Variant::new("governor", "governor's GCRA limiter, Quota::per_second(rate) (burst = rate), no background task").tests_claim(),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("configured rate", "permits/s", &[100.0, 1000.0, 10_000.0, 100_000.0], &[1000.0, 100_000.0]),
             // Within 1 % of the configured rate, a limiter does its job: 0.05 % is not "6× better"
             // than 0.3 %.
             primary_metric: m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one")
                 .negligible_below(1.0),
             metrics,
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    /// One permit when nothing limits: the guide's token cycle (the ticker's send and the
-    /// client's receive) and governor's check with a quota far above the calling rate.
-    fn routine(&self, _input: &Input<'_>, variant: &str, _point: &SweepPoint) -> anyhow::Result<Routine> {
-        Ok(match variant {
-            "guide-token-bucket" => {
-                let (tx, rx) = mpsc::channel::<()>(1024);
-                Routine::new((tx, rx), |(tx, rx)| {
-                    let _ = tx.try_send(());
-                    rx.try_recv().is_ok()
-                })
-            }
-            "governor" => Routine::new(governor(u32::MAX), |g| g.check().is_ok()),
-            other => anyhow::bail!("unknown variant {other}"),
-        })
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: Some(self) }
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            "The guide's ticker goroutine is a tokio task on an interval that skips missed ticks, as a Go ticker drops the ticks a slow receiver missed. Neither timer fires reliably more often than about once a millisecond when the process is otherwise idle, so the higher rates show what a ticker can deliver.".to_owned(),
+            "The guide's Close stops the ticker, but the goroutine ranging over ticker.C never ends (Stop does not close the channel): every limiter closed leaks a goroutine. The port ends its task on drop.".to_owned(),
+            "The time and allocation metrics are one permit when nothing limits: the guide's token cycle (the ticker's send plus the client's receive, on a channel) and governor's check.".to_owned(),
+            "The rate is a 0% error when the client gets exactly the configured rate after the initial burst; the burst itself is reported separately. A verdict on the rate error can be clear statistically and small in practice (both designs may stay within a fraction of a percent): read it with the idle CPU and the cost of a permit, where the designs differ most.".to_owned(),
+        ]
+    }
+}
+
+impl Run for RateLimiter {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
             let rate = point.value as u32;
             let duration = ctx.settings.duration;
             let idle = (duration / 2).max(Duration::from_millis(200));
@@ -212,7 +210,7 @@ impl Experiment for RateLimiter {
             let burst_after_idle = limiter.drain(10 * u64::from(rate));
             drop(limiter);
 
-            let mut sample = micro::measure(ctx, ID, variant, point).await?;
+            let mut sample = micro::measure(&ctx.bench(), ID, at).await?;
             let m = &mut sample.metrics;
             m.insert("achieved_rate".into(), achieved);
             m.insert("achieved_ratio".into(), achieved / f64::from(rate));
@@ -224,14 +222,24 @@ impl Experiment for RateLimiter {
             Ok(sample)
         })
     }
+}
 
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "The guide's ticker goroutine is a tokio task on an interval that skips missed ticks, as a Go ticker drops the ticks a slow receiver missed. Neither timer fires reliably more often than about once a millisecond when the process is otherwise idle, so the higher rates show what a ticker can deliver.".to_owned(),
-            "The guide's Close stops the ticker, but the goroutine ranging over ticker.C never ends (Stop does not close the channel): every limiter closed leaks a goroutine. The port ends its task on drop.".to_owned(),
-            "The time and allocation metrics are one permit when nothing limits: the guide's token cycle (the ticker's send plus the client's receive, on a channel) and governor's check.".to_owned(),
-            "The rate is a 0% error when the client gets exactly the configured rate after the initial burst; the burst itself is reported separately. A verdict on the rate error can be clear statistically and small in practice (both designs may stay within a fraction of a percent): read it with the idle CPU and the cost of a permit, where the designs differ most.".to_owned(),
-        ]
+impl Routines for RateLimiter {
+    /// One permit when nothing limits: the guide's token cycle (the ticker's send and the
+    /// client's receive) and governor's check with a quota far above the calling rate.
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, _point) = (at.variant, at.point);
+        Ok(match variant {
+            "guide-token-bucket" => {
+                let (tx, rx) = mpsc::channel::<()>(1024);
+                Routine::new((tx, rx), |(tx, rx)| {
+                    let _ = tx.try_send(());
+                    rx.try_recv().is_ok()
+                })
+            }
+            "governor" => Routine::new(governor(u32::MAX), |g| g.check().is_ok()),
+            other => anyhow::bail!("unknown variant {other}"),
+        })
     }
 }
 

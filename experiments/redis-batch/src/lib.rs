@@ -8,11 +8,11 @@
 //! `redis-benchmark -P 20` / `-P 1` on the same server.
 
 use anyhow::Context as _;
+use harness::kit::redis_util::{self, info};
 use harness::load::{self, LoadConfig, OpError, Worker};
-use harness::redis_util::{self, info};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant};
 use redis::aio::MultiplexedConnection;
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +56,14 @@ impl Kind {
 
     fn parse(name: &str) -> anyhow::Result<Self> {
         Kind::ALL.into_iter().find(|k| k.name() == name).with_context(|| format!("unknown variant {name}"))
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn every_declared_variant_is_a_kind() {
+    for v in RedisBatch::new().meta().variants {
+        assert_eq!(Kind::parse(v.name).unwrap().name(), v.name);
     }
 }
 
@@ -167,40 +175,21 @@ impl Experiment for RedisBatch {
                 Variant::new("pipeline-set", "all the batch's SET … EX 1800 in one pipeline (the guide's SetUsers)")
                     .compared_with("set-per-key"),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("batch size", "keys", &[1.0, 10.0, 100.0, 1000.0], &[10.0, 1000.0]),
-            primary_metric: MetricInfo {
-                name: "latency_p50_us".into(),
-                unit: "us".into(),
-                better: Better::Lower,
-                description: "median time of one batch".into(),
-                negligible_below: None,
-            },
+            primary_metric: MetricInfo::new("latency_p50_us", "us", Better::Lower, "median time of one batch"),
             metrics: vec![
-                MetricInfo {
-                    name: "latency_p99_us".into(),
-                    unit: "us".into(),
-                    better: Better::Lower,
-                    description: "99th percentile time of one batch".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "keys_per_sec".into(),
-                    unit: "keys/s".into(),
-                    better: Better::Higher,
-                    description: "keys read or written per second".into(),
-                    negligible_below: None,
-                },
-                MetricInfo {
-                    name: "ops_per_sec".into(),
-                    unit: "batches/s".into(),
-                    better: Better::Higher,
-                    description: "batches completed per second".into(),
-                    negligible_below: None,
-                },
+                MetricInfo::new("latency_p99_us", "us", Better::Lower, "99th percentile time of one batch"),
+                MetricInfo::new("keys_per_sec", "keys/s", Better::Higher, "keys read or written per second"),
+                load::throughput("batches/s", "batches completed per second"),
             ],
-            needs: Needs { postgres: false, redis: true, micro: false },
+            needs: Needs { postgres: false, redis: true },
             knobs: Vec::new(),
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -214,34 +203,6 @@ impl Experiment for RedisBatch {
             }
             pipe.query_async::<()>(&mut con).await.context("loading the cached users")?;
             Ok(())
-        })
-    }
-
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(async move {
-            let kind = Kind::parse(variant)?;
-            let batch = point.value as usize;
-            anyhow::ensure!((1..=KEYS).contains(&batch), "batch size must be within 1..={KEYS}");
-            let client = ctx.env.redis()?.client()?;
-            let (keys, values) = (Arc::new(keys()), Arc::new(values()));
-            let clients = ctx.settings.concurrency.unwrap_or(1);
-            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
-                let (client, keys, values) = (client.clone(), keys.clone(), values.clone());
-                async move {
-                    let con = client.get_multiplexed_async_connection().await?;
-                    Ok(Batcher { con, kind, batch, keys, values, rng: SplitMix64::new(0xBA7C ^ i as u64) })
-                }
-            })
-            .await?;
-            let mut sample = report.into_sample();
-            let per_sec = sample.metrics.get("ops_per_sec").copied().unwrap_or(0.0);
-            sample.metrics.insert("keys_per_sec".into(), per_sec * batch as f64);
-            Ok(sample)
         })
     }
 
@@ -354,17 +315,35 @@ impl Experiment for RedisBatch {
     }
 }
 
+impl Run for RedisBatch {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
+            let kind = Kind::parse(variant)?;
+            let batch = point.value as usize;
+            anyhow::ensure!((1..=KEYS).contains(&batch), "batch size must be within 1..={KEYS}");
+            let client = ctx.env.redis()?.client()?;
+            let (keys, values) = (Arc::new(keys()), Arc::new(values()));
+            let clients = ctx.settings.concurrency.unwrap_or(1);
+            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+                let (client, keys, values) = (client.clone(), keys.clone(), values.clone());
+                async move {
+                    let con = client.get_multiplexed_async_connection().await?;
+                    Ok(Batcher { con, kind, batch, keys, values, rng: SplitMix64::new(0xBA7C ^ i as u64) })
+                }
+            })
+            .await?;
+            let mut sample = report.into_sample();
+            let per_sec = sample.metrics.get("ops_per_sec").copied().unwrap_or(0.0);
+            sample.metrics.insert("keys_per_sec".into(), per_sec * batch as f64);
+            Ok(sample)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn variants_parse() {
-        for v in RedisBatch::new().meta().variants {
-            assert_eq!(Kind::parse(v.name).unwrap().name(), v.name);
-        }
-        assert!(Kind::parse("get").is_err());
-    }
 
     /// No variant wins by doing less: GET per key and MGET read the same keys back; SET per
     /// key and the pipeline leave the same values behind.

@@ -12,11 +12,13 @@
 
 use anyhow::Context as _;
 use bb8_redis::RedisConnectionManager;
+use harness::kit::redis_util::{self, info_field};
 use harness::load::{self, OpError, Worker};
-use harness::redis_util::{self, info_field};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Experiment, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,15 +46,13 @@ enum Kind {
     Pool { ping_on_checkout: bool },
 }
 
-fn kind(name: &str) -> anyhow::Result<Kind> {
-    Ok(match name {
-        "new-connection" => Kind::NewConnection,
-        "multiplexed" => Kind::Multiplexed,
-        "pool-20" => Kind::Pool { ping_on_checkout: false },
-        "pool-20-ping" => Kind::Pool { ping_on_checkout: true },
-        other => anyhow::bail!("unknown variant {other}"),
-    })
-}
+/// The variants, declared once: names, descriptions and what each stands for.
+const VARIANTS: [(Variant, Kind); 4] = [
+    (Variant::new("new-connection", "open a TCP connection (with the client's handshake), send one GET, close it"), Kind::NewConnection),
+    (Variant::new("multiplexed", "one multiplexed connection shared by every client: the redis crate pipelines concurrent commands on it"), Kind::Multiplexed),
+    (Variant::new("pool-20", "bb8 pool sized like the guide (max 20, min idle 5): check out a connection per command, unchecked as go-redis does").tests_claim(), Kind::Pool { ping_on_checkout: false }),
+    (Variant::new("pool-20-ping", "the same pool with bb8's default check on checkout: a PING before every command").compared_with("pool-20"), Kind::Pool { ping_on_checkout: true }),
+];
 
 enum Conn {
     /// Opens (and drops, closing it) a connection for every command.
@@ -108,29 +108,23 @@ impl Experiment for RedisPool {
             title: "Redis: a connection per command vs one multiplexed connection vs a pool of 20",
             guide_section: "Redis优化 → Redis配置优化 (NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5)",
             claim: "A sized connection pool (PoolSize 20, MinIdle 5) is the right way to talk to Redis.",
-            variants: vec![
-                Variant::new("new-connection", "open a TCP connection (with the client's handshake), send one GET, close it"),
-                Variant::new("multiplexed", "one multiplexed connection shared by every client: the redis crate pipelines concurrent commands on it"),
-                Variant::new("pool-20", "bb8 pool sized like the guide (max 20, min idle 5): check out a connection per command, unchecked as go-redis does").tests_claim(),
-                Variant::new("pool-20-ping", "the same pool with bb8's default check on checkout: a PING before every command").compared_with("pool-20"),
-            ],
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 16.0, 128.0], &[1.0, 128.0]),
-            primary_metric: MetricInfo {
-                name: "ops_per_sec".into(),
-                unit: "GET/s".into(),
-                better: Better::Higher,
-                description: "commands completed per second by all clients".into(),
-                negligible_below: None,
-            },
+            primary_metric: load::throughput("GET/s", "commands completed per second by all clients"),
             metrics: vec![
-                MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median latency of a GET, including getting a connection".into(), negligible_below: None },
-                MetricInfo { name: "latency_p99_us".into(), unit: "us".into(), better: Better::Lower, description: "99th percentile latency".into(), negligible_below: None },
-                MetricInfo { name: "connections_opened_per_sec".into(), unit: "conn/s".into(), better: Better::Lower, description: "connections the server accepted per second (INFO stats), warm-up included".into(), negligible_below: None },
-                MetricInfo { name: "server_connections_max".into(), unit: "conn".into(), better: Better::Lower, description: "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)".into(), negligible_below: None },
+                load::latency_p50("a GET, including getting a connection"),
+                load::latency_p99("one operation"),
+                MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
+                MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
             ],
-            needs: Needs { postgres: false, redis: true, micro: false },
+            needs: Needs { postgres: false, redis: true },
             knobs: Vec::new(),
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -147,14 +141,29 @@ impl Experiment for RedisPool {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
-            let kind = kind(variant)?;
+            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
+            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
+            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
+            "The guide's go-redis options also set MaxIdleConns 10, ConnMaxIdleTime and ConnMaxLifetime; bb8 has no cap on idle connections, so the churn go-redis would cause with more than 10 busy connections is not modelled (pg-pool models the same setting for Postgres).".into(),
+            "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
+        ]
+    }
+}
+
+impl Run for RedisPool {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
+            let kind = pick(&VARIANTS, variant)?;
             let clients = point.value as u32;
             anyhow::ensure!((1..=10_000).contains(&clients), "client concurrency must be within 1..=10000");
             let client = ctx.env.redis()?.client()?;
@@ -224,36 +233,11 @@ impl Experiment for RedisPool {
             Ok(sample)
         })
     }
-
-    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
-        Box::pin(async move {
-            // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
-            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
-            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
-            Ok(Vec::new())
-        })
-    }
-
-    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
-            "The guide's go-redis options also set MaxIdleConns 10, ConnMaxIdleTime and ConnMaxLifetime; bb8 has no cap on idle connections, so the churn go-redis would cause with more than 10 busy connections is not modelled (pg-pool models the same setting for Postgres).".into(),
-            "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
-        ]
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn variants_parse() {
-        for v in RedisPool::new().meta().variants {
-            kind(v.name).unwrap();
-        }
-        assert!(kind("pool").is_err());
-    }
 
     /// No variant wins by doing less: with the same draws every one reads the same values.
     #[tokio::test(flavor = "current_thread")]
@@ -267,7 +251,7 @@ mod tests {
         let url = ctx.env.redis().unwrap().url.clone();
         let mut seen = Vec::new();
         for v in exp.meta().variants {
-            let conn = match kind(v.name).unwrap() {
+            let conn = match pick(&VARIANTS, v.name).unwrap() {
                 Kind::NewConnection => Conn::New(client.clone()),
                 Kind::Multiplexed => Conn::Shared(client.get_multiplexed_async_connection().await.unwrap()),
                 Kind::Pool { ping_on_checkout } => Conn::Pool(

@@ -10,10 +10,12 @@
 //! bytes are observations in the checks.
 
 use anyhow::Context as _;
+use harness::kit::redis_util;
 use harness::micro::{self, Input, Routine};
-use harness::redis_util;
 use harness::results::Check;
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
+use harness::{
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
@@ -150,32 +152,35 @@ enum Op {
     Redis,
 }
 
-impl Op {
-    const ALL: [Op; 3] = [Op::Encode, Op::Decode, Op::Redis];
+/// The cases: the three operations a cache does with a format.
+const CASES: [(Case, Op); 3] = [
+    (Case::new("encode", "serialize the payload"), Op::Encode),
+    (Case::new("decode", "deserialize the payload"), Op::Decode),
+    (
+        // The guide's claim is about cached values: the Redis path.
+        Case::new("redis", "encode, SET (30 min TTL), GET, decode: one cache write and read").tests_claim(),
+        Op::Redis,
+    ),
+];
 
-    fn name(self) -> &'static str {
-        match self {
-            Op::Encode => "encode",
-            Op::Decode => "decode",
-            Op::Redis => "redis",
-        }
-    }
-}
-
-fn variant_name(op: Op, format: Format) -> String {
-    format!("{}-{}", op.name(), format.name())
-}
-
-fn parse_variant(name: &str) -> anyhow::Result<(Op, Format)> {
-    for op in Op::ALL {
-        for f in Format::ALL {
-            if variant_name(op, f) == name {
-                return Ok((op, f));
-            }
-        }
-    }
-    anyhow::bail!("unknown variant {name}")
-}
+/// The variants: the formats, each compared with JSON.
+const VARIANTS: [(Variant, Format); 3] = [
+    (Variant::new("json", "serde_json (the guide's JSONSerializer)"), Format::Json),
+    (
+        Variant::new(
+            "msgpack-named",
+            "rmp-serde with field names, a map per struct (the guide's MsgPackSerializer: vmihailenco/msgpack's default)",
+        )
+        .compared_with("json")
+        .tests_claim(),
+        Format::MsgpackNamed,
+    ),
+    (
+        Variant::new("msgpack-compact", "rmp-serde compact, a struct as an array without field names")
+            .compared_with("json"),
+        Format::MsgpackCompact,
+    ),
+];
 
 /// The payload behind a sweep point, as a value of its own type.
 enum Payload {
@@ -309,20 +314,24 @@ impl Serialization {
 
 impl Experiment for Serialization {
     fn meta(&self) -> Meta {
-        let variants = variants().to_vec();
         Meta {
             id: ID,
             title: "JSON vs MessagePack",
             guide_section: "缓存优化 › 序列化优化 (JSONSerializer, MsgPackSerializer)",
             claim: "MessagePack is a more efficient serializer than JSON for cached values.",
-            variants,
+            variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
             // Quick mode: one user and a page; the 1 MB payload is for full runs.
             sweep: Sweep { quick: vec![0.0, 1.0], ..Sweep::categories("payload", &PAYLOADS) },
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
-            needs: Needs { postgres: false, redis: true, micro: true },
+            needs: Needs { postgres: false, redis: true },
             knobs: Vec::new(),
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: None }
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -331,26 +340,6 @@ impl Experiment for Serialization {
             redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
             Ok(())
         })
-    }
-
-    fn routine(&self, input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        let (op, format) = parse_variant(variant)?;
-        let redis = match op {
-            Op::Redis => {
-                let url = input.redis_url.context("the Redis round trip needs the run's Redis")?;
-                let con = redis::Client::open(url)?.get_connection().context("connecting to Redis")?;
-                Some((con, key(&point.label, format)))
-            }
-            _ => None,
-        };
-        let payload = Payload::of(&point.label)?;
-        let records = payload.records() as u64;
-        let r = match payload {
-            Payload::User(v) => routine_for(v, op, format, redis)?,
-            Payload::Page(v) => routine_for(v, op, format, redis)?,
-            Payload::Audit(v) => routine_for(v, op, format, redis)?,
-        };
-        Ok(r.items(records))
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
@@ -383,50 +372,30 @@ impl Experiment for Serialization {
             "Timestamps are RFC 3339 strings in every format. Go's msgpack library writes a time.Time as a 12-byte extension instead, so MessagePack's size advantage on timestamp fields is understated here by up to ~20 bytes per timestamp.".to_owned(),
             "rmp-serde reads a struct from a map or an array alike, so the two MessagePack layouts can read each other's bytes; the cross-decoding observations show it.".to_owned(),
             "serde_json is several times faster than Go's encoding/json (reflection-based), so the margin MessagePack wins by here is not the margin the guide's Go service would see: in Go, JSON is the slower baseline and the gap is likely wider; sizes carry over, timings do not.".to_owned(),
-            "The redis-* variants use one synchronous connection to the run's Redis from the measuring process; their time is dominated by the loopback round trip, not by the format.".to_owned(),
+            "The redis case uses one synchronous connection to the run's Redis from the measuring process; their time is dominated by the loopback round trip, not by the format.".to_owned(),
         ]
     }
 }
 
-/// The nine variants: three operations × three formats, each operation compared with its
-/// JSON variant. Built once (their names are made at run time and live for the process).
-fn variants() -> &'static [Variant] {
-    static VARIANTS: std::sync::OnceLock<Vec<Variant>> = std::sync::OnceLock::new();
-    VARIANTS.get_or_init(|| {
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let mut variants = Vec::new();
-        for op in Op::ALL {
-            let baseline = leak(variant_name(op, Format::Json));
-            for f in Format::ALL {
-                let description = leak(match op {
-                    Op::Encode => format!("serialize the payload with {}", describe(f)),
-                    Op::Decode => format!("deserialize the payload from {}", describe(f)),
-                    Op::Redis => {
-                        format!("encode with {}, SET (30 min TTL), GET, decode: one cache write and read", describe(f))
-                    }
-                });
-                variants.push(if f == Format::Json {
-                    Variant::baseline_of_group(baseline, description)
-                } else {
-                    let v = Variant::new(leak(variant_name(op, f)), description).compared_with(baseline);
-                    // The guide's claim is about cached values: its msgpack on the Redis path.
-                    if op == Op::Redis && f == Format::MsgpackNamed {
-                        v.tests_claim()
-                    } else {
-                        v
-                    }
-                });
+impl Routines for Serialization {
+    fn routine(&self, input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (op, format, point) = (pick(&CASES, at.case)?, pick(&VARIANTS, at.variant)?, at.point);
+        let redis = match op {
+            Op::Redis => {
+                let url = input.redis_url.context("the Redis round trip needs the run's Redis")?;
+                let con = redis::Client::open(url)?.get_connection().context("connecting to Redis")?;
+                Some((con, key(&point.label, format)))
             }
-        }
-        variants
-    })
-}
-
-fn describe(f: Format) -> &'static str {
-    match f {
-        Format::Json => "serde_json (the guide's JSONSerializer)",
-        Format::MsgpackNamed => "rmp-serde with field names, a map per struct (the guide's MsgPackSerializer: vmihailenco/msgpack's default)",
-        Format::MsgpackCompact => "rmp-serde compact, a struct as an array without field names",
+            _ => None,
+        };
+        let payload = Payload::of(&point.label)?;
+        let records = payload.records() as u64;
+        let r = match payload {
+            Payload::User(v) => routine_for(v, op, format, redis)?,
+            Payload::Page(v) => routine_for(v, op, format, redis)?,
+            Payload::Audit(v) => routine_for(v, op, format, redis)?,
+        };
+        Ok(r.items(records))
     }
 }
 

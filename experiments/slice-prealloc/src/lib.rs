@@ -6,7 +6,7 @@
 //! bytes per call and the peak heap (dhat).
 
 use harness::micro::{self, Input, Routine};
-use harness::{Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
+use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 
 const ID: &str = "slice-prealloc";
 
@@ -83,22 +83,30 @@ impl Experiment for SlicePrealloc {
                 Variant::new("with-capacity", "the guide's code: Vec::with_capacity(len) and push").tests_claim(),
                 Variant::new("collect", "data.iter().map(process_item).collect(): sized once from the iterator"),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("item"),
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        let f = micro::pick(&VARIANTS, variant)?;
-        let n = point.value as usize;
-        Ok(Routine::new(dataset(n), move |data| f(data)).items(n as u64))
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: None }
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec!["Each call builds and returns (then drops) the whole result vector; allocations count every growth of the vector as one (a reallocation).".to_owned()]
+    }
+}
+
+impl Routines for SlicePrealloc {
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, point) = (at.variant, at.point);
+        let f = micro::pick(&VARIANTS, variant)?;
+        let n = point.value as usize;
+        Ok(Routine::new(dataset(n), move |data| f(data)).items(n as u64))
     }
 }
 

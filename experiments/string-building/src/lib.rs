@@ -8,7 +8,7 @@
 //! (`String::with_capacity` with its estimate, then `push_str`), and `join`.
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Experiment, Meta, Needs, RunCtx, Sweep, SweepPoint, Variant};
+use harness::{BoxFuture, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 use std::fmt::Write as _;
 
 const ID: &str = "string-building";
@@ -86,18 +86,17 @@ impl Experiment for StringBuilding {
                 Variant::new("guide-builder", "the guide's builder: String::with_capacity(len × 20), then push_str").tests_claim(),
                 Variant::new("join", "format each condition, then join(\" AND \")"),
             ],
+            cases: Vec::new(),
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("condition"),
-            needs: Needs { postgres: false, redis: false, micro: true },
+            needs: Needs { postgres: false, redis: false },
             knobs: Vec::new(),
         }
     }
 
-    fn routine(&self, _input: &Input<'_>, variant: &str, point: &SweepPoint) -> anyhow::Result<Routine> {
-        let f = micro::pick(&VARIANTS, variant)?;
-        let n = point.value as usize;
-        Ok(Routine::new(conditions(n), move |c| f(c)).items(n as u64))
+    fn engine(&self) -> Engine<'_> {
+        Engine::Micro { routines: self, run: None }
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
@@ -117,6 +116,15 @@ impl Experiment for StringBuilding {
             }
             Ok(checks)
         })
+    }
+}
+
+impl Routines for StringBuilding {
+    fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
+        let (variant, point) = (at.variant, at.point);
+        let f = micro::pick(&VARIANTS, variant)?;
+        let n = point.value as usize;
+        Ok(Routine::new(conditions(n), move |c| f(c)).items(n as u64))
     }
 }
 

@@ -10,13 +10,15 @@
 //! in flight: that cost is its own variant, `guide-worker-pool-idle5`.
 
 use futures_util::StreamExt;
-use harness::fixtures::setup_users;
+use harness::kit::fixtures::setup_users;
+use harness::kit::pgpool::GoSqlPool;
+use harness::kit::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
 use harness::load::{self, OpError, Worker};
-use harness::pgpool::GoSqlPool;
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::workerpool::{process_batch, GUIDE_QUEUE, GUIDE_WORKERS};
-use harness::{BoxFuture, Experiment, Knob, Meta, MetricInfo, Needs, RunCtx, Sample, Sweep, SweepPoint, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -185,15 +187,43 @@ impl Experiment for WorkerPool {
                     ..Variant::new(name, description)
                 })
                 .collect(),
+            cases: Vec::new(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
-            primary_metric: MetricInfo { name: "latency_p50_us".into(), unit: "us".into(), better: Better::Lower, description: "median time to load one whole batch".into(), negligible_below: None },
+            primary_metric: MetricInfo::new(
+                "latency_p50_us",
+                "us",
+                Better::Lower,
+                "median time to load one whole batch",
+            ),
             metrics: vec![
-                MetricInfo { name: "connections_used".into(), unit: "connections".into(), better: Better::Lower, description: "connections the pool opened after it was filled (the churn of a low idle limit), warm-up included".into(), negligible_below: None },
-                MetricInfo { name: "harness_peak_rss_bytes".into(), unit: "bytes".into(), better: Better::Lower, description: "peak resident memory of the harness while measuring".into(), negligible_below: None },
+                MetricInfo::new(
+                    "connections_used",
+                    "connections",
+                    Better::Lower,
+                    "connections the pool opened after it was filled (the churn of a low idle limit), warm-up included",
+                ),
+                MetricInfo::new(
+                    "harness_peak_rss_bytes",
+                    "bytes",
+                    Better::Lower,
+                    "peak resident memory of the harness while measuring",
+                ),
             ],
-            needs: Needs { postgres: true, redis: false, micro: false },
-            knobs: vec![Knob::users_rows(12_000), Knob::int("max_idle", 1, 25, "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)")],
+            needs: Needs { postgres: true, redis: false },
+            knobs: vec![
+                Knob::users_rows(12_000),
+                Knob::int(
+                    "max_idle",
+                    1,
+                    25,
+                    "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)",
+                ),
+            ],
         }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
     }
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -205,13 +235,21 @@ impl Experiment for WorkerPool {
         })
     }
 
-    fn run<'a>(
-        &'a self,
-        ctx: &'a RunCtx,
-        variant: &'a str,
-        point: &'a SweepPoint,
-    ) -> BoxFuture<'a, anyhow::Result<Sample>> {
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle").ok().flatten().unwrap_or(MAX_OPEN);
+        vec![
+            format!("Every variant runs on its own pool of {MAX_OPEN} open, {max_idle} idle connections, filled and with its statements prepared before the clock starts, so the comparisons are between ways of scheduling the lookups. guide-worker-pool-idle5 is the guide's DB config (MaxIdleConns 5): with more than 5 lookups in flight it closes returned connections and opens new ones, which prepare their statement again; connections_used shows that churn."),
+            format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
+            "The claim's comparison is guide-worker-pool vs task-per-item (a bounded pool vs unbounded tasks); sequential and any are the floor and the reference.".into(),
+            "Tasks here are tokio tasks on a single-threaded runtime per load thread, cheaper than goroutines on Go's scheduler; what stays the same is that every task waits for one of 25 connections.".into(),
+        ]
+    }
+}
+
+impl Run for WorkerPool {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            let (variant, point) = (at.variant, at.point);
             let kind = kind(variant)?;
             let items = point.value as usize;
             let ids = self.ids.lock().expect("not poisoned").clone();
@@ -238,16 +276,6 @@ impl Experiment for WorkerPool {
             }
             Ok(sample)
         })
-    }
-
-    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle").ok().flatten().unwrap_or(MAX_OPEN);
-        vec![
-            format!("Every variant runs on its own pool of {MAX_OPEN} open, {max_idle} idle connections, filled and with its statements prepared before the clock starts, so the comparisons are between ways of scheduling the lookups. guide-worker-pool-idle5 is the guide's DB config (MaxIdleConns 5): with more than 5 lookups in flight it closes returned connections and opens new ones, which prepare their statement again; connections_used shows that churn."),
-            format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
-            "The claim's comparison is guide-worker-pool vs task-per-item (a bounded pool vs unbounded tasks); sequential and any are the floor and the reference.".into(),
-            "Tasks here are tokio tasks on a single-threaded runtime per load thread, cheaper than goroutines on Go's scheduler; what stays the same is that every task waits for one of 25 connections.".into(),
-        ]
     }
 }
 

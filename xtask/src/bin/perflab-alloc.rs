@@ -11,9 +11,7 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.as_slice() {
-        [_, cmd, job] if cmd == "micro-worker" => {
-            harness::micro::worker_main(&xtask::catalogue::all(), job, harness::micro::Allocator::Dhat)
-        }
+        [_, cmd, job] if cmd == "micro-worker" => xtask::catalogue::micro_worker(job, harness::micro::Allocator::Dhat),
         _ => {
             eprintln!(
                 "error: perflab-alloc is started by `cargo xtask bench`: usage: perflab-alloc micro-worker <job>"

@@ -9,9 +9,9 @@ use futures_util::SinkExt;
 use std::fmt::Write as _;
 use tokio_postgres::Client;
 
-pub const USERS_SQL: &str = include_str!("../../fixtures/sql/users.sql");
-pub const USERS_INDEXES_SQL: &str = include_str!("../../fixtures/sql/users_indexes.sql");
-pub const POLICIES_ACCESS_KEYS_SQL: &str = include_str!("../../fixtures/sql/policies_access_keys.sql");
+pub const USERS_SQL: &str = include_str!("../../../fixtures/sql/users.sql");
+pub const USERS_INDEXES_SQL: &str = include_str!("../../../fixtures/sql/users_indexes.sql");
+pub const POLICIES_ACCESS_KEYS_SQL: &str = include_str!("../../../fixtures/sql/policies_access_keys.sql");
 
 /// Bumped when the generator changes, so that a stale table on an external server is rebuilt.
 const USERS_GENERATOR_VERSION: i32 = 1;

@@ -1,0 +1,382 @@
+//! Where Postgres and Redis come from: explicit URLs, ephemeral local servers started from the
+//! machine's binaries (the default), or Docker containers (feature `docker`).
+//!
+//! Local servers live in one temporary directory per run, listen on free loopback ports, run
+//! with durability off, and are stopped and removed when the `Env` is dropped (normal end,
+//! error, panic) or by `cleanup_all` (Ctrl-C). As a last resort each server gets
+//! `PR_SET_PDEATHSIG`, so even a killed harness does not leave one running.
+
+use crate::redact::{redact, register_url};
+use crate::results::{ServerInfo, Servers};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "docker")]
+mod docker;
+mod external;
+mod local;
+mod schemas;
+
+use crate::reaper::is_zombie;
+use external::{error_chain, external_pg, external_redis, pg_info, redis_info};
+pub use local::{find_pg_bin, which};
+use local::{local_binaries_missing, make_run_dir, start_postgres, start_redis, LocalServers};
+pub use schemas::drop_at_end;
+use schemas::{drop_schemas, own_schema_name, SCHEMAS};
+
+/// How long a server may take to accept connections before the start counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an explicit URL may take to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a health check waits for a server that should answer at once.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings that make an ephemeral Postgres fast and disposable: nothing it holds outlives the run.
+const PG_SETTINGS: &[(&str, &str)] = &[
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("shared_buffers", "256MB"),
+    ("max_connections", "300"),
+    ("listen_addresses", "127.0.0.1"),
+    ("logging_collector", "off"),
+    ("autovacuum", "on"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// Explicit URLs where given, else local binaries, else Docker (when built in).
+    #[default]
+    Auto,
+    Local,
+    Docker,
+    External,
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "local" => Ok(Self::Local),
+            "docker" => Ok(Self::Docker),
+            "external" => Ok(Self::External),
+            other => Err(format!("unknown provider {other:?}: expected auto, local, docker or external")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub provider: Provider,
+    pub pg_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub need_postgres: bool,
+    pub need_redis: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Nothing can provide a server: the message names what to install.
+    #[error("{0}")]
+    NothingAvailable(String),
+    #[error("cannot connect to {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{server} failed to start: {reason}")]
+    StartFailed { server: &'static str, reason: String },
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ProvisionError {
+    /// Input or environment problems (exit code 2), as opposed to failures mid-run.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Self::StartFailed { .. })
+    }
+}
+
+/// A Postgres server to talk to.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    /// Redacted URL, for messages and results.
+    pub url: String,
+    /// Postmaster pid when this run started the server (for resource accounting).
+    pub pid: Option<u32>,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    /// On a server the run did not start: the schema of its own the run works in (every
+    /// connection's `search_path`), created at the start and dropped at the end, so the lab
+    /// never touches a table it did not create.
+    pub schema: Option<String>,
+}
+
+impl PgTarget {
+    /// Open one connection; its driver task runs on the current tokio runtime.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Environment for Postgres's own tools (pgbench, psql): the run's schema (`PGOPTIONS`)
+    /// and the password, which never goes on a command line.
+    pub fn tool_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(schema) = &self.schema {
+            env.push(("PGOPTIONS", format!("-c search_path={schema}")));
+        }
+        if let Some(pw) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(pw).into_owned()));
+        }
+        env
+    }
+
+    /// Arguments for Postgres's own tools (pgbench, psql) to reach this server.
+    pub fn cli_args(&self) -> Vec<String> {
+        vec![
+            "-h".into(),
+            self.host.clone(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            self.user.clone(),
+            self.dbname.clone(),
+        ]
+    }
+}
+
+/// A Redis server to talk to.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    pub url: String,
+    redacted: String,
+    pub pid: Option<u32>,
+    pub host: String,
+    pub port: u16,
+}
+
+impl RedisTarget {
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.as_str())
+    }
+
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted
+    }
+}
+
+/// The servers of a run. Dropping it stops whatever it started and removes its directory.
+pub struct Env {
+    pub pg: Option<PgTarget>,
+    pub redis: Option<RedisTarget>,
+    pub servers: Servers,
+    local: Option<LocalServers>,
+    #[cfg(feature = "docker")]
+    _containers: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("pg", &self.pg).field("redis", &self.redis).finish()
+    }
+}
+
+impl Env {
+    /// The temporary directory of locally started servers, if any.
+    pub fn run_dir(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.dir.as_path())
+    }
+
+    /// Pids of the server processes this run started.
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.local.as_ref().map(|l| l.procs.iter().map(|p| p.child.id()).collect()).unwrap_or_default()
+    }
+
+    /// Stop everything now (also done on drop): the servers this run started, and the schema
+    /// it worked in on an external Postgres.
+    pub fn shutdown(&mut self) {
+        if self.pg.as_mut().and_then(|pg| pg.schema.take()).is_some() {
+            // The run's schema and any an experiment asked to be dropped with it.
+            drop_schemas();
+        }
+        if let Some(mut local) = self.local.take() {
+            local.stop();
+        }
+    }
+
+    pub fn postgres(&self) -> anyhow::Result<&PgTarget> {
+        self.pg.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Postgres server"))
+    }
+
+    pub fn redis(&self) -> anyhow::Result<&RedisTarget> {
+        self.redis.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Redis server"))
+    }
+
+    /// Whether the servers still serve: every process this run started is alive, and each
+    /// server takes a new connection and answers a trivial request within `HEALTH_TIMEOUT`.
+    /// The error names the server and what is wrong with it.
+    pub async fn health(&self) -> Result<(), String> {
+        if let Some(local) = &self.local {
+            for p in &local.procs {
+                let pid = p.child.id();
+                if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                    return Err(format!("the run's {} server (pid {pid}) has died", p.name));
+                }
+            }
+        }
+        if let Some(pg) = &self.pg {
+            answers("Postgres", &pg.url, async {
+                let client = pg.connect().await.map_err(|e| error_chain(&e))?;
+                client.simple_query("SELECT 1").await.map_err(|e| error_chain(&e))?;
+                Ok(())
+            })
+            .await?;
+        }
+        if let Some(r) = &self.redis {
+            answers("Redis", r.redacted_url(), async {
+                let client = r.client().map_err(|e| e.to_string())?;
+                let mut con = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+                redis::cmd("PING").query_async::<String>(&mut con).await.map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// What the resource probe watches: the server processes this run started.
+    pub fn probe(&self) -> crate::resources::Probe {
+        crate::resources::Probe {
+            postgres_pid: self.pg.as_ref().and_then(|p| p.pid),
+            redis_pid: self.redis.as_ref().and_then(|r| r.pid),
+        }
+    }
+
+    /// Whether this run started its servers itself (so it can start fresh ones).
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Whether `server` at `url` answers `probe` within `HEALTH_TIMEOUT`; the error says how not.
+async fn answers(
+    server: &str,
+    url: &str,
+    probe: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{server} at {url} does not answer: {e}")),
+        Err(_) => Err(format!("{server} at {url} gave no answer within {} s", HEALTH_TIMEOUT.as_secs())),
+    }
+}
+
+/// Provide the servers `req` asks for.
+pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
+    let external_only = req.provider == Provider::External;
+    if external_only {
+        if req.need_postgres && req.pg_url.is_none() {
+            return Err(ProvisionError::BadRequest(
+                "--provider external needs --pg-url (or PERFLAB_PG_URL) for the Postgres experiments".into(),
+            ));
+        }
+        if req.need_redis && req.redis_url.is_none() {
+            return Err(ProvisionError::BadRequest(
+                "--provider external needs --redis-url (or PERFLAB_REDIS_URL) for the Redis experiments".into(),
+            ));
+        }
+    }
+    let mut env = Env {
+        pg: None,
+        redis: None,
+        servers: Servers { provider: "external".into(), postgres: None, redis: None },
+        local: None,
+        #[cfg(feature = "docker")]
+        _containers: Vec::new(),
+    };
+    // Explicit URLs first: they are used whatever the provider.
+    if req.need_postgres {
+        if let Some(url) = &req.pg_url {
+            let (target, info) = external_pg(url).await?;
+            env.pg = Some(target);
+            env.servers.postgres = Some(info);
+        }
+    }
+    if req.need_redis {
+        if let Some(url) = &req.redis_url {
+            let (target, info) = external_redis(url).await?;
+            env.redis = Some(target);
+            env.servers.redis = Some(info);
+        }
+    }
+    let want_pg = req.need_postgres && env.pg.is_none();
+    let want_redis = req.need_redis && env.redis.is_none();
+    if !want_pg && !want_redis {
+        return Ok(env);
+    }
+    let local_ok = local_binaries_missing(want_pg, want_redis);
+    match (req.provider, local_ok) {
+        (Provider::Auto | Provider::Local, Ok(())) => {
+            let dir = make_run_dir().map_err(|e| ProvisionError::StartFailed {
+                server: "provisioning",
+                reason: format!("cannot create a temporary directory: {e}"),
+            })?;
+            let mut local = LocalServers { dir, procs: Vec::new() };
+            let registered = local.dir.clone();
+            crate::reaper::register(crate::reaper::Registered::Dir(registered));
+            if want_pg {
+                let (target, info) = start_postgres(&mut local).await?;
+                env.pg = Some(target);
+                env.servers.postgres = Some(info);
+            }
+            if want_redis {
+                let (target, info) = start_redis(&mut local).await?;
+                env.redis = Some(target);
+                env.servers.redis = Some(info);
+            }
+            env.local = Some(local);
+            env.servers.provider = "local".into();
+            Ok(env)
+        }
+        (Provider::Docker, _) | (Provider::Auto, Err(_)) if cfg!(feature = "docker") => {
+            #[cfg(feature = "docker")]
+            {
+                docker::provide(&mut env, want_pg, want_redis).await?;
+                env.servers.provider = "docker".into();
+                Ok(env)
+            }
+            #[cfg(not(feature = "docker"))]
+            unreachable!()
+        }
+        (Provider::Docker, _) => Err(ProvisionError::NothingAvailable(
+            "this perflab was built without Docker support: build with `--features docker` or use --provider local"
+                .into(),
+        )),
+        (_, Err(missing)) => Err(ProvisionError::NothingAvailable(missing)),
+        (Provider::External, Ok(())) => unreachable!("checked above"),
+    }
+}
+
+/// Stop every server and remove every directory this process started, and drop the schemas
+/// it worked in on external servers, from any thread. For signal handlers: the owning `Env`
+/// may never get to run its destructor.
+pub fn cleanup_all() {
+    schemas::drop_schemas();
+    crate::reaper::kill_all();
+}

@@ -1,0 +1,184 @@
+//! The report's charts: plotters drawing SVG, inlined in the page.
+
+use super::format::num;
+use super::view::summary;
+use crate::results::{spectrum_metric, ExperimentResult};
+use plotters::prelude::*;
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+pub struct Series {
+    pub name: String,
+    /// Per x position: (median, low, high).
+    pub points: Vec<Option<(f64, f64, f64)>>,
+}
+
+/// The primary metric against the sweep in one case, one line per variant, the CI of each
+/// median as a band.
+pub fn main_chart(e: &ExperimentResult, case: &str) -> String {
+    let series: Vec<Series> = e
+        .variants
+        .iter()
+        .map(|v| Series {
+            name: v.name.clone(),
+            points: e
+                .analysis
+                .iter()
+                .filter(|p| p.case == case)
+                .map(|p| p.variants.iter().find(|s| s.variant == v.name).map(|s| (s.median, s.ci_low, s.ci_high)))
+                .collect(),
+        })
+        .collect();
+    let labels: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
+    let x_desc =
+        if e.sweep.unit.is_empty() { e.sweep.axis.clone() } else { format!("{} ({})", e.sweep.axis, e.sweep.unit) };
+    let y_desc = format!("{} ({})", e.primary_metric.name, e.primary_metric.unit);
+    line_chart(&labels, &x_desc, &y_desc, &series)
+        .unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"))
+}
+
+/// Latency percentiles at the last sweep point in `case`, one line per variant (median over
+/// repetitions).
+pub fn spectrum_chart(e: &ExperimentResult, case: &str) -> Option<String> {
+    let point = e.sweep.points.last()?;
+    let mut labels: Vec<String> = Vec::new();
+    let mut series = Vec::new();
+    // The percentiles the samples recorded, in order, as the analysis summarised them.
+    let percentiles: Vec<f64> = e
+        .samples
+        .iter()
+        .find_map(|s| s.latency.as_ref())
+        .map(|l| l.percentiles_us.iter().map(|(p, _)| *p).collect())
+        .unwrap_or_default();
+    for v in &e.variants {
+        let points: Vec<Option<(f64, f64, f64)>> = percentiles
+            .iter()
+            .map(|&p| {
+                summary(e, &spectrum_metric(p), case, &v.name, &point.label).map(|s| (s.median, s.ci_low, s.ci_high))
+            })
+            .collect();
+        if points.iter().all(Option::is_none) {
+            continue;
+        }
+        if labels.is_empty() {
+            labels = percentiles.iter().map(|p| format!("p{p}")).collect();
+        }
+        series.push(Series { name: v.name.clone(), points });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let in_case = if case.is_empty() { String::new() } else { format!(" in {case}") };
+    let x_desc = format!("percentile, at {} {}{in_case}", e.sweep.axis, point.label);
+    line_chart(&labels, &x_desc, "latency (us)", &series).ok()
+}
+
+pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<String> {
+    let all: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().flatten().flat_map(|&(m, l, h)| [m, l, h]))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (min, max) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    if all.is_empty() {
+        return Ok("<p class=\"muted\">no data to chart</p>".into());
+    }
+    // A log axis once values span more than 20×: techniques often differ by orders of magnitude.
+    let log = min > 0.0 && max / min > 20.0;
+    let tf = |v: f64| if log { v.log10() } else { v };
+    let (lo, hi) = if log {
+        (min.log10().floor(), max.log10().ceil())
+    } else {
+        let pad = ((max - min) * 0.08).max(max.abs() * 0.05).max(1e-9);
+        ((min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }), max + pad)
+    };
+    let n = labels.len().max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), lo..hi)?;
+        let labels_owned = labels.to_vec();
+        chart
+            .configure_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels_owned.len() {
+                    labels_owned[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y| if log { num(10f64.powf(*y)) } else { num(*y) })
+            .y_labels(if log { ((hi - lo) as usize + 1).max(2) } else { 8 })
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let pts: Vec<(f64, f64, f64, f64)> = s
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(x, p)| p.map(|(m, l, h)| (x as f64, tf(m), tf(l), tf(h))))
+                .filter(|(_, m, l, h)| m.is_finite() && l.is_finite() && h.is_finite())
+                .collect();
+            if pts.len() > 1 {
+                let mut band: Vec<(f64, f64)> = pts.iter().map(|&(x, _, _, h)| (x, h)).collect();
+                band.extend(pts.iter().rev().map(|&(x, _, l, _)| (x, l)));
+                chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
+            }
+            chart
+                .draw_series(
+                    LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3),
+                )?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            // Error bars: single points have no band.
+            chart
+                .draw_series(pts.iter().map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_is_svg_with_every_series() {
+        let s = vec![
+            Series { name: "offset".into(), points: vec![Some((10.0, 9.0, 11.0)), Some((1000.0, 900.0, 1100.0))] },
+            Series { name: "keyset".into(), points: vec![Some((10.0, 9.0, 11.0)), None] },
+        ];
+        let svg = line_chart(&["1".into(), "1000".into()], "page depth", "latency (us)", &s).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+        assert!(svg.contains("offset") && svg.contains("keyset") && svg.contains("page depth"));
+    }
+}

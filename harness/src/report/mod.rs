@@ -1,0 +1,101 @@
+//! The HTML report: tera templates and plotters charts, SVG inlined, so one file works offline.
+//!
+//! It reads results only (never the load engine or provisioning), and computes no number: every
+//! median, interval and verdict is the analysis's, stored in results.json, so a results.json
+//! copied from a CI job renders the same page anywhere. `view` turns an experiment's results
+//! into plain serializable data (`report_context` can be dumped as JSON for debugging),
+//! `charts` draws, `format` writes numbers.
+
+mod charts;
+mod format;
+mod view;
+
+pub use format::num;
+pub use view::{ExperimentView, VerdictView};
+
+use crate::results::{ExperimentStatus, RunResults};
+use format::bytes;
+use serde::Serialize;
+
+const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
+
+#[derive(Debug, Serialize)]
+pub struct ReportContext {
+    pub run: RunView,
+    pub experiments: Vec<ExperimentView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub complete: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub git: String,
+    pub host: String,
+    pub rustc: String,
+    pub arguments: String,
+    pub settings: String,
+    pub servers: Vec<(String, String)>,
+    pub failed: usize,
+}
+
+/// Render the whole page.
+pub fn render(results: &RunResults) -> anyhow::Result<String> {
+    let ctx = report_context(results);
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template("report.html", TEMPLATE)?;
+    let html = tera.render("report.html", &tera::Context::from_serialize(&ctx)?)?;
+    Ok(html)
+}
+
+/// The data the template sees.
+pub fn report_context(results: &RunResults) -> ReportContext {
+    let c = &results.context;
+    let h = &c.host;
+    let mut servers = Vec::new();
+    servers.push(("provider".to_owned(), c.servers.provider.clone()));
+    for (name, s) in [("PostgreSQL", &c.servers.postgres), ("Redis", &c.servers.redis)] {
+        if let Some(s) = s {
+            let settings: Vec<String> = s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            servers.push((name.to_owned(), format!("{} at {} ({})", s.version, s.url, settings.join(", "))));
+        }
+    }
+    let s = &c.settings;
+    let run = RunView {
+        run_id: results.run_id.clone(),
+        complete: results.complete,
+        started_at: c.started_at.clone(),
+        finished_at: c.finished_at.clone(),
+        git: match (&c.git_revision, c.git_dirty) {
+            (Some(r), Some(true)) => format!("{r} (with uncommitted changes)"),
+            (Some(r), _) => r.clone(),
+            (None, _) => "not a git checkout".into(),
+        },
+        host: format!(
+            "{} · {} cores · {} · Linux {}",
+            h.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            h.cores,
+            h.memory_bytes.map(bytes).unwrap_or_else(|| "? memory".into()),
+            h.kernel.as_deref().unwrap_or("?")
+        ),
+        rustc: c.rustc.clone().unwrap_or_else(|| "unknown".into()),
+        arguments: c.arguments.join(" "),
+        settings: format!(
+            "{} mode · {} repetitions · {} ms warm-up + {} ms per sample{}{}",
+            if s.quick { "quick" } else { "full" },
+            s.repetitions,
+            s.warmup.as_millis(),
+            s.duration.as_millis(),
+            s.concurrency.map(|n| format!(" · concurrency {n}")).unwrap_or_default(),
+            if s.sets.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", s.sets.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+            }
+        ),
+        servers,
+        failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
+    };
+    ReportContext { run, experiments: results.experiments.iter().map(view::experiment_view).collect() }
+}

@@ -1,0 +1,181 @@
+//! A run session: servers up, a run directory, then each experiment run and its results saved
+//! atomically at once (an interrupted run keeps what it finished), then the servers stopped and
+//! the run marked complete. The command line keeps the flags, the progress display and the
+//! exit codes; everything between lives here.
+
+use crate::context;
+use crate::experiment::{Experiment, RunCtx};
+use crate::micro::Workers;
+use crate::provision::{self, Request};
+use crate::results::{self, ExperimentResult, ExperimentStatus, RunContext, RunResults, Settings, SCHEMA_VERSION};
+use crate::runner::{self, Progress};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once the process is being interrupted: from then on nothing more is written, so that an
+/// experiment failing because its servers are going is never saved as if it had run.
+static FROZEN: AtomicBool = AtomicBool::new(false);
+
+/// Stop writing results (the signal handler calls this before stopping the servers).
+pub fn freeze() {
+    FROZEN.store(true, Ordering::SeqCst);
+}
+
+/// Whether `freeze` was called.
+pub fn frozen() -> bool {
+    FROZEN.load(Ordering::SeqCst)
+}
+
+/// Why a session could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The request cannot be served (a missing binary, an unusable URL, a directory that cannot
+    /// be made): the user must change something.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something failed while running.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a session is asked to do.
+pub struct SessionPlan<'a> {
+    pub experiments: &'a [Box<dyn Experiment>],
+    pub settings: Settings,
+    pub request: Request,
+    /// The reports directory; the run's own directory is made inside it.
+    pub out: PathBuf,
+    /// Count instructions with callgrind (`--instructions`).
+    pub instructions: bool,
+    /// The command line as given (redacted before it is stored).
+    pub arguments: Vec<String>,
+    /// The checkout the run measures (for its git revision).
+    pub workspace: PathBuf,
+}
+
+/// A running session: its servers, its results so far, where they are saved.
+pub struct Session {
+    ctx: Option<RunCtx>,
+    request: Request,
+    results: RunResults,
+    results_path: PathBuf,
+    /// Notes every in-process experiment gets (a worker that could not be found).
+    micro_notes: Vec<String>,
+}
+
+impl Session {
+    /// Sweep what killed runs left, find the micro engine's workers if an in-process
+    /// experiment is selected, start the servers, make the run directory and write a first
+    /// results.json (so even a run killed in its first experiment leaves a readable file).
+    /// Returns the session and the directories swept.
+    pub async fn start(plan: SessionPlan<'_>) -> Result<(Session, Vec<PathBuf>), SessionError> {
+        let swept = crate::reaper::sweep_leftovers();
+        let mut micro_notes = Vec::new();
+        let micro = if plan.experiments.iter().any(|e| e.engine().is_micro()) {
+            Workers::discover(plan.instructions, &mut micro_notes)
+        } else {
+            Workers::default()
+        };
+        let (git_revision, git_dirty) = context::git_revision(&plan.workspace);
+        std::fs::create_dir_all(&plan.out)
+            .map_err(|e| SessionError::BadRequest(format!("cannot create {}: {e}", plan.out.display())))?;
+        let env = provision::provision(&plan.request).await.map_err(|e| {
+            if e.is_user_error() {
+                SessionError::BadRequest(e.to_string())
+            } else {
+                SessionError::Failed(e.to_string())
+            }
+        })?;
+        let probe = env.probe();
+        // The run's directory is made once the servers are up, so a failed start leaves nothing.
+        let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
+            SessionError::BadRequest(format!("cannot create a run directory in {}: {e}", plan.out.display()))
+        })?;
+        let results = RunResults {
+            schema_version: SCHEMA_VERSION,
+            run_id,
+            context: RunContext {
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                git_revision,
+                git_dirty,
+                started_at: context::now_rfc3339(),
+                finished_at: None,
+                host: context::host(),
+                rustc: context::rustc_version(),
+                arguments: crate::redact::redact_args(plan.arguments),
+                settings: plan.settings.clone(),
+                servers: env.servers.clone(),
+            },
+            experiments: Vec::new(),
+            complete: false,
+        };
+        let session = Session {
+            ctx: Some(RunCtx { env, settings: plan.settings, probe, micro }),
+            request: plan.request,
+            results,
+            results_path: dir.join("results.json"),
+            micro_notes,
+        };
+        session.save()?;
+        Ok((session, swept))
+    }
+
+    /// Where results.json is written.
+    pub fn results_path(&self) -> &Path {
+        &self.results_path
+    }
+
+    /// The context experiments run in.
+    pub fn ctx(&self) -> &RunCtx {
+        self.ctx.as_ref().expect("a session's context lives until finish")
+    }
+
+    fn save(&self) -> Result<(), SessionError> {
+        if frozen() {
+            return Ok(());
+        }
+        results::save(&self.results_path, &self.results)
+            .map_err(|e| SessionError::Failed(format!("writing {}: {e}", self.results_path.display())))
+    }
+
+    /// Run one experiment and save the results. When it failed and the servers this run
+    /// started are dead or hung, fresh ones replace them for the experiments after it (an
+    /// external server is someone else's: it is left as it is). Returns the experiment's
+    /// result and, when servers were replaced, why.
+    pub async fn run(
+        &mut self,
+        exp: &dyn Experiment,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(&ExperimentResult, Option<String>), SessionError> {
+        let ctx = self.ctx.as_mut().expect("a session's context lives until finish");
+        let mut result = runner::run_experiment(exp, ctx, progress).await;
+        if exp.engine().is_micro() {
+            result.notes.extend(self.micro_notes.iter().cloned());
+        }
+        let mut replaced = None;
+        if matches!(result.status, ExperimentStatus::Failed { .. }) && ctx.env.is_local() && !frozen() {
+            if let Err(why) = ctx.env.health().await {
+                ctx.env.shutdown();
+                let env = provision::provision(&self.request)
+                    .await
+                    .map_err(|e| SessionError::Failed(format!("restarting the servers: {e}")))?;
+                ctx.probe = env.probe();
+                ctx.env = env;
+                result.notes.push(format!("After this failure the run replaced its servers ({why})."));
+                replaced = Some(why);
+            }
+        }
+        self.results.experiments.push(result);
+        self.save()?;
+        Ok((self.results.experiments.last().expect("just pushed"), replaced))
+    }
+
+    /// Stop the servers, mark the run complete and save it; returns the results and their path.
+    pub fn finish(mut self) -> Result<(RunResults, PathBuf), SessionError> {
+        drop(self.ctx.take()); // stops the servers before anything else is written
+        self.results.complete = true;
+        self.results.context.finished_at = Some(context::now_rfc3339());
+        self.save()?;
+        Ok((self.results, self.results_path))
+    }
+}
