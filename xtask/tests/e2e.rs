@@ -60,7 +60,18 @@ fn only_run_dir(out: &Path) -> PathBuf {
 }
 
 fn checks<'a>(exp: &'a serde_json::Value, variant: &str, name: &str) -> Vec<&'a serde_json::Value> {
-    exp["checks"].as_array().unwrap().iter().filter(|c| c["variant"] == variant && c["name"] == name).collect()
+    case_checks(exp, "", variant, name)
+}
+
+/// The checks named `name` of `variant` in `case` (`""`: made once for all cases).
+fn case_checks<'a>(exp: &'a serde_json::Value, case: &str, variant: &str, name: &str) -> Vec<&'a serde_json::Value> {
+    let case_of = |c: &serde_json::Value| c["case"].as_str().unwrap_or("").to_owned();
+    exp["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| case_of(c) == case && c["variant"] == variant && c["name"] == name)
+        .collect()
 }
 
 #[test]
@@ -108,27 +119,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert_eq!(results["context"]["servers"]["provider"], "local");
     let exps = results["experiments"].as_array().unwrap();
     let ids: Vec<&str> = exps.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    let want = [
-        "calibration",
-        "pg-pagination",
-        "pg-batch",
-        "pg-prepared",
-        "pg-indexes",
-        "pg-partitioning",
-        "pg-pool",
-        "worker-pool",
-        "redis-pool",
-        "redis-batch",
-        "multi-level-cache",
-        "cache-warmup",
-        "serialization",
-        "object-pool",
-        "string-building",
-        "slice-prealloc",
-        "lazy-alloc",
-        "concurrent-map",
-        "rate-limiter",
-    ];
+    // Every experiment of the catalogue, in its order.
+    let catalogue = xtask::catalogue::all();
+    let want: Vec<&str> = catalogue.iter().map(|e| e.meta().id).collect();
     assert_eq!(ids, want);
     let exp = |id: &str| exps.iter().find(|e| e["id"] == id).unwrap();
 
@@ -152,12 +145,13 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         assert_eq!(e["status"]["state"], "ok", "{}: {}", e["id"], e["status"]);
         // Every variant × point × repetition was measured, with a positive primary metric.
         let metric = e["primary_metric"]["name"].as_str().unwrap();
-        let want = e["variants"].as_array().unwrap().len() * e["sweep"]["points"].as_array().unwrap().len() * 2;
+        let cases = e["cases"].as_array().map_or(1, |c| c.len().max(1));
+        let want = cases * e["variants"].as_array().unwrap().len() * e["sweep"]["points"].as_array().unwrap().len() * 2;
         let samples = e["samples"].as_array().unwrap();
         assert_eq!(samples.len(), want, "{}", e["id"]);
         for s in samples {
             let v = s["metrics"][metric].as_f64().unwrap_or(0.0);
-            assert!(v > 0.0, "{} {}/{}: {metric} = {v}", e["id"], s["variant"], s["point"]);
+            assert!(v > 0.0, "{} {}/{}/{}: {metric} = {v}", e["id"], s["case"], s["variant"], s["point"]);
         }
         // Every non-baseline variant has a verdict at every point.
         for p in e["analysis"].as_array().unwrap() {
@@ -184,8 +178,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         for s in e["samples"].as_array().unwrap() {
             assert!(
                 s["errors"].as_object().unwrap().is_empty(),
-                "{} {}/{}: {}",
+                "{} {}/{}/{}: {}",
                 e["id"],
+                s["case"],
                 s["variant"],
                 s["point"],
                 s["errors"]
@@ -223,20 +218,20 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let idx = exp("pg-indexes");
     for q in ["by-username", "by-email-lower", "status-recent", "active-usernames"] {
         for t in ["none", "guide"] {
-            let plans = checks(idx, &format!("{q}/{t}"), "plan");
+            let plans = case_checks(idx, q, t, "plan");
             assert_eq!(plans.len(), 2, "{q}/{t}");
             assert!(plans.iter().all(|p| !p["text"].as_str().unwrap().is_empty()));
         }
     }
-    for p in checks(idx, "by-username/none", "rows scanned") {
+    for p in case_checks(idx, "by-username", "none", "rows scanned") {
         let size: f64 = p["point"].as_str().unwrap().parse().unwrap();
         assert!(p["value"].as_f64().unwrap() >= size * 0.9, "{p}");
     }
-    for p in checks(idx, "by-username/guide", "rows scanned") {
+    for p in case_checks(idx, "by-username", "guide", "rows scanned") {
         assert!(p["value"].as_f64().unwrap() <= 1.0, "{p}");
     }
-    let disk = |v: &str| checks(idx, v, "indexes on disk (MB)")[0]["value"].as_f64().unwrap();
-    assert!(disk("insert/guide") > disk("insert/none"));
+    let disk = |v: &str| case_checks(idx, "insert", v, "indexes on disk (MB)")[0]["value"].as_f64().unwrap();
+    assert!(disk("guide") > disk("none"));
 
     // redis-pool counts connections from the server: about one per command without a pool,
     // and never more than the pool's 20 (plus nothing) with it.
@@ -309,16 +304,16 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let part = exp("pg-partitioning");
     for s in part["samples"].as_array().unwrap() {
         let m = &s["metrics"];
-        match s["variant"].as_str().unwrap() {
-            "retire-month/delete" => assert_eq!(m["rows_deleted"], 2000.0),
-            "retire-month/drop-partition" => assert!(m["space_freed_mb"].as_f64().unwrap() > 0.0, "{m}"),
+        match (s["case"].as_str().unwrap_or(""), s["variant"].as_str().unwrap()) {
+            ("retire-month", "single") => assert_eq!(m["rows_deleted"], 2000.0),
+            ("retire-month", "partitioned") => assert!(m["space_freed_mb"].as_f64().unwrap() > 0.0, "{m}"),
             _ => {}
         }
     }
-    for c in checks(part, "week-range/partitioned", "tables scanned") {
+    for c in case_checks(part, "week-range", "partitioned", "tables scanned") {
         assert!((1.0..=2.0).contains(&c["value"].as_f64().unwrap()), "{c}");
     }
-    for c in checks(part, "user-recent/single", "tables scanned") {
+    for c in case_checks(part, "user-recent", "single", "tables scanned") {
         assert_eq!(c["value"], 1.0);
     }
 

@@ -452,3 +452,17 @@ mod same_work_tests {
         redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::CacheWarmup::new();
+        let result = harness::testing::run_quick(&exp, &[("cache-warmup.rows", "2000")]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

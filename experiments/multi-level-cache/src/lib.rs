@@ -664,3 +664,22 @@ mod tests {
         assert_eq!(bounded.bytes(), n * 14, "evicted entries leave the byte count");
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::MultiLevelCache::new();
+        let result = harness::testing::run_quick(
+            &exp,
+            &[("multi-level-cache.rows", "3000"), ("multi-level-cache.keys", "3000")],
+        )
+        .await
+        .unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

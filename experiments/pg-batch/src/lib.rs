@@ -228,3 +228,17 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::PgBatch::new();
+        let result = harness::testing::run_quick(&exp, &[("pg-batch.rows", "3000")]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

@@ -468,3 +468,17 @@ mod tests {
         assert_eq!(row3[2].to_lowercase(), Query::ByEmailLower.param(3).to_lowercase());
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::PgIndexes::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

@@ -427,3 +427,20 @@ mod tests {
         assert_eq!(rfc3339_seconds(t), "2024-01-01T00:00:05Z");
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::PgPagination::new();
+        let result =
+            harness::testing::run_quick(&exp, &[("pg-pagination.rows", "5000"), ("pg-pagination.walk_pages", "50")])
+                .await
+                .unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

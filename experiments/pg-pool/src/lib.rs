@@ -249,3 +249,17 @@ mod tests {
         assert_eq!(found[0].iter().sum::<usize>(), 25, "every live user once, the nil id never");
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::PgPool::new();
+        let result = harness::testing::run_quick(&exp, &[("pg-pool.rows", "2000")]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

@@ -273,3 +273,17 @@ mod tests {
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "every variant reads the same values");
     }
 }
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
+    /// point, on servers of its own), with small data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::RedisPool::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}
