@@ -277,7 +277,7 @@ impl Experiment for CacheWarmup {
                 load::latency_p50("the first seconds of traffic"),
             ],
             needs: Needs { postgres: true, redis: true },
-            knobs: vec![Knob::users_rows(1_000), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
+            knobs: vec![Knob::int("rows", 11_000, 20_000_000, "rows of the users table: at least 1.1 × the most keys warmed (11,000 quick, 110,000 full)"), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
         }
     }
 
@@ -462,7 +462,7 @@ mod quick_run {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_end_to_end_in_quick_mode() {
         let exp = super::CacheWarmup::new();
-        let result = harness::testing::run_quick(&exp, &[("cache-warmup.rows", "2000")]).await.unwrap();
+        let result = harness::testing::run_quick(&exp, &[("cache-warmup.rows", "11000")]).await.unwrap();
         harness::testing::assert_complete(&exp.meta(), &result);
     }
 }

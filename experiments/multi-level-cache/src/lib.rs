@@ -676,7 +676,7 @@ mod quick_run {
         let exp = super::MultiLevelCache::new();
         let result = harness::testing::run_quick(
             &exp,
-            &[("multi-level-cache.rows", "3000"), ("multi-level-cache.keys", "3000")],
+            &[("multi-level-cache.rows", "4000"), ("multi-level-cache.keys", "3000")],
         )
         .await
         .unwrap();

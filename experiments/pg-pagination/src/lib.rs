@@ -438,7 +438,7 @@ mod quick_run {
     async fn runs_end_to_end_in_quick_mode() {
         let exp = super::PgPagination::new();
         let result =
-            harness::testing::run_quick(&exp, &[("pg-pagination.rows", "5000"), ("pg-pagination.walk_pages", "50")])
+            harness::testing::run_quick(&exp, &[("pg-pagination.rows", "30000"), ("pg-pagination.walk_pages", "50")])
                 .await
                 .unwrap();
         harness::testing::assert_complete(&exp.meta(), &result);

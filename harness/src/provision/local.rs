@@ -109,7 +109,7 @@ pub fn find_pg_bin() -> Option<PathBuf> {
     versions.pop().map(|(_, p)| p)
 }
 
-/// The first `name` on PATH, or in the Postgres bin directory for Postgres tools.
+/// The first `name` on PATH (Postgres tools outside PATH: `find_pg_bin`).
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
