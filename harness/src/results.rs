@@ -199,6 +199,11 @@ pub struct ExperimentResult {
 }
 
 impl ExperimentResult {
+    /// The analysis's summary of `metric` for `variant` at `point` of `case`, if it made one.
+    pub fn summary(&self, metric: &str, case: &str, variant: &str, point: &str) -> Option<&MetricSummary> {
+        self.summaries.iter().find(|s| s.metric == metric && s.case == case && s.variant == variant && s.point == point)
+    }
+
     /// The names of the cases, `[""]` for an experiment without cases.
     pub fn case_names(&self) -> Vec<&str> {
         if self.cases.is_empty() {

@@ -1,7 +1,6 @@
 //! The report's charts: plotters drawing SVG, inlined in the page.
 
 use super::format::num;
-use super::view::summary;
 use crate::results::{spectrum_metric, ExperimentResult};
 use plotters::prelude::*;
 
@@ -63,7 +62,7 @@ pub fn spectrum_chart(e: &ExperimentResult, case: &str) -> Option<String> {
         let points: Vec<Option<(f64, f64, f64)>> = percentiles
             .iter()
             .map(|&p| {
-                summary(e, &spectrum_metric(p), case, &v.name, &point.label).map(|s| (s.median, s.ci_low, s.ci_high))
+                e.summary(&spectrum_metric(p), case, &v.name, &point.label).map(|s| (s.median, s.ci_low, s.ci_high))
             })
             .collect();
         if points.iter().all(Option::is_none) {

@@ -3,7 +3,7 @@
 
 use super::charts;
 use super::format::{bytes, num};
-use crate::results::{Better, Check, ExperimentResult, ExperimentStatus, MetricSummary, VerdictKind};
+use crate::results::{Better, Check, ExperimentResult, ExperimentStatus, VerdictKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -104,9 +104,7 @@ fn metric_tables(e: &ExperimentResult, axis: &str) -> Vec<ObservationTable> {
                     .sweep
                     .points
                     .iter()
-                    .map(|p| {
-                        summary(e, &m.name, case, v, &p.label).map(|s| num(s.median)).unwrap_or_else(|| "–".into())
-                    })
+                    .map(|p| e.summary(&m.name, case, v, &p.label).map(|s| num(s.median)).unwrap_or_else(|| "–".into()))
                     .collect(),
             })
             .collect();
@@ -277,17 +275,6 @@ pub fn experiment_view(e: &ExperimentResult) -> ExperimentView {
     }
 }
 
-/// The analysis's summary of `metric` for `variant` at `point` of `case`, if it made one.
-pub fn summary<'a>(
-    e: &'a ExperimentResult,
-    metric: &str,
-    case: &str,
-    variant: &str,
-    point: &str,
-) -> Option<&'a MetricSummary> {
-    e.summaries.iter().find(|s| s.metric == metric && s.case == case && s.variant == variant && s.point == point)
-}
-
 /// Every case × variant of `e`, in declaration order.
 fn trials(e: &ExperimentResult) -> impl Iterator<Item = (&str, &str)> {
     let cases = e.case_names();
@@ -341,7 +328,7 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
     let mut rows = Vec::new();
     for p in &e.sweep.points {
         for (case, v) in trials(e) {
-            let med = |metric: &str| summary(e, metric, case, v, &p.label).map(|s| s.median);
+            let med = |metric: &str| e.summary(metric, case, v, &p.label).map(|s| s.median);
             let Some(wall) = med("wall_s") else {
                 continue;
             };
