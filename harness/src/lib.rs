@@ -14,14 +14,18 @@
 //!   in worker processes) measure; `resources` watches CPU and memory;
 //! - `stats` and `analysis` decide (every metric's median and CI, comparisons, the headline);
 //! - `results` stores (the versioned results.json); `report` renders it, and only it;
+//!   `compare` sets two runs side by side as a regression gate reads them; `export` writes
+//!   a run for trend trackers (Bencher's BMF, github-action-benchmark);
 //! - `redact` keeps secrets out of every file and screen; `faultproxy` injects network faults
 //!   for tests and service experiments;
 //! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
 //!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
 pub mod analysis;
+pub mod compare;
 pub mod context;
 pub mod experiment;
+pub mod export;
 pub mod faultproxy;
 pub mod kit;
 pub mod load;

@@ -21,6 +21,11 @@ struct Plan {
     request: Request,
     out: PathBuf,
     instructions: bool,
+    /// `--save-baseline`, `--baseline`: where each is kept (checked before anything runs).
+    save_baseline: Option<(String, PathBuf)>,
+    baseline: Option<PathBuf>,
+    fail_on_regression: bool,
+    export: Option<String>,
 }
 
 /// Check every argument before anything starts, so bad input costs nothing.
@@ -86,11 +91,38 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         need_postgres: experiments.iter().any(|e| e.meta().needs.postgres),
         need_redis: experiments.iter().any(|e| e.meta().needs.redis),
     };
+    let out = args.out.clone().unwrap_or_else(default_reports_dir);
+    let save_baseline = match &args.save_baseline {
+        Some(name) => Some((name.clone(), crate::compare::baseline_path(&out, name)?)),
+        None => None,
+    };
+    let baseline = match &args.baseline {
+        Some(name) => {
+            let path = crate::compare::baseline_path(&out, name)?;
+            if !path.is_file() {
+                return Err(Failure::usage(format!(
+                    "--baseline {name}: no baseline {name} in {} (make one with --save-baseline {name})",
+                    out.join("baselines").display()
+                )));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    if let Some(f) = &args.export {
+        if !matches!(f.as_str(), "bmf" | "github-action-benchmark") {
+            return Err(Failure::usage(format!("--export {f:?}: bmf or github-action-benchmark")));
+        }
+    }
     Ok(Plan {
+        save_baseline,
+        baseline,
+        fail_on_regression: args.fail_on_regression,
+        export: args.export.clone(),
         experiments,
         settings,
         request,
-        out: args.out.clone().unwrap_or_else(default_reports_dir),
+        out,
         instructions: args.instructions,
     })
 }
@@ -175,7 +207,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         experiments: &plan.experiments,
         settings: plan.settings,
         request: plan.request,
-        out: plan.out,
+        out: plan.out.clone(),
         instructions: plan.instructions,
         arguments: std::env::args().collect(),
         workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
@@ -237,17 +269,35 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         }
     }
     bar.finish_and_clear();
-    let (_, results_path) = session.finish().map_err(failure)?;
+    let (results, results_path) = session.finish().map_err(failure)?;
     eprintln!("results: {}", results_path.display());
     if !no_report {
         let page = report::render_run(&results_path)?;
         eprintln!("report:  {}", page.display());
         println!("{}", page.display());
     }
-    if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if let Some(format) = &plan.export {
+        for f in crate::compare::export_run(&results_path, format)? {
+            eprintln!("export:  {}", f.display());
+        }
+    }
+    if let Some((name, _)) = &plan.save_baseline {
+        let path = crate::compare::save_baseline(&plan.out, name, &results)?;
+        eprintln!("baseline {name}: {}", path.display());
+    }
+    let mut regressed = false;
+    if let Some(path) = &plan.baseline {
+        let old = harness::results::load(path).map_err(Failure::usage)?;
+        let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
+        eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
+        regressed = report.regressions() > 0;
+    }
+    if !failed.is_empty() {
         Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
+    } else if regressed && plan.fail_on_regression {
+        Ok(ExitCode::from(3))
+    } else {
+        Ok(ExitCode::SUCCESS)
     }
 }
 

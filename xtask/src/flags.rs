@@ -18,10 +18,19 @@ pub enum Command {
     ///
     /// By default Postgres and Redis are ephemeral servers started from this machine's
     /// binaries and removed afterwards. Exit codes: 0 ok, 1 an experiment failed, 2 bad
-    /// input or no servers to run with.
+    /// input or no servers to run with, 3 `--baseline NAME --fail-on-regression` found a
+    /// regression, 130/143 interrupted by Ctrl-C/SIGTERM.
     Bench(BenchArgs),
     /// Render the report of a run again from its results.json alone.
     Report(ReportArgs),
+    /// Compare two runs: every experiment × case × variant × point × metric present in both,
+    /// old and new median ± CI, change, p and a verdict (regressed, improved, `~`, within
+    /// noise); broken correctness checks first. Exit codes: 0 no regression, 3 regression,
+    /// 2 bad input, 1 other errors.
+    Compare(CompareArgs),
+    /// Export a run's summaries for trend trackers: Bencher Metric Format (bmf.json) or
+    /// github-action-benchmark (gab-smaller.json and gab-bigger.json), beside its results.json.
+    Export(ExportArgs),
     /// List the experiments of the catalogue.
     List,
     /// Write schema/results.schema.json, the JSON Schema of results.json.
@@ -82,6 +91,59 @@ pub struct BenchArgs {
     /// Do not render the HTML report at the end.
     #[arg(long)]
     pub no_report: bool,
+    /// Keep this run as baseline NAME (reports/baselines/NAME/results.json), for later
+    /// `--baseline NAME` or `compare NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Compare this run with baseline NAME at the end (as `compare NAME <this run>`).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// With --baseline: exit 3 when the comparison finds a regression.
+    #[arg(long, requires = "baseline")]
+    pub fail_on_regression: bool,
+    /// Also export the run: bmf or github-action-benchmark (see `export`).
+    #[arg(long, value_name = "FORMAT")]
+    pub export: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The old run: a run directory, a results.json, or a baseline name.
+    pub old: String,
+    /// The new run (default: the latest run in reports/).
+    pub new: Option<String>,
+    /// Output: text (benchstat-like), markdown (for a pull-request comment) or json.
+    #[arg(long, default_value = "text", value_name = "FORMAT")]
+    pub format: String,
+    /// Threshold for timings and rates, percent: a significant change smaller than this is
+    /// "within noise" (default: harness::compare::DEFAULT_TIMING_THRESHOLD_PCT).
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
+    /// Threshold for deterministic metrics (instructions, allocations, bytes), percent.
+    #[arg(long, value_name = "PCT")]
+    pub exact_threshold: Option<f64>,
+    /// A threshold of its own for a metric, an experiment or one experiment's metric:
+    /// `latency_p99_us=40`, `cache-warmup=50`, `pg-batch.latency_p50_us=10`; repeatable.
+    #[arg(long = "threshold-for", value_name = "KEY=PCT")]
+    pub threshold_for: Vec<String>,
+    /// Refuse (exit 2) to compare runs whose contexts differ (host, servers, settings).
+    #[arg(long)]
+    pub strict: bool,
+    /// Where to look for runs and baselines (default: reports/ in the workspace).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run directory or a results.json (default: the latest run in reports/).
+    pub run: Option<PathBuf>,
+    /// bmf or github-action-benchmark.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: String,
+    /// Directory to look for the latest run in (default: reports/ in the workspace).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! perflab's command line. `main` only dispatches; each task lives in its own file.
 
 mod bench;
+mod compare;
 mod flags;
 mod list;
 mod report;
@@ -9,7 +10,8 @@ mod schema;
 use std::process::ExitCode;
 use xtask::catalogue;
 
-/// Exit codes: 0 ok, 1 an experiment failed, 2 bad input or nothing to run with.
+/// Exit codes: 0 ok, 1 an experiment failed, 2 bad input or nothing to run with, 3 a
+/// comparison found a regression (`compare`, `bench --baseline … --fail-on-regression`).
 #[derive(Debug)]
 pub enum Failure {
     /// Bad input or environment: one line, exit 2.
@@ -51,6 +53,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         flags::Command::Bench(b) => bench::bench(b),
         flags::Command::Report(r) => report::report(r),
+        flags::Command::Compare(c) => compare::compare(c),
+        flags::Command::Export(e) => compare::export(e),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::MicroWorker { job } => {

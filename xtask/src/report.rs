@@ -15,7 +15,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
                 p.display()
             )))
         }
-        None => latest_run(&args.out.unwrap_or_else(default_reports_dir))?.join("results.json"),
+        None => crate::compare::latest_run(&args.out.unwrap_or_else(default_reports_dir))?.join("results.json"),
     };
     let out = render_run(&results_path)?;
     println!("{}", out.display());
@@ -42,15 +42,4 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())
         .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
     Ok(out)
-}
-
-/// The newest run directory (run ids sort by time) that holds a results.json.
-fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .map_err(|_| Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("results.json").is_file())
-        .collect();
-    runs.sort();
-    runs.pop().ok_or_else(|| Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display())))
 }

@@ -146,7 +146,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         // Every variant × point × repetition was measured, with a positive primary metric.
         let metric = e["primary_metric"]["name"].as_str().unwrap();
         let cases = e["cases"].as_array().map_or(1, |c| c.len().max(1));
-        let want = cases * e["variants"].as_array().unwrap().len() * e["sweep"]["points"].as_array().unwrap().len() * 2;
+        let reps = results["context"]["settings"]["repetitions"].as_u64().unwrap() as usize;
+        let want =
+            cases * e["variants"].as_array().unwrap().len() * e["sweep"]["points"].as_array().unwrap().len() * reps;
         let samples = e["samples"].as_array().unwrap();
         assert_eq!(samples.len(), want, "{}", e["id"]);
         for s in samples {

@@ -243,7 +243,7 @@ fn a_server_killed_mid_run_fails_its_experiment_without_a_verdict_and_the_run_go
     // The experiment after it ran on fresh servers.
     let rb = results.experiments.iter().find(|e| e.id == "redis-batch").unwrap();
     assert_eq!(rb.status, harness::results::ExperimentStatus::Ok, "{stderr}");
-    assert!(stderr.contains("starting fresh servers"), "{stderr}");
+    assert!(stderr.contains("started fresh servers"), "{stderr}");
     assert!(!stderr.contains("done in 0.0 s"), "{stderr}");
 }
 

@@ -1,0 +1,546 @@
+//! Comparing two runs, as a regression gate reads them: for every experiment × case × variant
+//! × point × declared metric present in both, the old and new median with their 95% CIs, the
+//! change, a Mann-Whitney U test over the repetitions, and a verdict (benchstat's `~` for no
+//! significant change). Correctness comes first: a check that was right and is now wrong is a
+//! regression whatever the timings say.
+//!
+//! Two kinds of metric are judged differently. Timings and rates vary between runs: a change
+//! is called only when the U test finds it (p ≤ 0.05) *and* it is larger than the timing
+//! threshold; a significant change under it is "within noise". Deterministic metrics
+//! (instruction counts, allocations, bytes, statements per batch) do not vary between runs of
+//! the same code: they are compared by their medians against a small exact threshold, with no
+//! test needed.
+
+use crate::analysis;
+use crate::results::{Better, ExperimentResult, ExperimentStatus, RunResults};
+use crate::stats;
+use serde::Serialize;
+
+/// The default threshold for timings and rates, percent. Two separate quick runs of the same
+/// commit on this 2-core machine moved the primary metric's medians by 22 % (median) and more
+/// than 20 % for half of them (issue 13's A/A measurement); a change smaller than this is not
+/// told apart from the noise between runs. Interleaving the revisions in one run is what
+/// narrows it.
+pub const DEFAULT_TIMING_THRESHOLD_PCT: f64 = 25.0;
+/// The default threshold for deterministic metrics, percent: rounding and the odd lazily
+/// initialised buffer, nothing more.
+pub const DEFAULT_EXACT_THRESHOLD_PCT: f64 = 1.0;
+
+/// Metrics that are the same in every run of the same code (counted, not timed), by name.
+pub fn is_deterministic(metric: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["instructions_", "allocs_", "bytes_per_", "peak_heap_", "queries_per_"];
+    PREFIXES.iter().any(|p| metric.starts_with(p))
+}
+
+/// What to compare with, and how strictly.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub timing_threshold_pct: f64,
+    pub exact_threshold_pct: f64,
+    /// Per-metric or per-experiment thresholds (`metric=pct`, `experiment.metric=pct`,
+    /// `experiment=pct`), the most specific winning.
+    pub overrides: Vec<(String, f64)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timing_threshold_pct: DEFAULT_TIMING_THRESHOLD_PCT,
+            exact_threshold_pct: DEFAULT_EXACT_THRESHOLD_PCT,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// The threshold for `metric` of `experiment`.
+    pub fn threshold(&self, experiment: &str, metric: &str) -> f64 {
+        let find = |key: &str| self.overrides.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
+        find(&format!("{experiment}.{metric}"))
+            .or_else(|| find(metric))
+            .or_else(|| find(experiment))
+            .unwrap_or(if is_deterministic(metric) { self.exact_threshold_pct } else { self.timing_threshold_pct })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regressed,
+    Improved,
+    /// Significant, but smaller than the threshold.
+    WithinNoise,
+    /// No significant change (benchstat's `~`).
+    Same,
+}
+
+/// A median with its interval over `n` valid repetitions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub median: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub n: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub experiment: String,
+    pub case: String,
+    pub variant: String,
+    pub point: String,
+    pub metric: String,
+    pub unit: String,
+    pub better: Better,
+    pub deterministic: bool,
+    pub old: Side,
+    pub new: Side,
+    /// (new − old) / old, percent.
+    pub change_pct: f64,
+    /// Mann-Whitney U over the repetitions (timings only).
+    pub p_value: Option<f64>,
+    pub threshold_pct: f64,
+    pub verdict: Verdict,
+}
+
+/// A correctness check that was right in the old run and is wrong in the new one.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenCheck {
+    pub experiment: String,
+    pub case: String,
+    pub variant: String,
+    pub point: Option<String>,
+    pub check: String,
+    pub old_value: f64,
+    pub new_value: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub old_run: String,
+    pub new_run: String,
+    /// How the two runs' contexts differ (host, servers, settings): their numbers may differ
+    /// for those reasons too.
+    pub context_differences: Vec<String>,
+    /// Experiments in only one of the runs, or failed in one.
+    pub not_compared: Vec<String>,
+    pub broken_checks: Vec<BrokenCheck>,
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn regressions(&self) -> usize {
+        self.broken_checks.len() + self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).count()
+    }
+}
+
+/// Compare `new` with `old`.
+pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
+    let mut report = Report {
+        old_run: old.run_id.clone(),
+        new_run: new.run_id.clone(),
+        context_differences: context_differences(old, new),
+        not_compared: Vec::new(),
+        broken_checks: Vec::new(),
+        rows: Vec::new(),
+    };
+    for n in &new.experiments {
+        let Some(o) = old.experiments.iter().find(|o| o.id == n.id) else {
+            report.not_compared.push(format!("{}: not in the old run", n.id));
+            continue;
+        };
+        for (e, which) in [(o, "old"), (n, "new")] {
+            if let ExperimentStatus::Failed { error } = &e.status {
+                report
+                    .not_compared
+                    .push(format!("{}: failed in the {which} run ({error}); its samples so far are compared", e.id));
+            }
+        }
+        report.broken_checks.extend(broken_checks(o, n));
+        report.rows.extend(rows(o, n, opts));
+    }
+    for o in &old.experiments {
+        if !new.experiments.iter().any(|n| n.id == o.id) {
+            report.not_compared.push(format!("{}: not in the new run", o.id));
+        }
+    }
+    report
+}
+
+fn broken_checks(o: &ExperimentResult, n: &ExperimentResult) -> Vec<BrokenCheck> {
+    n.checks
+        .iter()
+        .filter(|c| c.ok == Some(false))
+        .filter_map(|c| {
+            let before = o
+                .checks
+                .iter()
+                .find(|x| x.case == c.case && x.variant == c.variant && x.point == c.point && x.name == c.name)?;
+            (before.ok == Some(true)).then(|| BrokenCheck {
+                experiment: n.id.clone(),
+                case: c.case.clone(),
+                variant: c.variant.clone(),
+                point: c.point.clone(),
+                check: c.name.clone(),
+                old_value: before.value,
+                new_value: c.value,
+                detail: c.detail.clone(),
+            })
+        })
+        .collect()
+}
+
+fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> {
+    let mut out = Vec::new();
+    let metrics =
+        std::iter::once(&n.primary_metric).chain(n.metrics.iter().filter(|m| m.name != n.primary_metric.name));
+    for metric in metrics {
+        for case in n.case_names() {
+            for point in &n.sweep.points {
+                for v in &n.variants {
+                    let (Some(a), Some(b)) = (
+                        o.summary(&metric.name, case, &v.name, &point.label),
+                        n.summary(&metric.name, case, &v.name, &point.label),
+                    ) else {
+                        continue;
+                    };
+                    let deterministic = is_deterministic(&metric.name);
+                    let threshold_pct = opts.threshold(&n.id, &metric.name);
+                    let change_pct = if a.median != 0.0 {
+                        (b.median - a.median) / a.median.abs() * 100.0
+                    } else if b.median == 0.0 {
+                        0.0
+                    } else {
+                        f64::INFINITY.copysign(b.median)
+                    };
+                    let worse = match metric.better {
+                        Better::Lower => change_pct > 0.0,
+                        Better::Higher => change_pct < 0.0,
+                    };
+                    let (p_value, verdict) = if deterministic {
+                        (None, judge(true, change_pct, threshold_pct, worse))
+                    } else {
+                        let before = analysis::values(o, &metric.name, case, &v.name, &point.label);
+                        let after = analysis::values(n, &metric.name, case, &v.name, &point.label);
+                        let p = stats::mann_whitney_u(&before, &after).map(|m| m.p_value);
+                        let significant = p.is_some_and(|p| p <= analysis::ALPHA);
+                        (p, judge(significant, change_pct, threshold_pct, worse))
+                    };
+                    out.push(Row {
+                        experiment: n.id.clone(),
+                        case: case.to_owned(),
+                        variant: v.name.clone(),
+                        point: point.label.clone(),
+                        metric: metric.name.clone(),
+                        unit: metric.unit.clone(),
+                        better: metric.better,
+                        deterministic,
+                        old: Side { median: a.median, ci_low: a.ci_low, ci_high: a.ci_high, n: a.n },
+                        new: Side { median: b.median, ci_low: b.ci_low, ci_high: b.ci_high, n: b.n },
+                        change_pct,
+                        p_value,
+                        threshold_pct,
+                        verdict,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The verdict on a change: significant (or deterministic) and beyond the threshold, in the
+/// metric's bad direction, is a regression.
+fn judge(significant: bool, change_pct: f64, threshold_pct: f64, worse: bool) -> Verdict {
+    if !significant || change_pct == 0.0 {
+        Verdict::Same
+    } else if change_pct.abs() <= threshold_pct {
+        if threshold_pct > 0.0 && significant {
+            Verdict::WithinNoise
+        } else {
+            Verdict::Same
+        }
+    } else if worse {
+        Verdict::Regressed
+    } else {
+        Verdict::Improved
+    }
+}
+
+/// What differs between the runs' contexts in ways that move numbers.
+pub fn context_differences(old: &RunResults, new: &RunResults) -> Vec<String> {
+    let (a, b) = (&old.context, &new.context);
+    let mut out = Vec::new();
+    let mut diff = |what: &str, x: String, y: String| {
+        if x != y {
+            out.push(format!("{what}: {x} → {y}"));
+        }
+    };
+    diff("host CPU", format!("{:?}", a.host.cpu_model), format!("{:?}", b.host.cpu_model));
+    diff("cores", a.host.cores.to_string(), b.host.cores.to_string());
+    diff("kernel", format!("{:?}", a.host.kernel), format!("{:?}", b.host.kernel));
+    diff("provider", a.servers.provider.clone(), b.servers.provider.clone());
+    let version = |s: &Option<crate::results::ServerInfo>| s.as_ref().map(|s| s.version.clone()).unwrap_or_default();
+    diff("PostgreSQL", version(&a.servers.postgres), version(&b.servers.postgres));
+    diff("Redis", version(&a.servers.redis), version(&b.servers.redis));
+    let (s, t) = (&a.settings, &b.settings);
+    let mode = |q: bool| if q { "quick" } else { "full" }.to_owned();
+    diff("mode", mode(s.quick), mode(t.quick));
+    diff("repetitions", s.repetitions.to_string(), t.repetitions.to_string());
+    diff("duration", format!("{:?}", s.duration), format!("{:?}", t.duration));
+    diff("warm-up", format!("{:?}", s.warmup), format!("{:?}", t.warmup));
+    diff("concurrency", format!("{:?}", s.concurrency), format!("{:?}", t.concurrency));
+    diff("--set", format!("{:?}", s.sets), format!("{:?}", t.sets));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn fmt_side(s: &Side) -> String {
+    let spread = if s.median != 0.0 { (s.ci_high - s.ci_low) / 2.0 / s.median.abs() * 100.0 } else { 0.0 };
+    format!("{} ±{:.0}%", crate::report::num(s.median), spread)
+}
+
+/// The change column as benchstat writes it: `+5.85% (p=0.008 n=5+5)`, or `~` when no
+/// significant change.
+pub fn fmt_change(r: &Row) -> String {
+    let n = format!("n={}+{}", r.old.n, r.new.n);
+    match (r.verdict, r.p_value) {
+        (Verdict::Same, Some(p)) => format!("~ (p={p:.3} {n})"),
+        (Verdict::Same, None) if r.change_pct == 0.0 => "~ (exact)".into(),
+        (Verdict::Same, None) => format!("~ ({:+.2}% within {}%)", r.change_pct, r.threshold_pct),
+        (_, Some(p)) => format!("{:+.2}% (p={p:.3} {n})", r.change_pct),
+        (_, None) => format!("{:+.2}% (exact)", r.change_pct),
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regressed => "REGRESSED",
+        Verdict::Improved => "improved",
+        Verdict::WithinNoise => "within noise",
+        Verdict::Same => "",
+    }
+}
+
+fn row_name(r: &Row) -> String {
+    let case = if r.case.is_empty() { String::new() } else { format!("{}/", r.case) };
+    format!("{case}{}/{}", r.variant, r.point)
+}
+
+/// Plain text, one table per experiment and metric.
+pub fn to_text(rep: &Report) -> String {
+    let mut out = format!("old: {}\nnew: {}\n", rep.old_run, rep.new_run);
+    if !rep.context_differences.is_empty() {
+        out.push_str("\nWARNING: the runs differ in context; numbers may differ for that reason too:\n");
+        for d in &rep.context_differences {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
+    for b in &rep.broken_checks {
+        out.push_str(&format!(
+            "\nCORRECTNESS REGRESSION: {} {}{}: {} was {} (right), is {} (wrong): {}\n",
+            b.experiment,
+            if b.case.is_empty() { String::new() } else { format!("{}/", b.case) },
+            b.variant,
+            b.check,
+            crate::report::num(b.old_value),
+            crate::report::num(b.new_value),
+            b.detail
+        ));
+    }
+    let mut last = (String::new(), String::new());
+    for r in &rep.rows {
+        if (r.experiment.clone(), r.metric.clone()) != last {
+            last = (r.experiment.clone(), r.metric.clone());
+            let better = if r.better == Better::Lower { "lower" } else { "higher" };
+            out.push_str(&format!(
+                "\n{} · {} ({}, {better} is better)\n{:<44} {:>16} {:>16}  {}\n",
+                r.experiment, r.metric, r.unit, "", "old", "new", "change"
+            ));
+        }
+        out.push_str(&format!(
+            "{:<44} {:>16} {:>16}  {} {}\n",
+            row_name(r),
+            fmt_side(&r.old),
+            fmt_side(&r.new),
+            fmt_change(r),
+            verdict_word(r.verdict)
+        ));
+    }
+    for x in &rep.not_compared {
+        out.push_str(&format!("\nnot compared: {x}"));
+    }
+    out.push_str(&format!("\n{}\n", summary_line(rep)));
+    out
+}
+
+/// One line: how many rows regressed, improved, and the thresholds.
+pub fn summary_line(rep: &Report) -> String {
+    let count = |v: Verdict| rep.rows.iter().filter(|r| r.verdict == v).count();
+    format!(
+        "{} regression(s) ({} broken check(s)), {} improvement(s), {} within noise, {} unchanged, over {} comparisons",
+        rep.regressions(),
+        rep.broken_checks.len(),
+        count(Verdict::Improved),
+        count(Verdict::WithinNoise),
+        count(Verdict::Same),
+        rep.rows.len()
+    )
+}
+
+/// Markdown for a pull-request comment: the regressions and improvements first, every row in
+/// a collapsed table.
+pub fn to_markdown(rep: &Report) -> String {
+    let mut out = format!("### perflab: `{}` → `{}`\n\n**{}**\n", rep.old_run, rep.new_run, summary_line(rep));
+    if !rep.context_differences.is_empty() {
+        out.push_str("\n> **Warning:** the runs differ in context: ");
+        out.push_str(&rep.context_differences.join("; "));
+        out.push('\n');
+    }
+    for b in &rep.broken_checks {
+        out.push_str(&format!(
+            "\n- :x: **correctness** `{}` `{}{}` {}: {} → {} ({})",
+            b.experiment,
+            if b.case.is_empty() { String::new() } else { format!("{}/", b.case) },
+            b.variant,
+            b.check,
+            crate::report::num(b.old_value),
+            crate::report::num(b.new_value),
+            b.detail
+        ));
+    }
+    let table = |rows: &[&Row]| {
+        let mut t =
+            String::from("\n| experiment | trial | metric | old | new | change | |\n|---|---|---|---:|---:|---|---|\n");
+        for r in rows {
+            t.push_str(&format!(
+                "| {} | `{}` | {} ({}) | {} | {} | {} | {} |\n",
+                r.experiment,
+                row_name(r),
+                r.metric,
+                r.unit,
+                fmt_side(&r.old),
+                fmt_side(&r.new),
+                fmt_change(r),
+                verdict_word(r.verdict)
+            ));
+        }
+        t
+    };
+    let notable: Vec<&Row> =
+        rep.rows.iter().filter(|r| matches!(r.verdict, Verdict::Regressed | Verdict::Improved)).collect();
+    if !notable.is_empty() {
+        out.push_str(&table(&notable));
+    }
+    let all: Vec<&Row> = rep.rows.iter().collect();
+    out.push_str(&format!("\n<details><summary>all {} comparisons</summary>\n", all.len()));
+    out.push_str(&table(&all));
+    out.push_str("\n</details>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{MetricInfo, Sample};
+
+    fn run(id: &str, values: &[(&str, f64)], reps: u32) -> RunResults {
+        let mut r: RunResults = serde_json::from_str(include_str!("../tests/data/minimal_run.json")).unwrap();
+        r.run_id = id.into();
+        let e = &mut r.experiments[0];
+        e.metrics = vec![MetricInfo::new("allocs_per_call", "allocations", Better::Lower, "")];
+        e.samples.clear();
+        for rep in 0..reps {
+            for (variant, v) in values {
+                let mut s =
+                    Sample { variant: (*variant).into(), point: "1".into(), repetition: rep, ..Sample::default() };
+                // A little spread, the same in both runs.
+                s.metrics.insert("latency_p50_us".into(), v * (1.0 + 0.01 * f64::from(rep)));
+                s.metrics.insert("allocs_per_call".into(), 3.0);
+                s.metrics.insert("ok".into(), 100.0);
+                e.samples.push(s);
+            }
+        }
+        crate::analysis::analyse(e, crate::analysis::Claim::default());
+        r
+    }
+
+    #[test]
+    fn a_slowdown_beyond_the_threshold_is_a_regression_and_the_same_run_is_not() {
+        let old = run("old", &[("a", 100.0)], 6);
+        let same = compare(&old, &run("new", &[("a", 100.0)], 6), &Options::default());
+        assert_eq!(same.regressions(), 0, "{}", to_text(&same));
+        assert!(same.rows.iter().all(|r| r.verdict == Verdict::Same));
+        let slow = compare(&old, &run("new", &[("a", 150.0)], 6), &Options::default());
+        let r = slow.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap();
+        assert_eq!(r.verdict, Verdict::Regressed, "{}", to_text(&slow));
+        assert!((r.change_pct - 50.0).abs() < 1.0, "{}", r.change_pct);
+        assert!(fmt_change(r).starts_with("+50."), "{}", fmt_change(r));
+        // Under the threshold the same slowdown is significant but within noise.
+        let tolerant = Options { timing_threshold_pct: 60.0, ..Options::default() };
+        let within = compare(&old, &run("new", &[("a", 150.0)], 6), &tolerant);
+        assert_eq!(within.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap().verdict, Verdict::WithinNoise);
+        // Faster is an improvement, never a regression.
+        let fast = compare(&old, &run("new", &[("a", 50.0)], 6), &Options::default());
+        assert_eq!(fast.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap().verdict, Verdict::Improved);
+        assert_eq!(fast.regressions(), 0);
+    }
+
+    #[test]
+    fn too_few_repetitions_cannot_call_a_timing_change_but_deterministic_metrics_gate_exactly() {
+        // Two repetitions a side: the U test cannot reach p ≤ 0.05 at all.
+        let old = run("old", &[("a", 100.0)], 2);
+        let rep = compare(&old, &run("new", &[("a", 300.0)], 2), &Options::default());
+        assert_eq!(rep.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap().verdict, Verdict::Same);
+        let mut new = run("new", &[("a", 100.0)], 2);
+        for s in &mut new.experiments[0].samples {
+            s.metrics.insert("allocs_per_call".into(), 4.0);
+        }
+        crate::analysis::analyse(&mut new.experiments[0], crate::analysis::Claim::default());
+        let rep = compare(&old, &new, &Options::default());
+        let allocs = rep.rows.iter().find(|r| r.metric == "allocs_per_call").unwrap();
+        assert!(allocs.deterministic && allocs.p_value.is_none());
+        assert_eq!(allocs.verdict, Verdict::Regressed, "3 → 4 allocations is +33 %");
+    }
+
+    #[test]
+    fn a_check_that_breaks_is_a_regression_first() {
+        use crate::results::Check;
+        let mut old = run("old", &[("a", 100.0)], 4);
+        let mut new = run("new", &[("a", 100.0)], 4);
+        old.experiments[0].checks.push(Check::verdict("a", None, "rows missed", 0.0, true, "must be 0"));
+        new.experiments[0].checks.push(Check::verdict("a", None, "rows missed", 7.0, false, "must be 0"));
+        let rep = compare(&old, &new, &Options::default());
+        assert_eq!(rep.broken_checks.len(), 1);
+        assert_eq!(rep.regressions(), 1);
+        assert!(to_text(&rep).contains("CORRECTNESS REGRESSION"));
+        assert!(to_markdown(&rep).contains(":x: **correctness**"));
+    }
+
+    #[test]
+    fn thresholds_take_the_most_specific_override() {
+        let o = Options {
+            overrides: vec![("latency_p50_us".into(), 10.0), ("pg-x.latency_p50_us".into(), 3.0), ("pg-y".into(), 7.0)],
+            ..Options::default()
+        };
+        assert_eq!(o.threshold("pg-x", "latency_p50_us"), 3.0);
+        assert_eq!(o.threshold("pg-z", "latency_p50_us"), 10.0);
+        assert_eq!(o.threshold("pg-y", "ops_per_sec"), 7.0);
+        assert_eq!(o.threshold("pg-z", "instructions_per_call"), DEFAULT_EXACT_THRESHOLD_PCT);
+        assert_eq!(o.threshold("pg-z", "ops_per_sec"), DEFAULT_TIMING_THRESHOLD_PCT);
+    }
+
+    #[test]
+    fn context_differences_are_listed() {
+        let old = run("old", &[("a", 1.0)], 1);
+        let mut new = old.clone();
+        assert!(context_differences(&old, &new).is_empty());
+        new.context.settings.quick = !old.context.settings.quick;
+        new.context.host.cores += 2;
+        let d = context_differences(&old, &new);
+        assert_eq!(d.len(), 2, "{d:?}");
+    }
+}

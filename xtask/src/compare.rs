@@ -1,0 +1,192 @@
+//! `cargo xtask compare OLD [NEW]`, `cargo xtask export`, and the baselines bench keeps:
+//! finding runs by directory, file or baseline name, and printing what `harness::compare` and
+//! `harness::export` make of them.
+
+use crate::flags::{default_reports_dir, CompareArgs, ExportArgs};
+use crate::Failure;
+use harness::compare::{self, Options};
+use harness::results::{self, RunResults};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where baseline `name` is kept under `reports`.
+pub fn baseline_path(reports: &Path, name: &str) -> Result<PathBuf, Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if !ok {
+        return Err(Failure::usage(format!(
+            "baseline name {name:?}: use letters, digits, '-', '_' and '.' (e.g. main, nightly-2026-11-27)"
+        )));
+    }
+    Ok(reports.join("baselines").join(name).join("results.json"))
+}
+
+/// Keep `results` as baseline `name`, atomically (a reader never sees half a file).
+pub fn save_baseline(reports: &Path, name: &str, results: &RunResults) -> Result<PathBuf, Failure> {
+    let path = baseline_path(reports, name)?;
+    std::fs::create_dir_all(path.parent().expect("a baseline file has a directory"))
+        .map_err(|e| Failure::Run(format!("creating {}: {e}", path.display())))?;
+    results::save(&path, results).map_err(|e| Failure::Run(format!("writing {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// A run named by a run directory, a results.json or a baseline name.
+pub fn resolve(arg: &str, reports: &Path) -> Result<PathBuf, Failure> {
+    let p = Path::new(arg);
+    if p.is_dir() && p.join("results.json").is_file() {
+        return Ok(p.join("results.json"));
+    }
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    if let Ok(b) = baseline_path(reports, arg) {
+        if b.is_file() {
+            return Ok(b);
+        }
+    }
+    let baselines: Vec<String> = std::fs::read_dir(reports.join("baselines"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    Err(Failure::usage(format!(
+        "{arg:?} is not a run directory, a results.json or a baseline (baselines in {}: {})",
+        reports.join("baselines").display(),
+        if baselines.is_empty() { "none".to_owned() } else { baselines.join(", ") }
+    )))
+}
+
+/// The newest run directory (run ids sort by time) in `reports` that holds a results.json.
+pub fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
+    let none = || Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display()));
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(reports)
+        .map_err(|_| none())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("results.json").is_file())
+        .collect();
+    runs.sort();
+    runs.pop().ok_or_else(none)
+}
+
+fn load(path: &Path) -> Result<RunResults, Failure> {
+    results::load(path).map_err(Failure::usage)
+}
+
+fn options(args: &CompareArgs) -> Result<Options, Failure> {
+    let mut opts = Options::default();
+    let pct = |v: f64, what: &str| {
+        if v.is_finite() && (0.0..=10_000.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(Failure::usage(format!("{what} {v}: a percentage between 0 and 10000")))
+        }
+    };
+    if let Some(t) = args.threshold {
+        opts.timing_threshold_pct = pct(t, "--threshold")?;
+    }
+    if let Some(t) = args.exact_threshold {
+        opts.exact_threshold_pct = pct(t, "--exact-threshold")?;
+    }
+    for kv in &args.threshold_for {
+        let (k, v) = kv.split_once('=').filter(|(k, _)| !k.trim().is_empty()).ok_or_else(|| {
+            Failure::usage(format!("--threshold-for {kv:?}: expected KEY=PCT, e.g. latency_p99_us=40"))
+        })?;
+        let v: f64 =
+            v.trim().parse().map_err(|_| Failure::usage(format!("--threshold-for {kv:?}: {v:?} is not a number")))?;
+        opts.overrides.push((k.trim().to_owned(), pct(v, "--threshold-for")?));
+    }
+    Ok(opts)
+}
+
+/// Compare and print; the exit code says whether anything regressed.
+pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
+    if !matches!(args.format.as_str(), "text" | "markdown" | "json") {
+        return Err(Failure::usage(format!("--format {:?}: text, markdown or json", args.format)));
+    }
+    let opts = options(&args)?;
+    let reports = args.out.clone().unwrap_or_else(default_reports_dir);
+    let old_path = resolve(&args.old, &reports)?;
+    let new_path = match &args.new {
+        Some(n) => resolve(n, &reports)?,
+        None => latest_run(&reports)?.join("results.json"),
+    };
+    let (old, new) = (load(&old_path)?, load(&new_path)?);
+    let report = compare::compare(&old, &new, &opts);
+    if args.strict && !report.context_differences.is_empty() {
+        return Err(Failure::usage(format!(
+            "--strict: the runs differ in context: {}",
+            report.context_differences.join("; ")
+        )));
+    }
+    let text = match args.format.as_str() {
+        "markdown" => compare::to_markdown(&report),
+        "json" => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",
+        _ => compare::to_text(&report),
+    };
+    print_or_pipe(&harness::redact::redact(&text))?;
+    Ok(exit_for(&report))
+}
+
+/// 3 when the comparison found a regression (as gungraun), else 0.
+pub fn exit_for(report: &compare::Report) -> ExitCode {
+    if report.regressions() > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_or_pipe(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Run(format!("writing the comparison: {e}"))),
+    }
+}
+
+/// Write `results_path`'s exports in `format` beside it; returns the files written.
+pub fn export_run(results_path: &Path, format: &str) -> Result<Vec<PathBuf>, Failure> {
+    let run = load(results_path)?;
+    let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let write = |name: &str, value: serde_json::Result<serde_json::Value>| -> Result<PathBuf, Failure> {
+        let path = dir.join(name);
+        let text =
+            value.and_then(|v| serde_json::to_string_pretty(&v)).map_err(|e| Failure::Run(e.to_string()))? + "\n";
+        results::write_atomic(&path, harness::redact::mask_known(&text).as_bytes())
+            .map_err(|e| Failure::Run(format!("writing {}: {e}", path.display())))?;
+        Ok(path)
+    };
+    match format {
+        "bmf" => Ok(vec![write("bmf.json", serde_json::to_value(harness::export::bmf(&run)))?]),
+        "github-action-benchmark" => {
+            let (smaller, bigger) = harness::export::github_action_benchmark(&run);
+            Ok(vec![
+                write("gab-smaller.json", serde_json::to_value(smaller))?,
+                write("gab-bigger.json", serde_json::to_value(bigger))?,
+            ])
+        }
+        other => Err(Failure::usage(format!("export format {other:?}: bmf or github-action-benchmark"))),
+    }
+}
+
+pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
+    if !matches!(args.format.as_str(), "bmf" | "github-action-benchmark") {
+        return Err(Failure::usage(format!("--format {:?}: bmf or github-action-benchmark", args.format)));
+    }
+    let results_path = match args.run {
+        Some(p) if p.is_dir() => p.join("results.json"),
+        Some(p) if p.exists() => p,
+        Some(p) => {
+            return Err(Failure::usage(format!(
+                "{} does not exist: give a run directory or a results.json",
+                p.display()
+            )))
+        }
+        None => latest_run(&args.out.unwrap_or_else(default_reports_dir))?.join("results.json"),
+    };
+    for f in export_run(&results_path, &args.format)? {
+        println!("{}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
