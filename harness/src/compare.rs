@@ -16,15 +16,29 @@ use crate::results::{Better, ExperimentResult, ExperimentStatus, RunResults};
 use crate::stats;
 use serde::Serialize;
 
-/// The default threshold for timings and rates, percent. Two separate quick runs of the same
-/// commit on this 2-core machine moved the primary metric's medians by 22 % (median) and more
-/// than 20 % for half of them (issue 13's A/A measurement); a change smaller than this is not
-/// told apart from the noise between runs. Interleaving the revisions in one run is what
-/// narrows it.
+/// The default threshold for timings and rates, percent. In an A/A study (two separate quick
+/// runs of one commit, 4 repetitions, on the 2-core CI machine) the median change of a timing
+/// was 9 %, the 90th percentile 47 %, and 13 % of the 760 timing comparisons were significant;
+/// at 25 % compare still called 29 of them regressions. Between separate runs on such a machine
+/// a timing gate is noise (`Gate::Deterministic` gates on counts only); within one run, where
+/// the noise hits both sides alike, 25 % is the band a change must leave.
 pub const DEFAULT_TIMING_THRESHOLD_PCT: f64 = 25.0;
-/// The default threshold for deterministic metrics, percent: rounding and the odd lazily
-/// initialised buffer, nothing more.
-pub const DEFAULT_EXACT_THRESHOLD_PCT: f64 = 1.0;
+/// The default threshold for deterministic metrics, percent. The same A/A study found counts
+/// identical except where a client library or a concurrent cache allocates as it goes: the
+/// Redis round trip's bytes moved by up to 2.6 %, moka's allocations by 1.2 %.
+pub const DEFAULT_EXACT_THRESHOLD_PCT: f64 = 5.0;
+
+/// Which regressions fail the gate (`Report::regressions`); the others are reported only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Every metric, timings included: for runs whose noise is shared (one run, interleaved).
+    #[default]
+    All,
+    /// Counts only (instructions, allocations, bytes, statements) and correctness: for
+    /// separate runs on a noisy machine, where timings move more than any useful threshold.
+    Deterministic,
+}
 
 /// Metrics that are the same in every run of the same code (counted, not timed), by name.
 pub fn is_deterministic(metric: &str) -> bool {
@@ -40,6 +54,7 @@ pub struct Options {
     /// Per-metric or per-experiment thresholds (`metric=pct`, `experiment.metric=pct`,
     /// `experiment=pct`), the most specific winning.
     pub overrides: Vec<(String, f64)>,
+    pub gate: Gate,
 }
 
 impl Default for Options {
@@ -48,6 +63,7 @@ impl Default for Options {
             timing_threshold_pct: DEFAULT_TIMING_THRESHOLD_PCT,
             exact_threshold_pct: DEFAULT_EXACT_THRESHOLD_PCT,
             overrides: Vec::new(),
+            gate: Gate::All,
         }
     }
 }
@@ -127,11 +143,14 @@ pub struct Report {
     pub not_compared: Vec<String>,
     pub broken_checks: Vec<BrokenCheck>,
     pub rows: Vec<Row>,
+    pub gate: Gate,
 }
 
 impl Report {
+    /// The regressions that fail the gate: broken checks, and regressed rows the gate covers.
     pub fn regressions(&self) -> usize {
-        self.broken_checks.len() + self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).count()
+        let gated = |r: &&Row| self.gate == Gate::All || r.deterministic;
+        self.broken_checks.len() + self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).filter(gated).count()
     }
 }
 
@@ -144,6 +163,7 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
         not_compared: Vec::new(),
         broken_checks: Vec::new(),
         rows: Vec::new(),
+        gate: opts.gate,
     };
     for n in &new.experiments {
         let Some(o) = old.experiments.iter().find(|o| o.id == n.id) else {
@@ -316,8 +336,9 @@ pub fn fmt_change(r: &Row) -> String {
     }
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
+fn verdict_word(v: Verdict, deterministic: bool, gate: Gate) -> &'static str {
     match v {
+        Verdict::Regressed if gate == Gate::Deterministic && !deterministic => "regressed (not gated)",
         Verdict::Regressed => "REGRESSED",
         Verdict::Improved => "improved",
         Verdict::WithinNoise => "within noise",
@@ -367,7 +388,7 @@ pub fn to_text(rep: &Report) -> String {
             fmt_side(&r.old),
             fmt_side(&r.new),
             fmt_change(r),
-            verdict_word(r.verdict)
+            verdict_word(r.verdict, r.deterministic, rep.gate)
         ));
     }
     for x in &rep.not_compared {
@@ -380,10 +401,12 @@ pub fn to_text(rep: &Report) -> String {
 /// One line: how many rows regressed, improved, and the thresholds.
 pub fn summary_line(rep: &Report) -> String {
     let count = |v: Verdict| rep.rows.iter().filter(|r| r.verdict == v).count();
+    let ungated = count(Verdict::Regressed) - (rep.regressions() - rep.broken_checks.len());
     format!(
-        "{} regression(s) ({} broken check(s)), {} improvement(s), {} within noise, {} unchanged, over {} comparisons",
+        "{} regression(s) ({} broken check(s)){}, {} improvement(s), {} within noise, {} unchanged, over {} comparisons",
         rep.regressions(),
         rep.broken_checks.len(),
+        if ungated > 0 { format!(" and {ungated} timing regression(s) not gated") } else { String::new() },
         count(Verdict::Improved),
         count(Verdict::WithinNoise),
         count(Verdict::Same),
@@ -425,7 +448,7 @@ pub fn to_markdown(rep: &Report) -> String {
                 fmt_side(&r.old),
                 fmt_side(&r.new),
                 fmt_change(r),
-                verdict_word(r.verdict)
+                verdict_word(r.verdict, r.deterministic, rep.gate)
             ));
         }
         t
@@ -518,6 +541,17 @@ mod tests {
         assert_eq!(rep.regressions(), 1);
         assert!(to_text(&rep).contains("CORRECTNESS REGRESSION"));
         assert!(to_markdown(&rep).contains(":x: **correctness**"));
+    }
+
+    #[test]
+    fn the_deterministic_gate_reports_timings_without_failing_on_them() {
+        let old = run("old", &[("a", 100.0)], 6);
+        let opts = Options { gate: Gate::Deterministic, ..Options::default() };
+        let slow = compare(&old, &run("new", &[("a", 150.0)], 6), &opts);
+        assert_eq!(slow.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap().verdict, Verdict::Regressed);
+        assert_eq!(slow.regressions(), 0, "timings are reported, not gated");
+        assert!(to_text(&slow).contains("regressed (not gated)"));
+        assert!(summary_line(&slow).contains("1 timing regression(s) not gated"));
     }
 
     #[test]

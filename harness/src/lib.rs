@@ -15,13 +15,15 @@
 //! - `stats` and `analysis` decide (every metric's median and CI, comparisons, the headline);
 //! - `results` stores (the versioned results.json); `report` renders it, and only it;
 //!   `compare` sets two runs side by side as a regression gate reads them; `export` writes
-//!   a run for trend trackers (Bencher's BMF, github-action-benchmark);
+//!   a run for trend trackers (Bencher's BMF, github-action-benchmark); `changepoint` finds
+//!   where a series of nightly results moved (E-Divisive with means);
 //! - `redact` keeps secrets out of every file and screen; `faultproxy` injects network faults
 //!   for tests and service experiments;
 //! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
 //!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
 pub mod analysis;
+pub mod changepoint;
 pub mod compare;
 pub mod context;
 pub mod experiment;

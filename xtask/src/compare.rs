@@ -73,7 +73,12 @@ fn load(path: &Path) -> Result<RunResults, Failure> {
 }
 
 fn options(args: &CompareArgs) -> Result<Options, Failure> {
-    let mut opts = Options::default();
+    let gate = match args.gate.as_str() {
+        "all" => compare::Gate::All,
+        "deterministic" => compare::Gate::Deterministic,
+        other => return Err(Failure::usage(format!("--gate {other:?}: all or deterministic"))),
+    };
+    let mut opts = Options { gate, ..Options::default() };
     let pct = |v: f64, what: &str| {
         if v.is_finite() && (0.0..=10_000.0).contains(&v) {
             Ok(v)

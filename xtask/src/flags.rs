@@ -28,6 +28,12 @@ pub enum Command {
     /// noise); broken correctness checks first. Exit codes: 0 no regression, 3 regression,
     /// 2 bad input, 1 other errors.
     Compare(CompareArgs),
+    /// Render history/index.html from every results.json under DIR (default reports/): each
+    /// experiment's variants over time, with the change points E-Divisive finds.
+    History {
+        /// The directory of runs (default: reports/ in the workspace).
+        dir: Option<PathBuf>,
+    },
     /// Export a run's summaries for trend trackers: Bencher Metric Format (bmf.json) or
     /// github-action-benchmark (gab-smaller.json and gab-bigger.json), beside its results.json.
     Export(ExportArgs),
@@ -129,6 +135,10 @@ pub struct CompareArgs {
     /// Refuse (exit 2) to compare runs whose contexts differ (host, servers, settings).
     #[arg(long)]
     pub strict: bool,
+    /// What fails the gate: all (timings too; for one interleaved run) or deterministic
+    /// (counts and correctness only, timings reported; for separate runs on a noisy machine).
+    #[arg(long, default_value = "all", value_name = "GATE")]
+    pub gate: String,
     /// Where to look for runs and baselines (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

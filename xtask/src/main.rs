@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod flags;
+mod history;
 mod list;
 mod report;
 mod schema;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         flags::Command::Report(r) => report::report(r),
         flags::Command::Compare(c) => compare::compare(c),
         flags::Command::Export(e) => compare::export(e),
+        flags::Command::History { dir } => history::history(dir),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::MicroWorker { job } => {

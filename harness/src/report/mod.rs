@@ -10,6 +10,7 @@ mod charts;
 mod format;
 mod view;
 
+pub use charts::{line_chart, Series};
 pub use format::num;
 pub use view::{ExperimentView, VerdictView};
 

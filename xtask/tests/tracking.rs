@@ -1,0 +1,111 @@
+//! Regression tracking through the command line, on runs whose numbers are known: compare's
+//! verdicts and exit codes, baselines, exports, and history's change points.
+
+use harness::results::{RunResults, Sample};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("xtask runs")
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let d = std::env::temp_dir().join(format!("perflab-tracking-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
+
+/// A run of the minimal experiment whose latency is `level` µs (±2 % over 6 repetitions),
+/// saved as `<dir>/<id>/results.json`.
+fn write_run(dir: &Path, id: &str, day: u32, level: f64) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../harness/tests/data/minimal_run.json");
+    let mut r: RunResults = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    r.run_id = id.into();
+    r.context.started_at = format!("2026-11-{day:02}T02:00:00Z");
+    r.context.git_revision = Some(format!("rev{day:02}"));
+    let e = &mut r.experiments[0];
+    for rep in 0..6 {
+        let mut s = Sample { variant: "a".into(), point: "1".into(), repetition: rep, ..Sample::default() };
+        s.metrics.insert("latency_p50_us".into(), level * (0.98 + 0.008 * f64::from(rep)));
+        s.metrics.insert("ok".into(), 100.0);
+        e.samples.push(s);
+    }
+    harness::analysis::analyse(e, harness::analysis::Claim::default());
+    let path = dir.join(id).join("results.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    harness::results::save(&path, &r).unwrap();
+    path
+}
+
+#[test]
+fn compare_exits_3_on_a_regression_and_0_without_one() {
+    let d = temp_dir("compare");
+    let old = write_run(&d.0, "old", 1, 100.0);
+    let same = write_run(&d.0, "same", 2, 100.0);
+    let slow = write_run(&d.0, "slow", 3, 160.0);
+    let arg = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let o = xtask(&["compare", &arg(&old), &arg(&same)]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = xtask(&["compare", &arg(&old), &arg(&slow)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(text.contains("REGRESSED") && text.contains("+60."), "{text}");
+    let o = xtask(&["compare", &arg(&old), &arg(&slow), "--format", "markdown"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| t | `a/1` | latency_p50_us"));
+    let o = xtask(&["compare", &arg(&old), &arg(&slow), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rows"][0]["verdict"], "regressed");
+    // A threshold above the change: within noise, exit 0.
+    let o = xtask(&["compare", &arg(&old), &arg(&slow), "--threshold-for", "t=80"]);
+    assert_eq!(o.status.code(), Some(0));
+    // Bad input: one line, exit 2.
+    for bad in [vec!["compare", "no-such-run"], vec!["compare", &arg(&old), &arg(&slow), "--format", "xml"]] {
+        let o = xtask(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{bad:?}");
+    }
+}
+
+#[test]
+fn exports_are_written_beside_the_run() {
+    let d = temp_dir("export");
+    let run = write_run(&d.0, "r", 1, 100.0);
+    let o = xtask(&["export", run.to_str().unwrap(), "--format", "bmf"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bmf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.0.join("r/bmf.json")).unwrap()).unwrap();
+    assert!(bmf["t/a/1"]["latency"]["value"].as_f64().unwrap() > 90_000.0, "{bmf}");
+    let o = xtask(&["export", run.to_str().unwrap(), "--format", "github-action-benchmark"]);
+    assert!(o.status.success());
+    for f in ["gab-smaller.json", "gab-bigger.json"] {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.0.join("r").join(f)).unwrap()).unwrap();
+        assert!(v.is_array(), "{f}");
+    }
+}
+
+#[test]
+fn history_finds_the_step_in_a_series_of_runs() {
+    let d = temp_dir("history");
+    for day in 1..=16u32 {
+        let level = if day <= 8 { 100.0 } else { 140.0 };
+        // A little night-to-night wobble.
+        write_run(&d.0, &format!("run{day:02}"), day, level * (1.0 + 0.01 * f64::from(day % 3)));
+    }
+    let o = xtask(&["history", d.0.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(d.0.join("history/index.html")).unwrap();
+    assert!(page.contains("16 run(s)"), "every run is read");
+    assert!(page.contains("rev08 (2026-11-08 02:00) → rev09 (2026-11-09 02:00)"), "the step is between runs 8 and 9");
+    assert!(page.contains("<svg"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 change point(s)"));
+}
