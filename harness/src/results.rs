@@ -83,6 +83,10 @@ pub struct Settings {
     pub sets: BTreeMap<String, String>,
     /// `--filter`, the experiments selected.
     pub filter: Option<String>,
+    /// `--shard I/N`: this run holds every N-th experiment of the selection, from the I-th
+    /// (`cargo xtask merge` joins the shards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// Seed of the order the variants run in within each repetition (rotated and shuffled
     /// per repetition, so an order effect does not land on the same variant every time).
     #[serde(default)]
@@ -100,6 +104,7 @@ impl Settings {
             concurrency: None,
             sets: BTreeMap::new(),
             filter: None,
+            shard: None,
             order_seed: 0,
         }
     }

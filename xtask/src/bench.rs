@@ -41,6 +41,17 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             )));
         }
     }
+    if let Some(shard) = &args.shard {
+        let (i, n) = parse_shard(shard)?;
+        let mut k = 0;
+        experiments.retain(|_| {
+            k += 1;
+            (k - 1) % n == i - 1
+        });
+        if experiments.is_empty() {
+            return Err(Failure::usage(format!("--shard {shard}: no experiment falls in this shard")));
+        }
+    }
     let mut sets = BTreeMap::new();
     for s in &args.sets {
         match s.split_once('=') {
@@ -62,6 +73,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     let quick = args.quick;
     let settings = Settings {
         filter: args.filter.clone(),
+        shard: args.shard.clone(),
         quick,
         repetitions: args.reps.unwrap_or(if quick { 2 } else { 5 }),
         duration: dur(
@@ -125,6 +137,17 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         out,
         instructions: args.instructions,
     })
+}
+
+/// `I/N` with 1 ≤ I ≤ N ≤ 1000.
+fn parse_shard(s: &str) -> Result<(usize, usize), Failure> {
+    let bad = || Failure::usage(format!("--shard {s:?}: expected I/N with 1 <= I <= N, e.g. --shard 2/4"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i == 0 || n == 0 || i > n || n > 1000 {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// Every `--set` names a knob an experiment declares, with a value of its type and range:

@@ -195,3 +195,54 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Join the shards of one run into a run directory of its own under `out`: the experiments in
+/// catalogue order, complete when every shard is, the first shard's context with the shard
+/// dropped. Shards of different runs (other settings, commit or host) are refused.
+pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let mut runs = Vec::new();
+    for s in &shards {
+        let path = if s.is_dir() { s.join("results.json") } else { s.clone() };
+        runs.push(load(&path)?);
+    }
+    let first = runs[0].clone();
+    let same = |r: &RunResults| {
+        let (a, b) = (&first.context, &r.context);
+        let mut x = a.settings.clone();
+        let mut y = b.settings.clone();
+        x.shard = None;
+        y.shard = None;
+        x.order_seed = 0;
+        y.order_seed = 0;
+        x == y && a.git_revision == b.git_revision && a.host.cpu_model == b.host.cpu_model
+    };
+    if let Some(r) = runs.iter().find(|r| !same(r)) {
+        return Err(Failure::usage(format!(
+            "{} and {} are not shards of one run (settings, commit or host differ)",
+            first.run_id, r.run_id
+        )));
+    }
+    let mut merged = first.clone();
+    merged.context.settings.shard = None;
+    merged.experiments = runs.iter().flat_map(|r| r.experiments.iter().cloned()).collect();
+    let order: Vec<&'static str> = crate::catalogue::all().iter().map(|e| e.meta().id).collect();
+    merged.experiments.sort_by_key(|e| order.iter().position(|id| *id == e.id).unwrap_or(usize::MAX));
+    let ids: Vec<&str> = merged.experiments.iter().map(|e| e.id.as_str()).collect();
+    if let Some(dup) = ids.iter().enumerate().find(|(i, id)| ids[..*i].contains(id)) {
+        return Err(Failure::usage(format!("experiment {} is in more than one shard", dup.1)));
+    }
+    merged.complete = runs.iter().all(|r| r.complete);
+    merged.context.finished_at = runs.iter().filter_map(|r| r.context.finished_at.clone()).max();
+    let reports = out.unwrap_or_else(default_reports_dir);
+    std::fs::create_dir_all(&reports)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", reports.display())))?;
+    let (run_id, dir) = harness::context::create_run_dir(&reports, merged.context.git_revision.as_deref())
+        .map_err(|e| Failure::usage(format!("cannot create a run directory in {}: {e}", reports.display())))?;
+    merged.run_id = run_id;
+    let path = dir.join("results.json");
+    results::save(&path, &merged).map_err(|e| Failure::Run(format!("writing {}: {e}", path.display())))?;
+    let page = crate::report::render_run(&path)?;
+    eprintln!("merged {} shard(s), {} experiment(s): {}", runs.len(), merged.experiments.len(), path.display());
+    println!("{}", page.display());
+    Ok(ExitCode::SUCCESS)
+}

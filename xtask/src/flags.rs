@@ -34,6 +34,16 @@ pub enum Command {
         /// The directory of runs (default: reports/ in the workspace).
         dir: Option<PathBuf>,
     },
+    /// Join the results.json of a run's shards (`bench --shard I/N`) into one run directory,
+    /// with its report.
+    Merge {
+        /// The shards: run directories or results.json files.
+        #[arg(required = true, num_args = 2..)]
+        shards: Vec<PathBuf>,
+        /// Directory to write the merged run into (default: reports/ in the workspace).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Export a run's summaries for trend trackers: Bencher Metric Format (bmf.json) or
     /// github-action-benchmark (gab-smaller.json and gab-bigger.json), beside its results.json.
     Export(ExportArgs),
@@ -107,6 +117,10 @@ pub struct BenchArgs {
     /// With --baseline: exit 3 when the comparison finds a regression.
     #[arg(long, requires = "baseline")]
     pub fail_on_regression: bool,
+    /// Run one shard of the selection: `I/N` runs every N-th experiment from the I-th (1-based),
+    /// for a matrix of CI runners; `cargo xtask merge` joins the shards' results.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Also export the run: bmf or github-action-benchmark (see `export`).
     #[arg(long, value_name = "FORMAT")]
     pub export: Option<String>,

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         flags::Command::Compare(c) => compare::compare(c),
         flags::Command::Export(e) => compare::export(e),
         flags::Command::History { dir } => history::history(dir),
+        flags::Command::Merge { shards, out } => compare::merge(shards, out),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::MicroWorker { job } => {

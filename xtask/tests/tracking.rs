@@ -109,3 +109,32 @@ fn history_finds_the_step_in_a_series_of_runs() {
     assert!(page.contains("<svg"));
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 change point(s)"));
 }
+
+#[test]
+fn shards_merge_into_one_run_and_strangers_are_refused() {
+    let d = temp_dir("merge");
+    let a = write_run(&d.0, "shard1", 1, 100.0);
+    let b = write_run(&d.0, "shard2", 1, 100.0);
+    // The second shard holds another experiment.
+    let mut r = harness::results::load(&b).unwrap();
+    r.experiments[0].id = "u".into();
+    harness::results::save(&b, &r).unwrap();
+    let out = d.0.join("merged");
+    let o = xtask(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().join("results.json").is_file()).unwrap();
+    let merged = harness::results::load(&run.path().join("results.json")).unwrap();
+    let ids: Vec<&str> = merged.experiments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["t", "u"]);
+    assert!(merged.complete);
+    assert!(run.path().join("index.html").is_file());
+    // A shard of another commit is not a shard of this run; the same experiment twice neither.
+    let mut other = harness::results::load(&b).unwrap();
+    other.context.git_revision = Some("elsewhere".into());
+    harness::results::save(&b, &other).unwrap();
+    let o = xtask(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = xtask(&["merge", a.to_str().unwrap(), a.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than one shard"));
+}
