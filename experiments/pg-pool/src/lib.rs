@@ -14,7 +14,8 @@ use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,17 +32,25 @@ enum Kind {
     Pool { max_open: usize, max_idle: usize },
 }
 
-fn kind(name: &str) -> anyhow::Result<Kind> {
-    Ok(match name {
-        "new-connection" => Kind::NewConnection,
-        "pool-1" => Kind::Pool { max_open: 1, max_idle: 1 },
-        "pool-5" => Kind::Pool { max_open: 5, max_idle: 5 },
-        "pool-25" => Kind::Pool { max_open: 25, max_idle: 25 },
-        "pool-100" => Kind::Pool { max_open: 100, max_idle: 100 },
-        "guide-25-open-5-idle" => Kind::Pool { max_open: 25, max_idle: 5 },
-        other => anyhow::bail!("unknown variant {other}"),
-    })
-}
+/// The variants, declared once: names, descriptions and the pool each stands for.
+const VARIANTS: [(Variant, Kind); 6] = [
+    (
+        Variant::new("new-connection", "open a TCP connection, start a session, query, close: every time"),
+        Kind::NewConnection,
+    ),
+    (Variant::new("pool-1", "one shared connection"), Kind::Pool { max_open: 1, max_idle: 1 }),
+    (Variant::new("pool-5", "a pool of 5 connections, all kept"), Kind::Pool { max_open: 5, max_idle: 5 }),
+    (Variant::new("pool-25", "a pool of 25 connections, all kept"), Kind::Pool { max_open: 25, max_idle: 25 }),
+    (Variant::new("pool-100", "a pool of 100 connections, all kept"), Kind::Pool { max_open: 100, max_idle: 100 }),
+    (
+        Variant::new(
+            "guide-25-open-5-idle",
+            "the guide's setting: up to 25 open, but a returned connection is closed when 5 are already idle",
+        )
+        .tests_claim(),
+        Kind::Pool { max_open: 25, max_idle: 5 },
+    ),
+];
 
 enum Conn {
     /// Open, query, close: the full TCP and startup handshake every time (pgbench -C).
@@ -103,18 +112,7 @@ impl Experiment for PgPool {
             title: "Connection pools: a connection per query vs pools, and the guide's 25 open / 5 idle",
             guide_section: "数据库优化 → 连接池配置 (DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5)",
             claim: "A connection pool (MaxOpen 25, MaxIdle 5) beats a connection per query.",
-            variants: vec![
-                Variant::new("new-connection", "open a TCP connection, start a session, query, close: every time"),
-                Variant::new("pool-1", "one shared connection"),
-                Variant::new("pool-5", "a pool of 5 connections, all kept"),
-                Variant::new("pool-25", "a pool of 25 connections, all kept"),
-                Variant::new("pool-100", "a pool of 100 connections, all kept"),
-                Variant::new(
-                    "guide-25-open-5-idle",
-                    "the guide's setting: up to 25 open, but a returned connection is closed when 5 are already idle",
-                )
-                .tests_claim(),
-            ],
+            variants: names_of(&VARIANTS),
             cases: Vec::new(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
             primary_metric: load::throughput("queries/s", "primary-key lookups completed per second"),
@@ -168,7 +166,7 @@ impl Run for PgPool {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             let (variant, point) = (at.variant, at.point);
-            let kind = kind(variant)?;
+            let kind = pick(&VARIANTS, variant)?;
             let clients = point.value as u32;
             let ids = self.ids.lock().expect("not poisoned").clone();
             let target = ctx.env.postgres()?.clone();

@@ -6,7 +6,7 @@
 //! bytes per call and the peak heap (dhat).
 
 use harness::micro::{self, Input, Routine};
-use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{names_of, pick, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 
 const ID: &str = "slice-prealloc";
 
@@ -60,7 +60,17 @@ fn dataset(n: usize) -> Vec<DataItem> {
 
 type Process = fn(&[DataItem]) -> Vec<ProcessedItem>;
 
-const VARIANTS: [(&str, Process); 3] = [("grow", grow), ("with-capacity", with_capacity), ("collect", collect)];
+const VARIANTS: [(Variant, Process); 3] = [
+    (Variant::new("grow", "Vec::new() and push: the vector doubles its capacity as it grows"), grow as Process),
+    (
+        Variant::new("with-capacity", "the guide's code: Vec::with_capacity(len) and push").tests_claim(),
+        with_capacity as Process,
+    ),
+    (
+        Variant::new("collect", "data.iter().map(process_item).collect(): sized once from the iterator"),
+        collect as Process,
+    ),
+];
 
 #[derive(Default)]
 pub struct SlicePrealloc;
@@ -78,11 +88,7 @@ impl Experiment for SlicePrealloc {
             title: "Pre-sizing a vector",
             guide_section: "应用层优化 › Go语言优化 › 切片预分配优化 (ProcessLargeDataset)",
             claim: "Pre-allocating the result slice with make(…, 0, len(data)) avoids repeated growth and beats appending to an empty slice.",
-            variants: vec![
-                Variant::new("grow", "Vec::new() and push: the vector doubles its capacity as it grows"),
-                Variant::new("with-capacity", "the guide's code: Vec::with_capacity(len) and push").tests_claim(),
-                Variant::new("collect", "data.iter().map(process_item).collect(): sized once from the iterator"),
-            ],
+            variants: names_of(&VARIANTS),
             cases: Vec::new(),
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),
             primary_metric: micro::time_metric(),
@@ -104,7 +110,7 @@ impl Experiment for SlicePrealloc {
 impl Routines for SlicePrealloc {
     fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
         let (variant, point) = (at.variant, at.point);
-        let f = micro::pick(&VARIANTS, variant)?;
+        let f = pick(&VARIANTS, variant)?;
         let n = point.value as usize;
         Ok(Routine::new(dataset(n), move |data| f(data)).items(n as u64))
     }
@@ -120,7 +126,8 @@ mod tests {
             let data = dataset(n);
             let want = grow(&data);
             assert_eq!(want.len(), n);
-            for (name, f) in VARIANTS {
+            for (v, f) in VARIANTS {
+                let name = v.name;
                 assert_eq!(f(&data), want, "{name} at {n}");
             }
         }

@@ -8,7 +8,7 @@
 //! (`String::with_capacity` with its estimate, then `push_str`), and `join`.
 
 use harness::micro::{self, Input, Routine};
-use harness::{BoxFuture, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
 use std::fmt::Write as _;
 
 const ID: &str = "string-building";
@@ -63,7 +63,15 @@ pub fn join(conditions: &[String]) -> String {
 
 type Build = fn(&[String]) -> String;
 
-const VARIANTS: [(&str, Build); 3] = [("concat", concat), ("guide-builder", guide_builder), ("join", join)];
+const VARIANTS: [(Variant, Build); 3] = [
+    (Variant::new("concat", "repeated format!: a new string per condition, like Go's q += …"), concat as Build),
+    (
+        Variant::new("guide-builder", "the guide's builder: String::with_capacity(len × 20), then push_str")
+            .tests_claim(),
+        guide_builder as Build,
+    ),
+    (Variant::new("join", "format each condition, then join(\" AND \")"), join as Build),
+];
 
 #[derive(Default)]
 pub struct StringBuilding;
@@ -81,11 +89,7 @@ impl Experiment for StringBuilding {
             title: "Building a query string",
             guide_section: "应用层优化 › Go语言优化 › 字符串构建优化 (BuildQuery)",
             claim: "A strings.Builder grown in advance (Grow(len*20)) builds strings with fewer allocations than concatenation.",
-            variants: vec![
-                Variant::new("concat", "repeated format!: a new string per condition, like Go's q += …"),
-                Variant::new("guide-builder", "the guide's builder: String::with_capacity(len × 20), then push_str").tests_claim(),
-                Variant::new("join", "format each condition, then join(\" AND \")"),
-            ],
+            variants: names_of(&VARIANTS),
             cases: Vec::new(),
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),
             primary_metric: micro::time_metric(),
@@ -122,7 +126,7 @@ impl Experiment for StringBuilding {
 impl Routines for StringBuilding {
     fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
         let (variant, point) = (at.variant, at.point);
-        let f = micro::pick(&VARIANTS, variant)?;
+        let f = pick(&VARIANTS, variant)?;
         let n = point.value as usize;
         Ok(Routine::new(conditions(n), move |c| f(c)).items(n as u64))
     }
@@ -138,7 +142,8 @@ mod tests {
         for n in [0, 1, 10, 100] {
             let c = conditions(n);
             let want = guide_builder(&c);
-            for (name, f) in VARIANTS {
+            for (v, f) in VARIANTS {
+                let name = v.name;
                 assert_eq!(f(&c), want, "{name} at {n}");
             }
         }

@@ -67,16 +67,6 @@ impl Routine {
     }
 }
 
-/// The entry named `variant` in a table of (variant name, implementation), or an error that
-/// names it.
-pub fn pick<T: Copy>(table: &[(&str, T)], variant: &str) -> anyhow::Result<T> {
-    table
-        .iter()
-        .find(|(name, _)| *name == variant)
-        .map(|(_, f)| *f)
-        .with_context(|| format!("unknown variant {variant}"))
-}
-
 /// An in-process experiment as the micro engine sees it: a routine per trial.
 pub trait Routines: Send + Sync {
     /// The routine the engine times (criterion), counts allocations of (dhat) and counts
