@@ -465,6 +465,83 @@ pub fn to_markdown(rep: &Report) -> String {
     out
 }
 
+/// An HTML page: the summary, broken checks, and per experiment and case one chart of the
+/// primary metric, old against new (median and 95% CI per variant and point), with its table.
+pub fn to_html(rep: &Report) -> String {
+    use crate::report::{line_chart, Series};
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut body = String::new();
+    if !rep.context_differences.is_empty() {
+        body.push_str(&format!(
+            "<p class=\"warn\">The runs differ in context: {}</p>",
+            esc(&rep.context_differences.join("; "))
+        ));
+    }
+    for b in &rep.broken_checks {
+        body.push_str(&format!(
+            "<p class=\"worse\">Correctness regression: {} {}: {} was {} (right), is {} (wrong): {}</p>",
+            esc(&b.experiment),
+            esc(&b.variant),
+            esc(&b.check),
+            crate::report::num(b.old_value),
+            crate::report::num(b.new_value),
+            esc(&b.detail)
+        ));
+    }
+    // Group the primary metric's rows (the first metric of each experiment) by experiment and case.
+    let mut groups: Vec<(String, String, String, Vec<&Row>)> = Vec::new();
+    for r in &rep.rows {
+        let first_metric = rep.rows.iter().find(|x| x.experiment == r.experiment).map(|x| x.metric.as_str());
+        if Some(r.metric.as_str()) != first_metric {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.0 == r.experiment && g.1 == r.case) {
+            Some(g) => g.3.push(r),
+            None => groups.push((r.experiment.clone(), r.case.clone(), r.metric.clone(), vec![r])),
+        }
+    }
+    for (exp, case, metric, rows) in groups {
+        let labels: Vec<String> = rows.iter().map(|r| format!("{}@{}", r.variant, r.point)).collect();
+        let side = |f: fn(&Row) -> &Side| -> Vec<Option<(f64, f64, f64)>> {
+            rows.iter().map(|r| Some((f(r).median, f(r).ci_low, f(r).ci_high))).collect()
+        };
+        let series = [
+            Series { name: format!("old ({})", rep.old_run), points: side(|r| &r.old) },
+            Series { name: format!("new ({})", rep.new_run), points: side(|r| &r.new) },
+        ];
+        let unit = rows.first().map(|r| r.unit.clone()).unwrap_or_default();
+        let svg = line_chart(&labels, "variant@point", &format!("{metric} ({unit})"), &series)
+            .unwrap_or_else(|e| format!("<p>chart failed: {}</p>", esc(&e.to_string())));
+        let title = if case.is_empty() { exp.clone() } else { format!("{exp} · {case}") };
+        body.push_str(&format!("<h2>{}</h2><div class=\"chart\">{svg}</div><table><tr><th>trial</th><th>old</th><th>new</th><th>change</th><th></th></tr>", esc(&title)));
+        for r in rows {
+            body.push_str(&format!(
+                "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                match r.verdict {
+                    Verdict::Regressed => "worse",
+                    Verdict::Improved => "better",
+                    _ => "",
+                },
+                esc(&row_name(r)),
+                esc(&fmt_side(&r.old)),
+                esc(&fmt_side(&r.new)),
+                esc(&fmt_change(r)),
+                verdict_word(r.verdict, r.deterministic, rep.gate)
+            ));
+        }
+        body.push_str("</table>");
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>perflab compare</title>\
+<style>body{{font-family:sans-serif;max-width:70rem;margin:auto;padding:1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}\
+.worse{{background:#fde2e1}}.better{{background:#e3f6e3}}.warn{{background:#fff3cd;padding:.5rem}}.chart svg{{max-width:100%;height:auto}}</style></head><body>\
+<h1>{} → {}</h1><p><strong>{}</strong></p><p>Every metric of every trial is in the text and JSON forms (<code>cargo xtask compare --format json</code>); the charts show each experiment's primary metric.</p>{body}</body></html>\n",
+        esc(&rep.old_run),
+        esc(&rep.new_run),
+        esc(&summary_line(rep))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +618,8 @@ mod tests {
         assert_eq!(rep.regressions(), 1);
         assert!(to_text(&rep).contains("CORRECTNESS REGRESSION"));
         assert!(to_markdown(&rep).contains(":x: **correctness**"));
+        let html = to_html(&rep);
+        assert!(html.contains("Correctness regression") && html.contains("<svg"), "{html}");
     }
 
     #[test]

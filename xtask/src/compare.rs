@@ -123,6 +123,11 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
             report.context_differences.join("; ")
         )));
     }
+    if let Some(html) = &args.html {
+        harness::results::write_atomic(html, harness::redact::redact(&compare::to_html(&report)).as_bytes())
+            .map_err(|e| Failure::Run(format!("writing {}: {e}", html.display())))?;
+        eprintln!("page: {}", html.display());
+    }
     let text = match args.format.as_str() {
         "markdown" => compare::to_markdown(&report),
         "json" => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",

@@ -153,6 +153,9 @@ pub struct CompareArgs {
     /// (counts and correctness only, timings reported; for separate runs on a noisy machine).
     #[arg(long, default_value = "all", value_name = "GATE")]
     pub gate: String,
+    /// Also write an HTML page: old against new, one chart per experiment and case.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Where to look for runs and baselines (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -64,6 +64,11 @@ fn compare_exits_3_on_a_regression_and_0_without_one() {
     let o = xtask(&["compare", &arg(&old), &arg(&slow), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["rows"][0]["verdict"], "regressed");
+    let page = d.0.join("compare.html");
+    let o = xtask(&["compare", &arg(&old), &arg(&slow), "--html", page.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<svg") && html.contains("REGRESSED"), "the page charts old against new");
     // A threshold above the change: within noise, exit 0.
     let o = xtask(&["compare", &arg(&old), &arg(&slow), "--threshold-for", "t=80"]);
     assert_eq!(o.status.code(), Some(0));

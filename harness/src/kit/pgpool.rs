@@ -12,7 +12,7 @@
 
 use crate::load::OpError;
 use crate::provision::PgTarget;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Semaphore;
 use tokio_postgres::types::{ToSql, Type};
@@ -38,11 +38,20 @@ impl Conn {
 pub struct GoSqlPool {
     target: PgTarget,
     open: Semaphore,
-    idle: Mutex<Vec<Conn>>,
+    state: Mutex<State>,
     max_idle: usize,
     opened: AtomicU64,
-    /// Requests waiting for a connection slot.
-    waiting: AtomicUsize,
+}
+
+/// The idle list and the requests waiting for a slot, changed together under one lock.
+#[derive(Default)]
+struct State {
+    idle: Vec<Conn>,
+    /// Requests waiting for a connection slot that no returned connection was handed to yet.
+    waiting: usize,
+    /// Connections handed to waiting requests (kept on the idle list whatever its limit), one
+    /// per waiter: database/sql hands a returned connection to exactly one request.
+    handed: usize,
 }
 
 impl GoSqlPool {
@@ -50,10 +59,9 @@ impl GoSqlPool {
         Self {
             target,
             open: Semaphore::new(max_open),
-            idle: Mutex::new(Vec::new()),
+            state: Mutex::new(State::default()),
             max_idle,
             opened: AtomicU64::new(0),
-            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -80,17 +88,26 @@ impl GoSqlPool {
             }
             conns.push(conn);
         }
-        self.idle.lock().expect("not poisoned").extend(conns);
+        self.state.lock().expect("not poisoned").idle.extend(conns);
         Ok(())
     }
 
     /// Take a connection: an idle one, or a new one while fewer than `max_open` exist.
     async fn checkout(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Conn), OpError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.state.lock().expect("not poisoned").waiting += 1;
         let slot = self.open.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let pooled = {
+            let mut st = self.state.lock().expect("not poisoned");
+            // A connection handed to a waiter is this request's (they are interchangeable),
+            // else this request stops waiting.
+            if st.handed > 0 {
+                st.handed -= 1;
+            } else {
+                st.waiting -= 1;
+            }
+            st.idle.pop()
+        };
         let slot = slot.map_err(|_| OpError::new("pool closed"))?;
-        let pooled = self.idle.lock().expect("not poisoned").pop();
         let conn = match pooled {
             Some(c) if !c.client.is_closed() => c,
             _ => {
@@ -105,10 +122,16 @@ impl GoSqlPool {
     /// Give a connection back: to a waiter (hand-off), else to the idle list unless the idle
     /// limit is reached, in which case it is closed. A connection whose query failed is closed.
     fn checkin(&self, conn: Conn, healthy: bool) {
-        let mut idle = self.idle.lock().expect("not poisoned");
-        let wanted = self.waiting.load(Ordering::SeqCst) > 0 || idle.len() < self.max_idle;
-        if wanted && healthy {
-            idle.push(conn);
+        let mut st = self.state.lock().expect("not poisoned");
+        if !healthy {
+            return; // dropped here, which closes the connection
+        }
+        if st.waiting > 0 {
+            st.waiting -= 1;
+            st.handed += 1;
+            st.idle.push(conn);
+        } else if st.idle.len() < self.max_idle {
+            st.idle.push(conn);
         } // else dropped here, which closes the connection
     }
 
@@ -165,7 +188,7 @@ mod tests {
         let (_env, p) = pool(25, 5).await;
         burst(&p, 100).await;
         assert_eq!(p.opened(), 25, "hand-off keeps the pool at its size under a queue");
-        assert_eq!(p.idle.lock().unwrap().len(), 5);
+        assert_eq!(p.state.lock().unwrap().idle.len(), 5);
         // The next burst of 25 finds 5 idle and opens 20 again: the guide's churn.
         burst(&p, 25).await;
         assert_eq!(p.opened(), 45);
@@ -181,11 +204,11 @@ mod tests {
             assert_eq!(rows[0].get::<_, i32>(0), i + 1);
         }
         assert_eq!(p.opened(), 3, "warmed connections are reused");
-        let prepared: usize = p.idle.lock().unwrap().iter().map(|c| c.statements.len()).sum();
+        let prepared: usize = p.state.lock().unwrap().idle.iter().map(|c| c.statements.len()).sum();
         assert_eq!(prepared, 3, "one statement per connection, prepared once");
         // A bad statement fails, and its connection is not returned.
         assert!(p.query("SELECT nope", &[]).await.is_err());
-        assert_eq!(p.idle.lock().unwrap().len(), 2);
+        assert_eq!(p.state.lock().unwrap().idle.len(), 2);
     }
 
     #[tokio::test(flavor = "current_thread")]
