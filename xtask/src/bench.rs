@@ -324,7 +324,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     }
 }
 
-fn failure(e: SessionError) -> Failure {
+pub(crate) fn failure(e: SessionError) -> Failure {
     match e {
         SessionError::BadRequest(m) => Failure::Usage(m),
         SessionError::Failed(m) => Failure::Run(m),

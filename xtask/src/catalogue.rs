@@ -30,7 +30,8 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
 /// The body of a micro engine worker (`xtask micro-worker`, `perflab-alloc micro-worker`):
 /// the job's routine comes from the catalogue's in-process experiments.
 pub fn micro_worker(job: &str, allocator: harness::micro::Allocator) -> std::process::ExitCode {
-    let experiments = all();
+    let mut experiments = all();
+    experiments.push(Box::new(crate::selftest::SelfTest));
     let routines: Vec<(&str, &dyn harness::Routines)> = experiments
         .iter()
         .filter_map(|e| match e.engine() {

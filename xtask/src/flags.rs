@@ -44,6 +44,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// The gate's own trial: 20 A/A comparisons and 20 with a known 5 % and 10 % slowdown
+    /// inside the timed call (micro engine), and the false-positive and detection rates they
+    /// give; the run lands in DIR/<run-id>/ with its report like any other.
+    Selftest {
+        /// Repetitions of each variant per comparison (default 5; the U test needs 4 a side).
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        reps: u32,
+        /// Directory for the run (default: reports/ in the workspace).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Export a run's summaries for trend trackers: Bencher Metric Format (bmf.json) or
     /// github-action-benchmark (gab-smaller.json and gab-bigger.json), beside its results.json.
     Export(ExportArgs),

@@ -3,3 +3,4 @@
 //! dhat's counting allocator.
 
 pub mod catalogue;
+pub mod selftest;

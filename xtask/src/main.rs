@@ -7,6 +7,7 @@ mod history;
 mod list;
 mod report;
 mod schema;
+mod selftest_cmd;
 
 use std::process::ExitCode;
 use xtask::catalogue;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         flags::Command::Compare(c) => compare::compare(c),
         flags::Command::Export(e) => compare::export(e),
         flags::Command::History { dir } => history::history(dir),
+        flags::Command::Selftest { reps, out } => selftest_cmd::selftest(reps, out),
         flags::Command::Merge { shards, out } => compare::merge(shards, out),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),

@@ -143,3 +143,10 @@ fn shards_merge_into_one_run_and_strangers_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("more than one shard"));
 }
+
+#[test]
+fn selftest_refuses_too_few_repetitions_to_decide() {
+    let o = xtask(&["selftest", "--reps", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs 4 a side"));
+}
