@@ -416,13 +416,7 @@ mod tests {
     use super::*;
 
     fn latency() -> MetricInfo {
-        MetricInfo {
-            name: "latency_p50_us".into(),
-            unit: "us".into(),
-            better: Better::Lower,
-            description: String::new(),
-            negligible_below: None,
-        }
+        MetricInfo::new("latency_p50_us", "us", Better::Lower, "")
     }
 
     #[test]
@@ -456,13 +450,7 @@ mod tests {
 
     #[test]
     fn throughput_is_better_when_higher() {
-        let m = MetricInfo {
-            name: "ops_per_sec".into(),
-            unit: "ops/s".into(),
-            better: Better::Higher,
-            description: String::new(),
-            negligible_below: None,
-        };
+        let m = MetricInfo::new("ops_per_sec", "ops/s", Better::Higher, "");
         let c = compare(
             "pool",
             "new-conn",

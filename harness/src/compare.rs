@@ -132,6 +132,30 @@ pub struct BrokenCheck {
     pub detail: String,
 }
 
+impl BrokenCheck {
+    /// `pg-pagination keyset: rows missed was 0 (right), is 7 (wrong): must be 0`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}: {} was {} (right), is {} (wrong): {}",
+            self.experiment,
+            trial_name(&self.case, &self.variant),
+            self.check,
+            crate::report::num(self.old_value),
+            crate::report::num(self.new_value),
+            self.detail
+        )
+    }
+}
+
+/// A variant in a case as the outputs name it: `by-username/guide`, or just the variant.
+fn trial_name(case: &str, variant: &str) -> String {
+    if case.is_empty() {
+        variant.to_owned()
+    } else {
+        format!("{case}/{variant}")
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub old_run: String,
@@ -276,11 +300,7 @@ fn judge(significant: bool, change_pct: f64, threshold_pct: f64, worse: bool) ->
     if !significant || change_pct == 0.0 {
         Verdict::Same
     } else if change_pct.abs() <= threshold_pct {
-        if threshold_pct > 0.0 && significant {
-            Verdict::WithinNoise
-        } else {
-            Verdict::Same
-        }
+        Verdict::WithinNoise
     } else if worse {
         Verdict::Regressed
     } else {
@@ -347,8 +367,7 @@ fn verdict_word(v: Verdict, deterministic: bool, gate: Gate) -> &'static str {
 }
 
 fn row_name(r: &Row) -> String {
-    let case = if r.case.is_empty() { String::new() } else { format!("{}/", r.case) };
-    format!("{case}{}/{}", r.variant, r.point)
+    format!("{}/{}", trial_name(&r.case, &r.variant), r.point)
 }
 
 /// Plain text, one table per experiment and metric.
@@ -361,16 +380,7 @@ pub fn to_text(rep: &Report) -> String {
         }
     }
     for b in &rep.broken_checks {
-        out.push_str(&format!(
-            "\nCORRECTNESS REGRESSION: {} {}{}: {} was {} (right), is {} (wrong): {}\n",
-            b.experiment,
-            if b.case.is_empty() { String::new() } else { format!("{}/", b.case) },
-            b.variant,
-            b.check,
-            crate::report::num(b.old_value),
-            crate::report::num(b.new_value),
-            b.detail
-        ));
+        out.push_str(&format!("\nCORRECTNESS REGRESSION: {}\n", b.describe()));
     }
     let mut last = (String::new(), String::new());
     for r in &rep.rows {
@@ -424,16 +434,7 @@ pub fn to_markdown(rep: &Report) -> String {
         out.push('\n');
     }
     for b in &rep.broken_checks {
-        out.push_str(&format!(
-            "\n- :x: **correctness** `{}` `{}{}` {}: {} → {} ({})",
-            b.experiment,
-            if b.case.is_empty() { String::new() } else { format!("{}/", b.case) },
-            b.variant,
-            b.check,
-            crate::report::num(b.old_value),
-            crate::report::num(b.new_value),
-            b.detail
-        ));
+        out.push_str(&format!("\n- :x: **correctness** {}", b.describe()));
     }
     let table = |rows: &[&Row]| {
         let mut t =
@@ -478,23 +479,16 @@ pub fn to_html(rep: &Report) -> String {
         ));
     }
     for b in &rep.broken_checks {
-        body.push_str(&format!(
-            "<p class=\"worse\">Correctness regression: {} {}: {} was {} (right), is {} (wrong): {}</p>",
-            esc(&b.experiment),
-            esc(&b.variant),
-            esc(&b.check),
-            crate::report::num(b.old_value),
-            crate::report::num(b.new_value),
-            esc(&b.detail)
-        ));
+        body.push_str(&format!("<p class=\"worse\">Correctness regression: {}</p>", esc(&b.describe())));
     }
-    // Group the primary metric's rows (the first metric of each experiment) by experiment and case.
-    let mut groups: Vec<(String, String, String, Vec<&Row>)> = Vec::new();
+    // Group the primary metric's rows by experiment and case: rows come primary metric first,
+    // so an experiment's first row names its primary metric.
+    let mut primary: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for r in &rep.rows {
-        let first_metric = rep.rows.iter().find(|x| x.experiment == r.experiment).map(|x| x.metric.as_str());
-        if Some(r.metric.as_str()) != first_metric {
-            continue;
-        }
+        primary.entry(r.experiment.as_str()).or_insert(r.metric.as_str());
+    }
+    let mut groups: Vec<(String, String, String, Vec<&Row>)> = Vec::new();
+    for r in rep.rows.iter().filter(|r| primary.get(r.experiment.as_str()) == Some(&r.metric.as_str())) {
         match groups.iter_mut().find(|g| g.0 == r.experiment && g.1 == r.case) {
             Some(g) => g.3.push(r),
             None => groups.push((r.experiment.clone(), r.case.clone(), r.metric.clone(), vec![r])),

@@ -419,10 +419,10 @@ pub trait Experiment: Send + Sync {
     }
 }
 
-/// Measure one trial with the experiment's engine.
-pub async fn measure(exp: &dyn Experiment, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
+/// Measure one trial of experiment `id` with its engine.
+pub async fn measure(exp: &dyn Experiment, id: &str, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
     match exp.engine() {
         Engine::Load(r) | Engine::Micro { run: Some(r), .. } => r.run(ctx, at).await,
-        Engine::Micro { run: None, .. } => crate::micro::measure(&ctx.bench(), exp.meta().id, at).await,
+        Engine::Micro { run: None, .. } => crate::micro::measure(&ctx.bench(), id, at).await,
     }
 }

@@ -215,12 +215,6 @@ pub fn throughput(unit: &str, what: &str) -> MetricInfo {
     MetricInfo::new("ops_per_sec", unit, Better::Higher, what.to_owned())
 }
 
-/// The metrics every load sample carries beside a p50 primary: p99 and throughput, for an
-/// experiment's `Meta::metrics` (with its own after them).
-pub fn metrics(what: &str, unit: &str) -> Vec<MetricInfo> {
-    vec![latency_p99(what), throughput(unit, &format!("{} completed per second", unit.trim_end_matches("/s")))]
-}
-
 /// Percentile summary of a nanosecond histogram, in microseconds.
 pub fn summarize(h: &Histogram<u64>) -> Option<LatencySummary> {
     if h.is_empty() {

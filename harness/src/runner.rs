@@ -134,7 +134,7 @@ async fn run_inner(
                 let (case, variant) = trials[ti];
                 let at = Trial { case, variant, point };
                 let snapshot = ctx.probe.begin();
-                let mut sample: Sample = experiment::measure(exp, ctx, at)
+                let mut sample: Sample = experiment::measure(exp, meta.id, ctx, at)
                     .await
                     .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
                 if sample.resources.is_none() {

@@ -56,6 +56,19 @@ pub fn resolve(arg: &str, reports: &Path) -> Result<PathBuf, Failure> {
     )))
 }
 
+/// The results.json of `run` (a run directory or the file itself), or of the latest run in
+/// `reports` (default: the workspace's reports/) when no run is given.
+pub fn run_results(run: Option<PathBuf>, reports: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    match run {
+        Some(p) if p.is_dir() => Ok(p.join("results.json")),
+        Some(p) if p.exists() => Ok(p),
+        Some(p) => {
+            Err(Failure::usage(format!("{} does not exist: give a run directory or a results.json", p.display())))
+        }
+        None => Ok(latest_run(&reports.unwrap_or_else(default_reports_dir))?.join("results.json")),
+    }
+}
+
 /// The newest run directory (run ids sort by time) in `reports` that holds a results.json.
 pub fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
     let none = || Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display()));
@@ -184,17 +197,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
     if !matches!(args.format.as_str(), "bmf" | "github-action-benchmark") {
         return Err(Failure::usage(format!("--format {:?}: bmf or github-action-benchmark", args.format)));
     }
-    let results_path = match args.run {
-        Some(p) if p.is_dir() => p.join("results.json"),
-        Some(p) if p.exists() => p,
-        Some(p) => {
-            return Err(Failure::usage(format!(
-                "{} does not exist: give a run directory or a results.json",
-                p.display()
-            )))
-        }
-        None => latest_run(&args.out.unwrap_or_else(default_reports_dir))?.join("results.json"),
-    };
+    let results_path = run_results(args.run, args.out)?;
     for f in export_run(&results_path, &args.format)? {
         println!("{}", f.display());
     }

@@ -1,22 +1,12 @@
 //! `cargo xtask report [RUN]`: render index.html from a results.json alone.
 
-use crate::flags::{default_reports_dir, ReportArgs};
+use crate::flags::ReportArgs;
 use crate::Failure;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
-    let results_path = match args.run {
-        Some(p) if p.is_dir() => p.join("results.json"),
-        Some(p) if p.exists() => p,
-        Some(p) => {
-            return Err(Failure::usage(format!(
-                "{} does not exist: give a run directory or a results.json",
-                p.display()
-            )))
-        }
-        None => crate::compare::latest_run(&args.out.unwrap_or_else(default_reports_dir))?.join("results.json"),
-    };
+    let results_path = crate::compare::run_results(args.run, args.out)?;
     let out = render_run(&results_path)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)

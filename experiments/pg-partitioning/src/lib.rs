@@ -10,8 +10,7 @@
 //! number of months.
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use futures_util::SinkExt;
+use harness::kit::fixtures::copy_rows;
 use harness::kit::plan;
 use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check, LatencySummary};
@@ -62,7 +61,6 @@ const USERS: u64 = 10_000;
 /// Ids of inserted rows start here, far above the fixture's.
 const INSERT_ID_BASE: i64 = 1 << 40;
 const PARAMS_PER_WORKER: usize = 4096;
-const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
 
@@ -200,22 +198,9 @@ async fn build(client: &Client, months: i64, per_month: i64) -> anyhow::Result<(
         ddl.push_str(&partition_ddl(m));
     }
     client.batch_execute(&ddl).await?;
-    let sink = client
-        .copy_in(&format!("COPY {part}.audit_logs (id, user_id, action, resource, details, created_at) FROM STDIN"))
-        .await?;
-    futures_util::pin_mut!(sink);
     let mut gen = AuditGenerator::new(SEED, per_month);
-    let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 512);
-    for _ in 0..months * per_month {
-        gen.next_row(&mut buf);
-        if buf.len() >= COPY_CHUNK_BYTES {
-            sink.send(Bytes::from(std::mem::replace(&mut buf, String::with_capacity(COPY_CHUNK_BYTES + 512)))).await?;
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(Bytes::from(buf)).await?;
-    }
-    sink.as_mut().finish().await?;
+    let copy = format!("COPY {part}.audit_logs (id, user_id, action, resource, details, created_at) FROM STDIN");
+    copy_rows(client, &copy, (months * per_month) as u64, |buf| gen.next_row(buf)).await?;
     client
         .batch_execute(&format!(
             "SET search_path = {single}; {TABLE_SQL}; \

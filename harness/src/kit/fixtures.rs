@@ -28,6 +28,30 @@ pub struct UsersInfo {
     pub reused: bool,
 }
 
+/// Stream `rows` rows into `copy_sql` (a `COPY … FROM STDIN`), each appended to the buffer by
+/// `next_row` as tab-separated text with its newline, sent in chunks of about a megabyte.
+pub async fn copy_rows(
+    client: &tokio_postgres::Client,
+    copy_sql: &str,
+    rows: u64,
+    mut next_row: impl FnMut(&mut String),
+) -> Result<(), tokio_postgres::Error> {
+    let sink = client.copy_in(copy_sql).await?;
+    futures_util::pin_mut!(sink);
+    let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 512);
+    for _ in 0..rows {
+        next_row(&mut buf);
+        if buf.len() >= COPY_CHUNK_BYTES {
+            sink.send(Bytes::from(std::mem::replace(&mut buf, String::with_capacity(COPY_CHUNK_BYTES + 512)))).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf)).await?;
+    }
+    sink.as_mut().finish().await?;
+    Ok(())
+}
+
 /// Ensure `users` holds exactly the `rows` rows of the generator with `seed` and the guide's
 /// indexes. Reuses the table when a marker says it is already so (idempotent setup).
 pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result<UsersInfo> {
@@ -49,22 +73,14 @@ pub async fn load_users(client: &Client, rows: i64, seed: u64) -> anyhow::Result
         .batch_execute("DROP TABLE IF EXISTS users CASCADE; DELETE FROM perflab_fixtures WHERE name = 'users';")
         .await?;
     client.batch_execute(USERS_SQL).await?;
-    let sink = client
-        .copy_in("COPY users (id, username, email, status, created_at, updated_at, deleted_at) FROM STDIN")
-        .await?;
-    futures_util::pin_mut!(sink);
     let mut gen = UsersGenerator::new(seed);
-    let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 512);
-    for _ in 0..rows {
-        gen.next_row(&mut buf);
-        if buf.len() >= COPY_CHUNK_BYTES {
-            sink.send(Bytes::from(std::mem::replace(&mut buf, String::with_capacity(COPY_CHUNK_BYTES + 512)))).await?;
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(Bytes::from(buf)).await?;
-    }
-    sink.as_mut().finish().await?;
+    copy_rows(
+        client,
+        "COPY users (id, username, email, status, created_at, updated_at, deleted_at) FROM STDIN",
+        rows as u64,
+        |buf| gen.next_row(buf),
+    )
+    .await?;
     client.batch_execute(USERS_INDEXES_SQL).await?;
     client.batch_execute("ANALYZE users").await?;
     client
