@@ -23,6 +23,10 @@ use serde::Serialize;
 /// a timing gate is noise (`Gate::Deterministic` gates on counts only); within one run, where
 /// the noise hits both sides alike, 25 % is the band a change must leave.
 pub const DEFAULT_TIMING_THRESHOLD_PCT: f64 = 25.0;
+
+/// The default timing threshold of a two-revision run (`bench --against`), percent: measured
+/// by A/A runs against HEAD (see the README's "Two revisions in one run").
+pub const DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT: f64 = 10.0;
 /// The default threshold for deterministic metrics, percent. The same A/A study found counts
 /// identical except where a client library or a concurrent cache allocates as it goes: the
 /// Redis round trip's bytes moved by up to 2.6 %, moka's allocations by 1.2 %.
@@ -69,6 +73,13 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The defaults for a two-revision run (`bench --against`): the revisions' trials were
+    /// interleaved on the same servers, so their timings share the run's drift and a much
+    /// narrower noise band holds (`DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT`).
+    pub fn interleaved() -> Self {
+        Self { timing_threshold_pct: DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT, ..Self::default() }
+    }
+
     /// The threshold for `metric` of `experiment`.
     pub fn threshold(&self, experiment: &str, metric: &str) -> f64 {
         let find = |key: &str| self.overrides.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);

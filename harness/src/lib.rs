@@ -6,7 +6,8 @@
 //!   and how it is measured (`Engine`: the load engine's `Run` hook or the micro engine's
 //!   `Routines`);
 //! - `session`: a run from start to finish (servers, run directory, each experiment, atomic
-//!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis);
+//!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis), on one
+//!   build or on two (`revisions`: another revision's build serving trials, `--against`);
 //! - `provision`: the servers (local ephemeral ones, external URLs, Docker); `reaper`: every
 //!   process and directory a run makes, stopped and removed however it ends; `context`: the
 //!   run's id, host and revision;
@@ -18,7 +19,8 @@
 //!   a run for trend trackers (Bencher's BMF, github-action-benchmark); `changepoint` finds
 //!   where a series of nightly results moved (E-Divisive with means);
 //! - `redact` keeps secrets out of every file and screen; `faultproxy` injects network faults
-//!   for tests and service experiments;
+//!   for tests and service experiments; `inject` adds a known slowdown to one side (`--set
+//!   EXP.inject_slowdown=20%`), to show that a comparison sees it;
 //! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
 //!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
@@ -29,6 +31,7 @@ pub mod context;
 pub mod experiment;
 pub mod export;
 pub mod faultproxy;
+pub mod inject;
 pub mod kit;
 pub mod load;
 pub mod micro;
@@ -38,6 +41,7 @@ pub mod redact;
 pub mod report;
 pub mod resources;
 pub mod results;
+pub mod revisions;
 pub mod runner;
 pub mod session;
 pub mod stats;

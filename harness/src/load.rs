@@ -287,6 +287,7 @@ where
     let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
     let threads = config.threads.unwrap_or(cores).clamp(1, n);
     let make_worker = std::sync::Arc::new(make_worker);
+    let slowdown = crate::inject::active();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut starts = Vec::with_capacity(threads);
     let mut dones = Vec::with_capacity(threads);
@@ -338,12 +339,10 @@ where
                         }))
                     })
                     .collect();
-                let drives = futures_util::future::join_all(
-                    workers
-                        .into_iter()
-                        .zip(&tallies)
-                        .map(|((i, w), tally)| drive(w, cfg, i, n, t0, measure_start, measure_end, tally.clone())),
-                );
+                let drives =
+                    futures_util::future::join_all(workers.into_iter().zip(&tallies).map(|((i, w), tally)| {
+                        drive(w, cfg, i, n, (t0, measure_start, measure_end), slowdown, tally.clone())
+                    }));
                 let give_up = measure_end + cfg.give_up_after.unwrap_or_else(|| default_give_up(&cfg));
                 tokio::select! {
                     _ = drives => {}
@@ -424,15 +423,16 @@ fn default_give_up(config: &LoadConfig) -> Duration {
     (config.warmup + config.duration).max(Duration::from_secs(30))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Run one worker's loop from `t0`, measuring from `measure_start` to `measure_end`.
+/// `slowdown` (0 unless `inject_slowdown` is set) stretches every operation inside its timed
+/// section.
 async fn drive<W: Worker>(
     mut worker: W,
     config: LoadConfig,
     index: usize,
     workers: usize,
-    t0: Instant,
-    measure_start: Instant,
-    measure_end: Instant,
+    (t0, measure_start, measure_end): (Instant, Instant, Instant),
+    slowdown: f64,
     tally: Rc<RefCell<WorkerResult>>,
 ) {
     let max_ops = config.max_ops_per_worker.unwrap_or(u64::MAX);
@@ -442,7 +442,10 @@ async fn drive<W: Worker>(
         Mode::Closed { .. } => loop {
             let start = Instant::now();
             let r = worker.call().await;
-            let end = Instant::now();
+            let mut end = Instant::now();
+            if slowdown > 0.0 {
+                end = Instant::from_std(crate::inject::stretch(start.into_std(), end.into_std(), slowdown));
+            }
             if start >= measure_start {
                 tally.borrow_mut().record(start, end, r);
                 measured_ops += 1;
@@ -465,8 +468,12 @@ async fn drive<W: Worker>(
                 if intended > Instant::now() {
                     tokio::time::sleep_until(intended).await;
                 }
+                let sent = if slowdown > 0.0 { Instant::now() } else { intended };
                 let r = worker.call().await;
-                let end = Instant::now();
+                let mut end = Instant::now();
+                if slowdown > 0.0 {
+                    end = Instant::from_std(crate::inject::stretch(sent.into_std(), end.into_std(), slowdown));
+                }
                 if intended >= measure_start {
                     // Latency counts from when the request was due, not from when it went out.
                     tally.borrow_mut().record(intended, end, r);
@@ -475,6 +482,9 @@ async fn drive<W: Worker>(
                 k += workers as u64;
             }
         }
+    }
+    if slowdown > 0.0 {
+        crate::inject::applied(measured_ops);
     }
     tally.borrow_mut().done = true;
 }

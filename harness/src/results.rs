@@ -16,8 +16,9 @@ use std::time::Duration;
 /// Version 2 added `Sample::invalid`, `Settings::order_seed`, `ExperimentResult::headline`
 /// `::summaries` and `::metric_comparisons`, and `MetricInfo::negligible_below`; version 3 the
 /// case axis (`ExperimentResult::cases`, and `case` on samples, checks, analyses, summaries and
-/// comparisons). Older files still read: those take their defaults (one unnamed case).
-pub const SCHEMA_VERSION: u32 = 3;
+/// comparisons); version 4 `RunResults::against` (a run of two revisions, `bench --against`).
+/// Older files still read: those take their defaults (one unnamed case, one revision).
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest version this perflab reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
@@ -32,6 +33,39 @@ pub struct RunResults {
     /// False while the run is still going or when it was interrupted: the file then holds the
     /// experiments finished so far.
     pub complete: bool,
+    /// `bench --against REV`: the other revision's results, measured in the same run, its
+    /// trials interleaved with this checkout's (`experiments`) on the same servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<AgainstRun>,
+}
+
+/// The other revision of a two-revision run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgainstRun {
+    /// The revision as asked (`HEAD~1`, `main`, a tag).
+    pub revision: String,
+    /// The commit it resolved to.
+    pub commit: String,
+    pub experiments: Vec<ExperimentResult>,
+}
+
+impl RunResults {
+    /// The two runs a two-revision run holds, as `compare` reads them: (the other revision,
+    /// this checkout). `None` for a run of one revision.
+    pub fn split_revisions(&self) -> Option<(RunResults, RunResults)> {
+        let against = self.against.as_ref()?;
+        let mut this = self.clone();
+        this.against = None;
+        this.run_id = format!("{} (this checkout)", self.run_id);
+        let mut base = this.clone();
+        base.run_id =
+            format!("{} ({} = {})", self.run_id, against.revision, &against.commit[..against.commit.len().min(12)]);
+        base.experiments = against.experiments.clone();
+        base.context.git_revision = Some(against.commit.clone());
+        base.context.git_dirty = Some(false);
+        Some((base, this))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

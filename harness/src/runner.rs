@@ -1,11 +1,12 @@
 //! Runs one experiment: setup, then every sweep point × repetition × variant (variants
 //! interleaved within a repetition, so drift on a shared machine hits all of them alike),
-//! then its checks and the analysis.
+//! then its checks and the analysis. With `bench --against`, on two builds' sides at once,
+//! each trial run on both back to back.
 
 use crate::analysis;
-use crate::experiment::{self, Experiment, Meta, RunCtx, Trial};
+use crate::experiment::{self, BoxFuture, Experiment, Meta, RunCtx, Trial};
 use crate::redact::redact;
-use crate::results::{ExperimentResult, ExperimentStatus, Sample, SweepInfo};
+use crate::results::{Check, ExperimentResult, ExperimentStatus, Sample, SweepInfo, SweepPoint};
 use std::time::Instant;
 
 /// What the runner reports as it goes, for a progress bar.
@@ -73,6 +74,103 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
     }
 }
 
+/// The result of an experiment that could not start (its trial servers did not come up).
+pub fn failed_result(meta: &Meta, quick: bool, error: &str) -> ExperimentResult {
+    let mut r = empty_result(meta, quick);
+    r.status = ExperimentStatus::Failed { error: redact(error) };
+    r
+}
+
+/// One build's hands on an experiment: its hooks, called by the runner. `Local` runs them in
+/// this process; `revisions::Remote` in a trial server of another revision's build
+/// (`bench --against`), so that the two builds' trials interleave.
+pub trait Side: Send {
+    /// The experiment's `setup`.
+    fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// The experiment's `setup_point`: what it observed there.
+    fn setup_point<'a>(&'a mut self, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>>;
+    /// One sample of `at`, with its resources, case, variant and point filled in and its
+    /// error kinds redacted.
+    fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>>;
+    /// The experiment's `checks`.
+    fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>>;
+    /// The experiment's notes, after the run (with where a slowdown was injected).
+    fn notes(&mut self) -> BoxFuture<'_, Vec<String>>;
+}
+
+/// The experiment's hooks in this process.
+pub struct Local<'a> {
+    exp: &'a dyn Experiment,
+    ctx: &'a RunCtx,
+    id: &'static str,
+    /// `inject_slowdown`: per variant, the fraction and the operations it stretched.
+    slowed: std::collections::BTreeMap<String, (f64, u64)>,
+}
+
+impl<'a> Local<'a> {
+    pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
+        Self { exp, ctx, id: exp.meta().id, slowed: Default::default() }
+    }
+}
+
+impl Side for Local<'_> {
+    fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.exp.setup(self.ctx)
+    }
+
+    fn setup_point<'a>(&'a mut self, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        self.exp.setup_point(self.ctx, point)
+    }
+
+    fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let snapshot = self.ctx.probe.begin();
+            let mut sample = experiment::measure(self.exp, self.id, self.ctx, at).await?;
+            let fraction = crate::inject::for_trial(&self.ctx.settings, self.id, at.variant);
+            if fraction > 0.0 {
+                let e = self.slowed.entry(at.variant.to_owned()).or_insert((fraction, 0));
+                e.1 += crate::inject::applied_count();
+            }
+            if sample.resources.is_none() {
+                sample.resources = Some(self.ctx.probe.end(&snapshot));
+            }
+            sample.case = at.case.to_owned();
+            sample.variant = at.variant.to_owned();
+            sample.point = at.point.label.clone();
+            sample.repetition = repetition;
+            sample.errors = std::mem::take(&mut sample.errors).into_iter().map(|(k, v)| (redact(&k), v)).collect();
+            Ok(sample)
+        })
+    }
+
+    fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
+        self.exp.checks(self.ctx)
+    }
+
+    fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut notes = self.exp.notes(self.ctx);
+            for (variant, (fraction, ops)) in &self.slowed {
+                notes.push(if *ops > 0 {
+                    format!(
+                        "Injected slowdown (--set {}.{}): {variant}'s timed operations were stretched by {:.0} % of their own time, {ops} operation(s) in all. These numbers measure the knob, not the technique.",
+                        self.id,
+                        crate::inject::KNOB,
+                        fraction * 100.0
+                    )
+                } else {
+                    format!(
+                        "Injected slowdown (--set {}.{}) asked for {variant} but not applied: this experiment times its operations itself, outside the load and micro engines.",
+                        self.id,
+                        crate::inject::KNOB
+                    )
+                });
+            }
+            notes
+        })
+    }
+}
+
 /// Run `exp`; a failure is recorded in the result's status (with the samples taken before
 /// it), never lost.
 pub async fn run_experiment(
@@ -80,14 +178,30 @@ pub async fn run_experiment(
     ctx: &RunCtx,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> ExperimentResult {
-    let started = Instant::now();
     let meta = exp.meta();
-    let mut result = empty_result(&meta, ctx.settings.quick);
-    let outcome = run_inner(exp, ctx, &meta, &mut result, progress).await;
+    let mut local = Local::new(exp, ctx);
+    run_sides(&meta, ctx, &mut [&mut local], progress).await.pop().expect("one side, one result")
+}
+
+/// Run an experiment on each of `sides` (one build, or two revisions' builds), with one result
+/// per side. Setup runs on each side in turn; then every trial runs on every side, back to
+/// back, the side that goes first alternating, so drift hits the sides alike as it hits the
+/// variants. A failure on either side stops both, and is recorded in the status of each.
+pub async fn run_sides(
+    meta: &Meta,
+    ctx: &RunCtx,
+    sides: &mut [&mut dyn Side],
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Vec<ExperimentResult> {
+    let started = Instant::now();
+    let mut results: Vec<ExperimentResult> = sides.iter().map(|_| empty_result(meta, ctx.settings.quick)).collect();
+    let outcome = run_inner(meta, ctx, sides, &mut results, progress).await;
     // Notes come after the run: they may report what setup found (an extension missing, …).
-    let mut notes = exp.notes(ctx);
-    notes.append(&mut result.notes);
-    result.notes = notes.iter().map(|n| redact(n)).collect();
+    for (side, result) in sides.iter_mut().zip(&mut results) {
+        let mut notes = side.notes().await;
+        notes.append(&mut result.notes);
+        result.notes = notes.iter().map(|n| redact(n)).collect();
+    }
     if let Err(e) = outcome {
         // A driver's "connection closed" says little; a dead or hung server is the cause.
         // (When the run found that out itself, the error says so already.)
@@ -99,74 +213,79 @@ pub async fn run_experiment(
                 Ok(()) => format!("{e:#}"),
             }
         };
-        result.status = ExperimentStatus::Failed { error: redact(&error) };
+        for result in &mut results {
+            result.status = ExperimentStatus::Failed { error: redact(&error) };
+        }
     }
-    analysis::analyse(&mut result, meta.claim());
-    result.wall_time_ms = started.elapsed().as_millis() as u64;
-    result
+    for result in &mut results {
+        analysis::analyse(result, meta.claim());
+        result.wall_time_ms = started.elapsed().as_millis() as u64;
+    }
+    results
 }
 
 async fn run_inner(
-    exp: &dyn Experiment,
-    ctx: &RunCtx,
     meta: &Meta,
-    result: &mut ExperimentResult,
+    ctx: &RunCtx,
+    sides: &mut [&mut dyn Side],
+    results: &mut [ExperimentResult],
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
     progress(Progress::Setup { experiment: meta.id });
-    let setup_started = Instant::now();
-    exp.setup(ctx).await.map_err(|e| e.context("setup"))?;
-    result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
-    let points = result.sweep.points.clone();
-    let mut point_checks = Vec::new();
+    for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
+        let setup_started = Instant::now();
+        side.setup().await.map_err(|e| e.context("setup"))?;
+        result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
+    }
+    let points = results[0].sweep.points.clone();
     for (point_index, point) in points.iter().enumerate() {
-        let observed = exp
-            .setup_point(ctx, point)
-            .await
-            .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
-        point_checks.extend(observed);
+        for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
+            let observed = side
+                .setup_point(point)
+                .await
+                .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
+            result.checks.extend(observed);
+        }
         // Every case × variant is one trial; the trials are interleaved like variants.
         let trials: Vec<(&str, &str)> =
             meta.case_names().into_iter().flat_map(|case| meta.variants.iter().map(move |v| (case, v.name))).collect();
         for repetition in 0..ctx.settings.repetitions {
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
-            for &ti in &order {
+            for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
                 let at = Trial { case, variant, point };
-                let snapshot = ctx.probe.begin();
-                let mut sample: Sample = experiment::measure(exp, meta.id, ctx, at)
-                    .await
-                    .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
-                if sample.resources.is_none() {
-                    sample.resources = Some(ctx.probe.end(&snapshot));
-                }
-                sample.case = case.to_owned();
-                sample.variant = variant.to_owned();
-                sample.point = point.label.clone();
-                sample.repetition = repetition;
-                sample.errors = std::mem::take(&mut sample.errors).into_iter().map(|(k, v)| (redact(&k), v)).collect();
-                sample.invalid = analysis::invalid_reason(&sample);
-                let failed = sample.invalid.clone();
-                result.samples.push(sample);
-                progress(Progress::Sample { experiment: meta.id, case, variant, point: &point.label, repetition });
-                // A sample made of errors: if a server is gone or stuck, nothing after this can
-                // be measured, and the experiment ends here with the cause. Otherwise the sample
-                // stays, invalid, and the run goes on.
-                if let Some(why) = failed {
-                    if let Err(server) = ctx.env.health().await {
-                        return Err(anyhow::Error::new(ServerFault(format!(
-                            "{server}, during {}/{at} repetition {} ({why})",
-                            meta.id,
-                            repetition + 1
-                        ))));
+                for k in 0..sides.len() {
+                    // Which side goes first alternates from trial to trial and repetition to
+                    // repetition.
+                    let s = (k + position + repetition as usize) % sides.len();
+                    let mut sample = sides[s]
+                        .measure(at, repetition)
+                        .await
+                        .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
+                    sample.invalid = analysis::invalid_reason(&sample);
+                    let failed = sample.invalid.clone();
+                    results[s].samples.push(sample);
+                    progress(Progress::Sample { experiment: meta.id, case, variant, point: &point.label, repetition });
+                    // A sample made of errors: if a server is gone or stuck, nothing after this
+                    // can be measured, and the experiment ends here with the cause. Otherwise
+                    // the sample stays, invalid, and the run goes on.
+                    if let Some(why) = failed {
+                        if let Err(server) = ctx.env.health().await {
+                            return Err(anyhow::Error::new(ServerFault(format!(
+                                "{server}, during {}/{at} repetition {} ({why})",
+                                meta.id,
+                                repetition + 1
+                            ))));
+                        }
                     }
                 }
             }
         }
     }
     progress(Progress::Checks { experiment: meta.id });
-    result.checks = point_checks;
-    result.checks.extend(exp.checks(ctx).await.map_err(|e| e.context("checks"))?);
+    for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
+        result.checks.extend(side.checks().await.map_err(|e| e.context("checks"))?);
+    }
     Ok(())
 }
 

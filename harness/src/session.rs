@@ -51,6 +51,17 @@ pub struct SessionPlan<'a> {
     pub arguments: Vec<String>,
     /// The checkout the run measures (for its git revision).
     pub workspace: PathBuf,
+    /// `--against REV`: the other revision's build, measured beside this one.
+    pub against: Option<AgainstBuild>,
+}
+
+/// Another revision's build (`bench --against`): its `xtask` executable serves trials.
+#[derive(Debug, Clone)]
+pub struct AgainstBuild {
+    pub exe: PathBuf,
+    /// The revision as asked, and the commit it resolved to.
+    pub revision: String,
+    pub commit: String,
 }
 
 /// A running session: its servers, its results so far, where they are saved.
@@ -61,6 +72,9 @@ pub struct Session {
     results_path: PathBuf,
     /// Notes every in-process experiment gets (a worker that could not be found).
     micro_notes: Vec<String>,
+    instructions: bool,
+    /// With `--against`: the other build, and this build's own executable (both serve trials).
+    against: Option<(AgainstBuild, PathBuf)>,
 }
 
 impl Session {
@@ -71,7 +85,13 @@ impl Session {
     pub async fn start(plan: SessionPlan<'_>) -> Result<(Session, Vec<PathBuf>), SessionError> {
         let swept = crate::reaper::sweep_leftovers();
         let mut micro_notes = Vec::new();
-        let micro = if plan.experiments.iter().any(|e| e.engine().is_micro()) {
+        let this_exe = match &plan.against {
+            Some(_) => Some(std::env::current_exe().map_err(|e| {
+                SessionError::Failed(format!("cannot find this build's executable to serve trials: {e}"))
+            })?),
+            None => None,
+        };
+        let micro = if plan.against.is_none() && plan.experiments.iter().any(|e| e.engine().is_micro()) {
             Workers::discover(plan.instructions, &mut micro_notes)
         } else {
             Workers::default()
@@ -108,6 +128,11 @@ impl Session {
             },
             experiments: Vec::new(),
             complete: false,
+            against: plan.against.as_ref().map(|a| results::AgainstRun {
+                revision: a.revision.clone(),
+                commit: a.commit.clone(),
+                experiments: Vec::new(),
+            }),
         };
         let session = Session {
             ctx: Some(RunCtx { env, settings: plan.settings, probe, micro }),
@@ -115,6 +140,8 @@ impl Session {
             results,
             results_path: dir.join("results.json"),
             micro_notes,
+            instructions: plan.instructions,
+            against: plan.against.zip(this_exe),
         };
         session.save()?;
         Ok((session, swept))
@@ -148,8 +175,18 @@ impl Session {
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<(&ExperimentResult, Option<String>), SessionError> {
         let ctx = self.ctx.as_mut().expect("a session's context lives until finish");
-        let mut result = runner::run_experiment(exp, ctx, progress).await;
-        if exp.engine().is_micro() {
+        let mut result = match &self.against {
+            None => runner::run_experiment(exp, ctx, progress).await,
+            Some((base, this_exe)) => {
+                let (base_result, this_result) =
+                    run_two_builds(exp, ctx, base, this_exe, self.instructions, progress).await;
+                if let Some(a) = self.results.against.as_mut() {
+                    a.experiments.push(base_result);
+                }
+                this_result
+            }
+        };
+        if exp.engine().is_micro() && self.against.is_none() {
             result.notes.extend(self.micro_notes.iter().cloned());
         }
         let mut replaced = None;
@@ -170,6 +207,11 @@ impl Session {
         Ok((self.results.experiments.last().expect("just pushed"), replaced))
     }
 
+    /// Whether this session measures two revisions.
+    pub fn has_against(&self) -> bool {
+        self.against.is_some()
+    }
+
     /// Stop the servers, mark the run complete and save it; returns the results and their path.
     pub fn finish(mut self) -> Result<(RunResults, PathBuf), SessionError> {
         drop(self.ctx.take()); // stops the servers before anything else is written
@@ -177,5 +219,53 @@ impl Session {
         self.results.context.finished_at = Some(context::now_rfc3339());
         self.save()?;
         Ok((self.results, self.results_path))
+    }
+}
+
+/// Run `exp` on two builds, each in a trial server of its own, their trials interleaved:
+/// (the other revision's result, this build's).
+async fn run_two_builds(
+    exp: &dyn Experiment,
+    ctx: &RunCtx,
+    base: &AgainstBuild,
+    this_exe: &Path,
+    instructions: bool,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> (ExperimentResult, ExperimentResult) {
+    use crate::revisions::Remote;
+    let meta = exp.meta();
+    let base_label = format!("the build of {} ({})", base.revision, &base.commit[..base.commit.len().min(12)]);
+    // A slowdown injected with `--set …inject_slowdown` goes to this checkout's side only: the
+    // other revision is the reference it is measured against.
+    let mut base_settings = ctx.settings.clone();
+    base_settings.sets.retain(|k, _| k.rsplit('.').next() != Some(crate::inject::KNOB));
+    let started = async {
+        let b = Remote::start(&base.exe, &base_label, "base", &ctx.env, meta.id, &base_settings, instructions).await?;
+        let t = Remote::start(this_exe, "this checkout", "this", &ctx.env, meta.id, &ctx.settings, instructions).await;
+        match t {
+            Ok(t) => Ok((b, t)),
+            Err(e) => {
+                b.finish().await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    match started {
+        Ok((mut b, mut t)) => {
+            let mut results = runner::run_sides(&meta, ctx, &mut [&mut b, &mut t], progress).await;
+            b.finish().await;
+            t.finish().await;
+            let this = results.pop().expect("two sides");
+            let base = results.pop().expect("two sides");
+            (base, this)
+        }
+        Err(e) => {
+            let error = crate::redact::redact(&format!("{e:#}"));
+            (
+                runner::failed_result(&meta, ctx.settings.quick, &error),
+                runner::failed_result(&meta, ctx.settings.quick, &error),
+            )
+        }
     }
 }

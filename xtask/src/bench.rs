@@ -26,6 +26,14 @@ struct Plan {
     baseline: Option<PathBuf>,
     fail_on_regression: bool,
     export: Option<String>,
+    /// `--against REV`: the revision as given and the commit it names, then its build.
+    against: Option<(String, String)>,
+    against_build: Option<harness::session::AgainstBuild>,
+}
+
+/// The checkout this build was made from.
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Check every argument before anything starts, so bad input costs nothing.
@@ -126,7 +134,13 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             return Err(Failure::usage(format!("--export {f:?}: bmf or github-action-benchmark")));
         }
     }
+    let against = match &args.against {
+        Some(rev) => Some((rev.clone(), crate::against::resolve(&workspace(), rev)?)),
+        None => None,
+    };
     Ok(Plan {
+        against,
+        against_build: None,
         save_baseline,
         baseline,
         fail_on_regression: args.fail_on_regression,
@@ -170,11 +184,24 @@ fn check_sets(sets: &BTreeMap<String, String>, selected: &[Box<dyn Experiment>])
                         ids.join(", ")
                     ))
                 })?;
+                if name == harness::inject::KNOB {
+                    check_slowdown(exp.as_ref(), value)?;
+                    continue;
+                }
                 let (knobs, names) = knobs_of(exp.as_ref());
                 let knob = knobs.iter().find(|k| k.name == name).ok_or_else(|| {
                     Failure::usage(format!("--set {key}: {exp_id} has no setting {name:?}; its settings are: {names}"))
                 })?;
                 knob.check(exp_id, value).map_err(Failure::Usage)?;
+            }
+            None if key == harness::inject::KNOB => {
+                let mut known_variant = false;
+                for e in selected {
+                    known_variant |= check_slowdown(e.as_ref(), value).is_ok();
+                }
+                if !known_variant {
+                    return Err(check_slowdown(selected[0].as_ref(), value).unwrap_err());
+                }
             }
             None => {
                 let mut found = false;
@@ -196,8 +223,30 @@ fn check_sets(sets: &BTreeMap<String, String>, selected: &[Box<dyn Experiment>])
     Ok(())
 }
 
+/// `inject_slowdown=P%` or `VARIANT:P%`, with VARIANT one of `exp`'s.
+fn check_slowdown(exp: &dyn Experiment, value: &str) -> Result<(), Failure> {
+    let m = exp.meta();
+    let s = harness::inject::parse(m.id, value).map_err(Failure::Usage)?;
+    match s.variant {
+        Some(v) if !m.variants.iter().any(|x| x.name == v) => {
+            let names: Vec<&str> = m.variants.iter().map(|x| x.name).collect();
+            Err(Failure::usage(format!(
+                "--set {}.{}={value}: {} has no variant {v:?}; its variants are: {}",
+                m.id,
+                harness::inject::KNOB,
+                m.id,
+                names.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
-    let plan = plan(&args)?;
+    let mut plan = plan(&args)?;
+    if let Some((rev, commit)) = &plan.against {
+        plan.against_build = Some(crate::against::build(&workspace(), rev, commit)?);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
     runtime.block_on(run(plan, args.no_report))
 }
@@ -233,7 +282,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         out: plan.out.clone(),
         instructions: plan.instructions,
         arguments: std::env::args().collect(),
-        workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        workspace: workspace(),
+        against: plan.against_build.clone(),
     })
     .await
     .map_err(failure)?;
@@ -246,7 +296,10 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         );
     }
 
-    let total: u64 = plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum();
+    let sides = if plan.against_build.is_some() { 2 } else { 1 };
+    let total: u64 =
+        plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum::<u64>()
+            * sides;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} samples, ETA {eta}  {msg}")
@@ -309,6 +362,17 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         eprintln!("baseline {name}: {}", path.display());
     }
     let mut regressed = false;
+    if let Some((base, this)) = results.split_revisions() {
+        let report = harness::compare::compare(&base, &this, &harness::compare::Options::interleaved());
+        let page = results_path.with_file_name("compare.html");
+        harness::results::write_atomic(&page, harness::redact::redact(&harness::compare::to_html(&report)).as_bytes())
+            .map_err(|e| Failure::Run(format!("writing {}: {e}", page.display())))?;
+        eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
+        eprintln!("against: {}", page.display());
+        if report.regressions() > 0 {
+            regressed = true;
+        }
+    }
     if let Some(path) = &plan.baseline {
         let old = harness::results::load(path).map_err(Failure::usage)?;
         let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
@@ -317,7 +381,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     }
     if !failed.is_empty() {
         Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
-    } else if regressed && plan.fail_on_regression {
+    } else if regressed && (plan.fail_on_regression || plan.against_build.is_some()) {
         Ok(ExitCode::from(3))
     } else {
         Ok(ExitCode::SUCCESS)

@@ -85,13 +85,13 @@ fn load(path: &Path) -> Result<RunResults, Failure> {
     results::load(path).map_err(Failure::usage)
 }
 
-fn options(args: &CompareArgs) -> Result<Options, Failure> {
+fn options(args: &CompareArgs, base: Options) -> Result<Options, Failure> {
     let gate = match args.gate.as_str() {
         "all" => compare::Gate::All,
         "deterministic" => compare::Gate::Deterministic,
         other => return Err(Failure::usage(format!("--gate {other:?}: all or deterministic"))),
     };
-    let mut opts = Options { gate, ..Options::default() };
+    let mut opts = Options { gate, ..base };
     let pct = |v: f64, what: &str| {
         if v.is_finite() && (0.0..=10_000.0).contains(&v) {
             Ok(v)
@@ -121,14 +121,21 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
     if !matches!(args.format.as_str(), "text" | "markdown" | "json") {
         return Err(Failure::usage(format!("--format {:?}: text, markdown or json", args.format)));
     }
-    let opts = options(&args)?;
     let reports = args.out.clone().unwrap_or_else(default_reports_dir);
     let old_path = resolve(&args.old, &reports)?;
-    let new_path = match &args.new {
-        Some(n) => resolve(n, &reports)?,
-        None => latest_run(&reports)?.join("results.json"),
+    let first = load(&old_path)?;
+    // One run of two revisions (`bench --against`): its two sides, with the narrower noise
+    // band interleaving earns.
+    let (old, new, opts) = match (&args.new, first.split_revisions()) {
+        (None, Some((base, this))) => (base, this, options(&args, Options::interleaved())?),
+        (new, _) => {
+            let new_path = match new {
+                Some(n) => resolve(n, &reports)?,
+                None => latest_run(&reports)?.join("results.json"),
+            };
+            (first, load(&new_path)?, options(&args, Options::default())?)
+        }
     };
-    let (old, new) = (load(&old_path)?, load(&new_path)?);
     let report = compare::compare(&old, &new, &opts);
     if args.strict && !report.context_differences.is_empty() {
         return Err(Failure::usage(format!(

@@ -18,8 +18,8 @@ pub enum Command {
     ///
     /// By default Postgres and Redis are ephemeral servers started from this machine's
     /// binaries and removed afterwards. Exit codes: 0 ok, 1 an experiment failed, 2 bad
-    /// input or no servers to run with, 3 `--baseline NAME --fail-on-regression` found a
-    /// regression, 130/143 interrupted by Ctrl-C/SIGTERM.
+    /// input or no servers to run with, 3 `--baseline NAME --fail-on-regression` or
+    /// `--against REV` found a regression, 130/143 interrupted by Ctrl-C/SIGTERM.
     Bench(BenchArgs),
     /// Render the report of a run again from its results.json alone.
     Report(ReportArgs),
@@ -62,6 +62,13 @@ pub enum Command {
     List,
     /// Write schema/results.schema.json, the JSON Schema of results.json.
     Schema,
+    /// Internal: serves one experiment's trials to a `bench --against` run.
+    #[command(hide = true)]
+    TrialServer {
+        /// Print the trial protocol this build speaks and exit.
+        #[arg(long)]
+        protocol: bool,
+    },
     /// Internal: the micro engine's timing worker, started by `bench`.
     #[command(hide = true)]
     MicroWorker {
@@ -135,11 +142,19 @@ pub struct BenchArgs {
     /// Also export the run: bmf or github-action-benchmark (see `export`).
     #[arg(long, value_name = "FORMAT")]
     pub export: Option<String>,
+    /// Measure git revision REV beside this checkout, in the same run: REV is built once
+    /// (cached in target/against/) and both builds serve each trial in turn, back to back,
+    /// on the same servers, so drift hits them alike. The run ends with `compare` of REV
+    /// against this checkout; exit 3 when it finds a regression.
+    #[arg(long, value_name = "REV")]
+    pub against: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The old run: a run directory, a results.json, or a baseline name.
+    /// The old run: a run directory, a results.json, or a baseline name. A run of two
+    /// revisions (`bench --against REV`) given alone compares its two sides: REV, then this
+    /// checkout.
     pub old: String,
     /// The new run (default: the latest run in reports/).
     pub new: Option<String>,

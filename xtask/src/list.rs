@@ -45,6 +45,9 @@ pub fn list() -> Result<ExitCode, Failure> {
             let _ = writeln!(out, "{:<16} --set {}.{}=<{range}>: {}", "", m.id, k.name, k.doc);
         }
     }
+    let _ = writeln!(out, "\nevery experiment:");
+    let _ =
+        writeln!(out, "{:<16} --set <id>.{}=<P% | VARIANT:P%>: {}", "", harness::inject::KNOB, harness::inject::DOC);
     // `cargo xtask list | head -1` closes the pipe early: that is the reader's choice, not an
     // error (println! would panic on it).
     match std::io::stdout().lock().write_all(out.as_bytes()) {

@@ -1,5 +1,6 @@
 //! perflab's command line. `main` only dispatches; each task lives in its own file.
 
+mod against;
 mod bench;
 mod compare;
 mod flags;
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 use xtask::catalogue;
 
 /// Exit codes: 0 ok, 1 an experiment failed, 2 bad input or nothing to run with, 3 a
-/// comparison found a regression (`compare`, `bench --baseline … --fail-on-regression`).
+/// comparison found a regression (`compare`, `bench --baseline … --fail-on-regression`,
+/// `bench --against REV`).
 #[derive(Debug)]
 pub enum Failure {
     /// Bad input or environment: one line, exit 2.
@@ -62,6 +64,11 @@ fn main() -> ExitCode {
         flags::Command::Merge { shards, out } => compare::merge(shards, out),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
+        flags::Command::TrialServer { protocol: true } => {
+            println!("{}", harness::revisions::PROTOCOL);
+            return ExitCode::SUCCESS;
+        }
+        flags::Command::TrialServer { protocol: false } => return harness::revisions::serve(catalogue::all()),
         flags::Command::MicroWorker { job } => {
             return catalogue::micro_worker(&job, harness::micro::Allocator::System);
         }

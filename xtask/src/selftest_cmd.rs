@@ -28,6 +28,7 @@ pub fn selftest(reps: u32, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
             instructions: false,
             arguments: std::env::args().collect(),
             workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+            against: None,
         })
         .await
         .map_err(crate::bench::failure)?;

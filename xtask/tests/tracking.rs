@@ -150,3 +150,49 @@ fn selftest_refuses_too_few_repetitions_to_decide() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs 4 a side"));
 }
+
+/// `bench --against`: two builds serve the trials in turn (here this build on both sides,
+/// through PERFLAB_AGAINST_EXE, so the test needs no second compile), the run holds both
+/// sides, and a slowdown injected into this checkout's side only is gated with exit 3,
+/// by bench and by compare of the run alone.
+#[test]
+fn against_interleaves_two_builds_and_gates_an_injected_slowdown() {
+    let d = temp_dir("against");
+    let out = d.0.to_str().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--quick", "--filter", "string-building", "--reps", "4", "--duration", "60ms"])
+        .args(["--warmup", "20ms", "--no-report", "--out", out, "--against", "HEAD"])
+        .args(["--set", "string-building.inject_slowdown=100%"])
+        .env("PERFLAB_AGAINST_EXE", env!("CARGO_BIN_EXE_xtask"))
+        .output()
+        .expect("xtask runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("string-building") && err.contains("regressed"), "{err}");
+    let run = std::fs::read_dir(&d.0).unwrap().flatten().map(|e| e.path()).find(|p| p.join("results.json").is_file());
+    let run = run.expect("a run directory");
+    assert!(run.join("compare.html").is_file());
+    let r: RunResults = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let against = r.against.as_ref().expect("the other revision's results");
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).output().unwrap();
+    assert_eq!(against.commit, String::from_utf8_lossy(&head.stdout).trim());
+    let (base, this) = (&against.experiments[0], &r.experiments[0]);
+    assert!(!this.samples.is_empty() && base.samples.len() == this.samples.len(), "both sides sampled every trial");
+    let slowed = |e: &harness::results::ExperimentResult| e.notes.iter().any(|n| n.contains("Injected slowdown"));
+    assert!(slowed(this) && !slowed(base), "only this checkout's side is slowed");
+    let o = xtask(&["compare", run.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn against_refuses_what_is_not_a_commit_and_a_bad_slowdown() {
+    let o = xtask(&["bench", "--quick", "--filter", "string-building", "--against", "no-such-rev-xyz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a commit"), "{}", String::from_utf8_lossy(&o.stderr));
+    for bad in ["string-building.inject_slowdown=20", "string-building.inject_slowdown=nope:20%"] {
+        let o = xtask(&["bench", "--quick", "--filter", "string-building", "--set", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.lines().count() == 1 && err.contains("inject_slowdown"), "{bad}: {err}");
+    }
+}

@@ -6,9 +6,14 @@ use anyhow::Context as _;
 use redis::aio::MultiplexedConnection;
 use std::process::Command;
 
-/// The key prefix of an experiment: `perflab:<id>:`.
+/// The key prefix of an experiment: `perflab:<id>:`; in a trial server of a two-revision run
+/// (`bench --against`), `perflab:<side>:<id>:`, so that each build has keys of its own (the
+/// side tags have the same length: the keys' sizes do not differ between the builds).
 pub fn prefix(experiment: &str) -> String {
-    format!("perflab:{experiment}:")
+    match crate::revisions::side_tag() {
+        Some(side) => format!("perflab:{side}:{experiment}:"),
+        None => format!("perflab:{experiment}:"),
+    }
 }
 
 /// Delete every key under `prefix` (SCAN + UNLINK, never KEYS or FLUSHALL: the server may be

@@ -23,6 +23,10 @@ fn plan(settings: &Settings) -> (u64, u64, usize, usize) {
 pub async fn measure(bench: &Bench<'_>, experiment: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
     let mut sample = Sample::default();
     let timed = run_worker(bench, experiment, at, Mode::Time, 0).await?;
+    if crate::inject::active() > 0.0 {
+        // The timing worker stretched every call it timed (it reads the same setting).
+        crate::inject::applied(timed.time.as_ref().map_or(0, |t| t.samples.len() as u64));
+    }
     let items = timed.items.max(1) as f64;
     if let Some(t) = &timed.time {
         let m = &mut sample.metrics;

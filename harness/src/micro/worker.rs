@@ -62,11 +62,17 @@ fn time(routine: &mut Routine, job: &Job) -> anyhow::Result<TimeEstimates> {
         .measurement_time(Duration::from_millis(job.measure_ms.max(1)))
         .sample_size(job.samples.max(10))
         .nresamples(job.resamples.max(100));
+    // `inject_slowdown`: every timed call stretched by a known fraction of its own time.
+    let slowdown = crate::inject::for_trial(&job.settings, &job.experiment, &job.variant);
     c.bench_function("routine", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             routine.run(iters);
-            let elapsed = start.elapsed();
+            let mut end = Instant::now();
+            if slowdown > 0.0 {
+                end = crate::inject::stretch(start, end, slowdown);
+            }
+            let elapsed = end - start;
             recorded.borrow_mut().push((iters, elapsed.as_nanos() as f64));
             elapsed
         })

@@ -19,7 +19,17 @@ pub(super) async fn external_pg(url: &str) -> Result<(PgTarget, ServerInfo), Pro
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres").to_owned();
     let dbname = config.get_dbname().unwrap_or(&user).to_owned();
-    let mut target = PgTarget { config, url: redacted.clone(), pid: None, host, port, user, dbname, schema: None };
+    let mut target = PgTarget {
+        config,
+        url: redacted.clone(),
+        secret_url: Secret(url.to_owned()),
+        pid: None,
+        host,
+        port,
+        user,
+        dbname,
+        schema: None,
+    };
     let unreachable = |reason: String| ProvisionError::Unreachable { url: redacted.clone(), reason };
     let client = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), target.connect())
         .await

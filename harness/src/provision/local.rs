@@ -354,6 +354,7 @@ pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let target = PgTarget {
             config,
+            secret_url: Secret(url.clone()),
             url: url.clone(),
             pid: Some(pid),
             host: "127.0.0.1".into(),

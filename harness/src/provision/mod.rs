@@ -116,6 +116,19 @@ pub struct PgTarget {
     /// connection's `search_path`), created at the start and dropped at the end, so the lab
     /// never touches a table it did not create.
     pub schema: Option<String>,
+    /// The URL as given, password included: only for a trial server of the same run
+    /// (`revisions`), which gets it through its environment, never its command line.
+    pub(crate) secret_url: Secret,
+}
+
+/// A string that never prints: `Debug` shows a placeholder.
+#[derive(Clone, Default)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 impl PgTarget {
