@@ -36,9 +36,15 @@ pub const DEFAULT_EXACT_THRESHOLD_PCT: f64 = 5.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
-    /// Every metric, timings included: for runs whose noise is shared (one run, interleaved).
+    /// Every metric, timings included.
     #[default]
     All,
+    /// Each experiment's primary metric (the one its verdicts are about), every count and
+    /// correctness; the other timings are reported, not gated. For one run of two revisions
+    /// (`bench --against`): its noise is shared, but an experiment has a dozen timing metrics
+    /// (tails, CPU shares) and a run hundreds of comparisons, so at p ≤ 0.05 each, some would
+    /// be called by chance; the primary metrics are the few that decide.
+    Primary,
     /// Counts only (instructions, allocations, bytes, statements) and correctness: for
     /// separate runs on a noisy machine, where timings move more than any useful threshold.
     Deterministic,
@@ -75,9 +81,10 @@ impl Default for Options {
 impl Options {
     /// The defaults for a two-revision run (`bench --against`): the revisions' trials were
     /// interleaved on the same servers, so their timings share the run's drift and a much
-    /// narrower noise band holds (`DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT`).
+    /// narrower noise band holds (`DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT`), and the gate
+    /// judges the primary metrics, counts and checks (`Gate::Primary`).
     pub fn interleaved() -> Self {
-        Self { timing_threshold_pct: DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT, ..Self::default() }
+        Self { timing_threshold_pct: DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT, gate: Gate::Primary, ..Self::default() }
     }
 
     /// The threshold for `metric` of `experiment`.
@@ -120,6 +127,8 @@ pub struct Row {
     pub unit: String,
     pub better: Better,
     pub deterministic: bool,
+    /// The experiment's primary metric.
+    pub primary: bool,
     pub old: Side,
     pub new: Side,
     /// (new − old) / old, percent.
@@ -184,7 +193,7 @@ pub struct Report {
 impl Report {
     /// The regressions that fail the gate: broken checks, and regressed rows the gate covers.
     pub fn regressions(&self) -> usize {
-        let gated = |r: &&Row| self.gate == Gate::All || r.deterministic;
+        let gated = |r: &&Row| r.gated(self.gate);
         self.broken_checks.len() + self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).filter(gated).count()
     }
 }
@@ -273,7 +282,12 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
                         Better::Lower => change_pct > 0.0,
                         Better::Higher => change_pct < 0.0,
                     };
-                    let (p_value, verdict) = if deterministic {
+                    // Both sides below the level the experiment declares negligible (a cold
+                    // start's "warm-up" of a microsecond): no change worth a verdict.
+                    let negligible = metric.negligible_below.is_some_and(|l| a.median.abs() < l && b.median.abs() < l);
+                    let (p_value, verdict) = if negligible {
+                        (None, Verdict::Same)
+                    } else if deterministic {
                         (None, judge(true, change_pct, threshold_pct, worse))
                     } else {
                         let before = analysis::values(o, &metric.name, case, &v.name, &point.label);
@@ -291,6 +305,7 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
                         unit: metric.unit.clone(),
                         better: metric.better,
                         deterministic,
+                        primary: metric.name == n.primary_metric.name,
                         old: Side { median: a.median, ci_low: a.ci_low, ci_high: a.ci_high, n: a.n },
                         new: Side { median: b.median, ci_low: b.ci_low, ci_high: b.ci_high, n: b.n },
                         change_pct,
@@ -367,9 +382,20 @@ pub fn fmt_change(r: &Row) -> String {
     }
 }
 
-fn verdict_word(v: Verdict, deterministic: bool, gate: Gate) -> &'static str {
-    match v {
-        Verdict::Regressed if gate == Gate::Deterministic && !deterministic => "regressed (not gated)",
+impl Row {
+    /// Whether a regression of this row fails `gate`.
+    pub fn gated(&self, gate: Gate) -> bool {
+        match gate {
+            Gate::All => true,
+            Gate::Primary => self.primary || self.deterministic,
+            Gate::Deterministic => self.deterministic,
+        }
+    }
+}
+
+fn verdict_word(r: &Row, gate: Gate) -> &'static str {
+    match r.verdict {
+        Verdict::Regressed if !r.gated(gate) => "regressed (not gated)",
         Verdict::Regressed => "REGRESSED",
         Verdict::Improved => "improved",
         Verdict::WithinNoise => "within noise",
@@ -409,7 +435,7 @@ pub fn to_text(rep: &Report) -> String {
             fmt_side(&r.old),
             fmt_side(&r.new),
             fmt_change(r),
-            verdict_word(r.verdict, r.deterministic, rep.gate)
+            verdict_word(r, rep.gate)
         ));
     }
     for x in &rep.not_compared {
@@ -427,7 +453,7 @@ pub fn summary_line(rep: &Report) -> String {
         "{} regression(s) ({} broken check(s)){}, {} improvement(s), {} within noise, {} unchanged, over {} comparisons",
         rep.regressions(),
         rep.broken_checks.len(),
-        if ungated > 0 { format!(" and {ungated} timing regression(s) not gated") } else { String::new() },
+        if ungated > 0 { format!(" and {ungated} timing regression(s) not gated ({:?} gate)", rep.gate) } else { String::new() },
         count(Verdict::Improved),
         count(Verdict::WithinNoise),
         count(Verdict::Same),
@@ -460,7 +486,7 @@ pub fn to_markdown(rep: &Report) -> String {
                 fmt_side(&r.old),
                 fmt_side(&r.new),
                 fmt_change(r),
-                verdict_word(r.verdict, r.deterministic, rep.gate)
+                verdict_word(r, rep.gate)
             ));
         }
         t
@@ -531,7 +557,7 @@ pub fn to_html(rep: &Report) -> String {
                 esc(&fmt_side(&r.old)),
                 esc(&fmt_side(&r.new)),
                 esc(&fmt_change(r)),
-                verdict_word(r.verdict, r.deterministic, rep.gate)
+                verdict_word(r, rep.gate)
             ));
         }
         body.push_str("</table>");
@@ -636,6 +662,25 @@ mod tests {
         assert_eq!(slow.regressions(), 0, "timings are reported, not gated");
         assert!(to_text(&slow).contains("regressed (not gated)"));
         assert!(summary_line(&slow).contains("1 timing regression(s) not gated"));
+    }
+
+    #[test]
+    fn the_primary_gate_fails_on_the_primary_metric_only() {
+        let old = run("old", &[("a", 100.0)], 6);
+        let mut slow = run("new", &[("a", 150.0)], 6);
+        let opts = Options { gate: Gate::Primary, ..Options::default() };
+        let rep = compare(&old, &slow, &opts);
+        let primary = rep.rows.iter().find(|r| r.primary).expect("a primary row");
+        assert_eq!(primary.metric, "latency_p50_us");
+        assert_eq!(rep.regressions(), 1, "the primary metric regressed");
+        // The same slowdown in a secondary timing metric is reported, not gated.
+        let e = &mut slow.experiments[0];
+        e.metrics.push(e.primary_metric.clone());
+        e.primary_metric = MetricInfo::new("ok", "ops", Better::Higher, "");
+        crate::analysis::analyse(e, crate::analysis::Claim::default());
+        let rep = compare(&old, &slow, &opts);
+        assert_eq!(rep.regressions(), 0, "{}", to_text(&rep));
+        assert!(to_text(&rep).contains("regressed (not gated)"));
     }
 
     #[test]

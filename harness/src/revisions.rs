@@ -233,7 +233,9 @@ impl Remote {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
-        for var in [PG_URL_VAR, REDIS_URL_VAR, PG_PID_VAR, REDIS_PID_VAR] {
+        // Without CARGO the server's micro engine takes the allocation worker beside its own
+        // executable instead of building this checkout's (the run built it already).
+        for var in [PG_URL_VAR, REDIS_URL_VAR, PG_PID_VAR, REDIS_PID_VAR, "CARGO"] {
             cmd.env_remove(var);
         }
         if let Some(pg) = &env.pg {

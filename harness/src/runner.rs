@@ -318,4 +318,75 @@ mod tests {
         let distinct: std::collections::BTreeSet<Vec<usize>> = (0..20).map(|s| variant_order(5, s, 0, 0)).collect();
         assert!(distinct.len() > 5, "the seed shuffles: {distinct:?}");
     }
+
+    /// A side that records what it was asked, in one shared log.
+    struct Recorder {
+        name: &'static str,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Side for Recorder {
+        fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+            self.log.lock().unwrap().push(format!("{} setup", self.name));
+            Box::pin(async { Ok(()) })
+        }
+        fn setup_point<'a>(&'a mut self, p: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+            self.log.lock().unwrap().push(format!("{} point {}", self.name, p.label));
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
+            self.log.lock().unwrap().push(format!("{} {} {}", self.name, at.variant, repetition));
+            let mut sample = Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
+            sample.metrics.insert("t".into(), if self.name == "b" { 2.0 } else { 1.0 });
+            sample.metrics.insert("ok".into(), 10.0);
+            Box::pin(async move { Ok(sample) })
+        }
+        fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
+            let n = vec![format!("side {}", self.name)];
+            Box::pin(async move { n })
+        }
+    }
+
+    /// Two sides: every trial runs on both, back to back, the first one alternating, and each
+    /// side's samples land in its own result.
+    #[tokio::test]
+    async fn two_sides_run_every_trial_back_to_back_and_alternate_who_goes_first() {
+        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+        let meta = Meta {
+            id: "two",
+            title: "t",
+            guide_section: "-",
+            claim: "c",
+            variants: vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y")],
+            cases: Vec::new(),
+            sweep: crate::Sweep::numeric("n", "", &[1.0], &[1.0]),
+            primary_metric: crate::MetricInfo::new("t", "s", crate::Better::Lower, "t"),
+            metrics: Vec::new(),
+            needs: crate::Needs::NONE,
+            knobs: Vec::new(),
+        };
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut a = Recorder { name: "a", log: log.clone() };
+        let mut b = Recorder { name: "b", log: log.clone() };
+        let results = run_sides(&meta, &ctx, &mut [&mut a, &mut b], &|_| {}).await;
+        let log = log.lock().unwrap().clone();
+        let measured: Vec<&String> = log.iter().filter(|l| !l.contains("setup") && !l.contains("point")).collect();
+        assert_eq!(measured.len(), 2 * 2 * ctx.settings.repetitions as usize);
+        let mut firsts = std::collections::BTreeSet::new();
+        for pair in measured.chunks(2) {
+            let (p, q): (Vec<&str>, Vec<&str>) = (pair[0].split(' ').collect(), pair[1].split(' ').collect());
+            assert_ne!(p[0], q[0], "a trial runs on both sides: {pair:?}");
+            assert_eq!(p[1..], q[1..], "the same trial, back to back: {pair:?}");
+            firsts.insert(p[0]);
+        }
+        assert_eq!(firsts.len(), 2, "each side goes first sometimes: {measured:?}");
+        assert_eq!(results.len(), 2);
+        assert!(results[0].samples.iter().all(|s| s.metrics["t"] == 1.0));
+        assert!(results[1].samples.iter().all(|s| s.metrics["t"] == 2.0));
+        assert_eq!(results[0].notes[0], "side a");
+        assert_eq!(results[1].notes[0], "side b");
+    }
 }

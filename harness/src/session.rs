@@ -91,7 +91,9 @@ impl Session {
             })?),
             None => None,
         };
-        let micro = if plan.against.is_none() && plan.experiments.iter().any(|e| e.engine().is_micro()) {
+        // With --against too: under cargo, this finds (builds) this checkout's allocation
+        // worker, which its trial server then takes from beside its executable.
+        let micro = if plan.experiments.iter().any(|e| e.engine().is_micro()) {
             Workers::discover(plan.instructions, &mut micro_notes)
         } else {
             Workers::default()

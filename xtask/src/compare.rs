@@ -88,8 +88,10 @@ fn load(path: &Path) -> Result<RunResults, Failure> {
 fn options(args: &CompareArgs, base: Options) -> Result<Options, Failure> {
     let gate = match args.gate.as_str() {
         "all" => compare::Gate::All,
+        "primary" => compare::Gate::Primary,
         "deterministic" => compare::Gate::Deterministic,
-        other => return Err(Failure::usage(format!("--gate {other:?}: all or deterministic"))),
+        "" => base.gate,
+        other => return Err(Failure::usage(format!("--gate {other:?}: all, primary or deterministic"))),
     };
     let mut opts = Options { gate, ..base };
     let pct = |v: f64, what: &str| {

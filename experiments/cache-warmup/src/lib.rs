@@ -268,8 +268,8 @@ impl Experiment for CacheWarmup {
             sweep: Sweep::numeric("keys warmed", "keys", &[1_000.0, 10_000.0, 100_000.0], &[1_000.0, 10_000.0]),
             primary_metric: load::latency_p99("the first seconds of traffic once the warm-up returned"),
             metrics: vec![
-                MetricInfo::new("warm_ms", "ms", Better::Lower, "time until the warm-up returned"),
-                MetricInfo::new("filled_ms", "ms", Better::Lower, "time until the warm-up's last cache write landed (later than warm_ms only when refills run in the background)"),
+                MetricInfo::new("warm_ms", "ms", Better::Lower, "time until the warm-up returned").negligible_below(1.0),
+                MetricInfo::new("filled_ms", "ms", Better::Lower, "time until the warm-up's last cache write landed (later than warm_ms only when refills run in the background)").negligible_below(1.0),
                 MetricInfo::new("warm_queries", "queries", Better::Lower, "database queries the warm-up sent"),
                 MetricInfo::new("warm_queries_per_sec", "queries/s", Better::Lower, "database load while warming"),
                 MetricInfo::new("warm_failures", "keys", Better::Lower, "keys the warm-up failed to cache (timeouts, errors; the guide ignores them and goes on)"),

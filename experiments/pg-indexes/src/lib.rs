@@ -5,9 +5,11 @@
 //! (latency, and the plan Postgres chose, from `EXPLAIN (ANALYZE, BUFFERS)`), and the price
 //! (insert latency and throughput, the indexes' size on disk).
 //!
-//! The indexed rows are the shared `users` fixture; the unindexed copy lives in the schema
-//! `perflab_noindex`, and a variant picks its table with `search_path`, so both run the very
-//! same SQL text. The table is (re)built when the sweep moves to a new size.
+//! The indexed rows are the shared `users` fixture, in the run's schema (`public` on a server
+//! the run started, a schema of its own on any other); the unindexed copy lives in a schema
+//! beside it (`perflab_noindex`, or `<run schema>_noindex`), and a variant picks its table
+//! with `search_path`, so both run the very same SQL text. The table is (re)built when the
+//! sweep moves to a new size.
 
 use anyhow::Context as _;
 use harness::kit::fixtures::load_users;
@@ -33,7 +35,37 @@ const ACTIVE_USERNAMES_SQL: &str = include_str!("../../../fixtures/sql/pg-indexe
 const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/insert.sql");
 const NO_INDEX_COPY_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/no_index_copy.sql");
 const SEED: u64 = 20_240_101;
+/// The unindexed copy's schema beside `public`; beside a run schema, `<schema>_noindex`.
 const NO_INDEX_SCHEMA: &str = "perflab_noindex";
+
+/// Where the two tables live: the schema of the fixture (the guide's indexes) and the one of
+/// the copy with only the primary key.
+#[derive(Debug, Clone)]
+struct Schemas {
+    guide: String,
+    none: String,
+}
+
+impl Schemas {
+    /// The schemas for the connection's current schema.
+    async fn of(client: &Client) -> anyhow::Result<Schemas> {
+        let guide: String = client.query_one("SELECT current_schema()::text", &[]).await?.get(0);
+        let none = if guide == "public" { NO_INDEX_SCHEMA.to_owned() } else { format!("{guide}_noindex") };
+        Ok(Schemas { guide, none })
+    }
+
+    /// The copy's SQL with its schemas put in.
+    fn copy_sql(&self) -> String {
+        NO_INDEX_COPY_SQL
+            .replace("public.users", &format!("{}.users", ident(&self.guide)))
+            .replace(NO_INDEX_SCHEMA, &ident(&self.none))
+    }
+}
+
+/// A quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 /// The indexes the guide's 索引优化 creates on `users` (fixtures/sql/users_indexes.sql).
 const GUIDE_INDEXES: [&str; 7] = [
     "users_pkey",
@@ -131,21 +163,23 @@ impl Table {
         VARIANTS.iter().find(|(_, t)| *t == self).map_or("?", |(v, _)| v.name)
     }
 
-    fn search_path(self) -> &'static str {
-        match self {
-            Table::NoIndex => NO_INDEX_SCHEMA,
-            Table::Guide => "public",
-        }
+    fn search_path(self, s: &Schemas) -> String {
+        ident(match self {
+            Table::NoIndex => &s.none,
+            Table::Guide => &s.guide,
+        })
     }
 
-    fn qualified(self) -> String {
-        format!("{}.users", self.search_path())
+    fn qualified(self, s: &Schemas) -> String {
+        format!("{}.users", self.search_path(s))
     }
 }
 
 #[derive(Default)]
 pub struct PgIndexes {
     notes: Mutex<Vec<String>>,
+    /// Found in setup.
+    schemas: Mutex<Option<Schemas>>,
 }
 
 impl PgIndexes {
@@ -153,32 +187,39 @@ impl PgIndexes {
         Self::default()
     }
 
+    fn schemas(&self) -> anyhow::Result<Schemas> {
+        self.schemas.lock().expect("not poisoned").clone().context("setup has not run")
+    }
+
     /// Make both tables hold exactly `rows` fixture users, then record plans and sizes there.
     async fn build(&self, ctx: &RunCtx, rows: i64, point: &SweepPoint) -> anyhow::Result<Vec<Check>> {
         let started = Instant::now();
         let client = ctx.env.postgres()?.connect().await?;
+        let s = self.schemas()?;
         load_users(&client, rows, SEED).await.context("loading users")?;
         // The fixture may be shared: leave exactly the generator's rows and the guide's indexes.
-        let foreign = client.execute("DELETE FROM public.users WHERE username NOT LIKE 'user\\_%'", &[]).await?;
+        let guide = Table::Guide.qualified(&s);
+        let foreign =
+            client.execute(&format!("DELETE FROM {guide} WHERE username NOT LIKE 'user\\_%'"), &[]).await?;
         for row in client
             .query(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'users' AND NOT indexname = ANY($1)",
-                &[&GUIDE_INDEXES.as_slice()],
+                "SELECT indexname FROM pg_indexes WHERE schemaname = $2 AND tablename = 'users' AND NOT indexname = ANY($1)",
+                &[&GUIDE_INDEXES.as_slice(), &s.guide],
             )
             .await?
         {
             let index: String = row.get(0);
-            client.batch_execute(&format!("DROP INDEX public.\"{}\"", index.replace('"', "\"\""))).await?;
+            client.batch_execute(&format!("DROP INDEX {}.{}", ident(&s.guide), ident(&index))).await?;
         }
         if foreign > 0 {
-            client.batch_execute("VACUUM public.users").await?;
+            client.batch_execute(&format!("VACUUM {guide}")).await?;
         }
-        client.batch_execute(NO_INDEX_COPY_SQL).await.context("copying users without indexes")?;
+        client.batch_execute(&s.copy_sql()).await.context("copying users without indexes")?;
         for table in [Table::Guide, Table::NoIndex] {
-            client.batch_execute(&format!("VACUUM (ANALYZE) {}", table.qualified())).await?;
+            client.batch_execute(&format!("VACUUM (ANALYZE) {}", table.qualified(&s))).await?;
         }
         let build_s = started.elapsed().as_secs_f64();
-        let (checks, note) = observe(&client, rows, point).await.context("explaining the queries")?;
+        let (checks, note) = observe(&client, &s, rows, point).await.context("explaining the queries")?;
         self.notes.lock().expect("not poisoned").push(format!("{rows} rows: tables built in {build_s:.1} s. {note}"));
         Ok(checks)
     }
@@ -218,12 +259,12 @@ impl Worker for Client1 {
 }
 
 /// Plans of every query on both tables, and the sizes on disk, at `rows` rows.
-async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Result<(Vec<Check>, String)> {
+async fn observe(client: &Client, s: &Schemas, rows: i64, point: &SweepPoint) -> anyhow::Result<(Vec<Check>, String)> {
     let mut checks = Vec::new();
     let label = Some(point.label.as_str());
     let middle = (rows / 2).max(0) as u64;
     for table in [Table::NoIndex, Table::Guide] {
-        client.batch_execute(&format!("SET search_path = {}", table.search_path())).await?;
+        client.batch_execute(&format!("SET search_path = {}", table.search_path(s))).await?;
         for query in CASES.map(|(_, q)| q).into_iter().filter(|q| *q != Query::Insert) {
             let param = if query == Query::StatusRecent { "inactive".to_owned() } else { query.param(middle) };
             let p = plan::explain(client, query.sql(), &[literal(&param)]).await?;
@@ -264,7 +305,7 @@ async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Resu
     client.batch_execute("RESET search_path").await?;
     let mut note = String::new();
     for table in [Table::NoIndex, Table::Guide] {
-        let q = table.qualified();
+        let q = table.qualified(s);
         let r = client
             .query_one(
                 "SELECT pg_table_size($1::text::regclass)::float8, pg_indexes_size($1::text::regclass)::float8",
@@ -298,8 +339,8 @@ async fn observe(client: &Client, rows: i64, point: &SweepPoint) -> anyhow::Resu
             let sizes = client
                 .query(
                     "SELECT indexrelname::text, pg_relation_size(indexrelid)::float8 FROM pg_stat_user_indexes \
-                     WHERE relid = 'public.users'::regclass ORDER BY indexrelname",
-                    &[],
+                     WHERE relid = $1::text::regclass ORDER BY indexrelname",
+                    &[&q],
                 )
                 .await?;
             let each: Vec<String> =
@@ -343,7 +384,10 @@ impl Experiment for PgIndexes {
         Box::pin(async move {
             // The tables are built per table size, when the sweep reaches it.
             self.notes.lock().expect("not poisoned").clear();
-            ctx.env.postgres()?.connect().await?;
+            let pg = ctx.env.postgres()?;
+            let s = Schemas::of(&pg.connect().await?).await?;
+            harness::provision::drop_at_end(pg, &s.none);
+            *self.schemas.lock().expect("not poisoned") = Some(s);
             Ok(())
         })
     }
@@ -359,7 +403,7 @@ impl Experiment for PgIndexes {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let client = pg_client(ctx).await?;
-            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {NO_INDEX_SCHEMA} CASCADE")).await?;
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(&self.schemas()?.none))).await?;
             Ok(Vec::new())
         })
     }
@@ -388,12 +432,14 @@ impl Run for PgIndexes {
             let point = at.point;
             let rows = point.value as i64;
             let pg = ctx.env.postgres()?.clone();
+            let s = self.schemas()?;
             let clients = ctx.settings.concurrency.unwrap_or(1);
+            let search_path = table.search_path(&s);
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
-                let pg = pg.clone();
+                let (pg, search_path) = (pg.clone(), search_path.clone());
                 async move {
                     let client = pg.connect().await?;
-                    client.batch_execute(&format!("SET search_path = {}", table.search_path())).await?;
+                    client.batch_execute(&format!("SET search_path = {search_path}")).await?;
                     let stmt = client.prepare(query.sql()).await?;
                     let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed);
                     let insert_base = (u64::from(std::process::id()) << 40) + (block << 24);
@@ -411,7 +457,7 @@ impl Run for PgIndexes {
             if query == Query::Insert {
                 // Back to the fixture's rows, so every sample sees the table size it is labelled with.
                 let client = pg_client(ctx).await?;
-                let table = table.qualified();
+                let table = table.qualified(&s);
                 client.execute(&format!("DELETE FROM {table} WHERE username LIKE 'ixins\\_%'"), &[]).await?;
                 client.batch_execute(&format!("VACUUM {table}")).await?;
             }
@@ -443,7 +489,8 @@ mod tests {
                 let literal = harness::kit::plan::literal(&query.param(n));
                 let mut results = Vec::new();
                 for table in [Table::NoIndex, Table::Guide] {
-                    client.batch_execute(&format!("SET search_path = {}", table.search_path())).await.unwrap();
+                    let s = exp.schemas().unwrap();
+                    client.batch_execute(&format!("SET search_path = {}", table.search_path(&s))).await.unwrap();
                     let rows = harness::kit::plan::text_rows(&client, query.sql(), std::slice::from_ref(&literal))
                         .await
                         .unwrap();

@@ -32,6 +32,8 @@ static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
 pub struct PgPrepared {
     ids: Mutex<Arc<Vec<Uuid>>>,
     stat_statements: AtomicBool,
+    /// The schema pg_stat_statements was created in (quoted where it must be).
+    stat_schema: Mutex<String>,
 }
 
 impl PgPrepared {
@@ -168,11 +170,13 @@ const VARIANTS: [(Variant, Protocol); 3] = [
 ];
 
 /// (plans, total planning ms, calls) of the lab's statements since the last reset.
-async fn planning(client: &Client) -> Result<(f64, f64, f64), tokio_postgres::Error> {
+/// `schema` holds the extension (on a server the run did not start, the run's own schema,
+/// which is not on another build's search_path).
+async fn planning(client: &Client, schema: &str) -> Result<(f64, f64, f64), tokio_postgres::Error> {
     let r = client
         .query_one(
-            "SELECT coalesce(sum(plans), 0)::float8, coalesce(sum(total_plan_time), 0)::float8, coalesce(sum(calls), 0)::float8 \
-             FROM pg_stat_statements WHERE query ILIKE '%users%' AND query NOT ILIKE '%pg_stat_statements%'",
+            &format!("SELECT coalesce(sum(plans), 0)::float8, coalesce(sum(total_plan_time), 0)::float8, coalesce(sum(calls), 0)::float8 \
+             FROM {schema}.pg_stat_statements WHERE query ILIKE '%users%' AND query NOT ILIKE '%pg_stat_statements%'"),
             &[],
         )
         .await?;
@@ -227,6 +231,16 @@ impl Experiment for PgPrepared {
                 client.query_one("SELECT current_setting('shared_preload_libraries')", &[]).await?.get(0);
             let available = preloaded.contains("pg_stat_statements")
                 && client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.is_ok();
+            if available {
+                let schema: String = client
+                    .query_one(
+                        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                *self.stat_schema.lock().expect("not poisoned") = schema;
+            }
             self.stat_statements.store(available, Ordering::Relaxed);
             Ok(())
         })
@@ -252,9 +266,10 @@ impl Run for PgPrepared {
             let ids = self.ids.lock().expect("not poisoned").clone();
             let pg = ctx.env.postgres()?.clone();
             let stats = self.stat_statements.load(Ordering::Relaxed);
+            let stat_schema = self.stat_schema.lock().expect("not poisoned").clone();
             let admin = pg.connect().await?;
             if stats {
-                admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+                admin.batch_execute(&format!("SELECT {stat_schema}.pg_stat_statements_reset()")).await?;
             }
             let clients = at.point.value as u32;
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
@@ -274,7 +289,7 @@ impl Run for PgPrepared {
             .await?;
             let mut sample = report.into_sample();
             if stats {
-                let (plans, plan_ms, calls) = planning(&admin).await?;
+                let (plans, plan_ms, calls) = planning(&admin, &stat_schema).await?;
                 if calls > 0.0 {
                     sample.metrics.insert("plans_per_call".into(), plans / calls);
                     sample.metrics.insert("plan_time_us_per_call".into(), plan_ms * 1000.0 / calls);
