@@ -336,7 +336,8 @@ mod tests {
         }
         fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
             self.log.lock().unwrap().push(format!("{} {} {}", self.name, at.variant, repetition));
-            let mut sample = Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
+            let mut sample =
+                Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
             sample.metrics.insert("t".into(), if self.name == "b" { 2.0 } else { 1.0 });
             sample.metrics.insert("ok".into(), 10.0);
             Box::pin(async move { Ok(sample) })

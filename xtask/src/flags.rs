@@ -46,7 +46,7 @@ pub enum Command {
     },
     /// The gate's own trial: per engine, 20 A/A comparisons and 20 for each known slowdown
     /// inside the timed section (micro engine: +5 %, +10 %; load engine, Redis GETs on an
-    /// ephemeral server: +5 % to +40 %), the false-positive and detection rates they give and
+    /// ephemeral server: +5 % to +80 %), the false-positive and detection rates they give and
     /// the smallest slowdown found 80 % of the time; the run lands in DIR/<run-id>/ with its
     /// report like any other.
     Selftest {
@@ -84,16 +84,17 @@ pub struct BenchArgs {
     /// Run only experiments whose id matches: a glob (`pg-*`), several separated by commas.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Quick mode: fewer sweep points, smaller data, 2 repetitions of 400 ms (for CI).
+    /// Quick mode: fewer sweep points, smaller data, 4 repetitions of 150 ms (for CI; 4 is the
+    /// fewest with which a difference can be significant).
     #[arg(long)]
     pub quick: bool,
-    /// Repetitions of each variant at each sweep point (default 5, quick 2).
+    /// Repetitions of each variant at each sweep point (default 5, quick 4).
     #[arg(long, value_name = "N")]
     pub reps: Option<u32>,
-    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 5s, quick 400ms).
+    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 5s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
-    /// Warm-up before each sample is measured (default 1s, quick 150ms).
+    /// Warm-up before each sample is measured (default 1s, quick 50ms).
     #[arg(long, value_name = "D")]
     pub warmup: Option<String>,
     /// Client concurrency for experiments whose sweep is not concurrency (default: their own).

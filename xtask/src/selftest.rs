@@ -3,7 +3,7 @@
 //! (A/A: any verdict is a false positive); `plus-5pct` and `plus-10pct` do 5 % and 10 % more
 //! of the same work inside the timed call (a known slowdown the verdicts should find).
 //! `selftest-load` runs through the load engine: a Redis GET in a closed loop, the slower
-//! variants stretched by 5 % to 40 % of each GET's own time with `harness::inject` (the
+//! variants stretched by 5 % to 80 % of each GET's own time with `harness::inject` (the
 //! `inject_slowdown` knob's machinery), so the smallest slowdown found 80 % of the time, the
 //! load engine's minimum detectable effect on this machine, can be read off. Each sweep point
 //! is one independent comparison, so 20 points give the rates of 20 trials.
@@ -69,7 +69,7 @@ impl Routines for SelfTest {
 }
 
 /// The load engine's variants and the slowdown each gets, per mille of a GET's own time.
-pub const LOAD_VARIANTS: [(Variant, u32); 6] = [
+pub const LOAD_VARIANTS: [(Variant, u32); 7] = [
     (Variant::new("a", "a Redis GET of a 200-byte value, one client, closed loop"), 0),
     (
         Variant::new("a-again", "the very same GET: A/A, any verdict is a false positive")
@@ -81,6 +81,7 @@ pub const LOAD_VARIANTS: [(Variant, u32); 6] = [
     (Variant::new("plus-10pct", "each GET stretched by 10 %").compared_with("a"), 100),
     (Variant::new("plus-20pct", "each GET stretched by 20 %").compared_with("a"), 200),
     (Variant::new("plus-40pct", "each GET stretched by 40 %").compared_with("a"), 400),
+    (Variant::new("plus-80pct", "each GET stretched by 80 %").compared_with("a"), 800),
 ];
 
 const LOAD_ID: &str = "selftest-load";

@@ -87,7 +87,8 @@ fn rates(e: &ExperimentResult) -> Vec<String> {
         let (name, size) = v;
         let (found, n) = rate(name, &|v| v == VerdictKind::Worse);
         let size = size.trim_end_matches("pct");
-        lines.push(format!("+{size} %: the slowdown was found in {found} of {n} comparisons ({:.0} %).", pct(found, n)));
+        lines
+            .push(format!("+{size} %: the slowdown was found in {found} of {n} comparisons ({:.0} %).", pct(found, n)));
         if smallest.is_none() && n > 0 && pct(found, n) >= 80.0 {
             smallest = Some(size.to_owned());
         }

@@ -80,6 +80,9 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let o = xtask(&[
         "bench",
         "--quick",
+        // Two repetitions keep this test short: it checks the machinery end to end, not verdicts.
+        "--reps",
+        "2",
         "--duration",
         "300ms",
         "--warmup",

@@ -199,8 +199,7 @@ impl PgIndexes {
         load_users(&client, rows, SEED).await.context("loading users")?;
         // The fixture may be shared: leave exactly the generator's rows and the guide's indexes.
         let guide = Table::Guide.qualified(&s);
-        let foreign =
-            client.execute(&format!("DELETE FROM {guide} WHERE username NOT LIKE 'user\\_%'"), &[]).await?;
+        let foreign = client.execute(&format!("DELETE FROM {guide} WHERE username NOT LIKE 'user\\_%'"), &[]).await?;
         for row in client
             .query(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = $2 AND tablename = 'users' AND NOT indexname = ANY($1)",
