@@ -178,10 +178,9 @@ pub struct CompareArgs {
     /// Refuse (exit 2) to compare runs whose contexts differ (host, servers, settings).
     #[arg(long)]
     pub strict: bool,
-    /// What fails the gate: all (every metric), primary (each experiment's primary metric,
-    /// counts and correctness; the default for a run of two revisions) or deterministic
-    /// (counts and correctness only, timings reported; for separate runs on a noisy machine).
-    /// Default: all, or primary for a run of two revisions.
+    /// What fails the gate: primary (each experiment's primary metric, every count and
+    /// correctness check; the default), all (every metric) or deterministic (counts and
+    /// correctness only, timings reported).
     #[arg(long, default_value = "", hide_default_value = true, value_name = "GATE")]
     pub gate: String,
     /// Also write an HTML page: old against new, one chart per experiment and case.
