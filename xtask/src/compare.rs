@@ -3,6 +3,7 @@
 //! `harness::export` make of them.
 
 use crate::flags::{default_reports_dir, CompareArgs, ExportArgs};
+use crate::report::{latest_run, run_results};
 use crate::Failure;
 use harness::compare::{self, Options};
 use harness::results::{self, RunResults};
@@ -54,31 +55,6 @@ pub fn resolve(arg: &str, reports: &Path) -> Result<PathBuf, Failure> {
         reports.join("baselines").display(),
         if baselines.is_empty() { "none".to_owned() } else { baselines.join(", ") }
     )))
-}
-
-/// The results.json of `run` (a run directory or the file itself), or of the latest run in
-/// `reports` (default: the workspace's reports/) when no run is given.
-pub fn run_results(run: Option<PathBuf>, reports: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    match run {
-        Some(p) if p.is_dir() => Ok(p.join("results.json")),
-        Some(p) if p.exists() => Ok(p),
-        Some(p) => {
-            Err(Failure::usage(format!("{} does not exist: give a run directory or a results.json", p.display())))
-        }
-        None => Ok(latest_run(&reports.unwrap_or_else(default_reports_dir))?.join("results.json")),
-    }
-}
-
-/// The newest run directory (run ids sort by time) in `reports` that holds a results.json.
-pub fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
-    let none = || Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display()));
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .map_err(|_| none())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("results.json").is_file())
-        .collect();
-    runs.sort();
-    runs.pop().ok_or_else(none)
 }
 
 fn load(path: &Path) -> Result<RunResults, Failure> {

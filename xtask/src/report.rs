@@ -1,12 +1,13 @@
-//! `cargo xtask report [RUN]`: render index.html from a results.json alone.
+//! `cargo xtask report [RUN]`: render index.html from a results.json alone; and how a run is
+//! found (a directory, a results.json, or the latest run), for every command that reads one.
 
-use crate::flags::ReportArgs;
+use crate::flags::{default_reports_dir, ReportArgs};
 use crate::Failure;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
-    let results_path = crate::compare::run_results(args.run, args.out)?;
+    let results_path = run_results(args.run, args.out)?;
     let out = render_run(&results_path)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -32,4 +33,29 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())
         .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
     Ok(out)
+}
+
+/// The results.json of `run` (a run directory or the file itself), or of the latest run in
+/// `reports` (default: the workspace's reports/) when no run is given.
+pub fn run_results(run: Option<PathBuf>, reports: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    match run {
+        Some(p) if p.is_dir() => Ok(p.join("results.json")),
+        Some(p) if p.exists() => Ok(p),
+        Some(p) => {
+            Err(Failure::usage(format!("{} does not exist: give a run directory or a results.json", p.display())))
+        }
+        None => Ok(latest_run(&reports.unwrap_or_else(default_reports_dir))?.join("results.json")),
+    }
+}
+
+/// The newest run directory (run ids sort by time) in `reports` that holds a results.json.
+pub fn latest_run(reports: &Path) -> Result<PathBuf, Failure> {
+    let none = || Failure::usage(format!("no runs in {}: run `cargo xtask bench` first", reports.display()));
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(reports)
+        .map_err(|_| none())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("results.json").is_file())
+        .collect();
+    runs.sort();
+    runs.pop().ok_or_else(none)
 }
