@@ -127,6 +127,28 @@ fn self_cpu_s() -> f64 {
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
+/// CPU seconds (user + system) of this process's waited-for children.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage struct.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Run a reference tool (pgbench, redis-benchmark, wrk) to completion inside a resource window:
+/// the servers' CPU as for any sample, and the tool's own CPU as the client's (harness) CPU.
+/// Blocking: call it from `spawn_blocking`.
+pub fn run_tool(probe: &Probe, mut cmd: std::process::Command) -> (std::io::Result<std::process::Output>, Resources) {
+    let snap = probe.begin();
+    let before = children_cpu_s();
+    let out = cmd.output();
+    let mut resources = probe.end(&snap);
+    resources.harness_cpu_s = children_cpu_s() - before;
+    (out, resources)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use harness::{Engine, Experiment};
 pub fn all() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(calibration::Calibration::new()),
+        Box::new(calibration_http::CalibrationHttp::new()),
         Box::new(pg_pagination::PgPagination::new()),
         Box::new(pg_batch::PgBatch::new()),
         Box::new(pg_prepared::PgPrepared::new()),

@@ -184,30 +184,6 @@ impl Worker for RedisGet {
     }
 }
 
-/// CPU seconds (user + system) of this process's waited-for children: the reference tool's own
-/// CPU when measured around its run.
-fn children_cpu_s() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a rusage struct.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Run a reference tool inside a resource window; its CPU counts as the client's.
-fn timed_output(
-    probe: &harness::resources::Probe,
-    mut cmd: Command,
-) -> (std::io::Result<std::process::Output>, harness::results::Resources) {
-    let snap = probe.begin();
-    let before = children_cpu_s();
-    let out = cmd.output();
-    let mut resources = probe.end(&snap);
-    resources.harness_cpu_s = children_cpu_s() - before;
-    (out, resources)
-}
-
 fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f64>) -> Sample {
     let mut metrics = extra;
     metrics.insert("ops_per_sec".into(), ops_per_sec);
@@ -243,7 +219,7 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     }
     base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args()).envs(pg.tool_env());
     let probe = ctx.probe.clone();
-    let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, base)).await?;
+    let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, base)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr).trim());
@@ -299,7 +275,7 @@ impl Calibration {
         }
         let cmd = make(requests);
         let probe = ctx.probe.clone();
-        let (out, resources) = tokio::task::spawn_blocking(move || timed_output(&probe, cmd)).await?;
+        let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, cmd)).await?;
         let out = out.with_context(|| format!("running {}", bin.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         anyhow::ensure!(

@@ -1,0 +1,412 @@
+//! `calibration-http`: the HTTP floor every service-layer experiment is read against, and proof
+//! that the harness's HTTP client is not the bottleneck.
+//!
+//! A minimal axum endpoint (`GET /` answering 2 bytes) runs in this process on a runtime of
+//! its own, on loopback. `wrk` (the reference tool) and the harness's load engine (hyper's
+//! HTTP/1.1 client, one keep-alive connection per worker) drive it in turn, interleaved, at
+//! the same number of connections for the same whole seconds (wrk counts in seconds). The
+//! server is stopped after the checks, and with the experiment.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use harness::load::{self, OpError, Worker};
+use harness::provision::which;
+use harness::results::Better;
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
+use http_body_util::{BodyExt as _, Empty};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const ID: &str = "calibration-http";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Wrk,
+    Harness,
+}
+
+const VARIANTS: [(Variant, Client); 2] = [
+    (Variant::new("wrk", "wrk -t min(N,2) -c N --latency: HTTP/1.1 keep-alive GETs, the reference"), Client::Wrk),
+    (
+        Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection (hyper's client), the same GET")
+            .compared_with("wrk")
+            .tests_claim(),
+        Client::Harness,
+    ),
+];
+
+/// The endpoint's server: a thread with its own runtime, until told to stop.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Start the endpoint on a free loopback port, on a runtime of two threads (this machine's
+    /// cores; the clients share them).
+    fn start() -> anyhow::Result<Server> {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("perflab-http-server".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = addr_tx.send(listener.local_addr());
+                let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        })?;
+        let addr = addr_rx.recv().context("the HTTP server thread died")?.context("binding the HTTP server")?;
+        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct CalibrationHttp {
+    server: Mutex<Option<Server>>,
+}
+
+impl CalibrationHttp {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn addr(&self) -> anyhow::Result<SocketAddr> {
+        self.server.lock().expect("not poisoned").as_ref().map(|s| s.addr).context("the HTTP server is not running")
+    }
+}
+
+/// wrk counts whole seconds: both clients get the same whole seconds (at least one).
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
+}
+
+impl Experiment for CalibrationHttp {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Calibration, HTTP: the harness's client against wrk",
+            guide_section: "性能测试 (benchmarking): the HTTP floor the service-layer experiments are read against",
+            claim: "The lab's HTTP client keeps up with wrk on the same endpoint: at least 0.9× wrk's requests per second at 50 connections.",
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
+            sweep: Sweep::numeric("connections", "connections", &[1.0, 10.0, 50.0], &[50.0]),
+            primary_metric: load::throughput("requests/s", "successful requests per second"),
+            metrics: vec![
+                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request"),
+                load::latency_p50("one request"),
+                load::latency_p99("one request"),
+            ],
+            needs: Needs::NONE,
+            knobs: Vec::new(),
+        }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
+    }
+
+    fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            which("wrk").context("wrk not found: install it (Debian package wrk)")?;
+            let mut server = self.server.lock().expect("not poisoned");
+            if server.is_none() {
+                *server = Some(Server::start()?);
+            }
+            Ok(())
+        })
+    }
+
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
+        Box::pin(async move {
+            // The last hook: the endpoint stops listening here.
+            let server = self.server.lock().expect("not poisoned").take();
+            tokio::task::spawn_blocking(move || drop(server)).await?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "Each sample lasts {} s for both clients (wrk counts whole seconds); the endpoint answers GET / with 2 bytes from axum on a runtime of 2 threads in the harness's process, on loopback.",
+                whole_seconds(ctx.settings.duration)
+            ),
+            "Read a harness/wrk ratio near 1 as: the harness's HTTP client is not the bottleneck at that number of connections. Client and server share this machine's 2 cores, so the lighter client leaves the server more CPU.".into(),
+            "The harness CPU column of the harness-http samples includes the server's threads (one process); for wrk it is wrk's own CPU.".into(),
+            "wrk's requests per second count successes only here (non-2xx answers and socket errors are counted by kind beside them, never as throughput).".into(),
+        ]
+    }
+}
+
+struct Get {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    host: hyper::header::HeaderValue,
+}
+
+impl Worker for Get {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let req = hyper::Request::get("/")
+            .header(hyper::header::HOST, self.host.clone())
+            .body(Empty::new())
+            .map_err(|e| OpError::from_error(&e))?;
+        let res = self.sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
+        if !res.status().is_success() {
+            return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+        }
+        res.into_body().collect().await.map_err(|e| OpError::from_error(&e))?;
+        Ok(())
+    }
+}
+
+impl Run for CalibrationHttp {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let client = pick(&VARIANTS, at.variant)?;
+            let n = at.point.value as u32;
+            let addr = self.addr()?;
+            let secs = whole_seconds(ctx.settings.duration);
+            match client {
+                Client::Wrk => run_wrk(ctx, addr, n, secs).await,
+                Client::Harness => {
+                    let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
+                    let report = load::run(&cfg, &ctx.probe, move |_| async move {
+                        let stream = tokio::net::TcpStream::connect(addr).await?;
+                        stream.set_nodelay(true)?;
+                        let (sender, conn) =
+                            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                        // The connection's driver runs on the worker's own thread.
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                        Ok(Get { sender, host: hyper::header::HeaderValue::from_str(&addr.to_string())? })
+                    })
+                    .await?;
+                    Ok(report.into_sample())
+                }
+            }
+        })
+    }
+}
+
+async fn run_wrk(ctx: &RunCtx, addr: SocketAddr, connections: u32, secs: u64) -> anyhow::Result<Sample> {
+    let bin = which("wrk").context("wrk not found: install it (Debian package wrk)")?;
+    let threads = connections.min(2);
+    let args = |d: u64| -> Vec<String> {
+        vec![
+            "-t".into(),
+            threads.to_string(),
+            "-c".into(),
+            connections.to_string(),
+            "-d".into(),
+            format!("{d}s"),
+            "--latency".into(),
+            format!("http://{addr}/"),
+        ]
+    };
+    // wrk has no warm-up of its own: a full run's warm-up is a wrk run of its own, discarded.
+    if ctx.settings.warmup >= Duration::from_millis(500) {
+        let mut warm = Command::new(&bin);
+        warm.args(args(whole_seconds(ctx.settings.warmup)));
+        let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
+    }
+    let mut cmd = Command::new(&bin);
+    cmd.args(args(secs));
+    let probe = ctx.probe.clone();
+    let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, cmd)).await?;
+    let out = out.with_context(|| format!("running {}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let w = parse_wrk(&text).with_context(|| format!("unexpected wrk output: {text}"))?;
+    let failed: u64 = w.errors.values().sum();
+    let ok = w.requests.saturating_sub(failed);
+    let mut metrics = BTreeMap::new();
+    metrics.insert("ops_per_sec".into(), ok as f64 / w.seconds);
+    metrics.insert("ok".into(), ok as f64);
+    metrics.insert("errors".into(), failed as f64);
+    metrics.insert("error_rate".into(), if w.requests > 0 { failed as f64 / w.requests as f64 } else { 0.0 });
+    metrics.insert("latency_mean_us".into(), w.mean_us);
+    metrics.insert("latency_p50_us".into(), w.p50_us);
+    metrics.insert("latency_p99_us".into(), w.p99_us);
+    Ok(Sample { metrics, errors: w.errors, resources: Some(resources), ..Sample::default() })
+}
+
+/// What wrk printed.
+#[derive(Debug, PartialEq)]
+pub struct WrkSummary {
+    pub requests: u64,
+    pub seconds: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Non-2xx answers and socket errors, by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// `123.45us`, `1.20ms`, `2.00s` in microseconds.
+fn duration_us(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, scale) = if let Some(v) = s.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = s.strip_suffix('m') {
+        (v, 60e6)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|v| v * scale)
+}
+
+/// Parse wrk's report (with `--latency`).
+pub fn parse_wrk(out: &str) -> Option<WrkSummary> {
+    let mut requests = None;
+    let mut seconds = None;
+    let mut mean_us = None;
+    let (mut p50_us, mut p99_us) = (None, None);
+    let mut errors = BTreeMap::new();
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Latency", mean, ..] if mean_us.is_none() => mean_us = duration_us(mean),
+            ["50%", v] => p50_us = duration_us(v),
+            ["99%", v] => p99_us = duration_us(v),
+            [n, "requests", "in", t, ..] => {
+                requests = n.parse::<u64>().ok();
+                seconds = duration_us(t.trim_end_matches(',')).map(|us| us / 1e6);
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => {
+                errors.insert("non-2xx answer".to_owned(), n.parse().ok()?);
+            }
+            ["Socket", "errors:", rest @ ..] => {
+                // connect 0, read 0, write 0, timeout 0
+                for pair in rest.join(" ").split(',') {
+                    let mut it = pair.split_whitespace();
+                    if let (Some(kind), Some(n)) = (it.next(), it.next().and_then(|n| n.parse::<u64>().ok())) {
+                        if n > 0 {
+                            errors.insert(format!("socket {kind} error"), n);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(WrkSummary {
+        requests: requests?,
+        seconds: seconds.filter(|s| *s > 0.0)?,
+        mean_us: mean_us?,
+        p50_us: p50_us?,
+        p99_us: p99_us?,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 1s test @ http://127.0.0.1:4000/
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   845.32us  412.10us   9.87ms   80.12%
+    Req/Sec    29.12k     1.20k   31.00k    70.00%
+  Latency Distribution
+     50%  790.00us
+     75%    1.01ms
+     90%    1.30ms
+     99%    2.10ms
+  57960 requests in 1.00s, 6.80MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:  57903.21
+Transfer/sec:      6.79MB
+";
+
+    #[test]
+    fn wrk_output_is_parsed_with_errors_by_kind() {
+        let w = parse_wrk(WRK).unwrap();
+        assert_eq!(w.requests, 57960);
+        assert_eq!(w.seconds, 1.0);
+        assert!((w.mean_us - 845.32).abs() < 1e-9);
+        assert!((w.p50_us - 790.0).abs() < 1e-9);
+        assert!((w.p99_us - 2100.0).abs() < 1e-9);
+        assert_eq!(w.errors.get("socket read error"), Some(&2));
+        assert_eq!(w.errors.get("socket timeout error"), Some(&1));
+        assert_eq!(w.errors.get("non-2xx answer"), Some(&5));
+        assert!(!w.errors.contains_key("socket connect error"), "zero counts are not errors");
+        assert!(parse_wrk("wrk: command not understood").is_none());
+    }
+
+    #[test]
+    fn durations_in_wrk_units() {
+        assert_eq!(duration_us("12.5us"), Some(12.5));
+        assert_eq!(duration_us("1.5ms"), Some(1500.0));
+        assert_eq!(duration_us("2.00s"), Some(2e6));
+        assert_eq!(duration_us("1.00m"), Some(60e6));
+        assert_eq!(duration_us("fast"), None);
+    }
+
+    /// The server answers, and stops listening when dropped.
+    #[test]
+    fn the_endpoint_answers_and_stops() {
+        let server = Server::start().unwrap();
+        let addr = server.addr;
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("ok"), "{text}");
+        drop(server);
+        assert!(std::net::TcpStream::connect(addr).is_err(), "nothing listens after the server stopped");
+    }
+}
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::CalibrationHttp::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}
