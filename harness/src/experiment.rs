@@ -421,11 +421,8 @@ pub trait Experiment: Send + Sync {
 
 /// Measure one trial of experiment `id` with its engine.
 pub async fn measure(exp: &dyn Experiment, id: &str, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
-    crate::inject::activate(crate::inject::for_trial(&ctx.settings, id, at.variant));
-    let sample = match exp.engine() {
+    match exp.engine() {
         Engine::Load(r) | Engine::Micro { run: Some(r), .. } => r.run(ctx, at).await,
         Engine::Micro { run: None, .. } => crate::micro::measure(&ctx.bench(), id, at).await,
-    };
-    crate::inject::deactivate();
-    sample
+    }
 }

@@ -124,9 +124,13 @@ impl Side for Local<'_> {
 
     fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            let snapshot = self.ctx.probe.begin();
-            let mut sample = experiment::measure(self.exp, self.id, self.ctx, at).await?;
+            // `inject_slowdown`: the engines read it as the trial starts.
             let fraction = crate::inject::for_trial(&self.ctx.settings, self.id, at.variant);
+            crate::inject::activate(fraction);
+            let snapshot = self.ctx.probe.begin();
+            let measured = experiment::measure(self.exp, self.id, self.ctx, at).await;
+            crate::inject::deactivate();
+            let mut sample = measured?;
             if fraction > 0.0 {
                 let e = self.slowed.entry(at.variant.to_owned()).or_insert((fraction, 0));
                 e.1 += crate::inject::applied_count();

@@ -10,10 +10,7 @@
 
 use harness::experiment::{BoxFuture, Run, RunCtx};
 use harness::results::Sample;
-use harness::{
-    load, names_of, pick, Engine, Experiment, Input, Meta, Needs, OpError, Routine, Routines, Sweep, Trial, Variant,
-    Worker,
-};
+use harness::{load, names_of, pick, Engine, Experiment, Input, Meta, Needs, Routine, Routines, Sweep, Trial, Variant};
 
 /// Words of the buffer one call of `a` hashes.
 const WORDS: usize = 2048;
@@ -123,21 +120,6 @@ impl Experiment for SelfTestLoad {
     }
 }
 
-struct Get {
-    con: redis::aio::MultiplexedConnection,
-    cmd: redis::Cmd,
-}
-
-impl Worker for Get {
-    async fn call(&mut self) -> Result<(), OpError> {
-        match self.cmd.query_async::<Option<Vec<u8>>>(&mut self.con).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(OpError::new("key missing")),
-            Err(e) => Err(OpError::from_error(&e)),
-        }
-    }
-}
-
 impl Run for SelfTestLoad {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
@@ -147,12 +129,7 @@ impl Run for SelfTestLoad {
             harness::inject::activate(extra);
             let report = load::run(&ctx.settings.closed_loop(1), &ctx.probe, move |_| {
                 let client = client.clone();
-                async move {
-                    let con = client.get_multiplexed_async_connection().await?;
-                    let mut cmd = redis::cmd("GET");
-                    cmd.arg(load_key());
-                    Ok(Get { con, cmd })
-                }
+                async move { Ok(harness::kit::redis_util::GetWorker::connect(&client, &load_key()).await?) }
             })
             .await;
             harness::inject::deactivate();

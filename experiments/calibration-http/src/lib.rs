@@ -18,6 +18,7 @@ use harness::{
 use http_body_util::{BodyExt as _, Empty};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -97,6 +98,8 @@ impl Drop for Server {
 #[derive(Default)]
 pub struct CalibrationHttp {
     server: Mutex<Option<Server>>,
+    /// wrk's executable, found in setup.
+    wrk: Mutex<Option<PathBuf>>,
 }
 
 impl CalibrationHttp {
@@ -141,7 +144,8 @@ impl Experiment for CalibrationHttp {
 
     fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            which("wrk").context("wrk not found: install it (Debian package wrk)")?;
+            *self.wrk.lock().expect("not poisoned") =
+                Some(which("wrk").context("wrk not found: install it (Debian package wrk)")?);
             let mut server = self.server.lock().expect("not poisoned");
             if server.is_none() {
                 *server = Some(Server::start()?);
@@ -200,7 +204,10 @@ impl Run for CalibrationHttp {
             let addr = self.addr()?;
             let secs = whole_seconds(ctx.settings.duration);
             match client {
-                Client::Wrk => run_wrk(ctx, addr, n, secs).await,
+                Client::Wrk => {
+                    let wrk = self.wrk.lock().expect("not poisoned").clone().context("setup has not run")?;
+                    run_wrk(ctx, &wrk, addr, n, secs).await
+                }
                 Client::Harness => {
                     let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
                     let report = load::run(&cfg, &ctx.probe, move |_| async move {
@@ -222,8 +229,7 @@ impl Run for CalibrationHttp {
     }
 }
 
-async fn run_wrk(ctx: &RunCtx, addr: SocketAddr, connections: u32, secs: u64) -> anyhow::Result<Sample> {
-    let bin = which("wrk").context("wrk not found: install it (Debian package wrk)")?;
+async fn run_wrk(ctx: &RunCtx, bin: &Path, addr: SocketAddr, connections: u32, secs: u64) -> anyhow::Result<Sample> {
     let threads = connections.min(2);
     let args = |d: u64| -> Vec<String> {
         vec![
@@ -239,11 +245,11 @@ async fn run_wrk(ctx: &RunCtx, addr: SocketAddr, connections: u32, secs: u64) ->
     };
     // wrk has no warm-up of its own: a full run's warm-up is a wrk run of its own, discarded.
     if ctx.settings.warmup >= Duration::from_millis(500) {
-        let mut warm = Command::new(&bin);
+        let mut warm = Command::new(bin);
         warm.args(args(whole_seconds(ctx.settings.warmup)));
         let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
     }
-    let mut cmd = Command::new(&bin);
+    let mut cmd = Command::new(bin);
     cmd.args(args(secs));
     let probe = ctx.probe.clone();
     let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, cmd)).await?;

@@ -134,12 +134,7 @@ impl Run for Calibration {
                     let client = redis.client()?;
                     let report = load::run(&s.closed_loop(n), &ctx.probe, move |_| {
                         let client = client.clone();
-                        async move {
-                            let con = client.get_multiplexed_async_connection().await?;
-                            let mut cmd = redis::cmd("GET");
-                            cmd.arg(REDIS_KEY);
-                            Ok(RedisGet { con, cmd })
-                        }
+                        async move { Ok(harness::kit::redis_util::GetWorker::connect(&client, REDIS_KEY).await?) }
                     })
                     .await?;
                     Ok(report.into_sample())
@@ -164,21 +159,6 @@ impl Worker for PgSelect {
                 let _balance: i32 = row.get(0);
                 Ok(())
             }
-            Err(e) => Err(OpError::from_error(&e)),
-        }
-    }
-}
-
-struct RedisGet {
-    con: redis::aio::MultiplexedConnection,
-    cmd: redis::Cmd,
-}
-
-impl Worker for RedisGet {
-    async fn call(&mut self) -> Result<(), OpError> {
-        match self.cmd.query_async::<Option<redis::Value>>(&mut self.con).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(OpError::new("key missing")),
             Err(e) => Err(OpError::from_error(&e)),
         }
     }

@@ -94,6 +94,33 @@ pub fn redis_benchmark_get_rps(target: &crate::provision::RedisTarget, args: &[&
         .with_context(|| format!("unexpected redis-benchmark output: {stdout}"))
 }
 
+/// A load-engine worker that GETs one key over a multiplexed connection of its own, the
+/// command built once: the plainest Redis operation (calibration, the selftest). A missing
+/// key is an error, not a fast success.
+pub struct GetWorker {
+    con: MultiplexedConnection,
+    cmd: redis::Cmd,
+}
+
+impl GetWorker {
+    pub async fn connect(client: &redis::Client, key: &str) -> redis::RedisResult<GetWorker> {
+        let con = client.get_multiplexed_async_connection().await?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        Ok(GetWorker { con, cmd })
+    }
+}
+
+impl crate::load::Worker for GetWorker {
+    async fn call(&mut self) -> Result<(), crate::load::OpError> {
+        match self.cmd.query_async::<Option<redis::Value>>(&mut self.con).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(crate::load::OpError::new("key missing")),
+            Err(e) => Err(crate::load::OpError::from_error(&e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
