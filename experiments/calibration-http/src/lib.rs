@@ -49,9 +49,9 @@ struct Server {
 }
 
 impl Server {
-    /// Start the endpoint on a free loopback port, on a runtime of two threads (this machine's
-    /// cores; the clients share them).
-    fn start() -> anyhow::Result<Server> {
+    /// Start the endpoint on a free port of `ip` (a loopback address), on a runtime of two
+    /// threads (this machine's cores; the clients share them).
+    fn start(ip: std::net::Ipv4Addr) -> anyhow::Result<Server> {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("perflab-http-server".into()).spawn(move || {
@@ -63,7 +63,7 @@ impl Server {
                 }
             };
             rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                let listener = match tokio::net::TcpListener::bind((ip, 0)).await {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = addr_tx.send(Err(e));
@@ -148,7 +148,7 @@ impl Experiment for CalibrationHttp {
                 Some(which("wrk").context("wrk not found: install it (Debian package wrk)")?);
             let mut server = self.server.lock().expect("not poisoned");
             if server.is_none() {
-                *server = Some(Server::start()?);
+                *server = Some(Server::start(std::net::Ipv4Addr::LOCALHOST)?);
             }
             Ok(())
         })
@@ -388,10 +388,12 @@ Transfer/sec:      6.79MB
         assert_eq!(duration_us("fast"), None);
     }
 
-    /// The server answers, and stops listening when dropped.
+    /// The server answers, and stops listening when dropped. It listens on 127.0.0.2, where no
+    /// other test's server or client socket can take its port once it is free (tests run in
+    /// parallel: on 127.0.0.1 the quick run's server once got the same port right after).
     #[test]
     fn the_endpoint_answers_and_stops() {
-        let server = Server::start().unwrap();
+        let server = Server::start(std::net::Ipv4Addr::new(127, 0, 0, 2)).unwrap();
         let addr = server.addr;
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).unwrap();
