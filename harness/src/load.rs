@@ -339,10 +339,19 @@ where
                         }))
                     })
                     .collect();
-                let drives =
-                    futures_util::future::join_all(workers.into_iter().zip(&tallies).map(|((i, w), tally)| {
+                // FuturesUnordered polls only the workers that were woken (join_all polls every
+                // one of up to 30 futures on each wake-up: O(workers) per operation).
+                let mut drives: futures_util::stream::FuturesUnordered<_> = workers
+                    .into_iter()
+                    .zip(&tallies)
+                    .map(|((i, w), tally)| {
                         drive(w, cfg, i, n, (t0, measure_start, measure_end), slowdown, tally.clone())
-                    }));
+                    })
+                    .collect();
+                let drives = async move {
+                    use futures_util::StreamExt as _;
+                    while drives.next().await.is_some() {}
+                };
                 let give_up = measure_end + cfg.give_up_after.unwrap_or_else(|| default_give_up(&cfg));
                 tokio::select! {
                     _ = drives => {}

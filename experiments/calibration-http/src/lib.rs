@@ -2,13 +2,16 @@
 //! that the harness's HTTP client is not the bottleneck.
 //!
 //! A minimal axum endpoint (`GET /` answering 2 bytes) runs in this process on a runtime of
-//! its own, on loopback. `wrk` (the reference tool) and the harness's load engine (hyper's
-//! HTTP/1.1 client, one keep-alive connection per worker) drive it in turn, interleaved, at
-//! the same number of connections for the same whole seconds (wrk counts in seconds). The
-//! server is stopped after the checks, and with the experiment.
+//! its own, on loopback. `wrk` (the reference tool) and the load engine drive it in turn,
+//! interleaved, at the same number of connections for the same whole seconds (wrk counts in
+//! seconds). The load engine drives it twice: with the harness's own HTTP/1.1 client
+//! (`kit::http::RawClient`, what the service experiments that measure a server drive it with)
+//! and with hyper's client (what a Rust service would use), so that the engine's cost and a
+//! client library's are told apart. The server is stopped after the checks.
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::provision::which;
 use harness::results::Better;
@@ -17,10 +20,13 @@ use harness::{
 };
 use http_body_util::{BodyExt as _, Empty};
 use std::collections::BTreeMap;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Command;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::Duration;
 
 const ID: &str = "calibration-http";
@@ -28,71 +34,32 @@ const ID: &str = "calibration-http";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     Wrk,
-    Harness,
+    Raw,
+    Hyper,
 }
 
-const VARIANTS: [(Variant, Client); 2] = [
+const VARIANTS: [(Variant, Client); 3] = [
     (Variant::new("wrk", "wrk -t min(N,2) -c N --latency: HTTP/1.1 keep-alive GETs, the reference"), Client::Wrk),
     (
-        Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection (hyper's client), the same GET")
+        Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection of the harness's client (kit::http::RawClient: the request written from a kept buffer, the answer read by its Content-Length, as wrk does), the same GET")
             .compared_with("wrk")
             .tests_claim(),
-        Client::Harness,
+        Client::Raw,
+    ),
+    (
+        Variant::new("hyper-client", "the same closed loop with hyper's HTTP/1.1 client (one connection per worker, its state machine polled in the worker's task): the engine plus a client library")
+            .compared_with("wrk"),
+        Client::Hyper,
     ),
 ];
 
-/// The endpoint's server: a thread with its own runtime, until told to stop.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Start the endpoint on a free port of `ip` (a loopback address), on a runtime of two
-    /// threads (this machine's cores; the clients share them).
-    fn start(ip: std::net::Ipv4Addr) -> anyhow::Result<Server> {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("perflab-http-server".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = addr_tx.send(Err(e));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::bind((ip, 0)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = addr_tx.send(listener.local_addr());
-                let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        })?;
-        let addr = addr_rx.recv().context("the HTTP server thread died")?.context("binding the HTTP server")?;
-        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The endpoint: `GET /` answers `ok` from axum, on a runtime of two threads (this machine's
+/// cores; the clients share them).
+fn endpoint(ip: std::net::Ipv4Addr) -> anyhow::Result<Server> {
+    Server::start(ip, 2, |listener, shutdown| async move {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    })
 }
 
 #[derive(Default)]
@@ -108,7 +75,7 @@ impl CalibrationHttp {
     }
 
     fn addr(&self) -> anyhow::Result<SocketAddr> {
-        self.server.lock().expect("not poisoned").as_ref().map(|s| s.addr).context("the HTTP server is not running")
+        self.server.lock().expect("not poisoned").as_ref().map(Server::addr).context("the HTTP server is not running")
     }
 }
 
@@ -148,7 +115,7 @@ impl Experiment for CalibrationHttp {
                 Some(which("wrk").context("wrk not found: install it (Debian package wrk)")?);
             let mut server = self.server.lock().expect("not poisoned");
             if server.is_none() {
-                *server = Some(Server::start(std::net::Ipv4Addr::LOCALHOST)?);
+                *server = Some(endpoint(std::net::Ipv4Addr::LOCALHOST)?);
             }
             Ok(())
         })
@@ -169,29 +136,94 @@ impl Experiment for CalibrationHttp {
                 "Each sample lasts {} s for both clients (wrk counts whole seconds); the endpoint answers GET / with 2 bytes from axum on a runtime of 2 threads in the harness's process, on loopback.",
                 whole_seconds(ctx.settings.duration)
             ),
-            "Read a harness/wrk ratio near 1 as: the harness's HTTP client is not the bottleneck at that number of connections. Client and server share this machine's 2 cores, so the lighter client leaves the server more CPU.".into(),
-            "The harness CPU column of the harness-http samples includes the server's threads (one process); for wrk it is wrk's own CPU.".into(),
+            "Read a harness-http/wrk ratio near 1 as: the harness's HTTP client is not the bottleneck at that number of connections. Client and server share this machine's 2 cores, so the lighter client leaves the server more CPU.".into(),
+            "hyper-client/harness-http is what a client library costs on top of the engine (hyper's per-request dispatch between the request handle and the connection); the service experiments whose subject is the server are driven by the harness's client, those whose subject is a client (http-client-pool) by that client.".into(),
+            "The harness CPU column of the harness-http and hyper-client samples includes the server's threads (one process); for wrk it is wrk's own CPU.".into(),
             "wrk's requests per second count successes only here (non-2xx answers and socket errors are counted by kind beside them, never as throughput).".into(),
         ]
     }
 }
 
+type Conn = hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<tokio::net::TcpStream>, Empty<Bytes>>;
+
+/// One keep-alive connection of hyper's HTTP/1.1 client. The connection's state machine is
+/// polled inside each call, on the worker's own task, rather than in a task of its own: no
+/// wake-up crosses tasks per request (what a spawned connection task costs).
 struct Get {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    conn: Pin<Box<Conn>>,
+    closed: bool,
     host: hyper::header::HeaderValue,
+}
+
+impl Get {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Get> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        Ok(Get {
+            sender,
+            conn: Box::pin(conn),
+            closed: false,
+            host: hyper::header::HeaderValue::from_str(&addr.to_string())?,
+        })
+    }
 }
 
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
+        if self.closed {
+            return Err(OpError::new("connection closed"));
+        }
         let req = hyper::Request::get("/")
             .header(hyper::header::HOST, self.host.clone())
             .body(Empty::new())
             .map_err(|e| OpError::from_error(&e))?;
-        let res = self.sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
-        if !res.status().is_success() {
-            return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+        let sender = &mut self.sender;
+        let exchange = async move {
+            let res = sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
+            if !res.status().is_success() {
+                return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+            }
+            // Read the body to its end, frame by frame, keeping nothing.
+            let mut body = res.into_body();
+            while let Some(frame) = body.frame().await {
+                frame.map_err(|e| OpError::from_error(&e))?;
+            }
+            Ok(())
+        };
+        let mut exchange = std::pin::pin!(exchange);
+        let (conn, closed) = (&mut self.conn, &mut self.closed);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            // The connection writes the request and reads the answer, then the exchange sees it.
+            match conn.as_mut().poll(cx) {
+                Poll::Ready(r) => {
+                    *closed = true;
+                    Poll::Ready(Err(match r {
+                        Ok(()) => OpError::new("connection closed"),
+                        Err(e) => OpError::from_error(&e),
+                    }))
+                }
+                Poll::Pending => exchange.as_mut().poll(cx),
+            }
+        })
+        .await
+    }
+}
+
+/// The harness's own HTTP/1.1 client (`kit::http::RawClient`): a request written from a buffer
+/// kept between calls, the answer read by its Content-Length, as wrk does.
+struct RawGet(RawClient);
+
+impl Worker for RawGet {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let answer = self.0.get("/", "").await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(OpError::new(format!("HTTP {}", answer.status)));
         }
-        res.into_body().collect().await.map_err(|e| OpError::from_error(&e))?;
         Ok(())
     }
 }
@@ -208,20 +240,20 @@ impl Run for CalibrationHttp {
                     let wrk = self.wrk.lock().expect("not poisoned").clone().context("setup has not run")?;
                     run_wrk(ctx, &wrk, addr, n, secs).await
                 }
-                Client::Harness => {
+                Client::Hyper => {
                     let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
-                    let report = load::run(&cfg, &ctx.probe, move |_| async move {
-                        let stream = tokio::net::TcpStream::connect(addr).await?;
-                        stream.set_nodelay(true)?;
-                        let (sender, conn) =
-                            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-                        // The connection's driver runs on the worker's own thread.
-                        tokio::spawn(async move {
-                            let _ = conn.await;
-                        });
-                        Ok(Get { sender, host: hyper::header::HeaderValue::from_str(&addr.to_string())? })
-                    })
-                    .await?;
+                    let report = load::run(&cfg, &ctx.probe, move |_| Get::connect(addr)).await?;
+                    Ok(report.into_sample())
+                }
+                Client::Raw => {
+                    let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
+                    let report =
+                        load::run(
+                            &cfg,
+                            &ctx.probe,
+                            move |_| async move { Ok(RawGet(RawClient::connect(addr).await?)) },
+                        )
+                        .await?;
                     Ok(report.into_sample())
                 }
             }
@@ -393,8 +425,8 @@ Transfer/sec:      6.79MB
     /// parallel: on 127.0.0.1 the quick run's server once got the same port right after).
     #[test]
     fn the_endpoint_answers_and_stops() {
-        let server = Server::start(std::net::Ipv4Addr::new(127, 0, 0, 2)).unwrap();
-        let addr = server.addr;
+        let server = endpoint(std::net::Ipv4Addr::new(127, 0, 0, 2)).unwrap();
+        let addr = server.addr();
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();

@@ -1,0 +1,224 @@
+//! HTTP pieces the service-layer experiments share: a server on a runtime of its own, started
+//! and stopped inside the run, and the harness's own HTTP/1.1 client (the one calibration-http
+//! checks against wrk).
+
+use crate::load::OpError;
+use anyhow::Context as _;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+
+/// Resolves when the server is told to stop: pass it to the server's graceful shutdown.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server on a thread with a runtime of its own (so that its threads, not the load engine's,
+/// serve), listening on a free port of a loopback address until it is dropped.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind a free port of `ip` and run `serve(listener, shutdown)` on a runtime of `threads`
+    /// worker threads. `serve` must return once `shutdown` resolves (axum's
+    /// `serve(..).with_graceful_shutdown(shutdown)` does).
+    pub fn start<F, Fut>(ip: Ipv4Addr, threads: usize, serve: F) -> anyhow::Result<Server>
+    where
+        F: FnOnce(tokio::net::TcpListener, Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = std::io::Result<()>>,
+    {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("perflab-http-server".into()).spawn(move || {
+            let rt =
+                match tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                        return;
+                    }
+                };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind((ip, 0)).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = addr_tx.send(listener.local_addr());
+                let shutdown: Shutdown = Box::pin(async move {
+                    let _ = stopped.await;
+                });
+                let _ = serve(listener, shutdown).await;
+            });
+            // Dropping the runtime here closes every connection the server still held.
+        })?;
+        let addr = addr_rx.recv().context("the HTTP server thread died")?.context("binding the HTTP server")?;
+        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, written to and read from directly: the request is
+/// written into a buffer kept between calls, the answer's head parsed with httparse and its
+/// body delimited by Content-Length. This is what wrk does; no client library stands between
+/// the load engine and the socket, so a service experiment driven by it measures the server.
+pub struct RawClient {
+    stream: tokio::net::TcpStream,
+    host: String,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+    /// Where the last answer's body lies in `buf`.
+    body: std::ops::Range<usize>,
+}
+
+/// An answer's status and its body's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body_len: usize,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<RawClient> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            host: addr.to_string(),
+            request: Vec::with_capacity(256),
+            buf: Vec::with_capacity(4096),
+            body: 0..0,
+        })
+    }
+
+    /// `GET path` with `extra` header lines (each ending in `\r\n`), the whole answer read. A
+    /// non-2xx status is an answer here; the caller decides whether it is an error.
+    pub async fn get(&mut self, path: &str, extra: &str) -> Result<Answer, OpError> {
+        use std::io::Write as _;
+        self.request.clear();
+        let _ = write!(self.request, "GET {path} HTTP/1.1\r\nHost: {}\r\n{extra}\r\n", self.host);
+        self.exchange().await
+    }
+
+    /// The last answer's body.
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.body.clone()]
+    }
+
+    async fn exchange(&mut self) -> Result<Answer, OpError> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(&self.request).await.map_err(|e| OpError::from_error(&e))?;
+        self.buf.clear();
+        let (status, head, total) = loop {
+            if self.stream.read_buf(&mut self.buf).await.map_err(|e| OpError::from_error(&e))? == 0 {
+                return Err(OpError::new("connection closed"));
+            }
+            if let Some(answer) = parse_answer(&self.buf)? {
+                break answer;
+            }
+        };
+        self.buf.reserve(total.saturating_sub(self.buf.len()));
+        while self.buf.len() < total {
+            if self.stream.read_buf(&mut self.buf).await.map_err(|e| OpError::from_error(&e))? == 0 {
+                return Err(OpError::new("connection closed"));
+            }
+        }
+        self.body = head..total;
+        Ok(Answer { status, body_len: total - head })
+    }
+}
+
+/// The answer at the front of `buf`: its status, the length of its head and its total length,
+/// once the head is complete.
+pub fn parse_answer(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, OpError> {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut res = httparse::Response::new(&mut headers);
+    match res.parse(buf) {
+        Ok(httparse::Status::Partial) => Ok(None),
+        Ok(httparse::Status::Complete(head)) => {
+            let status = res.code.unwrap_or(0);
+            let mut length = None;
+            for h in res.headers.iter() {
+                if h.name.eq_ignore_ascii_case("content-length") {
+                    length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+                } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    return Err(OpError::new("chunked answer (the raw client reads Content-Length only)"));
+                }
+            }
+            let length = length.ok_or_else(|| OpError::new("answer without Content-Length"))?;
+            Ok(Some((status, head, head + length)))
+        }
+        Err(e) => Err(OpError::new(format!("malformed answer: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_delimited_by_content_length() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        assert_eq!(parse_answer(&ok[..20]).unwrap(), None, "a partial head waits for more");
+        assert_eq!(parse_answer(ok).unwrap(), Some((200, ok.len() - 2, ok.len())));
+        let head_only = b"HTTP/1.1 503 Busy\r\nContent-Length: 10\r\n\r\n";
+        assert_eq!(parse_answer(head_only).unwrap(), Some((503, head_only.len(), head_only.len() + 10)));
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err(), "no length, no way to find the end");
+        assert!(parse_answer(b"\x00garbage\r\n\r\n").is_err());
+    }
+
+    /// A server answering two requests on one connection with bodies that arrive in pieces:
+    /// the client reads each answer whole and keeps the connection.
+    #[tokio::test]
+    async fn the_raw_client_reads_whole_answers_on_one_connection() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let server = Server::start(Ipv4Addr::new(127, 0, 0, 3), 1, |listener, shutdown| async move {
+            let serve = async {
+                let (mut s, _) = listener.accept().await?;
+                for body in ["first", "second answer"] {
+                    let mut req = Vec::new();
+                    while !req.ends_with(b"\r\n\r\n") {
+                        let mut b = [0u8; 1];
+                        s.read_exact(&mut b).await?;
+                        req.push(b[0]);
+                    }
+                    s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
+                        .await?;
+                    s.flush().await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    s.write_all(body.as_bytes()).await?;
+                }
+                std::future::pending::<()>().await;
+                Ok::<(), std::io::Error>(())
+            };
+            tokio::select! { r = serve => r, _ = shutdown => Ok(()) }
+        })
+        .unwrap();
+        let mut c = RawClient::connect(server.addr()).await.unwrap();
+        assert_eq!(c.get("/a", "").await.unwrap(), Answer { status: 200, body_len: 5 });
+        assert_eq!(c.body(), b"first");
+        assert_eq!(c.get("/b", "Accept: */*\r\n").await.unwrap().body_len, 13);
+        assert_eq!(c.body(), b"second answer");
+        let addr = server.addr();
+        drop(server);
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the server stopped listening");
+    }
+}
