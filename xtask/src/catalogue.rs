@@ -25,6 +25,8 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(lazy_alloc::LazyAlloc::new()),
         Box::new(concurrent_map::ConcurrentMap::new()),
         Box::new(rate_limiter::RateLimiter::new()),
+        Box::new(http_client_pool::HttpClientPool::new()),
+        Box::new(http_compression::HttpCompression::new()),
         Box::new(metrics_overhead::MetricsOverhead::new()),
     ]
 }

@@ -15,6 +15,8 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// serve), listening on a free port of a loopback address until it is dropped.
 pub struct Server {
     addr: SocketAddr,
+    /// The name of the server's threads (its runtime's workers and the accepting thread).
+    threads: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -28,17 +30,25 @@ impl Server {
         F: FnOnce(tokio::net::TcpListener, Shutdown) -> Fut + Send + 'static,
         Fut: Future<Output = std::io::Result<()>>,
     {
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        // A name of its own (at most 15 bytes, Linux's limit), so that its CPU can be told apart.
+        let name = format!("plab-srv-{}", SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100_000);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("perflab-http-server".into()).spawn(move || {
-            let rt =
-                match tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(e));
-                        return;
-                    }
-                };
+        let worker_name = name.clone();
+        let thread = std::thread::Builder::new().name(name.clone()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .thread_name(worker_name)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e));
+                    return;
+                }
+            };
             rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::bind((ip, 0)).await {
                     Ok(l) => l,
@@ -56,11 +66,30 @@ impl Server {
             // Dropping the runtime here closes every connection the server still held.
         })?;
         let addr = addr_rx.recv().context("the HTTP server thread died")?.context("binding the HTTP server")?;
-        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(Server { addr, threads: name, stop: Some(stop), thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// CPU time the server's threads have used so far (Linux's schedstat, in nanoseconds of
+    /// time on a CPU): the server's own cost, apart from the clients in the same process.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let mut ns = 0u64;
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let path = task.path();
+                let named = std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim_end() == self.threads);
+                if named {
+                    ns += std::fs::read_to_string(path.join("schedstat"))
+                        .ok()
+                        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        std::time::Duration::from_nanos(ns)
     }
 }
 
@@ -169,9 +198,59 @@ pub fn parse_answer(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, OpError> 
     }
 }
 
+/// TCP sockets of this machine in TIME_WAIT whose local or remote port is `port` (IPv4 and
+/// IPv6), from /proc/net/tcp*: what closing connections leaves behind, on either side.
+pub fn time_wait_sockets(port: u16) -> std::io::Result<u64> {
+    let mut n = 0;
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        n += count_in_state(&text, port, TCP_TIME_WAIT);
+    }
+    Ok(n)
+}
+
+/// The kernel's code for TIME_WAIT in /proc/net/tcp's `st` column.
+const TCP_TIME_WAIT: u8 = 0x06;
+
+/// Lines of a /proc/net/tcp table in `state` with `port` as local or remote port.
+fn count_in_state(table: &str, port: u16, state: u8) -> u64 {
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 3
+                && u8::from_str_radix(f[3], 16).ok() == Some(state)
+                && (port_of(f[1]) == Some(port) || port_of(f[2]) == Some(port))
+        })
+        .count() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_wait_sockets_are_counted_by_port_on_either_side() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0 0 0 0 0 0
+   2: 0100007F:C351 0100007F:1F90 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0 0 0 0 0 0
+   3: 0100007F:C352 0100007F:1F91 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0 0 0 0 0 0
+   4: 0100007F:C353 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+";
+        // Port 8080 is 0x1F90: one TIME_WAIT on the server's side, one on the client's; the
+        // listener (0A), an established socket (01) and another port's TIME_WAIT are not.
+        assert_eq!(count_in_state(table, 8080, TCP_TIME_WAIT), 2);
+        assert_eq!(count_in_state(table, 8081, TCP_TIME_WAIT), 1);
+        assert_eq!(count_in_state(table, 8082, TCP_TIME_WAIT), 0);
+        assert!(time_wait_sockets(1).is_ok());
+    }
 
     #[test]
     fn answers_are_delimited_by_content_length() {
@@ -212,11 +291,13 @@ mod tests {
             tokio::select! { r = serve => r, _ = shutdown => Ok(()) }
         })
         .unwrap();
+        let cpu_before = server.cpu_time();
         let mut c = RawClient::connect(server.addr()).await.unwrap();
         assert_eq!(c.get("/a", "").await.unwrap(), Answer { status: 200, body_len: 5 });
         assert_eq!(c.body(), b"first");
         assert_eq!(c.get("/b", "Accept: */*\r\n").await.unwrap().body_len, 13);
         assert_eq!(c.body(), b"second answer");
+        assert!(server.cpu_time() > cpu_before, "the server's threads are found and used CPU");
         let addr = server.addr();
         drop(server);
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the server stopped listening");

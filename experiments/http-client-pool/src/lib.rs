@@ -1,0 +1,302 @@
+//! `http-client-pool`: the guide's HTTP client (连接池优化, `NewOptimizedHTTPClient`) against a
+//! client that opens a connection per request, reqwest's defaults and one HTTP/2 connection.
+//!
+//! An axum service on loopback (in this process, on a runtime of its own) answers a 512-byte
+//! JSON body; the load engine's workers share one client per sample, as a service shares one
+//! `http.Client`. Each sample gets a new service on a new port and a new client, so that the
+//! connections the server accepted and the sockets left in TIME_WAIT (read from /proc/net/tcp
+//! for that port) belong to that sample alone.
+
+use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
+use harness::kit::http::{time_wait_sockets, Server};
+use harness::load::{self, OpError, Worker};
+use harness::results::Better;
+use harness::{
+    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ID: &str = "http-client-pool";
+
+/// The body the service answers: 512 bytes, a small API response.
+const BODY_BYTES: usize = 512;
+
+/// The guide's `MaxConnsPerHost`.
+const GUIDE_MAX_CONNS_PER_HOST: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// A new connection for every request (Go's `DisableKeepAlives`).
+    NoKeepAlive,
+    /// `reqwest::Client` as built by default: idle connections kept without limit for 90 s.
+    ReqwestDefault,
+    /// The guide's transport: 20 idle per host, 90 s idle timeout, 50 connections per host.
+    Guide,
+    /// One HTTP/2 connection (prior knowledge), every request multiplexed on it.
+    Http2,
+}
+
+const VARIANTS: [(Variant, Client); 4] = [
+    (
+        Variant::new("no-keep-alive", "reqwest with no idle connection kept (pool_max_idle_per_host 0): a new TCP connection for every request, closed after it, as Go's DisableKeepAlives"),
+        Client::NoKeepAlive,
+    ),
+    (
+        Variant::new("reqwest-default", "reqwest's defaults: HTTP/1.1 keep-alive, idle connections kept without a limit per host, for 90 s")
+            .compared_with("no-keep-alive"),
+        Client::ReqwestDefault,
+    ),
+    (
+        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient: MaxIdleConnsPerHost 20, IdleConnTimeout 90 s, MaxConnsPerHost 50 (a request waits for one of 50 slots), dial timeout 10 s, TCP keep-alive 30 s, client timeout 30 s, HTTP/1.1")
+            .compared_with("no-keep-alive")
+            .tests_claim(),
+        Client::Guide,
+    ),
+    (
+        Variant::new("pooled-http2", "reqwest with HTTP/2 (prior knowledge, h2c): every request multiplexed on one connection")
+            .compared_with("no-keep-alive"),
+        Client::Http2,
+    ),
+];
+
+/// What the service counts: connections accepted and requests answered.
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// A new service on a new port of 127.0.0.1, on a runtime of two threads.
+fn start_service(counters: Arc<Counters>) -> anyhow::Result<Server> {
+    Server::start(Ipv4Addr::LOCALHOST, 2, move |listener, shutdown| async move {
+        let answered = counters.clone();
+        let body = axum::body::Bytes::from(body());
+        let app = axum::Router::new().route(
+            "/users/{id}",
+            axum::routing::get(move || {
+                answered.answered.fetch_add(1, Ordering::Relaxed);
+                let body = body.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        );
+        let listener = listener.tap_io(move |tcp| {
+            counters.accepted.fetch_add(1, Ordering::Relaxed);
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    })
+}
+
+/// A JSON object of exactly `BODY_BYTES` bytes.
+fn body() -> String {
+    let head = "{\"id\":1,\"name\":\"user 1\",\"email\":\"user1@example.com\",\"bio\":\"";
+    let tail = "\"}";
+    format!("{head}{}{tail}", "x".repeat(BODY_BYTES - head.len() - tail.len()))
+}
+
+/// The client of a variant, new for each sample.
+fn build_client(client: Client) -> anyhow::Result<reqwest::Client> {
+    // No proxy from the environment: every variant talks to the service directly.
+    let b = reqwest::Client::builder().no_proxy();
+    let b = match client {
+        Client::NoKeepAlive => b.pool_max_idle_per_host(0).http1_only(),
+        Client::ReqwestDefault => b.http1_only(),
+        Client::Guide => b
+            .pool_max_idle_per_host(20)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_keepalive(Duration::from_secs(30))
+            .timeout(Duration::from_secs(30))
+            .http1_only(),
+        Client::Http2 => b.http2_prior_knowledge(),
+    };
+    Ok(b.build()?)
+}
+
+struct Get {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    /// The guide's MaxConnsPerHost: at most this many requests hold a connection at once.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Worker for Get {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let _slot = match &self.slots {
+            Some(s) => Some(s.acquire().await.map_err(|e| OpError::from_error(&e))?),
+            None => None,
+        };
+        let res = self.client.get(self.url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
+        if !res.status().is_success() {
+            return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+        }
+        let body = res.bytes().await.map_err(|e| OpError::from_error(&e))?;
+        if body.len() != BODY_BYTES {
+            return Err(OpError::new("short body"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct HttpClientPool;
+
+impl HttpClientPool {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Experiment for HttpClientPool {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "HTTP client connection pool: keep-alive vs a connection per request",
+            guide_section: "HTTP服务优化: 连接池优化 (NewOptimizedHTTPClient)",
+            claim:
+                "A client with a keep-alive pool (MaxIdleConnsPerHost 20) beats opening a new connection per request.",
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
+            sweep: Sweep::numeric("concurrency", "clients", &[1.0, 16.0, 128.0], &[16.0, 128.0]),
+            primary_metric: load::throughput("requests/s", "successful requests per second"),
+            metrics: vec![
+                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request"),
+                load::latency_p50("one request"),
+                load::latency_p99("one request"),
+                MetricInfo::new(
+                    "connections_per_1k",
+                    "connections",
+                    Better::Lower,
+                    "connections the server accepted per 1,000 requests it answered (warm-up included)",
+                ),
+                MetricInfo::new(
+                    "connections_accepted",
+                    "connections",
+                    Better::Lower,
+                    "connections the server accepted during the sample (warm-up included)",
+                ),
+                MetricInfo::new(
+                    "time_wait",
+                    "sockets",
+                    Better::Lower,
+                    "sockets in TIME_WAIT on the service's port when the sample ends, client and server side",
+                ),
+            ],
+            needs: Needs::NONE,
+            knobs: Vec::new(),
+        }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
+    }
+
+    fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client reaches on the same kind of endpoint."),
+            "Each sample starts a new service on a new port and builds a new client, so connections accepted and TIME_WAIT sockets are that sample's; the warm-up fills the pool before the measured window.".into(),
+            "The guide's MaxIdleConns 100 (across hosts) has no reqwest counterpart and does not matter with one host; its MaxConnsPerHost 50 is a semaphore of 50 around each request (Go's transport makes a request wait for a connection slot), its ExpectContinueTimeout and TLS settings do not apply to plain GETs.".into(),
+            "Linux reuses loopback TIME_WAIT sockets for new outgoing connections (net.ipv4.tcp_tw_reuse = 2, the default), so a connection per request runs out of ephemeral ports later here than between two machines; errors of that kind are counted by kind, never as requests.".into(),
+        ]
+    }
+}
+
+impl Run for HttpClientPool {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let variant = pick(&VARIANTS, at.variant)?;
+            let concurrency = at.point.value as u32;
+            let counters = Arc::new(Counters::default());
+            let server = start_service(counters.clone())?;
+            let port = server.addr().port();
+            let url = reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).context("the service's URL")?;
+            let client = build_client(variant)?;
+            let slots =
+                (variant == Client::Guide).then(|| Arc::new(tokio::sync::Semaphore::new(GUIDE_MAX_CONNS_PER_HOST)));
+            let cfg = harness::LoadConfig::closed(concurrency, ctx.settings.warmup, ctx.settings.duration);
+            let report = load::run(&cfg, &ctx.probe, move |_| {
+                let (client, url, slots) = (client.clone(), url.clone(), slots.clone());
+                async move { Ok(Get { client, url, slots }) }
+            })
+            .await;
+            // Read before anything closes: what the traffic itself left.
+            let time_wait = time_wait_sockets(port).ok();
+            tokio::task::spawn_blocking(move || drop(server)).await?;
+            let mut sample = report?.into_sample();
+            let accepted = counters.accepted.load(Ordering::Relaxed) as f64;
+            let answered = counters.answered.load(Ordering::Relaxed) as f64;
+            sample.metrics.insert("connections_accepted".into(), accepted);
+            if answered > 0.0 {
+                sample.metrics.insert("connections_per_1k".into(), 1000.0 * accepted / answered);
+            }
+            if let Some(tw) = time_wait {
+                sample.metrics.insert("time_wait".into(), tw as f64);
+            }
+            Ok(sample)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_has_its_size() {
+        assert_eq!(body().len(), BODY_BYTES);
+    }
+
+    /// Without keep-alive every request is a connection the server accepts and a socket left
+    /// in TIME_WAIT; with a pool, one worker's requests share one connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_are_counted_on_the_server() {
+        for (variant, want_accepted) in [(Client::NoKeepAlive, 20), (Client::ReqwestDefault, 1), (Client::Http2, 1)] {
+            let counters = Arc::new(Counters::default());
+            let server = start_service(counters.clone()).unwrap();
+            let port = server.addr().port();
+            let mut get = Get {
+                client: build_client(variant).unwrap(),
+                url: reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).unwrap(),
+                slots: None,
+            };
+            for _ in 0..20 {
+                get.call().await.unwrap();
+            }
+            assert_eq!(counters.answered.load(Ordering::Relaxed), 20, "{variant:?}");
+            // The server counts a connection when it accepts it, which may come just after
+            // the client saw its answer.
+            for _ in 0..100 {
+                if counters.accepted.load(Ordering::Relaxed) >= want_accepted {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(counters.accepted.load(Ordering::Relaxed), want_accepted, "{variant:?}");
+            if variant == Client::NoKeepAlive {
+                // The client closes first, so at least the closed connections but the last
+                // wait in TIME_WAIT.
+                let tw = time_wait_sockets(port).unwrap();
+                assert!(tw >= 19, "{tw} sockets in TIME_WAIT after 20 closed connections");
+            }
+            drop(get);
+            tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::HttpClientPool::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}

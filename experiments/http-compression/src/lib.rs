@@ -1,0 +1,517 @@
+//! `http-compression`: the guide's gzip middleware (响应压缩中间件) on trial.
+//!
+//! An axum service on loopback (in this process, on a runtime of its own) answers `GET /data`
+//! with a JSON-like body of the sweep's size, setting its own Content-Length as a Go handler
+//! that knows its length does. The variants differ only in the layer around that handler: none;
+//! tower-http's compression layer with gzip at its fastest, default and best level, brotli and
+//! zstd; and the guide's `CompressionMiddleware` as written, which compresses whatever the
+//! client accepts however small, and leaves the handler's Content-Length in place. A reqwest
+//! client that decodes gzip, br and zstd (a standard client) drives it in a closed loop.
+//!
+//! Measured per sample: requests per second and latency on loopback, the bytes the server wrote
+//! per response (headers and framing included: what crosses the wire), and the CPU time of the
+//! server's threads per response. The checks ask whether a standard client decodes each
+//! variant's response, and compute the break-even link speed: below it the bytes saved take
+//! longer to send than the server's extra CPU takes to compress them.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use harness::kit::http::Server;
+use harness::load::{self, OpError, Worker};
+use harness::results::Better;
+use harness::{
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
+};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+
+const ID: &str = "http-compression";
+
+/// Connections driving the service unless `--concurrency` says otherwise.
+const CONNECTIONS: u32 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Identity,
+    Gzip(Level),
+    Brotli,
+    Zstd,
+    /// The guide's CompressionMiddleware, as written.
+    GuideGzip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Fastest,
+    Default,
+    Best,
+}
+
+const VARIANTS: [(Variant, Layer); 7] = [
+    (Variant::new("identity", "no compression layer: the handler's bytes as they are"), Layer::Identity),
+    (
+        Variant::new("gzip-fast", "tower-http's CompressionLayer, gzip only, CompressionLevel::Fastest").compared_with("identity"),
+        Layer::Gzip(Level::Fastest),
+    ),
+    (
+        Variant::new("gzip-default", "tower-http's CompressionLayer, gzip only, the default level")
+            .compared_with("identity")
+            .tests_claim(),
+        Layer::Gzip(Level::Default),
+    ),
+    (
+        Variant::new("gzip-best", "tower-http's CompressionLayer, gzip only, CompressionLevel::Best").compared_with("identity"),
+        Layer::Gzip(Level::Best),
+    ),
+    (
+        Variant::new("br", "tower-http's CompressionLayer, brotli only, the default level (for comparison)").compared_with("identity"),
+        Layer::Brotli,
+    ),
+    (
+        Variant::new("zstd", "tower-http's CompressionLayer, zstd only, the default level (for comparison)").compared_with("identity"),
+        Layer::Zstd,
+    ),
+    (
+        Variant::new("guide-gzip", "the guide's CompressionMiddleware as written: gzip (default level) whenever Accept-Encoding mentions gzip, whatever the size, the handler's Content-Length left as it was")
+            .compared_with("identity"),
+        Layer::GuideGzip,
+    ),
+];
+
+/// A JSON-like body of exactly `size` bytes: user records, cut at `size`, compressible as an
+/// API's JSON is.
+fn body_of(size: usize) -> axum::body::Bytes {
+    let mut s = String::with_capacity(size + 200);
+    s.push('[');
+    let mut i = 0u64;
+    while s.len() < size {
+        use std::fmt::Write as _;
+        let _ = write!(
+            s,
+            "{{\"id\":{i},\"name\":\"user {i}\",\"email\":\"user{i}@example.com\",\"status\":\"{}\",\"created_at\":\"2024-{:02}-{:02}T{:02}:{:02}:00Z\",\"score\":{}}},",
+            if i % 7 == 0 { "inactive" } else { "active" },
+            1 + i % 12,
+            1 + i % 28,
+            i % 24,
+            (i * 7) % 60,
+            (i * 7919) % 1000
+        );
+        i += 1;
+    }
+    s.truncate(size);
+    axum::body::Bytes::from(s)
+}
+
+/// The handler: the body, with its Content-Length set by the handler itself.
+async fn data(State(body): State<axum::body::Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_LENGTH, &body.len().to_string())], body.clone())
+        .into_response()
+}
+
+/// The guide's CompressionMiddleware: if Accept-Encoding contains "gzip", set Content-Encoding
+/// and Vary, and write the handler's output through a gzip writer at the default level. The
+/// handler's headers, its Content-Length among them, pass through untouched, as in Go, where the
+/// wrapper only replaces Write.
+async fn guide_gzip(req: Request, next: Next) -> Response {
+    let accepts =
+        req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("gzip"));
+    if !accepts {
+        return next.run(req).await;
+    }
+    let response = next.run(req).await;
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    parts.headers.insert(header::VARY, header::HeaderValue::from_static("Accept-Encoding"));
+    let Ok(plain) = axum::body::to_bytes(body, usize::MAX).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 2 + 64), flate2::Compression::default());
+    let compressed = std::io::Write::write_all(&mut gz, &plain).and_then(|()| gz.finish());
+    match compressed {
+        Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// What the service counts: bytes written to its connections and requests answered.
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// A listener whose connections count the bytes written to them.
+struct CountingListener {
+    inner: tokio::net::TcpListener,
+    counters: Arc<Counters>,
+}
+
+struct CountingStream {
+    inner: tokio::net::TcpStream,
+    counters: Arc<Counters>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountingStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (CountingStream { inner: stream, counters: self.counters.clone() }, addr);
+                }
+                // As axum's own listener does: a failed accept (out of descriptors) is retried.
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for CountingStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountingStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A new service with `layer` around the handler, on a runtime of two threads.
+fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>) -> anyhow::Result<Server> {
+    Server::start(Ipv4Addr::LOCALHOST, 2, move |listener, shutdown| async move {
+        let answered = counters.clone();
+        let app = axum::Router::new().route("/data", axum::routing::get(data)).with_state(body).layer(
+            axum::middleware::from_fn(move |req: Request, next: Next| {
+                answered.answered.fetch_add(1, Ordering::Relaxed);
+                next.run(req)
+            }),
+        );
+        let tower = |gzip: bool, br: bool, zstd: bool| CompressionLayer::new().gzip(gzip).br(br).zstd(zstd);
+        let app = match layer {
+            Layer::Identity => app,
+            Layer::Gzip(level) => app.layer(tower(true, false, false).quality(match level {
+                Level::Fastest => CompressionLevel::Fastest,
+                Level::Default => CompressionLevel::Default,
+                Level::Best => CompressionLevel::Best,
+            })),
+            Layer::Brotli => app.layer(tower(false, true, false)),
+            Layer::Zstd => app.layer(tower(false, false, true)),
+            Layer::GuideGzip => app.layer(axum::middleware::from_fn(guide_gzip)),
+        };
+        let listener = CountingListener { inner: listener, counters };
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    })
+}
+
+/// A standard client: reqwest, decoding gzip, br and zstd (and saying so in Accept-Encoding).
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().no_proxy().build()?)
+}
+
+struct Get {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    size: usize,
+}
+
+impl Get {
+    /// One request: the decoded body, or what went wrong.
+    async fn fetch(&self) -> Result<axum::body::Bytes, OpError> {
+        let res = self.client.get(self.url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
+        if !res.status().is_success() {
+            return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+        }
+        res.bytes().await.map_err(|e| OpError::from_error(&e))
+    }
+}
+
+impl Worker for Get {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let body = self.fetch().await?;
+        if body.len() != self.size {
+            return Err(OpError::new("decoded body of the wrong length"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct HttpCompression;
+
+impl HttpCompression {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// A service for `layer` serving `size` bytes, with its counters and the URL to ask.
+fn serve(layer: Layer, size: usize) -> anyhow::Result<(Server, Arc<Counters>, reqwest::Url)> {
+    let counters = Arc::new(Counters::default());
+    let server = start_service(layer, body_of(size), counters.clone())?;
+    let url = reqwest::Url::parse(&format!("http://{}/data", server.addr()))?;
+    Ok((server, counters, url))
+}
+
+/// Bytes written and server CPU per response over `n` sequential requests of one client, and
+/// whether the first answer decoded to the body served (or what went wrong).
+struct Probe {
+    wire_bytes: f64,
+    cpu_us: f64,
+    decoded: Result<bool, String>,
+}
+
+async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
+    let (server, counters, url) = serve(layer, size)?;
+    let get = Get { client: client()?, url, size };
+    let decoded = match get.fetch().await {
+        Ok(b) => Ok(b == body_of(size)),
+        Err(e) => Err(e.kind.into_owned()),
+    };
+    // The first request opened the connection; the probe counts from here.
+    let (w0, a0, c0) =
+        (counters.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
+    for _ in 0..n {
+        let _ = get.fetch().await;
+    }
+    let (w1, a1, c1) =
+        (counters.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
+    drop(get);
+    tokio::task::spawn_blocking(move || drop(server)).await?;
+    let answered = (a1 - a0).max(1) as f64;
+    Ok(Probe { wire_bytes: (w1 - w0) as f64 / answered, cpu_us: (c1 - c0).as_secs_f64() * 1e6 / answered, decoded })
+}
+
+/// The link speed (Mbit/s) below which sending `saved` fewer bytes gains more time than
+/// `extra_cpu_us` of compression costs; `None` when nothing is saved.
+fn break_even_mbit_s(saved_bytes: f64, extra_cpu_us: f64) -> Option<f64> {
+    if saved_bytes <= 0.0 {
+        return None;
+    }
+    // bits per microsecond are megabits per second.
+    Some(if extra_cpu_us <= 0.0 { f64::INFINITY } else { saved_bytes * 8.0 / extra_cpu_us })
+}
+
+impl Experiment for HttpCompression {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Response compression: gzip levels, brotli, zstd and the guide's middleware",
+            guide_section: "HTTP服务优化: 响应压缩中间件 (CompressionMiddleware)",
+            claim: "A gzip middleware speeds up responses.",
+            variants: names_of(&VARIANTS),
+            cases: Vec::new(),
+            sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
+            primary_metric: load::throughput("requests/s", "successful requests per second, on loopback"),
+            metrics: vec![
+                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request, on loopback"),
+                load::latency_p50("one request"),
+                load::latency_p99("one request"),
+                MetricInfo::new("wire_bytes", "bytes", Better::Lower, "bytes the server wrote per response: headers, framing and the (compressed) body"),
+                MetricInfo::new("server_cpu_us", "us", Better::Lower, "CPU time of the server's threads per response (compression included; the client's decoding is not)"),
+            ],
+            needs: Needs::NONE,
+            knobs: Vec::new(),
+        }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
+    }
+
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let mut checks = Vec::new();
+            for at in self.meta().sweep.points(ctx.settings.quick) {
+                let point = at.label;
+                let size = at.value as usize;
+                // Enough requests for the CPU clock to see them, fewer for big bodies.
+                let n = (2_000_000 / size.max(1)).clamp(10, 200) as u32;
+                let base = probe(Layer::Identity, size, n).await?;
+                for (variant, layer) in VARIANTS {
+                    let p = if layer == Layer::Identity { None } else { Some(probe(layer, size, n).await?) };
+                    let p = p.as_ref().unwrap_or(&base);
+                    let (ok, detail) = match &p.decoded {
+                        Ok(true) => {
+                            (true, "reqwest (decoding gzip, br, zstd) got the body the handler wrote".to_owned())
+                        }
+                        Ok(false) => {
+                            (false, "reqwest decoded a body that differs from what the handler wrote".to_owned())
+                        }
+                        Err(kind) => (false, format!("reqwest could not read the response: {kind}")),
+                    };
+                    checks.push(Check::verdict(
+                        variant.name,
+                        Some(&point),
+                        "a standard client decodes it",
+                        f64::from(u8::from(ok)),
+                        ok,
+                        detail,
+                    ));
+                    if layer == Layer::Identity {
+                        continue;
+                    }
+                    let saved = base.wire_bytes - p.wire_bytes;
+                    let extra = p.cpu_us - base.cpu_us;
+                    let (value, text) = match break_even_mbit_s(saved, extra) {
+                        None => (0.0, format!("never: the response grew by {:.0} bytes", -saved)),
+                        Some(v) if v.is_infinite() => {
+                            (f64::INFINITY, "at any speed: no extra server CPU measured".to_owned())
+                        }
+                        Some(v) => (v, format!("below {v:.1} Mbit/s")),
+                    };
+                    checks.push(
+                        Check::observation(
+                            variant.name,
+                            Some(&point),
+                            "compression wins on links slower than (Mbit/s)",
+                            value,
+                            format!(
+                                "{text}: {saved:.0} bytes saved per response ({:.0} → {:.0} on the wire) for {extra:.1} µs more server CPU ({:.1} → {:.1} µs), over {n} sequential requests",
+                                base.wire_bytes, p.wire_bytes, base.cpu_us, p.cpu_us
+                            ),
+                        )
+                        .with_text(text),
+                    );
+                }
+            }
+            Ok(checks)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        vec![
+            format!(
+                "{} keep-alive connections of reqwest (decoding gzip, br and zstd, as a standard client does) drive the service in a closed loop; client and server share this machine's 2 cores and the loopback link, which is far faster than any network, so requests per second here show the CPU price of compression and the break-even checks show where it pays.",
+                ctx.settings.concurrency.unwrap_or(CONNECTIONS)
+            ),
+            "tower-http compresses only bodies above 32 bytes and skips images and gRPC (its default predicate); the guide's middleware compresses every response whose client accepts gzip.".into(),
+            "The guide's middleware keeps the handler's Content-Length, which then promises the uncompressed length while the compressed body is shorter (or, for tiny bodies, longer): how hyper and reqwest deal with that is what the 'a standard client decodes it' check and the errors column record. Go's net/http does the same (it closes the connection after a short body), so the defect is in the guide's code, not in the port.".into(),
+            "Server CPU per response is the time the server's own threads spent on a CPU (Linux schedstat), from its accepting thread and its runtime's workers.".into(),
+        ]
+    }
+}
+
+impl Run for HttpCompression {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let layer = pick(&VARIANTS, at.variant)?;
+            let size = at.point.value as usize;
+            let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
+            let (server, counters, url) = serve(layer, size)?;
+            let client = client()?;
+            let cpu0 = server.cpu_time();
+            let cfg = harness::LoadConfig::closed(connections, ctx.settings.warmup, ctx.settings.duration);
+            let report = load::run(&cfg, &ctx.probe, move |_| {
+                let (client, url) = (client.clone(), url.clone());
+                async move { Ok(Get { client, url, size }) }
+            })
+            .await;
+            let cpu = server.cpu_time().saturating_sub(cpu0);
+            tokio::task::spawn_blocking(move || drop(server)).await?;
+            let mut sample = report?.into_sample();
+            let answered = counters.answered.load(Ordering::Relaxed) as f64;
+            if answered > 0.0 {
+                sample.metrics.insert("wire_bytes".into(), counters.written.load(Ordering::Relaxed) as f64 / answered);
+                sample.metrics.insert("server_cpu_us".into(), cpu.as_secs_f64() * 1e6 / answered);
+            }
+            Ok(sample)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_have_their_size_and_compress() {
+        for size in [100, 10_000, 1_000_000] {
+            assert_eq!(body_of(size).len(), size);
+        }
+        let big = body_of(100_000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &big).unwrap();
+        let packed = gz.finish().unwrap().len();
+        assert!(packed < big.len() / 3, "JSON-like records compress ({packed} of {})", big.len());
+    }
+
+    #[test]
+    fn break_even_is_bytes_saved_over_cpu_spent() {
+        // 1,000 bytes saved for 80 µs: 8,000 bits per 80 µs is 100 Mbit/s.
+        assert_eq!(break_even_mbit_s(1000.0, 80.0), Some(100.0));
+        assert_eq!(break_even_mbit_s(-20.0, 5.0), None, "a response that grew never pays");
+        assert_eq!(break_even_mbit_s(10.0, 0.0), Some(f64::INFINITY));
+    }
+
+    /// Bytes are counted as written, compression shrinks them, and the server's CPU is seen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn probes_count_bytes_and_cpu() {
+        let plain = probe(Layer::Identity, 10_000, 20).await.unwrap();
+        assert!(plain.wire_bytes > 10_000.0 && plain.wire_bytes < 10_400.0, "{}", plain.wire_bytes);
+        assert_eq!(plain.decoded, Ok(true));
+        assert!(plain.cpu_us > 0.0);
+        let gz = probe(Layer::Gzip(Level::Default), 10_000, 20).await.unwrap();
+        assert_eq!(gz.decoded, Ok(true));
+        assert!(gz.wire_bytes < plain.wire_bytes / 2.0, "{} vs {}", gz.wire_bytes, plain.wire_bytes);
+    }
+}
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::HttpCompression::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}
