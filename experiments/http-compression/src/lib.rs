@@ -136,10 +136,32 @@ async fn guide_gzip(req: Request, next: Next) -> Response {
     };
     let mut gz =
         flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 2 + 64), flate2::Compression::default());
-    let compressed = std::io::Write::write_all(&mut gz, &plain).and_then(|()| gz.finish());
-    match compressed {
-        Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
-        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    let Ok(compressed) = std::io::Write::write_all(&mut gz, &plain).and_then(|()| gz.finish()) else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    Response::from_parts(parts, go_body(compressed, declared))
+}
+
+/// The body Go's net/http sends when a handler declared `declared` bytes and wrote `written`:
+/// the bytes beyond the declared length are refused (`http: wrote more than the declared
+/// Content-Length`), and a body shorter than declared ends with the connection closed. hyper
+/// left to itself would hang such a connection (release builds) or panic (debug builds), which
+/// is hyper's behaviour, not the guide's; the port reproduces what the guide's code does on
+/// the server it was written for.
+fn go_body(written: Vec<u8>, declared: Option<usize>) -> axum::body::Body {
+    match declared {
+        Some(n) if written.len() >= n => axum::body::Body::from(axum::body::Bytes::from(written).slice(..n)),
+        Some(_) => {
+            // A stream with no length of its own that fails after the bytes: hyper then closes
+            // the connection mid-body, as Go does after a short write.
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                Ok(axum::body::Bytes::from(written)),
+                Err(std::io::Error::other("the handler wrote less than its Content-Length")),
+            ];
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+        }
+        None => axum::body::Body::from(written),
     }
 }
 
@@ -251,8 +273,11 @@ fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>)
 }
 
 /// A standard client: reqwest, decoding gzip, br and zstd (and saying so in Accept-Encoding).
+/// A request still unanswered after this long on loopback is stuck: it ends as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().no_proxy().build()?)
+    Ok(reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build()?)
 }
 
 struct Get {
@@ -500,6 +525,32 @@ mod tests {
         let gz = probe(Layer::Gzip(Level::Default), 10_000, 20).await.unwrap();
         assert_eq!(gz.decoded, Ok(true));
         assert!(gz.wire_bytes < plain.wire_bytes / 2.0, "{} vs {}", gz.wire_bytes, plain.wire_bytes);
+    }
+
+    /// A body against its declared length, as Go's net/http sends it.
+    #[tokio::test]
+    async fn go_refuses_bytes_beyond_the_declared_length_and_closes_after_too_few() {
+        let long = axum::body::to_bytes(go_body(vec![7; 120], Some(100)), usize::MAX).await.unwrap();
+        assert_eq!(long.len(), 100, "the bytes beyond Content-Length are not sent");
+        let exact = axum::body::to_bytes(go_body(vec![7; 100], Some(100)), usize::MAX).await.unwrap();
+        assert_eq!(exact.len(), 100);
+        assert!(
+            axum::body::to_bytes(go_body(vec![7; 60], Some(100)), usize::MAX).await.is_err(),
+            "a short body ends in an error"
+        );
+        assert_eq!(axum::body::to_bytes(go_body(vec![7; 60], None), usize::MAX).await.unwrap().len(), 60);
+    }
+
+    /// What a standard client makes of the guide's middleware: at every size the answer is
+    /// refused, and quickly (no request waits for bytes that never come).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_guides_answers_fail_fast() {
+        for size in [100, 10_000] {
+            let started = std::time::Instant::now();
+            let p = probe(Layer::GuideGzip, size, 3).await.unwrap();
+            assert!(p.decoded.is_err() || p.decoded == Ok(false), "{size}: {:?}", p.decoded);
+            assert!(started.elapsed() < REQUEST_TIMEOUT, "{size}: no request waited for the timeout");
+        }
     }
 }
 
