@@ -102,7 +102,7 @@ impl Experiment for Calibration {
         vec![
             "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
             "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
-            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample.".into(),
+            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample. pgbench counts whole seconds: a sample shorter than a second (quick mode) is one second for pgbench, without a separate warm-up run (quick mode's 50 ms warm-up would also become a second).".into(),
         ]
     }
 }
@@ -180,7 +180,10 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     base.args(["-n", "-S", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads]);
     let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
     // pgbench has no warm-up phase of its own: run one, as the harness does, and discard it.
-    if !s.warmup.is_zero() {
+    // It counts whole seconds, so a warm-up shorter than half a second (quick mode's 50 ms)
+    // would become a whole second of its own: there, pgbench's one-second run is its own
+    // warm-up, as its connections are opened outside its clock.
+    if s.warmup >= std::time::Duration::from_millis(500) {
         let mut warm = Command::new(&bin);
         warm.args([
             "-n",

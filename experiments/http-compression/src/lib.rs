@@ -400,7 +400,7 @@ impl Experiment for HttpCompression {
                 let point = at.label;
                 let size = at.value as usize;
                 // Enough requests for the CPU clock to see them, fewer for big bodies.
-                let n = (2_000_000 / size.max(1)).clamp(10, 200) as u32;
+                let n = (1_000_000 / size.max(1)).clamp(10, 100) as u32;
                 let base = probe(Layer::Identity, size, n).await?;
                 for (variant, layer) in VARIANTS {
                     let p = if layer == Layer::Identity { None } else { Some(probe(layer, size, n).await?) };

@@ -127,7 +127,7 @@ struct Params {
 
 fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
     let s = &ctx.settings;
-    let keys = s.get::<usize>(ID, "keys")?.unwrap_or(if s.quick { 5_000 } else { 100_000 });
+    let keys = s.get::<usize>(ID, "keys")?.unwrap_or(if s.quick { 2_500 } else { 100_000 });
     let l1_capacity = s.get::<u64>(ID, "l1_capacity")?.unwrap_or(keys as u64 / 10);
     anyhow::ensure!(keys >= 100, "--set {ID}.keys must be at least 100");
     anyhow::ensure!(l1_capacity >= 1, "--set {ID}.l1_capacity must be at least 1");
@@ -389,7 +389,7 @@ impl Experiment for MultiLevelCache {
                 MetricInfo::new("l1_bytes", "bytes", Better::Lower, "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)"),
             ],
             needs: Needs { postgres: true, redis: true },
-            knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 5,000 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
+            knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 2,500 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
         }
     }
 
