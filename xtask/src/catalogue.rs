@@ -27,6 +27,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_limiter::RateLimiter::new()),
         Box::new(http_client_pool::HttpClientPool::new()),
         Box::new(http_compression::HttpCompression::new()),
+        Box::new(http_timeouts::HttpTimeouts::new()),
         Box::new(metrics_overhead::MetricsOverhead::new()),
     ]
 }

@@ -184,25 +184,6 @@ fn scrape_shape() -> (u64, u64) {
     (lines(1) - per, per)
 }
 
-/// Resident memory of this process, in bytes.
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * page.max(1) as u64)
-}
-
-/// Give freed heap back to the system, so that the next reading of RSS starts from what is
-/// really in use (a previous sample's registry was freed but glibc may keep its pages).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// One connection asking for paths `/items/k` with k = i, i + n, i + 2n, … modulo `distinct`.
 struct Client {
     http: RawClient,
@@ -334,8 +315,8 @@ impl Run for MetricsOverhead {
             let labelling = pick(&VARIANTS, at.variant)?;
             let distinct = at.point.value.max(1.0) as u64;
             let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
-            trim_heap();
-            let before = rss_bytes();
+            harness::resources::trim_heap();
+            let before = harness::resources::rss_bytes();
             let (server, metrics) = start_service(labelling)?;
             let addr: SocketAddr = server.addr();
             let cfg = harness::LoadConfig::closed(connections, ctx.settings.warmup, ctx.settings.duration);
@@ -349,7 +330,7 @@ impl Run for MetricsOverhead {
                 })
             })
             .await;
-            let after = rss_bytes();
+            let after = harness::resources::rss_bytes();
             // The registry is read once the load is over (a scrape racing the load would be a
             // different experiment), then the service stops.
             let scrape = metrics.as_ref().map(|m| {
