@@ -149,6 +149,25 @@ pub fn run_tool(probe: &Probe, mut cmd: std::process::Command) -> (std::io::Resu
     (out, resources)
 }
 
+/// Resident memory of this process now, in bytes (/proc/self/statm).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
+}
+
+/// Give the allocator's free memory back to the system, so that the next reading of
+/// `rss_bytes` counts what is in use rather than what an earlier sample freed.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,24 +211,5 @@ mod tests {
         if let Some(peak) = r.harness_peak_rss_bytes {
             assert!(peak >= 64 << 20, "{r:?}");
         }
-    }
-}
-
-/// Resident memory of this process now, in bytes (/proc/self/statm).
-pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * page.max(1) as u64)
-}
-
-/// Give the allocator's free memory back to the system, so that the next reading of
-/// `rss_bytes` counts what is in use rather than what an earlier sample freed.
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
