@@ -28,6 +28,9 @@ const BODY_BYTES: usize = 512;
 /// The guide's `MaxConnsPerHost`.
 const GUIDE_MAX_CONNS_PER_HOST: usize = 50;
 
+/// The guide's `MaxIdleConnsPerHost`.
+const GUIDE_MAX_IDLE_CONNS_PER_HOST: usize = 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     /// A new connection for every request (Go's `DisableKeepAlives`).
@@ -51,7 +54,7 @@ const VARIANTS: [(Variant, Client); 4] = [
         Client::ReqwestDefault,
     ),
     (
-        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient: MaxIdleConnsPerHost 20, IdleConnTimeout 90 s, MaxConnsPerHost 50 (a request waits for one of 50 slots), dial timeout 10 s, TCP keep-alive 30 s, client timeout 30 s, HTTP/1.1")
+        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient: MaxIdleConnsPerHost 20, MaxConnsPerHost 50, IdleConnTimeout 90 s, dial timeout 10 s, TCP keep-alive 30 s, client timeout 30 s, HTTP/1.1; connections managed as Go's http.Transport does (a released connection goes to a waiting request first)")
             .compared_with("no-keep-alive")
             .tests_claim(),
         Client::Guide,
@@ -105,8 +108,9 @@ fn build_client(client: Client) -> anyhow::Result<reqwest::Client> {
     let b = match client {
         Client::NoKeepAlive => b.pool_max_idle_per_host(0).http1_only(),
         Client::ReqwestDefault => b.http1_only(),
+        // One connection of the guide's transport: a client that keeps at most one.
         Client::Guide => b
-            .pool_max_idle_per_host(20)
+            .pool_max_idle_per_host(1)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))
@@ -117,29 +121,144 @@ fn build_client(client: Client) -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
+/// A model of Go's `http.Transport` connection management for one host, over connections of
+/// any kind (`T`): what `MaxIdleConnsPerHost` and `MaxConnsPerHost` do.
+///
+/// - A request takes an idle connection if there is one, else dials a new one if fewer than
+///   `max_conns` exist, else waits.
+/// - A connection released by a request goes first to a request that is waiting (Go's
+///   `tryPutIdleConn` delivers to `idleConnWait` before anything else), then to the idle list
+///   if it holds fewer than `max_idle`, else it is closed (`errTooManyIdleHost`).
+/// - A connection that failed is closed; a waiting request then gets to dial in its place
+///   (Go's `connsPerHostWait`).
+///
+/// reqwest has no `MaxConnsPerHost` and applies its idle limit when a connection comes back
+/// even while requests wait, so a semaphore around reqwest would churn connections where Go
+/// does not; this model keeps Go's order.
+struct GoTransport<T> {
+    max_idle: usize,
+    max_conns: usize,
+    dial: Box<dyn Fn() -> T + Send + Sync>,
+    state: std::sync::Mutex<TransportState<T>>,
+}
+
+struct TransportState<T> {
+    idle: Vec<T>,
+    /// Connections that exist: idle, in use, or being dialled.
+    total: usize,
+    waiting: std::collections::VecDeque<tokio::sync::oneshot::Sender<T>>,
+}
+
+impl<T> GoTransport<T> {
+    fn new(max_idle: usize, max_conns: usize, dial: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        let state = TransportState { idle: Vec::new(), total: 0, waiting: Default::default() };
+        Self { max_idle, max_conns, dial: Box::new(dial), state: std::sync::Mutex::new(state) }
+    }
+
+    async fn get(&self) -> Result<T, OpError> {
+        let waiting = {
+            let mut s = self.state.lock().expect("not poisoned");
+            if let Some(c) = s.idle.pop() {
+                return Ok(c);
+            }
+            if s.total < self.max_conns {
+                s.total += 1;
+                drop(s);
+                return Ok((self.dial)());
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.waiting.push_back(tx);
+            rx
+        };
+        waiting.await.map_err(|_| OpError::new("the transport closed while a request waited"))
+    }
+
+    /// A request is done with `c`.
+    fn put(&self, mut c: T) {
+        let mut s = self.state.lock().expect("not poisoned");
+        while let Some(w) = s.waiting.pop_front() {
+            match w.send(c) {
+                Ok(()) => return,
+                Err(back) => c = back,
+            }
+        }
+        if s.idle.len() < self.max_idle {
+            s.idle.push(c);
+        } else {
+            s.total -= 1;
+            drop(s);
+            drop(c);
+        }
+    }
+
+    /// `c` failed: close it, and let a waiting request dial instead.
+    fn discard(&self, c: T) {
+        drop(c);
+        let mut s = self.state.lock().expect("not poisoned");
+        while let Some(w) = s.waiting.pop_front() {
+            if w.send((self.dial)()).is_ok() {
+                return;
+            }
+        }
+        s.total -= 1;
+    }
+}
+
+/// How a worker gets its client: shared (reqwest's own pool), or a connection at a time from
+/// the model of Go's transport.
+#[derive(Clone)]
+enum Source {
+    Shared(reqwest::Client),
+    Go(Arc<GoTransport<reqwest::Client>>),
+}
+
 struct Get {
-    client: reqwest::Client,
+    source: Source,
     url: reqwest::Url,
-    /// The guide's MaxConnsPerHost: at most this many requests hold a connection at once.
-    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), OpError> {
+    let res = client.get(url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
+    if !res.status().is_success() {
+        return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+    }
+    let body = res.bytes().await.map_err(|e| OpError::from_error(&e))?;
+    if body.len() != BODY_BYTES {
+        return Err(OpError::new("short body"));
+    }
+    Ok(())
 }
 
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
-        let _slot = match &self.slots {
-            Some(s) => Some(s.acquire().await.map_err(|e| OpError::from_error(&e))?),
-            None => None,
-        };
-        let res = self.client.get(self.url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
-        if !res.status().is_success() {
-            return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+        match &self.source {
+            Source::Shared(client) => fetch(client, &self.url).await,
+            Source::Go(transport) => {
+                let conn = transport.get().await?;
+                let r = fetch(&conn, &self.url).await;
+                if r.is_ok() {
+                    transport.put(conn);
+                } else {
+                    transport.discard(conn);
+                }
+                r
+            }
         }
-        let body = res.bytes().await.map_err(|e| OpError::from_error(&e))?;
-        if body.len() != BODY_BYTES {
-            return Err(OpError::new("short body"));
-        }
-        Ok(())
     }
+}
+
+/// The source of a variant's clients, new for each sample.
+fn source(client: Client) -> anyhow::Result<Source> {
+    Ok(match client {
+        Client::Guide => {
+            // Fail now on a builder error rather than at the first dial.
+            build_client(client)?;
+            Source::Go(Arc::new(GoTransport::new(GUIDE_MAX_IDLE_CONNS_PER_HOST, GUIDE_MAX_CONNS_PER_HOST, move || {
+                build_client(client).expect("built once already")
+            })))
+        }
+        _ => Source::Shared(build_client(client)?),
+    })
 }
 
 #[derive(Default)]
@@ -199,7 +318,7 @@ impl Experiment for HttpClientPool {
         vec![
             format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client reaches on the same kind of endpoint."),
             "Each sample starts a new service on a new port and builds a new client, so connections accepted and TIME_WAIT sockets are that sample's; the warm-up fills the pool before the measured window.".into(),
-            "The guide's MaxIdleConns 100 (across hosts) has no reqwest counterpart and does not matter with one host; its MaxConnsPerHost 50 is a semaphore of 50 around each request (Go's transport makes a request wait for a connection slot), its ExpectContinueTimeout and TLS settings do not apply to plain GETs.".into(),
+            "guide-pool manages its connections as Go's http.Transport does (a model in this crate: idle first, then a dial up to MaxConnsPerHost 50, then a wait; a released connection goes to a waiting request before the idle list, and beyond MaxIdleConnsPerHost 20 it is closed), each connection a reqwest client holding one; reqwest alone has no MaxConnsPerHost and would apply its idle limit while requests wait, which churns connections where Go does not. MaxIdleConns 100 (across hosts) does not matter with one host; ExpectContinueTimeout and TLS settings do not apply to plain GETs.".into(),
             "Linux reuses loopback TIME_WAIT sockets for new outgoing connections (net.ipv4.tcp_tw_reuse = 2, the default), so a connection per request runs out of ephemeral ports later here than between two machines; errors of that kind are counted by kind, never as requests.".into(),
         ]
     }
@@ -214,13 +333,11 @@ impl Run for HttpClientPool {
             let server = start_service(counters.clone())?;
             let port = server.addr().port();
             let url = reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).context("the service's URL")?;
-            let client = build_client(variant)?;
-            let slots =
-                (variant == Client::Guide).then(|| Arc::new(tokio::sync::Semaphore::new(GUIDE_MAX_CONNS_PER_HOST)));
+            let source = source(variant)?;
             let cfg = harness::LoadConfig::closed(concurrency, ctx.settings.warmup, ctx.settings.duration);
             let report = load::run(&cfg, &ctx.probe, move |_| {
-                let (client, url, slots) = (client.clone(), url.clone(), slots.clone());
-                async move { Ok(Get { client, url, slots }) }
+                let (source, url) = (source.clone(), url.clone());
+                async move { Ok(Get { source, url }) }
             })
             .await;
             // Read before anything closes: what the traffic itself left.
@@ -245,6 +362,34 @@ impl Run for HttpClientPool {
 mod tests {
     use super::*;
 
+    /// Go's order: an idle connection first, then a dial up to the cap, then a wait; a
+    /// released connection goes to a waiter before the idle list, and past the idle limit it
+    /// is closed.
+    #[tokio::test]
+    async fn the_go_transport_hands_connections_to_waiters_before_closing_them() {
+        let dials = Arc::new(AtomicU64::new(0));
+        let d = dials.clone();
+        let t = Arc::new(GoTransport::new(1, 2, move || d.fetch_add(1, Ordering::Relaxed)));
+        let (a, b) = (t.get().await.unwrap(), t.get().await.unwrap());
+        assert_eq!((a, b), (0, 1), "two dials up to MaxConnsPerHost");
+        let t2 = t.clone();
+        let waiter = tokio::spawn(async move { t2.get().await.unwrap() });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "a third request waits");
+        t.put(a);
+        assert_eq!(waiter.await.unwrap(), 0, "the released connection went to the waiter");
+        t.put(b);
+        t.put(0);
+        assert_eq!(dials.load(Ordering::Relaxed), 2, "no dial while connections were handed over");
+        let s = t.state.lock().unwrap();
+        assert_eq!((s.idle.len(), s.total), (1, 1), "one idle kept (MaxIdleConnsPerHost 1), the other closed");
+        drop(s);
+        // A failed connection is closed, and its slot goes to the next dial.
+        let c = t.get().await.unwrap();
+        t.discard(c);
+        assert_eq!(t.state.lock().unwrap().total, 0);
+    }
+
     #[test]
     fn the_body_has_its_size() {
         assert_eq!(body().len(), BODY_BYTES);
@@ -254,14 +399,15 @@ mod tests {
     /// in TIME_WAIT; with a pool, one worker's requests share one connection.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_are_counted_on_the_server() {
-        for (variant, want_accepted) in [(Client::NoKeepAlive, 20), (Client::ReqwestDefault, 1), (Client::Http2, 1)] {
+        for (variant, want_accepted) in
+            [(Client::NoKeepAlive, 20), (Client::ReqwestDefault, 1), (Client::Http2, 1), (Client::Guide, 1)]
+        {
             let counters = Arc::new(Counters::default());
             let server = start_service(counters.clone()).unwrap();
             let port = server.addr().port();
             let mut get = Get {
-                client: build_client(variant).unwrap(),
+                source: source(variant).unwrap(),
                 url: reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).unwrap(),
-                slots: None,
             };
             for _ in 0..20 {
                 get.call().await.unwrap();
