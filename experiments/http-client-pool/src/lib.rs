@@ -381,9 +381,10 @@ mod tests {
         t.put(b);
         t.put(0);
         assert_eq!(dials.load(Ordering::Relaxed), 2, "no dial while connections were handed over");
-        let s = t.state.lock().unwrap();
-        assert_eq!((s.idle.len(), s.total), (1, 1), "one idle kept (MaxIdleConnsPerHost 1), the other closed");
-        drop(s);
+        {
+            let s = t.state.lock().unwrap();
+            assert_eq!((s.idle.len(), s.total), (1, 1), "one idle kept (MaxIdleConnsPerHost 1), the other closed");
+        }
         // A failed connection is closed, and its slot goes to the next dial.
         let c = t.get().await.unwrap();
         t.discard(c);
