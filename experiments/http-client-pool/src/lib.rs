@@ -342,7 +342,7 @@ impl Run for HttpClientPool {
             .await;
             // Read before anything closes: what the traffic itself left.
             let time_wait = time_wait_sockets(port).ok();
-            tokio::task::spawn_blocking(move || drop(server)).await?;
+            server.stop().await?;
             let mut sample = report?.into_sample();
             let accepted = counters.accepted.load(Ordering::Relaxed) as f64;
             let answered = counters.answered.load(Ordering::Relaxed) as f64;
@@ -437,7 +437,7 @@ mod tests {
                 assert!(tw >= 19, "{tw} sockets in TIME_WAIT after 20 closed connections");
             }
             drop(get);
-            tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+            server.stop().await.unwrap();
         }
     }
 }

@@ -351,7 +351,7 @@ async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
     let (w1, a1, c1) =
         (counters.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
     drop(get);
-    tokio::task::spawn_blocking(move || drop(server)).await?;
+    server.stop().await?;
     let answered = (a1 - a0).max(1) as f64;
     Ok(Probe { wire_bytes: (w1 - w0) as f64 / answered, cpu_us: (c1 - c0).as_secs_f64() * 1e6 / answered, decoded })
 }
@@ -495,7 +495,7 @@ impl Run for HttpCompression {
             })
             .await;
             let cpu = server.cpu_time().saturating_sub(cpu0);
-            tokio::task::spawn_blocking(move || drop(server)).await?;
+            server.stop().await?;
             let mut sample = report?.into_sample();
             let answered = counters.answered.load(Ordering::Relaxed) as f64;
             if answered > 0.0 {

@@ -19,7 +19,6 @@
 //! requests per second, latency and errors, the connections the server holds open at the end,
 //! how many slow connections it cut, and the process's memory growth.
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
@@ -188,11 +187,7 @@ struct Get(RawClient);
 
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
-        let answer = self.0.get("/", "").await?;
-        if !(200..300).contains(&answer.status) {
-            return Err(OpError::new(format!("HTTP {}", answer.status)));
-        }
-        Ok(())
+        self.0.get_ok("/", "").await.map(drop)
     }
 }
 
@@ -277,7 +272,7 @@ impl Run for HttpTimeouts {
             for c in slow_clients {
                 let _ = c.await;
             }
-            tokio::task::spawn_blocking(move || drop(server)).await.context("stopping the server")?;
+            server.stop().await?;
             let mut sample = report?.into_sample();
             sample.metrics.insert("open_connections".into(), open.max(0) as f64);
             sample.metrics.insert("slow_cut_per_s".into(), cut as f64 / elapsed.max(1e-9));
@@ -324,7 +319,7 @@ mod tests {
                 c.await.unwrap();
             }
             drop(normal);
-            tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+            server.stop().await.unwrap();
         }
     }
 }

@@ -73,6 +73,13 @@ impl Server {
         self.addr
     }
 
+    /// Stop the server from async code: graceful shutdown, then the server's thread joined on
+    /// a blocking thread, so the caller's runtime keeps running meanwhile (dropping a server
+    /// does the same but blocks the thread it is dropped on).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || drop(self)).await.context("stopping the HTTP server")
+    }
+
     /// CPU time the server's threads have used so far (Linux's schedstat, in nanoseconds of
     /// time on a CPU): the server's own cost, apart from the clients in the same process.
     pub fn cpu_time(&self) -> std::time::Duration {
@@ -144,6 +151,16 @@ impl RawClient {
         self.request.clear();
         let _ = write!(self.request, "GET {path} HTTP/1.1\r\nHost: {}\r\n{extra}\r\n", self.host);
         self.exchange().await
+    }
+
+    /// `GET path` as [`RawClient::get`], with a non-2xx status an error of kind `HTTP <status>`:
+    /// what a load worker wants, since a failed request is never a measurement.
+    pub async fn get_ok(&mut self, path: &str, extra: &str) -> Result<Answer, OpError> {
+        let answer = self.get(path, extra).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(OpError::new(format!("HTTP {}", answer.status)));
+        }
+        Ok(answer)
     }
 
     /// The last answer's body.
