@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use harness::kit::http::Server;
+use harness::kit::http::{Counted, Server, Wire};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
@@ -26,12 +26,9 @@ use harness::{
     Variant,
 };
 use std::net::{Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 const ID: &str = "http-compression";
@@ -168,26 +165,21 @@ fn go_body(written: Vec<u8>, declared: Option<usize>) -> axum::body::Body {
     }
 }
 
-/// What the service counts: bytes written to its connections and requests answered.
+/// What the service counts: its connections' bytes and requests answered.
 #[derive(Default)]
 struct Counters {
-    written: AtomicU64,
+    wire: Arc<Wire>,
     answered: AtomicU64,
 }
 
-/// A listener whose connections count the bytes written to them.
+/// A listener whose connections count their bytes.
 struct CountingListener {
     inner: tokio::net::TcpListener,
-    counters: Arc<Counters>,
-}
-
-struct CountingStream {
-    inner: tokio::net::TcpStream,
-    counters: Arc<Counters>,
+    wire: Arc<Wire>,
 }
 
 impl axum::serve::Listener for CountingListener {
-    type Io = CountingStream;
+    type Io = Counted<tokio::net::TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -195,7 +187,7 @@ impl axum::serve::Listener for CountingListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    return (CountingStream { inner: stream, counters: self.counters.clone() }, addr);
+                    return (Counted::new(stream, self.wire.clone()), addr);
                 }
                 // As axum's own listener does: a failed accept (out of descriptors) is retried.
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -205,46 +197,6 @@ impl axum::serve::Listener for CountingListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.inner.local_addr()
-    }
-}
-
-impl AsyncRead for CountingStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountingStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -270,7 +222,7 @@ fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>)
             Layer::Zstd => app.layer(tower(false, false, true)),
             Layer::GuideGzip => app.layer(axum::middleware::from_fn(guide_gzip)),
         };
-        let listener = CountingListener { inner: listener, counters };
+        let listener = CountingListener { inner: listener, wire: counters.wire.clone() };
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     })
 }
@@ -344,16 +296,20 @@ async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
     };
     // The first request opened the connection; the probe counts from here.
     let (w0, a0, c0) =
-        (counters.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
+        (counters.wire.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
     for _ in 0..n {
         let _ = get.fetch().await;
     }
     let (w1, a1, c1) =
-        (counters.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
+        (counters.wire.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
     drop(get);
     server.stop().await?;
     let answered = (a1 - a0).max(1) as f64;
-    Ok(Probe { wire_bytes: (w1 - w0) as f64 / answered, cpu_us: (c1 - c0).as_secs_f64() * 1e6 / answered, decoded })
+    Ok(Probe {
+        wire_bytes: (w1 - w0) as f64 / answered,
+        cpu_us: c1.saturating_sub(c0).as_secs_f64() * 1e6 / answered,
+        decoded,
+    })
 }
 
 /// The link speed (Mbit/s) below which sending `saved` fewer bytes gains more time than
@@ -499,7 +455,9 @@ impl Run for HttpCompression {
             let mut sample = report?.into_sample();
             let answered = counters.answered.load(Ordering::Relaxed) as f64;
             if answered > 0.0 {
-                sample.metrics.insert("wire_bytes".into(), counters.written.load(Ordering::Relaxed) as f64 / answered);
+                sample
+                    .metrics
+                    .insert("wire_bytes".into(), counters.wire.written.load(Ordering::Relaxed) as f64 / answered);
                 sample.metrics.insert("server_cpu_us".into(), cpu.as_secs_f64() * 1e6 / answered);
             }
             Ok(sample)

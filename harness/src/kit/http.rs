@@ -248,6 +248,98 @@ fn count_in_state(table: &str, port: u16, state: u8) -> u64 {
         .count() as u64
 }
 
+/// What a connection wrapped in [`Counted`] has seen: connections made, bytes read and written.
+/// Shared by every connection of one server or one client.
+#[derive(Debug, Default)]
+pub struct Wire {
+    pub connections: std::sync::atomic::AtomicU64,
+    pub read: std::sync::atomic::AtomicU64,
+    pub written: std::sync::atomic::AtomicU64,
+}
+
+impl Wire {
+    /// (connections, bytes read, bytes written) so far.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.connections.load(Relaxed), self.read.load(Relaxed), self.written.load(Relaxed))
+    }
+}
+
+/// A connection counting into a [`Wire`]: one relaxed atomic add per read or write, so the
+/// count costs what one instruction costs, not a lock.
+pub struct Counted<S> {
+    inner: S,
+    wire: std::sync::Arc<Wire>,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, wire: std::sync::Arc<Wire>) -> Self {
+        wire.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Counted { inner, wire }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.wire.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = r {
+            self.wire.written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let std::task::Poll::Ready(Ok(n)) = r {
+            self.wire.written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +410,20 @@ mod tests {
         let addr = server.addr();
         drop(server);
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the server stopped listening");
+    }
+
+    /// A counted connection counts itself once and every byte it reads and writes.
+    #[tokio::test]
+    async fn a_counted_connection_counts_its_bytes() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let wire = std::sync::Arc::new(Wire::default());
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut a = Counted::new(a, wire.clone());
+        a.write_all(b"hello").await.unwrap();
+        b.write_all(b"abc").await.unwrap();
+        let mut got = [0u8; 3];
+        a.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abc");
+        assert_eq!(wire.totals(), (1, 3, 5));
     }
 }
