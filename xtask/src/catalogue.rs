@@ -29,6 +29,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(http_compression::HttpCompression::new()),
         Box::new(http_timeouts::HttpTimeouts::new()),
         Box::new(metrics_overhead::MetricsOverhead::new()),
+        Box::new(grpc_pool::GrpcPool::new()),
     ]
 }
 
