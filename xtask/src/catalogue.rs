@@ -30,6 +30,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(http_timeouts::HttpTimeouts::new()),
         Box::new(metrics_overhead::MetricsOverhead::new()),
         Box::new(grpc_pool::GrpcPool::new()),
+        Box::new(load_balancing::LoadBalancing::new()),
     ]
 }
 

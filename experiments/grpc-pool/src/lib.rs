@@ -334,7 +334,14 @@ impl Experiment for GrpcPool {
             let mut checks = Vec::new();
             for (variant, pooling) in VARIANTS {
                 let (ok, detail, wrong) = serves_correctly(pooling).await?;
-                checks.push(Check::verdict(variant.name, None, "replies with the server's digest", wrong as f64, ok, detail));
+                checks.push(Check::verdict(
+                    variant.name,
+                    None,
+                    "replies with the server's digest",
+                    wrong as f64,
+                    ok,
+                    detail,
+                ));
             }
             let pings = keepalive_pings(Duration::from_millis(100), Duration::from_millis(1200)).await?;
             let kept = pings.connections == 1 && pings.call_after_ok;

@@ -117,6 +117,7 @@ impl Drop for Server {
 /// the load engine and the socket, so a service experiment driven by it measures the server.
 pub struct RawClient {
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     host: String,
     request: Vec<u8>,
     buf: Vec<u8>,
@@ -137,6 +138,7 @@ impl RawClient {
         stream.set_nodelay(true)?;
         Ok(RawClient {
             stream,
+            peer: addr,
             host: addr.to_string(),
             request: Vec::with_capacity(256),
             buf: Vec::with_capacity(4096),
@@ -161,6 +163,11 @@ impl RawClient {
             return Err(OpError::new(format!("HTTP {}", answer.status)));
         }
         Ok(answer)
+    }
+
+    /// The address this client connected to.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// The last answer's body.

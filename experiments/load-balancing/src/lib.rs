@@ -1,0 +1,513 @@
+//! `load-balancing`: the guide's client-side load balancer (负载均衡优化, `LoadBalancer`) when
+//! one of three backends goes wrong.
+//!
+//! Three HTTP backends run on loopback, in this process, each on a runtime of its own; a
+//! request costs a backend 1 ms (a timer, not CPU). In the case `slow` the third backend takes
+//! ten times as long; in the case `failing` it answers every request, its health check
+//! included, with 503. Clients send requests at a fixed rate (open loop: a request's latency
+//! counts from when it should have started), each to the backend a balancer picks: the guide's
+//! `RoundRobin`, the guide's `WeightedRoundRobin` (a weighted random pick, equal weights), or
+//! the power of two choices on outstanding requests (tower's p2c rule). The sweep is the
+//! health checking: none, the guide's `HealthCheck` every 30 s, and a short interval. As the
+//! guide's checker starts on a ticker, its first check comes one interval after the balancer
+//! starts, and the balancer starts with every backend active.
+
+use harness::kit::http::{RawClient, Server};
+use harness::load::{self, OpError, Worker};
+use harness::results::Better;
+use harness::stats::SplitMix64;
+use harness::{
+    names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample,
+    Sweep, Trial, Variant,
+};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ID: &str = "load-balancing";
+
+/// Backends behind the balancer; the last one is the one that goes wrong.
+const BACKENDS: usize = 3;
+const DEGRADED: usize = BACKENDS - 1;
+
+/// What a request costs a healthy backend, and the slow one.
+const WORK: Duration = Duration::from_millis(1);
+const SLOWDOWN: u32 = 10;
+
+/// Requests per second offered in all, and the workers that send them, unless set.
+const RATE: f64 = 2000.0;
+const WORKERS: u32 = 50;
+
+/// The guide's health check interval and the timeout of one check.
+const GUIDE_INTERVAL: Duration = Duration::from_secs(30);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Slow,
+    Failing,
+}
+
+const CASES: [(Case, Condition); 2] = [
+    (
+        Case::new(
+            "slow",
+            "the third backend answers 10× slower than the others (10 ms instead of 1 ms) and passes its health check",
+        )
+        .tests_claim(),
+        Condition::Slow,
+    ),
+    (
+        Case::new("failing", "the third backend answers every request, its health check included, with HTTP 503"),
+        Condition::Failing,
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The guide's `RoundRobin`: the next active backend in turn, under the balancer's mutex.
+    RoundRobin,
+    /// The guide's `WeightedRoundRobin`: a random pick weighted by `Weight` among the active
+    /// backends, under the balancer's mutex (equal weights: the backends are alike).
+    WeightedRandom,
+    /// Two distinct active backends at random, the one with fewer requests outstanding.
+    P2c,
+}
+
+const VARIANTS: [(Variant, Rule); 3] = [
+    (
+        Variant::new("p2c", "power of two choices on outstanding requests (tower's balance rule): two active backends at random, the less loaded one"),
+        Rule::P2c,
+    ),
+    (
+        Variant::new("guide-round-robin", "the guide's LoadBalancer.RoundRobin: the next active backend in turn, under its mutex")
+            .tests_claim()
+            .compared_with("p2c"),
+        Rule::RoundRobin,
+    ),
+    (
+        Variant::new("guide-weighted-random", "the guide's LoadBalancer.WeightedRoundRobin as written: rand.Intn over the active backends' weights (all 1), under its mutex")
+            .compared_with("p2c"),
+        Rule::WeightedRandom,
+    ),
+];
+
+/// The sweep's points: how the balancer learns which backends are up.
+const HEALTH: [&str; 3] = ["none", "every 30 s (guide)", "short interval"];
+
+/// The balancer's view of the backends, shared by every client and the health checker.
+struct Balancer {
+    rule: Rule,
+    /// The guide's `lb.mu` with what it guards: `current` and each backend's `Active`.
+    guarded: Mutex<Guarded>,
+    /// Requests sent to each backend and not yet answered (p2c's load).
+    outstanding: [AtomicU64; BACKENDS],
+    /// Each backend's `Active` as p2c reads it (no lock: tower keeps its ready set apart).
+    active: [AtomicBool; BACKENDS],
+}
+
+struct Guarded {
+    current: usize,
+    active: [bool; BACKENDS],
+    weight: [u64; BACKENDS],
+    /// Go's global `rand` source, used under the balancer's lock.
+    rng: SplitMix64,
+}
+
+impl Balancer {
+    fn new(rule: Rule) -> Self {
+        Balancer {
+            rule,
+            guarded: Mutex::new(Guarded {
+                current: 0,
+                active: [true; BACKENDS],
+                weight: [1; BACKENDS],
+                rng: SplitMix64::new(0x5eed),
+            }),
+            outstanding: Default::default(),
+            active: std::array::from_fn(|_| AtomicBool::new(true)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Guarded> {
+        self.guarded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The backend for the next request, or none when no backend is active.
+    fn pick(&self, rng: &mut SplitMix64) -> Option<usize> {
+        match self.rule {
+            Rule::RoundRobin => {
+                let mut g = self.lock();
+                for _ in 0..BACKENDS {
+                    let i = g.current;
+                    g.current = (g.current + 1) % BACKENDS;
+                    if g.active[i] {
+                        return Some(i);
+                    }
+                }
+                None
+            }
+            Rule::WeightedRandom => {
+                let mut g = self.lock();
+                let total: u64 = (0..BACKENDS).filter(|&i| g.active[i]).map(|i| g.weight[i]).sum();
+                if total == 0 {
+                    return None;
+                }
+                let target = g.rng.next_u64() % total;
+                let mut current = 0;
+                for i in 0..BACKENDS {
+                    if !g.active[i] {
+                        continue;
+                    }
+                    current += g.weight[i];
+                    if current > target {
+                        return Some(i);
+                    }
+                }
+                None
+            }
+            Rule::P2c => {
+                let mut up = [0usize; BACKENDS];
+                let mut n = 0;
+                for (i, a) in self.active.iter().enumerate() {
+                    if a.load(Ordering::Relaxed) {
+                        up[n] = i;
+                        n += 1;
+                    }
+                }
+                match n {
+                    0 => None,
+                    1 => Some(up[0]),
+                    _ => {
+                        let a = (rng.next_u64() % n as u64) as usize;
+                        let b = (a + 1 + (rng.next_u64() % (n as u64 - 1)) as usize) % n;
+                        let (a, b) = (up[a], up[b]);
+                        let load = |i: usize| self.outstanding[i].load(Ordering::Relaxed);
+                        Some(if load(b) < load(a) { b } else { a })
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a health check found: as the guide's `checkServers`, under the lock.
+    fn set_active(&self, i: usize, up: bool) {
+        self.lock().active[i] = up;
+        self.active[i].store(up, Ordering::Relaxed);
+    }
+}
+
+/// What each backend counts: requests answered.
+#[derive(Default)]
+struct Counts {
+    answered: [AtomicU64; BACKENDS],
+}
+
+/// One backend: `GET /work` answers after its delay (or 503), `GET /health` 200 (or 503).
+fn start_backend(index: usize, condition: Condition, counts: Arc<Counts>) -> anyhow::Result<Server> {
+    let degraded = index == DEGRADED;
+    let failing = degraded && condition == Condition::Failing;
+    let delay = if degraded && condition == Condition::Slow { WORK * SLOWDOWN } else { WORK };
+    let status = if failing { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let app = axum::Router::new()
+        .route(
+            "/work",
+            axum::routing::get(move || async move {
+                counts.answered[index].fetch_add(1, Ordering::Relaxed);
+                if !failing {
+                    tokio::time::sleep(delay).await;
+                }
+                (status, "done")
+            }),
+        )
+        .route("/health", axum::routing::get(move || async move { (status, "health") }));
+    Server::start(Ipv4Addr::LOCALHOST, 1, |listener, shutdown| async move {
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    })
+}
+
+/// The guide's `HealthCheck`: every `interval` (the first one interval after it starts), every
+/// backend's `/health` asked at once, each marked active when it answers 200 within 5 s. The
+/// guide's Go client reuses connections (http.DefaultTransport), as this one does.
+async fn health_check(balancer: Arc<Balancer>, addrs: Vec<SocketAddr>, interval: Duration, checks: Arc<AtomicU64>) {
+    let mut clients: Vec<Option<RawClient>> = addrs.iter().map(|_| None).collect();
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        ticker.tick().await;
+        let rounds = clients.iter_mut().zip(&addrs).map(|(client, &addr)| async move {
+            let asked = tokio::time::timeout(CHECK_TIMEOUT, async {
+                if client.is_none() {
+                    *client = RawClient::connect(addr).await.ok();
+                }
+                match client.as_mut() {
+                    Some(c) => c.get("/health", "").await.map(|a| a.status == 200).unwrap_or(false),
+                    None => false,
+                }
+            })
+            .await;
+            let up = asked.unwrap_or(false);
+            if !up {
+                *client = None;
+            }
+            up
+        });
+        let found = futures_util::future::join_all(rounds).await;
+        for (i, up) in found.into_iter().enumerate() {
+            balancer.set_active(i, up);
+        }
+        checks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One client: a keep-alive connection to each backend, the shared balancer, its own random
+/// source (for p2c's two choices).
+struct Client {
+    backends: Vec<RawClient>,
+    balancer: Arc<Balancer>,
+    rng: SplitMix64,
+}
+
+impl Worker for Client {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let i = self.balancer.pick(&mut self.rng).ok_or_else(|| OpError::new("no backend available"))?;
+        // Every rule pays for the count; only p2c reads it.
+        self.balancer.outstanding[i].fetch_add(1, Ordering::Relaxed);
+        let r = self.backends[i].get_ok("/work", "").await;
+        self.balancer.outstanding[i].fetch_sub(1, Ordering::Relaxed);
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // A broken connection is replaced for the next request (the error still counts).
+                if !e.kind.starts_with("HTTP ") {
+                    let addr = self.backends[i].peer();
+                    if let Ok(c) = RawClient::connect(addr).await {
+                        self.backends[i] = c;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The short health check interval: a fifth of a sample (1 s at the default 5 s), so that it
+/// fires within every sample, or the `health_interval_ms` knob.
+fn short_interval(ctx: &RunCtx) -> anyhow::Result<Duration> {
+    Ok(match ctx.settings.get::<u64>(ID, "health_interval_ms")? {
+        Some(ms) => Duration::from_millis(ms),
+        None => (ctx.settings.duration / 5).max(Duration::from_millis(10)),
+    })
+}
+
+#[derive(Default)]
+pub struct LoadBalancing;
+
+impl LoadBalancing {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Experiment for LoadBalancing {
+    fn meta(&self) -> Meta {
+        Meta {
+            id: ID,
+            title: "Client-side load balancing when one backend of three is slow or failing",
+            guide_section: "网络优化: 负载均衡优化 (LoadBalancer: RoundRobin, WeightedRoundRobin, HealthCheck)",
+            claim: "Round robin or weighted random with health checks spreads load well across backends.",
+            variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
+            sweep: Sweep { quick: vec![1.0, 2.0], ..Sweep::categories("health checks", &HEALTH) },
+            primary_metric: load::latency_p99("one request (successful ones)"),
+            metrics: vec![
+                load::latency_p50("one request (successful ones)"),
+                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one successful request"),
+                MetricInfo::new("error_rate", "fraction", Better::Lower, "requests that failed (HTTP 503, no backend) over all requests sent"),
+                MetricInfo::new("degraded_share", "%", Better::Lower, "share of the requests the backends answered that went to the slow or failing backend (a third is an even spread)"),
+                MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),
+            ],
+            needs: Needs::NONE,
+            knobs: vec![
+                Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
+                Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
+            ],
+        }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::Load(self)
+    }
+
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let mut checks = Vec::new();
+            // Each rule's spread over three healthy-looking backends, and that none picks a
+            // backend marked inactive.
+            for (variant, rule) in VARIANTS {
+                let b = Balancer::new(rule);
+                let mut rng = SplitMix64::new(1);
+                let mut seen = [0u64; BACKENDS];
+                for _ in 0..3000 {
+                    seen[b.pick(&mut rng).expect("all active")] += 1;
+                }
+                b.set_active(DEGRADED, false);
+                let skipped = (0..300).all(|_| b.pick(&mut rng) != Some(DEGRADED));
+                let even = seen.iter().all(|&n| (800..=1200).contains(&n));
+                checks.push(Check::verdict(
+                    variant.name,
+                    None,
+                    "spreads evenly and skips an inactive backend",
+                    f64::from(u8::from(even && skipped)),
+                    even && skipped,
+                    format!("3,000 picks over three active backends with no load: {seen:?}; with the third marked inactive it was {}picked in 300 more", if skipped { "never " } else { "still " }),
+                ));
+            }
+            Ok(checks)
+        })
+    }
+
+    fn notes(&self, ctx: &RunCtx) -> Vec<String> {
+        let rate = ctx.settings.get::<u64>(ID, "rate").ok().flatten().map_or(RATE, |r| r as f64);
+        vec![
+            format!("{WORKERS} clients offer {rate} requests per second in all (open loop); each holds one keep-alive connection to each backend (the harness's HTTP client). Each backend is an axum service on a runtime of one thread in the harness's process, on loopback; its 1 ms of work is a timer, so the backends do not compete for the 2 cores."),
+            "The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active. Each sample starts a new balancer with the backend already slow or failing, so the guide's 30 s interval never checks within a 5 s sample: for up to 30 s after a backend fails, the guide's balancer keeps sending it a share of the requests.".into(),
+            "A health check marks a backend inactive only when /health does not answer 200: a slow backend passes it, so health checks cannot help with slowness; only a rule that looks at load (p2c) can.".into(),
+            "Weights: the guide's WeightedRoundRobin is a weighted random pick; with the equal weights these equal backends call for, it is a uniform random pick among the active ones.".into(),
+            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load).".into(),
+        ]
+    }
+}
+
+impl Run for LoadBalancing {
+    fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        Box::pin(async move {
+            let rule = pick(&VARIANTS, at.variant)?;
+            let condition = pick(&CASES, at.case)?;
+            let interval = match at.point.value as usize {
+                0 => None,
+                1 => Some(GUIDE_INTERVAL),
+                _ => Some(short_interval(ctx)?),
+            };
+            let rate = ctx.settings.get::<u64>(ID, "rate")?.map_or(RATE, |r| r as f64);
+            let counts = Arc::new(Counts::default());
+            let mut servers = Vec::with_capacity(BACKENDS);
+            for i in 0..BACKENDS {
+                servers.push(start_backend(i, condition, counts.clone())?);
+            }
+            let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
+            let balancer = Arc::new(Balancer::new(rule));
+            let rounds = Arc::new(AtomicU64::new(0));
+            let checker = interval
+                .map(|every| tokio::spawn(health_check(balancer.clone(), addrs.clone(), every, rounds.clone())));
+            let cfg = harness::LoadConfig::open(WORKERS, rate, ctx.settings.warmup, ctx.settings.duration);
+            let (b, a) = (balancer.clone(), addrs.clone());
+            let report = load::run(&cfg, &ctx.probe, move |i| {
+                let (balancer, addrs) = (b.clone(), a.clone());
+                async move {
+                    let mut backends = Vec::with_capacity(addrs.len());
+                    for addr in addrs {
+                        backends.push(RawClient::connect(addr).await?);
+                    }
+                    Ok(Client { backends, balancer, rng: SplitMix64::new(0x9e37_79b9 ^ i as u64) })
+                }
+            })
+            .await;
+            if let Some(c) = checker {
+                c.abort();
+            }
+            for s in servers {
+                s.stop().await?;
+            }
+            let mut sample = report?.into_sample();
+            let answered: Vec<u64> = counts.answered.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+            let total: u64 = answered.iter().sum();
+            if total > 0 {
+                sample.metrics.insert("degraded_share".into(), 100.0 * answered[DEGRADED] as f64 / total as f64);
+            }
+            sample.metrics.insert("health_checks".into(), rounds.load(Ordering::Relaxed) as f64);
+            Ok(sample)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guide's round robin takes the backends in turn and steps over an inactive one.
+    #[test]
+    fn round_robin_takes_turns_and_skips_the_inactive() {
+        let b = Balancer::new(Rule::RoundRobin);
+        let mut rng = SplitMix64::new(1);
+        let got: Vec<_> = (0..4).map(|_| b.pick(&mut rng).unwrap()).collect();
+        assert_eq!(got, [0, 1, 2, 0]);
+        b.set_active(2, false);
+        let got: Vec<_> = (0..4).map(|_| b.pick(&mut rng).unwrap()).collect();
+        assert_eq!(got, [1, 0, 1, 0]);
+        for i in 0..BACKENDS {
+            b.set_active(i, false);
+        }
+        assert_eq!(b.pick(&mut rng), None);
+    }
+
+    /// p2c never picks the more loaded of its two choices: with one backend loaded, it gets
+    /// only the picks where both choices fell on it, which two distinct choices never do.
+    #[test]
+    fn p2c_avoids_the_loaded_backend() {
+        let b = Balancer::new(Rule::P2c);
+        b.outstanding[DEGRADED].store(5, Ordering::Relaxed);
+        let mut rng = SplitMix64::new(7);
+        assert!((0..1000).all(|_| b.pick(&mut rng) != Some(DEGRADED)));
+        b.set_active(0, false);
+        b.set_active(1, false);
+        assert_eq!(b.pick(&mut rng), Some(DEGRADED), "the only active backend, however loaded");
+    }
+
+    /// Weighted random follows the weights.
+    #[test]
+    fn weighted_random_follows_weights() {
+        let b = Balancer::new(Rule::WeightedRandom);
+        b.lock().weight = [1, 1, 2];
+        let mut rng = SplitMix64::new(3);
+        let mut seen = [0u64; BACKENDS];
+        for _ in 0..8000 {
+            seen[b.pick(&mut rng).unwrap()] += 1;
+        }
+        assert!((3600..=4400).contains(&seen[2]), "{seen:?}");
+    }
+
+    /// The health checker marks the failing backend inactive at its first round, not before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_checks_mark_the_failing_backend() {
+        let counts = Arc::new(Counts::default());
+        let servers: Vec<Server> =
+            (0..BACKENDS).map(|i| start_backend(i, Condition::Failing, counts.clone()).unwrap()).collect();
+        let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
+        let b = Arc::new(Balancer::new(Rule::RoundRobin));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let checker = tokio::spawn(health_check(b.clone(), addrs, Duration::from_millis(150), rounds.clone()));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(b.lock().active[DEGRADED], "no check before the first tick");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        checker.abort();
+        assert!(rounds.load(Ordering::Relaxed) >= 1);
+        assert_eq!(b.lock().active, [true, true, false]);
+        for s in servers {
+            s.stop().await.unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod quick_run {
+    use harness::Experiment as _;
+
+    /// The experiment runs end to end as `bench --quick` runs it (every variant, case, point).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_end_to_end_in_quick_mode() {
+        let exp = super::LoadBalancing::new();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
+        harness::testing::assert_complete(&exp.meta(), &result);
+    }
+}
