@@ -7,10 +7,10 @@
 //! included, with 503. Clients send requests at a fixed rate (open loop: a request's latency
 //! counts from when it should have started), each to the backend a balancer picks: the guide's
 //! `RoundRobin`, the guide's `WeightedRoundRobin` (a weighted random pick, equal weights), or
-//! the power of two choices on outstanding requests (tower's p2c rule). The sweep is the
-//! health checking: none, the guide's `HealthCheck` every 30 s, and a short interval. As the
-//! guide's checker starts on a ticker, its first check comes one interval after the balancer
-//! starts, and the balancer starts with every backend active.
+//! the power of two choices (tower's p2c rule) on outstanding requests and on tower's peak-EWMA
+//! load. The sweep is the health checking: none, the guide's `HealthCheck` every 30 s, and a
+//! short interval. As the guide's checker starts on a ticker, its first check comes one
+//! interval after the balancer starts, and the balancer starts with every backend active.
 
 use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
@@ -73,12 +73,20 @@ enum Rule {
     WeightedRandom,
     /// Two distinct active backends at random, the one with fewer requests outstanding.
     P2c,
+    /// The same two choices, the one with the lower peak-EWMA cost: its round-trip estimate
+    /// (peak, decaying) times its outstanding requests plus one, as tower's `PeakEwma` load.
+    P2cPeakEwma,
 }
 
-const VARIANTS: [(Variant, Rule); 3] = [
+const VARIANTS: [(Variant, Rule); 4] = [
     (
         Variant::new("p2c", "power of two choices on outstanding requests (tower's balance rule): two active backends at random, the less loaded one"),
         Rule::P2c,
+    ),
+    (
+        Variant::new("p2c-peak-ewma", "the same two choices on tower's PeakEwma load: a peak-sensitive moving average of each backend's round trips (decay 10 s) times its outstanding requests plus one")
+            .compared_with("p2c"),
+        Rule::P2cPeakEwma,
     ),
     (
         Variant::new("guide-round-robin", "the guide's LoadBalancer.RoundRobin: the next active backend in turn, under its mutex")
@@ -105,6 +113,44 @@ struct Balancer {
     outstanding: [AtomicU64; BACKENDS],
     /// Each backend's `Active` as p2c reads it (no lock: tower keeps its ready set apart).
     active: [AtomicBool; BACKENDS],
+    /// Each backend's round-trip estimate (p2c-peak-ewma's load).
+    ewma: [Mutex<PeakEwma>; BACKENDS],
+}
+
+/// tower's `PeakEwma` estimate of a backend's round trip: a new round trip above the estimate
+/// replaces it (the peak), one below is averaged in with a weight that grows with the time
+/// since the last update; read, the estimate decays toward zero with the time it went unused.
+#[derive(Debug, Clone, Copy)]
+struct PeakEwma {
+    rtt_ns: f64,
+    at: std::time::Instant,
+}
+
+/// tower's defaults as linkerd uses them: a first estimate of 30 ms, a decay of 10 s.
+const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+
+impl PeakEwma {
+    fn new(now: std::time::Instant) -> Self {
+        PeakEwma { rtt_ns: EWMA_DEFAULT_RTT.as_nanos() as f64, at: now }
+    }
+
+    fn decayed(&self, now: std::time::Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
+        self.rtt_ns * (-elapsed / EWMA_DECAY.as_nanos() as f64).exp()
+    }
+
+    fn observe(&mut self, rtt: Duration, now: std::time::Instant) {
+        let rtt = rtt.as_nanos() as f64;
+        if rtt > self.rtt_ns {
+            self.rtt_ns = rtt;
+        } else {
+            let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
+            let decay = (-elapsed / EWMA_DECAY.as_nanos() as f64).exp();
+            self.rtt_ns = self.rtt_ns * decay + rtt * (1.0 - decay);
+        }
+        self.at = now;
+    }
 }
 
 struct Guarded {
@@ -127,6 +173,10 @@ impl Balancer {
             }),
             outstanding: Default::default(),
             active: std::array::from_fn(|_| AtomicBool::new(true)),
+            ewma: {
+                let now = std::time::Instant::now();
+                std::array::from_fn(|_| Mutex::new(PeakEwma::new(now)))
+            },
         }
     }
 
@@ -167,7 +217,7 @@ impl Balancer {
                 }
                 None
             }
-            Rule::P2c => {
+            Rule::P2c | Rule::P2cPeakEwma => {
                 let mut up = [0usize; BACKENDS];
                 let mut n = 0;
                 for (i, a) in self.active.iter().enumerate() {
@@ -183,11 +233,31 @@ impl Balancer {
                         let a = (rng.next_u64() % n as u64) as usize;
                         let b = (a + 1 + (rng.next_u64() % (n as u64 - 1)) as usize) % n;
                         let (a, b) = (up[a], up[b]);
-                        let load = |i: usize| self.outstanding[i].load(Ordering::Relaxed);
-                        Some(if load(b) < load(a) { b } else { a })
+                        Some(if self.load(b) < self.load(a) { b } else { a })
                     }
                 }
             }
+        }
+    }
+
+    /// p2c's load of backend `i`: its outstanding requests, or its peak-EWMA cost.
+    fn load(&self, i: usize) -> f64 {
+        let pending = self.outstanding[i].load(Ordering::Relaxed) as f64;
+        match self.rule {
+            Rule::P2cPeakEwma => {
+                let estimate =
+                    self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).decayed(std::time::Instant::now());
+                estimate * (pending + 1.0)
+            }
+            _ => pending,
+        }
+    }
+
+    /// A request to backend `i` ended after `rtt` (answered or not, as tower's handle drops
+    /// either way): the peak-EWMA rule learns from it.
+    fn observe(&self, i: usize, rtt: Duration, now: std::time::Instant) {
+        if self.rule == Rule::P2cPeakEwma {
+            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(rtt, now);
         }
     }
 
@@ -273,8 +343,11 @@ impl Worker for Client {
         let i = self.balancer.pick(&mut self.rng).ok_or_else(|| OpError::new("no backend available"))?;
         // Every rule pays for the count; only p2c reads it.
         self.balancer.outstanding[i].fetch_add(1, Ordering::Relaxed);
+        let sent = std::time::Instant::now();
         let r = self.backends[i].get_ok("/work", "").await;
+        let now = std::time::Instant::now();
         self.balancer.outstanding[i].fetch_sub(1, Ordering::Relaxed);
+        self.balancer.observe(i, now - sent, now);
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -374,7 +447,7 @@ impl Experiment for LoadBalancing {
             "The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active. Each sample starts a new balancer with the backend already slow or failing, so the guide's 30 s interval never checks within a 5 s sample: for up to 30 s after a backend fails, the guide's balancer keeps sending it a share of the requests.".into(),
             "A health check marks a backend inactive only when /health does not answer 200: a slow backend passes it, so health checks cannot help with slowness; only a rule that looks at load (p2c) can.".into(),
             "Weights: the guide's WeightedRoundRobin is a weighted random pick; with the equal weights these equal backends call for, it is a uniform random pick among the active ones.".into(),
-            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load).".into(),
+            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma, linkerd's settings: 30 ms first estimate, 10 s decay). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
         ]
     }
 }
@@ -462,6 +535,25 @@ mod tests {
         b.set_active(0, false);
         b.set_active(1, false);
         assert_eq!(b.pick(&mut rng), Some(DEGRADED), "the only active backend, however loaded");
+    }
+
+    /// The peak-EWMA estimate jumps to a slower round trip at once and comes down slowly, and
+    /// p2c on it avoids the backend whose round trips are slow even with nothing outstanding.
+    #[test]
+    fn peak_ewma_takes_peaks_and_steers_away_from_slow_backends() {
+        let t0 = std::time::Instant::now();
+        let mut e = PeakEwma::new(t0);
+        e.observe(Duration::from_millis(100), t0);
+        assert_eq!(e.rtt_ns, 100e6, "a peak replaces the estimate");
+        e.observe(Duration::from_millis(1), t0 + Duration::from_secs(1));
+        assert!(e.rtt_ns > 80e6 && e.rtt_ns < 100e6, "one second of a 10 s decay: {}", e.rtt_ns);
+        let b = Balancer::new(Rule::P2cPeakEwma);
+        let now = std::time::Instant::now();
+        for (i, ms) in [1, 1, 10].into_iter().enumerate() {
+            *b.ewma[i].lock().unwrap() = PeakEwma { rtt_ns: ms as f64 * 1e6, at: now };
+        }
+        let mut rng = SplitMix64::new(9);
+        assert!((0..1000).all(|_| b.pick(&mut rng) != Some(DEGRADED)));
     }
 
     /// Weighted random follows the weights.
