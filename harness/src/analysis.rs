@@ -20,12 +20,16 @@ pub const MAX_ERROR_RATE: f64 = 0.01;
 
 /// Why `sample` must not enter a verdict, if it must not: more failed operations than
 /// `MAX_ERROR_RATE` allows (successes counted from its `ok` metric, or else its latency
-/// histogram's count).
-pub fn invalid_reason(sample: &Sample) -> Option<String> {
-    let errors: u64 = sample.errors.values().sum();
-    if errors == 0 {
+/// histogram's count). Errors of the kinds in `outcomes` (the experiment's `outcome_errors`)
+/// are the technique's result, not the measurement's failure: they count only when the sample
+/// has no success at all.
+pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
+    let all: u64 = sample.errors.values().sum();
+    if all == 0 {
         return None;
     }
+    let errors: u64 =
+        sample.errors.iter().filter(|(kind, _)| !outcomes.iter().any(|o| o == *kind)).map(|(_, &n)| n).sum();
     if let Some(n) = sample.errors.get(crate::results::UNFINISHED) {
         return Some(format!(
             "{n} operation(s) never finished: their latency is unknown, so no latency or rate of this sample is one"
@@ -37,11 +41,14 @@ pub fn invalid_reason(sample: &Sample) -> Option<String> {
         .map(|&v| v.max(0.0) as u64)
         .or_else(|| sample.latency.as_ref().map(|l| l.count))
         .unwrap_or(0);
+    let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
+    if ok == 0 && errors < all {
+        return Some(format!("all {all} operations failed, none succeeded; most often ({n}×): {kind}"));
+    }
     let rate = errors as f64 / (ok + errors) as f64;
     if rate <= MAX_ERROR_RATE {
         return None;
     }
-    let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
     Some(format!(
         "{errors} of {} operations failed ({}%, more than the {}% a measurement allows); most often ({n}×): {kind}",
         ok + errors,
@@ -95,7 +102,7 @@ pub struct Claim<'a> {
 pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
     for s in &mut result.samples {
         if s.invalid.is_none() {
-            s.invalid = invalid_reason(s);
+            s.invalid = invalid_reason(s, &result.outcome_errors);
         }
     }
     let metric = result.primary_metric.clone();
@@ -521,6 +528,7 @@ mod tests {
             },
             primary_metric: latency(),
             metrics: vec![],
+            outcome_errors: vec![],
             status: ExperimentStatus::Ok,
             samples,
             checks: vec![],
@@ -576,11 +584,18 @@ mod tests {
 
     #[test]
     fn error_rate_threshold_decides_validity() {
-        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 1000.0, 0)), None);
-        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 990.0, 10)), None, "exactly 1 % is still a measurement");
-        let why = invalid_reason(&sample("a", 0, 1.0, 980.0, 20)).expect("2 % is not");
+        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 1000.0, 0), &[]), None);
+        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 990.0, 10), &[]), None, "exactly 1 % is still a measurement");
+        let why = invalid_reason(&sample("a", 0, 1.0, 980.0, 20), &[]).expect("2 % is not");
         assert!(why.contains("20 of 1000") && why.contains("connection closed"), "{why}");
-        assert!(invalid_reason(&sample("a", 0, 1.0, 0.0, 271_674)).is_some());
+        assert!(invalid_reason(&sample("a", 0, 1.0, 0.0, 271_674), &[]).is_some());
+        // Errors that are the technique's outcome leave a sample with successes valid, not
+        // one made of them alone.
+        let outcome = vec!["connection closed".to_owned()];
+        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 600.0, 400), &outcome), None);
+        let why = invalid_reason(&sample("a", 0, 1.0, 0.0, 400), &outcome).expect("no success at all");
+        assert!(why.contains("none succeeded"), "{why}");
+        assert!(invalid_reason(&sample("a", 0, 1.0, 600.0, 400), &["other".to_owned()]).is_some());
     }
 
     #[test]

@@ -245,6 +245,12 @@ pub struct Meta {
     pub primary_metric: MetricInfo,
     pub metrics: Vec<MetricInfo>,
     pub needs: Needs,
+    /// Error kinds that are the technique's own outcome, not a failure of the measurement (a
+    /// balancer sending requests to a backend that answers 503): counted by kind and in the
+    /// error rate like any error, but a sample with successes stays a measurement however many
+    /// of them it has. Latency and throughput still count successes only, and a sample made of
+    /// errors alone still never reaches a verdict. Empty for almost every experiment.
+    pub outcome_errors: &'static [&'static str],
     /// The `--set` settings it reads.
     pub knobs: Vec<Knob>,
 }

@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(report.errors.get(UNFINISHED), Some(&2), "{:?}", report.errors);
         assert!(report.ok > 20, "what came before the stall is kept: {}", report.ok);
         let sample = report.into_sample();
-        assert!(crate::analysis::invalid_reason(&sample).unwrap().contains("never finished"));
+        assert!(crate::analysis::invalid_reason(&sample, &[]).unwrap().contains("never finished"));
     }
 
     #[test]

@@ -215,6 +215,10 @@ pub struct ExperimentResult {
     pub primary_metric: MetricInfo,
     /// Other metrics found in the samples, described for the report.
     pub metrics: Vec<MetricInfo>,
+    /// Error kinds that are the technique's outcome (`Meta::outcome_errors`): they do not make
+    /// a sample with successes invalid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcome_errors: Vec<String>,
     pub status: ExperimentStatus,
     pub samples: Vec<Sample>,
     /// Correctness counts and other one-off observations per variant and point.

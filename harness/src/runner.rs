@@ -62,6 +62,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         },
         primary_metric: meta.primary_metric.clone(),
         metrics: meta.metrics.clone(),
+        outcome_errors: meta.outcome_errors.iter().map(|k| (*k).to_owned()).collect(),
         status: ExperimentStatus::Ok,
         samples: Vec::new(),
         checks: Vec::new(),
@@ -240,6 +241,13 @@ async fn run_inner(
         let setup_started = Instant::now();
         side.setup().await.map_err(|e| e.context("setup"))?;
         result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
+        if !meta.outcome_errors.is_empty() {
+            result.notes.push(format!(
+                "Errors of the kinds {} are this technique's outcome, not a broken measurement: they are counted by kind and in the error rate, and a sample with successes stays valid however many it has (latency and throughput still count successes only; a sample without a success never reaches a verdict). Any other error kind above {}% makes a sample invalid, as everywhere.",
+                meta.outcome_errors.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
+                crate::analysis::MAX_ERROR_RATE * 100.0
+            ));
+        }
     }
     let points = results[0].sweep.points.clone();
     for (point_index, point) in points.iter().enumerate() {
@@ -266,7 +274,7 @@ async fn run_inner(
                         .measure(at, repetition)
                         .await
                         .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
-                    sample.invalid = analysis::invalid_reason(&sample);
+                    sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
                     let failed = sample.invalid.clone();
                     results[s].samples.push(sample);
                     progress(Progress::Sample { experiment: meta.id, case, variant, point: &point.label, repetition });
@@ -371,6 +379,7 @@ mod tests {
             primary_metric: crate::MetricInfo::new("t", "s", crate::Better::Lower, "t"),
             metrics: Vec::new(),
             needs: crate::Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         };
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -58,7 +58,7 @@ async fn latency_stall_and_reset_through_the_proxy() {
     let r = load_through(target.clone(), cfg).await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(r.histogram.value_at_quantile(0.5) >= 10_000_000, "p50 {} ns", r.histogram.value_at_quantile(0.5));
-    assert!(analysis::invalid_reason(&r.into_sample()).is_none(), "a slow server is still a measurement");
+    assert!(analysis::invalid_reason(&r.into_sample(), &[]).is_none(), "a slow server is still a measurement");
     proxy.set_latency(Duration::ZERO);
 
     // A stall in the middle of the window: the run gives up on the stuck queries instead of
@@ -79,7 +79,7 @@ async fn latency_stall_and_reset_through_the_proxy() {
     assert!(started.elapsed() < Duration::from_secs(10), "a stall must not hang the run");
     assert_eq!(r.errors.get(UNFINISHED), Some(&2), "{:?}", r.errors);
     assert!(r.ok > 0, "what was measured before the stall is kept");
-    let why = analysis::invalid_reason(&r.into_sample()).expect("a stalled sample is invalid");
+    let why = analysis::invalid_reason(&r.into_sample(), &[]).expect("a stalled sample is invalid");
     assert!(why.contains("never finished"), "{why}");
     p.set_stalled(false);
 
@@ -98,7 +98,7 @@ async fn latency_stall_and_reset_through_the_proxy() {
     let errors: u64 = r.errors.values().sum();
     assert!(errors > 0, "the reset is seen: {:?}", r.errors);
     assert_eq!(r.histogram.len(), r.ok, "failures have no latency");
-    assert!(analysis::invalid_reason(&r.into_sample()).is_some());
+    assert!(analysis::invalid_reason(&r.into_sample(), &[]).is_some());
 }
 
 /// A Redis experiment: GET in a closed loop, two variants that do the same thing.
@@ -117,6 +117,7 @@ impl Experiment for Gets {
             primary_metric: MetricInfo::new("ops_per_sec", "ops/s", harness::Better::Higher, ""),
             metrics: Vec::new(),
             needs: Needs::REDIS,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

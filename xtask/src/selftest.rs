@@ -47,6 +47,7 @@ impl Experiment for SelfTest {
             primary_metric: harness::micro::time_metric(),
             metrics: Vec::new(),
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }
@@ -103,6 +104,7 @@ impl Experiment for SelfTestLoad {
             primary_metric: load::latency_p50("a GET"),
             metrics: vec![load::throughput("GETs/s", "GETs per second")],
             needs: Needs::REDIS,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

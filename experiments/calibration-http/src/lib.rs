@@ -101,6 +101,7 @@ impl Experiment for CalibrationHttp {
                 load::latency_p99("one request"),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

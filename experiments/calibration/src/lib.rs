@@ -58,6 +58,7 @@ impl Experiment for Calibration {
             primary_metric: load::throughput("ops/s", "requests completed per second"),
             metrics: vec![MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)")],
             needs: Needs { postgres: true, redis: true },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

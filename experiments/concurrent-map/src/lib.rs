@@ -213,6 +213,7 @@ impl Experiment for ConcurrentMap {
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -321,6 +321,7 @@ impl Experiment for GrpcPool {
                 ),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

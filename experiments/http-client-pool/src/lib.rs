@@ -306,6 +306,7 @@ impl Experiment for HttpClientPool {
                 ),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

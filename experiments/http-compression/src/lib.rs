@@ -341,6 +341,7 @@ impl Experiment for HttpCompression {
                 MetricInfo::new("server_cpu_us", "us", Better::Lower, "CPU time of the server's threads per response (compression included; the client's decoding is not)"),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

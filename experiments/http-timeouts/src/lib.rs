@@ -221,6 +221,7 @@ impl Experiment for HttpTimeouts {
                     .negligible_below(2.0),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: vec![Knob::int("header_timeout_ms", 1, 600_000, "the guide's ReadHeaderTimeout as the run uses it (default a fifth of the measured window: 1,000 in a full run, 30 in quick mode; the guide's own is 5,000)")],
         }
     }

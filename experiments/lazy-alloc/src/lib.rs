@@ -107,6 +107,7 @@ impl Experiment for LazyAlloc {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("user"),
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -80,23 +80,23 @@ enum Rule {
 
 const VARIANTS: [(Variant, Rule); 4] = [
     (
-        Variant::new("p2c", "power of two choices on outstanding requests (tower's balance rule): two active backends at random, the less loaded one"),
-        Rule::P2c,
+        Variant::new("p2c-peak-ewma", "power of two choices on tower's PeakEwma load: two active backends at random, the one whose peak-sensitive moving average of round trips (first estimate 1 ms, decay 10 s) times its outstanding requests plus one is lower"),
+        Rule::P2cPeakEwma,
     ),
     (
-        Variant::new("p2c-peak-ewma", "the same two choices on tower's PeakEwma load: a peak-sensitive moving average of each backend's round trips (decay 10 s) times its outstanding requests plus one")
-            .compared_with("p2c"),
-        Rule::P2cPeakEwma,
+        Variant::new("p2c", "the same two choices on outstanding requests only (tower's PendingRequests load)")
+            .compared_with("p2c-peak-ewma"),
+        Rule::P2c,
     ),
     (
         Variant::new("guide-round-robin", "the guide's LoadBalancer.RoundRobin: the next active backend in turn, under its mutex")
             .tests_claim()
-            .compared_with("p2c"),
+            .compared_with("p2c-peak-ewma"),
         Rule::RoundRobin,
     ),
     (
         Variant::new("guide-weighted-random", "the guide's LoadBalancer.WeightedRoundRobin as written: rand.Intn over the active backends' weights (all 1), under its mutex")
-            .compared_with("p2c"),
+            .compared_with("p2c-peak-ewma"),
         Rule::WeightedRandom,
     ),
 ];
@@ -126,8 +126,12 @@ struct PeakEwma {
     at: std::time::Instant,
 }
 
-/// tower's defaults as linkerd uses them: a first estimate of 30 ms, a decay of 10 s.
-const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
+/// tower asks for a first estimate and a decay. The first estimate is a healthy backend's
+/// round trip (the work's 1 ms), as a user who knows the service would set it: a slower round
+/// trip is then a peak that counts at once. (linkerd's 30 ms, made for services it knows
+/// nothing of, would hide a 10 ms backend until the estimates decayed toward the truth over
+/// tens of seconds.) The decay is linkerd's 10 s.
+const EWMA_DEFAULT_RTT: Duration = WORK;
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 
 impl PeakEwma {
@@ -401,6 +405,9 @@ impl Experiment for LoadBalancing {
                 MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),
             ],
             needs: Needs::NONE,
+            // What the balancer does when it sends a request to the failing backend, or has no
+            // backend left: the finding, counted in error_rate, not a broken measurement.
+            outcome_errors: &["HTTP 503", "no backend available"],
             knobs: vec![
                 Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
                 Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
@@ -447,7 +454,7 @@ impl Experiment for LoadBalancing {
             "The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active. Each sample starts a new balancer with the backend already slow or failing, so the guide's 30 s interval never checks within a 5 s sample: for up to 30 s after a backend fails, the guide's balancer keeps sending it a share of the requests.".into(),
             "A health check marks a backend inactive only when /health does not answer 200: a slow backend passes it, so health checks cannot help with slowness; only a rule that looks at load (p2c) can.".into(),
             "Weights: the guide's WeightedRoundRobin is a weighted random pick; with the equal weights these equal backends call for, it is a uniform random pick among the active ones.".into(),
-            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma, linkerd's settings: 30 ms first estimate, 10 s decay). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
+            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma: first estimate 1 ms, a healthy backend's round trip; decay 10 s, linkerd's). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
         ]
     }
 }

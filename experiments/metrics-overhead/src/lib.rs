@@ -236,6 +236,7 @@ impl Experiment for MetricsOverhead {
                     .negligible_below(2.0),
             ],
             needs: Needs::NONE,
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

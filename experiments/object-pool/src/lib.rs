@@ -126,6 +126,7 @@ impl Experiment for ObjectPool {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

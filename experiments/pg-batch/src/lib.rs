@@ -154,6 +154,7 @@ impl Experiment for PgBatch {
                 MetricInfo::new("connections", "connections", Better::Lower, "connections one client holds"),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: vec![Knob::users_rows(2_000)],
         }
     }

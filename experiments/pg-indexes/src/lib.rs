@@ -371,6 +371,7 @@ impl Experiment for PgIndexes {
                 load::throughput("statements/s", "statements completed per second (for insert: the insert throughput)"),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -485,6 +485,7 @@ impl Experiment for PgPartitioning {
                 ),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
         }
     }

@@ -137,6 +137,7 @@ impl Experiment for PgPool {
                 ),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: vec![Knob::users_rows(1_000)],
         }
     }

@@ -212,6 +212,7 @@ impl Experiment for PgPrepared {
                 ),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: vec![Knob::users_rows(1_000)],
         }
     }

@@ -166,6 +166,7 @@ impl Experiment for RateLimiter {
                 .negligible_below(1.0),
             metrics,
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -184,6 +184,7 @@ impl Experiment for RedisBatch {
                 load::throughput("batches/s", "batches completed per second"),
             ],
             needs: Needs { postgres: false, redis: true },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

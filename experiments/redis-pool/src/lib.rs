@@ -119,6 +119,7 @@ impl Experiment for RedisPool {
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
             ],
             needs: Needs { postgres: false, redis: true },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -326,6 +326,7 @@ impl Experiment for Serialization {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: true },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

@@ -94,6 +94,7 @@ impl Experiment for SlicePrealloc {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("item"),
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

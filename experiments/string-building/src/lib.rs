@@ -95,6 +95,7 @@ impl Experiment for StringBuilding {
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("condition"),
             needs: Needs { postgres: false, redis: false },
+            outcome_errors: &[],
             knobs: Vec::new(),
         }
     }

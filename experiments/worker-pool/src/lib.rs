@@ -210,6 +210,7 @@ impl Experiment for WorkerPool {
                 ),
             ],
             needs: Needs { postgres: true, redis: false },
+            outcome_errors: &[],
             knobs: vec![
                 Knob::users_rows(12_000),
                 Knob::int(
