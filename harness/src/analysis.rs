@@ -1,8 +1,8 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
 use crate::results::{
-    resource_value, spectrum_metric, Better, Comparison, ExperimentResult, MetricComparison, MetricInfo, MetricSummary,
-    PointAnalysis, Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
+    resource_value, spectrum_metric, Better, ClaimKind, Comparison, ExperimentResult, MetricComparison, MetricInfo,
+    MetricSummary, PointAnalysis, Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
 };
 use crate::stats;
 
@@ -80,7 +80,7 @@ fn invalid_count(result: &ExperimentResult, case: &str, variant: &str, point: &s
 
 /// Where a comparison is made, for its sentence: `page depth 1000`, or with a case
 /// `table size 50000 in by-username`.
-fn place(result: &ExperimentResult, case: &str, point: &str) -> String {
+pub(crate) fn place(result: &ExperimentResult, case: &str, point: &str) -> String {
     if case.is_empty() {
         format!("{} {point}", result.sweep.axis)
     } else {
@@ -94,6 +94,7 @@ fn place(result: &ExperimentResult, case: &str, point: &str) -> String {
 pub struct Claim<'a> {
     pub case: &'a str,
     pub variant: Option<&'a str>,
+    pub kind: ClaimKind,
 }
 
 /// Fill `result.analysis`, `headline`, `summaries` and `metric_comparisons` from its samples.
@@ -171,6 +172,7 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
     result.analysis = out;
     result.summaries = summaries(result);
     result.metric_comparisons = metric_comparisons(result);
+    result.finding = crate::finding::finding(result, claim);
 }
 
 /// Every declared metric but the primary one, compared with each variant's baseline at every
@@ -535,6 +537,7 @@ mod tests {
             notes: vec![],
             analysis: vec![],
             headline: None,
+            finding: None,
             summaries: vec![],
             metric_comparisons: vec![],
             wall_time_ms: 0,
@@ -607,7 +610,7 @@ mod tests {
             samples.push(sample("fast", rep, 1.0, 0.0, 270_000));
         }
         let mut r = result_with(samples);
-        analyse(&mut r, Claim { case: "", variant: Some("fast") });
+        analyse(&mut r, Claim { case: "", variant: Some("fast"), ..Claim::default() });
         assert!(r.samples.iter().filter(|s| s.variant == "fast").all(|s| s.invalid.is_some()));
         let c = &r.analysis[0].comparisons[0];
         assert_eq!(c.verdict, VerdictKind::Missing, "{}", c.sentence);
@@ -625,9 +628,9 @@ mod tests {
             r.samples.push(sample("fast", rep, 50.0 + rep as f64, 1000.0, 0));
             r.samples.push(sample("ref", rep, 1.0 + rep as f64 * 0.01, 1000.0, 0));
         }
-        analyse(&mut r, Claim { case: "", variant: Some("fast") });
+        analyse(&mut r, Claim { case: "", variant: Some("fast"), ..Claim::default() });
         assert_eq!(r.headline.as_ref().unwrap().variant, "fast");
-        analyse(&mut r, Claim { case: "", variant: Some("ref") });
+        analyse(&mut r, Claim { case: "", variant: Some("ref"), ..Claim::default() });
         assert_eq!(r.headline.as_ref().unwrap().variant, "ref");
     }
 
@@ -666,7 +669,7 @@ mod tests {
         }
         let mut r = result_with(samples);
         r.cases = ["read", "write"].map(|c| CaseInfo { name: c.into(), description: String::new() }).to_vec();
-        analyse(&mut r, Claim { case: "write", variant: Some("fast") });
+        analyse(&mut r, Claim { case: "write", variant: Some("fast"), ..Claim::default() });
         assert_eq!(r.analysis.len(), 2, "one analysis per case and point");
         let verdict = |case: &str| {
             let p = r.analysis.iter().find(|p| p.case == case).unwrap();

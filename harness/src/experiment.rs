@@ -37,21 +37,38 @@ pub struct Variant {
     /// This variant's comparison with its baseline is the one that tests the guide's claim:
     /// the experiment's headline.
     pub tests_claim: bool,
+    /// What the claim asks of this variant against its baseline: to beat it (most claims), or
+    /// to keep up with it (calibration: the harness against a reference tool).
+    pub claim_kind: crate::results::ClaimKind,
 }
 
 impl Variant {
     pub const fn new(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: None, tests_claim: false }
+        Self { name, description, baseline: None, tests_claim: false, claim_kind: crate::results::ClaimKind::Beats }
     }
 
     /// A variant that starts a comparison group of its own: it is a baseline.
     pub const fn baseline_of_group(name: &'static str, description: &'static str) -> Self {
-        Self { name, description, baseline: Some(name), tests_claim: false }
+        Self {
+            name,
+            description,
+            baseline: Some(name),
+            tests_claim: false,
+            claim_kind: crate::results::ClaimKind::Beats,
+        }
     }
 
     /// Mark this variant's comparison as the one that tests the guide's claim (the headline).
     pub const fn tests_claim(mut self) -> Self {
         self.tests_claim = true;
+        self
+    }
+
+    /// Mark this variant's comparison as the claim's, where the claim is that it keeps up with
+    /// its baseline (within `finding::EQUIVALENCE`), not that it beats it.
+    pub const fn tests_claim_keeps_up(mut self) -> Self {
+        self.tests_claim = true;
+        self.claim_kind = crate::results::ClaimKind::KeepsUp;
         self
     }
 
@@ -268,7 +285,8 @@ impl Meta {
 
     /// The claim, as the analysis looks for it.
     pub fn claim(&self) -> crate::analysis::Claim<'static> {
-        crate::analysis::Claim { case: self.claim_case(), variant: self.claim_variant() }
+        let kind = self.variants.iter().find(|v| v.tests_claim).map_or(Default::default(), |v| v.claim_kind);
+        crate::analysis::Claim { case: self.claim_case(), variant: self.claim_variant(), kind }
     }
 
     /// The names of the cases, `[""]` for an experiment without cases.

@@ -31,6 +31,7 @@ pub mod context;
 pub mod experiment;
 pub mod export;
 pub mod faultproxy;
+pub mod finding;
 pub mod inject;
 pub mod kit;
 pub mod load;

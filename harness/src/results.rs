@@ -229,6 +229,10 @@ pub struct ExperimentResult {
     /// sweep point: the one line to read first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<Comparison>,
+    /// What the run found of the guide's claim, by the rule of `finding::finding`: the
+    /// summary's row for this experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
     /// Median and 95% CI of every metric the report shows (the declared metrics, the
     /// resources, the latency spectrum) per variant and point, over the valid samples:
     /// computed once by the analysis, so that nothing downstream recomputes a number.
@@ -550,6 +554,53 @@ pub enum VerdictKind {
     Inconclusive,
     /// A side has no usable samples.
     Missing,
+}
+
+/// What a claim asks of its variant against the baseline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimKind {
+    /// To be better (the guide's techniques).
+    #[default]
+    Beats,
+    /// To be as good, within `finding::EQUIVALENCE` (the harness against a reference tool).
+    KeepsUp,
+}
+
+/// The summary's answer for one experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Supported wherever a verdict was reached, contradicted nowhere, no correctness failure.
+    Holds,
+    /// Supported somewhere, but not everywhere (or a correctness check of the variant failed).
+    HoldsInPart,
+    /// Supported nowhere: worse, or no measurable effect, where a verdict was reached.
+    DoesNotHold,
+    /// No point reached a verdict either way (too few repetitions, too much noise, a failure).
+    Inconclusive,
+}
+
+/// What the run found of the guide's claim, from the claim's comparisons at every sweep point
+/// of the claim's case and the variant's correctness checks (`analysis::finding`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub claim: ClaimKind,
+    /// The variant the claim is about, and the one it is compared with.
+    pub variant: String,
+    pub baseline: String,
+    /// Sweep points where the verdict supports the claim, contradicts it, shows no effect
+    /// (a ratio whose whole CI lies within `finding::EQUIVALENCE` of 1), or decides nothing.
+    pub supported: Vec<String>,
+    pub contradicted: Vec<String>,
+    pub no_effect: Vec<String>,
+    pub undecided: Vec<String>,
+    /// Correctness checks of the variant that failed.
+    pub broken_checks: usize,
+    /// The finding in one line: which points said what, and why the rule concluded so.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -69,6 +69,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         notes: Vec::new(),
         analysis: Vec::new(),
         headline: None,
+        finding: None,
         summaries: Vec::new(),
         metric_comparisons: Vec::new(),
         wall_time_ms: 0,

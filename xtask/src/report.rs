@@ -22,8 +22,17 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
         let catalogue = xtask::catalogue::all();
         for e in &mut results.experiments {
             let meta = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id);
-            let claim = harness::analysis::Claim { case: "", variant: meta.and_then(|m| m.claim_variant()) };
+            let claim = meta.map(|m| m.claim()).unwrap_or_default();
             harness::analysis::analyse(e, claim);
+        }
+    }
+    // A file written before findings existed: the same rule, over its stored verdicts.
+    if results.experiments.iter().any(|e| e.finding.is_none()) {
+        let catalogue = xtask::catalogue::all();
+        for e in results.experiments.iter_mut().filter(|e| e.finding.is_none()) {
+            if let Some(meta) = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id) {
+                e.finding = harness::finding::finding(e, meta.claim());
+            }
         }
     }
     let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;

@@ -43,7 +43,7 @@ const VARIANTS: [(Variant, Client); 3] = [
     (
         Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection of the harness's client (kit::http::RawClient: the request written from a kept buffer, the answer read by its Content-Length, as wrk does), the same GET")
             .compared_with("wrk")
-            .tests_claim(),
+            .tests_claim_keeps_up(),
         Client::Raw,
     ),
     (

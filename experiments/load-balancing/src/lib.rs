@@ -90,7 +90,7 @@ const VARIANTS: [(Variant, Rule); 4] = [
     ),
     (
         Variant::new("guide-round-robin", "the guide's LoadBalancer.RoundRobin: the next active backend in turn, under its mutex")
-            .tests_claim()
+            .tests_claim_keeps_up()
             .compared_with("p2c-peak-ewma"),
         Rule::RoundRobin,
     ),

@@ -59,7 +59,7 @@ const VARIANTS: [(Variant, Labelling); 3] = [
     (
         Variant::new("guide-raw-path", "the guide's MetricsMiddleware as written: the same two metrics, endpoint = r.URL.Path, one series per distinct path")
             .compared_with("none")
-            .tests_claim(),
+            .tests_claim_keeps_up(),
         Labelling::RawPath,
     ),
 ];

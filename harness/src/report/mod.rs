@@ -12,7 +12,7 @@ mod view;
 
 pub use charts::{line_chart, Series};
 pub use format::num;
-pub use view::{ExperimentView, VerdictView};
+pub use view::{ExperimentView, SummaryRow, VerdictView};
 
 use crate::results::{ExperimentStatus, RunResults};
 use format::bytes;
@@ -23,6 +23,10 @@ const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
 #[derive(Debug, Serialize)]
 pub struct ReportContext {
     pub run: RunView,
+    /// The first screen: one row per experiment, the claim and what the run found of it.
+    pub summary: Vec<SummaryRow>,
+    /// How many rows say each finding, in the summary's order.
+    pub tally: Vec<(String, usize)>,
     pub experiments: Vec<ExperimentView>,
 }
 
@@ -98,5 +102,11 @@ pub fn report_context(results: &RunResults) -> ReportContext {
         servers,
         failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
     };
-    ReportContext { run, experiments: results.experiments.iter().map(view::experiment_view).collect() }
+    let summary: Vec<SummaryRow> = results.experiments.iter().map(view::summary_row).collect();
+    let tally = ["holds", "holds in part", "does not hold", "inconclusive", "failed"]
+        .iter()
+        .map(|f| ((*f).to_owned(), summary.iter().filter(|r| r.finding == *f).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    ReportContext { run, summary, tally, experiments: results.experiments.iter().map(view::experiment_view).collect() }
 }

@@ -350,3 +350,44 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
     }
     rows
 }
+
+/// One row of the summary the report opens with: an experiment's claim and what the run found.
+#[derive(Debug, Serialize)]
+pub struct SummaryRow {
+    pub id: String,
+    pub title: String,
+    pub claim: String,
+    /// "holds", "holds in part", "does not hold", "inconclusive" or "failed".
+    pub finding: String,
+    pub class: String,
+    pub reason: String,
+    /// The headline verdict (ratio, CI, p, medians), as the experiment's section shows it.
+    pub headline: String,
+    /// Correctness checks that failed, any variant.
+    pub broken_checks: usize,
+}
+
+pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
+    use crate::results::FindingKind;
+    let failed = matches!(e.status, crate::results::ExperimentStatus::Failed { .. });
+    let (finding, class) = match (&e.finding, failed) {
+        (_, true) => ("failed", "worse"),
+        (Some(f), _) => match f.kind {
+            FindingKind::Holds => ("holds", "better"),
+            FindingKind::HoldsInPart => ("holds in part", "inconclusive"),
+            FindingKind::DoesNotHold => ("does not hold", "worse"),
+            FindingKind::Inconclusive => ("inconclusive", "same"),
+        },
+        (None, _) => ("no claim tested", "same"),
+    };
+    SummaryRow {
+        id: e.id.clone(),
+        title: e.title.clone(),
+        claim: e.claim.clone(),
+        finding: finding.into(),
+        class: class.into(),
+        reason: e.finding.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
+        headline: e.headline.as_ref().map(|h| h.sentence.clone()).unwrap_or_default(),
+        broken_checks: e.checks.iter().filter(|c| c.ok == Some(false)).count(),
+    }
+}
