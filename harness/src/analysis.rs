@@ -421,7 +421,7 @@ fn zero_median(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn latency() -> MetricInfo {
@@ -511,7 +511,7 @@ mod tests {
         s
     }
 
-    fn result_with(samples: Vec<Sample>) -> ExperimentResult {
+    pub(crate) fn result_with(samples: Vec<Sample>) -> ExperimentResult {
         use crate::results::{ExperimentStatus, SweepInfo, SweepPoint, VariantInfo};
         ExperimentResult {
             id: "t".into(),

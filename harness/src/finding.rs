@@ -131,35 +131,7 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Better, MetricInfo, PointAnalysis, SweepInfo, VariantInfo};
-
-    fn empty() -> ExperimentResult {
-        ExperimentResult {
-            id: "t".into(),
-            title: String::new(),
-            guide_section: String::new(),
-            claim: String::new(),
-            variants: vec![
-                VariantInfo { name: "base".into(), description: String::new(), baseline: None },
-                VariantInfo { name: "fast".into(), description: String::new(), baseline: Some("base".into()) },
-            ],
-            cases: vec![],
-            sweep: SweepInfo { axis: "n".into(), unit: String::new(), points: vec![] },
-            primary_metric: MetricInfo::new("latency_p50_us", "us", Better::Lower, "t"),
-            metrics: vec![],
-            outcome_errors: vec![],
-            status: ExperimentStatus::Ok,
-            samples: vec![],
-            checks: vec![],
-            notes: vec![],
-            analysis: vec![],
-            headline: None,
-            finding: None,
-            summaries: vec![],
-            metric_comparisons: vec![],
-            wall_time_ms: 0,
-        }
-    }
+    use crate::results::PointAnalysis;
 
     /// A comparison as the analysis stores it, for the finding rule.
     fn said(verdict: VerdictKind, lo: f64, hi: f64) -> Comparison {
@@ -179,7 +151,7 @@ mod tests {
     /// A result whose claim comparison says `verdicts`, one per sweep point.
     fn claimed(verdicts: &[(VerdictKind, f64, f64)]) -> ExperimentResult {
         use crate::results::SweepPoint;
-        let mut r = empty();
+        let mut r = crate::analysis::tests::result_with(vec![]);
         r.sweep.points = (0..verdicts.len()).map(|i| SweepPoint { label: i.to_string(), value: i as f64 }).collect();
         r.analysis = verdicts
             .iter()
