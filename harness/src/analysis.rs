@@ -538,6 +538,7 @@ pub(crate) mod tests {
             analysis: vec![],
             headline: None,
             finding: None,
+            targets: vec![],
             summaries: vec![],
             metric_comparisons: vec![],
             wall_time_ms: 0,

@@ -268,6 +268,9 @@ pub struct Meta {
     /// of them it has. Latency and throughput still count successes only, and a sample made of
     /// errors alone still never reaches a verdict. Empty for almost every experiment.
     pub outcome_errors: &'static [&'static str],
+    /// The guide's targets (`targets::SERVICE`, `targets::DB_QUERY`, …) this experiment's
+    /// operation is held to; empty for the in-process and calibration experiments.
+    pub targets: &'static [crate::targets::Target],
     /// The `--set` settings it reads.
     pub knobs: Vec<Knob>,
 }

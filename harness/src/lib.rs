@@ -46,6 +46,7 @@ pub mod revisions;
 pub mod runner;
 pub mod session;
 pub mod stats;
+pub mod targets;
 pub mod testing;
 
 pub use experiment::{

@@ -233,6 +233,9 @@ pub struct ExperimentResult {
     /// summary's row for this experiment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<Finding>,
+    /// The guide's targets this experiment is held to, checked per variant, point and case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetCheck>,
     /// Median and 95% CI of every metric the report shows (the declared metrics, the
     /// resources, the latency spectrum) per variant and point, over the valid samples:
     /// computed once by the analysis, so that nothing downstream recomputes a number.
@@ -554,6 +557,25 @@ pub enum VerdictKind {
     Inconclusive,
     /// A side has no usable samples.
     Missing,
+}
+
+/// One of the guide's targets checked for one variant at one point of one case.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetCheck {
+    /// As the guide's table states it: "API p95 < 200 ms".
+    pub target: String,
+    /// The same as a k6 threshold: "http_req_duration: p(95)<200".
+    pub k6: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
+    pub variant: String,
+    pub point: String,
+    /// The measured value (median over valid samples; errors over every sample), in `unit`.
+    pub value: f64,
+    pub limit: f64,
+    pub unit: String,
+    pub pass: bool,
 }
 
 /// What a claim asks of its variant against the baseline.

@@ -70,6 +70,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         analysis: Vec::new(),
         headline: None,
         finding: None,
+        targets: Vec::new(),
         summaries: Vec::new(),
         metric_comparisons: Vec::new(),
         wall_time_ms: 0,
@@ -223,8 +224,10 @@ pub async fn run_sides(
             result.status = ExperimentStatus::Failed { error: redact(&error) };
         }
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for result in &mut results {
         analysis::analyse(result, meta.claim());
+        result.targets = crate::targets::evaluate(result, meta.targets, cores);
         result.wall_time_ms = started.elapsed().as_millis() as u64;
     }
     results
@@ -381,6 +384,7 @@ mod tests {
             metrics: Vec::new(),
             needs: crate::Needs::NONE,
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         };
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -118,6 +118,7 @@ impl Experiment for Gets {
             metrics: Vec::new(),
             needs: Needs::REDIS,
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

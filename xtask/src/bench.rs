@@ -25,6 +25,7 @@ struct Plan {
     save_baseline: Option<(String, PathBuf)>,
     baseline: Option<PathBuf>,
     fail_on_regression: bool,
+    fail_on_target: bool,
     export: Option<String>,
     /// `--against REV`: the revision as given and the commit it names, then its build.
     against: Option<(String, String)>,
@@ -146,6 +147,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         save_baseline,
         baseline,
         fail_on_regression: args.fail_on_regression,
+        fail_on_target: args.fail_on_target,
         export: args.export.clone(),
         experiments,
         settings,
@@ -348,6 +350,14 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     }
     bar.finish_and_clear();
     let (results, results_path) = session.finish().map_err(failure)?;
+    let targets: Vec<&harness::results::TargetCheck> = results.experiments.iter().flat_map(|e| &e.targets).collect();
+    let missed = targets.iter().filter(|t| !t.pass).count();
+    if !targets.is_empty() {
+        eprintln!(
+            "targets: {missed} of {} checks of the guide's targets failed (see the report's summary)",
+            targets.len()
+        );
+    }
     eprintln!("results: {}", results_path.display());
     if !no_report {
         let page = report::render_run(&results_path)?;
@@ -385,6 +395,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
     } else if regressed && (plan.fail_on_regression || plan.against_build.is_some()) {
         Ok(ExitCode::from(3))
+    } else if missed > 0 && plan.fail_on_target {
+        Ok(ExitCode::from(4))
     } else {
         Ok(ExitCode::SUCCESS)
     }

@@ -138,6 +138,11 @@ pub struct BenchArgs {
     /// With --baseline: exit 3 when the comparison finds a regression.
     #[arg(long, requires = "baseline")]
     pub fail_on_regression: bool,
+    /// Exit 4 when a variant misses one of the guide's targets (p95 < 200 ms, > 1000 RPS,
+    /// DB p95 < 50 ms, memory < 512 MB, CPU < 70 %, errors < 0.1 %) where its experiment is
+    /// held to it.
+    #[arg(long)]
+    pub fail_on_target: bool,
     /// Run one shard of the selection: `I/N` runs every N-th experiment from the I-th (1-based),
     /// for a matrix of CI runners; `cargo xtask merge` joins the shards' results.
     #[arg(long, value_name = "I/N")]

@@ -48,6 +48,7 @@ impl Experiment for SelfTest {
             metrics: Vec::new(),
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }
@@ -105,6 +106,7 @@ impl Experiment for SelfTestLoad {
             metrics: vec![load::throughput("GETs/s", "GETs per second")],
             needs: Needs::REDIS,
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

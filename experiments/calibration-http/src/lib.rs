@@ -102,6 +102,7 @@ impl Experiment for CalibrationHttp {
             ],
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

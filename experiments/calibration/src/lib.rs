@@ -59,6 +59,7 @@ impl Experiment for Calibration {
             metrics: vec![MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)")],
             needs: Needs { postgres: true, redis: true },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

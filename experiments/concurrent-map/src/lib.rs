@@ -214,6 +214,7 @@ impl Experiment for ConcurrentMap {
             metrics,
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

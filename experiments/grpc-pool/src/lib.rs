@@ -322,6 +322,7 @@ impl Experiment for GrpcPool {
             ],
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: harness::targets::SERVICE,
             knobs: Vec::new(),
         }
     }

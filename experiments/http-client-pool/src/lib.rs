@@ -307,6 +307,7 @@ impl Experiment for HttpClientPool {
             ],
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: harness::targets::SERVICE,
             knobs: Vec::new(),
         }
     }

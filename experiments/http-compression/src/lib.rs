@@ -342,6 +342,7 @@ impl Experiment for HttpCompression {
             ],
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: harness::targets::SERVICE,
             knobs: Vec::new(),
         }
     }

@@ -108,6 +108,7 @@ impl Experiment for LazyAlloc {
             metrics: micro::metrics("user"),
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

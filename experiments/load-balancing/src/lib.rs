@@ -16,6 +16,7 @@ use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
+use harness::targets::Target;
 use harness::{
     names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample,
     Sweep, Trial, Variant,
@@ -34,6 +35,10 @@ const DEGRADED: usize = BACKENDS - 1;
 /// What a request costs a healthy backend, and the slow one.
 const WORK: Duration = Duration::from_millis(1);
 const SLOWDOWN: u32 = 10;
+
+/// A request served worse than this (5× a healthy backend's work) or not at all is served
+/// badly: what the primary metric counts.
+const SLO: Duration = Duration::from_millis(5);
 
 /// Requests per second offered in all, and the workers that send them, unless set.
 const RATE: f64 = 2000.0;
@@ -377,6 +382,16 @@ fn short_interval(ctx: &RunCtx) -> anyhow::Result<Duration> {
     })
 }
 
+/// The share of requests served badly: successes slower than the SLO (from the run's
+/// histogram, in nanoseconds) plus failures, over all requests.
+fn bad_pct(report: &load::LoadReport) -> Option<f64> {
+    let slo_ns = SLO.as_nanos() as u64;
+    let slow = report.histogram.len().saturating_sub(report.histogram.count_between(0, slo_ns));
+    let failed: u64 = report.errors.values().sum();
+    let total = report.ok + failed;
+    (total > 0).then(|| 100.0 * (slow + failed) as f64 / total as f64)
+}
+
 #[derive(Default)]
 pub struct LoadBalancing;
 
@@ -396,8 +411,13 @@ impl Experiment for LoadBalancing {
             variants: names_of(&VARIANTS),
             cases: names_of(&CASES),
             sweep: Sweep { quick: vec![1.0, 2.0], ..Sweep::categories("health checks", &HEALTH) },
-            primary_metric: load::latency_p99("one request (successful ones)"),
+            // The share of requests served badly: failed, or slower than 5 ms. A p99 cannot say
+            // it (failed requests have no latency, and any rule that sends more than 1 % to the
+            // slow backend has the slow backend's p99).
+            primary_metric: MetricInfo::new("bad_pct", "%", Better::Lower, "requests that failed or took longer than 5 ms (5× a healthy backend's work), over all requests sent")
+                .negligible_below(0.5),
             metrics: vec![
+                load::latency_p99("one request (successful ones)"),
                 load::latency_p50("one request (successful ones)"),
                 MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one successful request"),
                 MetricInfo::new("error_rate", "fraction", Better::Lower, "requests that failed (HTTP 503, no backend) over all requests sent"),
@@ -408,6 +428,7 @@ impl Experiment for LoadBalancing {
             // What the balancer does when it sends a request to the failing backend, or has no
             // backend left: the finding, counted in error_rate, not a broken measurement.
             outcome_errors: &["HTTP 503", "no backend available"],
+            targets: &[Target::ApiP95, Target::ApiThroughput, Target::Errors, Target::Memory, Target::Cpu],
             knobs: vec![
                 Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
                 Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
@@ -499,7 +520,12 @@ impl Run for LoadBalancing {
             for s in servers {
                 s.stop().await?;
             }
-            let mut sample = report?.into_sample();
+            let report = report?;
+            let bad = bad_pct(&report);
+            let mut sample = report.into_sample();
+            if let Some(bad) = bad {
+                sample.metrics.insert("bad_pct".into(), bad);
+            }
             let answered: Vec<u64> = counts.answered.iter().map(|n| n.load(Ordering::Relaxed)).collect();
             let total: u64 = answered.iter().sum();
             if total > 0 {
@@ -561,6 +587,23 @@ mod tests {
         }
         let mut rng = SplitMix64::new(9);
         assert!((0..1000).all(|_| b.pick(&mut rng) != Some(DEGRADED)));
+    }
+
+    /// Served badly: slower than the SLO or failed, over every request.
+    #[test]
+    fn bad_requests_are_the_slow_and_the_failed() {
+        let mut histogram = load::new_histogram();
+        for ms in [1, 2, 3, 4, 12, 15] {
+            histogram.record(ms * 1_000_000).unwrap();
+        }
+        let report = load::LoadReport {
+            histogram,
+            ok: 6,
+            errors: [("HTTP 503".to_owned(), 2)].into_iter().collect(),
+            measured: Duration::from_secs(1),
+            resources: Default::default(),
+        };
+        assert_eq!(bad_pct(&report), Some(50.0), "2 slow + 2 failed of 8");
     }
 
     /// Weighted random follows the weights.

@@ -237,6 +237,7 @@ impl Experiment for MetricsOverhead {
             ],
             needs: Needs::NONE,
             outcome_errors: &[],
+            targets: harness::targets::SERVICE,
             knobs: Vec::new(),
         }
     }

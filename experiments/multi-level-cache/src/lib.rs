@@ -390,6 +390,7 @@ impl Experiment for MultiLevelCache {
             ],
             needs: Needs { postgres: true, redis: true },
             outcome_errors: &[],
+            targets: harness::targets::SERVICE,
             knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 2,500 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
         }
     }

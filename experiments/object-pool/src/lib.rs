@@ -127,6 +127,7 @@ impl Experiment for ObjectPool {
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

@@ -155,6 +155,7 @@ impl Experiment for PgBatch {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(2_000)],
         }
     }

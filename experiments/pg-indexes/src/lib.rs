@@ -372,6 +372,7 @@ impl Experiment for PgIndexes {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: Vec::new(),
         }
     }

@@ -177,6 +177,7 @@ impl Experiment for PgPagination {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: vec![
                 Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"),
                 Knob::int("page_size", 1, 10_000, "rows per page (default 20)"),

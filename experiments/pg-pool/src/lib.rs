@@ -138,6 +138,7 @@ impl Experiment for PgPool {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
         }
     }

@@ -213,6 +213,7 @@ impl Experiment for PgPrepared {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
         }
     }

@@ -171,6 +171,7 @@ impl Experiment for RateLimiter {
             metrics,
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

@@ -185,6 +185,7 @@ impl Experiment for RedisBatch {
             ],
             needs: Needs { postgres: false, redis: true },
             outcome_errors: &[],
+            targets: harness::targets::LOAD,
             knobs: Vec::new(),
         }
     }

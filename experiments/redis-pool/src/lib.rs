@@ -120,6 +120,7 @@ impl Experiment for RedisPool {
             ],
             needs: Needs { postgres: false, redis: true },
             outcome_errors: &[],
+            targets: harness::targets::LOAD,
             knobs: Vec::new(),
         }
     }

@@ -327,6 +327,7 @@ impl Experiment for Serialization {
             metrics: micro::metrics("record"),
             needs: Needs { postgres: false, redis: true },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

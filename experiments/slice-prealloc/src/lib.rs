@@ -95,6 +95,7 @@ impl Experiment for SlicePrealloc {
             metrics: micro::metrics("item"),
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

@@ -96,6 +96,7 @@ impl Experiment for StringBuilding {
             metrics: micro::metrics("condition"),
             needs: Needs { postgres: false, redis: false },
             outcome_errors: &[],
+            targets: &[],
             knobs: Vec::new(),
         }
     }

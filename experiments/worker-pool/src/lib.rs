@@ -211,6 +211,7 @@ impl Experiment for WorkerPool {
             ],
             needs: Needs { postgres: true, redis: false },
             outcome_errors: &[],
+            targets: harness::targets::DB_QUERY,
             knobs: vec![
                 Knob::users_rows(12_000),
                 Knob::int(

@@ -27,6 +27,9 @@ pub struct ReportContext {
     pub summary: Vec<SummaryRow>,
     /// How many rows say each finding, in the summary's order.
     pub tally: Vec<(String, usize)>,
+    /// The guide's targets checked in the whole run, and how many failed.
+    pub targets_checked: usize,
+    pub targets_failed: usize,
     pub experiments: Vec<ExperimentView>,
 }
 
@@ -108,5 +111,14 @@ pub fn report_context(results: &RunResults) -> ReportContext {
         .map(|f| ((*f).to_owned(), summary.iter().filter(|r| r.finding == *f).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
-    ReportContext { run, summary, tally, experiments: results.experiments.iter().map(view::experiment_view).collect() }
+    let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
+    let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
+    ReportContext {
+        run,
+        summary,
+        tally,
+        targets_checked,
+        targets_failed,
+        experiments: results.experiments.iter().map(view::experiment_view).collect(),
+    }
 }

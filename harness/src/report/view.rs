@@ -31,6 +31,8 @@ pub struct ExperimentView {
     /// repetitions, variant × point.
     pub metric_tables: Vec<ObservationTable>,
     pub resources: Vec<ResourceRow>,
+    /// The guide's targets this experiment is held to: variant × point rows, a column each.
+    pub targets: Option<TargetTable>,
     pub errors: Vec<String>,
     /// Samples left out of every verdict, with why.
     pub invalid: Vec<String>,
@@ -268,6 +270,7 @@ pub fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         metric_tables,
         observations,
         resources: resource_rows(e),
+        targets: target_table(e),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         invalid,
         notes: e.notes.clone(),
@@ -365,6 +368,9 @@ pub struct SummaryRow {
     pub headline: String,
     /// Correctness checks that failed, any variant.
     pub broken_checks: usize,
+    /// The guide's targets checked (variant × point × target) and how many failed.
+    pub targets_checked: usize,
+    pub targets_failed: usize,
 }
 
 pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
@@ -389,5 +395,56 @@ pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
         reason: e.finding.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
         headline: e.headline.as_ref().map(|h| h.sentence.clone()).unwrap_or_default(),
         broken_checks: e.checks.iter().filter(|c| c.ok == Some(false)).count(),
+        targets_checked: e.targets.len(),
+        targets_failed: e.targets.iter().filter(|t| !t.pass).count(),
     }
+}
+
+/// The guide's targets of one experiment as a table.
+#[derive(Debug, Serialize)]
+pub struct TargetTable {
+    /// Each target as the guide states it, with its k6 form.
+    pub columns: Vec<(String, String)>,
+    pub rows: Vec<TargetRow>,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetRow {
+    pub variant: String,
+    pub point: String,
+    /// (value with unit and pass or fail, class), in column order; empty where not measured.
+    pub cells: Vec<(String, String)>,
+}
+
+fn target_table(e: &ExperimentResult) -> Option<TargetTable> {
+    if e.targets.is_empty() {
+        return None;
+    }
+    let mut columns: Vec<(String, String)> = Vec::new();
+    for t in &e.targets {
+        if !columns.iter().any(|(c, _)| *c == t.target) {
+            columns.push((t.target.clone(), t.k6.clone()));
+        }
+    }
+    let mut rows: Vec<TargetRow> = Vec::new();
+    for t in &e.targets {
+        let variant = row_label(&t.case, &t.variant);
+        let i = match rows.iter().position(|r| r.variant == variant && r.point == t.point) {
+            Some(i) => i,
+            None => {
+                rows.push(TargetRow {
+                    variant,
+                    point: t.point.clone(),
+                    cells: vec![(String::new(), String::new()); columns.len()],
+                });
+                rows.len() - 1
+            }
+        };
+        let col = columns.iter().position(|(c, _)| *c == t.target).unwrap_or(0);
+        let mark = if t.pass { "pass" } else { "FAIL" };
+        rows[i].cells[col] =
+            (format!("{} {} · {mark}", num(t.value), t.unit), if t.pass { "better" } else { "worse" }.into());
+    }
+    Some(TargetTable { columns, rows, failed: e.targets.iter().filter(|t| !t.pass).count() })
 }
