@@ -230,9 +230,9 @@ fn a_server_killed_mid_run_fails_its_experiment_without_a_verdict_and_the_run_go
             let valid = pg
                 .samples
                 .iter()
-                .filter(|s| s.point == p.point && s.variant == v.variant && s.invalid.is_none())
+                .filter(|s| s.case == p.case && s.point == p.point && s.variant == v.variant && s.invalid.is_none())
                 .count();
-            assert_eq!(v.n, valid, "{} at {}: the median counts valid samples only", v.variant, p.point);
+            assert_eq!(v.n, valid, "{} at {} in {}: the median counts valid samples only", v.variant, p.point, p.case);
         }
     }
     for s in pg.samples.iter().filter(|s| s.invalid.is_some()) {
