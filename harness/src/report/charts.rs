@@ -15,6 +15,9 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Legend entries per row under a chart (each 170 px wide, beside the y axis's labels).
+const LEGEND_PER_ROW: usize = 4;
+
 pub struct Series {
     pub name: String,
     /// Per x position: (median, low, high).
@@ -101,11 +104,15 @@ pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Serie
         ((min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }), max + pad)
     };
     let n = labels.len().max(1);
+    // The legend goes below the plotting area, in rows, so that it never covers a line.
+    let legend_rows = series.len().div_ceil(LEGEND_PER_ROW) as u32;
+    let legend_height = 12 + legend_rows * 22;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (760, 380 + legend_height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, legend) = root.split_vertically(380);
+        let mut chart = ChartBuilder::on(&plot)
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -144,23 +151,16 @@ pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Serie
                 band.extend(pts.iter().rev().map(|&(x, _, l, _)| (x, l)));
                 chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
             }
-            chart
-                .draw_series(
-                    LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3),
-                )?
-                .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(
+                LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3),
+            )?;
+            let (x, y) = (84 + (i % LEGEND_PER_ROW) as i32 * 170, 14 + (i / LEGEND_PER_ROW) as i32 * 22);
+            legend.draw(&PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3)))?;
+            legend.draw(&Text::new(s.name.clone(), (x + 28, y - 8), ("sans-serif", 13)))?;
             // Error bars: single points have no band.
             chart
                 .draw_series(pts.iter().map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
         root.present()?;
     }
     Ok(svg)
@@ -179,5 +179,27 @@ mod tests {
         let svg = line_chart(&["1".into(), "1000".into()], "page depth", "latency (us)", &s).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("offset") && svg.contains("keyset") && svg.contains("page depth"));
+    }
+
+    /// The legend sits below the plotting area, one more row per four series, so it covers
+    /// no line.
+    #[test]
+    fn the_legend_is_below_the_plot_and_grows_with_the_series() {
+        let one = |name: &str| Series { name: name.into(), points: vec![Some((1.0, 0.9, 1.1)), Some((2.0, 1.9, 2.1))] };
+        let height = |n: usize| {
+            let s: Vec<Series> = (0..n).map(|i| one(&format!("variant-{i}"))).collect();
+            let svg = line_chart(&["1".into(), "2".into()], "x", "y", &s).unwrap();
+            let h = svg.split("height=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().parse::<u32>().unwrap();
+            // Every name is drawn below the 380 px of the plot.
+            for i in 0..n {
+                let at = svg.find(&format!("\nvariant-{i}\n")).expect("the name is drawn");
+                let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+                let y: f64 = tag.split("y=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+                assert!(y > 380.0, "variant-{i} at y = {y}");
+            }
+            h
+        };
+        assert_eq!(height(4), 380 + 34);
+        assert_eq!(height(5), 380 + 56);
     }
 }
