@@ -41,19 +41,23 @@ pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
         .map(|&v| v.max(0.0) as u64)
         .or_else(|| sample.latency.as_ref().map(|l| l.count))
         .unwrap_or(0);
-    let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
+    let most_often = || {
+        let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
+        format!("most often ({n}×): {kind}")
+    };
     if ok == 0 && errors < all {
-        return Some(format!("all {all} operations failed, none succeeded; most often ({n}×): {kind}"));
+        return Some(format!("all {all} operations failed, none succeeded; {}", most_often()));
     }
     let rate = errors as f64 / (ok + errors) as f64;
     if rate <= MAX_ERROR_RATE {
         return None;
     }
     Some(format!(
-        "{errors} of {} operations failed ({}%, more than the {}% a measurement allows); most often ({n}×): {kind}",
+        "{errors} of {} operations failed ({}%, more than the {}% a measurement allows); {}",
         ok + errors,
         fmt_num(rate * 100.0),
         fmt_num(MAX_ERROR_RATE * 100.0),
+        most_often(),
     ))
 }
 
@@ -209,7 +213,7 @@ fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
 
 /// A sample's value of `metric`: a recorded metric, a resource (`RESOURCE_METRICS`), or a
 /// percentile of its latency spectrum (`spectrum_metric`).
-fn sample_value(s: &Sample, metric: &str) -> Option<f64> {
+pub(crate) fn sample_value(s: &Sample, metric: &str) -> Option<f64> {
     if let Some(&v) = s.metrics.get(metric) {
         return Some(v);
     }

@@ -341,6 +341,21 @@ impl Settings {
         }
     }
 
+    /// A time that must pass several times within every sample (a timeout, a check interval):
+    /// `--set <key>` in milliseconds, else a fifth of the measured window, at least `floor`
+    /// (1 s at the default 5 s).
+    pub fn fifth_of_sample(
+        &self,
+        experiment: &str,
+        key: &str,
+        floor: std::time::Duration,
+    ) -> anyhow::Result<std::time::Duration> {
+        Ok(match self.get::<u64>(experiment, key)? {
+            Some(ms) => std::time::Duration::from_millis(ms),
+            None => (self.duration / 5).max(floor),
+        })
+    }
+
     /// The load configuration for a closed loop with `concurrency` workers.
     pub fn closed_loop(&self, concurrency: u32) -> LoadConfig {
         LoadConfig::closed(concurrency, self.warmup, self.duration)

@@ -79,20 +79,14 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     } else {
         FindingKind::HoldsInPart
     };
-    let better = match claim.kind {
-        ClaimKind::Beats => "better",
-        ClaimKind::KeepsUp => "keeps up (within 10 %)",
+    let (better, worse) = match claim.kind {
+        ClaimKind::Beats => ("better", "worse"),
+        ClaimKind::KeepsUp => ("keeps up (within 10 %)", "falls behind"),
     };
     let mut parts = Vec::new();
     for (what, at) in [
         (better, &supported),
-        (
-            match claim.kind {
-                ClaimKind::Beats => "worse",
-                ClaimKind::KeepsUp => "falls behind",
-            },
-            &contradicted,
-        ),
+        (worse, &contradicted),
         ("no measurable effect (within 10 %)", &no_effect),
         ("undecided", &undecided),
     ] {

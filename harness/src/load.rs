@@ -205,6 +205,11 @@ pub fn latency_p50(what: &str) -> MetricInfo {
     MetricInfo::new("latency_p50_us", "us", Better::Lower, format!("median latency of {what}"))
 }
 
+/// The mean latency of one operation (successful ones: a failure has no latency).
+pub fn latency_mean(what: &str) -> MetricInfo {
+    MetricInfo::new("latency_mean_us", "us", Better::Lower, format!("mean latency of {what}"))
+}
+
 /// The 99th percentile latency of one operation.
 pub fn latency_p99(what: &str) -> MetricInfo {
     MetricInfo::new("latency_p99_us", "us", Better::Lower, format!("99th percentile latency of {what}"))

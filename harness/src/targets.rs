@@ -3,7 +3,8 @@
 //! declares the ones that apply to it, and every variant at every point of every case is
 //! checked against them, from the medians of its valid samples (errors from every sample).
 
-use crate::results::{ExperimentResult, Sample, TargetCheck, RESOURCE_METRICS};
+use crate::analysis::sample_value;
+use crate::results::{spectrum_metric, ExperimentResult, Sample, TargetCheck};
 
 /// One of the guide's targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,16 +78,17 @@ impl Target {
             crate::stats::median(&v)
         };
         match self {
-            Target::ApiP95 | Target::DbP95 => median_of(&|s| p95_us(s)).map(|us| us / 1000.0),
-            Target::ApiThroughput => median_of(&|s| s.metrics.get("ops_per_sec").copied()),
-            Target::Memory => {
-                median_of(&|s| s.resources.as_ref()?.harness_peak_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0)))
+            // The load engine's p95, else the latency histogram's.
+            Target::ApiP95 | Target::DbP95 => {
+                median_of(&|s| sample_value(s, "latency_p95_us").or_else(|| sample_value(s, &spectrum_metric(95.0))))
+                    .map(|us| us / 1000.0)
             }
+            Target::ApiThroughput => median_of(&|s| sample_value(s, "ops_per_sec")),
+            Target::Memory => median_of(&|s| sample_value(s, "harness_peak_rss_bytes")).map(|b| b / (1024.0 * 1024.0)),
             Target::Cpu => median_of(&|s| {
-                let r = s.resources.as_ref()?;
-                let cpu = crate::results::resource_value(r, RESOURCE_METRICS[0])?
-                    + crate::results::resource_value(r, RESOURCE_METRICS[1]).unwrap_or(0.0);
-                (r.wall_s > 0.0).then(|| 100.0 * cpu / (r.wall_s * cores.max(1) as f64))
+                let cpu = sample_value(s, "harness_cpu_s")? + sample_value(s, "server_cpu_s").unwrap_or(0.0);
+                let wall = sample_value(s, "wall_s").filter(|&w| w > 0.0)?;
+                Some(100.0 * cpu / (wall * cores.max(1) as f64))
             }),
             Target::Errors => {
                 let (mut ok, mut errors) = (0.0, 0.0);
@@ -99,15 +101,6 @@ impl Target {
             }
         }
     }
-}
-
-/// The 95th percentile latency of a sample, in µs: the load engine's `latency_p95_us`, else
-/// its latency histogram's.
-fn p95_us(s: &Sample) -> Option<f64> {
-    if let Some(&v) = s.metrics.get("latency_p95_us") {
-        return Some(v);
-    }
-    s.latency.as_ref()?.percentiles_us.iter().find(|(p, _)| *p == 95.0).map(|&(_, v)| v)
 }
 
 /// Every declared target for every variant at every point of every case that measured it.

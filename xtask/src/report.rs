@@ -16,22 +16,18 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
 /// Render `results.json` into `index.html` beside it; returns the page's path.
 pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     let mut results = harness::results::load(results_path).map_err(Failure::usage)?;
-    // A version 1 file has no summaries or headline: analyse its samples again (the report
-    // itself only reads what the analysis stored).
-    if results.schema_version < 2 {
+    // A version 1 file has no summaries or headline: analyse its samples again; a file written
+    // before findings existed gets its finding by the same rule, over its stored verdicts (the
+    // report itself only reads what the analysis stored).
+    if results.schema_version < 2 || results.experiments.iter().any(|e| e.finding.is_none()) {
         let catalogue = xtask::catalogue::all();
         for e in &mut results.experiments {
-            let meta = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id);
-            let claim = meta.map(|m| m.claim()).unwrap_or_default();
-            harness::analysis::analyse(e, claim);
-        }
-    }
-    // A file written before findings existed: the same rule, over its stored verdicts.
-    if results.experiments.iter().any(|e| e.finding.is_none()) {
-        let catalogue = xtask::catalogue::all();
-        for e in results.experiments.iter_mut().filter(|e| e.finding.is_none()) {
-            if let Some(meta) = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id) {
-                e.finding = harness::finding::finding(e, meta.claim());
+            let claim =
+                catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id).map(|m| m.claim()).unwrap_or_default();
+            if results.schema_version < 2 {
+                harness::analysis::analyse(e, claim);
+            } else if e.finding.is_none() {
+                e.finding = harness::finding::finding(e, claim);
             }
         }
     }

@@ -14,10 +14,7 @@ use bytes::Bytes;
 use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::provision::which;
-use harness::results::Better;
-use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
-};
+use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant};
 use http_body_util::{BodyExt as _, Empty};
 use std::collections::BTreeMap;
 use std::future::Future as _;
@@ -96,7 +93,7 @@ impl Experiment for CalibrationHttp {
             sweep: Sweep::numeric("connections", "connections", &[1.0, 10.0, 50.0], &[50.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request"),
+                load::latency_mean("one request"),
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
             ],

@@ -61,8 +61,9 @@ const SERVER_MIN_PING_INTERVAL: Duration = Duration::from_secs(30);
 pub struct WorkRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(bytes = "vec", tag = "2")]
-    pub payload: Vec<u8>,
+    /// Shared, so that a caller sends its payload without copying it per call.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub payload: bytes::Bytes,
 }
 
 /// The reply: the request's id and the digest of its payload.
@@ -228,7 +229,8 @@ impl GuidePool {
 struct Caller {
     clients: Vec<tonic::client::Grpc<Channel>>,
     pool: Option<Arc<GuidePool>>,
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
+    path: http::uri::PathAndQuery,
     next: u64,
 }
 
@@ -238,6 +240,7 @@ impl Caller {
             clients: channels.iter().cloned().map(tonic::client::Grpc::new).collect(),
             pool,
             payload: (0..PAYLOAD).map(|i| (i * 31 + 7) as u8).collect(),
+            path: http::uri::PathAndQuery::from_static(PATH),
             next: first,
         }
     }
@@ -251,7 +254,7 @@ impl Caller {
         let request = WorkRequest { id: self.next, payload: self.payload.clone() };
         let client = &mut self.clients[i];
         client.ready().await.map_err(|e| OpError::from_error(&e))?;
-        let path = http::uri::PathAndQuery::from_static(PATH);
+        let path = self.path.clone();
         let codec = tonic_prost::ProstCodec::<WorkRequest, WorkReply>::default();
         let reply = client
             .unary(tonic::Request::new(request), path, codec)
@@ -310,7 +313,7 @@ impl Experiment for GrpcPool {
             sweep: Sweep::numeric("concurrency", "callers", &[1.0, 64.0, 512.0], &[64.0, 512.0]),
             primary_metric: load::throughput("calls/s", "successful unary calls per second"),
             metrics: vec![
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one call"),
+                load::latency_mean("one call"),
                 load::latency_p50("one call"),
                 load::latency_p99("one call"),
                 MetricInfo::new(
@@ -497,7 +500,7 @@ mod tests {
     #[test]
     fn messages_round_trip_and_the_digest_sees_the_payload() {
         use prost::Message as _;
-        let req = WorkRequest { id: 42, payload: vec![1, 2, 3] };
+        let req = WorkRequest { id: 42, payload: vec![1, 2, 3].into() };
         assert_eq!(WorkRequest::decode(req.encode_to_vec().as_slice()).unwrap(), req);
         assert_ne!(digest(&[1, 2, 3]), digest(&[1, 2, 4]));
     }

@@ -283,7 +283,7 @@ impl Experiment for HttpClientPool {
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 16.0, 128.0], &[16.0, 128.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request"),
+                load::latency_mean("one request"),
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
                 MetricInfo::new(

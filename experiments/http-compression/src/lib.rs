@@ -334,7 +334,7 @@ impl Experiment for HttpCompression {
             sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second, on loopback"),
             metrics: vec![
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request, on loopback"),
+                load::latency_mean("one request, on loopback"),
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
                 MetricInfo::new("wire_bytes", "bytes", Better::Lower, "bytes the server wrote per response: headers, framing and the (compressed) body"),

@@ -177,10 +177,7 @@ fn start_slow_clients(
 /// The header timeout of the guide's server in this run: a fifth of the measured window (at
 /// least 20 ms), unless set.
 fn header_timeout(ctx: &RunCtx) -> anyhow::Result<Duration> {
-    Ok(match ctx.settings.get::<u64>(ID, "header_timeout_ms")? {
-        Some(ms) => Duration::from_millis(ms),
-        None => (ctx.settings.duration / 5).max(Duration::from_millis(20)),
-    })
+    ctx.settings.fifth_of_sample(ID, "header_timeout_ms", Duration::from_millis(20))
 }
 
 struct Get(RawClient);
@@ -213,7 +210,7 @@ impl Experiment for HttpTimeouts {
             primary_metric: load::latency_p99("one request of a normal client"),
             metrics: vec![
                 load::throughput("requests/s", "normal clients' successful requests per second"),
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of a normal client's request"),
+                load::latency_mean("a normal client's request"),
                 load::latency_p50("one request of a normal client"),
                 MetricInfo::new("open_connections", "connections", Better::Lower, "connections the server holds open when the sample ends (normal and slow)"),
                 MetricInfo::new("slow_cut_per_s", "connections/s", Better::Higher, "slow connections the server closed per second"),

@@ -262,11 +262,32 @@ impl Balancer {
         }
     }
 
-    /// A request to backend `i` ended after `rtt` (answered or not, as tower's handle drops
-    /// either way): the peak-EWMA rule learns from it.
-    fn observe(&self, i: usize, rtt: Duration, now: std::time::Instant) {
-        if self.rule == Rule::P2cPeakEwma {
-            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(rtt, now);
+    /// A request goes to backend `i`: the p2c rules count it outstanding (tower's load
+    /// handle), and the peak-EWMA rule notes when it left. The guide's rules keep no load, so
+    /// they pay for none of this.
+    fn sent(&self, i: usize) -> Option<std::time::Instant> {
+        match self.rule {
+            Rule::RoundRobin | Rule::WeightedRandom => None,
+            Rule::P2c => {
+                self.outstanding[i].fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Rule::P2cPeakEwma => {
+                self.outstanding[i].fetch_add(1, Ordering::Relaxed);
+                Some(std::time::Instant::now())
+            }
+        }
+    }
+
+    /// The request `sent` to backend `i` ended, answered or not (tower's handle drops either
+    /// way): no longer outstanding, and the peak-EWMA rule learns its round trip.
+    fn done(&self, i: usize, sent: Option<std::time::Instant>) {
+        if matches!(self.rule, Rule::P2c | Rule::P2cPeakEwma) {
+            self.outstanding[i].fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(sent) = sent {
+            let now = std::time::Instant::now();
+            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(now - sent, now);
         }
     }
 
@@ -350,13 +371,9 @@ struct Client {
 impl Worker for Client {
     async fn call(&mut self) -> Result<(), OpError> {
         let i = self.balancer.pick(&mut self.rng).ok_or_else(|| OpError::new("no backend available"))?;
-        // Every rule pays for the count; only p2c reads it.
-        self.balancer.outstanding[i].fetch_add(1, Ordering::Relaxed);
-        let sent = std::time::Instant::now();
+        let sent = self.balancer.sent(i);
         let r = self.backends[i].get_ok("/work", "").await;
-        let now = std::time::Instant::now();
-        self.balancer.outstanding[i].fetch_sub(1, Ordering::Relaxed);
-        self.balancer.observe(i, now - sent, now);
+        self.balancer.done(i, sent);
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -376,10 +393,7 @@ impl Worker for Client {
 /// The short health check interval: a fifth of a sample (1 s at the default 5 s), so that it
 /// fires within every sample, or the `health_interval_ms` knob.
 fn short_interval(ctx: &RunCtx) -> anyhow::Result<Duration> {
-    Ok(match ctx.settings.get::<u64>(ID, "health_interval_ms")? {
-        Some(ms) => Duration::from_millis(ms),
-        None => (ctx.settings.duration / 5).max(Duration::from_millis(10)),
-    })
+    ctx.settings.fifth_of_sample(ID, "health_interval_ms", Duration::from_millis(10))
 }
 
 /// The share of requests served badly: successes slower than the SLO (from the run's
@@ -419,7 +433,7 @@ impl Experiment for LoadBalancing {
             metrics: vec![
                 load::latency_p99("one request (successful ones)"),
                 load::latency_p50("one request (successful ones)"),
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one successful request"),
+                load::latency_mean("one successful request"),
                 MetricInfo::new("error_rate", "fraction", Better::Lower, "requests that failed (HTTP 503, no backend) over all requests sent"),
                 MetricInfo::new("degraded_share", "%", Better::Lower, "share of the requests the backends answered that went to the slow or failing backend (a third is an even spread)"),
                 MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),

@@ -224,7 +224,7 @@ impl Experiment for MetricsOverhead {
             sweep: Sweep::numeric("distinct paths", "paths", &[10.0, 10_000.0, 1_000_000.0], &[10.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
-                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency of one request"),
+                load::latency_mean("one request"),
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
                 MetricInfo::new("series", "series", Better::Lower, "label sets in the registry after the sample (warm-up included): one per endpoint label value"),

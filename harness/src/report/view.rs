@@ -358,7 +358,6 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
 #[derive(Debug, Serialize)]
 pub struct SummaryRow {
     pub id: String,
-    pub title: String,
     pub claim: String,
     /// "holds", "holds in part", "does not hold", "inconclusive" or "failed".
     pub finding: String,
@@ -388,7 +387,6 @@ pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
     };
     SummaryRow {
         id: e.id.clone(),
-        title: e.title.clone(),
         claim: e.claim.clone(),
         finding: finding.into(),
         class: class.into(),
