@@ -545,6 +545,7 @@ pub(crate) mod tests {
             targets: vec![],
             summaries: vec![],
             metric_comparisons: vec![],
+            capacity: vec![],
             wall_time_ms: 0,
         }
     }

@@ -273,6 +273,8 @@ pub struct Meta {
     pub targets: &'static [crate::targets::Target],
     /// The `--set` settings it reads.
     pub knobs: Vec<Knob>,
+    /// The capacity search and stress, where the question is the rate a technique sustains.
+    pub capacity: Option<CapacityPlan>,
 }
 
 impl Meta {
@@ -360,6 +362,34 @@ impl Settings {
     pub fn closed_loop(&self, concurrency: u32) -> LoadConfig {
         LoadConfig::closed(concurrency, self.warmup, self.duration)
     }
+
+    /// The load of trial `at` with `concurrency` workers: a closed loop, or, where the
+    /// capacity search asks for a rate, an open loop at that rate over the same workers. An
+    /// experiment that declares `Meta::capacity` builds its load with this.
+    pub fn load_for(&self, at: &Trial<'_>, concurrency: u32) -> LoadConfig {
+        match at.offered_rate {
+            Some(rate) => LoadConfig::open(concurrency, rate, self.warmup, self.duration.min(CAPACITY_STEP)),
+            None => self.closed_loop(concurrency),
+        }
+    }
+}
+
+/// The longest measured window of one capacity-search step (a full run's 5 s samples would
+/// make a search of a dozen rates per variant take minutes).
+pub const CAPACITY_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where an experiment's capacity search runs: the question "how many requests per second
+/// does this technique buy" asked at one case and sweep point, of every variant.
+#[derive(Debug, Clone, Copy)]
+pub struct CapacityPlan {
+    /// The case searched in (`""`: the claim's case).
+    pub case: &'static str,
+    /// The sweep value searched at (its workers: what `load_for` is given there).
+    pub point: f64,
+    /// The limits a rate must hold (the guide's target for the layer).
+    pub limits: crate::load::capacity::Limits,
+    /// Why these limits, in one sentence for the report.
+    pub why: &'static str,
 }
 
 /// What the runner hands to an experiment's hooks.

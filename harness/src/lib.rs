@@ -50,7 +50,8 @@ pub mod targets;
 pub mod testing;
 
 pub use experiment::{
-    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, Needs, Run, RunCtx, Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, Meta, Needs, Run, RunCtx, Sweep, Trial,
+    Variant,
 };
 pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};

@@ -5,6 +5,8 @@
 //! logging or locking of the engine's own happens there. Each worker records into its own
 //! HdrHistogram; the histograms are merged once the run is over.
 
+pub mod capacity;
+
 use crate::resources::{Probe, Snapshot};
 use crate::results::{Better, LatencySummary, MetricInfo, Resources, Sample};
 use hdrhistogram::Histogram;

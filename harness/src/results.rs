@@ -125,6 +125,10 @@ pub struct Settings {
     /// per repetition, so an order effect does not land on the same variant every time).
     #[serde(default)]
     pub order_seed: u64,
+    /// Run the capacity search and stress where an experiment declares one (`bench
+    /// --capacity`; on by default in a full run, off in a quick one).
+    #[serde(default)]
+    pub capacity: bool,
 }
 
 impl Settings {
@@ -140,6 +144,7 @@ impl Settings {
             filter: None,
             shard: None,
             order_seed: 0,
+            capacity: false,
         }
     }
 }
@@ -165,14 +170,21 @@ pub struct Trial<'a> {
     pub case: &'a str,
     pub variant: &'a str,
     pub point: &'a SweepPoint,
+    /// Set by the capacity search: measure an open loop at this many arrivals per second
+    /// (`Settings::load_for` reads it) instead of the experiment's usual load.
+    pub offered_rate: Option<f64>,
 }
 
 impl std::fmt::Display for Trial<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.case.is_empty() {
-            write!(f, "{}/{}", self.variant, self.point.label)
+            write!(f, "{}/{}", self.variant, self.point.label)?;
         } else {
-            write!(f, "{}/{}/{}", self.case, self.variant, self.point.label)
+            write!(f, "{}/{}/{}", self.case, self.variant, self.point.label)?;
+        }
+        match self.offered_rate {
+            Some(rate) => write!(f, " at {rate:.0}/s"),
+            None => Ok(()),
         }
     }
 }
@@ -245,6 +257,9 @@ pub struct ExperimentResult {
     /// primary one: what a regression gate on allocations or instructions reads.
     #[serde(default)]
     pub metric_comparisons: Vec<MetricComparison>,
+    /// The capacity search and stress of each variant, where the experiment declares one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<crate::load::capacity::CapacityResult>,
     pub wall_time_ms: u64,
 }
 

@@ -172,7 +172,10 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
                 Err(e) => failed(e),
             },
             Ok(Request::Measure { case, variant, point, repetition }) => {
-                match local.measure(Trial { case: &case, variant: &variant, point: &point }, repetition).await {
+                match local
+                    .measure(Trial { case: &case, variant: &variant, point: &point, offered_rate: None }, repetition)
+                    .await
+                {
                     Ok(sample) => Reply::Sample { sample: Box::new(sample) },
                     Err(e) => failed(e),
                 }

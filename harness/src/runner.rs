@@ -12,9 +12,25 @@ use std::time::Instant;
 /// What the runner reports as it goes, for a progress bar.
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
-    Setup { experiment: &'a str },
-    Sample { experiment: &'a str, case: &'a str, variant: &'a str, point: &'a str, repetition: u32 },
-    Checks { experiment: &'a str },
+    Setup {
+        experiment: &'a str,
+    },
+    Sample {
+        experiment: &'a str,
+        case: &'a str,
+        variant: &'a str,
+        point: &'a str,
+        repetition: u32,
+    },
+    /// A step of a variant's capacity search, at `rate` arrivals per second.
+    Capacity {
+        experiment: &'a str,
+        variant: &'a str,
+        rate: f64,
+    },
+    Checks {
+        experiment: &'a str,
+    },
 }
 
 /// An experiment stopped because a server died or stopped answering: the message names it.
@@ -73,6 +89,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         targets: Vec::new(),
         summaries: Vec::new(),
         metric_comparisons: Vec::new(),
+        capacity: Vec::new(),
         wall_time_ms: 0,
     }
 }
@@ -269,7 +286,7 @@ async fn run_inner(
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
-                let at = Trial { case, variant, point };
+                let at = Trial { case, variant, point, offered_rate: None };
                 for k in 0..sides.len() {
                     // Which side goes first alternates from trial to trial and repetition to
                     // repetition.
@@ -298,10 +315,92 @@ async fn run_inner(
             }
         }
     }
+    if let (Some(plan), true) = (&meta.capacity, ctx.settings.capacity) {
+        if let ([side], [result]) = (&mut *sides, &mut *results) {
+            capacity_stage(meta, plan, ctx, &mut **side, result, progress).await?;
+        } else {
+            for result in results.iter_mut() {
+                result.notes.push("The capacity search does not run with --against: it measures one build's rates, not a pair of trials.".into());
+            }
+        }
+    }
     progress(Progress::Checks { experiment: meta.id });
     for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
         result.checks.extend(side.checks().await.map_err(|e| e.context("checks"))?);
     }
+    Ok(())
+}
+
+/// The capacity search and stress of every variant at the plan's case and point, in a
+/// shuffled order, each starting from half the throughput its closed-loop samples measured
+/// there. A trial that fails ends that variant's search with the error recorded; a server
+/// that died ends the experiment, as in the sweep.
+async fn capacity_stage(
+    meta: &Meta,
+    plan: &experiment::CapacityPlan,
+    ctx: &RunCtx,
+    side: &mut dyn Side,
+    result: &mut ExperimentResult,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<()> {
+    use crate::load::capacity::{CapacityResult, Search, Searcher};
+    let case = if plan.case.is_empty() { meta.claim_case() } else { plan.case };
+    let point = meta
+        .sweep
+        .points(ctx.settings.quick)
+        .into_iter()
+        .chain(meta.sweep.points(!ctx.settings.quick))
+        .find(|p| p.value == plan.point)
+        .unwrap_or_else(|| SweepPoint { label: plan.point.to_string(), value: plan.point });
+    let order = variant_order(meta.variants.len(), ctx.settings.order_seed, usize::MAX, 0);
+    for vi in order {
+        let variant = meta.variants[vi].name;
+        let closed: Vec<f64> = result
+            .samples
+            .iter()
+            .filter(|s| s.invalid.is_none() && s.case == case && s.variant == variant && s.point == point.label)
+            .filter_map(|s| s.metrics.get("ops_per_sec").copied())
+            .collect();
+        let start = crate::stats::median(&closed).map_or(100.0, |v| v / 2.0);
+        let mut searcher = Searcher::new(Search::new(plan.limits, start));
+        let mut error = None;
+        while let Some((_, rate)) = searcher.next() {
+            progress(Progress::Capacity { experiment: meta.id, variant, rate });
+            let at = Trial { case, variant, point: &point, offered_rate: Some(rate) };
+            match side.measure(at, 0).await {
+                Ok(sample) => searcher.record(&sample),
+                Err(e) => {
+                    if let Err(server) = ctx.env.health().await {
+                        return Err(anyhow::Error::new(ServerFault(format!(
+                            "{server}, during the capacity search of {}/{at}",
+                            meta.id
+                        ))));
+                    }
+                    error = Some(redact(&format!("{at}: {e:#}")));
+                    break;
+                }
+            }
+        }
+        let outcome = searcher.finish();
+        result.capacity.push(CapacityResult {
+            case: case.to_owned(),
+            variant: variant.to_owned(),
+            point: point.label.clone(),
+            limits: plan.limits,
+            capacity_per_sec: outcome.capacity,
+            steps: outcome.steps,
+            error,
+        });
+    }
+    result.notes.push(format!(
+        "Capacity search at {} {}{}: an open loop over the same workers, from half the closed-loop throughput, stepped up ×2 until a rate broke ({}), then bisected to within 5 %; each step measures up to {} s after the usual warm-up. Then 1.5× and 2× the capacity found (stress). Open-loop latency counts from each request's intended start, and the engine's timer wakes a worker up to about 2 ms after it (tokio's timer ticks in milliseconds): a p95 of about 2 ms at low rates is that floor, not the service; it is far below the limits. {}",
+        meta.sweep.axis,
+        point.label,
+        if case.is_empty() { String::new() } else { format!(" in {case}") },
+        plan.limits.describe(),
+        experiment::CAPACITY_STEP.as_secs(),
+        plan.why
+    ));
     Ok(())
 }
 
@@ -386,6 +485,7 @@ mod tests {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         };
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut a = Recorder { name: "a", log: log.clone() };

@@ -120,6 +120,7 @@ impl Experiment for Gets {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

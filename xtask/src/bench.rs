@@ -94,6 +94,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         )?,
         warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(50) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
+        capacity: !args.no_capacity && (args.capacity || !quick),
         sets,
         order_seed: args.order_seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -316,6 +317,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             bar.inc(1);
             let case = if case.is_empty() { String::new() } else { format!("{case}: ") };
             bar.set_message(format!("{experiment}: {case}{variant} @ {point} (rep {})", repetition + 1));
+        }
+        Progress::Capacity { experiment, variant, rate } => {
+            bar.set_message(format!("{experiment}: capacity of {variant} at {rate:.0}/s"))
         }
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };

@@ -125,6 +125,14 @@ pub struct BenchArgs {
     /// repetition); default: a new one each run, recorded in results.json to repeat a run.
     #[arg(long, value_name = "N")]
     pub order_seed: Option<u64>,
+    /// Run the capacity search and stress (the highest rate each variant sustains within the
+    /// guide's target, then 1.5× and 2× of it) where an experiment declares one: on by default
+    /// in a full run, off in a quick one.
+    #[arg(long, overrides_with = "no_capacity")]
+    pub capacity: bool,
+    /// Skip the capacity search in a full run.
+    #[arg(long)]
+    pub no_capacity: bool,
     /// Do not render the HTML report at the end.
     #[arg(long)]
     pub no_report: bool,
@@ -215,6 +223,18 @@ pub struct ReportArgs {
     /// Directory to look for the latest run in (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// html: write index.html beside results.json (the whole report, one offline file);
+    /// markdown: print the summary (the report's first screen: findings, targets, capacities)
+    /// as Markdown for a pull-request comment or a wiki, and write it to summary.md beside
+    /// results.json.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Markdown,
 }
 
 /// The workspace's reports/ directory.

@@ -1,20 +1,44 @@
 //! `cargo xtask report [RUN]`: render index.html from a results.json alone; and how a run is
 //! found (a directory, a results.json, or the latest run), for every command that reads one.
 
-use crate::flags::{default_reports_dir, ReportArgs};
+use crate::flags::{default_reports_dir, ReportArgs, ReportFormat};
 use crate::Failure;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
     let results_path = run_results(args.run, args.out)?;
+    if args.format == ReportFormat::Markdown {
+        let results = load_for_report(&results_path)?;
+        let md = harness::redact::redact(&harness::report::render_markdown(&results));
+        let out = results_dir(&results_path).join("summary.md");
+        harness::results::write_atomic(&out, md.as_bytes())
+            .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
+        print!("{md}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = render_run(&results_path)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
+fn results_dir(results_path: &Path) -> &Path {
+    results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// Render `results.json` into `index.html` beside it; returns the page's path.
 pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
+    let results = load_for_report(results_path)?;
+    let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
+    let out = results_dir(results_path).join("index.html");
+    // A results.json written before redaction existed must not leak through its report either.
+    harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())
+        .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
+    Ok(out)
+}
+
+/// A results.json, with what an older file lacks filled in for the report.
+fn load_for_report(results_path: &Path) -> Result<harness::results::RunResults, Failure> {
     let mut results = harness::results::load(results_path).map_err(Failure::usage)?;
     // A version 1 file has no summaries or headline: analyse its samples again; a file written
     // before findings existed gets its finding by the same rule, over its stored verdicts (the
@@ -31,13 +55,7 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
             }
         }
     }
-    let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
-    let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let out = dir.join("index.html");
-    // A results.json written before redaction existed must not leak through its report either.
-    harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())
-        .map_err(|e| Failure::Run(format!("writing {}: {e}", out.display())))?;
-    Ok(out)
+    Ok(results)
 }
 
 /// The results.json of `run` (a run directory or the file itself), or of the latest run in

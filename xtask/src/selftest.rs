@@ -50,6 +50,7 @@ impl Experiment for SelfTest {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 
@@ -108,6 +109,7 @@ impl Experiment for SelfTestLoad {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

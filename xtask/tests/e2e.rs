@@ -2,6 +2,8 @@
 //! durations against ephemeral servers, the results checked against the JSON Schema, the
 //! correctness walk, the report, and bad input.
 
+mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -59,6 +61,15 @@ fn only_run_dir(out: &Path) -> PathBuf {
     runs[0].clone()
 }
 
+/// The file matches the committed JSON Schema.
+fn assert_matches_schema(results: &serde_json::Value) {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(results).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "results.json does not match the schema: {errors:?}");
+}
+
 fn checks<'a>(exp: &'a serde_json::Value, variant: &str, name: &str) -> Vec<&'a serde_json::Value> {
     case_checks(exp, "", variant, name)
 }
@@ -111,12 +122,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let results_path = run.join("results.json");
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
 
-    // The file matches the committed JSON Schema.
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/results.schema.json");
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-    let errors: Vec<String> = validator.iter_errors(&results).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "results.json does not match the schema: {errors:?}");
+    assert_matches_schema(&results);
 
     assert_eq!(results["complete"], true);
     assert_eq!(results["context"]["servers"]["provider"], "local");
@@ -375,7 +381,68 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let names: Vec<String> =
         std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| n == "results.json" || n == "index.html"), "{names:?}");
+
+    // The whole catalogue's page in a real browser.
+    browser::check_report(&run.join("index.html"), "catalogue-first-screen.png");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The capacity search end to end: each variant's capacity found and stressed at 1.5× and 2×,
+/// stored in results.json (schema-valid), drawn in the report, and printed as Markdown.
+#[test]
+fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
+    let out = temp_dir("capacity");
+    let o = xtask(&[
+        "bench",
+        "--quick",
+        "--capacity",
+        "--filter",
+        "redis-pool",
+        "--reps",
+        "1",
+        "--duration",
+        "100ms",
+        "--warmup",
+        "30ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "bench failed: {}", stderr(&o));
+    let run = only_run_dir(&out);
+    let text = std::fs::read_to_string(run.join("results.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_matches_schema(&results);
+    let exp = &results["experiments"][0];
+    let capacity = exp["capacity"].as_array().expect("a capacity search");
+    let variants = exp["variants"].as_array().unwrap();
+    assert_eq!(capacity.len(), variants.len(), "one search per variant");
+    for c in capacity {
+        assert!(c.get("error").is_none(), "{c}");
+        let cap = c["capacity_per_sec"].as_f64().unwrap_or_else(|| panic!("no capacity found: {c}"));
+        let steps = c["steps"].as_array().unwrap();
+        // The capacity is a rate that was tried and held.
+        let held = steps.iter().find(|s| s["phase"] == "search" && s["offered_per_sec"].as_f64() == Some(cap)).unwrap();
+        assert!(held["broke"].is_null(), "{held}");
+        let stress: Vec<f64> = steps
+            .iter()
+            .filter(|s| s["phase"] == "stress")
+            .map(|s| s["offered_per_sec"].as_f64().unwrap() / cap)
+            .collect();
+        assert_eq!(stress.len(), 2, "{c}");
+        assert!((stress[0] - 1.5).abs() < 1e-9 && (stress[1] - 2.0).abs() < 1e-9, "{stress:?}");
+    }
+    // Capacity samples are not measurements of the sweep: the verdicts' samples are unchanged.
+    let samples = exp["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), variants.len() * exp["sweep"]["points"].as_array().unwrap().len());
+    let page = std::fs::read_to_string(run.join("index.html")).unwrap();
+    assert!(page.contains("Capacity and stress") && page.contains("offered rate"), "no capacity section");
+    let o = xtask(&["report", "--format", "markdown", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.starts_with("## perflab: what the run found"), "{md}");
+    assert!(md.contains("| `redis-pool` |") && md.contains("### Capacity"), "{md}");
+    assert_eq!(std::fs::read_to_string(run.join("summary.md")).unwrap(), md);
+    browser::check_report(&run.join("index.html"), "capacity-first-screen.png");
 }
 
 #[test]

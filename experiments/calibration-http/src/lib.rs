@@ -101,6 +101,7 @@ impl Experiment for CalibrationHttp {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -61,6 +61,7 @@ impl Experiment for Calibration {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -216,6 +216,7 @@ impl Experiment for ConcurrentMap {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

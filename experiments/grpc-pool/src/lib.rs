@@ -327,6 +327,12 @@ impl Experiment for GrpcPool {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 64.0,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms), at 64 callers.",
+            }),
         }
     }
 
@@ -468,7 +474,7 @@ impl Run for GrpcPool {
             let pooling = pick(&VARIANTS, at.variant)?;
             let concurrency = at.point.value as u32;
             let (server, accepted, channels, pool) = setup(pooling).await?;
-            let cfg = harness::LoadConfig::closed(concurrency, ctx.settings.warmup, ctx.settings.duration);
+            let cfg = ctx.settings.load_for(&at, concurrency);
             let shared = (Arc::new(channels), pool);
             let report = load::run(&cfg, &ctx.probe, move |i| {
                 let (channels, pool) = shared.clone();

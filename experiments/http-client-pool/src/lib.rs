@@ -309,6 +309,12 @@ impl Experiment for HttpClientPool {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 16.0,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms), at 16 clients.",
+            }),
         }
     }
 
@@ -336,7 +342,7 @@ impl Run for HttpClientPool {
             let port = server.addr().port();
             let url = reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).context("the service's URL")?;
             let source = source(variant)?;
-            let cfg = harness::LoadConfig::closed(concurrency, ctx.settings.warmup, ctx.settings.duration);
+            let cfg = ctx.settings.load_for(&at, concurrency);
             let report = load::run(&cfg, &ctx.probe, move |_| {
                 let (source, url) = (source.clone(), url.clone());
                 async move { Ok(Get { source, url }) }

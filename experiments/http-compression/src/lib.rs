@@ -344,6 +344,7 @@ impl Experiment for HttpCompression {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -221,6 +221,7 @@ impl Experiment for HttpTimeouts {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::int("header_timeout_ms", 1, 600_000, "the guide's ReadHeaderTimeout as the run uses it (default a fifth of the measured window: 1,000 in a full run, 30 in quick mode; the guide's own is 5,000)")],
+            capacity: None,
         }
     }
 

@@ -110,6 +110,7 @@ impl Experiment for LazyAlloc {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

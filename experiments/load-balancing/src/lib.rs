@@ -447,6 +447,7 @@ impl Experiment for LoadBalancing {
                 Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
                 Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
             ],
+            capacity: None,
         }
     }
 

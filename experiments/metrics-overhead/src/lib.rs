@@ -239,6 +239,7 @@ impl Experiment for MetricsOverhead {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

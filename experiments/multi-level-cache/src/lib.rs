@@ -392,6 +392,12 @@ impl Experiment for MultiLevelCache {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 2,500 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 0.99,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms): the cache answers a service's request.",
+            }),
         }
     }
 
@@ -530,7 +536,7 @@ impl Run for MultiLevelCache {
             let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
             let started = Instant::now();
             let (l1_run, tally_run) = (l1.clone(), tally.clone());
-            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+            let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
                 let (redis_client, pg, keys, ids, cdf) =
                     (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), cdf.clone());
                 let (l1, tally) = (l1_run.clone(), tally_run.clone());

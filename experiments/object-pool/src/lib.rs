@@ -129,6 +129,7 @@ impl Experiment for ObjectPool {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -157,6 +157,7 @@ impl Experiment for PgBatch {
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(2_000)],
+            capacity: None,
         }
     }
 

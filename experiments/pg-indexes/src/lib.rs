@@ -374,6 +374,7 @@ impl Experiment for PgIndexes {
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

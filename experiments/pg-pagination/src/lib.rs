@@ -183,6 +183,7 @@ impl Experiment for PgPagination {
                 Knob::int("page_size", 1, 10_000, "rows per page (default 20)"),
                 Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)"),
             ],
+            capacity: None,
         }
     }
 

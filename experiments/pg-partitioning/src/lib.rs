@@ -488,6 +488,7 @@ impl Experiment for PgPartitioning {
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
+            capacity: None,
         }
     }
 

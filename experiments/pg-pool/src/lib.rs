@@ -140,6 +140,13 @@ impl Experiment for PgPool {
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 64.0,
+                limits: harness::load::capacity::Limits::guide(50.0),
+                why:
+                    "Limits: the guide's database target (DB p95 < 50 ms), at 64 clients, where the pools differ most.",
+            }),
         }
     }
 
@@ -198,7 +205,7 @@ impl Run for PgPool {
             });
             let started = std::time::Instant::now();
             let (pool2, opened2) = (pool.clone(), opened.clone());
-            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+            let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
                 let conn = match &pool2 {
                     Some(p) => Conn::Pooled(p.clone()),
                     None => Conn::PerQuery { target: Box::new(target.clone()), opened: opened2.clone() },

@@ -215,6 +215,7 @@ impl Experiment for PgPrepared {
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
+            capacity: None,
         }
     }
 

@@ -173,6 +173,7 @@ impl Experiment for RateLimiter {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -187,6 +187,7 @@ impl Experiment for RedisBatch {
             outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

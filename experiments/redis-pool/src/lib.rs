@@ -122,6 +122,12 @@ impl Experiment for RedisPool {
             outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: Vec::new(),
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 128.0,
+                limits: harness::load::capacity::Limits::guide(50.0),
+                why: "Limits: the guide sets no Redis target; a cache read is held to the database target it stands in for (p95 < 50 ms).",
+            }),
         }
     }
 
@@ -195,7 +201,7 @@ impl Run for RedisPool {
             let shared_pool: Arc<OnceCell<bb8::Pool<RedisConnectionManager>>> = Arc::new(OnceCell::new());
             let url = ctx.env.redis()?.url.clone();
             let started = Instant::now();
-            let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
+            let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
                 let (client, keys, url) = (client.clone(), keys.clone(), url.clone());
                 let (shared_con, shared_pool) = (shared_con.clone(), shared_pool.clone());
                 async move {

@@ -329,6 +329,7 @@ impl Experiment for Serialization {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

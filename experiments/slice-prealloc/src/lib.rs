@@ -97,6 +97,7 @@ impl Experiment for SlicePrealloc {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

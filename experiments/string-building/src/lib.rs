@@ -98,6 +98,7 @@ impl Experiment for StringBuilding {
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),
+            capacity: None,
         }
     }
 

@@ -221,6 +221,7 @@ impl Experiment for WorkerPool {
                     "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)",
                 ),
             ],
+            capacity: None,
         }
     }
 

@@ -104,15 +104,8 @@ pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Serie
         ((min - pad).max(if min >= 0.0 { 0.0 } else { f64::MIN }), max + pad)
     };
     let n = labels.len().max(1);
-    // The legend goes below the plotting area, in rows, so that it never covers a line.
-    let legend_rows = series.len().div_ceil(LEGEND_PER_ROW) as u32;
-    let legend_height = 12 + legend_rows * 22;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 380 + legend_height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (plot, legend) = root.split_vertically(380);
-        let mut chart = ChartBuilder::on(&plot)
+    svg_chart(series.len(), |plot, legend| {
+        let mut chart = ChartBuilder::on(plot)
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -154,16 +147,92 @@ pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Serie
             chart.draw_series(
                 LineSeries::new(pts.iter().map(|&(x, m, _, _)| (x, m)), color.stroke_width(2)).point_size(3),
             )?;
-            let (x, y) = (84 + (i % LEGEND_PER_ROW) as i32 * 170, 14 + (i / LEGEND_PER_ROW) as i32 * 22);
-            legend.draw(&PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3)))?;
-            legend.draw(&Text::new(s.name.clone(), (x + 28, y - 8), ("sans-serif", 13)))?;
+            legend_entry(legend, i, &s.name, color)?;
             // Error bars: single points have no band.
             chart
                 .draw_series(pts.iter().map(|&(x, _, l, h)| PathElement::new(vec![(x, l), (x, h)], color.mix(0.6))))?;
         }
+        Ok(())
+    })
+}
+
+/// An SVG chart: a 760×380 plotting area, and below it, in rows, room for the legend of
+/// `entries` series, so that the legend never covers a line.
+fn svg_chart(entries: usize, draw: impl FnOnce(&Area<'_>, &Area<'_>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let legend_height = 12 + entries.div_ceil(LEGEND_PER_ROW) as u32 * 22;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 380 + legend_height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (plot, legend) = root.split_vertically(380);
+        draw(&plot, &legend)?;
         root.present()?;
     }
     Ok(svg)
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Legend entry `i` below a chart, `LEGEND_PER_ROW` to a row.
+fn legend_entry(legend: &Area<'_>, i: usize, name: &str, color: RGBColor) -> anyhow::Result<()> {
+    let (x, y) = (84 + (i % LEGEND_PER_ROW) as i32 * 170, 14 + (i / LEGEND_PER_ROW) as i32 * 22);
+    legend.draw(&PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3)))?;
+    legend.draw(&Text::new(name.to_owned(), (x + 28, y - 8), ("sans-serif", 13)))?;
+    Ok(())
+}
+
+/// A chart of (x, y) points on two log axes, one line per series (points joined in x order),
+/// with a dashed horizontal line at `limit` (a target) when given.
+pub fn xy_log_chart(
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    limit: Option<f64>,
+) -> anyhow::Result<String> {
+    let pts = || series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| *x > 0.0 && *y > 0.0 && y.is_finite());
+    let ys = pts().map(|p| p.1).chain(limit);
+    let (ylo, yhi) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (xlo, xhi) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    if xlo > xhi {
+        return Ok("<p class=\"muted\">no data to chart</p>".into());
+    }
+    let (xlo, xhi) = (xlo.log10().floor(), xhi.log10().ceil().max(xlo.log10().floor() + 1.0));
+    let (ylo, yhi) = (ylo.log10().floor(), yhi.log10().ceil().max(ylo.log10().floor() + 1.0));
+    svg_chart(series.len(), |plot, legend| {
+        let mut chart = ChartBuilder::on(plot)
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(xlo..xhi, ylo..yhi)?;
+        chart
+            .configure_mesh()
+            .x_labels((xhi - xlo) as usize + 1)
+            .y_labels((yhi - ylo) as usize + 1)
+            .x_label_formatter(&|x| num(10f64.powf(*x)))
+            .y_label_formatter(&|y| num(10f64.powf(*y)))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        if let Some(l) = limit {
+            let y = l.log10();
+            let dashes = (0..40).map(|k| xlo + (xhi - xlo) * k as f64 / 40.0);
+            let step = (xhi - xlo) / 80.0;
+            chart.draw_series(dashes.map(|x| PathElement::new(vec![(x, y), (x + step, y)], BLACK.mix(0.6))))?;
+        }
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let mut p: Vec<(f64, f64)> =
+                points.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).map(|(x, y)| (x.log10(), y.log10())).collect();
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart.draw_series(LineSeries::new(p, color.stroke_width(2)).point_size(3))?;
+            legend_entry(legend, i, name, color)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //! into plain serializable data (`report_context` can be dumped as JSON for debugging),
 //! `charts` draws, `format` writes numbers.
 
+mod capacity;
 mod charts;
 mod format;
+mod markdown;
 mod view;
 
 pub use charts::{line_chart, Series};
 pub use format::num;
+pub use markdown::render as render_markdown;
 pub use view::{ExperimentView, SummaryRow, VerdictView};
 
 use crate::results::{ExperimentStatus, RunResults};
@@ -59,6 +62,13 @@ pub fn render(results: &RunResults) -> anyhow::Result<String> {
 
 /// The data the template sees.
 pub fn report_context(results: &RunResults) -> ReportContext {
+    let mut ctx = report_context_summary(results);
+    ctx.experiments = results.experiments.iter().map(view::experiment_view).collect();
+    ctx
+}
+
+/// The run and its summary, without the experiments' sections (no chart drawn).
+fn report_context_summary(results: &RunResults) -> ReportContext {
     let c = &results.context;
     let h = &c.host;
     let mut servers = Vec::new();
@@ -113,12 +123,36 @@ pub fn report_context(results: &RunResults) -> ReportContext {
         .collect();
     let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
     let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
-    ReportContext {
-        run,
-        summary,
-        tally,
-        targets_checked,
-        targets_failed,
-        experiments: results.experiments.iter().map(view::experiment_view).collect(),
+    ReportContext { run, summary, tally, targets_checked, targets_failed, experiments: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string a results file carries reaches the page escaped: a claim, a variant name,
+    /// a note or an error kind cannot inject markup (tera escapes what it substitutes into an
+    /// .html template; charts draw names as SVG text, which plotters escapes).
+    #[test]
+    fn strings_from_a_results_file_are_html_escaped() {
+        let mut r: RunResults = serde_json::from_str(include_str!("../../tests/data/minimal_run.json")).unwrap();
+        let evil = "<script>alert('x')</script>";
+        r.run_id = evil.into();
+        for e in &mut r.experiments {
+            e.claim = evil.into();
+            e.title = evil.into();
+            e.notes.push(evil.into());
+            for v in &mut e.variants {
+                v.description = evil.into();
+            }
+            for s in &mut e.samples {
+                s.errors.insert(evil.into(), 1);
+            }
+        }
+        let html = render(&r).unwrap();
+        assert!(!html.contains("<script"), "raw markup in the page");
+        assert!(html.contains("&lt;script&gt;"), "the string is shown, escaped");
+        let md = render_markdown(&r);
+        assert!(!md.contains("<script"), "raw markup in the Markdown");
     }
 }

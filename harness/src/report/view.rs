@@ -33,6 +33,8 @@ pub struct ExperimentView {
     pub resources: Vec<ResourceRow>,
     /// The guide's targets this experiment is held to: variant × point rows, a column each.
     pub targets: Option<TargetTable>,
+    /// The capacity search and stress, where the experiment ran one.
+    pub capacity: Option<super::capacity::CapacityView>,
     pub errors: Vec<String>,
     /// Samples left out of every verdict, with why.
     pub invalid: Vec<String>,
@@ -271,6 +273,7 @@ pub fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         observations,
         resources: resource_rows(e),
         targets: target_table(e),
+        capacity: super::capacity::view(e),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         invalid,
         notes: e.notes.clone(),
@@ -365,6 +368,8 @@ pub struct SummaryRow {
     pub reason: String,
     /// The headline verdict (ratio, CI, p, medians), as the experiment's section shows it.
     pub headline: String,
+    /// The claim variant's capacity beside its baseline's, where a capacity search ran.
+    pub capacity: String,
     /// Correctness checks that failed, any variant.
     pub broken_checks: usize,
     /// The guide's targets checked (variant × point × target) and how many failed.
@@ -392,6 +397,7 @@ pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
         class: class.into(),
         reason: e.finding.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
         headline: e.headline.as_ref().map(|h| h.sentence.clone()).unwrap_or_default(),
+        capacity: super::capacity::claim_line(e).unwrap_or_default(),
         broken_checks: e.checks.iter().filter(|c| c.ok == Some(false)).count(),
         targets_checked: e.targets.len(),
         targets_failed: e.targets.iter().filter(|t| !t.pass).count(),
