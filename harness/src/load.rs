@@ -232,7 +232,7 @@ pub fn summarize(h: &Histogram<u64>) -> Option<LatencySummary> {
         min_us: us(h.min()),
         mean_us: h.mean() / 1000.0,
         max_us: us(h.max()),
-        percentiles_us: [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99]
+        percentiles_us: [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999]
             .iter()
             .map(|&p| (p, us(h.value_at_quantile(p / 100.0))))
             .collect(),

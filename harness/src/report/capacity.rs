@@ -48,6 +48,7 @@ pub fn view(e: &ExperimentResult) -> Option<CapacityView> {
         "p95 latency (ms)",
         &series,
         Some(first.limits.p95_ms),
+        &|v| format!("{}/s", num(v)),
     )
     .unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"));
     let rows = results.into_iter().map(row).collect();

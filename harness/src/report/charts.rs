@@ -49,11 +49,10 @@ pub fn main_chart(e: &ExperimentResult, case: &str) -> String {
 }
 
 /// Latency percentiles at the last sweep point in `case`, one line per variant (median over
-/// repetitions).
+/// repetitions), as HdrHistogram and wrk2 plot them: the x axis is 1/(1 − p) on a log scale,
+/// so p90, p99, p99.9 … are evenly spaced and the tail gets the room it needs.
 pub fn spectrum_chart(e: &ExperimentResult, case: &str) -> Option<String> {
     let point = e.sweep.points.last()?;
-    let mut labels: Vec<String> = Vec::new();
-    let mut series = Vec::new();
     // The percentiles the samples recorded, in order, as the analysis summarised them.
     let percentiles: Vec<f64> = e
         .samples
@@ -61,27 +60,33 @@ pub fn spectrum_chart(e: &ExperimentResult, case: &str) -> Option<String> {
         .find_map(|s| s.latency.as_ref())
         .map(|l| l.percentiles_us.iter().map(|(p, _)| *p).collect())
         .unwrap_or_default();
-    for v in &e.variants {
-        let points: Vec<Option<(f64, f64, f64)>> = percentiles
-            .iter()
-            .map(|&p| {
-                e.summary(&spectrum_metric(p), case, &v.name, &point.label).map(|s| (s.median, s.ci_low, s.ci_high))
-            })
-            .collect();
-        if points.iter().all(Option::is_none) {
-            continue;
-        }
-        if labels.is_empty() {
-            labels = percentiles.iter().map(|p| format!("p{p}")).collect();
-        }
-        series.push(Series { name: v.name.clone(), points });
-    }
+    let series: Vec<(String, Vec<(f64, f64)>)> = e
+        .variants
+        .iter()
+        .map(|v| {
+            let points = percentiles
+                .iter()
+                .filter_map(|&p| {
+                    let s = e.summary(&spectrum_metric(p), case, &v.name, &point.label)?;
+                    Some((1.0 / (1.0 - p / 100.0), s.median))
+                })
+                .collect::<Vec<_>>();
+            (v.name.clone(), points)
+        })
+        .filter(|(_, points)| !points.is_empty())
+        .collect();
     if series.is_empty() {
         return None;
     }
     let in_case = if case.is_empty() { String::new() } else { format!(" in {case}") };
     let x_desc = format!("percentile, at {} {}{in_case}", e.sweep.axis, point.label);
-    line_chart(&labels, &x_desc, "latency (us)", &series).ok()
+    xy_log_chart(&x_desc, "latency (us)", &series, None, &percentile_label).ok()
+}
+
+/// A tick of the 1/(1 − p) axis as its percentile: 10 → p90, 1000 → p99.9.
+fn percentile_label(v: f64) -> String {
+    let p = format!("{:.6}", (100.0 * (1.0 - 1.0 / v)).max(0.0));
+    format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
 }
 
 pub fn line_chart(labels: &[String], x_desc: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<String> {
@@ -188,6 +193,7 @@ pub fn xy_log_chart(
     y_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
     limit: Option<f64>,
+    x_label: &dyn Fn(f64) -> String,
 ) -> anyhow::Result<String> {
     let pts = || series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| *x > 0.0 && *y > 0.0 && y.is_finite());
     let ys = pts().map(|p| p.1).chain(limit);
@@ -209,7 +215,7 @@ pub fn xy_log_chart(
             .configure_mesh()
             .x_labels((xhi - xlo) as usize + 1)
             .y_labels((yhi - ylo) as usize + 1)
-            .x_label_formatter(&|x| num(10f64.powf(*x)))
+            .x_label_formatter(&|x| x_label(10f64.powf(*x)))
             .y_label_formatter(&|y| num(10f64.powf(*y)))
             .x_desc(x_desc)
             .y_desc(y_desc)
@@ -238,6 +244,12 @@ pub fn xy_log_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spectrum_axis_is_labelled_in_percentiles() {
+        let labels: Vec<String> = [1.0, 10.0, 100.0, 1000.0, 1e4, 1e5].iter().map(|&v| percentile_label(v)).collect();
+        assert_eq!(labels, ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999"]);
+    }
 
     #[test]
     fn chart_is_svg_with_every_series() {
