@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
 /// Version 2 added `Sample::invalid`, `Settings::order_seed`, `ExperimentResult::headline`
@@ -95,99 +94,8 @@ pub struct Host {
     pub os: String,
 }
 
-/// The run's settings: what an experiment reads (`RunCtx::settings`), what a micro worker
-/// gets in its job, and what results.json records. One type for all three.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    pub quick: bool,
-    pub repetitions: u32,
-    /// Measured time per sample.
-    #[serde(rename = "duration_ms", with = "millis")]
-    #[schemars(with = "u64")]
-    pub duration: Duration,
-    /// Warm-up per sample, before the measured time.
-    #[serde(rename = "warmup_ms", with = "millis")]
-    #[schemars(with = "u64")]
-    pub warmup: Duration,
-    /// `--concurrency`: overrides an experiment's own client concurrency where it has one
-    /// that is not its sweep axis.
-    pub concurrency: Option<u32>,
-    /// `--set key=value`, experiment-specific knobs (`pg-pagination.rows=50000`).
-    pub sets: BTreeMap<String, String>,
-    /// `--filter`, the experiments selected.
-    pub filter: Option<String>,
-    /// `--shard I/N`: this run holds every N-th experiment of the selection, from the I-th
-    /// (`cargo xtask merge` joins the shards).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
-    /// Seed of the order the variants run in within each repetition (rotated and shuffled
-    /// per repetition, so an order effect does not land on the same variant every time).
-    #[serde(default)]
-    pub order_seed: u64,
-    /// Run the capacity search and stress where an experiment declares one (`bench
-    /// --capacity`; on by default in a full run, off in a quick one).
-    #[serde(default)]
-    pub capacity: bool,
-}
-
-impl Settings {
-    /// Quick settings with the shortest samples that still measure: for tests.
-    pub fn quick_for_tests() -> Self {
-        Self {
-            quick: true,
-            repetitions: 1,
-            duration: Duration::from_millis(100),
-            warmup: Duration::from_millis(20),
-            concurrency: None,
-            sets: BTreeMap::new(),
-            filter: None,
-            shard: None,
-            order_seed: 0,
-            capacity: false,
-        }
-    }
-}
-
-/// A `Duration` as whole milliseconds in JSON.
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-/// Where one sample is taken: a case (query shape, operation; `""` when the experiment has
-/// none), a variant and a sweep point.
-#[derive(Debug, Clone, Copy)]
-pub struct Trial<'a> {
-    pub case: &'a str,
-    pub variant: &'a str,
-    pub point: &'a SweepPoint,
-    /// Set by the capacity search: measure an open loop at this many arrivals per second
-    /// (`Settings::load_for` reads it) instead of the experiment's usual load.
-    pub offered_rate: Option<f64>,
-}
-
-impl std::fmt::Display for Trial<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.case.is_empty() {
-            write!(f, "{}/{}", self.variant, self.point.label)?;
-        } else {
-            write!(f, "{}/{}/{}", self.case, self.variant, self.point.label)?;
-        }
-        match self.offered_rate {
-            Some(rate) => write!(f, " at {rate:.0}/s"),
-            None => Ok(()),
-        }
-    }
-}
+mod settings;
+pub use settings::{Settings, Trial};
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
