@@ -367,8 +367,12 @@ impl Settings {
     /// capacity search asks for a rate, an open loop at that rate over the same workers. An
     /// experiment that declares `Meta::capacity` builds its load with this.
     pub fn load_for(&self, at: &Trial<'_>, concurrency: u32) -> LoadConfig {
-        match at.offered_rate {
-            Some(rate) => LoadConfig::open(concurrency, rate, self.warmup, self.duration.min(CAPACITY_STEP)),
+        match at.offered {
+            Some(o) => LoadConfig {
+                overload: o.overload,
+                timeline: o.timeline,
+                ..LoadConfig::open(concurrency, o.rate_per_sec, self.warmup, o.window)
+            },
             None => self.closed_loop(concurrency),
         }
     }

@@ -6,6 +6,10 @@
 //! HdrHistogram; the histograms are merged once the run is over.
 
 pub mod capacity;
+mod schedule;
+
+pub use schedule::{Offered, Overload, Timeline};
+use schedule::{Schedule, Windows};
 
 use crate::resources::{Probe, Snapshot};
 use crate::results::{Better, LatencySummary, MetricInfo, Resources, Sample};
@@ -116,6 +120,12 @@ pub struct LoadConfig {
     /// giving up on them (each counts as an `UNFINISHED` error, which invalidates the sample).
     /// Default: warm-up plus duration, at least 30 s.
     pub give_up_after: Option<Duration>,
+    /// Open loop only: a higher rate for the start of the measured window (stress), after
+    /// which the mode's rate resumes.
+    pub overload: Option<Overload>,
+    /// Count, per window of the measured time, the requests due and those that failed or
+    /// took longer than a limit (`LoadReport::timeline`): how a service recovers.
+    pub timeline: Option<Timeline>,
 }
 
 impl LoadConfig {
@@ -127,6 +137,8 @@ impl LoadConfig {
             max_ops_per_worker: None,
             threads: None,
             give_up_after: None,
+            overload: None,
+            timeline: None,
         }
     }
 
@@ -138,6 +150,8 @@ impl LoadConfig {
             max_ops_per_worker: None,
             threads: None,
             give_up_after: None,
+            overload: None,
+            timeline: None,
         }
     }
 
@@ -157,6 +171,8 @@ pub struct LoadReport {
     /// From the start of the measured window to the end of its last operation.
     pub measured: Duration,
     pub resources: Resources,
+    /// With `LoadConfig::timeline`: per window, [requests due, failed or over the limit].
+    pub timeline: Vec<[u64; 2]>,
 }
 
 impl LoadReport {
@@ -193,7 +209,14 @@ impl LoadReport {
                 metrics.insert(format!("latency_{name}_us"), us(self.histogram.value_at_quantile(p / 100.0)));
             }
         }
-        Sample { metrics, latency, errors: self.errors, resources: Some(self.resources), ..Sample::default() }
+        Sample {
+            metrics,
+            latency,
+            errors: self.errors,
+            resources: Some(self.resources),
+            timeline: self.timeline,
+            ..Sample::default()
+        }
     }
 }
 
@@ -253,6 +276,8 @@ struct WorkerResult {
     /// The worker's loop ended (false: it was still waiting for an operation when the run
     /// gave up on it).
     done: bool,
+    /// Per window of the measured time (empty without `LoadConfig::timeline`).
+    windows: Windows,
 }
 
 impl WorkerResult {
@@ -261,6 +286,7 @@ impl WorkerResult {
     /// counted by kind and kept out of the histogram.
     #[inline]
     fn record(&mut self, from: Instant, end: Instant, r: Result<(), OpError>) {
+        self.windows.record(from, end, r.is_ok());
         match r {
             Ok(()) => {
                 self.histogram.saturating_record(end.duration_since(from).as_nanos() as u64);
@@ -343,6 +369,7 @@ where
                             errors: BTreeMap::new(),
                             last_end: measure_start,
                             done: false,
+                            windows: Windows::new(cfg.timeline, measure_start, cfg.duration),
                         }))
                     })
                     .collect();
@@ -415,6 +442,7 @@ where
     let mut ok = 0;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
+    let mut timeline: Vec<[u64; 2]> = Vec::new();
     for d in dones {
         let rs = d.await.map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
         for r in rs {
@@ -424,11 +452,19 @@ where
                 *errors.entry(k).or_default() += v;
             }
             last_end = last_end.max(r.last_end);
+            r.windows.add_to(&mut timeline);
         }
     }
     let resources = probe.end(&start);
     drop(releases);
-    Ok(LoadReport { histogram, ok, errors, measured: last_end.saturating_duration_since(measure_start), resources })
+    Ok(LoadReport {
+        histogram,
+        ok,
+        errors,
+        measured: last_end.saturating_duration_since(measure_start),
+        resources,
+        timeline,
+    })
 }
 
 pub use crate::results::UNFINISHED;
@@ -474,10 +510,10 @@ async fn drive<W: Worker>(
         },
         Mode::Open { rate_per_sec, .. } => {
             // Worker i serves arrivals i, i + n, i + 2n, … of one global schedule.
-            let gap = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-9));
+            let schedule = Schedule::new(t0, measure_start, rate_per_sec, config.overload);
             let mut k = index as u64;
             loop {
-                let intended = t0 + gap.mul_f64(k as f64);
+                let intended = schedule.at(k);
                 if intended >= measure_end || measured_ops >= max_ops {
                     break;
                 }

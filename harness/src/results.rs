@@ -358,6 +358,11 @@ pub struct Sample {
     /// `analysis::MAX_ERROR_RATE` allows); it is kept, and shown with its errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+    /// Per window of the measured time, [requests due, failed or over the limit]: only in a
+    /// capacity search's recovery trial (`load::Timeline`), never stored in results.json.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(skip)]
+    pub timeline: Vec<[u64; 2]>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -367,7 +372,7 @@ pub struct LatencySummary {
     pub min_us: f64,
     pub mean_us: f64,
     pub max_us: f64,
-    /// (percentile, microseconds) pairs: 50, 75, 90, 95, 99, 99.9, 99.99.
+    /// (percentile, microseconds) pairs: 50, 75, 90, 95, 99, 99.9, 99.99, 99.999.
     pub percentiles_us: Vec<(f64, f64)>,
 }
 

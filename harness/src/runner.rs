@@ -286,7 +286,7 @@ async fn run_inner(
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
-                let at = Trial { case, variant, point, offered_rate: None };
+                let at = Trial { case, variant, point, offered: None };
                 for k in 0..sides.len() {
                     // Which side goes first alternates from trial to trial and repetition to
                     // repetition.
@@ -343,7 +343,9 @@ async fn capacity_stage(
     result: &mut ExperimentResult,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
-    use crate::load::capacity::{CapacityResult, Search, Searcher};
+    use crate::load::capacity::{CapacityResult, Recovery, Search, Searcher};
+    use crate::load::Offered;
+    let step = ctx.settings.duration.min(experiment::CAPACITY_STEP);
     let case = if plan.case.is_empty() { meta.claim_case() } else { plan.case };
     let point = meta
         .sweep
@@ -364,10 +366,25 @@ async fn capacity_stage(
         let start = crate::stats::median(&closed).map_or(100.0, |v| v / 2.0);
         let mut searcher = Searcher::new(Search::new(plan.limits, start));
         let mut error = None;
-        while let Some((_, rate)) = searcher.next() {
-            progress(Progress::Capacity { experiment: meta.id, variant, rate });
-            let at = Trial { case, variant, point: &point, offered_rate: Some(rate) };
+        let mut recovery = None;
+        loop {
+            // The search and stress, then one recovery trial once a capacity is known.
+            let offered = match searcher.next() {
+                Some((_, rate)) => Offered::rate(rate, step),
+                None => match (searcher.capacity(), recovery.is_none() && error.is_none()) {
+                    (Some(capacity), true) => Recovery::trial(capacity, step, &plan.limits),
+                    _ => break,
+                },
+            };
+            progress(Progress::Capacity { experiment: meta.id, variant, rate: offered.rate_per_sec });
+            let at = Trial { case, variant, point: &point, offered: Some(offered) };
             match side.measure(at, 0).await {
+                Ok(sample) if offered.overload.is_some() => {
+                    recovery = Recovery::from_sample(&offered, &sample);
+                    if recovery.is_none() {
+                        break;
+                    }
+                }
                 Ok(sample) => searcher.record(&sample),
                 Err(e) => {
                     if let Err(server) = ctx.env.health().await {
@@ -389,6 +406,7 @@ async fn capacity_stage(
             limits: plan.limits,
             capacity_per_sec: outcome.capacity,
             steps: outcome.steps,
+            recovery,
             error,
         });
     }

@@ -279,8 +279,14 @@ impl Run for ConcurrentMap {
             if misses > 0 {
                 errors.insert("key missing".to_owned(), misses);
             }
-            let report =
-                LoadReport { histogram, ok: ops - misses, errors, measured, resources: ctx.probe.end(&snapshot) };
+            let report = LoadReport {
+                histogram,
+                ok: ops - misses,
+                errors,
+                measured,
+                resources: ctx.probe.end(&snapshot),
+                timeline: Vec::new(),
+            };
             let mut sample = report.into_sample();
             sample.metrics.insert("threads".into(), threads as f64);
             micro::allocations_into(&ctx.bench(), ID, at, &mut sample).await?;

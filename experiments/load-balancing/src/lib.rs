@@ -617,6 +617,7 @@ mod tests {
             errors: [("HTTP 503".to_owned(), 2)].into_iter().collect(),
             measured: Duration::from_secs(1),
             resources: Default::default(),
+            timeline: Vec::new(),
         };
         assert_eq!(bad_pct(&report), Some(50.0), "2 slow + 2 failed of 8");
     }

@@ -223,6 +223,11 @@ impl Searcher {
         };
     }
 
+    /// The highest rate that held so far.
+    pub fn capacity(&self) -> Option<f64> {
+        self.held
+    }
+
     pub fn finish(self) -> Outcome {
         Outcome { capacity: self.held, steps: self.steps }
     }
@@ -242,6 +247,71 @@ where
     Ok(searcher.finish())
 }
 
+/// Recovery: an overload of twice the capacity for the first half step of the measured
+/// window, then half the capacity for two steps, counted in windows: how long after the
+/// overload stops does every window keep 95 % of its requests within the p95 limit again?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    pub overload_per_sec: f64,
+    pub overload_ms: u64,
+    /// The rate after the overload.
+    pub then_per_sec: f64,
+    /// How long the trial watched after the overload.
+    pub after_ms: u64,
+    pub window_ms: u64,
+    /// From the end of the overload to the start of the first window from which on every
+    /// window kept 95 % of its requests within the limit; none: not within `after_ms`.
+    pub recovered_after_ms: Option<u64>,
+    /// Per window from the start of the overload: [requests due, failed or over the limit].
+    pub windows: Vec<[u64; 2]>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Recovery {
+    /// The open loop of a recovery trial after capacity `capacity`, with search steps of `step`.
+    pub fn trial(capacity: f64, step: std::time::Duration, limits: &Limits) -> crate::load::Offered {
+        use std::time::Duration;
+        let overload = step / 2;
+        let then = capacity / 2.0;
+        // Windows of a twentieth of a step, long enough for 20 requests at the lower rate.
+        let window = (step / 20).max(Duration::from_secs_f64(20.0 / then.max(1e-9))).min(step);
+        crate::load::Offered {
+            rate_per_sec: then,
+            window: overload + step * 2,
+            overload: Some(crate::load::Overload { rate_per_sec: capacity * 2.0, duration: overload }),
+            timeline: Some(crate::load::Timeline { window, limit: Duration::from_secs_f64(limits.p95_ms / 1000.0) }),
+        }
+    }
+
+    /// What the trial `offered` measured in `sample`.
+    pub fn from_sample(offered: &crate::load::Offered, sample: &Sample) -> Option<Self> {
+        let (overload, timeline) = (offered.overload?, offered.timeline?);
+        let window = timeline.window;
+        let overload_windows = overload.duration.as_nanos().div_ceil(window.as_nanos()) as usize;
+        let windows = sample.timeline.clone();
+        // The first window from which on every one kept 95 % of its requests within the limit.
+        let good = |w: &[u64; 2]| w[1] as f64 <= 0.05 * w[0] as f64;
+        let mut first_good = windows.len();
+        while first_good > overload_windows && good(&windows[first_good - 1]) {
+            first_good -= 1;
+        }
+        let recovered =
+            (first_good < windows.len()).then(|| ((first_good - overload_windows) as u128 * window.as_millis()) as u64);
+        Some(Self {
+            overload_per_sec: overload.rate_per_sec,
+            overload_ms: overload.duration.as_millis() as u64,
+            then_per_sec: offered.rate_per_sec,
+            after_ms: offered.window.saturating_sub(overload.duration).as_millis() as u64,
+            window_ms: window.as_millis() as u64,
+            recovered_after_ms: recovered,
+            windows,
+            errors: sample.errors.clone(),
+        })
+    }
+}
+
 /// One variant's capacity search, as results.json stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +326,9 @@ pub struct CapacityResult {
     pub capacity_per_sec: Option<f64>,
     /// Every rate tried, in order (search, then stress).
     pub steps: Vec<Step>,
+    /// The recovery trial after the stress, where a capacity was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
     /// Why the search stopped early (a trial failed); none: it ran to the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -309,6 +382,30 @@ mod tests {
     }
 
     #[test]
+    fn recovery_is_the_first_window_from_which_on_every_window_is_good() {
+        let limits = Limits::guide(50.0);
+        let offered = Recovery::trial(1000.0, Duration::from_secs(2), &limits);
+        let t = offered.timeline.unwrap();
+        assert_eq!(t.window, Duration::from_millis(100));
+        assert_eq!(offered.overload.unwrap().duration, Duration::from_secs(1));
+        // 10 overloaded windows, 5 bad ones after, one good, one bad, then good to the end.
+        let mut s = Sample {
+            timeline: [vec![[200, 150]; 10], vec![[50, 40]; 5], vec![[50, 0]], vec![[50, 10]], vec![[50, 2]; 33]]
+                .concat(),
+            ..Sample::default()
+        };
+        let r = Recovery::from_sample(&offered, &s).unwrap();
+        assert_eq!(r.recovered_after_ms, Some(700));
+        assert_eq!(r.after_ms, 4000);
+        // Still bad in the last window: not recovered.
+        s.timeline.last_mut().unwrap()[1] = 30;
+        assert_eq!(Recovery::from_sample(&offered, &s).unwrap().recovered_after_ms, None);
+        // Never hurt: recovered at once.
+        s.timeline = vec![[50, 0]; 50];
+        assert_eq!(Recovery::from_sample(&offered, &s).unwrap().recovered_after_ms, Some(0));
+    }
+
+    #[test]
     fn each_limit_breaks_a_step_and_says_which() {
         let l = Limits::guide(50.0);
         assert!(Step::judge(Phase::Search, 100.0, &sample(100.0, 1.0, Some(10.0), 0), &l).held());
@@ -349,14 +446,14 @@ mod tests {
         assert!(out.steps.iter().all(|s| s.phase == Phase::Search && !s.held()));
     }
 
-    /// The whole procedure on the load engine: a service that serves 2000 requests per second
-    /// is found to serve 2000 within ±10 %.
+    /// The whole procedure on the load engine: a service that serves 1000 requests per second
+    /// is found to serve 1000 within ±10 %, and recovers from an overload as a queue drains.
     #[test]
     fn finds_a_synthetic_services_known_capacity() {
-        const PER_SEC: f64 = 2000.0;
+        const PER_SEC: f64 = 1000.0;
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let server = Server { next_free: Arc::new(Mutex::new(None)), service: Duration::from_secs_f64(1.0 / PER_SEC) };
-        let mut s = Search::new(Limits::guide(20.0), 200.0);
+        let mut s = Search::new(Limits::guide(50.0), 100.0);
         s.stress = &[2.0];
         let out = rt
             .block_on(search(&s, |rate| {
@@ -379,5 +476,25 @@ mod tests {
         assert_eq!(stressed.phase, Phase::Stress);
         assert!(!stressed.held(), "2× the capacity breaks: {stressed:?}");
         assert!(stressed.achieved_per_sec < PER_SEC * 1.1, "{stressed:?}");
+
+        // Recovery: 2× the capacity C for T = 300 ms leaves a backlog of about C·T requests,
+        // which drains at C − C/2 once the rate drops to C/2: about 2T = 600 ms.
+        let offered = Recovery::trial(cap, Duration::from_millis(600), &s.limits);
+        *server.next_free.lock().unwrap() = None;
+        let cfg = LoadConfig {
+            overload: offered.overload,
+            timeline: offered.timeline,
+            ..LoadConfig::open(64, offered.rate_per_sec, Duration::from_millis(100), offered.window)
+        };
+        let sample = rt
+            .block_on(load::run(&cfg, &Probe::default(), move |_| {
+                let server = server.clone();
+                async move { Ok(server) }
+            }))
+            .unwrap()
+            .into_sample();
+        let r = Recovery::from_sample(&offered, &sample).unwrap();
+        let ms = r.recovered_after_ms.unwrap_or_else(|| panic!("did not recover: {r:?}"));
+        assert!((400..=800).contains(&ms), "recovered after {ms} ms, expected about 600: {:?}", r.windows);
     }
 }

@@ -27,6 +27,8 @@ pub struct CapacityRow {
     pub stress: Vec<String>,
     /// How many rates were tried, and the first limit that broke.
     pub search: String,
+    /// After an overload of 2× the capacity: how long until it was within the limits again.
+    pub recovery: String,
 }
 
 pub fn view(e: &ExperimentResult) -> Option<CapacityView> {
@@ -114,7 +116,30 @@ fn row(c: &CapacityResult) -> CapacityRow {
     if let Some(err) = &c.error {
         search_text.push_str(&format!("; stopped: {err}"));
     }
-    CapacityRow { variant: c.variant.clone(), capacity, at_capacity, stress, search: search_text }
+    let recovery = c.recovery.as_ref().map(|r| {
+        let after = match r.recovered_after_ms {
+            Some(0) => "within the limits from the first window after it".to_owned(),
+            Some(ms) => format!("within the limits again {ms} ms after it stopped"),
+            None => format!("not within the limits again in the {} ms watched", r.after_ms),
+        };
+        let errors: u64 = r.errors.values().sum();
+        let errors = if errors > 0 { format!("; {errors} errors") } else { String::new() };
+        format!(
+            "{}/s for {} ms, then {}/s: {after} ({} ms windows{errors})",
+            num(r.overload_per_sec),
+            r.overload_ms,
+            num(r.then_per_sec),
+            r.window_ms
+        )
+    });
+    CapacityRow {
+        variant: c.variant.clone(),
+        capacity,
+        at_capacity,
+        stress,
+        search: search_text,
+        recovery: recovery.unwrap_or_default(),
+    }
 }
 
 fn p95(s: &Step) -> String {

@@ -67,20 +67,21 @@ pub fn render(results: &RunResults) -> String {
             md,
             "An open loop stepped up, then bisected, until a rate broke the p95 limit, errors of 0.1 % or successes below 95 % of the offered rate; then 2× that rate (stress).\n"
         );
-        let _ = writeln!(md, "| experiment | where | p95 limit | variant | capacity | at 2× capacity |");
-        let _ = writeln!(md, "|---|---|---:|---|---:|---|");
+        let _ = writeln!(md, "| experiment | where | p95 limit | variant | capacity | at 2× capacity | recovery |");
+        let _ = writeln!(md, "|---|---|---:|---|---:|---|---|");
         for e in capacities {
             let Some(v) = super::capacity::view(e) else { continue };
             for r in &v.rows {
                 let _ = writeln!(
                     md,
-                    "| `{}` | {} | {} ms | `{}` | {} | {} |",
+                    "| `{}` | {} | {} ms | `{}` | {} | {} | {} |",
                     cell(&e.id),
                     cell(&v.at),
                     e.capacity[0].limits.p95_ms,
                     cell(&r.variant),
                     cell(&r.capacity),
-                    cell(r.stress.last().map_or("", String::as_str))
+                    cell(r.stress.last().map_or("", String::as_str)),
+                    cell(&r.recovery)
                 );
             }
         }

@@ -82,9 +82,9 @@ pub struct Trial<'a> {
     pub case: &'a str,
     pub variant: &'a str,
     pub point: &'a SweepPoint,
-    /// Set by the capacity search: measure an open loop at this many arrivals per second
-    /// (`Settings::load_for` reads it) instead of the experiment's usual load.
-    pub offered_rate: Option<f64>,
+    /// Set by the capacity search: measure an open loop at this rate (`Settings::load_for`
+    /// reads it) instead of the experiment's usual load.
+    pub offered: Option<crate::load::Offered>,
 }
 
 impl std::fmt::Display for Trial<'_> {
@@ -94,8 +94,8 @@ impl std::fmt::Display for Trial<'_> {
         } else {
             write!(f, "{}/{}/{}", self.case, self.variant, self.point.label)?;
         }
-        match self.offered_rate {
-            Some(rate) => write!(f, " at {rate:.0}/s"),
+        match self.offered {
+            Some(o) => write!(f, " at {:.0}/s", o.rate_per_sec),
             None => Ok(()),
         }
     }
