@@ -430,6 +430,12 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
             .collect();
         assert_eq!(stress.len(), 2, "{c}");
         assert!((stress[0] - 1.5).abs() < 1e-9 && (stress[1] - 2.0).abs() < 1e-9, "{stress:?}");
+        // Then the recovery trial: counted in windows, from the start of the overload.
+        let recovery = &c["recovery"];
+        assert_eq!(recovery["overload_per_sec"].as_f64(), Some(cap * 2.0), "{c}");
+        let windows = recovery["windows"].as_array().unwrap();
+        assert!(!windows.is_empty() && windows.iter().all(|w| w[0].as_u64() >= w[1].as_u64()), "{recovery}");
+        assert!(recovery.get("recovered_after_ms").is_some(), "{recovery}");
     }
     // Capacity samples are not measurements of the sweep: the verdicts' samples are unchanged.
     let samples = exp["samples"].as_array().unwrap();
