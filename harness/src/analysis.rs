@@ -546,6 +546,7 @@ pub(crate) mod tests {
             summaries: vec![],
             metric_comparisons: vec![],
             capacity: vec![],
+            profiles: vec![],
             wall_time_ms: 0,
         }
     }

@@ -403,6 +403,9 @@ pub struct RunCtx {
     pub probe: Probe,
     /// The micro engine's worker executables (in-process experiments).
     pub micro: crate::micro::Workers,
+    /// The run's directory, where `bench --profile` keeps its profiles (none in tests and
+    /// in a trial server of `--against`).
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 impl RunCtx {
@@ -420,7 +423,7 @@ impl RunCtx {
         let probe = env.probe();
         let mut settings = Settings::quick_for_tests();
         settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Ok(Self { env, settings, probe, micro: Default::default() })
+        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None })
     }
 
     /// What the micro engine needs of this run.

@@ -11,8 +11,10 @@
 //! - `provision`: the servers (local ephemeral ones, external URLs, Docker); `reaper`: every
 //!   process and directory a run makes, stopped and removed however it ends; `context`: the
 //!   run's id, host and revision;
-//! - `load` (closed and open loops on the servers) and `micro` (criterion, dhat and callgrind
-//!   in worker processes) measure; `resources` watches CPU and memory;
+//! - `load` (closed and open loops on the servers; `load::capacity`, the capacity search,
+//!   stress and recovery) and `micro` (criterion, dhat and callgrind in worker processes)
+//!   measure; `resources` watches CPU and memory; `profile` samples where the CPU goes
+//!   (`bench --profile`);
 //! - `stats` and `analysis` decide (every metric's median and CI, comparisons, the headline);
 //! - `results` stores (the versioned results.json); `report` renders it, and only it;
 //!   `compare` sets two runs side by side as a regression gate reads them; `export` writes
@@ -36,6 +38,7 @@ pub mod inject;
 pub mod kit;
 pub mod load;
 pub mod micro;
+pub mod profile;
 pub mod provision;
 pub mod reaper;
 pub mod redact;

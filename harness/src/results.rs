@@ -168,6 +168,9 @@ pub struct ExperimentResult {
     /// The capacity search and stress of each variant, where the experiment declares one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capacity: Vec<crate::load::capacity::CapacityResult>,
+    /// `bench --profile`: where each variant's CPU went, with the profile files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::profile::ProfileInfo>,
     pub wall_time_ms: u64,
 }
 

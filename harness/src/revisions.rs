@@ -159,7 +159,7 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
     } else {
         crate::micro::Workers::default()
     };
-    let ctx = RunCtx { probe: env.probe(), env, settings, micro };
+    let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None };
     let mut local = Local::new(exp.as_ref(), &ctx);
     reply(&mut out, &Reply::Ready).await?;
     while let Some(line) = lines.next_line().await? {

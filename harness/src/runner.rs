@@ -28,6 +28,11 @@ pub enum Progress<'a> {
         variant: &'a str,
         rate: f64,
     },
+    /// A variant's profiled trial (`bench --profile`).
+    Profile {
+        experiment: &'a str,
+        variant: &'a str,
+    },
     Checks {
         experiment: &'a str,
     },
@@ -90,6 +95,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         summaries: Vec::new(),
         metric_comparisons: Vec::new(),
         capacity: Vec::new(),
+        profiles: Vec::new(),
         wall_time_ms: 0,
     }
 }
@@ -116,6 +122,11 @@ pub trait Side: Send {
     fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>>;
     /// The experiment's notes, after the run (with where a slowdown was injected).
     fn notes(&mut self) -> BoxFuture<'_, Vec<String>>;
+    /// Its trials run in this process (the load engine), so a profile of this process sees
+    /// them; false for the micro engine's worker processes and another build's trial server.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// The experiment's hooks in this process.
@@ -169,6 +180,10 @@ impl Side for Local<'_> {
 
     fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
         self.exp.checks(self.ctx)
+    }
+
+    fn in_process(&self) -> bool {
+        !self.exp.engine().is_micro()
     }
 
     fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
@@ -324,6 +339,9 @@ async fn run_inner(
             }
         }
     }
+    if let (true, [side], [result]) = (ctx.settings.profile, &mut *sides, &mut *results) {
+        profile_stage(meta, ctx, &mut **side, result, progress).await?;
+    }
     progress(Progress::Checks { experiment: meta.id });
     for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
         result.checks.extend(side.checks().await.map_err(|e| e.context("checks"))?);
@@ -419,6 +437,57 @@ async fn capacity_stage(
         experiment::CAPACITY_STEP.as_secs(),
         plan.why
     ));
+    Ok(())
+}
+
+/// `bench --profile`: one more trial of every variant at the last sweep point of the claim's
+/// case, with the CPU profiler on; the profile files go to `profiles/<experiment>/` in the
+/// run directory. A failed trial or profiler is a note, not a failed experiment.
+async fn profile_stage(
+    meta: &Meta,
+    ctx: &RunCtx,
+    side: &mut dyn Side,
+    result: &mut ExperimentResult,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<()> {
+    let Some(dir) = ctx.out_dir.as_deref() else { return Ok(()) };
+    if !side.in_process() {
+        result.notes.push("--profile: this experiment's trials run in worker processes (the micro engine), which the harness's profiler does not see; their allocations are counted by dhat instead.".into());
+        return Ok(());
+    }
+    let case = meta.claim_case();
+    let Some(point) = result.sweep.points.last().cloned() else { return Ok(()) };
+    for v in &meta.variants {
+        progress(Progress::Profile { experiment: meta.id, variant: v.name });
+        let at = Trial { case, variant: v.name, point: &point, offered: None };
+        let stem = format!(
+            "profiles/{}/{}{}",
+            meta.id,
+            if case.is_empty() { String::new() } else { format!("{case}-") },
+            v.name
+        );
+        let sampler = match crate::profile::Sampler::start() {
+            Ok(s) => s,
+            Err(e) => {
+                result.notes.push(redact(&format!("--profile: {e:#}")));
+                return Ok(());
+            }
+        };
+        let measured = side.measure(at, 0).await;
+        let title = format!("{} · {at}", meta.id);
+        match (measured, sampler.finish(dir, &stem, &title)) {
+            (Ok(_), Ok(w)) => result.profiles.push(crate::profile::ProfileInfo {
+                case: case.to_owned(),
+                variant: v.name.to_owned(),
+                point: point.label.clone(),
+                samples: w.samples,
+                pprof: w.pprof,
+                flamegraph: w.flamegraph,
+                top: w.top,
+            }),
+            (Err(e), _) | (_, Err(e)) => result.notes.push(redact(&format!("--profile of {at}: {e:#}"))),
+        }
+    }
     Ok(())
 }
 

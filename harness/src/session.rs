@@ -137,7 +137,7 @@ impl Session {
             }),
         };
         let session = Session {
-            ctx: Some(RunCtx { env, settings: plan.settings, probe, micro }),
+            ctx: Some(RunCtx { env, settings: plan.settings, probe, micro, out_dir: Some(dir.clone()) }),
             request: plan.request,
             results,
             results_path: dir.join("results.json"),

@@ -95,6 +95,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(50) } else { Duration::from_secs(1) })?,
         concurrency: args.concurrency,
         capacity: !args.no_capacity && (args.capacity || !quick),
+        profile: args.profile,
         sets,
         order_seed: args.order_seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -321,6 +322,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Progress::Capacity { experiment, variant, rate } => {
             bar.set_message(format!("{experiment}: capacity of {variant} at {rate:.0}/s"))
         }
+        Progress::Profile { experiment, variant } => bar.set_message(format!("{experiment}: profiling {variant}")),
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };
     let mut failed = Vec::new();

@@ -133,6 +133,12 @@ pub struct BenchArgs {
     /// Skip the capacity search in a full run.
     #[arg(long)]
     pub no_capacity: bool,
+    /// Sample the harness's CPU (pprof-rs, 999 Hz) during one extra trial of each variant at
+    /// the last sweep point: profiles/<experiment>/<variant>.pb.gz (pprof's format: `go tool
+    /// pprof -http=: FILE`) and .svg (a flame graph) beside results.json, embedded in the
+    /// report with the hottest functions. Load experiments only.
+    #[arg(long)]
+    pub profile: bool,
     /// Do not render the HTML report at the end.
     #[arg(long)]
     pub no_report: bool,

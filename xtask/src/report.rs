@@ -29,7 +29,8 @@ fn results_dir(results_path: &Path) -> &Path {
 /// Render `results.json` into `index.html` beside it; returns the page's path.
 pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
     let results = load_for_report(results_path)?;
-    let html = harness::report::render(&results).map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
+    let html = harness::report::render(&results, Some(results_dir(results_path)))
+        .map_err(|e| Failure::Run(format!("rendering the report: {e:#}")))?;
     let out = results_dir(results_path).join("index.html");
     // A results.json written before redaction existed must not leak through its report either.
     harness::results::write_atomic(&out, harness::redact::redact(&html).as_bytes())

@@ -388,7 +388,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
 }
 
 /// The capacity search end to end: each variant's capacity found and stressed at 1.5× and 2×,
-/// stored in results.json (schema-valid), drawn in the report, and printed as Markdown.
+/// stored in results.json (schema-valid), drawn in the report, and printed as Markdown; and
+/// `--profile`: a pprof file and a flame graph per variant, the claim's embedded in the page.
 #[test]
 fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
     let out = temp_dir("capacity");
@@ -396,6 +397,7 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
         "bench",
         "--quick",
         "--capacity",
+        "--profile",
         "--filter",
         "redis-pool",
         "--reps",
@@ -442,6 +444,17 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
     assert_eq!(samples.len(), variants.len() * exp["sweep"]["points"].as_array().unwrap().len());
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(page.contains("Capacity and stress") && page.contains("offered rate"), "no capacity section");
+    let profiles = exp["profiles"].as_array().expect("profiles");
+    assert_eq!(profiles.len(), variants.len());
+    for p in profiles {
+        for file in [&p["pprof"], &p["flamegraph"]] {
+            let path = run.join(file.as_str().unwrap());
+            assert!(path.is_file(), "{} missing", path.display());
+        }
+        let gz = std::fs::read(run.join(p["pprof"].as_str().unwrap())).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "pprof files are gzipped protobuf");
+    }
+    assert!(page.contains("Where the CPU goes") && page.contains("data:image/svg+xml;base64,"), "no flame graph");
     let o = xtask(&["report", "--format", "markdown", run.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = String::from_utf8_lossy(&o.stdout);

@@ -10,6 +10,7 @@ mod capacity;
 mod charts;
 mod format;
 mod markdown;
+mod profiles;
 mod view;
 
 pub use charts::{line_chart, Series};
@@ -52,8 +53,10 @@ pub struct RunView {
 }
 
 /// Render the whole page.
-pub fn render(results: &RunResults) -> anyhow::Result<String> {
-    let ctx = report_context(results);
+/// Render the whole page; with the run's directory, the flame graphs of `bench --profile` are
+/// embedded from the files beside results.json.
+pub fn render(results: &RunResults, run_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let ctx = report_context(results, run_dir);
     let mut tera = tera::Tera::default();
     tera.add_raw_template("report.html", TEMPLATE)?;
     let html = tera.render("report.html", &tera::Context::from_serialize(&ctx)?)?;
@@ -61,9 +64,9 @@ pub fn render(results: &RunResults) -> anyhow::Result<String> {
 }
 
 /// The data the template sees.
-pub fn report_context(results: &RunResults) -> ReportContext {
+pub fn report_context(results: &RunResults, run_dir: Option<&std::path::Path>) -> ReportContext {
     let mut ctx = report_context_summary(results);
-    ctx.experiments = results.experiments.iter().map(view::experiment_view).collect();
+    ctx.experiments = results.experiments.iter().map(|e| view::experiment_view(e, run_dir)).collect();
     ctx
 }
 
@@ -149,7 +152,7 @@ mod tests {
                 s.errors.insert(evil.into(), 1);
             }
         }
-        let html = render(&r).unwrap();
+        let html = render(&r, None).unwrap();
         assert!(!html.contains("<script"), "raw markup in the page");
         assert!(html.contains("&lt;script&gt;"), "the string is shown, escaped");
         let md = render_markdown(&r);

@@ -35,6 +35,8 @@ pub struct ExperimentView {
     pub targets: Option<TargetTable>,
     /// The capacity search and stress, where the experiment ran one.
     pub capacity: Option<super::capacity::CapacityView>,
+    /// `bench --profile`: where each variant's CPU went.
+    pub profiles: Vec<super::profiles::ProfileView>,
     pub errors: Vec<String>,
     /// Samples left out of every verdict, with why.
     pub invalid: Vec<String>,
@@ -136,7 +138,7 @@ fn verdict_class(k: VerdictKind) -> &'static str {
     }
 }
 
-pub fn experiment_view(e: &ExperimentResult) -> ExperimentView {
+pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) -> ExperimentView {
     let metric = &e.primary_metric;
     // The headline is the one analysis chose (the claim's comparison); every point's verdict
     // is listed below it.
@@ -274,6 +276,7 @@ pub fn experiment_view(e: &ExperimentResult) -> ExperimentView {
         resources: resource_rows(e),
         targets: target_table(e),
         capacity: super::capacity::view(e),
+        profiles: super::profiles::views(e, run_dir),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         invalid,
         notes: e.notes.clone(),

@@ -41,6 +41,9 @@ pub struct Settings {
     /// --capacity`; on by default in a full run, off in a quick one).
     #[serde(default)]
     pub capacity: bool,
+    /// `bench --profile`: sample the harness's CPU during one extra trial of each variant.
+    #[serde(default)]
+    pub profile: bool,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             shard: None,
             order_seed: 0,
             capacity: false,
+            profile: false,
         }
     }
 }
