@@ -1,7 +1,7 @@
 //! The report's charts: plotters drawing SVG, inlined in the page.
 
 use super::format::num;
-use crate::results::{spectrum_metric, ExperimentResult};
+use crate::results::{spectrum_metric, ExperimentResult, MetricInfo};
 use plotters::prelude::*;
 
 const COLORS: [RGBColor; 8] = [
@@ -40,11 +40,35 @@ pub fn main_chart(e: &ExperimentResult, case: &str) -> String {
                 .collect(),
         })
         .collect();
+    sweep_chart(e, &e.primary_metric, &series)
+}
+
+/// A metric against the sweep in one case, one line per variant, from the analysis's
+/// summaries (median and the CI of each as a band).
+pub fn metric_chart(e: &ExperimentResult, case: &str, metric: &MetricInfo) -> String {
+    let series: Vec<Series> = e
+        .variants
+        .iter()
+        .map(|v| Series {
+            name: v.name.clone(),
+            points: e
+                .sweep
+                .points
+                .iter()
+                .map(|p| e.summary(&metric.name, case, &v.name, &p.label).map(|s| (s.median, s.ci_low, s.ci_high)))
+                .collect(),
+        })
+        .collect();
+    sweep_chart(e, metric, &series)
+}
+
+/// `series` of `metric` against the experiment's sweep axis.
+fn sweep_chart(e: &ExperimentResult, metric: &MetricInfo, series: &[Series]) -> String {
     let labels: Vec<String> = e.sweep.points.iter().map(|p| p.label.clone()).collect();
     let x_desc =
         if e.sweep.unit.is_empty() { e.sweep.axis.clone() } else { format!("{} ({})", e.sweep.axis, e.sweep.unit) };
-    let y_desc = format!("{} ({})", e.primary_metric.name, e.primary_metric.unit);
-    line_chart(&labels, &x_desc, &y_desc, &series)
+    let y_desc = format!("{} ({})", metric.name, metric.unit);
+    line_chart(&labels, &x_desc, &y_desc, series)
         .unwrap_or_else(|err| format!("<p class=\"error\">chart failed: {err}</p>"))
 }
 

@@ -30,6 +30,9 @@ pub struct ExperimentView {
     /// The other metrics the samples carry (allocations, achieved rate, …): the median over
     /// repetitions, variant × point.
     pub metric_tables: Vec<ObservationTable>,
+    /// Micro experiments: allocations and instructions per call against the sweep, in the
+    /// claim's case (title, chart).
+    pub cost_charts: Vec<(String, String)>,
     pub resources: Vec<ResourceRow>,
     /// The guide's targets this experiment is held to: variant × point rows, a column each.
     pub targets: Option<TargetTable>,
@@ -126,6 +129,23 @@ fn metric_tables(e: &ExperimentResult, axis: &str) -> Vec<ObservationTable> {
         });
     }
     tables
+}
+
+/// What a call costs besides time, where the micro engine measured it: heap allocations
+/// (dhat) and instructions (callgrind, with --instructions).
+const COST_METRICS: [&str; 3] = ["allocs_per_call", "allocs_per_item", "instructions_per_call"];
+
+fn cost_charts(e: &ExperimentResult) -> Vec<(String, String)> {
+    let case = e.headline.as_ref().map_or("", |h| h.case.as_str());
+    e.metrics
+        .iter()
+        .filter(|m| COST_METRICS.contains(&m.name.as_str()) && m.name != e.primary_metric.name)
+        .filter(|m| e.summaries.iter().any(|s| s.metric == m.name))
+        .map(|m| {
+            let in_case = if case.is_empty() { String::new() } else { format!(" in {case}") };
+            (format!("{}{in_case}", m.description), charts::metric_chart(e, case, m))
+        })
+        .collect()
 }
 
 fn verdict_class(k: VerdictKind) -> &'static str {
@@ -272,6 +292,7 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
         checks,
         failed_checks,
         metric_tables,
+        cost_charts: cost_charts(e),
         observations,
         resources: resource_rows(e),
         targets: target_table(e),
