@@ -33,6 +33,11 @@ pub fn render(results: &RunResults) -> String {
         ctx.targets_failed,
         ctx.targets_checked
     );
+    for g in &ctx.glance {
+        let ids: Vec<String> = g.ids.iter().map(|id| format!("`{}`", cell(id))).collect();
+        let _ = writeln!(md, "- **{}** ({}): {}", g.finding, g.meaning, ids.join(", "));
+    }
+    let _ = writeln!(md);
     let _ = writeln!(
         md,
         "| experiment | the guide's claim | finding | why, and the headline | broken checks | targets failed |"

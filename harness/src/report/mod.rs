@@ -31,10 +31,21 @@ pub struct ReportContext {
     pub summary: Vec<SummaryRow>,
     /// How many rows say each finding, in the summary's order.
     pub tally: Vec<(String, usize)>,
+    /// The same at a glance: per finding, its class and the experiments that have it.
+    pub glance: Vec<Glance>,
     /// The guide's targets checked in the whole run, and how many failed.
     pub targets_checked: usize,
     pub targets_failed: usize,
     pub experiments: Vec<ExperimentView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Glance {
+    pub finding: String,
+    /// What it means for a reader deciding.
+    pub meaning: String,
+    pub class: String,
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,14 +130,30 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
     };
     let summary: Vec<SummaryRow> = results.experiments.iter().map(view::summary_row).collect();
-    let tally = ["holds", "holds in part", "does not hold", "inconclusive", "failed"]
+    const FINDINGS: [(&str, &str); 5] = [
+        ("holds", "worth adopting as measured"),
+        ("holds in part", "worth it where its verdicts say so, not everywhere"),
+        ("does not hold", "not worth it as the guide has it"),
+        ("inconclusive", "no decision: more or longer repetitions"),
+        ("failed", "the experiment did not finish: see its section"),
+    ];
+    let tally = FINDINGS
         .iter()
-        .map(|f| ((*f).to_owned(), summary.iter().filter(|r| r.finding == *f).count()))
+        .map(|(f, _)| ((*f).to_owned(), summary.iter().filter(|r| r.finding == *f).count()))
         .filter(|(_, n)| *n > 0)
+        .collect();
+    let glance = FINDINGS
+        .iter()
+        .filter_map(|(f, meaning)| {
+            let rows: Vec<&SummaryRow> = summary.iter().filter(|r| r.finding == *f).collect();
+            let class = rows.first()?.class.clone();
+            let ids = rows.iter().map(|r| r.id.clone()).collect();
+            Some(Glance { finding: (*f).to_owned(), meaning: (*meaning).to_owned(), class, ids })
+        })
         .collect();
     let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
     let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
-    ReportContext { run, summary, tally, targets_checked, targets_failed, experiments: Vec::new() }
+    ReportContext { run, summary, tally, glance, targets_checked, targets_failed, experiments: Vec::new() }
 }
 
 #[cfg(test)]
