@@ -547,6 +547,7 @@ pub(crate) mod tests {
             metric_comparisons: vec![],
             capacity: vec![],
             profiles: vec![],
+            heap_profiles: vec![],
             wall_time_ms: 0,
         }
     }

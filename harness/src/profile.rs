@@ -39,6 +39,19 @@ pub struct ProfileInfo {
     pub top: Vec<(String, f64)>,
 }
 
+/// A micro experiment's variant profiled by dhat (`bench --profile`): every allocation site
+/// of its routine with its stack, as dhat's viewer (dh_view.html) shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeapProfileInfo {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
+    pub variant: String,
+    pub point: String,
+    /// The profile, relative to the run directory.
+    pub file: String,
+}
+
 /// What `Sampler::finish` wrote: the fields of a `ProfileInfo` that the profile gives.
 pub struct Written {
     pub samples: u64,

@@ -171,6 +171,9 @@ pub struct ExperimentResult {
     /// `bench --profile`: where each variant's CPU went, with the profile files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<crate::profile::ProfileInfo>,
+    /// `bench --profile` of a micro experiment: dhat's heap profile per variant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heap_profiles: Vec<crate::profile::HeapProfileInfo>,
     pub wall_time_ms: u64,
 }
 

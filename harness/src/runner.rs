@@ -96,6 +96,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         metric_comparisons: Vec::new(),
         capacity: Vec::new(),
         profiles: Vec::new(),
+        heap_profiles: Vec::new(),
         wall_time_ms: 0,
     }
 }
@@ -126,6 +127,15 @@ pub trait Side: Send {
     /// them; false for the micro engine's worker processes and another build's trial server.
     fn in_process(&self) -> bool {
         false
+    }
+    /// `bench --profile` for a micro experiment: dhat's heap profile of `at` written to
+    /// `file`; false where there is none to take.
+    fn heap_profile<'a>(
+        &'a mut self,
+        _at: Trial<'a>,
+        _file: &'a std::path::Path,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async { Ok(false) })
     }
 }
 
@@ -184,6 +194,15 @@ impl Side for Local<'_> {
 
     fn in_process(&self) -> bool {
         !self.exp.engine().is_micro()
+    }
+
+    fn heap_profile<'a>(&'a mut self, at: Trial<'a>, file: &'a std::path::Path) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            if !self.exp.engine().is_micro() {
+                return Ok(false);
+            }
+            crate::micro::heap_profile(&self.ctx.bench(), self.id, at, file).await
+        })
     }
 
     fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
@@ -451,12 +470,38 @@ async fn profile_stage(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
     let Some(dir) = ctx.out_dir.as_deref() else { return Ok(()) };
-    if !side.in_process() {
-        result.notes.push("--profile: this experiment's trials run in worker processes (the micro engine), which the harness's profiler does not see; their allocations are counted by dhat instead.".into());
-        return Ok(());
-    }
     let case = meta.claim_case();
     let Some(point) = result.sweep.points.last().cloned() else { return Ok(()) };
+    if !side.in_process() {
+        // The micro engine's routines run in worker processes the CPU profiler does not see:
+        // their profile is dhat's heap profile, from the allocation worker.
+        for v in &meta.variants {
+            progress(Progress::Profile { experiment: meta.id, variant: v.name });
+            let at = Trial { case, variant: v.name, point: &point, offered: None };
+            let rel = format!(
+                "profiles/{}/{}{}.dhat-heap.json",
+                meta.id,
+                if case.is_empty() { String::new() } else { format!("{case}-") },
+                v.name
+            );
+            match side.heap_profile(at, &dir.join(&rel)).await {
+                Ok(true) => result.heap_profiles.push(crate::profile::HeapProfileInfo {
+                    case: case.to_owned(),
+                    variant: v.name.to_owned(),
+                    point: point.label.clone(),
+                    file: rel,
+                }),
+                Ok(false) => {
+                    result
+                        .notes
+                        .push("--profile: no allocation worker (perflab-alloc) for dhat's heap profiles.".into());
+                    return Ok(());
+                }
+                Err(e) => result.notes.push(redact(&format!("--profile of {at}: {e:#}"))),
+            }
+        }
+        return Ok(());
+    }
     for v in &meta.variants {
         progress(Progress::Profile { experiment: meta.id, variant: v.name });
         let at = Trial { case, variant: v.name, point: &point, offered: None };

@@ -24,7 +24,7 @@
 mod parent;
 mod worker;
 
-pub use parent::{allocations_into, instructions_into, measure, parse_callgrind_total};
+pub use parent::{allocations_into, heap_profile, instructions_into, measure, parse_callgrind_total};
 pub use worker::{worker_main, Allocator};
 
 use crate::results::{Better, MetricInfo, Settings, SweepPoint, Trial};
@@ -133,6 +133,10 @@ pub struct Job {
     pub scratch: PathBuf,
     /// Where the worker writes its `Measurement`.
     pub out: PathBuf,
+    /// Allocations mode, `bench --profile`: also write dhat's heap profile here (the JSON
+    /// that dhat's viewer, dh_view.html, opens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_profile: Option<PathBuf>,
 }
 
 /// What a worker measured.

@@ -122,6 +122,7 @@ fn job(bench: &Bench<'_>, experiment: &str, at: Trial<'_>, mode: Mode, iteration
         iterations,
         scratch: scratch.to_path_buf(),
         out: scratch.join("measurement.json"),
+        heap_profile: None,
     }
 }
 
@@ -138,6 +139,24 @@ fn scratch_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `bench --profile` for an in-process experiment: run the allocation worker once more on
+/// `at`, with dhat writing its heap profile (every allocation site, with its stack) to
+/// `file`. False when there is no allocation worker.
+pub async fn heap_profile(bench: &Bench<'_>, experiment: &str, at: Trial<'_>, file: &Path) -> anyhow::Result<bool> {
+    if bench.workers.alloc.is_none() {
+        return Ok(false);
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    run_worker_with(bench, experiment, at, Mode::Allocs, 0, Some(file)).await?;
+    // dhat records the worker's command line (the job): through the one redaction, like
+    // every file a run writes.
+    let text = std::fs::read_to_string(file).context("the allocation worker wrote no heap profile")?;
+    crate::results::write_atomic(file, crate::redact::redact(&text).as_bytes())?;
+    Ok(true)
+}
+
 async fn run_worker(
     bench: &Bench<'_>,
     experiment: &str,
@@ -145,13 +164,25 @@ async fn run_worker(
     mode: Mode,
     iterations: u64,
 ) -> anyhow::Result<Measurement> {
+    run_worker_with(bench, experiment, at, mode, iterations, None).await
+}
+
+async fn run_worker_with(
+    bench: &Bench<'_>,
+    experiment: &str,
+    at: Trial<'_>,
+    mode: Mode,
+    iterations: u64,
+    heap_profile: Option<&Path>,
+) -> anyhow::Result<Measurement> {
     let exe = match mode {
         Mode::Allocs => bench.workers.alloc.as_ref().context("no allocation worker (perflab-alloc)")?,
         _ => bench.workers.timer.as_ref().context("no timing worker")?,
     };
     let scratch = scratch_dir()?;
     let result = async {
-        let job = job(bench, experiment, at, mode, iterations, &scratch);
+        let mut job = job(bench, experiment, at, mode, iterations, &scratch);
+        job.heap_profile = heap_profile.map(Path::to_path_buf);
         let profile = scratch.join("callgrind.out");
         let (mut cmd, what) = match mode {
             Mode::Time => (tokio::process::Command::new(exe), "timing worker"),

@@ -3,6 +3,7 @@
 
 use super::parent::REDIS_URL_VAR;
 use super::*;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Which allocator the worker executable was built with.
@@ -43,7 +44,9 @@ fn worker(experiments: &[(&str, &dyn Routines)], job_json: &str, allocator: Allo
     match (job.mode, allocator) {
         (Mode::Time, Allocator::System) => out.time = Some(time(&mut routine, &job)?),
         (Mode::Instructions, Allocator::System) => routine.run(job.iterations),
-        (Mode::Allocs, Allocator::Dhat) => out.allocs = Some(count_allocs(&mut routine, job.settings.quick)),
+        (Mode::Allocs, Allocator::Dhat) => {
+            out.allocs = Some(count_allocs(&mut routine, job.settings.quick, job.heap_profile.as_deref()))
+        }
         (mode, allocator) => anyhow::bail!("this worker ({allocator:?} allocator) cannot measure {mode:?}"),
     }
     let text = serde_json::to_vec(&out)?;
@@ -108,9 +111,13 @@ fn time(routine: &mut Routine, job: &Job) -> anyhow::Result<TimeEstimates> {
 /// Count what the routine allocates, with dhat as the global allocator. One call first,
 /// uncounted, so that lazily initialised state (a pool's first objects, a connection's
 /// buffers) is not charged to every call.
-fn count_allocs(routine: &mut Routine, quick: bool) -> AllocCounts {
+/// With `heap_profile`, dhat also writes its heap profile there when the counting ends.
+fn count_allocs(routine: &mut Routine, quick: bool, heap_profile: Option<&Path>) -> AllocCounts {
     routine.run(1);
-    let _profiler = dhat::Profiler::builder().testing().build();
+    let _profiler = match heap_profile {
+        Some(file) => dhat::Profiler::builder().file_name(file).build(),
+        None => dhat::Profiler::builder().testing().build(),
+    };
     let before = dhat::HeapStats::get();
     // dhat records a backtrace per allocation, so calls are slow while it counts: as many as
     // fit in about 200 ms (quick: 50 ms), between 1 and 1000, judged by the first counted call.
@@ -183,6 +190,7 @@ mod tests {
             iterations: 3,
             scratch: dir.to_path_buf(),
             out: dir.join("measurement.json"),
+            heap_profile: None,
         };
         serde_json::to_string(&job).unwrap()
     }

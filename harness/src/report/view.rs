@@ -40,6 +40,8 @@ pub struct ExperimentView {
     pub capacity: Option<super::capacity::CapacityView>,
     /// `bench --profile`: where each variant's CPU went.
     pub profiles: Vec<super::profiles::ProfileView>,
+    /// `bench --profile` of a micro experiment: (variant, where, file) of dhat's heap profiles.
+    pub heap_profiles: Vec<(String, String, String)>,
     pub errors: Vec<String>,
     /// Samples left out of every verdict, with why.
     pub invalid: Vec<String>,
@@ -298,6 +300,14 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
         targets: target_table(e),
         capacity: super::capacity::view(e),
         profiles: super::profiles::views(e, run_dir),
+        heap_profiles: e
+            .heap_profiles
+            .iter()
+            .map(|h| {
+                let in_case = if h.case.is_empty() { String::new() } else { format!("{} · ", h.case) };
+                (h.variant.clone(), format!("{in_case}{} {}", e.sweep.axis, h.point), h.file.clone())
+            })
+            .collect(),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         invalid,
         notes: e.notes.clone(),
