@@ -22,7 +22,7 @@ fn plan(settings: &Settings) -> (u64, u64, usize, usize) {
 /// the whole `run` of a typical in-process experiment.
 pub async fn measure(bench: &Bench<'_>, experiment: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
     let mut sample = Sample::default();
-    let timed = run_worker(bench, experiment, at, Mode::Time, 0).await?;
+    let timed = run_worker(bench, experiment, at, Mode::Time, 0, None).await?;
     if crate::inject::active() > 0.0 {
         // The timing worker stretched every call it timed (it reads the same setting).
         crate::inject::applied(timed.time.as_ref().map_or(0, |t| t.samples.len() as u64));
@@ -55,7 +55,7 @@ pub async fn allocations_into(
     if bench.workers.alloc.is_none() {
         return Ok(());
     }
-    let counted = run_worker(bench, experiment, at, Mode::Allocs, 0).await?;
+    let counted = run_worker(bench, experiment, at, Mode::Allocs, 0, None).await?;
     let items = counted.items.max(1) as f64;
     if let Some(a) = counted.allocs {
         let m = &mut sample.metrics;
@@ -90,7 +90,10 @@ pub async fn instructions_into(
     }
     let iterations = if bench.settings.quick { 20 } else { 200 };
     let count = |n| async move {
-        run_worker(bench, experiment, at, Mode::Instructions, n).await?.instructions.context("no instruction count")
+        run_worker(bench, experiment, at, Mode::Instructions, n, None)
+            .await?
+            .instructions
+            .context("no instruction count")
     };
     let (with, without) = (count(iterations).await?, count(0).await?);
     let per_call = (with as f64 - without as f64) / iterations as f64;
@@ -149,7 +152,7 @@ pub async fn heap_profile(bench: &Bench<'_>, experiment: &str, at: Trial<'_>, fi
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    run_worker_with(bench, experiment, at, Mode::Allocs, 0, Some(file)).await?;
+    run_worker(bench, experiment, at, Mode::Allocs, 0, Some(file)).await?;
     // dhat records the worker's command line (the job): through the one redaction, like
     // every file a run writes.
     let text = std::fs::read_to_string(file).context("the allocation worker wrote no heap profile")?;
@@ -157,17 +160,8 @@ pub async fn heap_profile(bench: &Bench<'_>, experiment: &str, at: Trial<'_>, fi
     Ok(true)
 }
 
+/// Run a worker on `at`; `heap_profile`: the allocation worker also writes dhat's profile.
 async fn run_worker(
-    bench: &Bench<'_>,
-    experiment: &str,
-    at: Trial<'_>,
-    mode: Mode,
-    iterations: u64,
-) -> anyhow::Result<Measurement> {
-    run_worker_with(bench, experiment, at, mode, iterations, None).await
-}
-
-async fn run_worker_with(
     bench: &Bench<'_>,
     experiment: &str,
     at: Trial<'_>,

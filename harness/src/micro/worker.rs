@@ -243,6 +243,7 @@ mod tests {
             iterations: 0,
             scratch: dir.clone(),
             out: dir.join("out.json"),
+            heap_profile: None,
         };
         let mut r = Routine::new((), |_| std::thread::sleep(Duration::from_millis(2)));
         let t = time(&mut r, &job);
