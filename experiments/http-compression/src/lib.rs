@@ -344,7 +344,12 @@ impl Experiment for HttpCompression {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
-            capacity: None,
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 10_000.0,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms), at 10 kB responses: what compression costs in requests per second on a fast network.",
+            }),
         }
     }
 
@@ -447,7 +452,7 @@ impl Run for HttpCompression {
             let (server, counters, url) = serve(layer, size)?;
             let client = client()?;
             let cpu0 = server.cpu_time();
-            let cfg = harness::LoadConfig::closed(connections, ctx.settings.warmup, ctx.settings.duration);
+            let cfg = ctx.settings.load_for(&at, connections);
             let report = load::run(&cfg, &ctx.probe, move |_| {
                 let (client, url) = (client.clone(), url.clone());
                 async move { Ok(Get { client, url, size }) }

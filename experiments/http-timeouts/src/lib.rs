@@ -221,7 +221,12 @@ impl Experiment for HttpTimeouts {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::int("header_timeout_ms", 1, 600_000, "the guide's ReadHeaderTimeout as the run uses it (default a fifth of the measured window: 1,000 in a full run, 30 in quick mode; the guide's own is 5,000)")],
-            capacity: None,
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 100.0,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms), with 100 slow clients holding connections.",
+            }),
         }
     }
 
@@ -260,7 +265,7 @@ impl Run for HttpTimeouts {
             let tally = Arc::new(SlowTally::default());
             let slow_clients = start_slow_clients(addr, slow, timeout / 2, stop_rx, tally.clone());
             let cut_before = tally.cut.load(Ordering::Relaxed);
-            let cfg = harness::LoadConfig::closed(clients, ctx.settings.warmup, ctx.settings.duration);
+            let cfg = ctx.settings.load_for(&at, clients);
             let started = std::time::Instant::now();
             let report =
                 load::run(&cfg, &ctx.probe, move |_| async move { Ok(Get(RawClient::connect(addr).await?)) }).await;

@@ -239,7 +239,12 @@ impl Experiment for MetricsOverhead {
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: Vec::new(),
-            capacity: None,
+            capacity: Some(harness::CapacityPlan {
+                case: "",
+                point: 10_000.0,
+                limits: harness::load::capacity::Limits::guide(200.0),
+                why: "Limits: the guide's API target (p95 < 200 ms), at 10,000 distinct paths: what the instrumentation costs in requests per second.",
+            }),
         }
     }
 
@@ -318,7 +323,7 @@ impl Run for MetricsOverhead {
             let before = harness::resources::rss_bytes();
             let (server, metrics) = start_service(labelling)?;
             let addr: SocketAddr = server.addr();
-            let cfg = harness::LoadConfig::closed(connections, ctx.settings.warmup, ctx.settings.duration);
+            let cfg = ctx.settings.load_for(&at, connections);
             let report = load::run(&cfg, &ctx.probe, move |i| async move {
                 Ok(Client {
                     http: RawClient::connect(addr).await?,
