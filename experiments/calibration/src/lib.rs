@@ -50,6 +50,7 @@ impl Experiment for Calibration {
             variants: vec![
                 Variant::baseline_of_group("pgbench", "pgbench -S -M prepared -c N -j min(N,2): primary-key SELECT on pgbench_accounts (1M rows)"),
                 Variant::new("harness-pg", "the harness's closed loop, N connections (tokio-postgres), the same prepared SELECT with a random aid").compared_with("pgbench").tests_claim_keeps_up(),
+                Variant::new("harness-sqlx", "the same closed loop through sqlx: a PgConnection per worker, query_scalar on the same SELECT, prepared once per connection by sqlx's statement cache (its default): the floor every sqlx number is read against").compared_with("pgbench"),
                 Variant::baseline_of_group("redis-benchmark", "redis-benchmark -t get -c N: GET of a 3-byte value"),
                 Variant::new("harness-redis", "the harness's closed loop, N connections (redis crate, one multiplexed connection per worker), GET of the same key").compared_with("redis-benchmark"),
             ],
@@ -132,6 +133,19 @@ impl Run for Calibration {
                     .await?;
                     Ok(report.into_sample())
                 }
+                "harness-sqlx" => {
+                    let url = ctx.env.postgres()?.url.clone();
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                        let url = url.clone();
+                        async move {
+                            use sqlx::Connection as _;
+                            let conn = sqlx::PgConnection::connect(&url).await?;
+                            Ok(SqlxSelect { conn, rng: SplitMix64::new(0x5eed + i as u64) })
+                        }
+                    })
+                    .await?;
+                    Ok(report.into_sample())
+                }
                 "harness-redis" => {
                     let redis = ctx.env.redis()?;
                     let client = redis.client()?;
@@ -162,6 +176,21 @@ impl Worker for PgSelect {
                 let _balance: i32 = row.get(0);
                 Ok(())
             }
+            Err(e) => Err(OpError::from_error(&e)),
+        }
+    }
+}
+
+struct SqlxSelect {
+    conn: sqlx::PgConnection,
+    rng: SplitMix64,
+}
+
+impl Worker for SqlxSelect {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
+        match sqlx::query_scalar::<_, i32>(SELECT).bind(aid).fetch_one(&mut self.conn).await {
+            Ok(_balance) => Ok(()),
             Err(e) => Err(OpError::from_error(&e)),
         }
     }
