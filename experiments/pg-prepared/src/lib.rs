@@ -4,6 +4,10 @@
 //!
 //! Where `pg_stat_statements` is loaded, each sample also records how often the server
 //! planned and how long planning took per call: the cost a prepared statement saves.
+//!
+//! The same question asked of sqlx, as a Rust service adopting the guide would: its statement
+//! cache (persistent statements, the default) against `persistent(false)`, on the same
+//! statements, connections and data.
 
 use anyhow::Context as _;
 use harness::kit::fixtures::{load_policies_and_keys, setup_users};
@@ -47,6 +51,10 @@ enum Protocol {
     Unprepared,
     Prepared,
     Simple,
+    /// sqlx: `persistent(false)` (true: its statement cache, the default).
+    Sqlx {
+        persistent: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,16 +75,51 @@ impl Shape {
     }
 }
 
+/// What a client does next, whichever driver sends it: a lookup of a random user, or an
+/// insert of a fresh one.
+struct Work {
+    shape: Shape,
+    ids: Arc<Vec<Uuid>>,
+    rng: SplitMix64,
+    /// Each worker's inserts get their own range of usernames.
+    insert_base: u64,
+    inserted: u64,
+}
+
+enum Op {
+    Lookup(Uuid),
+    Insert { id: Uuid, username: String, email: String },
+}
+
+impl Work {
+    fn new(shape: Shape, ids: Arc<Vec<Uuid>>, worker: usize) -> Self {
+        // Inserted rows need fresh keys in every sample: a block of names per worker, and a
+        // generator seeded by it for the ids.
+        let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed);
+        let insert_base = (u64::from(std::process::id()) << 40) + (block << 24);
+        let rng = SplitMix64::new(SEED ^ insert_base ^ worker as u64);
+        Self { shape, ids, rng, insert_base, inserted: 0 }
+    }
+
+    fn next(&mut self) -> Op {
+        match self.shape {
+            Shape::PkLookup | Shape::Join => Op::Lookup(self.ids[self.rng.below(self.ids.len())]),
+            Shape::Insert => {
+                self.inserted += 1;
+                let n = self.insert_base + self.inserted;
+                let id = Uuid::from_u64_pair(self.rng.next_u64(), self.rng.next_u64());
+                Op::Insert { id, username: format!("prep_{n}"), email: format!("prep_{n}@example.com") }
+            }
+        }
+    }
+}
+
 struct Client3 {
     client: Client,
     protocol: Protocol,
-    shape: Shape,
     sql: &'static str,
     stmt: Option<Statement>,
-    ids: Arc<Vec<Uuid>>,
-    rng: SplitMix64,
-    insert_base: u64,
-    inserted: u64,
+    work: Work,
 }
 
 impl Client3 {
@@ -88,6 +131,7 @@ impl Client3 {
                 self.client.query(self.stmt.as_ref().expect("prepared"), &[&id]).await.map_err(err)?.len()
             }
             Protocol::Unprepared => self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len(),
+            Protocol::Sqlx { .. } => unreachable!("sqlx variants run on SqlxClient"),
             Protocol::Simple => {
                 // Only values the lab generates (uuids) are spliced in; never user input.
                 let sql = self.sql.replace("$1", &format!("'{id}'"));
@@ -101,42 +145,86 @@ impl Client3 {
 impl Worker for Client3 {
     async fn call(&mut self) -> Result<(), OpError> {
         let err = |e: tokio_postgres::Error| OpError::from_error(&e);
-        match self.shape {
-            Shape::PkLookup | Shape::Join => {
-                let id = self.ids[self.rng.below(self.ids.len())];
+        match self.work.next() {
+            Op::Lookup(id) => {
                 if self.rows(id).await? == 0 {
                     return Err(OpError::new("no rows"));
                 }
             }
-            Shape::Insert => {
-                self.inserted += 1;
-                let n = self.insert_base + self.inserted;
-                let id = Uuid::from_u64_pair(self.rng.next_u64(), self.rng.next_u64());
-                let username = format!("prep_{n}");
-                let email = format!("prep_{n}@example.com");
-                match self.protocol {
-                    Protocol::Prepared => {
-                        let params: [&(dyn ToSql + Sync); 3] = [&id, &username, &email];
-                        self.client.execute(self.stmt.as_ref().expect("prepared"), &params).await.map_err(err)?;
-                    }
-                    Protocol::Unprepared => {
-                        self.client
-                            .query_typed(self.sql, &[(&id, Type::UUID), (&username, Type::TEXT), (&email, Type::TEXT)])
-                            .await
-                            .map_err(err)?;
-                    }
-                    Protocol::Simple => {
-                        let sql = self
-                            .sql
-                            .replace("$1", &format!("'{id}'"))
-                            .replace("$2", &format!("'{username}'"))
-                            .replace("$3", &format!("'{email}'"));
-                        self.client.simple_query(&sql).await.map_err(err)?;
-                    }
+            Op::Insert { id, username, email } => match self.protocol {
+                Protocol::Prepared => {
+                    let params: [&(dyn ToSql + Sync); 3] = [&id, &username, &email];
+                    self.client.execute(self.stmt.as_ref().expect("prepared"), &params).await.map_err(err)?;
                 }
+                Protocol::Unprepared => {
+                    self.client
+                        .query_typed(self.sql, &[(&id, Type::UUID), (&username, Type::TEXT), (&email, Type::TEXT)])
+                        .await
+                        .map_err(err)?;
+                }
+                Protocol::Sqlx { .. } => unreachable!("sqlx variants run on SqlxClient"),
+                Protocol::Simple => {
+                    let sql = self
+                        .sql
+                        .replace("$1", &format!("'{id}'"))
+                        .replace("$2", &format!("'{username}'"))
+                        .replace("$3", &format!("'{email}'"));
+                    self.client.simple_query(&sql).await.map_err(err)?;
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// A client of the sqlx variants: the same statements through a sqlx `PgConnection`.
+struct SqlxClient {
+    conn: sqlx::PgConnection,
+    persistent: bool,
+    work: Work,
+}
+
+impl SqlxClient {
+    async fn rows(&mut self, id: Uuid) -> Result<usize, OpError> {
+        let sql = self.work.shape.sql();
+        let rows = sqlx::query(sql).bind(id).persistent(self.persistent).fetch_all(&mut self.conn).await;
+        rows.map(|r| r.len()).map_err(|e| OpError::from_error(&e))
+    }
+
+    async fn call(&mut self) -> Result<(), OpError> {
+        match self.work.next() {
+            Op::Lookup(id) => {
+                if self.rows(id).await? == 0 {
+                    return Err(OpError::new("no rows"));
+                }
+            }
+            Op::Insert { id, username, email } => {
+                sqlx::query(INSERT_SQL)
+                    .bind(id)
+                    .bind(username)
+                    .bind(email)
+                    .persistent(self.persistent)
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(|e| OpError::from_error(&e))?;
             }
         }
         Ok(())
+    }
+}
+
+/// One client of either driver.
+enum AnyClient {
+    TokioPostgres(Client3),
+    Sqlx(SqlxClient),
+}
+
+impl Worker for AnyClient {
+    async fn call(&mut self) -> Result<(), OpError> {
+        match self {
+            AnyClient::TokioPostgres(c) => c.call().await,
+            AnyClient::Sqlx(c) => c.call().await,
+        }
     }
 }
 
@@ -147,8 +235,8 @@ const CASES: [(Case, Shape); 3] = [
     (Case::new("insert", "INSERT of one user"), Shape::Insert),
 ];
 
-/// The variants: three ways of sending the same statement.
-const VARIANTS: [(Variant, Protocol); 3] = [
+/// The variants: three ways of sending the same statement, and sqlx's two.
+const VARIANTS: [(Variant, Protocol); 5] = [
     (
         Variant::new(
             "unprepared",
@@ -166,6 +254,21 @@ const VARIANTS: [(Variant, Protocol); 3] = [
             "simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters",
         ),
         Protocol::Simple,
+    ),
+    (
+        Variant::baseline_of_group(
+            "sqlx-unprepared",
+            "sqlx 0.8 with persistent(false): the statement parsed, described and executed unnamed every time",
+        ),
+        Protocol::Sqlx { persistent: false },
+    ),
+    (
+        Variant::new(
+            "sqlx-cached",
+            "sqlx 0.8's default: the statement prepared on first use and kept in the connection's statement cache",
+        )
+        .compared_with("sqlx-unprepared"),
+        Protocol::Sqlx { persistent: true },
     ),
 ];
 
@@ -278,15 +381,16 @@ impl Run for PgPrepared {
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
                 let (pg, ids) = (pg.clone(), ids.clone());
                 async move {
+                    let work = Work::new(shape, ids, i);
+                    if let Protocol::Sqlx { persistent } = protocol {
+                        use sqlx::Connection as _;
+                        let conn = sqlx::PgConnection::connect(&pg.url).await?;
+                        return Ok(AnyClient::Sqlx(SqlxClient { conn, persistent, work }));
+                    }
                     let client = pg.connect().await?;
                     let sql = shape.sql();
                     let stmt = if protocol == Protocol::Prepared { Some(client.prepare(sql).await?) } else { None };
-                    // Inserted rows need fresh keys in every sample: a block of names per worker,
-                    // and a generator seeded by it for the ids.
-                    let block = NEXT_INSERT_BLOCK.fetch_add(1, Ordering::Relaxed);
-                    let insert_base = (u64::from(std::process::id()) << 40) + (block << 24);
-                    let rng = SplitMix64::new(SEED ^ insert_base ^ i as u64);
-                    Ok(Client3 { client, protocol, shape, sql, stmt, ids, rng, insert_base, inserted: 0 })
+                    Ok(AnyClient::TokioPostgres(Client3 { client, protocol, sql, stmt, work }))
                 }
             })
             .await?;
@@ -315,7 +419,8 @@ impl Run for PgPrepared {
 mod tests {
     use super::*;
 
-    /// No protocol wins by doing less: for the same ids each returns the same rows.
+    /// No protocol wins by doing less: for the same ids each returns the same rows, through
+    /// tokio-postgres and through sqlx.
     #[tokio::test(flavor = "current_thread")]
     async fn every_protocol_returns_the_same_rows() {
         let ctx = RunCtx::for_tests(true, false, &[("pg-prepared.rows", "2000")]).await.unwrap();
@@ -331,17 +436,17 @@ mod tests {
                 } else {
                     None
                 };
-                let c = Client3 {
-                    client,
-                    protocol,
-                    shape,
-                    sql: shape.sql(),
-                    stmt,
-                    ids: ids.clone(),
-                    rng: SplitMix64::new(1),
-                    insert_base: 0,
-                    inserted: 0,
-                };
+                let c = Client3 { client, protocol, sql: shape.sql(), stmt, work: Work::new(shape, ids.clone(), 0) };
+                let mut n = Vec::new();
+                for &id in ids.iter().take(30) {
+                    n.push(c.rows(id).await.unwrap());
+                }
+                counts.push(n);
+            }
+            for persistent in [false, true] {
+                use sqlx::Connection as _;
+                let conn = sqlx::PgConnection::connect(&ctx.env.postgres().unwrap().url).await.unwrap();
+                let mut c = SqlxClient { conn, persistent, work: Work::new(shape, ids.clone(), 0) };
                 let mut n = Vec::new();
                 for &id in ids.iter().take(30) {
                     n.push(c.rows(id).await.unwrap());
