@@ -3,6 +3,12 @@
 //! which closes every connection returned while 5 are already idle, and so opens new ones
 //! whenever more than 5 are busy.
 //!
+//! The guide's configuration in sqlx, as a Rust service would write it (`PgPoolOptions`: max 25,
+//! min 5, idle timeout 5 min, lifetime 30 min) sits beside them: sqlx has no "max idle", so
+//! the question is whether it churns where database/sql does. sqlx checks a connection with a
+//! ping before handing it out (`test_before_acquire`, on by default); that check is its own
+//! variant, as bb8's is in redis-pool.
+//!
 //! Every variant sends the same statement the same way (extended protocol, unnamed
 //! statement), so only the connection handling differs. Connections opened are counted where
 //! they are opened; the server's backends are sampled while the load runs.
@@ -29,11 +35,18 @@ const SEED: u64 = 20_240_101;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     NewConnection,
-    Pool { max_open: usize, max_idle: usize },
+    Pool {
+        max_open: usize,
+        max_idle: usize,
+    },
+    /// sqlx's pool with the guide's settings; `ping`: sqlx's test_before_acquire.
+    Sqlx {
+        ping: bool,
+    },
 }
 
 /// The variants, declared once: names, descriptions and the pool each stands for.
-const VARIANTS: [(Variant, Kind); 6] = [
+const VARIANTS: [(Variant, Kind); 8] = [
     (
         Variant::new("new-connection", "open a TCP connection, start a session, query, close: every time"),
         Kind::NewConnection,
@@ -50,6 +63,18 @@ const VARIANTS: [(Variant, Kind); 6] = [
         .tests_claim(),
         Kind::Pool { max_open: 25, max_idle: 5 },
     ),
+    (
+        Variant::new(
+            "sqlx-guide",
+            "sqlx 0.8's PgPool with the guide's settings (max 25, min 5, idle timeout 5 min, lifetime 30 min) and sqlx's defaults: a ping checks each connection before it is handed out",
+        ),
+        Kind::Sqlx { ping: true },
+    ),
+    (
+        Variant::new("sqlx-guide-no-ping", "the same sqlx pool with test_before_acquire(false): no ping per checkout")
+            .compared_with("sqlx-guide"),
+        Kind::Sqlx { ping: false },
+    ),
 ];
 
 enum Conn {
@@ -59,6 +84,7 @@ enum Conn {
         opened: Arc<AtomicU64>,
     },
     Pooled(Arc<GoSqlPool>),
+    Sqlx(sqlx::PgPool),
 }
 
 struct PoolClient {
@@ -79,6 +105,14 @@ impl PoolClient {
                 rows.len()
             }
             Conn::Pooled(pool) => pool.query_typed(SQL, &[(&id, Type::UUID)]).await?.len(),
+            // Unnamed, as every other variant sends it: only the pool differs.
+            Conn::Sqlx(pool) => sqlx::query(SQL)
+                .bind(id)
+                .persistent(false)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| OpError::from_error(&e))?
+                .len(),
         })
     }
 }
@@ -167,6 +201,7 @@ impl Experiment for PgPool {
             "All variants send the same primary-key lookup as an unnamed statement (one round trip), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared).".into(),
             "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
             "Pools start empty, as Go's does, and fill during the warm-up.".into(),
+            "sqlx maps the guide's settings as max_connections 25, min_connections 5, idle_timeout 5 min, max_lifetime 30 min: it has no cap on idle connections, so it does not close a returned connection as database/sql does past MaxIdleConns. It returns a connection to the pool from a task spawned when the PoolConnection drops (sqlx-core's PoolConnection::drop): a client that asks again before that task ran finds no idle connection and may open another, up to 25 (connections_opened and server_backends_max show how many). The load engine's workers run on single-threaded runtimes, where that task waits for the worker to yield; on a multi-threaded runtime it can run sooner.".into(),
         ]
     }
 }
@@ -182,7 +217,11 @@ impl Run for PgPool {
             let opened = Arc::new(AtomicU64::new(0));
             let pool = match kind {
                 Kind::Pool { max_open, max_idle } => Some(Arc::new(GoSqlPool::new(target.clone(), max_open, max_idle))),
-                Kind::NewConnection => None,
+                Kind::NewConnection | Kind::Sqlx { .. } => None,
+            };
+            let sqlx_pool = match kind {
+                Kind::Sqlx { ping } => Some(guide_sqlx_pool(&target.url, ping, opened.clone())?),
+                _ => None,
             };
             // Watch the server's client backends while the load runs.
             let monitor_client = target.connect().await?;
@@ -204,11 +243,12 @@ impl Run for PgPool {
                 max
             });
             let started = std::time::Instant::now();
-            let (pool2, opened2) = (pool.clone(), opened.clone());
+            let (pool2, opened2, sqlx2) = (pool.clone(), opened.clone(), sqlx_pool.clone());
             let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
-                let conn = match &pool2 {
-                    Some(p) => Conn::Pooled(p.clone()),
-                    None => Conn::PerQuery { target: Box::new(target.clone()), opened: opened2.clone() },
+                let conn = match (&pool2, &sqlx2) {
+                    (Some(p), _) => Conn::Pooled(p.clone()),
+                    (None, Some(p)) => Conn::Sqlx(p.clone()),
+                    (None, None) => Conn::PerQuery { target: Box::new(target.clone()), opened: opened2.clone() },
                 };
                 let ids = ids.clone();
                 async move { Ok(PoolClient { conn, ids, rng: SplitMix64::new(SEED + i as u64) }) }
@@ -217,6 +257,9 @@ impl Run for PgPool {
             let elapsed = started.elapsed().as_secs_f64();
             let _ = stop_tx.send(());
             let backends = monitor.await.unwrap_or(0);
+            if let Some(p) = sqlx_pool {
+                p.close().await;
+            }
             let mut sample = report?.into_sample();
             let total_opened = opened.load(Ordering::Relaxed) + pool.as_ref().map(|p| p.opened()).unwrap_or(0);
             sample.metrics.insert("connections_opened_per_sec".into(), total_opened as f64 / elapsed);
@@ -227,11 +270,34 @@ impl Run for PgPool {
     }
 }
 
+/// The guide's DefaultDBConfig in sqlx: MaxOpenConns 25 → max_connections, MaxIdleConns 5 →
+/// min_connections (sqlx has no cap on idle connections: it keeps what it opened until the
+/// idle timeout), ConnMaxIdleTime 5 min → idle_timeout, ConnMaxLifetime 30 min →
+/// max_lifetime. Every connection sqlx opens is counted in `opened`.
+fn guide_sqlx_pool(url: &str, ping: bool, opened: Arc<AtomicU64>) -> anyhow::Result<sqlx::PgPool> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(25)
+        .min_connections(5)
+        .idle_timeout(Duration::from_secs(5 * 60))
+        .max_lifetime(Duration::from_secs(30 * 60))
+        .test_before_acquire(ping)
+        .after_connect(move |_conn, _meta| {
+            let opened = opened.clone();
+            Box::pin(async move {
+                opened.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .connect_lazy(url)?;
+    Ok(pool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// No strategy wins by doing less: a connection per query and a pool find the same users.
+    /// No strategy wins by doing less: a connection per query, a pool and sqlx's pool find the
+    /// same users.
     #[tokio::test(flavor = "current_thread")]
     async fn every_strategy_finds_the_same_users() {
         let ctx = RunCtx::for_tests(true, false, &[("pg-pool.rows", "1500")]).await.unwrap();
@@ -239,9 +305,11 @@ mod tests {
         exp.setup(&ctx).await.unwrap();
         let ids = exp.ids.lock().unwrap().clone();
         let target = ctx.env.postgres().unwrap().clone();
+        let sqlx_opened = Arc::new(AtomicU64::new(0));
         let strategies = [
             Conn::PerQuery { target: Box::new(target.clone()), opened: Arc::new(AtomicU64::new(0)) },
-            Conn::Pooled(Arc::new(GoSqlPool::new(target, 5, 5))),
+            Conn::Pooled(Arc::new(GoSqlPool::new(target.clone(), 5, 5))),
+            Conn::Sqlx(guide_sqlx_pool(&target.url, true, sqlx_opened.clone()).unwrap()),
         ];
         let mut found = Vec::new();
         for conn in strategies {
@@ -253,7 +321,9 @@ mod tests {
             found.push(n);
         }
         assert_eq!(found[0], found[1]);
+        assert_eq!(found[0], found[2]);
         assert_eq!(found[0].iter().sum::<usize>(), 25, "every live user once, the nil id never");
+        assert!(sqlx_opened.load(Ordering::Relaxed) >= 1, "sqlx's connections are counted");
     }
 }
 
