@@ -197,6 +197,19 @@ impl Searcher {
         let held = step.held();
         self.steps.push(step);
         if phase == Phase::Stress {
+            if held && rate > self.held.unwrap_or(0.0) && self.steps.len() < self.s.max_steps {
+                // A rate above the capacity found held: a step that broke below it broke by
+                // chance (a noisy machine). This step was a search step after all, and the
+                // search goes on upwards from it.
+                if let Some(last) = self.steps.last_mut() {
+                    last.phase = Phase::Search;
+                }
+                self.held = Some(rate);
+                self.broke = None;
+                self.stress.clear();
+                self.next = Some((Phase::Search, (rate * self.s.growth).min(self.s.ceiling)));
+                return;
+            }
             self.next = self.stress.pop().map(|r| (Phase::Stress, r));
             return;
         }
@@ -439,6 +452,26 @@ mod tests {
             assert_eq!(stress, vec![1.5, 2.0]);
             assert!(out.steps.len() <= s.max_steps + 2);
         }
+        // A step that broke by chance below the capacity: the stress finds a higher rate that
+        // holds, and the search goes on from there.
+        let s = Search::new(Limits::guide(50.0), 100.0);
+        let calls = std::cell::Cell::new(0);
+        let out = rt
+            .block_on(search(&s, |rate: f64| {
+                calls.set(calls.get() + 1);
+                let noisy = calls.get() == 4; // 100, 200, 400 held; 800 breaks by chance
+                async move {
+                    let p95 = if rate <= 1234.0 && !noisy { 1.0 } else { 500.0 };
+                    Ok(sample(rate.min(1234.0), 1.0, Some(p95), 0))
+                }
+            }))
+            .unwrap();
+        let cap = out.capacity.unwrap();
+        assert!(cap <= 1234.0 && cap >= 1234.0 / 1.05, "{cap}: {:#?}", out.steps);
+        let stress: Vec<f64> =
+            out.steps.iter().filter(|s| s.phase == Phase::Stress).map(|s| s.offered_per_sec / cap).collect();
+        assert_eq!(stress, vec![1.5, 2.0], "only the final capacity's stress steps stay stress");
+
         // Nothing holds: no capacity, and no stress.
         let s = Search::new(Limits::guide(50.0), 8.0);
         let out = rt.block_on(search(&s, |_| async { Ok(sample(0.0, 1.0, None, 3)) })).unwrap();
@@ -496,5 +529,6 @@ mod tests {
         let r = Recovery::from_sample(&offered, &sample).unwrap();
         let ms = r.recovered_after_ms.unwrap_or_else(|| panic!("did not recover: {r:?}"));
         assert!((400..=800).contains(&ms), "recovered after {ms} ms, expected about 600: {:?}", r.windows);
+        println!("synthetic service of {PER_SEC}/s: capacity found {cap:.0}/s in {} steps; recovered {ms} ms after 300 ms at 2×", out.steps.len());
     }
 }
