@@ -403,36 +403,25 @@ async fn capacity_stage(
         let start = crate::stats::median(&closed).map_or(100.0, |v| v / 2.0);
         let mut searcher = Searcher::new(Search::new(plan.limits, start));
         let mut error = None;
-        let mut recovery = None;
-        loop {
-            // The search and stress, then one recovery trial once a capacity is known.
-            let offered = match searcher.next() {
-                Some((_, rate)) => Offered::rate(rate, step),
-                None => match (searcher.capacity(), recovery.is_none() && error.is_none()) {
-                    (Some(capacity), true) => Recovery::trial(capacity, step, &plan.limits),
-                    _ => break,
-                },
-            };
-            progress(Progress::Capacity { experiment: meta.id, variant, rate: offered.rate_per_sec });
-            let at = Trial { case, variant, point: &point, offered: Some(offered) };
-            match side.measure(at, 0).await {
-                Ok(sample) if offered.overload.is_some() => {
-                    recovery = Recovery::from_sample(&offered, &sample);
-                    if recovery.is_none() {
-                        break;
-                    }
-                }
+        // The search and stress.
+        while let Some((_, rate)) = searcher.next() {
+            let at = Trial { case, variant, point: &point, offered: Some(Offered::rate(rate, step)) };
+            match capacity_trial(meta, ctx, side, at, progress).await? {
                 Ok(sample) => searcher.record(&sample),
-                Err(e) => {
-                    if let Err(server) = ctx.env.health().await {
-                        return Err(anyhow::Error::new(ServerFault(format!(
-                            "{server}, during the capacity search of {}/{at}",
-                            meta.id
-                        ))));
-                    }
-                    error = Some(redact(&format!("{at}: {e:#}")));
+                Err(why) => {
+                    error = Some(why);
                     break;
                 }
+            }
+        }
+        // Then one recovery trial, once a capacity is known.
+        let mut recovery = None;
+        if let (Some(capacity), None) = (searcher.capacity(), &error) {
+            let offered = Recovery::trial(capacity, step, &plan.limits);
+            let at = Trial { case, variant, point: &point, offered: Some(offered) };
+            match capacity_trial(meta, ctx, side, at, progress).await? {
+                Ok(sample) => recovery = Recovery::from_sample(&offered, &sample),
+                Err(why) => error = Some(why),
             }
         }
         let outcome = searcher.finish();
@@ -459,6 +448,29 @@ async fn capacity_stage(
     Ok(())
 }
 
+/// One trial of the capacity search: its sample, or why it failed (redacted) when the servers
+/// are still healthy; an error when a server died, which ends the experiment as in the sweep.
+async fn capacity_trial(
+    meta: &Meta,
+    ctx: &RunCtx,
+    side: &mut dyn Side,
+    at: Trial<'_>,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<Result<Sample, String>> {
+    let rate = at.offered.map_or(0.0, |o| o.rate_per_sec);
+    progress(Progress::Capacity { experiment: meta.id, variant: at.variant, rate });
+    match side.measure(at, 0).await {
+        Ok(sample) => Ok(Ok(sample)),
+        Err(e) => match ctx.env.health().await {
+            Err(server) => Err(anyhow::Error::new(ServerFault(format!(
+                "{server}, during the capacity search of {}/{at}",
+                meta.id
+            )))),
+            Ok(()) => Ok(Err(redact(&format!("{at}: {e:#}")))),
+        },
+    }
+}
+
 /// `bench --profile`: one more trial of every variant at the last sweep point of the claim's
 /// case, with the CPU profiler on; the profile files go to `profiles/<experiment>/` in the
 /// run directory. A failed trial or profiler is a note, not a failed experiment.
@@ -472,24 +484,22 @@ async fn profile_stage(
     let Some(dir) = ctx.out_dir.as_deref() else { return Ok(()) };
     let case = meta.claim_case();
     let Some(point) = result.sweep.points.last().cloned() else { return Ok(()) };
-    if !side.in_process() {
-        // The micro engine's routines run in worker processes the CPU profiler does not see:
-        // their profile is dhat's heap profile, from the allocation worker.
-        for v in &meta.variants {
-            progress(Progress::Profile { experiment: meta.id, variant: v.name });
-            let at = Trial { case, variant: v.name, point: &point, offered: None };
-            let rel = format!(
-                "profiles/{}/{}{}.dhat-heap.json",
-                meta.id,
-                if case.is_empty() { String::new() } else { format!("{case}-") },
-                v.name
-            );
-            match side.heap_profile(at, &dir.join(&rel)).await {
+    let in_process = side.in_process();
+    for v in &meta.variants {
+        progress(Progress::Profile { experiment: meta.id, variant: v.name });
+        let at = Trial { case, variant: v.name, point: &point, offered: None };
+        let in_case = if case.is_empty() { String::new() } else { format!("{case}-") };
+        let stem = format!("profiles/{}/{in_case}{}", meta.id, v.name);
+        if !in_process {
+            // The micro engine's routines run in worker processes the CPU profiler does not
+            // see: their profile is dhat's heap profile, from the allocation worker.
+            let file = format!("{stem}.dhat-heap.json");
+            match side.heap_profile(at, &dir.join(&file)).await {
                 Ok(true) => result.heap_profiles.push(crate::profile::HeapProfileInfo {
                     case: case.to_owned(),
                     variant: v.name.to_owned(),
                     point: point.label.clone(),
-                    file: rel,
+                    file,
                 }),
                 Ok(false) => {
                     result
@@ -499,18 +509,8 @@ async fn profile_stage(
                 }
                 Err(e) => result.notes.push(redact(&format!("--profile of {at}: {e:#}"))),
             }
+            continue;
         }
-        return Ok(());
-    }
-    for v in &meta.variants {
-        progress(Progress::Profile { experiment: meta.id, variant: v.name });
-        let at = Trial { case, variant: v.name, point: &point, offered: None };
-        let stem = format!(
-            "profiles/{}/{}{}",
-            meta.id,
-            if case.is_empty() { String::new() } else { format!("{case}-") },
-            v.name
-        );
         let sampler = match crate::profile::Sampler::start() {
             Ok(s) => s,
             Err(e) => {

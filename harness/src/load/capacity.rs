@@ -13,7 +13,6 @@ use crate::results::Sample;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::future::Future;
 
 /// What a rate must stay within to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -246,20 +245,6 @@ impl Searcher {
     }
 }
 
-/// Search with `measure(rate)` measuring one open-loop sample at `rate` arrivals per second.
-pub async fn search<F, Fut>(s: &Search, mut measure: F) -> anyhow::Result<Outcome>
-where
-    F: FnMut(f64) -> Fut,
-    Fut: Future<Output = anyhow::Result<Sample>>,
-{
-    let mut searcher = Searcher::new(*s);
-    while let Some((_, rate)) = searcher.next() {
-        let sample = measure(rate).await?;
-        searcher.record(&sample);
-    }
-    Ok(searcher.finish())
-}
-
 /// Recovery: an overload of twice the capacity for the first half step of the measured
 /// window, then half the capacity for two steps, counted in windows: how long after the
 /// overload stops does every window keep 95 % of its requests within the p95 limit again?
@@ -350,6 +335,21 @@ pub struct CapacityResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+
+    /// Search with `measure(rate)` measuring one open-loop sample at `rate` arrivals per second.
+    async fn search<F, Fut>(s: &Search, mut measure: F) -> anyhow::Result<Outcome>
+    where
+        F: FnMut(f64) -> Fut,
+        Fut: Future<Output = anyhow::Result<Sample>>,
+    {
+        let mut searcher = Searcher::new(*s);
+        while let Some((_, rate)) = searcher.next() {
+            let sample = measure(rate).await?;
+            searcher.record(&sample);
+        }
+        Ok(searcher.finish())
+    }
     use crate::load::{self, LoadConfig, OpError, Worker};
     use crate::resources::Probe;
     use std::sync::{Arc, Mutex};
@@ -467,7 +467,7 @@ mod tests {
             }))
             .unwrap();
         let cap = out.capacity.unwrap();
-        assert!(cap <= 1234.0 && cap >= 1234.0 / 1.05, "{cap}: {:#?}", out.steps);
+        assert!((1234.0 / 1.05..=1234.0).contains(&cap), "{cap}: {:#?}", out.steps);
         let stress: Vec<f64> =
             out.steps.iter().filter(|s| s.phase == Phase::Stress).map(|s| s.offered_per_sec / cap).collect();
         assert_eq!(stress, vec![1.5, 2.0], "only the final capacity's stress steps stay stress");
