@@ -239,13 +239,16 @@ impl Knob {
 pub struct Needs {
     pub postgres: bool,
     pub redis: bool,
+    /// A Redis Cluster of six nodes (three masters, three replicas).
+    pub redis_cluster: bool,
 }
 
 impl Needs {
-    pub const NONE: Needs = Needs { postgres: false, redis: false };
-    pub const POSTGRES: Needs = Needs { postgres: true, redis: false };
-    pub const REDIS: Needs = Needs { postgres: false, redis: true };
-    pub const BOTH: Needs = Needs { postgres: true, redis: true };
+    pub const NONE: Needs = Needs { postgres: false, redis: false, redis_cluster: false };
+    pub const POSTGRES: Needs = Needs { postgres: true, redis: false, redis_cluster: false };
+    pub const REDIS: Needs = Needs { postgres: false, redis: true, redis_cluster: false };
+    pub const BOTH: Needs = Needs { postgres: true, redis: true, redis_cluster: false };
+    pub const REDIS_CLUSTER: Needs = Needs { postgres: false, redis: false, redis_cluster: true };
 }
 
 /// Everything an experiment declares about itself.
@@ -413,10 +416,16 @@ impl RunCtx {
     /// same provisioning users run), quick settings with these `--set` values, no micro
     /// workers.
     pub async fn for_tests(need_postgres: bool, need_redis: bool, sets: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::for_tests_needing(Needs { postgres: need_postgres, redis: need_redis, redis_cluster: false }, sets).await
+    }
+
+    /// `for_tests` with the servers an experiment declares (a Redis Cluster included).
+    pub async fn for_tests_needing(needs: Needs, sets: &[(&str, &str)]) -> anyhow::Result<Self> {
         let env = crate::provision::provision(&crate::provision::Request {
             provider: crate::provision::Provider::Local,
-            need_postgres,
-            need_redis,
+            need_postgres: needs.postgres,
+            need_redis: needs.redis,
+            need_redis_cluster: needs.redis_cluster,
             ..Default::default()
         })
         .await?;

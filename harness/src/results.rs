@@ -104,6 +104,9 @@ pub struct Servers {
     pub provider: String,
     pub postgres: Option<ServerInfo>,
     pub redis: Option<ServerInfo>,
+    /// The Redis Cluster of the cluster experiment (its nodes' seed URLs, redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<ServerInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

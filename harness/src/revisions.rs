@@ -28,6 +28,7 @@ const MARK: &str = "perflab-trial ";
 
 const PG_URL_VAR: &str = "PERFLAB_TRIAL_PG_URL";
 const REDIS_URL_VAR: &str = "PERFLAB_TRIAL_REDIS_URL";
+const REDIS_CLUSTER_URL_VAR: &str = "PERFLAB_TRIAL_REDIS_CLUSTER_URL";
 const PG_PID_VAR: &str = "PERFLAB_TRIAL_PG_PID";
 const REDIS_PID_VAR: &str = "PERFLAB_TRIAL_REDIS_PID";
 /// The side's tag (`base`, `this`): its Redis keys live under a prefix of their own.
@@ -134,8 +135,10 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
         provider: Provider::External,
         pg_url: std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()),
         redis_url: std::env::var(REDIS_URL_VAR).ok().filter(|u| !u.is_empty()),
+        redis_cluster_url: std::env::var(REDIS_CLUSTER_URL_VAR).ok().filter(|u| !u.is_empty()),
         need_postgres: meta.needs.postgres,
         need_redis: meta.needs.redis,
+        need_redis_cluster: meta.needs.redis_cluster,
     };
     let mut env = match provision::provision(&request).await {
         Ok(env) => env,
@@ -238,7 +241,7 @@ impl Remote {
             .kill_on_drop(true);
         // Without CARGO the server's micro engine takes the allocation worker beside its own
         // executable instead of building this checkout's (the run built it already).
-        for var in [PG_URL_VAR, REDIS_URL_VAR, PG_PID_VAR, REDIS_PID_VAR, "CARGO"] {
+        for var in [PG_URL_VAR, REDIS_URL_VAR, REDIS_CLUSTER_URL_VAR, PG_PID_VAR, REDIS_PID_VAR, "CARGO"] {
             cmd.env_remove(var);
         }
         if let Some(pg) = &env.pg {
@@ -252,6 +255,10 @@ impl Remote {
             if let Some(pid) = r.pid {
                 cmd.env(REDIS_PID_VAR, pid.to_string());
             }
+        }
+        if let Some(c) = &env.redis_cluster {
+            let seeds: Vec<&str> = c.nodes.iter().map(|n| n.url.as_str()).collect();
+            cmd.env(REDIS_CLUSTER_URL_VAR, seeds.join(","));
         }
         // SAFETY: prctl is async-signal-safe and touches only the child being set up.
         unsafe {

@@ -15,7 +15,7 @@ pub async fn run_quick(exp: &dyn Experiment, sets: &[(&str, &str)]) -> anyhow::R
         "{} is measured in worker processes: use testing::routines_build",
         meta.id
     );
-    let mut ctx = RunCtx::for_tests(meta.needs.postgres, meta.needs.redis, sets).await?;
+    let mut ctx = RunCtx::for_tests_needing(meta.needs, sets).await?;
     ctx.settings = Settings { repetitions: 2, ..ctx.settings };
     let result = crate::runner::run_experiment(exp, &ctx, &|_| {}).await;
     if let ExperimentStatus::Failed { error } = &result.status {

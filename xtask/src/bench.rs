@@ -113,8 +113,10 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         provider,
         pg_url: args.pg_url.clone().filter(|s| !s.is_empty()),
         redis_url: args.redis_url.clone().filter(|s| !s.is_empty()),
+        redis_cluster_url: args.redis_cluster_url.clone().filter(|s| !s.is_empty()),
         need_postgres: experiments.iter().any(|e| e.meta().needs.postgres),
         need_redis: experiments.iter().any(|e| e.meta().needs.redis),
+        need_redis_cluster: experiments.iter().any(|e| e.meta().needs.redis_cluster),
     };
     let out = args.out.clone().unwrap_or_else(default_reports_dir);
     let save_baseline = match &args.save_baseline {

@@ -114,6 +114,10 @@ pub struct BenchArgs {
     /// An existing Redis to use instead of an ephemeral one.
     #[arg(long, env = "PERFLAB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+    /// An existing Redis Cluster (one or more seed URLs, comma-separated) for the cluster
+    /// experiment, instead of six ephemeral nodes.
+    #[arg(long, env = "PERFLAB_REDIS_CLUSTER_URL", value_name = "URLS")]
+    pub redis_cluster_url: Option<String>,
     /// Directory for runs (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -276,7 +276,7 @@ impl Experiment for CacheWarmup {
                 MetricInfo::new("traffic_hit_ratio", "", Better::Higher, "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)"),
                 load::latency_p50("the first seconds of traffic"),
             ],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: vec![Knob::int("rows", 4_400, 20_000_000, "rows of the users table: at least 1.1 × the most keys warmed (4,400 quick, 110,000 full)"), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],

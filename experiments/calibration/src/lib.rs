@@ -58,7 +58,7 @@ impl Experiment for Calibration {
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 8.0, 50.0], &[1.0, 50.0]),
             primary_metric: load::throughput("ops/s", "requests completed per second"),
             metrics: vec![MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)")],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

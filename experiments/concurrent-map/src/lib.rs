@@ -212,7 +212,7 @@ impl Experiment for ConcurrentMap {
             sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories(axis(), &LABELS) },
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

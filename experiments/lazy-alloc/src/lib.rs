@@ -106,7 +106,7 @@ impl Experiment for LazyAlloc {
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("user"),
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

@@ -388,7 +388,7 @@ impl Experiment for MultiLevelCache {
                 MetricInfo::new("l1_entries", "entries", Better::Lower, "entries in the in-process level at the end of the sample"),
                 MetricInfo::new("l1_bytes", "bytes", Better::Lower, "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)"),
             ],
-            needs: Needs { postgres: true, redis: true },
+            needs: Needs { postgres: true, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 2,500 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],

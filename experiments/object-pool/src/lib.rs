@@ -125,7 +125,7 @@ impl Experiment for ObjectPool {
             sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 1000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

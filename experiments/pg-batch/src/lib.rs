@@ -153,7 +153,7 @@ impl Experiment for PgBatch {
                 MetricInfo::new("rows_per_sec", "rows/s", Better::Higher, "users fetched per second"),
                 MetricInfo::new("connections", "connections", Better::Lower, "connections one client holds"),
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(2_000)],

@@ -175,7 +175,7 @@ impl Experiment for PgPagination {
                 MetricInfo::new("latency_p99_us", "us", Better::Lower, "99th percentile page latency"),
                 load::throughput("pages/s", "pages fetched per second"),
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![

@@ -170,7 +170,7 @@ impl Experiment for PgPool {
                     "most client backends seen on the server while the load ran (sampled every 50 ms)",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],

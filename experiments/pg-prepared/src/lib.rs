@@ -314,7 +314,7 @@ impl Experiment for PgPrepared {
                     "server planning time per statement executed (pg_stat_statements)",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],

@@ -169,7 +169,7 @@ impl Experiment for RateLimiter {
             primary_metric: m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one")
                 .negligible_below(1.0),
             metrics,
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

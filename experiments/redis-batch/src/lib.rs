@@ -183,7 +183,7 @@ impl Experiment for RedisBatch {
                 MetricInfo::new("keys_per_sec", "keys/s", Better::Higher, "keys read or written per second"),
                 load::throughput("batches/s", "batches completed per second"),
             ],
-            needs: Needs { postgres: false, redis: true },
+            needs: Needs { postgres: false, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: Vec::new(),

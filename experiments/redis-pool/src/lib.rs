@@ -118,7 +118,7 @@ impl Experiment for RedisPool {
                 MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
             ],
-            needs: Needs { postgres: false, redis: true },
+            needs: Needs { postgres: false, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: Vec::new(),

@@ -93,7 +93,7 @@ impl Experiment for SlicePrealloc {
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("item"),
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

@@ -94,7 +94,7 @@ impl Experiment for StringBuilding {
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("condition"),
-            needs: Needs { postgres: false, redis: false },
+            needs: Needs { postgres: false, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
             knobs: Vec::new(),

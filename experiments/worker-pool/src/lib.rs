@@ -209,7 +209,7 @@ impl Experiment for WorkerPool {
                     "peak resident memory of the harness while measuring",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false },
+            needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
             targets: harness::targets::DB_QUERY,
             knobs: vec![

@@ -115,13 +115,16 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-pub(super) fn local_binaries_missing(want_pg: bool, want_redis: bool) -> Result<(), String> {
+pub(super) fn local_binaries_missing(want_pg: bool, want_redis: bool, want_cluster: bool) -> Result<(), String> {
     let mut missing = Vec::new();
     if want_pg && find_pg_bin().is_none() {
         missing.push("PostgreSQL server binaries (initdb, postgres) not found: install them (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql), set PERFLAB_PG_BIN, pass --pg-url, or build with --features docker and use --provider docker");
     }
     if want_redis && which("redis-server").is_none() {
         missing.push("redis-server not found: install it (Debian/Ubuntu: apt-get install redis-server; Fedora: dnf install redis; macOS: brew install redis), pass --redis-url, or build with --features docker and use --provider docker");
+    }
+    if want_cluster && (which("redis-server").is_none() || which("redis-cli").is_none()) {
+        missing.push("a Redis Cluster needs redis-server and redis-cli: install them (Debian/Ubuntu: apt-get install redis-server redis-tools; Fedora: dnf install redis; macOS: brew install redis), or pass --redis-cluster-url");
     }
     if missing.is_empty() {
         Ok(())

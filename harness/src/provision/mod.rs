@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod cluster;
 #[cfg(feature = "docker")]
 mod docker;
 mod external;
@@ -23,6 +24,7 @@ mod local;
 mod schemas;
 
 use crate::reaper::is_zombie;
+pub use cluster::{ClusterNode, RedisClusterTarget};
 use external::{error_chain, external_pg, external_redis, pg_info, redis_info};
 pub use local::{find_pg_bin, which};
 use local::{local_binaries_missing, make_run_dir, start_postgres, start_redis, LocalServers};
@@ -76,8 +78,11 @@ pub struct Request {
     pub provider: Provider,
     pub pg_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Seed URL(s) of an existing Redis Cluster, comma-separated (`--redis-cluster-url`).
+    pub redis_cluster_url: Option<String>,
     pub need_postgres: bool,
     pub need_redis: bool,
+    pub need_redis_cluster: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +197,7 @@ impl RedisTarget {
 pub struct Env {
     pub pg: Option<PgTarget>,
     pub redis: Option<RedisTarget>,
+    pub redis_cluster: Option<RedisClusterTarget>,
     pub servers: Servers,
     local: Option<LocalServers>,
     #[cfg(feature = "docker")]
@@ -235,6 +241,10 @@ impl Env {
         self.redis.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Redis server"))
     }
 
+    pub fn redis_cluster(&self) -> anyhow::Result<&RedisClusterTarget> {
+        self.redis_cluster.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no Redis Cluster"))
+    }
+
     /// Whether the servers still serve: every process this run started is alive, and each
     /// server takes a new connection and answers a trivial request within `HEALTH_TIMEOUT`.
     /// The error names the server and what is wrong with it.
@@ -251,6 +261,15 @@ impl Env {
             answers("Postgres", &pg.url, async {
                 let client = pg.connect().await.map_err(|e| error_chain(&e))?;
                 client.simple_query("SELECT 1").await.map_err(|e| error_chain(&e))?;
+                Ok(())
+            })
+            .await?;
+        }
+        for n in self.redis_cluster.iter().flat_map(|c| &c.nodes) {
+            answers("Redis Cluster node", &redact(&n.url), async {
+                let client = redis::Client::open(n.url.as_str()).map_err(|e| e.to_string())?;
+                let mut con = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+                redis::cmd("PING").query_async::<String>(&mut con).await.map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await?;
@@ -314,11 +333,17 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
                 "--provider external needs --redis-url (or PERFLAB_REDIS_URL) for the Redis experiments".into(),
             ));
         }
+        if req.need_redis_cluster && req.redis_cluster_url.is_none() {
+            return Err(ProvisionError::BadRequest(
+                "--provider external needs --redis-cluster-url (or PERFLAB_REDIS_CLUSTER_URL) for the Redis Cluster experiment".into(),
+            ));
+        }
     }
     let mut env = Env {
         pg: None,
         redis: None,
-        servers: Servers { provider: "external".into(), postgres: None, redis: None },
+        redis_cluster: None,
+        servers: Servers { provider: "external".into(), postgres: None, redis: None, redis_cluster: None },
         local: None,
         #[cfg(feature = "docker")]
         _containers: Vec::new(),
@@ -338,12 +363,20 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
             env.servers.redis = Some(info);
         }
     }
+    if req.need_redis_cluster {
+        if let Some(urls) = &req.redis_cluster_url {
+            let (target, info) = cluster::external_redis_cluster(urls).await?;
+            env.redis_cluster = Some(target);
+            env.servers.redis_cluster = Some(info);
+        }
+    }
     let want_pg = req.need_postgres && env.pg.is_none();
     let want_redis = req.need_redis && env.redis.is_none();
-    if !want_pg && !want_redis {
+    let want_cluster = req.need_redis_cluster && env.redis_cluster.is_none();
+    if !want_pg && !want_redis && !want_cluster {
         return Ok(env);
     }
-    let local_ok = local_binaries_missing(want_pg, want_redis);
+    let local_ok = local_binaries_missing(want_pg, want_redis, want_cluster);
     match (req.provider, local_ok) {
         (Provider::Auto | Provider::Local, Ok(())) => {
             let dir = make_run_dir().map_err(|e| ProvisionError::StartFailed {
@@ -363,11 +396,20 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
                 env.redis = Some(target);
                 env.servers.redis = Some(info);
             }
+            if want_cluster {
+                let (target, info) = cluster::start_redis_cluster(&mut local).await?;
+                env.redis_cluster = Some(target);
+                env.servers.redis_cluster = Some(info);
+            }
             env.local = Some(local);
             env.servers.provider = "local".into();
             Ok(env)
         }
-        (Provider::Docker, _) | (Provider::Auto, Err(_)) if cfg!(feature = "docker") => {
+        (Provider::Docker, _) if want_cluster => Err(ProvisionError::NothingAvailable(
+            "the docker provider does not start a Redis Cluster: use --provider local (six redis-server nodes on loopback) or --redis-cluster-url"
+                .into(),
+        )),
+        (Provider::Docker, _) | (Provider::Auto, Err(_)) if cfg!(feature = "docker") && !want_cluster => {
             #[cfg(feature = "docker")]
             {
                 docker::provide(&mut env, want_pg, want_redis).await?;
