@@ -16,6 +16,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(worker_pool::WorkerPool::new()),
         Box::new(redis_pool::RedisPool::new()),
         Box::new(redis_batch::RedisBatch::new()),
+        Box::new(redis_cluster_reads::RedisClusterReads::new()),
         Box::new(multi_level_cache::MultiLevelCache::new()),
         Box::new(cache_warmup::CacheWarmup::new()),
         Box::new(serialization::Serialization::new()),

@@ -130,8 +130,34 @@ async fn cluster_formed(nodes: &[ClusterNode]) -> Result<(), String> {
         if !parse_role(&query_node(&n.url, &info("replication")).await?).link_up {
             return Err(format!("replica :{} is not yet in sync with its master", n.port));
         }
+        // A node lists a replica in CLUSTER SLOTS (where clients learn where to read) only
+        // once gossip has told it the replica's replication offset.
+        let slots = query_value(&n.url, &cluster("SLOTS")).await?;
+        let (ranges, with_replica) = slot_ranges(&slots);
+        if ranges == 0 || (nodes.len() > ranges && with_replica < ranges) {
+            return Err(format!("node :{} lists replicas for {with_replica} of {ranges} slot ranges", n.port));
+        }
     }
     Ok(())
+}
+
+/// In a `CLUSTER SLOTS` answer: how many slot ranges, and how many list at least one replica.
+pub fn slot_ranges(slots: &redis::Value) -> (usize, usize) {
+    let redis::Value::Array(ranges) = slots else { return (0, 0) };
+    let with_replica = ranges.iter().filter(|r| matches!(r, redis::Value::Array(fields) if fields.len() >= 4)).count();
+    (ranges.len(), with_replica)
+}
+
+async fn query_value(url: &str, cmd: &redis::Cmd) -> Result<redis::Value, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let fut = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        cmd.query_async::<redis::Value>(&mut con).await
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+        .await
+        .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())
 }
 
 fn server_info(nodes: &[ClusterNode], version: String, redacted: String, provider: &str) -> ServerInfo {
@@ -175,6 +201,9 @@ pub(super) async fn start_redis_cluster(
                 // A replica's first sync starts at once, not after the default 5 s wait for
                 // more replicas to share a diskless transfer.
                 .args(["--repl-diskless-sync-delay", "0"])
+                // A replica's offset moves (and clients learn of the replica) once its master
+                // sends something: a ping every second instead of every 10.
+                .args(["--repl-ping-replica-period", "1"])
                 .arg("--dir")
                 .arg(&dir);
             let child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", program.display())))?;
