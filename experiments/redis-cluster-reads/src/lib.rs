@@ -244,16 +244,28 @@ impl Drop for Reader {
     }
 }
 
+/// What one writer did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Written {
+    acked: u64,
+    failed: u64,
+    /// Reads of a key right after one's own acknowledged write to it (read-your-writes)…
+    read_backs: u64,
+    /// …that returned an older version.
+    stale_read_backs: u64,
+}
+
 /// One writer: SETs its own keys in turn at `rate` per second until `stop`; each acknowledged
-/// write raises its key's floor. Returns (acknowledged, failed).
+/// write raises its key's floor, and is read back at once through the same connection (so
+/// through the variant's read routing: the checker of read-your-writes).
 async fn write_loop(
     mut con: ClusterConnection,
     keys: Arc<Keys>,
     me: usize,
     rate: f64,
     stop: Arc<AtomicBool>,
-) -> (u64, u64) {
-    let (mut ok, mut failed) = (0u64, 0u64);
+) -> Written {
+    let mut w = Written::default();
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut next = Instant::now();
     let mut k = me;
@@ -272,16 +284,23 @@ async fn write_loop(
         match set {
             Ok(()) => {
                 keys.acked[k].fetch_max(version, Ordering::Release);
-                ok += 1;
+                w.acked += 1;
+                let back: redis::RedisResult<Option<Vec<u8>>> =
+                    redis::cmd("GET").arg(&keys.names[k]).query_async(&mut con).await;
+                if let Ok(Some(v)) = back {
+                    let (mut lag, mut stale) = (0, 0);
+                    check(version, version_of(&v).unwrap_or(0), &mut w.read_backs, &mut stale, &mut lag);
+                    w.stale_read_backs += stale;
+                }
             }
-            Err(_) => failed += 1,
+            Err(_) => w.failed += 1,
         }
         k += WRITERS;
         if k >= KEYS {
             k = me;
         }
     }
-    (ok, failed)
+    w
 }
 
 /// One node's counters: GETs served, CPU seconds used, whether it is a master.
@@ -392,6 +411,7 @@ impl Experiment for RedisClusterReads {
                 load::latency_p50("a read"),
                 load::latency_p99("a read"),
                 MetricInfo::new("stale_reads_per_10k", "per 10k", Better::Lower, "reads that returned a version older than one acknowledged before the read was sent, per 10,000 reads (warm-up included)"),
+                MetricInfo::new("stale_read_backs_pct", "%", Better::Lower, "of the reads a writer makes of a key right after its own acknowledged write (read-your-writes), the share that returned an older version"),
                 MetricInfo::new("stale_lag_max", "versions", Better::Lower, "the most versions one stale read was behind"),
                 MetricInfo::new("reads_on_replicas_pct", "%", Better::Higher, "share of the GETs the nodes served that replicas served (INFO commandstats)"),
                 MetricInfo::new("busiest_node_reads_pct", "%", Better::Lower, "share of the GETs served by the busiest node: 33 % is an even spread over three masters, 17 % over all six nodes"),
@@ -450,8 +470,8 @@ impl Experiment for RedisClusterReads {
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let clients = ctx.settings.get::<u32>(ID, "clients").ok().flatten().unwrap_or(DEFAULT_CLIENTS);
         vec![
-            format!("{clients} readers GET random keys out of {KEYS} ({VALUE_BYTES} bytes each) in a closed loop through one cluster connection per variant (redis-rs multiplexes one connection per node); {WRITERS} writers SET the same keys in turn at the sweep's rate, on a connection of their own, to the masters."),
-            "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. Reads from masters cannot be stale, which checks the checker.".into(),
+            format!("{clients} readers GET random keys out of {KEYS} ({VALUE_BYTES} bytes each) in a closed loop through one cluster connection per variant (redis-rs multiplexes one connection per node); {WRITERS} writers SET the same keys in turn at the sweep's rate (writes always go to masters) and read each key back at once, on a connection of their own with the variant's routing: read-your-writes, the pattern replica reads break first."),
+            "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker.".into(),
             "go-redis measures a node's latency when it first meets it (and again when it reloads the cluster state); here it is measured once per sample, before the warm-up. On loopback every node answers in about the same time, so which node of a shard wins is decided by noise, and that node then takes all of the shard's reads.".into(),
             "All six nodes and the harness share this machine's cores: a replica's CPU is not free capacity as it would be on a host of its own.".into(),
         ]
@@ -480,7 +500,7 @@ impl Run for RedisClusterReads {
             let stop = Arc::new(AtomicBool::new(false));
             let mut writers = Vec::new();
             if write_rate > 0.0 {
-                let con = connect(&cluster, Route::Masters, &by_latency).await?;
+                let con = connect(&cluster, route, &by_latency).await?;
                 for w in 0..WRITERS {
                     let task = write_loop(con.clone(), keys.clone(), w, write_rate / WRITERS as f64, stop.clone());
                     writers.push(tokio::spawn(task));
@@ -513,11 +533,13 @@ impl Run for RedisClusterReads {
             };
             let elapsed = started.elapsed().as_secs_f64();
             stop.store(true, Ordering::Relaxed);
-            let (mut written, mut write_errors) = (0u64, 0u64);
+            let mut written = Written::default();
             for w in writers {
-                let (ok, failed) = w.await.context("a writer panicked")?;
-                written += ok;
-                write_errors += failed;
+                let w = w.await.context("a writer panicked")?;
+                written.acked += w.acked;
+                written.failed += w.failed;
+                written.read_backs += w.read_backs;
+                written.stale_read_backs += w.stale_read_backs;
             }
             let report = report?;
             let after = node_loads(&cluster).await?;
@@ -532,9 +554,11 @@ impl Run for RedisClusterReads {
             sample.metrics.insert("reads_on_replicas_pct".into(), on_replicas);
             sample.metrics.insert("busiest_node_reads_pct".into(), busiest);
             sample.metrics.insert("busiest_node_cpu_pct".into(), busiest_cpu);
-            sample.metrics.insert("writes_per_sec".into(), written as f64 / elapsed);
-            if write_errors > 0 {
-                *sample.errors.entry("write failed".into()).or_default() += write_errors;
+            sample.metrics.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
+            let pct = |n: u64, of: u64| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
+            sample.metrics.insert("stale_read_backs_pct".into(), pct(written.stale_read_backs, written.read_backs));
+            if written.failed > 0 {
+                *sample.errors.entry("write failed".into()).or_default() += written.failed;
             }
             Ok(sample)
         })
@@ -626,6 +650,18 @@ mod tests {
                 Route::ByLatency => assert_eq!(serving, 3, "one node per shard: {served:?}"),
             }
             assert_eq!(tally.reads.load(Ordering::Relaxed), 600);
+            // The writer's checker reads back every acknowledged write.
+            let stop = Arc::new(AtomicBool::new(false));
+            let con = connect(&cluster, route, &by_latency).await.unwrap();
+            let writer = tokio::spawn(write_loop(con, keys.clone(), 0, 500.0, stop.clone()));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.store(true, Ordering::Relaxed);
+            let w = writer.await.unwrap();
+            assert!(w.acked >= 50 && w.failed == 0, "{route:?}: {w:?}");
+            assert_eq!(w.read_backs, w.acked, "{route:?}");
+            if route == Route::Masters {
+                assert_eq!(w.stale_read_backs, 0, "a master returned an older version than it acknowledged");
+            }
         }
         exp.checks(&ctx).await.unwrap();
     }
