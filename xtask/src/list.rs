@@ -10,10 +10,14 @@ pub fn list() -> Result<ExitCode, Failure> {
     for e in catalogue::all() {
         let m = e.meta();
         let variants: Vec<&str> = m.variants.iter().map(|v| v.name).collect();
-        let servers: Vec<&str> = [(m.needs.postgres, "postgres"), (m.needs.redis, "redis")]
-            .into_iter()
-            .filter_map(|(n, s)| n.then_some(s))
-            .collect();
+        let servers: Vec<&str> = [
+            (m.needs.postgres, "postgres"),
+            (m.needs.redis, "redis"),
+            (m.needs.redis_cluster, "redis cluster (6 nodes)"),
+        ]
+        .into_iter()
+        .filter_map(|(n, s)| n.then_some(s))
+        .collect();
         let _ = writeln!(out, "{:<16} {}", m.id, m.title);
         let _ = writeln!(out, "{:<16} claim: {}", "", m.claim);
         let _ = writeln!(out, "{:<16} variants: {}", "", variants.join(", "));

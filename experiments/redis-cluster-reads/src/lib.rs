@@ -412,6 +412,8 @@ impl Experiment for RedisClusterReads {
                 load::latency_p99("a read"),
                 MetricInfo::new("stale_reads_per_10k", "per 10k", Better::Lower, "reads that returned a version older than one acknowledged before the read was sent, per 10,000 reads (warm-up included)"),
                 MetricInfo::new("stale_read_backs_pct", "%", Better::Lower, "of the reads a writer makes of a key right after its own acknowledged write (read-your-writes), the share that returned an older version"),
+                MetricInfo::new("read_backs", "reads", Better::Higher, "read-backs checked in the sample (how many chances a stale read-back had)"),
+                MetricInfo::new("reads_checked", "reads", Better::Higher, "readers' reads checked for staleness in the sample, warm-up included"),
                 MetricInfo::new("stale_lag_max", "versions", Better::Lower, "the most versions one stale read was behind"),
                 MetricInfo::new("reads_on_replicas_pct", "%", Better::Higher, "share of the GETs the nodes served that replicas served (INFO commandstats)"),
                 MetricInfo::new("busiest_node_reads_pct", "%", Better::Lower, "share of the GETs served by the busiest node: 33 % is an even spread over three masters, 17 % over all six nodes"),
@@ -557,6 +559,8 @@ impl Run for RedisClusterReads {
             sample.metrics.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
             let pct = |n: u64, of: u64| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
             sample.metrics.insert("stale_read_backs_pct".into(), pct(written.stale_read_backs, written.read_backs));
+            sample.metrics.insert("read_backs".into(), written.read_backs as f64);
+            sample.metrics.insert("reads_checked".into(), reads as f64);
             if written.failed > 0 {
                 *sample.errors.entry("write failed".into()).or_default() += written.failed;
             }

@@ -87,7 +87,9 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
     let h = &c.host;
     let mut servers = Vec::new();
     servers.push(("provider".to_owned(), c.servers.provider.clone()));
-    for (name, s) in [("PostgreSQL", &c.servers.postgres), ("Redis", &c.servers.redis)] {
+    let kinds =
+        [("PostgreSQL", &c.servers.postgres), ("Redis", &c.servers.redis), ("Redis Cluster", &c.servers.redis_cluster)];
+    for (name, s) in kinds {
         if let Some(s) = s {
             let settings: Vec<String> = s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
             servers.push((name.to_owned(), format!("{} at {} ({})", s.version, s.url, settings.join(", "))));
