@@ -50,6 +50,7 @@ impl Experiment for Calibration {
             variants: vec![
                 Variant::baseline_of_group("pgbench", "pgbench -S -M prepared -c N -j min(N,2): primary-key SELECT on pgbench_accounts (1M rows)"),
                 Variant::new("harness-pg", "the harness's closed loop, N connections (tokio-postgres), the same prepared SELECT with a random aid").compared_with("pgbench").tests_claim_keeps_up(),
+                Variant::new("harness-pg-inline", "harness-pg with tokio-postgres's connection driven inside the worker's own task instead of a task of its own: the same driver and statement, without the hand-off between two tasks on every query").compared_with("pgbench"),
                 Variant::new("harness-sqlx", "the same closed loop through sqlx: a PgConnection per worker, query_scalar on the same SELECT, prepared once per connection by sqlx's statement cache (its default): the floor every sqlx number is read against").compared_with("pgbench"),
                 Variant::baseline_of_group("redis-benchmark", "redis-benchmark -t get -c N: GET of a 3-byte value"),
                 Variant::new("harness-redis", "the harness's closed loop, N connections (redis crate, one multiplexed connection per worker), GET of the same key").compared_with("redis-benchmark"),
@@ -133,6 +134,22 @@ impl Run for Calibration {
                     .await?;
                     Ok(report.into_sample())
                 }
+                "harness-pg-inline" => {
+                    let pg = ctx.env.postgres()?.clone();
+                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                        let pg = pg.clone();
+                        async move {
+                            let (client, conn) = pg.config.connect(tokio_postgres::NoTls).await?;
+                            let mut conn = Some(Box::pin(conn));
+                            let stmt = drive(client.prepare(SELECT), &mut conn)
+                                .await
+                                .map_err(|e| anyhow::anyhow!("preparing: {}", e.kind))??;
+                            Ok(PgInline { client, conn, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                        }
+                    })
+                    .await?;
+                    Ok(report.into_sample())
+                }
                 "harness-sqlx" => {
                     let url = ctx.env.postgres()?.url.clone();
                     let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
@@ -172,6 +189,60 @@ impl Worker for PgSelect {
     async fn call(&mut self) -> Result<(), OpError> {
         let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
         match self.client.query_one(&self.stmt, &[&aid]).await {
+            Ok(row) => {
+                let _balance: i32 = row.get(0);
+                Ok(())
+            }
+            Err(e) => Err(OpError::from_error(&e)),
+        }
+    }
+}
+
+type PgConnection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
+/// Run `request` while polling the connection in the same task: the connection writes what
+/// the request queued and reads its answer, and the request completes in the same poll.
+/// `Ok(Err(_))` is the request's own error; `Err(_)` the connection's (closed or failed), after
+/// which the worker's connection is done.
+async fn drive<T>(
+    request: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    conn: &mut Option<std::pin::Pin<Box<PgConnection>>>,
+) -> Result<Result<T, tokio_postgres::Error>, OpError> {
+    use std::future::Future as _;
+    use std::task::Poll;
+    let mut request = std::pin::pin!(request);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = request.as_mut().poll(cx) {
+            return Poll::Ready(Ok(r));
+        }
+        let Some(c) = conn.as_mut() else { return Poll::Ready(Err(OpError::new("connection closed"))) };
+        match c.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => {
+                *conn = None;
+                return Poll::Ready(Err(OpError::new("connection closed")));
+            }
+            Poll::Ready(Err(e)) => {
+                *conn = None;
+                return Poll::Ready(Err(OpError::from_error(&e)));
+            }
+            Poll::Pending => {}
+        }
+        request.as_mut().poll(cx).map(Ok)
+    })
+    .await
+}
+
+struct PgInline {
+    client: tokio_postgres::Client,
+    conn: Option<std::pin::Pin<Box<PgConnection>>>,
+    stmt: tokio_postgres::Statement,
+    rng: SplitMix64,
+}
+
+impl Worker for PgInline {
+    async fn call(&mut self) -> Result<(), OpError> {
+        let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
+        match drive(self.client.query_one(&self.stmt, &[&aid]), &mut self.conn).await? {
             Ok(row) => {
                 let _balance: i32 = row.get(0);
                 Ok(())
