@@ -58,7 +58,10 @@ impl Experiment for Calibration {
             cases: Vec::new(),
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 8.0, 50.0], &[1.0, 50.0]),
             primary_metric: load::throughput("ops/s", "requests completed per second"),
-            metrics: vec![MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)")],
+            metrics: vec![
+                MetricInfo::new("latency_mean_us", "us", Better::Lower, "mean latency (the reference tools report means; the harness also has percentiles)"),
+                MetricInfo::new("client_cpu_us_per_op", "us", Better::Lower, "CPU time of the client (the harness, or the reference tool's process) per request: on a machine the client shares with the server, CPU the server does not get"),
+            ],
             needs: Needs { postgres: true, redis: true, redis_cluster: false },
             outcome_errors: &[],
             targets: &[],
@@ -107,14 +110,35 @@ impl Experiment for Calibration {
         vec![
             "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
             "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
+            "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's Postgres clients spend more CPU per query than pgbench's libpq (an async runtime's wake-ups through epoll, the driver's row allocation, and for tokio-postgres a hand-off to the connection's own task on every query: harness-pg-inline drives the connection in the worker's task to show that part); with one client, where the round trip and not the CPU decides, they are at par.".into(),
             "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample. pgbench counts whole seconds: a sample shorter than a second (quick mode) is one second for pgbench, without a separate warm-up run (quick mode's 50 ms warm-up would also become a second).".into(),
         ]
     }
 }
 
+/// The client's CPU time per request of a sample: its CPU over the sample's window, divided by
+/// the requests it completed in that window at the measured rate.
+fn client_cpu_per_op(sample: &Sample) -> Option<f64> {
+    let r = sample.resources.as_ref()?;
+    let ops = sample.metrics.get("ops_per_sec")? * r.wall_s;
+    (ops > 0.0).then(|| r.harness_cpu_s / ops * 1e6)
+}
+
 impl Run for Calibration {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            let mut sample = self.measure(ctx, at).await?;
+            if let Some(cpu) = client_cpu_per_op(&sample) {
+                sample.metrics.insert("client_cpu_us_per_op".into(), cpu);
+            }
+            Ok(sample)
+        })
+    }
+}
+
+impl Calibration {
+    async fn measure(&self, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
+        {
             let (variant, point) = (at.variant, at.point);
             let n = point.value as u32;
             let s = &ctx.settings;
@@ -175,7 +199,7 @@ impl Run for Calibration {
                 }
                 other => anyhow::bail!("unknown variant {other}"),
             }
-        })
+        }
     }
 }
 
@@ -385,6 +409,15 @@ impl Calibration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_cpu_per_request_is_cpu_over_requests_in_the_window() {
+        let mut sample = sample_from(10_000.0, 100.0, BTreeMap::new());
+        assert_eq!(client_cpu_per_op(&sample), None, "no resources, no figure");
+        sample.resources = Some(harness::results::Resources { harness_cpu_s: 0.5, wall_s: 5.0, ..Default::default() });
+        // 50,000 requests in 5 s for 0.5 s of CPU: 10 µs each.
+        assert!((client_cpu_per_op(&sample).unwrap() - 10.0).abs() < 1e-9);
+    }
 
     #[test]
     fn parses_pgbench_summary() {

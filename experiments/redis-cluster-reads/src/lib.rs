@@ -202,7 +202,13 @@ async fn connect(
     route: Route,
     by_latency: &ByLatency,
 ) -> redis::RedisResult<ClusterConnection> {
-    let builder = cluster.builder().connection_timeout(Duration::from_secs(5));
+    // The guide's DialTimeout 5 s, ReadTimeout 3 s and MaxRedirects 8 (redis-rs retries a
+    // MOVED or ASK like any other retry).
+    let builder = cluster
+        .builder()
+        .connection_timeout(Duration::from_secs(5))
+        .response_timeout(Duration::from_secs(3))
+        .retries(8);
     let builder = match route {
         Route::Masters => builder,
         Route::Replicas => builder.read_routing_strategy(RandomReplicaStrategy),
@@ -476,6 +482,7 @@ impl Experiment for RedisClusterReads {
             "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker.".into(),
             "go-redis measures a node's latency when it first meets it (and again when it reloads the cluster state); here it is measured once per sample, before the warm-up. On loopback every node answers in about the same time, so which node of a shard wins is decided by noise, and that node then takes all of the shard's reads.".into(),
             "All six nodes and the harness share this machine's cores: a replica's CPU is not free capacity as it would be on a host of its own.".into(),
+            "The guide's ClusterOptions also set PoolSize 20 and MinIdleConns 5 per node; redis-rs's cluster client multiplexes one connection per node instead (redis-pool measures a multiplexed connection against a pool of 20). Its DialTimeout, ReadTimeout and MaxRedirects are set alike.".into(),
         ]
     }
 }
