@@ -150,3 +150,25 @@ async fn an_external_postgres_is_worked_in_a_schema_of_the_runs_own_then_dropped
         admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&schema]).await.unwrap().get(0);
     assert_eq!(left, 0, "{schema} was dropped at the end");
 }
+
+/// An existing cluster that does not answer fails fast, with the seed named and its password
+/// redacted; `--provider external` without a cluster URL says what is missing.
+#[tokio::test]
+async fn an_unreachable_cluster_url_fails_fast_and_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let req = Request {
+        provider: Provider::External,
+        redis_cluster_url: Some(format!("redis://:cLuStErPw@127.0.0.1:{port}, redis://:cLuStErPw@127.0.0.1:{port}")),
+        need_redis_cluster: true,
+        ..Request::default()
+    };
+    let started = std::time::Instant::now();
+    let err = provision(&req).await.expect_err("nothing listens there");
+    assert!(started.elapsed().as_secs() < 10);
+    assert!(matches!(err, ProvisionError::Unreachable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&port.to_string()) && !msg.contains("cLuStErPw"), "{msg}");
+    let missing = Request { provider: Provider::External, need_redis_cluster: true, ..Request::default() };
+    let err = provision(&missing).await.expect_err("no URL");
+    assert!(err.to_string().contains("--redis-cluster-url"), "{err}");
+}
