@@ -124,7 +124,7 @@ async fn an_external_postgres_is_worked_in_a_schema_of_the_runs_own_then_dropped
     let pg = local.pg.clone().unwrap();
     let admin = pg.connect().await.unwrap();
     admin.batch_execute("CREATE TABLE users (sentinel text); INSERT INTO users VALUES ('theirs')").await.unwrap();
-    let url = format!("postgres://{}@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
+    let url = format!("postgres://{}:pw-for-sqlx@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
     let external = provision(&Request {
         provider: Provider::External,
         pg_url: Some(url),
@@ -140,6 +140,15 @@ async fn an_external_postgres_is_worked_in_a_schema_of_the_runs_own_then_dropped
     c.batch_execute("DROP TABLE IF EXISTS users; CREATE TABLE users (id int); INSERT INTO users VALUES (1)")
         .await
         .unwrap();
+    // sqlx connections (the sqlx variants') see the same schema, and the password given.
+    {
+        use sqlx::Connection as _;
+        let mut s = sqlx::PgConnection::connect_with(&target.sqlx_options()).await.unwrap();
+        let current: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut s).await.unwrap();
+        assert_eq!(current, schema);
+        let ours: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut s).await.unwrap();
+        assert_eq!(ours, 1, "sqlx reads the run's table, not the other one");
+    }
     let theirs: i64 = admin.query_one("SELECT count(*) FROM public.users", &[]).await.unwrap().get(0);
     assert_eq!(theirs, 1, "the other table is untouched");
     let ours: i64 = admin.query_one(&format!("SELECT count(*) FROM \"{schema}\".users"), &[]).await.unwrap().get(0);

@@ -175,12 +175,12 @@ impl Calibration {
                     Ok(report.into_sample())
                 }
                 "harness-sqlx" => {
-                    let url = ctx.env.postgres()?.url.clone();
+                    let options = ctx.env.postgres()?.sqlx_options();
                     let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
-                        let url = url.clone();
+                        let options = options.clone();
                         async move {
                             use sqlx::Connection as _;
-                            let conn = sqlx::PgConnection::connect(&url).await?;
+                            let conn = sqlx::PgConnection::connect_with(&options).await?;
                             Ok(SqlxSelect { conn, rng: SplitMix64::new(0x5eed + i as u64) })
                         }
                     })

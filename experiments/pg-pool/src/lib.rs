@@ -220,7 +220,7 @@ impl Run for PgPool {
                 Kind::NewConnection | Kind::Sqlx { .. } => None,
             };
             let sqlx_pool = match kind {
-                Kind::Sqlx { ping } => Some(guide_sqlx_pool(&target.url, ping, opened.clone())?),
+                Kind::Sqlx { ping } => Some(guide_sqlx_pool(target.sqlx_options(), ping, opened.clone())?),
                 _ => None,
             };
             // Watch the server's client backends while the load runs.
@@ -274,7 +274,11 @@ impl Run for PgPool {
 /// min_connections (sqlx has no cap on idle connections: it keeps what it opened until the
 /// idle timeout), ConnMaxIdleTime 5 min → idle_timeout, ConnMaxLifetime 30 min →
 /// max_lifetime. Every connection sqlx opens is counted in `opened`.
-fn guide_sqlx_pool(url: &str, ping: bool, opened: Arc<AtomicU64>) -> anyhow::Result<sqlx::PgPool> {
+fn guide_sqlx_pool(
+    options: sqlx::postgres::PgConnectOptions,
+    ping: bool,
+    opened: Arc<AtomicU64>,
+) -> anyhow::Result<sqlx::PgPool> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(25)
         .min_connections(5)
@@ -288,7 +292,7 @@ fn guide_sqlx_pool(url: &str, ping: bool, opened: Arc<AtomicU64>) -> anyhow::Res
                 Ok(())
             })
         })
-        .connect_lazy(url)?;
+        .connect_lazy_with(options);
     Ok(pool)
 }
 
@@ -309,7 +313,7 @@ mod tests {
         let strategies = [
             Conn::PerQuery { target: Box::new(target.clone()), opened: Arc::new(AtomicU64::new(0)) },
             Conn::Pooled(Arc::new(GoSqlPool::new(target.clone(), 5, 5))),
-            Conn::Sqlx(guide_sqlx_pool(&target.url, true, sqlx_opened.clone()).unwrap()),
+            Conn::Sqlx(guide_sqlx_pool(target.sqlx_options(), true, sqlx_opened.clone()).unwrap()),
         ];
         let mut found = Vec::new();
         for conn in strategies {

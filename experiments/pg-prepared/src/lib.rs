@@ -384,7 +384,7 @@ impl Run for PgPrepared {
                     let work = Work::new(shape, ids, i);
                     if let Protocol::Sqlx { persistent } = protocol {
                         use sqlx::Connection as _;
-                        let conn = sqlx::PgConnection::connect(&pg.url).await?;
+                        let conn = sqlx::PgConnection::connect_with(&pg.sqlx_options()).await?;
                         return Ok(AnyClient::Sqlx(SqlxClient { conn, persistent, work }));
                     }
                     let client = pg.connect().await?;
@@ -445,7 +445,7 @@ mod tests {
             }
             for persistent in [false, true] {
                 use sqlx::Connection as _;
-                let conn = sqlx::PgConnection::connect(&ctx.env.postgres().unwrap().url).await.unwrap();
+                let conn = sqlx::PgConnection::connect_with(&ctx.env.postgres().unwrap().sqlx_options()).await.unwrap();
                 let mut c = SqlxClient { conn, persistent, work: Work::new(shape, ids.clone(), 0) };
                 let mut n = Vec::new();
                 for &id in ids.iter().take(30) {

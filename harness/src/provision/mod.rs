@@ -159,6 +159,26 @@ impl PgTarget {
         env
     }
 
+    /// Connect options for sqlx to reach this server as tokio-postgres does: the same host,
+    /// port, user, password and database, no TLS, and the run's schema (on a server the run
+    /// did not start) as every connection's `search_path`. Never a URL: the one in `url` is
+    /// redacted, and a URL would carry the password into whatever prints it.
+    pub fn sqlx_options(&self) -> sqlx::postgres::PgConnectOptions {
+        let mut o = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .database(&self.dbname)
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        if let Some(pw) = self.config.get_password() {
+            o = o.password(&String::from_utf8_lossy(pw));
+        }
+        if let Some(schema) = &self.schema {
+            o = o.options([("search_path", schema.as_str())]);
+        }
+        o
+    }
+
     /// Arguments for Postgres's own tools (pgbench, psql) to reach this server.
     pub fn cli_args(&self) -> Vec<String> {
         vec![
