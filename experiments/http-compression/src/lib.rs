@@ -300,10 +300,13 @@ async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
     for _ in 0..n {
         let _ = get.fetch().await;
     }
-    let (w1, a1, c1) =
-        (counters.wire.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed), server.cpu_time());
+    let c1 = server.cpu_time();
     drop(get);
+    // The server counts a write when its syscall returns, which can be after the client has
+    // read the bytes: the counts are read once the server has stopped (its thread joined), so
+    // the last answer's bytes are in them (read before, CI saw 9,605 bytes per 10,000-byte body).
     server.stop().await?;
+    let (w1, a1) = (counters.wire.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed));
     let answered = (a1 - a0).max(1) as f64;
     Ok(Probe {
         wire_bytes: (w1 - w0) as f64 / answered,
