@@ -138,67 +138,64 @@ impl Run for Calibration {
 
 impl Calibration {
     async fn measure(&self, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
-        {
-            let (variant, point) = (at.variant, at.point);
-            let n = point.value as u32;
-            let s = &ctx.settings;
-            match variant {
-                "pgbench" => run_pgbench(ctx, n).await,
-                "redis-benchmark" => self.run_redis_benchmark(ctx, n).await,
-                "harness-pg" => {
-                    let pg = ctx.env.postgres()?.clone();
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
-                        let pg = pg.clone();
-                        async move {
-                            let client = pg.connect().await?;
-                            let stmt = client.prepare(SELECT).await?;
-                            Ok(PgSelect { client, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
-                        }
-                    })
-                    .await?;
-                    Ok(report.into_sample())
-                }
-                "harness-pg-inline" => {
-                    let pg = ctx.env.postgres()?.clone();
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
-                        let pg = pg.clone();
-                        async move {
-                            let (client, conn) = pg.config.connect(tokio_postgres::NoTls).await?;
-                            let mut conn = Some(Box::pin(conn));
-                            let stmt = drive(client.prepare(SELECT), &mut conn)
-                                .await
-                                .map_err(|e| anyhow::anyhow!("preparing: {}", e.kind))??;
-                            Ok(PgInline { client, conn, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
-                        }
-                    })
-                    .await?;
-                    Ok(report.into_sample())
-                }
-                "harness-sqlx" => {
-                    let options = ctx.env.postgres()?.sqlx_options();
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
-                        let options = options.clone();
-                        async move {
-                            use sqlx::Connection as _;
-                            let conn = sqlx::PgConnection::connect_with(&options).await?;
-                            Ok(SqlxSelect { conn, rng: SplitMix64::new(0x5eed + i as u64) })
-                        }
-                    })
-                    .await?;
-                    Ok(report.into_sample())
-                }
-                "harness-redis" => {
-                    let redis = ctx.env.redis()?;
-                    let client = redis.client()?;
-                    let report = load::run(&s.closed_loop(n), &ctx.probe, move |_| {
-                        let client = client.clone();
-                        async move { Ok(harness::kit::redis_util::GetWorker::connect(&client, REDIS_KEY).await?) }
-                    })
-                    .await?;
-                    Ok(report.into_sample())
-                }
-                other => anyhow::bail!("unknown variant {other}"),
+        let n = at.point.value as u32;
+        let s = &ctx.settings;
+        match at.variant {
+            "pgbench" => run_pgbench(ctx, n).await,
+            "redis-benchmark" => self.run_redis_benchmark(ctx, n).await,
+            "harness-pg" => {
+                let pg = ctx.env.postgres()?.clone();
+                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                    let pg = pg.clone();
+                    async move {
+                        let client = pg.connect().await?;
+                        let stmt = client.prepare(SELECT).await?;
+                        Ok(PgSelect { client, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                    }
+                })
+                .await?;
+                Ok(report.into_sample())
             }
+            "harness-pg-inline" => {
+                let pg = ctx.env.postgres()?.clone();
+                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                    let pg = pg.clone();
+                    async move {
+                        let (client, conn) = pg.config.connect(tokio_postgres::NoTls).await?;
+                        let mut conn = Some(Box::pin(conn));
+                        let stmt = drive(client.prepare(SELECT), &mut conn)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("preparing: {}", e.kind))??;
+                        Ok(PgInline { client, conn, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                    }
+                })
+                .await?;
+                Ok(report.into_sample())
+            }
+            "harness-sqlx" => {
+                let options = ctx.env.postgres()?.sqlx_options();
+                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                    let options = options.clone();
+                    async move {
+                        use sqlx::Connection as _;
+                        let conn = sqlx::PgConnection::connect_with(&options).await?;
+                        Ok(SqlxSelect { conn, rng: SplitMix64::new(0x5eed + i as u64) })
+                    }
+                })
+                .await?;
+                Ok(report.into_sample())
+            }
+            "harness-redis" => {
+                let redis = ctx.env.redis()?;
+                let client = redis.client()?;
+                let report = load::run(&s.closed_loop(n), &ctx.probe, move |_| {
+                    let client = client.clone();
+                    async move { Ok(harness::kit::redis_util::GetWorker::connect(&client, REDIS_KEY).await?) }
+                })
+                .await?;
+                Ok(report.into_sample())
+            }
+            other => anyhow::bail!("unknown variant {other}"),
         }
     }
 }

@@ -22,7 +22,7 @@
 use anyhow::Context as _;
 use harness::kit::redis_util;
 use harness::load::{self, OpError, Worker};
-use harness::provision::RedisClusterTarget;
+use harness::provision::{parse_role, RedisClusterTarget};
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
@@ -33,7 +33,7 @@ use redis::cluster::NodeAddress;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_read_routing::{RandomReplicaStrategy, ReadCandidates, ReadRoutingStrategy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
@@ -103,25 +103,32 @@ fn version_of(value: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// Stale reads as the checker counts them.
-#[derive(Debug, Default)]
-struct Tally {
-    reads: AtomicU64,
-    stale: AtomicU64,
-    /// The most versions a stale read was behind.
-    max_lag: AtomicU64,
+/// Reads checked for staleness: how many, how many were stale, and the most versions one
+/// stale read was behind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Staleness {
+    reads: u64,
+    stale: u64,
+    max_lag: u64,
 }
 
-/// Count one read of a key: `floor` is the version acknowledged before the read was sent,
-/// `got` the version it returned. Returns whether the read was stale.
-fn check(floor: u64, got: u64, reads: &mut u64, stale: &mut u64, max_lag: &mut u64) -> bool {
-    *reads += 1;
-    if got < floor {
-        *stale += 1;
-        *max_lag = (*max_lag).max(floor - got);
-        true
-    } else {
-        false
+impl Staleness {
+    /// Count one read: `floor` is the version acknowledged before it was sent, `got` the
+    /// version it returned. Returns whether it was stale.
+    fn count(&mut self, floor: u64, got: u64) -> bool {
+        self.reads += 1;
+        let stale = got < floor;
+        if stale {
+            self.stale += 1;
+            self.max_lag = self.max_lag.max(floor - got);
+        }
+        stale
+    }
+
+    fn merge(&mut self, other: Staleness) {
+        self.reads += other.reads;
+        self.stale += other.stale;
+        self.max_lag = self.max_lag.max(other.max_lag);
     }
 }
 
@@ -221,10 +228,10 @@ struct Reader {
     con: ClusterConnection,
     keys: Arc<Keys>,
     rng: SplitMix64,
-    tally: Arc<Tally>,
-    reads: u64,
-    stale: u64,
-    max_lag: u64,
+    /// What this reader saw, merged into `tally` when the load engine drops it (outside the
+    /// measured window).
+    seen: Staleness,
+    tally: Arc<Mutex<Staleness>>,
 }
 
 impl Worker for Reader {
@@ -237,16 +244,14 @@ impl Worker for Reader {
         };
         let Some(got) = got else { return Err(OpError::new("key missing")) };
         let Some(version) = version_of(&got) else { return Err(OpError::new("not a versioned value")) };
-        check(floor, version, &mut self.reads, &mut self.stale, &mut self.max_lag);
+        self.seen.count(floor, version);
         Ok(())
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.tally.reads.fetch_add(self.reads, Ordering::Relaxed);
-        self.tally.stale.fetch_add(self.stale, Ordering::Relaxed);
-        self.tally.max_lag.fetch_max(self.max_lag, Ordering::Relaxed);
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).merge(self.seen);
     }
 }
 
@@ -255,10 +260,16 @@ impl Drop for Reader {
 struct Written {
     acked: u64,
     failed: u64,
-    /// Reads of a key right after one's own acknowledged write to it (read-your-writes)…
-    read_backs: u64,
-    /// …that returned an older version.
-    stale_read_backs: u64,
+    /// Reads of a key right after one's own acknowledged write to it (read-your-writes).
+    read_backs: Staleness,
+}
+
+impl Written {
+    fn merge(&mut self, other: Written) {
+        self.acked += other.acked;
+        self.failed += other.failed;
+        self.read_backs.merge(other.read_backs);
+    }
 }
 
 /// One writer: SETs its own keys in turn at `rate` per second until `stop`; each acknowledged
@@ -294,9 +305,7 @@ async fn write_loop(
                 let back: redis::RedisResult<Option<Vec<u8>>> =
                     redis::cmd("GET").arg(&keys.names[k]).query_async(&mut con).await;
                 if let Ok(Some(v)) = back {
-                    let (mut lag, mut stale) = (0, 0);
-                    check(version, version_of(&v).unwrap_or(0), &mut w.read_backs, &mut stale, &mut lag);
-                    w.stale_read_backs += stale;
+                    w.read_backs.count(version, version_of(&v).unwrap_or(0));
                 }
             }
             Err(_) => w.failed += 1,
@@ -327,31 +336,19 @@ fn get_calls(commandstats: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `used_cpu_sys + used_cpu_user` of an `INFO cpu` answer.
-fn cpu_seconds(cpu: &str) -> f64 {
-    let field = |name: &str| -> f64 {
-        cpu.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-    };
-    field("used_cpu_sys:") + field("used_cpu_user:")
-}
-
 async fn node_loads(cluster: &RedisClusterTarget) -> anyhow::Result<Vec<NodeLoad>> {
     let mut out = Vec::new();
     for node in &cluster.nodes {
         let mut con = cluster.node_client(node)?.get_multiplexed_async_connection().await?;
-        let info = |section: &'static str| {
-            let mut c = redis::cmd("INFO");
-            c.arg(section);
-            c
-        };
-        let stats: String = info("commandstats").query_async(&mut con).await?;
-        let cpu: String = info("cpu").query_async(&mut con).await?;
-        let repl: String = info("replication").query_async(&mut con).await?;
-        out.push(NodeLoad {
-            gets: get_calls(&stats),
-            cpu_s: cpu_seconds(&cpu),
-            master: repl.lines().any(|l| l.trim() == "role:master"),
-        });
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut con).await?;
+        let cpu_s = redis_util::info(&mut con, "cpu")
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k == "used_cpu_sys" || k == "used_cpu_user")
+            .map(|(_, v)| v)
+            .sum();
+        let repl: String = redis::cmd("INFO").arg("replication").query_async(&mut con).await?;
+        out.push(NodeLoad { gets: get_calls(&stats), cpu_s, master: parse_role(&repl).master });
     }
     Ok(out)
 }
@@ -382,6 +379,12 @@ impl Default for RedisClusterReads {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Readers: the `clients` knob (its range is checked with every `--set`, before any server
+/// starts).
+fn clients(ctx: &RunCtx) -> anyhow::Result<u32> {
+    Ok(ctx.settings.get::<u32>(ID, "clients")?.unwrap_or(DEFAULT_CLIENTS))
 }
 
 impl RedisClusterReads {
@@ -458,7 +461,7 @@ impl Experiment for RedisClusterReads {
             for node in &cluster.nodes {
                 let mut c = cluster.node_client(node)?.get_multiplexed_async_connection().await?;
                 let repl: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await?;
-                if repl.lines().any(|l| l.trim() == "role:master") {
+                if parse_role(&repl).master {
                     redis::cmd("WAIT").arg(1).arg(5_000).query_async::<i64>(&mut c).await?;
                 }
             }
@@ -476,7 +479,7 @@ impl Experiment for RedisClusterReads {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let clients = ctx.settings.get::<u32>(ID, "clients").ok().flatten().unwrap_or(DEFAULT_CLIENTS);
+        let clients = clients(ctx).unwrap_or(DEFAULT_CLIENTS);
         vec![
             format!("{clients} readers GET random keys out of {KEYS} ({VALUE_BYTES} bytes each) in a closed loop through one cluster connection per variant (redis-rs multiplexes one connection per node); {WRITERS} writers SET the same keys in turn at the sweep's rate (writes always go to masters) and read each key back at once, on a connection of their own with the variant's routing: read-your-writes, the pattern replica reads break first."),
             "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker.".into(),
@@ -492,12 +495,7 @@ impl Run for RedisClusterReads {
         Box::pin(async move {
             let route = pick(&VARIANTS, at.variant)?;
             let write_rate = at.point.value;
-            anyhow::ensure!(
-                (0.0..=1_000_000.0).contains(&write_rate),
-                "the write rate must be within 0..=1000000 per second"
-            );
-            let clients = ctx.settings.get::<u32>(ID, "clients")?.unwrap_or(DEFAULT_CLIENTS);
-            anyhow::ensure!((1..=10_000).contains(&clients), "clients must be within 1..=10000");
+            let clients = clients(ctx)?;
             let cluster = ctx.env.redis_cluster()?.clone();
             let keys = self.keys();
             // Set up outside the clock: route-by-latency's measurement (as a go-redis client
@@ -517,26 +515,18 @@ impl Run for RedisClusterReads {
                 }
             }
             let before = node_loads(&cluster).await?;
-            let tally = Arc::new(Tally::default());
+            let tally = Arc::new(Mutex::new(Staleness::default()));
             let shared: Arc<OnceCell<ClusterConnection>> = Arc::new(OnceCell::new());
             let started = Instant::now();
             let report = {
-                let (cluster, keys, tally, shared, by_latency) =
-                    (cluster.clone(), keys.clone(), tally.clone(), shared.clone(), by_latency.clone());
+                let (cluster, tally) = (cluster.clone(), tally.clone());
                 load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
                     let (cluster, keys, tally, shared, by_latency) =
                         (cluster.clone(), keys.clone(), tally.clone(), shared.clone(), by_latency.clone());
                     async move {
                         let con = shared.get_or_try_init(|| connect(&cluster, route, &by_latency)).await?.clone();
-                        Ok(Reader {
-                            con,
-                            keys,
-                            rng: SplitMix64::new(0xC1u64 << 32 ^ i as u64),
-                            tally,
-                            reads: 0,
-                            stale: 0,
-                            max_lag: 0,
-                        })
+                        let rng = SplitMix64::new(0xC1u64 << 32 ^ i as u64);
+                        Ok(Reader { con, keys, rng, seen: Staleness::default(), tally })
                     }
                 })
                 .await
@@ -545,30 +535,24 @@ impl Run for RedisClusterReads {
             stop.store(true, Ordering::Relaxed);
             let mut written = Written::default();
             for w in writers {
-                let w = w.await.context("a writer panicked")?;
-                written.acked += w.acked;
-                written.failed += w.failed;
-                written.read_backs += w.read_backs;
-                written.stale_read_backs += w.stale_read_backs;
+                written.merge(w.await.context("a writer panicked")?);
             }
             let report = report?;
             let after = node_loads(&cluster).await?;
             let (on_replicas, busiest, busiest_cpu) = spread(&before, &after, elapsed);
-            let reads = tally.reads.load(Ordering::Relaxed);
-            let stale = tally.stale.load(Ordering::Relaxed);
+            let seen = *tally.lock().unwrap_or_else(|e| e.into_inner());
+            let per = |n: u64, of: u64, scale: f64| if of == 0 { 0.0 } else { scale * n as f64 / of as f64 };
             let mut sample = report.into_sample();
-            sample
-                .metrics
-                .insert("stale_reads_per_10k".into(), if reads == 0 { 0.0 } else { 1e4 * stale as f64 / reads as f64 });
-            sample.metrics.insert("stale_lag_max".into(), tally.max_lag.load(Ordering::Relaxed) as f64);
-            sample.metrics.insert("reads_on_replicas_pct".into(), on_replicas);
-            sample.metrics.insert("busiest_node_reads_pct".into(), busiest);
-            sample.metrics.insert("busiest_node_cpu_pct".into(), busiest_cpu);
-            sample.metrics.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
-            let pct = |n: u64, of: u64| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
-            sample.metrics.insert("stale_read_backs_pct".into(), pct(written.stale_read_backs, written.read_backs));
-            sample.metrics.insert("read_backs".into(), written.read_backs as f64);
-            sample.metrics.insert("reads_checked".into(), reads as f64);
+            let m = &mut sample.metrics;
+            m.insert("stale_reads_per_10k".into(), per(seen.stale, seen.reads, 1e4));
+            m.insert("stale_lag_max".into(), seen.max_lag as f64);
+            m.insert("reads_checked".into(), seen.reads as f64);
+            m.insert("reads_on_replicas_pct".into(), on_replicas);
+            m.insert("busiest_node_reads_pct".into(), busiest);
+            m.insert("busiest_node_cpu_pct".into(), busiest_cpu);
+            m.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
+            m.insert("stale_read_backs_pct".into(), per(written.read_backs.stale, written.read_backs.reads, 100.0));
+            m.insert("read_backs".into(), written.read_backs.reads as f64);
             if written.failed > 0 {
                 *sample.errors.entry("write failed".into()).or_default() += written.failed;
             }
@@ -595,12 +579,14 @@ mod tests {
     /// The checker counts exactly the reads older than the floor, and the largest lag.
     #[test]
     fn the_checker_counts_what_is_older_than_the_acknowledged_version() {
-        let (mut reads, mut stale, mut lag) = (0, 0, 0);
+        let mut counted = Staleness::default();
         let seen = [(5, 5), (5, 7), (5, 4), (10, 3), (0, 0), (9, 8)];
-        let flagged: Vec<bool> =
-            seen.iter().map(|&(floor, got)| check(floor, got, &mut reads, &mut stale, &mut lag)).collect();
+        let flagged: Vec<bool> = seen.iter().map(|&(floor, got)| counted.count(floor, got)).collect();
         assert_eq!(flagged, [false, false, true, true, false, true]);
-        assert_eq!((reads, stale, lag), (6, 3, 7));
+        assert_eq!(counted, Staleness { reads: 6, stale: 3, max_lag: 7 });
+        let mut merged = Staleness { reads: 4, stale: 1, max_lag: 9 };
+        merged.merge(counted);
+        assert_eq!(merged, Staleness { reads: 10, stale: 4, max_lag: 9 });
     }
 
     #[test]
@@ -608,7 +594,6 @@ mod tests {
         let stats = "# Commandstats\r\ncmdstat_set:calls=3,usec=9,usec_per_call=3.00\r\ncmdstat_get:calls=1234,usec=2000,usec_per_call=1.62,rejected_calls=0,failed_calls=0\r\n";
         assert_eq!(get_calls(stats), 1234.0);
         assert_eq!(get_calls("# Commandstats\r\n"), 0.0);
-        assert_eq!(cpu_seconds("# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\n"), 3.75);
         let node = |gets, cpu_s, master| NodeLoad { gets, cpu_s, master };
         let before = [node(100.0, 1.0, true), node(0.0, 1.0, false), node(50.0, 0.0, true)];
         let after = [node(400.0, 1.5, true), node(100.0, 1.2, false), node(150.0, 0.1, true)];
@@ -633,15 +618,13 @@ mod tests {
         for route in [Route::Masters, Route::Replicas, Route::ByLatency] {
             let before = node_loads(&cluster).await.unwrap();
             let con = connect(&cluster, route, &by_latency).await.unwrap();
-            let tally = Arc::new(Tally::default());
+            let tally = Arc::new(Mutex::new(Staleness::default()));
             let mut r = Reader {
                 con,
                 keys: keys.clone(),
                 rng: SplitMix64::new(3),
+                seen: Staleness::default(),
                 tally: tally.clone(),
-                reads: 0,
-                stale: 0,
-                max_lag: 0,
             };
             for _ in 0..600 {
                 r.call().await.unwrap();
@@ -656,12 +639,12 @@ mod tests {
             match route {
                 Route::Masters => {
                     assert_eq!(on_replicas, 0.0, "{served:?}");
-                    assert_eq!(tally.stale.load(Ordering::Relaxed), 0);
+                    assert_eq!(tally.lock().unwrap().stale, 0);
                 }
                 Route::Replicas => assert_eq!(on_replicas, 100.0, "{served:?}"),
                 Route::ByLatency => assert_eq!(serving, 3, "one node per shard: {served:?}"),
             }
-            assert_eq!(tally.reads.load(Ordering::Relaxed), 600);
+            assert_eq!(tally.lock().unwrap().reads, 600);
             // The writer's checker reads back every acknowledged write.
             let stop = Arc::new(AtomicBool::new(false));
             let con = connect(&cluster, route, &by_latency).await.unwrap();
@@ -670,9 +653,9 @@ mod tests {
             stop.store(true, Ordering::Relaxed);
             let w = writer.await.unwrap();
             assert!(w.acked >= 50 && w.failed == 0, "{route:?}: {w:?}");
-            assert_eq!(w.read_backs, w.acked, "{route:?}");
+            assert_eq!(w.read_backs.reads, w.acked, "{route:?}");
             if route == Route::Masters {
-                assert_eq!(w.stale_read_backs, 0, "a master returned an older version than it acknowledged");
+                assert_eq!(w.read_backs.stale, 0, "a master returned an older version than it acknowledged");
             }
         }
         exp.checks(&ctx).await.unwrap();

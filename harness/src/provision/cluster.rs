@@ -8,6 +8,7 @@
 
 use super::local::{free_port, server_command, tail, wait_ready, LocalServers, Ready, ServerProc};
 use super::*;
+use redis::aio::MultiplexedConnection;
 
 /// Nodes of a local cluster: three masters, each with one replica.
 pub const LOCAL_NODES: usize = 6;
@@ -91,16 +92,26 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<(String, u16, bool)> {
     out
 }
 
-async fn query_node(url: &str, cmd: &redis::Cmd) -> Result<String, String> {
+/// One connection to a node, within `CONNECT_TIMEOUT`.
+async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let fut = async {
-        let mut con = client.get_multiplexed_async_connection().await?;
-        cmd.query_async::<String>(&mut con).await
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+    tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?
         .map_err(|e| e.to_string())
+}
+
+/// `cmd`'s answer on `con`, within `CONNECT_TIMEOUT`.
+async fn query<T: redis::FromRedisValue>(con: &mut MultiplexedConnection, cmd: &redis::Cmd) -> Result<T, String> {
+    tokio::time::timeout(CONNECT_TIMEOUT, cmd.query_async::<T>(con))
+        .await
+        .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())
+}
+
+/// `cmd`'s answer from the node at `url`, on a connection of its own.
+async fn query_node<T: redis::FromRedisValue>(url: &str, cmd: &redis::Cmd) -> Result<T, String> {
+    query(&mut connect(url).await?, cmd).await
 }
 
 fn info(section: &str) -> redis::Cmd {
@@ -116,10 +127,11 @@ fn cluster(sub: &str) -> redis::Cmd {
 }
 
 /// Whether every node says the cluster is whole: all slots served (`cluster_state:ok`), every
-/// node known to every other, and every replica's link to its master up.
-async fn cluster_formed(nodes: &[ClusterNode]) -> Result<(), String> {
-    for n in nodes {
-        let ci = query_node(&n.url, &cluster("INFO")).await?;
+/// node known to every other, every replica's link to its master up, and a replica listed for
+/// every slot range. `cons` holds one connection per node, in the order of `nodes`.
+async fn cluster_formed(nodes: &[ClusterNode], cons: &mut [MultiplexedConnection]) -> Result<(), String> {
+    for (n, con) in nodes.iter().zip(cons) {
+        let ci: String = query(con, &cluster("INFO")).await?;
         if !ci.lines().any(|l| l.trim() == "cluster_state:ok") {
             return Err(format!("node :{} says the cluster is not ok yet", n.port));
         }
@@ -127,13 +139,12 @@ async fn cluster_formed(nodes: &[ClusterNode]) -> Result<(), String> {
         if known != Some(&nodes.len().to_string()) {
             return Err(format!("node :{} knows {} of {} nodes", n.port, known.unwrap_or("?"), nodes.len()));
         }
-        if !parse_role(&query_node(&n.url, &info("replication")).await?).link_up {
+        if !parse_role(&query::<String>(con, &info("replication")).await?).link_up {
             return Err(format!("replica :{} is not yet in sync with its master", n.port));
         }
         // A node lists a replica in CLUSTER SLOTS (where clients learn where to read) only
         // once gossip has told it the replica's replication offset.
-        let slots = query_value(&n.url, &cluster("SLOTS")).await?;
-        let (ranges, with_replica) = slot_ranges(&slots);
+        let (ranges, with_replica) = slot_ranges(&query(con, &cluster("SLOTS")).await?);
         if ranges == 0 || (nodes.len() > ranges && with_replica < ranges) {
             return Err(format!("node :{} lists replicas for {with_replica} of {ranges} slot ranges", n.port));
         }
@@ -141,23 +152,20 @@ async fn cluster_formed(nodes: &[ClusterNode]) -> Result<(), String> {
     Ok(())
 }
 
+/// One connection per node, in order.
+async fn connect_all(nodes: &[ClusterNode]) -> Result<Vec<MultiplexedConnection>, String> {
+    let mut cons = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        cons.push(connect(&n.url).await.map_err(|e| format!("node :{}: {e}", n.port))?);
+    }
+    Ok(cons)
+}
+
 /// In a `CLUSTER SLOTS` answer: how many slot ranges, and how many list at least one replica.
 pub fn slot_ranges(slots: &redis::Value) -> (usize, usize) {
     let redis::Value::Array(ranges) = slots else { return (0, 0) };
     let with_replica = ranges.iter().filter(|r| matches!(r, redis::Value::Array(fields) if fields.len() >= 4)).count();
     (ranges.len(), with_replica)
-}
-
-async fn query_value(url: &str, cmd: &redis::Cmd) -> Result<redis::Value, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let fut = async {
-        let mut con = client.get_multiplexed_async_connection().await?;
-        cmd.query_async::<redis::Value>(&mut con).await
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, fut)
-        .await
-        .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?
-        .map_err(|e| e.to_string())
 }
 
 fn server_info(nodes: &[ClusterNode], version: String, redacted: String, provider: &str) -> ServerInfo {
@@ -168,7 +176,7 @@ fn server_info(nodes: &[ClusterNode], version: String, redacted: String, provide
 }
 
 async fn version_of(node: &ClusterNode) -> String {
-    query_node(&node.url, &info("server"))
+    query_node::<String>(&node.url, &info("server"))
         .await
         .ok()
         .and_then(|i| i.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| v.trim().to_owned()))
@@ -212,7 +220,10 @@ pub(super) async fn start_redis_cluster(
             local.procs.push(ServerProc { name: "redis-cluster", child });
             let url = format!("redis://127.0.0.1:{port}");
             let ping = redis::cmd("PING");
-            match wait_ready(local, &log, || async { query_node(&url, &ping).await.ok() }).await.map_err(fail)? {
+            match wait_ready(local, &log, || async { query_node::<String>(&url, &ping).await.ok() })
+                .await
+                .map_err(fail)?
+            {
                 Ready::Up(_) => {
                     started = Some(ClusterNode { url, host: "127.0.0.1".into(), port, pid: Some(pid) });
                     break;
@@ -241,9 +252,10 @@ pub(super) async fn start_redis_cluster(
     if !out.status.success() {
         return Err(fail(format!("redis-cli --cluster create exited with {}: {}", out.status, tail(&log, 3))));
     }
+    let mut cons = connect_all(&nodes).await.map_err(fail)?;
     let started = Instant::now();
     loop {
-        match cluster_formed(&nodes).await {
+        match cluster_formed(&nodes, &mut cons).await {
             Ok(()) => break,
             Err(why) if started.elapsed() > FORM_TIMEOUT => {
                 return Err(fail(format!("not formed after {}s: {why}", FORM_TIMEOUT.as_secs())))
@@ -269,7 +281,7 @@ pub(super) async fn external_redis_cluster(urls: &str) -> Result<(RedisClusterTa
     let seed = *seeds.first().ok_or_else(|| bad("no URL given".into()))?;
     let parsed = redis::parse_redis_url(seed).ok_or_else(|| bad("not a Redis URL".into()))?;
     let unreachable = |reason: String| ProvisionError::Unreachable { url: redacted.clone(), reason };
-    let text = query_node(seed, &cluster("NODES")).await.map_err(unreachable)?;
+    let text: String = query_node(seed, &cluster("NODES")).await.map_err(unreachable)?;
     let mut nodes = Vec::new();
     for (host, port, _master) in parse_cluster_nodes(&text) {
         let mut u = parsed.clone();
@@ -280,7 +292,11 @@ pub(super) async fn external_redis_cluster(urls: &str) -> Result<(RedisClusterTa
     if nodes.is_empty() {
         return Err(bad("CLUSTER NODES lists no node that answers".into()));
     }
-    cluster_formed(&nodes).await.map_err(|why| unreachable(format!("the cluster is not whole: {why}")))?;
+    let whole = match connect_all(&nodes).await {
+        Ok(mut cons) => cluster_formed(&nodes, &mut cons).await,
+        Err(e) => Err(e),
+    };
+    whole.map_err(|why| unreachable(format!("the cluster is not whole: {why}")))?;
     let version = version_of(&nodes[0]).await;
     let info = server_info(&nodes, version, redacted.clone(), "external");
     Ok((RedisClusterTarget { nodes, redacted }, info))
@@ -331,7 +347,7 @@ aaaa :0@0 master,noaddr - 0 0 0 disconnected";
         assert_eq!(cluster.nodes.len(), LOCAL_NODES);
         let mut masters = 0;
         for n in &cluster.nodes {
-            let role = parse_role(&query_node(&n.url, &info("replication")).await.unwrap());
+            let role = parse_role(&query_node::<String>(&n.url, &info("replication")).await.unwrap());
             assert!(role.link_up, "node :{}", n.port);
             masters += usize::from(role.master);
         }
