@@ -1,7 +1,8 @@
 //! How long a fresh ephemeral Postgres + Redis pair takes to start (and to stop), a few times
 //! over: the first start may build the cached initdb template, the later ones copy it.
 //!
-//! `cargo run --release -p harness --example start_time [N]`
+//! `cargo run --release -p harness --example start_time [N] [local|docker]` (docker: the images
+//! of `PERFLAB_PG_IMAGE` / `PERFLAB_REDIS_IMAGE`, else the pinned official tags)
 
 use harness::provision::{provision, Provider, Request};
 use std::time::Instant;
@@ -9,10 +10,12 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let provider: Provider =
+        std::env::args().nth(2).as_deref().unwrap_or("local").parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let mut starts = Vec::new();
     for i in 0..n {
         for (label, pg, redis) in [("postgres", true, false), ("redis", false, true)] {
-            let req = Request { provider: Provider::Local, need_postgres: pg, need_redis: redis, ..Request::default() };
+            let req = Request { provider, need_postgres: pg, need_redis: redis, ..Request::default() };
             let t = Instant::now();
             let env = provision(&req).await?;
             let started = t.elapsed();

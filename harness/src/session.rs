@@ -84,6 +84,10 @@ impl Session {
     /// Returns the session and the directories swept.
     pub async fn start(plan: SessionPlan<'_>) -> Result<(Session, Vec<PathBuf>), SessionError> {
         let swept = crate::reaper::sweep_leftovers();
+        let containers = provision::sweep_containers().await;
+        if containers > 0 {
+            eprintln!("perflab: removed {containers} container(s) left by perflab runs that were killed");
+        }
         let mut micro_notes = Vec::new();
         let this_exe = match &plan.against {
             Some(_) => Some(std::env::current_exe().map_err(|e| {

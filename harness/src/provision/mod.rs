@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 mod cluster;
 #[cfg(feature = "docker")]
-mod docker;
+pub mod docker;
 mod external;
 mod local;
 mod schemas;
@@ -220,8 +220,9 @@ pub struct Env {
     pub redis_cluster: Option<RedisClusterTarget>,
     pub servers: Servers,
     local: Option<LocalServers>,
+    /// Containers this run started (`--provider docker`), removed with it.
     #[cfg(feature = "docker")]
-    _containers: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    docker: Option<docker::Containers>,
 }
 
 impl std::fmt::Debug for Env {
@@ -250,6 +251,10 @@ impl Env {
         }
         if let Some(mut local) = self.local.take() {
             local.stop();
+        }
+        #[cfg(feature = "docker")]
+        if let Some(mut containers) = self.docker.take() {
+            containers.remove();
         }
     }
 
@@ -366,7 +371,7 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
         servers: Servers { provider: "external".into(), postgres: None, redis: None, redis_cluster: None },
         local: None,
         #[cfg(feature = "docker")]
-        _containers: Vec::new(),
+        docker: None,
     };
     // Explicit URLs first: they are used whatever the provider.
     if req.need_postgres {
@@ -454,4 +459,16 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
 pub fn cleanup_all() {
     schemas::drop_schemas();
     crate::reaper::kill_all();
+    #[cfg(feature = "docker")]
+    docker::remove_live();
+}
+
+/// Remove the containers of perflab runs that were killed (their owner is gone), when a Docker
+/// daemon is reachable: returns how many. Without the `docker` feature, 0.
+pub async fn sweep_containers() -> usize {
+    #[cfg(feature = "docker")]
+    if docker::daemon_reachable() {
+        return docker::sweep_leftovers().await;
+    }
+    0
 }
