@@ -14,9 +14,13 @@
 //! `cleanup_all` (Ctrl-C, SIGTERM), and a run sweeps the containers of owners that are gone (a
 //! harness killed with SIGKILL cannot clean up after itself).
 //!
-//! Why not testcontainers: testcontainers-rs 0.25 speaks Docker API 1.49 without negotiating,
-//! and a daemon older than that refuses every call ("client version 1.49 is too new"); Debian
-//! 12's docker.io (20.10) speaks 1.41. bollard, which testcontainers is built on, negotiates.
+//! Why bollard (the Engine API client testcontainers is built on) and not testcontainers-rs
+//! 0.25 itself: testcontainers publishes a container's ports on every interface (no host
+//! address can be given), and perflab's servers take connections without a password, as the
+//! local ones do on loopback: with a bridge, a run would open a passwordless Postgres and Redis
+//! to the network. bollard binds them to 127.0.0.1. testcontainers also removes a container
+//! only from a destructor that needs a Tokio runtime (it panics outside one), and forces
+//! bollard's buildkit feature (rustls, ring, tonic, zstd) into the build.
 
 use super::local::free_port;
 use super::*;
@@ -147,13 +151,14 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error>
     docker.remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build())).await
 }
 
-/// A client for the daemon (`DOCKER_HOST` or the default socket), at the API version both speak.
+/// A client for the daemon (`DOCKER_HOST` or the default socket), once it has answered a ping.
 async fn connect() -> Result<Docker, String> {
     let docker = Docker::connect_with_defaults().map_err(|e| e.to_string())?;
-    tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+    tokio::time::timeout(Duration::from_secs(5), docker.ping())
         .await
         .map_err(|_| "the Docker daemon gave no answer within 5 s".to_owned())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(docker)
 }
 
 fn hostname() -> String {
@@ -290,7 +295,9 @@ impl Server {
                 let mut cmd: Vec<String> =
                     ["redis-server", "--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
                 match port {
-                    Some(p) => cmd.extend(["--port".to_owned(), p.to_string(), "--bind".to_owned(), "127.0.0.1".to_owned()]),
+                    Some(p) => {
+                        cmd.extend(["--port".to_owned(), p.to_string(), "--bind".to_owned(), "127.0.0.1".to_owned()])
+                    }
                     // Connections come through the bridge's gateway, not loopback.
                     None => cmd.extend(["--protected-mode".to_owned(), "no".to_owned()]),
                 }
@@ -340,9 +347,10 @@ async fn start(
             ..Default::default()
         };
         let name = format!("perflab-{}-{}-{}", std::process::id(), containers.ids.len(), server.name());
-        let created = api(docker.create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body))
-            .await
-            .map_err(|e| fail(format!("docker: cannot create a container from {image}: {e}")))?;
+        let created =
+            api(docker.create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body))
+                .await
+                .map_err(|e| fail(format!("docker: cannot create a container from {image}: {e}")))?;
         let id = created.id;
         containers.add(id.clone());
         api(docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>))
@@ -353,7 +361,8 @@ async fn start(
             .map_err(|e| fail(format!("docker: {e}")))?;
         let host_port = match port {
             Some(p) => p,
-            None => published_port(&inspect, &inner).ok_or_else(|| fail(format!("docker: {inner} of {name} is not published")))?,
+            None => published_port(&inspect, &inner)
+                .ok_or_else(|| fail(format!("docker: {inner} of {name} is not published")))?,
         };
         // The server's pid as the host sees it, for the resource probe (a daemon on this host).
         let pid = inspect
@@ -387,7 +396,8 @@ async fn start(
             }
             Server::Redis => {
                 let url = format!("redis://127.0.0.1:{host_port}");
-                let target = RedisTarget { url: url.clone(), redacted: url, pid, host: "127.0.0.1".into(), port: host_port };
+                let target =
+                    RedisTarget { url: url.clone(), redacted: url, pid, host: "127.0.0.1".into(), port: host_port };
                 wait_ready(docker, &id, || async { redis_info(&target).await.ok() })
                     .await
                     .map(|info| Started::Redis(target.clone(), describe(info)))
@@ -403,9 +413,7 @@ async fn start(
 }
 
 /// A call to the daemon, bounded by `API_TIMEOUT`.
-async fn api<T>(
-    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
-) -> Result<T, String> {
+async fn api<T>(call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>) -> Result<T, String> {
     tokio::time::timeout(API_TIMEOUT, call)
         .await
         .map_err(|_| format!("the Docker daemon gave no answer within {} s", API_TIMEOUT.as_secs()))?
@@ -440,7 +448,8 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<String, String> {
         return Ok(found.id.unwrap_or_default());
     }
     let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-    let mut pull = docker.create_image(Some(CreateImageOptionsBuilder::new().from_image(name).tag(tag).build()), None, None);
+    let mut pull =
+        docker.create_image(Some(CreateImageOptionsBuilder::new().from_image(name).tag(tag).build()), None, None);
     while let Some(step) = pull.next().await {
         if let Err(e) = step {
             return Err(format!(
@@ -549,13 +558,19 @@ mod tests {
     #[test]
     fn commands_bind_loopback_on_the_hosts_network_and_everything_on_a_bridge() {
         let (pg, env) = Server::Postgres.command(Some(41234));
-        assert!(pg.contains(&"listen_addresses=127.0.0.1".to_owned()) && pg.contains(&"port=41234".to_owned()), "{pg:?}");
+        assert!(
+            pg.contains(&"listen_addresses=127.0.0.1".to_owned()) && pg.contains(&"port=41234".to_owned()),
+            "{pg:?}"
+        );
         assert_eq!(env, ["POSTGRES_HOST_AUTH_METHOD=trust"]);
         let (pg, _) = Server::Postgres.command(None);
         assert!(pg.contains(&"listen_addresses=*".to_owned()) && !pg.iter().any(|a| a.starts_with("port=")), "{pg:?}");
         let (redis, _) = Server::Redis.command(Some(41235));
         assert_eq!(redis[0], "redis-server");
-        assert!(redis.windows(2).any(|w| w == ["--port", "41235"]) && redis.windows(2).any(|w| w == ["--bind", "127.0.0.1"]));
+        assert!(
+            redis.windows(2).any(|w| w == ["--port", "41235"])
+                && redis.windows(2).any(|w| w == ["--bind", "127.0.0.1"])
+        );
         let (redis, _) = Server::Redis.command(None);
         assert!(redis.windows(2).any(|w| w == ["--protected-mode", "no"]) && !redis.contains(&"--port".to_owned()));
     }
