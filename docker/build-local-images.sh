@@ -65,7 +65,9 @@ build() {
     log=$(mktemp)
     # Always built: Docker's layer cache makes an unchanged image a no-op. The legacy builder
     # (no buildx here) warns on stderr that it is deprecated: that stays in the log.
-    docker build --network host ${force:+$([ $force -eq 1 ] && echo --no-cache)} \
+    local cache=()
+    if [ $force -eq 1 ]; then cache=(--no-cache); fi
+    docker build --network host "${cache[@]}" \
         --build-arg BASE="$BASE" -t "$tag" -f "$file" . >"$log" 2>&1 \
         || { tail -n 30 "$log"; rm -f "$log"; echo "docker build $tag failed" >&2; exit 1; }
     rm -f "$log"

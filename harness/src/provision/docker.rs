@@ -236,7 +236,7 @@ pub async fn provide(env: &mut Env, want_pg: bool, want_redis: bool) -> Result<(
         redis = Some(start(&docker, containers, net, &Server::Redis, image).await?);
     }
     if let Some(Started::Postgres(target, info)) = pg {
-        env.pg = Some(target);
+        env.pg = Some(*target);
         env.servers.postgres = Some(info);
     }
     if let Some(Started::Redis(target, info)) = redis {
@@ -252,7 +252,7 @@ enum Server {
 }
 
 enum Started {
-    Postgres(PgTarget, ServerInfo),
+    Postgres(Box<PgTarget>, ServerInfo),
     Redis(RedisTarget, ServerInfo),
 }
 
@@ -391,7 +391,7 @@ async fn start(
                 .map(|info| {
                     let mut info = describe(info);
                     info.settings.insert("shared_preload_libraries".into(), "pg_stat_statements".into());
-                    Started::Postgres(target.clone(), info)
+                    Started::Postgres(Box::new(target.clone()), info)
                 })
             }
             Server::Redis => {
