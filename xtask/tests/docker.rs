@@ -23,10 +23,27 @@ fn bench(out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-fn out_dir(name: &str) -> PathBuf {
+/// A test's output directory, removed when the test ends, however it ends (a failed assertion
+/// unwinds through the drop).
+struct OutDir(PathBuf);
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for OutDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn out_dir(name: &str) -> OutDir {
     let d = std::env::temp_dir().join(format!("perflab-e2e-docker-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    d
+    OutDir(d)
 }
 
 #[test]
@@ -50,7 +67,7 @@ fn quick_run_against_containers_matches_the_default_providers_kind_of_results() 
     let added: Vec<String> = volumes().into_iter().filter(|v| !volumes_before.contains(v)).collect();
     assert!(added.is_empty(), "volumes left behind: {added:?}");
 
-    let run = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).expect("a run");
+    let run = std::fs::read_dir(&*out).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).expect("a run");
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["complete"], true);
@@ -84,7 +101,6 @@ fn quick_run_against_containers_matches_the_default_providers_kind_of_results() 
         let escaped = needle.replace('/', "&#x2F;");
         assert!(html.contains(&escaped), "the report does not name {needle}");
     }
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]
@@ -113,5 +129,4 @@ fn ctrl_c_removes_the_containers() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130, got {status:?}");
     assert!(containers_of(pid).is_empty(), "Ctrl-C left containers behind");
-    let _ = std::fs::remove_dir_all(&out);
 }
