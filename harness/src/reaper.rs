@@ -59,7 +59,7 @@ pub fn kill_all() {
     let deadline = Instant::now() + Duration::from_secs(5);
     for item in &items {
         if let Registered::Pid(pid) = item {
-            while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid) {
+            while Instant::now() < deadline && is_alive(*pid) {
                 std::thread::sleep(Duration::from_millis(10));
             }
             // SAFETY: as above; waitpid reaps our own child so no zombie stays in the table.
@@ -75,6 +75,11 @@ pub fn kill_all() {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+/// Whether process `pid` still runs (exists and is not a zombie).
+pub fn is_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
 }
 
 pub fn is_zombie(pid: u32) -> bool {
@@ -117,8 +122,7 @@ fn sweep_leftovers_in(base: &Path) -> Vec<PathBuf> {
         let Some(pid) = owner_pid(&name) else {
             continue;
         };
-        let alive = Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
-        if alive || !e.file_type().is_ok_and(|t| t.is_dir()) {
+        if is_alive(pid) || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         // Servers die with their harness, but a backend may still be finishing (and writing)

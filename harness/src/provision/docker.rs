@@ -161,10 +161,6 @@ async fn connect() -> Result<Docker, String> {
     Ok(docker)
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
-}
-
 fn owner() -> String {
     format!("{}/{}", hostname(), std::process::id())
 }
@@ -195,8 +191,7 @@ async fn sweep_with(docker: &Docker) -> usize {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        let alive = Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
-        if h != host || alive {
+        if h != host || crate::reaper::is_alive(pid) {
             continue;
         }
         if let Some(id) = c.id {
@@ -227,21 +222,17 @@ pub async fn provide(env: &mut Env, want_pg: bool, want_redis: bool) -> Result<(
     })?;
     let net = network(&docker).await;
     let containers = env.docker.get_or_insert_with(Containers::default);
-    let mut pg = None;
     if let Some(image) = &pg_image {
-        pg = Some(start(&docker, containers, net, &Server::Postgres, image).await?);
+        if let Started::Postgres(target, info) = start(&docker, containers, net, &Server::Postgres, image).await? {
+            env.pg = Some(*target);
+            env.servers.postgres = Some(info);
+        }
     }
-    let mut redis = None;
     if let Some(image) = &redis_image {
-        redis = Some(start(&docker, containers, net, &Server::Redis, image).await?);
-    }
-    if let Some(Started::Postgres(target, info)) = pg {
-        env.pg = Some(*target);
-        env.servers.postgres = Some(info);
-    }
-    if let Some(Started::Redis(target, info)) = redis {
-        env.redis = Some(target);
-        env.servers.redis = Some(info);
+        if let Started::Redis(target, info) = start(&docker, containers, net, &Server::Redis, image).await? {
+            env.redis = Some(target);
+            env.servers.redis = Some(info);
+        }
     }
     Ok(())
 }

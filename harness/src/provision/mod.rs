@@ -344,6 +344,11 @@ async fn answers(
     }
 }
 
+/// This machine's host name (for names and labels that say whose a thing is).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
 /// Provide the servers `req` asks for.
 pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
     let external_only = req.provider == Provider::External;

@@ -10,9 +10,7 @@ pub(super) static SCHEMAS: Mutex<Vec<(String, tokio_postgres::Config)>> = Mutex:
 pub(super) fn own_schema_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
+    let host: String = super::hostname()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
         .take(20)
