@@ -189,9 +189,12 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Join the shards of one run into a run directory of its own under `out`: the experiments in
-/// catalogue order, complete when every shard is, the first shard's context with the shard
-/// dropped. Shards of different runs (other settings, commit or host) are refused.
+/// Join the parts of one run into a run directory of its own under `out`: the experiments in
+/// catalogue order, the first part's context. A part is a `--shard`, a `--filter` or a run
+/// that was interrupted (it holds what it finished); those settings only select experiments,
+/// so they may differ between parts, and every other setting, the commit and the CPU model
+/// must not. The joined run is complete when it holds the whole catalogue (its filter is then
+/// none) or, short of that, when every part is (its filter then names what it holds).
 pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let mut runs = Vec::new();
     for s in &shards {
@@ -199,21 +202,27 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Fai
         runs.push(load(&path)?);
     }
     let first = runs[0].clone();
-    let same = |r: &RunResults| {
+    // What makes a part a stranger, if anything: the settings beyond the selection, the
+    // commit, the CPU model.
+    let differs = |r: &RunResults| {
         let (a, b) = (&first.context, &r.context);
         let mut x = a.settings.clone();
         let mut y = b.settings.clone();
-        x.shard = None;
-        y.shard = None;
-        x.order_seed = 0;
-        y.order_seed = 0;
-        x == y && a.git_revision == b.git_revision && a.host.cpu_model == b.host.cpu_model
+        (x.shard, y.shard) = (None, None);
+        (x.filter, y.filter) = (None, None);
+        (x.order_seed, y.order_seed) = (0, 0);
+        if x != y {
+            Some("their settings differ beyond --shard and --filter")
+        } else if a.git_revision != b.git_revision {
+            Some("they were measured at different commits")
+        } else if a.host.cpu_model != b.host.cpu_model {
+            Some("they were measured on different CPU models")
+        } else {
+            None
+        }
     };
-    if let Some(r) = runs.iter().find(|r| !same(r)) {
-        return Err(Failure::usage(format!(
-            "{} and {} are not shards of one run (settings, commit or host differ)",
-            first.run_id, r.run_id
-        )));
+    if let Some((r, why)) = runs.iter().find_map(|r| differs(r).map(|why| (r, why))) {
+        return Err(Failure::usage(format!("{} and {} are not parts of one run: {why}", first.run_id, r.run_id)));
     }
     let mut merged = first.clone();
     merged.context.settings.shard = None;
@@ -224,7 +233,9 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Fai
     if let Some(dup) = ids.iter().enumerate().find(|(i, id)| ids[..*i].contains(id)) {
         return Err(Failure::usage(format!("experiment {} is in more than one shard", dup.1)));
     }
-    merged.complete = runs.iter().all(|r| r.complete);
+    let whole = order.iter().all(|id| ids.contains(id));
+    merged.complete = whole || runs.iter().all(|r| r.complete);
+    merged.context.settings.filter = (!whole).then(|| ids.join(","));
     merged.context.finished_at = runs.iter().filter_map(|r| r.context.finished_at.clone()).max();
     let reports = out.unwrap_or_else(default_reports_dir);
     std::fs::create_dir_all(&reports)

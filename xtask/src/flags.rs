@@ -34,10 +34,11 @@ pub enum Command {
         /// The directory of runs (default: reports/ in the workspace).
         dir: Option<PathBuf>,
     },
-    /// Join the results.json of a run's shards (`bench --shard I/N`) into one run directory,
-    /// with its report.
+    /// Join the results.json of a run's parts into one run directory, with its report. A part
+    /// is a shard (`bench --shard I/N`), a `--filter`ed run or an interrupted one, all at one
+    /// commit with the same other settings, each experiment in one part only.
     Merge {
-        /// The shards: run directories or results.json files.
+        /// The parts: run directories or results.json files.
         #[arg(required = true, num_args = 2..)]
         shards: Vec<PathBuf>,
         /// Directory to write the merged run into (default: reports/ in the workspace).

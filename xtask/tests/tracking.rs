@@ -144,6 +144,65 @@ fn shards_merge_into_one_run_and_strangers_are_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("more than one shard"));
 }
 
+/// A run longer than a sitting, measured in pieces at one commit: a shard interrupted after
+/// some experiments (it keeps what it finished) and a `--filter`ed run of the rest join into
+/// the whole catalogue, complete; parts that fall short of it join into a run that says so.
+#[test]
+fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
+    let d = temp_dir("merge-parts");
+    let list = xtask(&["list"]);
+    let ids: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert!(ids.len() > 3, "the catalogue: {ids:?}");
+    let (first, rest) = ids.split_at(ids.len() / 3);
+    let part = |name: &str, holds: &[String], edit: &dyn Fn(&mut RunResults)| {
+        let path = write_run(&d.0, name, 1, 100.0);
+        let mut r = harness::results::load(&path).unwrap();
+        let e = r.experiments[0].clone();
+        r.experiments =
+            holds.iter().map(|id| harness::results::ExperimentResult { id: id.clone(), ..e.clone() }).collect();
+        edit(&mut r);
+        harness::results::save(&path, &r).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let interrupted = part("interrupted", first, &|r| {
+        r.complete = false;
+        r.context.settings.shard = Some("1/3".into());
+        r.context.settings.order_seed = 1;
+    });
+    let rest_of_it = part("rest", rest, &|r| {
+        r.context.settings.filter = Some(rest.join(","));
+        r.context.settings.order_seed = 2;
+    });
+    let merged = |args: &[&str], out: &str| {
+        let out = d.0.join(out);
+        let o = xtask(&[&["merge"], args, &["--out", out.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let run = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().join("results.json").is_file());
+        harness::results::load(&run.unwrap().path().join("results.json")).unwrap()
+    };
+    // Given in any order, the parts come back in catalogue order, as one complete run.
+    let whole = merged(&[&rest_of_it, &interrupted], "whole");
+    let got: Vec<&str> = whole.experiments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(got, ids);
+    assert!(whole.complete);
+    assert_eq!((whole.context.settings.shard.as_deref(), whole.context.settings.filter.as_deref()), (None, None));
+    // Without the last experiment, the joined run is not complete and its filter names what it holds.
+    let short = part("short", &rest[..rest.len() - 1], &|r| r.context.settings.filter = Some("pg-*".into()));
+    let partial = merged(&[&interrupted, &short], "partial");
+    assert!(!partial.complete);
+    assert_eq!(partial.context.settings.filter, Some(ids[..ids.len() - 1].join(",")));
+    // Another setting than the selection makes a stranger, named in one line.
+    let other = part("other", rest, &|r| r.context.settings.repetitions += 1);
+    let o = xtask(&["merge", &interrupted, &other, "--out", d.0.join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().count() == 1 && err.contains("settings differ"), "{err}");
+}
+
 #[test]
 fn selftest_refuses_too_few_repetitions_to_decide() {
     let o = xtask(&["selftest", "--reps", "3"]);
