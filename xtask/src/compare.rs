@@ -192,16 +192,19 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
 /// Join the parts of one run into a run directory of its own under `out`: the experiments in
 /// catalogue order, the first part's context. A part is a `--shard`, a `--filter` or a run
 /// that was interrupted (it holds what it finished); those settings only select experiments,
-/// so they may differ between parts, and every other setting, the commit and the CPU model
-/// must not. The joined run is complete when it holds the whole catalogue (its filter is then
-/// none) or, short of that, when every part is (its filter then names what it holds).
-pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
+/// so they may differ between parts, and every other setting and the commit must not, nor the
+/// CPU model unless `hosts_may_differ` (a matrix of CI runners: each experiment then names
+/// its machine in a note). The joined run is complete when it holds the whole catalogue (its
+/// filter is then none) or, short of that, when every part is (its filter then names what it
+/// holds).
+pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool) -> Result<ExitCode, Failure> {
     let mut runs = Vec::new();
     for s in &shards {
         let path = if s.is_dir() { s.join("results.json") } else { s.clone() };
         runs.push(load(&path)?);
     }
     let first = runs[0].clone();
+    let cpu = |r: &RunResults| r.context.host.cpu_model.clone().unwrap_or_else(|| "an unknown CPU".into());
     // What makes a part a stranger, if anything: the settings beyond the selection, the
     // commit, the CPU model.
     let differs = |r: &RunResults| {
@@ -212,17 +215,35 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Fai
         (x.filter, y.filter) = (None, None);
         (x.order_seed, y.order_seed) = (0, 0);
         if x != y {
-            Some("their settings differ beyond --shard and --filter")
+            Some("their settings differ beyond --shard and --filter".to_owned())
         } else if a.git_revision != b.git_revision {
-            Some("they were measured at different commits")
-        } else if a.host.cpu_model != b.host.cpu_model {
-            Some("they were measured on different CPU models")
+            Some("they were measured at different commits".to_owned())
+        } else if a.host.cpu_model != b.host.cpu_model && !hosts_may_differ {
+            Some(format!(
+                "they were measured on different CPU models ({} and {}; --hosts-may-differ joins them, naming each experiment's machine)",
+                cpu(&first),
+                cpu(r)
+            ))
         } else {
             None
         }
     };
     if let Some((r, why)) = runs.iter().find_map(|r| differs(r).map(|why| (r, why))) {
         return Err(Failure::usage(format!("{} and {} are not parts of one run: {why}", first.run_id, r.run_id)));
+    }
+    if runs.iter().any(|r| r.context.host.cpu_model != first.context.host.cpu_model) {
+        for r in &mut runs {
+            let h = &r.context.host;
+            let note = format!(
+                "Measured in part {} on {}, {} cores: the parts of this run ran on different machines, so compare this experiment's absolute numbers with another's with care (its verdicts compare variants measured on this one machine).",
+                r.run_id,
+                cpu(r),
+                h.cores
+            );
+            for e in &mut r.experiments {
+                e.notes.push(note.clone());
+            }
+        }
     }
     let mut merged = first.clone();
     merged.context.settings.shard = None;
@@ -231,7 +252,7 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Fai
     merged.experiments.sort_by_key(|e| order.iter().position(|id| *id == e.id).unwrap_or(usize::MAX));
     let ids: Vec<&str> = merged.experiments.iter().map(|e| e.id.as_str()).collect();
     if let Some(dup) = ids.iter().enumerate().find(|(i, id)| ids[..*i].contains(id)) {
-        return Err(Failure::usage(format!("experiment {} is in more than one shard", dup.1)));
+        return Err(Failure::usage(format!("experiment {} is in more than one part", dup.1)));
     }
     let whole = order.iter().all(|id| ids.contains(id));
     merged.complete = whole || runs.iter().all(|r| r.complete);
@@ -246,7 +267,7 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode, Fai
     let path = dir.join("results.json");
     results::save(&path, &merged).map_err(|e| Failure::Run(format!("writing {}: {e}", path.display())))?;
     let page = crate::report::render_run(&path)?;
-    eprintln!("merged {} shard(s), {} experiment(s): {}", runs.len(), merged.experiments.len(), path.display());
+    eprintln!("merged {} part(s), {} experiment(s): {}", runs.len(), merged.experiments.len(), path.display());
     println!("{}", page.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -39,11 +39,16 @@ pub enum Command {
     /// commit with the same other settings, each experiment in one part only.
     Merge {
         /// The parts: run directories or results.json files.
-        #[arg(required = true, num_args = 2..)]
+        #[arg(required = true, num_args = 1..)]
         shards: Vec<PathBuf>,
         /// Directory to write the merged run into (default: reports/ in the workspace).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Join parts measured on different CPU models (a matrix of CI runners): each
+        /// experiment then names its machine in a note. Every verdict still compares variants
+        /// measured on one machine; only experiments' absolute numbers differ in footing.
+        #[arg(long)]
+        hosts_may_differ: bool,
     },
     /// The gate's own trial: per engine, 20 A/A comparisons and 20 for each known slowdown
     /// inside the timed section (micro engine: +5 %, +10 %; load engine, Redis GETs on an

@@ -141,12 +141,13 @@ fn shards_merge_into_one_run_and_strangers_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let o = xtask(&["merge", a.to_str().unwrap(), a.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("more than one shard"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than one part"));
 }
 
 /// A run longer than a sitting, measured in pieces at one commit: a shard interrupted after
 /// some experiments (it keeps what it finished) and a `--filter`ed run of the rest join into
-/// the whole catalogue, complete; parts that fall short of it join into a run that says so.
+/// the whole catalogue, complete; parts that fall short of it join into a run that says so;
+/// strangers are refused, parts from different machines only when asked.
 #[test]
 fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
     let d = temp_dir("merge-parts");
@@ -202,6 +203,18 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.lines().count() == 1 && err.contains("settings differ"), "{err}");
+    // A part measured on another CPU model (a matrix of CI runners) is refused, unless
+    // --hosts-may-differ, which names each experiment's machine.
+    let elsewhere = part("elsewhere", rest, &|r| r.context.host.cpu_model = Some("Another CPU".into()));
+    let o = xtask(&["merge", &interrupted, &elsewhere, "--out", d.0.join("y").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different CPU models"));
+    let mixed = merged(&[&interrupted, &elsewhere, "--hosts-may-differ"], "mixed");
+    assert!(mixed.complete);
+    let noted = |e: &harness::results::ExperimentResult, what: &str| e.notes.iter().any(|n| n.contains(what));
+    assert!(noted(mixed.experiments.last().unwrap(), "on Another CPU"));
+    assert!(noted(&mixed.experiments[0], "different machines") && !noted(&mixed.experiments[0], "Another CPU"));
+    assert!(!whole.experiments.iter().any(|e| noted(e, "different machines")), "one machine, no such note");
 }
 
 #[test]
