@@ -50,12 +50,27 @@ pub enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Ready,
+    /// Connected and set to serve; with the experiment's variants and cases as this build
+    /// has them (a build that predates them says nothing, and is asked every trial).
+    Ready {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variants: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cases: Option<Vec<String>>,
+    },
     Done,
-    Sample { sample: Box<Sample> },
-    Checks { checks: Vec<Check> },
-    Notes { notes: Vec<String> },
-    Failed { error: String },
+    Sample {
+        sample: Box<Sample>,
+    },
+    Checks {
+        checks: Vec<Check>,
+    },
+    Notes {
+        notes: Vec<String>,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// The tag of the side this process serves, when it is a trial server.
@@ -164,7 +179,11 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
     };
     let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None };
     let mut local = Local::new(exp.as_ref(), &ctx);
-    reply(&mut out, &Reply::Ready).await?;
+    let ready = Reply::Ready {
+        variants: Some(meta.variants.iter().map(|v| v.name.to_owned()).collect()),
+        cases: Some(meta.case_names().into_iter().map(str::to_owned).collect()),
+    };
+    reply(&mut out, &ready).await?;
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<Request>(&line) {
             Err(e) => Reply::Failed { error: format!("unreadable request: {e}") },
@@ -214,6 +233,9 @@ fn failed(e: anyhow::Error) -> Reply {
 /// A trial server of some build, serving one experiment: the runner's other `Side`.
 pub struct Remote {
     label: String,
+    /// The experiment's variants and cases in this build, where it said (`Reply::Ready`).
+    variants: Option<Vec<String>>,
+    cases: Option<Vec<String>>,
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
@@ -275,7 +297,14 @@ impl Remote {
         }
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut remote = Remote { label: label.to_owned(), child, stdin, lines: BufReader::new(stdout).lines() };
+        let mut remote = Remote {
+            label: label.to_owned(),
+            variants: None,
+            cases: None,
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        };
         let hello = Request::Hello {
             protocol: PROTOCOL,
             experiment: experiment.to_owned(),
@@ -283,7 +312,10 @@ impl Remote {
             instructions,
         };
         match remote.call(&hello).await? {
-            Reply::Ready => Ok(remote),
+            Reply::Ready { variants, cases } => {
+                (remote.variants, remote.cases) = (variants, cases);
+                Ok(remote)
+            }
             other => Err(remote.unexpected(other)),
         }
     }
@@ -352,6 +384,12 @@ impl Remote {
 }
 
 impl Side for Remote {
+    fn lacks(&self, case: &str, variant: &str) -> bool {
+        let without =
+            |have: &Option<Vec<String>>, name: &str| have.as_ref().is_some_and(|h| !h.iter().any(|x| x == name));
+        without(&self.variants, variant) || without(&self.cases, case)
+    }
+
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             match self.expect(Request::Setup).await? {
@@ -402,5 +440,21 @@ impl Side for Remote {
                 Err(e) => vec![format!("{e:#}")],
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build from before `Ready` carried the variants is still understood (it is asked every
+    /// trial, as then); a build that says them round-trips.
+    #[test]
+    fn ready_with_and_without_the_variants() {
+        let old: Reply = serde_json::from_str(r#"{"reply":"ready"}"#).unwrap();
+        assert!(matches!(old, Reply::Ready { variants: None, cases: None }));
+        let new = Reply::Ready { variants: Some(vec!["x".into()]), cases: Some(vec![String::new()]) };
+        let back: Reply = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert!(matches!(back, Reply::Ready { variants: Some(v), cases: Some(c) } if v == ["x"] && c == [""]));
     }
 }

@@ -123,6 +123,11 @@ pub trait Side: Send {
     fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>>;
     /// The experiment's notes, after the run (with where a slowdown was injected).
     fn notes(&mut self) -> BoxFuture<'_, Vec<String>>;
+    /// This side's build has no such variant or case (`bench --against` a revision from
+    /// before it was added or after it was removed): its trials run on the other sides only.
+    fn lacks(&self, _case: &str, _variant: &str) -> bool {
+        false
+    }
     /// Its trials run in this process (the load engine), so a profile of this process sees
     /// them; false for the micro engine's worker processes and another build's trial server.
     fn in_process(&self) -> bool {
@@ -304,6 +309,22 @@ async fn run_inner(
             ));
         }
     }
+    // Every case × variant is one trial; the trials are interleaved like variants.
+    let trials: Vec<(&str, &str)> =
+        meta.case_names().into_iter().flat_map(|case| meta.variants.iter().map(move |v| (case, v.name))).collect();
+    for (side, result) in sides.iter().zip(results.iter_mut()) {
+        let lacking: Vec<String> = trials
+            .iter()
+            .filter(|(case, variant)| side.lacks(case, variant))
+            .map(|(case, variant)| if case.is_empty() { (*variant).to_owned() } else { format!("{variant} in {case}") })
+            .collect();
+        if !lacking.is_empty() {
+            result.notes.push(format!(
+                "This build has no {}: those trials ran on the other side only, so their samples here are none and the revisions are not compared there.",
+                lacking.join(", ")
+            ));
+        }
+    }
     let points = results[0].sweep.points.clone();
     for (point_index, point) in points.iter().enumerate() {
         for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
@@ -313,9 +334,6 @@ async fn run_inner(
                 .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
             result.checks.extend(observed);
         }
-        // Every case × variant is one trial; the trials are interleaved like variants.
-        let trials: Vec<(&str, &str)> =
-            meta.case_names().into_iter().flat_map(|case| meta.variants.iter().map(move |v| (case, v.name))).collect();
         for repetition in 0..ctx.settings.repetitions {
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
@@ -325,6 +343,9 @@ async fn run_inner(
                     // Which side goes first alternates from trial to trial and repetition to
                     // repetition.
                     let s = (k + position + repetition as usize) % sides.len();
+                    if sides[s].lacks(case, variant) {
+                        continue;
+                    }
                     let mut sample = sides[s]
                         .measure(at, repetition)
                         .await
@@ -570,6 +591,8 @@ mod tests {
     struct Recorder {
         name: &'static str,
         log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        /// Variants this side's build does not have.
+        lacks: &'static [&'static str],
     }
 
     impl Side for Recorder {
@@ -596,14 +619,14 @@ mod tests {
             let n = vec![format!("side {}", self.name)];
             Box::pin(async move { n })
         }
+        fn lacks(&self, _case: &str, variant: &str) -> bool {
+            self.lacks.contains(&variant)
+        }
     }
 
-    /// Two sides: every trial runs on both, back to back, the first one alternating, and each
-    /// side's samples land in its own result.
-    #[tokio::test]
-    async fn two_sides_run_every_trial_back_to_back_and_alternate_who_goes_first() {
-        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
-        let meta = Meta {
+    /// An experiment of two variants, x and y, at one point.
+    fn two_variants() -> Meta {
+        Meta {
             id: "two",
             title: "t",
             guide_section: "-",
@@ -618,10 +641,18 @@ mod tests {
             targets: &[],
             knobs: Vec::new(),
             capacity: None,
-        };
+        }
+    }
+
+    /// Two sides: every trial runs on both, back to back, the first one alternating, and each
+    /// side's samples land in its own result.
+    #[tokio::test]
+    async fn two_sides_run_every_trial_back_to_back_and_alternate_who_goes_first() {
+        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+        let meta = two_variants();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut a = Recorder { name: "a", log: log.clone() };
-        let mut b = Recorder { name: "b", log: log.clone() };
+        let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
+        let mut b = Recorder { name: "b", log: log.clone(), lacks: &[] };
         let results = run_sides(&meta, &ctx, &mut [&mut a, &mut b], &|_| {}).await;
         let log = log.lock().unwrap().clone();
         let measured: Vec<&String> = log.iter().filter(|l| !l.contains("setup") && !l.contains("point")).collect();
@@ -639,5 +670,25 @@ mod tests {
         assert!(results[1].samples.iter().all(|s| s.metrics["t"] == 2.0));
         assert_eq!(results[0].notes[0], "side a");
         assert_eq!(results[1].notes[0], "side b");
+    }
+
+    /// `bench --against` a build without one of the variants: its trials run on the other
+    /// side only, the run goes on, and the side that lacks it says so.
+    #[tokio::test]
+    async fn a_variant_one_build_lacks_runs_on_the_other_side_only() {
+        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
+        let mut b = Recorder { name: "b", log: log.clone(), lacks: &["y"] };
+        let results = run_sides(&two_variants(), &ctx, &mut [&mut a, &mut b], &|_| {}).await;
+        let log = log.lock().unwrap().clone();
+        let count = |prefix: &str| log.iter().filter(|l| l.starts_with(prefix)).count();
+        let reps = ctx.settings.repetitions as usize;
+        assert_eq!((count("a x"), count("a y"), count("b x"), count("b y")), (reps, reps, reps, 0), "{log:?}");
+        assert!(results.iter().all(|r| matches!(r.status, ExperimentStatus::Ok)));
+        assert!(results[1].samples.iter().all(|s| s.variant == "x"));
+        assert!(results[0].samples.iter().any(|s| s.variant == "y"));
+        assert!(results[1].notes.iter().any(|n| n.contains("This build has no y:")), "{:?}", results[1].notes);
+        assert!(!results[0].notes.iter().any(|n| n.contains("This build has no")));
     }
 }

@@ -132,10 +132,16 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         failed: results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).count(),
     };
     let summary: Vec<SummaryRow> = results.experiments.iter().map(view::summary_row).collect();
-    const FINDINGS: [(&str, &str); 5] = [
+    // The claims to beat a baseline (the guide's techniques: what to adopt), then the claims
+    // to keep up (the calibrations: whether the lab's numbers can be trusted; a balancer
+    // against the best alternative), then what decided nothing.
+    const FINDINGS: [(&str, &str); 8] = [
         ("holds", "worth adopting as measured"),
         ("holds in part", "worth it where its verdicts say so, not everywhere"),
         ("does not hold", "not worth it as the guide has it"),
+        ("keeps up", "within 10 % of what it is measured against, wherever decided"),
+        ("keeps up in part", "within 10 % of what it is measured against at some points, not all"),
+        ("falls behind", "more than 10 % short of what it is measured against: see where in its row"),
         ("inconclusive", "no decision: more or longer repetitions"),
         ("failed", "the experiment did not finish: see its section"),
     ];
@@ -186,5 +192,46 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"), "the string is shown, escaped");
         let md = render_markdown(&r);
         assert!(!md.contains("<script"), "raw markup in the Markdown");
+    }
+
+    /// The summary's words follow the claim: a technique that is worse does not hold; a
+    /// calibration that is worse falls behind, and is listed apart from the techniques.
+    #[test]
+    fn a_claim_to_keep_up_reads_as_one() {
+        use crate::results::{ClaimKind, ExperimentResult, Finding, FindingKind};
+        let mut r: RunResults = serde_json::from_str(include_str!("../../tests/data/minimal_run.json")).unwrap();
+        let e = r.experiments[0].clone();
+        let finding = |kind, claim| Finding {
+            kind,
+            claim,
+            variant: "a".into(),
+            baseline: "b".into(),
+            supported: vec![],
+            contradicted: vec!["x".into()],
+            no_effect: vec![],
+            undecided: vec![],
+            broken_checks: 0,
+            reason: String::new(),
+        };
+        r.experiments = [
+            ("technique", FindingKind::DoesNotHold, ClaimKind::Beats),
+            ("calibration", FindingKind::DoesNotHold, ClaimKind::KeepsUp),
+            ("balancer", FindingKind::Holds, ClaimKind::KeepsUp),
+        ]
+        .into_iter()
+        .map(|(id, kind, claim)| ExperimentResult { id: id.into(), finding: Some(finding(kind, claim)), ..e.clone() })
+        .collect();
+        let ctx = report_context_summary(&r);
+        let words: Vec<&str> = ctx.summary.iter().map(|row| row.finding.as_str()).collect();
+        assert_eq!(words, ["does not hold", "falls behind", "keeps up"]);
+        let glance: Vec<(&str, Vec<String>)> = ctx.glance.iter().map(|g| (g.finding.as_str(), g.ids.clone())).collect();
+        assert_eq!(
+            glance,
+            [
+                ("does not hold", vec!["technique".to_owned()]),
+                ("keeps up", vec!["balancer".to_owned()]),
+                ("falls behind", vec!["calibration".to_owned()])
+            ]
+        );
     }
 }

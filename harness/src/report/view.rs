@@ -396,7 +396,10 @@ fn resource_rows(e: &ExperimentResult) -> Vec<ResourceRow> {
 pub struct SummaryRow {
     pub id: String,
     pub claim: String,
-    /// "holds", "holds in part", "does not hold", "inconclusive" or "failed".
+    /// "holds", "holds in part", "does not hold", "inconclusive" or "failed"; for a claim to
+    /// keep up (a calibration, a balancer against the best alternative) "keeps up", "keeps up
+    /// in part" and "falls behind" instead of the first three: such a claim is not a technique
+    /// to adopt, and the words say what was measured.
     pub finding: String,
     pub class: String,
     pub reason: String,
@@ -416,12 +419,18 @@ pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
     let failed = matches!(e.status, crate::results::ExperimentStatus::Failed { .. });
     let (finding, class) = match (&e.finding, failed) {
         (_, true) => ("failed", "worse"),
-        (Some(f), _) => match f.kind {
-            FindingKind::Holds => ("holds", "better"),
-            FindingKind::HoldsInPart => ("holds in part", "inconclusive"),
-            FindingKind::DoesNotHold => ("does not hold", "worse"),
-            FindingKind::Inconclusive => ("inconclusive", "same"),
-        },
+        (Some(f), _) => {
+            let keeps_up = f.claim == crate::results::ClaimKind::KeepsUp;
+            match (f.kind, keeps_up) {
+                (FindingKind::Holds, false) => ("holds", "better"),
+                (FindingKind::HoldsInPart, false) => ("holds in part", "inconclusive"),
+                (FindingKind::DoesNotHold, false) => ("does not hold", "worse"),
+                (FindingKind::Holds, true) => ("keeps up", "better"),
+                (FindingKind::HoldsInPart, true) => ("keeps up in part", "inconclusive"),
+                (FindingKind::DoesNotHold, true) => ("falls behind", "worse"),
+                (FindingKind::Inconclusive, _) => ("inconclusive", "same"),
+            }
+        }
         (None, _) => ("no claim tested", "same"),
     };
     SummaryRow {
