@@ -211,7 +211,10 @@ impl Experiment for WorkerPool {
             ],
             needs: Needs { postgres: true, redis: false, redis_cluster: false },
             outcome_errors: &[],
-            targets: harness::targets::DB_QUERY,
+            // The operation is a whole background batch of N queries, not one query nor one
+            // request's wait: "DB query p95 < 50 ms" does not apply to it (10000 items take
+            // 150–900 ms by design). Errors and memory do.
+            targets: harness::targets::LOAD,
             knobs: vec![
                 Knob::users_rows(12_000),
                 Knob::int(
