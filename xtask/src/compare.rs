@@ -203,12 +203,13 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
         let path = if s.is_dir() { s.join("results.json") } else { s.clone() };
         runs.push(load(&path)?);
     }
-    let first = runs[0].clone();
+    let first = runs[0].context.clone();
+    let first_id = runs[0].run_id.clone();
     let cpu = |r: &RunResults| r.context.host.cpu_model.clone().unwrap_or_else(|| "an unknown CPU".into());
     // What makes a part a stranger, if anything: the settings beyond the selection, the
     // commit, the CPU model.
     let differs = |r: &RunResults| {
-        let (a, b) = (&first.context, &r.context);
+        let (a, b) = (&first, &r.context);
         let mut x = a.settings.clone();
         let mut y = b.settings.clone();
         (x.shard, y.shard) = (None, None);
@@ -221,7 +222,7 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
         } else if a.host.cpu_model != b.host.cpu_model && !hosts_may_differ {
             Some(format!(
                 "they were measured on different CPU models ({} and {}; --hosts-may-differ joins them, naming each experiment's machine)",
-                cpu(&first),
+                cpu(&runs[0]),
                 cpu(r)
             ))
         } else {
@@ -229,9 +230,9 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
         }
     };
     if let Some((r, why)) = runs.iter().find_map(|r| differs(r).map(|why| (r, why))) {
-        return Err(Failure::usage(format!("{} and {} are not parts of one run: {why}", first.run_id, r.run_id)));
+        return Err(Failure::usage(format!("{first_id} and {} are not parts of one run: {why}", r.run_id)));
     }
-    if runs.iter().any(|r| r.context.host.cpu_model != first.context.host.cpu_model) {
+    if runs.iter().any(|r| r.context.host.cpu_model != first.host.cpu_model) {
         for r in &mut runs {
             let h = &r.context.host;
             let note = format!(
@@ -245,9 +246,10 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
             }
         }
     }
-    let mut merged = first.clone();
+    // The experiments move into the joined run; each part keeps its context and completeness.
+    let experiments = runs.iter_mut().flat_map(|r| std::mem::take(&mut r.experiments)).collect();
+    let mut merged = RunResults { experiments, ..runs[0].clone() };
     merged.context.settings.shard = None;
-    merged.experiments = runs.iter().flat_map(|r| r.experiments.iter().cloned()).collect();
     let order: Vec<&'static str> = crate::catalogue::all().iter().map(|e| e.meta().id).collect();
     merged.experiments.sort_by_key(|e| order.iter().position(|id| *id == e.id).unwrap_or(usize::MAX));
     let ids: Vec<&str> = merged.experiments.iter().map(|e| e.id.as_str()).collect();
