@@ -259,6 +259,8 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
     let whole = order.iter().all(|id| ids.contains(id));
     merged.complete = whole || runs.iter().all(|r| r.complete);
     merged.context.settings.filter = (!whole).then(|| ids.join(","));
+    // The joined run spans its parts: it began with the earliest and ended with the latest.
+    merged.context.started_at = runs.iter().map(|r| r.context.started_at.clone()).min().unwrap_or_default();
     merged.context.finished_at = runs.iter().filter_map(|r| r.context.finished_at.clone()).max();
     let reports = out.unwrap_or_else(default_reports_dir);
     std::fs::create_dir_all(&reports)

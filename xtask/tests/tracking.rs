@@ -174,10 +174,14 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
         r.complete = false;
         r.context.settings.shard = Some("1/3".into());
         r.context.settings.order_seed = 1;
+        r.context.started_at = "2026-11-27T02:55:23Z".into();
+        r.context.finished_at = Some("2026-11-27T04:40:00Z".into());
     });
     let rest_of_it = part("rest", rest, &|r| {
         r.context.settings.filter = Some(rest.join(","));
         r.context.settings.order_seed = 2;
+        r.context.started_at = "2026-11-28T07:00:00Z".into();
+        r.context.finished_at = Some("2026-11-28T08:00:00Z".into());
     });
     let merged = |args: &[&str], out: &str| {
         let out = d.0.join(out);
@@ -191,6 +195,11 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
     let got: Vec<&str> = whole.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(got, ids);
     assert!(whole.complete);
+    // It began with its earliest part and ended with its latest, whichever was given first.
+    assert_eq!(
+        (whole.context.started_at.as_str(), whole.context.finished_at.as_deref()),
+        ("2026-11-27T02:55:23Z", Some("2026-11-28T08:00:00Z"))
+    );
     assert_eq!((whole.context.settings.shard.as_deref(), whole.context.settings.filter.as_deref()), (None, None));
     // Without the last experiment, the joined run is not complete and its filter names what it holds.
     let short = part("short", &rest[..rest.len() - 1], &|r| r.context.settings.filter = Some("pg-*".into()));
