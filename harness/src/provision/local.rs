@@ -261,7 +261,11 @@ pub(super) fn pg_template(
     if !status.success() {
         return Err(format!("initdb failed: {}", tail(&log, 5)));
     }
-    let staging = cache.join(format!(".pg-template-{slug}-uid{owner}.tmp-{}", std::process::id()));
+    // One staging directory per call, not per process: two servers starting at once in one
+    // process (tests run in threads) would otherwise copy into the same directory.
+    static CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staging = cache.join(format!(".pg-template-{slug}-uid{owner}.tmp-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     copy_tree(&fresh, &staging)?;
     let _ = std::fs::remove_dir_all(&fresh);
