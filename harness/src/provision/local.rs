@@ -238,7 +238,6 @@ pub(super) fn pg_template(
     let slug: String = version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
     let cache = cache_dir();
     let template = cache.join(format!("pg-template-{slug}-uid{owner}"));
-    sweep_dead_staging(&cache);
     if template.join("PG_VERSION").is_file() {
         return Ok(template);
     }
@@ -275,22 +274,6 @@ pub(super) fn pg_template(
         let _ = std::fs::remove_dir_all(&staging);
     }
     Ok(template)
-}
-
-/// Removes the template staging directories (`.pg-template-….tmp-<pid>[-<call>]`) of processes
-/// that are gone: a run killed while copying leaves one behind, tens of MB each.
-fn sweep_dead_staging(cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(".pg-template-").and_then(|r| r.rsplit_once(".tmp-")).map(|(_, t)| t) else {
-            continue;
-        };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() && !crate::reaper::is_alive(pid)) {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
 
 /// `cp -a`: keeps owners and modes (Postgres insists its data directory is 0700 and its own).
