@@ -12,54 +12,8 @@ pub const ALPHA: f64 = 0.05;
 const RESAMPLES: usize = 4000;
 const SEED: u64 = 0x9e11_ab5e_ed00_0001;
 
-/// The largest share of failed operations a sample may have and still be a measurement. Above
-/// it the sample is invalid: kept in results.json and shown with its errors, never in a
-/// verdict. One failure in a hundred already means the system measured is not the one the
-/// technique meant (a dead or overloaded server, exhausted ports), whatever the latencies say.
-pub const MAX_ERROR_RATE: f64 = 0.01;
-
-/// Why `sample` must not enter a verdict, if it must not: more failed operations than
-/// `MAX_ERROR_RATE` allows (successes counted from its `ok` metric, or else its latency
-/// histogram's count). Errors of the kinds in `outcomes` (the experiment's `outcome_errors`)
-/// are the technique's result, not the measurement's failure: they count only when the sample
-/// has no success at all.
-pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
-    let all: u64 = sample.errors.values().sum();
-    if all == 0 {
-        return None;
-    }
-    let errors: u64 =
-        sample.errors.iter().filter(|(kind, _)| !outcomes.iter().any(|o| o == *kind)).map(|(_, &n)| n).sum();
-    if let Some(n) = sample.errors.get(crate::results::UNFINISHED) {
-        return Some(format!(
-            "{n} operation(s) never finished: their latency is unknown, so no latency or rate of this sample is one"
-        ));
-    }
-    let ok = sample
-        .metrics
-        .get("ok")
-        .map(|&v| v.max(0.0) as u64)
-        .or_else(|| sample.latency.as_ref().map(|l| l.count))
-        .unwrap_or(0);
-    let most_often = || {
-        let (kind, n) = sample.errors.iter().max_by_key(|(_, &n)| n).map(|(k, &n)| (k.as_str(), n)).unwrap_or(("", 0));
-        format!("most often ({n}×): {kind}")
-    };
-    if ok == 0 && errors < all {
-        return Some(format!("all {all} operations failed, none succeeded; {}", most_often()));
-    }
-    let rate = errors as f64 / (ok + errors) as f64;
-    if rate <= MAX_ERROR_RATE {
-        return None;
-    }
-    Some(format!(
-        "{errors} of {} operations failed ({}%, more than the {}% a measurement allows); {}",
-        ok + errors,
-        fmt_num(rate * 100.0),
-        fmt_num(MAX_ERROR_RATE * 100.0),
-        most_often(),
-    ))
-}
+mod validity;
+pub use validity::{invalid_reason, MAX_ERROR_RATE, STARVED_SHARE};
 
 /// A metric's values per repetition for one variant at one point of one case, from valid
 /// samples only.
@@ -505,15 +459,7 @@ pub(crate) mod tests {
         assert_eq!(c.verdict, VerdictKind::Worse, "{}", c.sentence);
     }
 
-    fn sample(variant: &str, rep: u32, v: f64, ok: f64, errors: u64) -> Sample {
-        let mut s = Sample { variant: variant.into(), point: "1".into(), repetition: rep, ..Sample::default() };
-        s.metrics.insert("latency_p50_us".into(), v);
-        s.metrics.insert("ok".into(), ok);
-        if errors > 0 {
-            s.errors.insert("connection closed".into(), errors);
-        }
-        s
-    }
+    use super::validity::tests::sample;
 
     pub(crate) fn result_with(samples: Vec<Sample>) -> ExperimentResult {
         use crate::results::{ExperimentStatus, SweepInfo, SweepPoint, VariantInfo};
@@ -591,22 +537,6 @@ pub(crate) mod tests {
         assert_eq!(c.comparison.verdict, VerdictKind::Better, "{}", c.comparison.sentence);
         assert!((c.comparison.ratio.unwrap() - 0.1).abs() < 1e-9, "20 vs 200");
         assert!(c.comparison.sentence.starts_with("extra: "), "{}", c.comparison.sentence);
-    }
-
-    #[test]
-    fn error_rate_threshold_decides_validity() {
-        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 1000.0, 0), &[]), None);
-        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 990.0, 10), &[]), None, "exactly 1 % is still a measurement");
-        let why = invalid_reason(&sample("a", 0, 1.0, 980.0, 20), &[]).expect("2 % is not");
-        assert!(why.contains("20 of 1000") && why.contains("connection closed"), "{why}");
-        assert!(invalid_reason(&sample("a", 0, 1.0, 0.0, 271_674), &[]).is_some());
-        // Errors that are the technique's outcome leave a sample with successes valid, not
-        // one made of them alone.
-        let outcome = vec!["connection closed".to_owned()];
-        assert_eq!(invalid_reason(&sample("a", 0, 1.0, 600.0, 400), &outcome), None);
-        let why = invalid_reason(&sample("a", 0, 1.0, 0.0, 400), &outcome).expect("no success at all");
-        assert!(why.contains("none succeeded"), "{why}");
-        assert!(invalid_reason(&sample("a", 0, 1.0, 600.0, 400), &["other".to_owned()]).is_some());
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! HdrHistogram; the histograms are merged once the run is over.
 
 pub mod capacity;
+mod pacer;
 mod schedule;
 
+use pacer::Pacer;
 pub use schedule::{Offered, Overload, Timeline};
 use schedule::{Schedule, Windows};
 
@@ -173,6 +175,13 @@ pub struct LoadReport {
     pub resources: Resources,
     /// With `LoadConfig::timeline`: per window, [requests due, failed or over the limit].
     pub timeline: Vec<[u64; 2]>,
+    /// Open loop only: how late the harness itself sent each measured request whose worker
+    /// was waiting for it (nanoseconds from the intended start to the call). Requests due
+    /// while their worker was still busy are not in it: that wait is the service's backlog,
+    /// which the latency (counted from the intended start) already shows.
+    pub pacing: Option<Histogram<u64>>,
+    /// Measured operations (successes and failures) of each worker, in worker order.
+    pub worker_ops: Vec<u64>,
 }
 
 impl LoadReport {
@@ -209,6 +218,19 @@ impl LoadReport {
                 metrics.insert(format!("latency_{name}_us"), us(self.histogram.value_at_quantile(p / 100.0)));
             }
         }
+        if let Some(p) = self.pacing.as_ref().filter(|p| !p.is_empty()) {
+            metrics.insert(PACING_P50.into(), us(p.value_at_quantile(0.50)));
+            metrics.insert(PACING_P99.into(), us(p.value_at_quantile(0.99)));
+            metrics.insert("pacing_lateness_max_us".into(), us(p.max()));
+            metrics.insert("pacing_paced".into(), p.len() as f64);
+        }
+        if let (Some(&min), Some(&max)) = (self.worker_ops.iter().min(), self.worker_ops.iter().max()) {
+            let mean = self.worker_ops.iter().sum::<u64>() as f64 / self.worker_ops.len() as f64;
+            metrics.insert("workers".into(), self.worker_ops.len() as f64);
+            metrics.insert("worker_ops_min".into(), min as f64);
+            metrics.insert("worker_ops_max".into(), max as f64);
+            metrics.insert(WORKER_OPS_MIN_SHARE.into(), if mean > 0.0 { min as f64 / mean } else { 1.0 });
+        }
         Sample {
             metrics,
             latency,
@@ -219,6 +241,8 @@ impl LoadReport {
         }
     }
 }
+
+pub use crate::results::{PACING_FLOOR_US, PACING_MAX_SHARE, PACING_P50, PACING_P99, WORKER_OPS_MIN_SHARE};
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
@@ -278,6 +302,10 @@ struct WorkerResult {
     done: bool,
     /// Per window of the measured time (empty without `LoadConfig::timeline`).
     windows: Windows,
+    /// Open loop: the harness's lateness per paced request (`LoadReport::pacing`).
+    pacing: Option<Histogram<u64>>,
+    /// Measured operations, successes and failures.
+    ops: u64,
 }
 
 impl WorkerResult {
@@ -299,6 +327,7 @@ impl WorkerResult {
                 }
             },
         }
+        self.ops += 1;
         self.last_end = end;
     }
 }
@@ -370,6 +399,8 @@ where
                             last_end: measure_start,
                             done: false,
                             windows: Windows::new(cfg.timeline, measure_start, cfg.duration),
+                            pacing: matches!(cfg.mode, Mode::Open { .. }).then(new_pacing_histogram),
+                            ops: 0,
                         }))
                     })
                     .collect();
@@ -443,10 +474,17 @@ where
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
     let mut timeline: Vec<[u64; 2]> = Vec::new();
-    for d in dones {
+    let mut pacing = matches!(config.mode, Mode::Open { .. }).then(new_pacing_histogram);
+    let mut worker_ops = vec![0; n];
+    for (t, d) in dones.into_iter().enumerate() {
         let rs = d.await.map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
-        for r in rs {
+        // Thread t built workers t, t + threads, … in that order.
+        for (r, i) in rs.into_iter().zip((t..n).step_by(threads)) {
             histogram.add(&r.histogram).map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+            if let (Some(all), Some(p)) = (pacing.as_mut(), r.pacing.as_ref()) {
+                all.add(p).map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))?;
+            }
+            worker_ops[i] = r.ops;
             ok += r.ok;
             for (k, v) in r.errors {
                 *errors.entry(k).or_default() += v;
@@ -464,7 +502,15 @@ where
         measured: last_end.saturating_duration_since(measure_start),
         resources,
         timeline,
+        pacing,
+        worker_ops,
     })
+}
+
+/// A histogram of the pacing lateness: 1 ns to 100 s, 2 significant digits (a 1 % bucket is
+/// plenty for an error, and it is 30 times smaller than a latency histogram).
+fn new_pacing_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 2).expect("valid histogram bounds")
 }
 
 pub use crate::results::UNFINISHED;
@@ -507,20 +553,37 @@ async fn drive<W: Worker>(
             if (end >= measure_end && measured_ops > 0) || measured_ops >= max_ops {
                 break;
             }
+            // An operation that completes without waiting (an in-process cache hit) would never
+            // hand the thread back: the other workers and the background tasks on this thread
+            // (connection drivers, refills) would starve. Tokio's cooperative budget yields
+            // once every 128 units of work a task did without waiting (outside the timed
+            // section; one thread-local counter otherwise).
+            tokio::task::consume_budget().await;
         },
         Mode::Open { rate_per_sec, .. } => {
             // Worker i serves arrivals i, i + n, i + 2n, … of one global schedule.
             let schedule = Schedule::new(t0, measure_start, rate_per_sec, config.overload);
+            let mut pacer = Pacer::new();
             let mut k = index as u64;
             loop {
                 let intended = schedule.at(k);
                 if intended >= measure_end || measured_ops >= max_ops {
                     break;
                 }
+                let mut sent = intended;
+                let mut paced = false;
                 if intended > Instant::now() {
-                    tokio::time::sleep_until(intended).await;
+                    pacer.wait_until(intended).await;
+                    sent = Instant::now();
+                    paced = true;
+                } else {
+                    // Due already (the worker is behind): it never waited, so it must yield
+                    // now and then, as the closed loop does.
+                    tokio::task::consume_budget().await;
+                    if slowdown > 0.0 {
+                        sent = Instant::now();
+                    }
                 }
-                let sent = if slowdown > 0.0 { Instant::now() } else { intended };
                 let r = worker.call().await;
                 let mut end = Instant::now();
                 if slowdown > 0.0 {
@@ -528,7 +591,11 @@ async fn drive<W: Worker>(
                 }
                 if intended >= measure_start {
                     // Latency counts from when the request was due, not from when it went out.
-                    tally.borrow_mut().record(intended, end, r);
+                    let mut tally = tally.borrow_mut();
+                    tally.record(intended, end, r);
+                    if let Some(p) = tally.pacing.as_mut().filter(|_| paced) {
+                        p.saturating_record(sent.duration_since(intended).as_nanos() as u64);
+                    }
                     measured_ops += 1;
                 }
                 k += workers as u64;
@@ -542,193 +609,4 @@ async fn drive<W: Worker>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-
-    /// A synthetic service: each call takes `service`; the call that starts after `stall_at`
-    /// first (once) stalls for `stall`.
-    struct Synthetic {
-        service: Duration,
-        stall: Duration,
-        stall_at: Instant,
-        stalled: Arc<AtomicU64>,
-    }
-
-    impl Worker for Synthetic {
-        async fn call(&mut self) -> Result<(), OpError> {
-            if Instant::now() >= self.stall_at && self.stalled.fetch_add(1, Ordering::SeqCst) == 0 {
-                tokio::time::sleep(self.stall).await;
-            }
-            tokio::time::sleep(self.service).await;
-            Ok(())
-        }
-    }
-
-    fn synthetic(stall_at: Instant) -> Synthetic {
-        Synthetic {
-            service: Duration::from_millis(2),
-            stall: Duration::from_secs(1),
-            stall_at,
-            stalled: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    struct Slow(Duration);
-
-    impl Worker for Slow {
-        async fn call(&mut self) -> Result<(), OpError> {
-            tokio::time::sleep(self.0).await;
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn an_operation_longer_than_the_window_is_still_measured() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let cfg = LoadConfig::closed(2, Duration::from_millis(50), Duration::from_millis(50));
-        let report =
-            rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Slow(Duration::from_millis(120))) })).unwrap();
-        // The first call spans warm-up and window (not measured); the second one is.
-        assert_eq!(report.ok, 2, "one measured call per worker");
-        assert!(report.measured >= Duration::from_millis(100), "{:?}", report.measured);
-    }
-
-    #[test]
-    fn a_sample_of_errors_has_no_latency_and_no_throughput() {
-        struct Refused;
-        impl Worker for Refused {
-            async fn call(&mut self) -> Result<(), OpError> {
-                tokio::task::yield_now().await;
-                Err(OpError::new("connection refused"))
-            }
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let cfg = LoadConfig::closed(2, Duration::from_millis(20), Duration::from_millis(100));
-        let report = rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Refused) })).unwrap();
-        assert_eq!(report.ok, 0);
-        assert!(report.errors["connection refused"] > 100, "{:?}", report.errors);
-        assert!(report.histogram.is_empty());
-        let sample = report.into_sample();
-        assert_eq!(sample.metrics["ops_per_sec"], 0.0);
-        assert_eq!(sample.metrics["error_rate"], 1.0);
-        assert!(sample.latency.is_none());
-        assert!(!sample.metrics.contains_key("latency_p50_us"), "{:?}", sample.metrics);
-    }
-
-    #[test]
-    fn error_kinds_fold_ids_but_keep_os_error_numbers() {
-        assert_eq!(error_kind("Connection reset by peer (os error 104)"), "Connection reset by peer (os error 104)");
-        assert_eq!(error_kind("duplicate key 12345 for user 77"), "duplicate key N for user N");
-        assert_eq!(error_kind(&"x".repeat(500)).len(), 160);
-    }
-
-    #[test]
-    fn an_operation_that_never_returns_is_given_up_on_and_counted() {
-        struct Stuck(u32);
-        impl Worker for Stuck {
-            async fn call(&mut self) -> Result<(), OpError> {
-                self.0 += 1;
-                if self.0 == 50 {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                Ok(())
-            }
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut cfg = LoadConfig::closed(2, Duration::from_millis(10), Duration::from_millis(200));
-        cfg.give_up_after = Some(Duration::from_millis(100));
-        let started = std::time::Instant::now();
-        let report = rt.block_on(run(&cfg, &Probe::default(), |_| async { Ok(Stuck(0)) })).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5), "the run did not hang");
-        assert_eq!(report.errors.get(UNFINISHED), Some(&2), "{:?}", report.errors);
-        assert!(report.ok > 20, "what came before the stall is kept: {}", report.ok);
-        let sample = report.into_sample();
-        assert!(crate::analysis::invalid_reason(&sample, &[]).unwrap().contains("never finished"));
-    }
-
-    #[test]
-    fn histograms_merge_counts_and_extremes() {
-        let mut a = new_histogram();
-        let mut b = new_histogram();
-        for v in 1..=100u64 {
-            a.record(v * 1000).unwrap();
-        }
-        b.record(5_000_000).unwrap();
-        a.add(&b).unwrap();
-        assert_eq!(a.len(), 101);
-        assert_eq!(a.max(), b.max());
-        assert_eq!(a.min(), 1000);
-        let s = summarize(&a).unwrap();
-        assert!((s.percentiles_us[0].1 - 51.0).abs() <= 1.0, "{s:?}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn open_loop_shows_a_stall_that_the_closed_loop_hides() {
-        let warmup = Duration::from_millis(200);
-        let duration = Duration::from_secs(3);
-        let probe = Probe::default();
-
-        // Closed loop: one slow request among ~1000 fast ones; p99 stays near the service time.
-        let stall_at = Instant::now() + warmup + Duration::from_millis(800);
-        let shared = Arc::new(AtomicU64::new(0));
-        let cfg = LoadConfig::closed(1, warmup, duration);
-        let closed = run(&cfg, &probe, move |_| {
-            let mut s = synthetic(stall_at);
-            s.stalled = shared.clone();
-            async move { Ok(s) }
-        })
-        .await
-        .unwrap();
-        let p99_closed = closed.histogram.value_at_quantile(0.99);
-        assert!(closed.histogram.max() >= 1_000_000_000, "the stall happened: max {}", closed.histogram.max());
-        assert!(p99_closed < 100_000_000, "closed loop p99 {p99_closed} ns should not show the stall");
-
-        // Open loop at 100/s: the requests due during the stall queue up behind it, and their
-        // latency counts from when they were due.
-        let stall_at = Instant::now() + warmup + Duration::from_millis(800);
-        let shared = Arc::new(AtomicU64::new(0));
-        let cfg = LoadConfig::open(1, 100.0, warmup, duration);
-        let open = run(&cfg, &probe, move |_| {
-            let mut s = synthetic(stall_at);
-            s.stalled = shared.clone();
-            async move { Ok(s) }
-        })
-        .await
-        .unwrap();
-        let p99_open = open.histogram.value_at_quantile(0.99);
-        assert!(p99_open >= 500_000_000, "open loop p99 {p99_open} ns must show the 1 s stall");
-        // About 300 arrivals in 3 s, each counted once.
-        assert!((250..=310).contains(&open.ok), "{} arrivals", open.ok);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn closed_loop_counts_ops_and_errors_by_kind() {
-        struct Flaky(u64);
-        impl Worker for Flaky {
-            async fn call(&mut self) -> Result<(), OpError> {
-                self.0 += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                if self.0 % 4 == 0 {
-                    Err(OpError::new("timeout"))
-                } else {
-                    Ok(())
-                }
-            }
-        }
-        let cfg = LoadConfig::closed(4, Duration::from_millis(50), Duration::from_millis(400));
-        let r = run(&cfg, &Probe::default(), |_| async { Ok(Flaky(0)) }).await.unwrap();
-        let errs = r.errors.get("timeout").copied().unwrap_or(0);
-        let total = r.ok + errs;
-        assert!(total > 100, "{total}");
-        let share = errs as f64 / total as f64;
-        assert!((share - 0.25).abs() < 0.05, "error share {share}");
-        assert_eq!(r.histogram.len(), r.ok, "only successes have a latency");
-        let ops = r.ok as f64 / r.measured.as_secs_f64();
-        let sample = r.into_sample();
-        assert!((sample.metrics["ops_per_sec"] - ops).abs() < 1e-6, "throughput counts successes only");
-        assert!((sample.metrics["error_rate"] - share).abs() < 1e-9);
-    }
-}
+mod tests;

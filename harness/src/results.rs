@@ -348,6 +348,21 @@ impl MetricInfo {
 pub const UNFINISHED: &str =
     "no answer: the operation was still pending when the sample gave up on it (a stalled server?)";
 
+/// The open loop's pacing lateness (how late the harness itself sent a request it was waiting
+/// to send) at the median and the 99th percentile, in µs: sample metrics of the load engine.
+pub const PACING_P50: &str = "pacing_lateness_p50_us";
+pub const PACING_P99: &str = "pacing_lateness_p99_us";
+/// The fewest operations any worker of a sample measured, as a share of the workers' mean:
+/// 1 when every worker got the same turns, near 0 when one was starved. A sample metric.
+pub const WORKER_OPS_MIN_SHARE: &str = "worker_ops_min_share";
+
+/// The harness's own pacing error a sample tolerates: the recorded lateness, at the median and
+/// at the 99th percentile, may be at most this share of the latency recorded at the same
+/// percentile (which includes it), or `PACING_FLOOR_US`, whichever is more. Beyond it the
+/// sample measured the harness rather than the service, and is invalid.
+pub const PACING_MAX_SHARE: f64 = 0.10;
+pub const PACING_FLOOR_US: f64 = 50.0;
+
 /// One measurement: a variant at a sweep point in one repetition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

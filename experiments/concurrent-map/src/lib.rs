@@ -286,6 +286,8 @@ impl Run for ConcurrentMap {
                 measured,
                 resources: ctx.probe.end(&snapshot),
                 timeline: Vec::new(),
+                pacing: None,
+                worker_ops: results.iter().map(|r| r.ops).collect(),
             };
             let mut sample = report.into_sample();
             sample.metrics.insert("threads".into(), threads as f64);

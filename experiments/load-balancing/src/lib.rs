@@ -618,6 +618,8 @@ mod tests {
             measured: Duration::from_secs(1),
             resources: Default::default(),
             timeline: Vec::new(),
+            pacing: None,
+            worker_ops: Vec::new(),
         };
         assert_eq!(bad_pct(&report), Some(50.0), "2 slow + 2 failed of 8");
     }
