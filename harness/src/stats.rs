@@ -1,7 +1,11 @@
-//! Plain statistics on numbers: medians, bootstrap confidence intervals, the Mann-Whitney U test.
+//! Plain statistics on numbers: medians, bootstrap confidence intervals, the Mann-Whitney U test,
+//! and paired log-ratios with group-sequential looks (`paired`).
 //!
 //! Nothing here knows about experiments, servers or results: every function takes slices of
 //! numbers and is tested on inputs whose answer is known.
+
+mod paired;
+pub use paired::{paired_log_ratio, student_t_quantile, student_t_sf, Looks, PairedRatio};
 
 /// A small deterministic generator (SplitMix64) so that a bootstrap gives the same interval
 /// for the same data on every machine and every run.
