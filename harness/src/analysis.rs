@@ -1,8 +1,8 @@
 //! Turns the samples of an experiment into per-variant summaries and verdicts.
 
 use crate::results::{
-    resource_value, spectrum_metric, Better, ClaimKind, Comparison, ExperimentResult, MetricComparison, MetricInfo,
-    MetricSummary, PointAnalysis, Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
+    resource_value, spectrum_metric, Better, Comparison, ExperimentResult, MetricComparison, MetricInfo, MetricSummary,
+    PointAnalysis, Sample, VariantSummary, VerdictKind, RESOURCE_METRICS,
 };
 use crate::stats;
 
@@ -36,26 +36,10 @@ fn invalid_count(result: &ExperimentResult, case: &str, variant: &str, point: &s
         .count()
 }
 
-/// Where a comparison is made, for its sentence: `page depth 1000`, or with a case
-/// `table size 50000 in by-username`.
-pub(crate) fn place(result: &ExperimentResult, case: &str, point: &str) -> String {
-    if case.is_empty() {
-        format!("{} {point}", result.sweep.axis)
-    } else {
-        format!("{} {point} in {case}", result.sweep.axis)
-    }
-}
+pub use crate::results::Claim;
 
-/// What the experiment names as the test of the guide's claim: a variant's comparison with
-/// its baseline, in a case (`""` for an experiment without cases).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Claim<'a> {
-    pub case: &'a str,
-    pub variant: Option<&'a str>,
-    pub kind: ClaimKind,
-}
-
-/// Fill `result.analysis`, `headline`, `summaries` and `metric_comparisons` from its samples.
+/// Fill `result.analysis`, `headline`, `summaries` and `metric_comparisons` from its samples
+/// (`decide::decide` adds the finding and the targets).
 /// Samples not yet judged are judged here (`invalid_reason`), so a sample made of errors never
 /// reaches a verdict whoever produced it.
 pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
@@ -88,7 +72,7 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
                 };
                 let a = values(result, &metric.name, case, &v.name, &point.label);
                 let b = values(result, &metric.name, case, baseline, &point.label);
-                let where_ = place(result, case, &point.label);
+                let where_ = result.place(case, &point.label);
                 let mut c = compare(&v.name, baseline, &a, &b, &metric, &where_);
                 c.case = case.to_owned();
                 if c.verdict == VerdictKind::Missing {
@@ -130,7 +114,6 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
     result.analysis = out;
     result.summaries = summaries(result);
     result.metric_comparisons = metric_comparisons(result);
-    result.finding = crate::finding::finding(result, claim);
 }
 
 /// Every declared metric but the primary one, compared with each variant's baseline at every
@@ -149,7 +132,7 @@ fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
                     if a.is_empty() || b.is_empty() {
                         continue;
                     }
-                    let mut c = compare(&v.name, baseline, &a, &b, metric, &place(result, case, &point.label));
+                    let mut c = compare(&v.name, baseline, &a, &b, metric, &result.place(case, &point.label));
                     c.case = case.to_owned();
                     c.sentence = format!("{}: {}", metric.name, c.sentence);
                     out.push(MetricComparison {

@@ -292,9 +292,9 @@ impl Meta {
     }
 
     /// The claim, as the analysis looks for it.
-    pub fn claim(&self) -> crate::analysis::Claim<'static> {
+    pub fn claim(&self) -> crate::results::Claim<'static> {
         let kind = self.variants.iter().find(|v| v.tests_claim).map_or(Default::default(), |v| v.claim_kind);
-        crate::analysis::Claim { case: self.claim_case(), variant: self.claim_variant(), kind }
+        crate::results::Claim { case: self.claim_case(), variant: self.claim_variant(), kind }
     }
 
     /// The names of the cases, `[""]` for an experiment without cases.

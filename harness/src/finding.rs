@@ -1,8 +1,9 @@
 //! The summary's answer for one experiment: does the guide's claim hold? One rule over the
 //! stored verdicts of the claim's comparison and the claim variant's correctness checks.
 
-use crate::analysis::Claim;
-use crate::results::{ClaimKind, Comparison, ExperimentResult, ExperimentStatus, Finding, FindingKind, VerdictKind};
+use crate::results::{
+    Claim, ClaimKind, Comparison, ExperimentResult, ExperimentStatus, Finding, FindingKind, VerdictKind,
+};
 
 /// Two medians whose ratio's whole 95% CI lies within this factor of 1 (0.909 to 1.10) are the
 /// same for the summary's purposes: a claim that a technique beats its baseline finds no
@@ -55,7 +56,7 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
         let Some(c) = p.comparisons.iter().find(|c| c.variant == variant) else {
             continue;
         };
-        let label = crate::analysis::place(result, "", &p.point);
+        let label = result.place("", &p.point);
         match says(c, claim.kind) {
             Says::Supports => supported.push(label),
             Says::Contradicts => contradicted.push(label),

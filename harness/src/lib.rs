@@ -15,8 +15,12 @@
 //!   stress and recovery) and `micro` (criterion, dhat and callgrind in worker processes)
 //!   measure; `resources` watches CPU and memory; `profile` samples where the CPU goes
 //!   (`bench --profile`);
-//! - `stats` and `analysis` decide (every metric's median and CI, comparisons, the headline);
-//! - `results` stores (the versioned results.json); `report` renders it, and only it;
+//! - `decide` is the one decision path: `analysis` (which samples are measurements, every
+//!   metric's median and CI, comparisons, the headline, with `stats`), then `finding` (does the
+//!   claim hold) and `targets` (the guide's);
+//! - `results` stores (the versioned results.json: plain records, a leaf that imports nothing
+//!   else of the harness but `redact`; `results::store` reads and writes files); `report`
+//!   renders it, and only it;
 //!   `compare` sets two runs side by side as a regression gate reads them; `export` writes
 //!   a run for trend trackers (Bencher's BMF, github-action-benchmark); `changepoint` finds
 //!   where a series of nightly results moved (E-Divisive with means);
@@ -30,6 +34,7 @@ pub mod analysis;
 pub mod changepoint;
 pub mod compare;
 pub mod context;
+pub mod decide;
 pub mod experiment;
 pub mod export;
 pub mod faultproxy;

@@ -9,8 +9,8 @@ pub mod capacity;
 mod pacer;
 mod schedule;
 
+pub use crate::results::{Offered, Overload, Timeline};
 use pacer::Pacer;
-pub use schedule::{Offered, Overload, Timeline};
 use schedule::{Schedule, Windows};
 
 use crate::resources::{Probe, Snapshot};

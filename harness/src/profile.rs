@@ -11,8 +11,6 @@
 //! their own processes and are not sampled: their share is in the resources table.
 
 use anyhow::Context as _;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
@@ -21,36 +19,7 @@ use std::path::Path;
 /// timer of the code it samples).
 const FREQUENCY: i32 = 999;
 
-/// One variant's profile, as results.json records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileInfo {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub case: String,
-    pub variant: String,
-    pub point: String,
-    /// Stack samples taken (each one 1/999 s of CPU time of one thread).
-    pub samples: u64,
-    /// The pprof file, relative to the run directory (`go tool pprof -http=: <file>`).
-    pub pprof: String,
-    /// The flame graph, relative to the run directory.
-    pub flamegraph: String,
-    /// The functions that were on CPU most (self time), with their share of the samples.
-    pub top: Vec<(String, f64)>,
-}
-
-/// A micro experiment's variant profiled by dhat (`bench --profile`): every allocation site
-/// of its routine with its stack, as dhat's viewer (dh_view.html) shows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HeapProfileInfo {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub case: String,
-    pub variant: String,
-    pub point: String,
-    /// The profile, relative to the run directory.
-    pub file: String,
-}
+pub use crate::results::{HeapProfileInfo, ProfileInfo};
 
 /// What `Sampler::finish` wrote: the fields of a `ProfileInfo` that the profile gives.
 pub struct Written {

@@ -8,8 +8,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// Bumped whenever a change to these types would make an older reader misread a file.
 /// Version 2 added `Sample::invalid`, `Settings::order_seed`, `ExperimentResult::headline`
@@ -94,8 +92,11 @@ pub struct Host {
     pub os: String,
 }
 
+pub mod capacity;
 mod settings;
-pub use settings::{Settings, Trial};
+mod store;
+pub use settings::{Offered, Overload, Settings, Timeline, Trial};
+pub use store::{load, save, write_atomic, LoadError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,17 +171,27 @@ pub struct ExperimentResult {
     pub metric_comparisons: Vec<MetricComparison>,
     /// The capacity search and stress of each variant, where the experiment declares one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub capacity: Vec<crate::load::capacity::CapacityResult>,
+    pub capacity: Vec<capacity::CapacityResult>,
     /// `bench --profile`: where each variant's CPU went, with the profile files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub profiles: Vec<crate::profile::ProfileInfo>,
+    pub profiles: Vec<ProfileInfo>,
     /// `bench --profile` of a micro experiment: dhat's heap profile per variant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub heap_profiles: Vec<crate::profile::HeapProfileInfo>,
+    pub heap_profiles: Vec<HeapProfileInfo>,
     pub wall_time_ms: u64,
 }
 
 impl ExperimentResult {
+    /// Where a comparison is made, for its sentence: `page depth 1000`, or with a case
+    /// `table size 50000 in by-username`.
+    pub fn place(&self, case: &str, point: &str) -> String {
+        if case.is_empty() {
+            format!("{} {point}", self.sweep.axis)
+        } else {
+            format!("{} {point} in {case}", self.sweep.axis)
+        }
+    }
+
     /// The analysis's summary of `metric` for `variant` at `point` of `case`, if it made one.
     pub fn summary(&self, metric: &str, case: &str, variant: &str, point: &str) -> Option<&MetricSummary> {
         self.summaries.iter().find(|s| s.metric == metric && s.case == case && s.variant == variant && s.point == point)
@@ -530,6 +541,16 @@ pub struct TargetCheck {
     pub pass: bool,
 }
 
+/// What the experiment names as the test of the guide's claim: a variant's comparison with
+/// its baseline, in a case (`""` for an experiment without cases), and whether the variant is
+/// to beat the baseline or keep up with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claim<'a> {
+    pub case: &'a str,
+    pub variant: Option<&'a str>,
+    pub kind: ClaimKind,
+}
+
 /// What a claim asks of its variant against the baseline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -618,70 +639,35 @@ impl Comparison {
     }
 }
 
-/// Why a results file could not be read; each names the path.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("no results file at {0}: run `cargo xtask bench` first")]
-    Missing(PathBuf),
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a valid results file: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
-    #[error(
-        "{path} has schema version {found}, this perflab reads versions {OLDEST_READABLE_VERSION} to {SCHEMA_VERSION}"
-    )]
-    Version { path: PathBuf, found: u64 },
+/// One variant's profile, as results.json records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInfo {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
+    pub variant: String,
+    pub point: String,
+    /// Stack samples taken (each one 1/999 s of CPU time of one thread).
+    pub samples: u64,
+    /// The pprof file, relative to the run directory (`go tool pprof -http=: <file>`).
+    pub pprof: String,
+    /// The flame graph, relative to the run directory.
+    pub flamegraph: String,
+    /// The functions that were on CPU most (self time), with their share of the samples.
+    pub top: Vec<(String, f64)>,
 }
 
-/// Read and check a results.json.
-pub fn load(path: &Path) -> Result<RunResults, LoadError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing(path.to_owned())),
-        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
-    };
-    // Look at the version first, so a file from another version says so instead of failing
-    // on whichever field changed.
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })?;
-    match value.get("schema_version").and_then(|v| v.as_u64()) {
-        Some(v) if (u64::from(OLDEST_READABLE_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&v) => {}
-        Some(found) => return Err(LoadError::Version { path: path.to_owned(), found }),
-        None => {
-            return Err(LoadError::Corrupt {
-                path: path.to_owned(),
-                source: serde::de::Error::custom("no schema_version field"),
-            })
-        }
-    }
-    serde_json::from_value(value).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })
-}
-
-/// Write `results` to `path` atomically: a temporary file in the same directory, flushed to
-/// disk, then renamed over the target, so a reader never sees half a file.
-pub fn save(path: &Path, results: &RunResults) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
-    // The last line of defence: whatever a field holds, no known secret is written. (The
-    // patterns were applied where each text was made; run over JSON they could cut an escape.)
-    write_atomic(path, crate::redact::mask_known(&json).as_bytes())
-}
-
-/// Atomic write of any bytes (also used for the report's HTML).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// A micro experiment's variant profiled by dhat (`bench --profile`): every allocation site
+/// of its routine with its stack, as dhat's viewer (dh_view.html) shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeapProfileInfo {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub case: String,
+    pub variant: String,
+    pub point: String,
+    /// The profile, relative to the run directory.
+    pub file: String,
 }
 
 /// The JSON Schema of results.json, as committed in `schema/results.schema.json`.
@@ -692,35 +678,7 @@ pub fn json_schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn load_reports_missing_corrupt_and_version() {
-        let dir = std::env::temp_dir().join(format!("perflab-results-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = dir.join("nope.json");
-        assert!(matches!(load(&missing), Err(LoadError::Missing(_))));
-        let corrupt = dir.join("corrupt.json");
-        std::fs::write(&corrupt, "{\"schema_version\": 1, \"run_id\": ").unwrap();
-        assert!(matches!(load(&corrupt), Err(LoadError::Corrupt { .. })));
-        let other = dir.join("other.json");
-        std::fs::write(&other, "{\"schema_version\": 999}").unwrap();
-        let err = load(&other).unwrap_err();
-        assert!(matches!(err, LoadError::Version { found: 999, .. }));
-        assert!(err.to_string().contains("999"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp_file() {
-        let dir = std::env::temp_dir().join(format!("perflab-atomic-test-{}", std::process::id()));
-        let path = dir.join("x.json");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    use std::path::Path;
 
     #[test]
     fn committed_schema_matches_the_types() {

@@ -282,8 +282,7 @@ pub async fn run_sides(
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for result in &mut results {
-        analysis::analyse(result, meta.claim());
-        result.targets = crate::targets::evaluate(result, meta.targets, cores);
+        crate::decide::decide(result, meta, cores);
         result.wall_time_ms = started.elapsed().as_millis() as u64;
     }
     results

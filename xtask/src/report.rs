@@ -41,18 +41,16 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
 /// A results.json, with what an older file lacks filled in for the report.
 fn load_for_report(results_path: &Path) -> Result<harness::results::RunResults, Failure> {
     let mut results = harness::results::load(results_path).map_err(Failure::usage)?;
-    // A version 1 file has no summaries or headline: analyse its samples again; a file written
-    // before findings existed gets its finding by the same rule, over its stored verdicts (the
-    // report itself only reads what the analysis stored).
+    // A version 1 file has no summaries or headline, and a file written before findings
+    // existed has no finding: both are decided again from their samples, by the one decision
+    // path and the experiment's declaration in this build's catalogue, on the run's own host's
+    // cores (the report itself only reads what was decided and stored).
     if results.schema_version < 2 || results.experiments.iter().any(|e| e.finding.is_none()) {
         let catalogue = xtask::catalogue::all();
-        for e in &mut results.experiments {
-            let claim =
-                catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id).map(|m| m.claim()).unwrap_or_default();
-            if results.schema_version < 2 {
-                harness::analysis::analyse(e, claim);
-            } else if e.finding.is_none() {
-                e.finding = harness::finding::finding(e, claim);
+        let cores = results.context.host.cores.max(1);
+        for e in results.experiments.iter_mut().filter(|e| e.finding.is_none() || e.summaries.is_empty()) {
+            if let Some(meta) = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id) {
+                harness::decide::decide(e, &meta, cores);
             }
         }
     }

@@ -87,3 +87,82 @@ fn the_readme_table_lists_every_experiment() {
         );
     }
 }
+
+/// The harness's top-level modules (a file or a folder under harness/src) and, for each, the
+/// other top-level modules its non-test code names as `crate::…` (comments and everything
+/// from a file's `#[cfg(test)]` on are left out: tests may reach further).
+fn harness_imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = workspace().join("harness/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+        let module = first.trim_end_matches(".rs").to_owned();
+        if module == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let entry = graph.entry(module.clone()).or_default();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            let mut rest = line;
+            while let Some(i) = rest.find("crate::") {
+                rest = &rest[i + "crate::".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && name != module {
+                    entry.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// `results` is plain data and file I/O: it names nothing else of the harness but `redact`
+/// (itself a leaf), so a report can be read and rendered with no engine, server or experiment.
+/// The report reads results only: never an engine, provisioning, the analysis or the runner.
+#[test]
+fn results_is_a_leaf_and_the_report_reads_results_only() {
+    let graph = harness_imports();
+    let results: Vec<&String> = graph["results"].iter().filter(|m| *m != "redact").collect();
+    assert!(results.is_empty(), "harness::results imports {results:?}: records only, a leaf");
+    assert!(graph["redact"].is_empty(), "redact imports {:?}", graph["redact"]);
+    let forbidden = ["load", "experiment", "provision", "analysis", "runner", "session", "micro", "decide"];
+    let report: Vec<&String> = graph["report"].iter().filter(|m| forbidden.contains(&m.as_str())).collect();
+    assert!(report.is_empty(), "harness::report imports {report:?}: it reads results.json only");
+}
+
+/// No import cycle among the harness's modules: a lower module never imports a higher one.
+#[test]
+fn the_harness_modules_import_without_cycles() {
+    let graph = harness_imports();
+    // Depth-first search; a module met again while on the stack closes a cycle.
+    fn visit<'a>(
+        m: &'a str,
+        graph: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        stack: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+        cycles: &mut Vec<String>,
+    ) {
+        if let Some(i) = stack.iter().position(|s| *s == m) {
+            cycles.push(format!("{} -> {m}", stack[i..].join(" -> ")));
+            return;
+        }
+        if !done.insert(m) {
+            return;
+        }
+        stack.push(m);
+        for next in graph.get(m).into_iter().flatten() {
+            visit(next, graph, stack, done, cycles);
+        }
+        stack.pop();
+    }
+    let mut cycles = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
+    for m in graph.keys() {
+        visit(m, &graph, &mut Vec::new(), &mut done, &mut cycles);
+    }
+    assert!(cycles.is_empty(), "import cycles in harness/src:\n{}", cycles.join("\n"));
+}

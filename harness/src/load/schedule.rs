@@ -1,40 +1,9 @@
 //! The open loop's arrival schedule, with an optional overload at the start of the measured
 //! window, and the per-window tally that shows how a service recovers from it.
 
+use crate::results::{Overload, Timeline};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// An open loop a trial is asked to run instead of its usual load (the capacity search's).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Offered {
-    pub rate_per_sec: f64,
-    /// The measured window.
-    pub window: Duration,
-    pub overload: Option<Overload>,
-    pub timeline: Option<Timeline>,
-}
-
-impl Offered {
-    /// `rate_per_sec` for `window`, nothing else.
-    pub fn rate(rate_per_sec: f64, window: Duration) -> Self {
-        Self { rate_per_sec, window, overload: None, timeline: None }
-    }
-}
-
-/// A higher arrival rate for the first `duration` of the measured window.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Overload {
-    pub rate_per_sec: f64,
-    pub duration: Duration,
-}
-
-/// Windows of the measured time in which requests are counted: due, and failed or slower
-/// than `limit` (latency from the intended start, as the open loop measures it).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timeline {
-    pub window: Duration,
-    pub limit: Duration,
-}
 
 /// When arrival `k` of one global schedule is due: at the base rate from `t0`, at the
 /// overload's rate from the start of the measured window for its duration, then at the base

@@ -3,7 +3,7 @@
 
 use super::charts;
 use super::format::num;
-use crate::load::capacity::{CapacityResult, Phase, Step};
+use crate::results::capacity::{CapacityResult, Phase, Step};
 use crate::results::ExperimentResult;
 use serde::Serialize;
 

@@ -88,7 +88,7 @@ pub struct Trial<'a> {
     pub point: &'a SweepPoint,
     /// Set by the capacity search: measure an open loop at this rate (`Settings::load_for`
     /// reads it) instead of the experiment's usual load.
-    pub offered: Option<crate::load::Offered>,
+    pub offered: Option<Offered>,
 }
 
 impl std::fmt::Display for Trial<'_> {
@@ -103,4 +103,36 @@ impl std::fmt::Display for Trial<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// An open loop a trial is asked to run instead of its usual load (the capacity search's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Offered {
+    pub rate_per_sec: f64,
+    /// The measured window.
+    pub window: Duration,
+    pub overload: Option<Overload>,
+    pub timeline: Option<Timeline>,
+}
+
+impl Offered {
+    /// `rate_per_sec` for `window`, nothing else.
+    pub fn rate(rate_per_sec: f64, window: Duration) -> Self {
+        Self { rate_per_sec, window, overload: None, timeline: None }
+    }
+}
+
+/// A higher arrival rate for the first `duration` of the measured window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overload {
+    pub rate_per_sec: f64,
+    pub duration: Duration,
+}
+
+/// Windows of the measured time in which requests are counted: due, and failed or slower
+/// than `limit` (latency from the intended start, as the open loop measures it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeline {
+    pub window: Duration,
+    pub limit: Duration,
 }

@@ -1,0 +1,16 @@
+//! The one decision path: from an experiment's samples to everything results.json states about
+//! them. Which samples are measurements, every declared metric's medians and comparisons, the
+//! headline (`analysis`), the finding (`finding`) and the guide's targets (`targets`), in that
+//! order. The runner calls it after an experiment's trials, and `xtask report` only for a file
+//! written before a field existed (its migration); nothing else decides.
+
+use crate::experiment::Meta;
+use crate::results::ExperimentResult;
+
+/// Decide `result` as `meta` declares it (its claim and targets), on a machine of `cores`
+/// cores (the CPU target is a share of them: the run's host's, for an old file).
+pub fn decide(result: &mut ExperimentResult, meta: &Meta, cores: usize) {
+    crate::analysis::analyse(result, meta.claim());
+    result.finding = crate::finding::finding(result, meta.claim());
+    result.targets = crate::targets::evaluate(result, meta.targets, cores);
+}
