@@ -12,7 +12,9 @@ pub const ALPHA: f64 = 0.05;
 const RESAMPLES: usize = 4000;
 const SEED: u64 = 0x9e11_ab5e_ed00_0001;
 
+mod paired;
 mod validity;
+pub use paired::{claim_decided, paired_values, MIN_PAIRS};
 pub use validity::{invalid_reason, MAX_ERROR_RATE, STARVED_SHARE};
 
 /// A metric's values per repetition for one variant at one point of one case, from valid
@@ -49,6 +51,7 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
         }
     }
     let metric = result.primary_metric.clone();
+    let level = paired::level(result);
     let mut out = Vec::new();
     for case in result.case_names() {
         for point in &result.sweep.points {
@@ -72,8 +75,9 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
                 };
                 let a = values(result, &metric.name, case, &v.name, &point.label);
                 let b = values(result, &metric.name, case, baseline, &point.label);
+                let (pa, pb) = paired_values(result, &metric.name, case, &v.name, baseline, &point.label);
                 let where_ = result.place(case, &point.label);
-                let mut c = compare(&v.name, baseline, &a, &b, &metric, &where_);
+                let mut c = compare_at(&v.name, baseline, &a, &b, Some((&pa, &pb)), &metric, &where_, level);
                 c.case = case.to_owned();
                 if c.verdict == VerdictKind::Missing {
                     for (name, vals) in [(v.name.as_str(), &a), (baseline.as_str(), &b)] {
@@ -111,6 +115,16 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
         .filter_map(pick)
         .find(|c| c.verdict != VerdictKind::Missing)
         .or_else(|| out.iter().rev().find_map(pick));
+    // What each point's claim comparison could have detected: its CI's half-width.
+    for r in &mut result.rounds {
+        r.detectable = out
+            .iter()
+            .filter(|p| p.case == claim.case && p.point == r.point)
+            .flat_map(|p| p.comparisons.iter())
+            .find(|c| Some(c.variant.as_str()) == claim.variant)
+            .and_then(|c| Some((c.ratio_ci_high? / c.ratio_ci_low?).sqrt() - 1.0))
+            .filter(|d| d.is_finite());
+    }
     result.analysis = out;
     result.summaries = summaries(result);
     result.metric_comparisons = metric_comparisons(result);
@@ -119,6 +133,7 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
 /// Every declared metric but the primary one, compared with each variant's baseline at every
 /// point of every case, from valid samples; metrics a variant did not record are left out.
 fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
+    let level = paired::level(result);
     let mut out = Vec::new();
     for metric in result.metrics.iter().filter(|m| m.name != result.primary_metric.name) {
         for case in result.case_names() {
@@ -132,7 +147,9 @@ fn metric_comparisons(result: &ExperimentResult) -> Vec<MetricComparison> {
                     if a.is_empty() || b.is_empty() {
                         continue;
                     }
-                    let mut c = compare(&v.name, baseline, &a, &b, metric, &result.place(case, &point.label));
+                    let (pa, pb) = paired_values(result, &metric.name, case, &v.name, baseline, &point.label);
+                    let where_ = result.place(case, &point.label);
+                    let mut c = compare_at(&v.name, baseline, &a, &b, Some((&pa, &pb)), metric, &where_, level);
                     c.case = case.to_owned();
                     c.sentence = format!("{}: {}", metric.name, c.sentence);
                     out.push(MetricComparison {
@@ -217,8 +234,25 @@ fn fmt_p(p: f64) -> String {
     }
 }
 
-/// Compare `variant` (values `a`) with `baseline` (values `b`) on `metric`.
+/// Compare `variant` (values `a`) with `baseline` (values `b`) on `metric`, unpaired.
 pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &MetricInfo, where_: &str) -> Comparison {
+    compare_at(variant, baseline, a, b, None, metric, where_, LEVEL)
+}
+
+/// Compare `variant` (values `a`) with `baseline` (values `b`) on `metric`: from the per-round
+/// `pairs` at `level` where they serve (`paired::compare_paired`), else unpaired (medians, a
+/// bootstrap 95% CI of their ratio, the U test).
+#[allow(clippy::too_many_arguments)]
+pub fn compare_at(
+    variant: &str,
+    baseline: &str,
+    a: &[f64],
+    b: &[f64],
+    pairs: Option<(&[f64], &[f64])>,
+    metric: &MetricInfo,
+    where_: &str,
+    level: f64,
+) -> Comparison {
     let missing = |why: &str| {
         let sentence = format!("{variant} vs {baseline} at {where_}: {why}");
         Comparison::without_ratio(variant, baseline, None, VerdictKind::Missing, sentence)
@@ -247,6 +281,9 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         // A ratio with a zero median is 0 or infinite ("inf× faster"): state the medians and
         // let the rank test alone decide whether they differ.
         return zero_median(variant, baseline, a, b, ma, mb, metric, where_);
+    }
+    if let Some(c) = pairs.and_then(|p| paired::compare_paired(variant, baseline, p, metric, where_, level)) {
+        return c;
     }
     let Some(ci) = stats::bootstrap_ratio_ci(a, b, LEVEL, RESAMPLES, SEED) else {
         // Zero medians were handled above; a resample can still meet one.
@@ -307,6 +344,8 @@ pub fn compare(variant: &str, baseline: &str, a: &[f64], b: &[f64], metric: &Met
         p_value: Some(mw.p_value),
         verdict,
         sentence,
+        pairs: None,
+        level: Some(LEVEL),
     }
 }
 
@@ -477,6 +516,8 @@ pub(crate) mod tests {
             capacity: vec![],
             profiles: vec![],
             heap_profiles: vec![],
+            sequential: None,
+            rounds: vec![],
             wall_time_ms: 0,
         }
     }

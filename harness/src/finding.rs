@@ -140,6 +140,8 @@ mod tests {
             p_value: Some(0.01),
             verdict,
             sentence: String::new(),
+            pairs: None,
+            level: None,
         }
     }
 

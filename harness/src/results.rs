@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// case axis (`ExperimentResult::cases`, and `case` on samples, checks, analyses, summaries and
 /// comparisons); version 4 `RunResults::against` (a run of two revisions, `bench --against`).
 /// Older files still read: those take their defaults (one unnamed case, one revision).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest version this perflab reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
@@ -178,7 +178,54 @@ pub struct ExperimentResult {
     /// `bench --profile` of a micro experiment: dhat's heap profile per variant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heap_profiles: Vec<HeapProfileInfo>,
+    /// The sequential plan the rounds followed (version 5 on): none for a run with a fixed
+    /// number of rounds per point (`--against`, selftest, `--min-rounds` equal to `--reps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<Sequential>,
+    /// Per sweep point (of the claim's case): the rounds it ran and why it stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<PointRounds>,
     pub wall_time_ms: u64,
+}
+
+/// A group-sequential plan (`stats::Looks`): after `looks` rounds the claim's comparison at a
+/// point is looked at, each look at significance `alpha_per_look` (the family's α split over
+/// the looks, so stopping early keeps the false-positive rate), and the point stops once it is
+/// decided: a difference (the CI at level 1 − `alpha_per_look` excludes 1) or no effect that
+/// matters (that CI within `band` of 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sequential {
+    pub min_rounds: u32,
+    pub cap: u32,
+    pub looks: Vec<u32>,
+    pub alpha_per_look: f64,
+    /// A ratio within [1/band, band] is no effect that matters.
+    pub band: f64,
+}
+
+/// How many rounds a sweep point ran, and why it stopped there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointRounds {
+    pub point: String,
+    pub rounds: u32,
+    pub stop: StopReason,
+    /// The effect the claim's comparison could have told from none at this point: the CI's
+    /// half-width as a share of the ratio (0.05: ±5 %), from the analysis; none without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectable: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The claim's comparison was decided at a look.
+    Decided,
+    /// The cap of rounds was reached undecided.
+    Cap,
+    /// A fixed number of rounds (no sequential plan, or no claim to decide at this point).
+    Fixed,
 }
 
 impl ExperimentResult {
@@ -606,7 +653,8 @@ pub struct Comparison {
     pub case: String,
     pub variant: String,
     pub baseline: String,
-    /// median(variant) / median(baseline) of the metric compared.
+    /// variant / baseline of the metric compared: the geometric mean of the per-round ratios
+    /// when paired (`pairs`), else median(variant) / median(baseline).
     pub ratio: Option<f64>,
     pub ratio_ci_low: Option<f64>,
     pub ratio_ci_high: Option<f64>,
@@ -614,6 +662,13 @@ pub struct Comparison {
     pub verdict: VerdictKind,
     /// "keyset is 12.4× faster than offset at page depth 1000 (95% CI 11.9–13.0, p = 0.008)".
     pub sentence: String,
+    /// Rounds paired (version 5 on): the ratio is then the geometric mean of the per-round
+    /// ratios, its CI and p from a t on their logs; none: unpaired (medians, bootstrap, U).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<u32>,
+    /// The confidence level of the CI (0.95 unless a sequential plan split α over its looks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
 }
 
 impl Comparison {
@@ -635,6 +690,8 @@ impl Comparison {
             p_value,
             verdict,
             sentence,
+            pairs: None,
+            level: None,
         }
     }
 }

@@ -6,7 +6,9 @@
 use crate::analysis;
 use crate::experiment::{self, BoxFuture, Experiment, Meta, RunCtx, Trial};
 use crate::redact::redact;
-use crate::results::{Check, ExperimentResult, ExperimentStatus, Sample, SweepInfo, SweepPoint};
+use crate::results::{
+    Check, ExperimentResult, ExperimentStatus, PointRounds, Sample, Sequential, StopReason, SweepInfo, SweepPoint,
+};
 use std::time::Instant;
 
 /// What the runner reports as it goes, for a progress bar.
@@ -97,6 +99,8 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         capacity: Vec::new(),
         profiles: Vec::new(),
         heap_profiles: Vec::new(),
+        sequential: None,
+        rounds: Vec::new(),
         wall_time_ms: 0,
     }
 }
@@ -288,6 +292,23 @@ pub async fn run_sides(
     results
 }
 
+/// The sequential plan of a run on one build whose settings allow stopping early
+/// (`Settings::min_rounds` from 2 up to below the cap); none: every point runs the cap.
+pub fn sequential_plan(ctx: &RunCtx, sides: usize) -> Option<Sequential> {
+    let (min, cap) = (ctx.settings.min_rounds, ctx.settings.repetitions);
+    if sides != 1 || min < 2 || min >= cap {
+        return None;
+    }
+    let looks = crate::stats::Looks::geometric(min, cap, analysis::ALPHA);
+    Some(Sequential {
+        min_rounds: min,
+        cap,
+        looks: looks.rounds,
+        alpha_per_look: looks.alpha_per_look,
+        band: crate::finding::EQUIVALENCE,
+    })
+}
+
 async fn run_inner(
     meta: &Meta,
     ctx: &RunCtx,
@@ -324,8 +345,17 @@ async fn run_inner(
             ));
         }
     }
+    let plan = sequential_plan(ctx, sides.len());
+    let looks =
+        plan.as_ref().map(|p| crate::stats::Looks { rounds: p.looks.clone(), alpha_per_look: p.alpha_per_look });
+    for result in results.iter_mut() {
+        result.sequential = plan.clone();
+    }
+    let claim = meta.claim();
     let points = results[0].sweep.points.clone();
     for (point_index, point) in points.iter().enumerate() {
+        let mut rounds =
+            PointRounds { point: point.label.clone(), rounds: 0, stop: StopReason::Fixed, detectable: None };
         for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
             let observed = side
                 .setup_point(point)
@@ -367,6 +397,21 @@ async fn run_inner(
                     }
                 }
             }
+            rounds.rounds = repetition + 1;
+            // At a planned look, a point whose claim comparison is decided stops; the other
+            // variants rode along in the same rounds.
+            if let (Some(plan), Some(looks)) = (&plan, &looks) {
+                if claim.variant.is_some() {
+                    rounds.stop = StopReason::Cap;
+                    if looks.is_look(rounds.rounds) && analysis::claim_decided(&results[0], claim, &point.label, plan) {
+                        rounds.stop = StopReason::Decided;
+                        break;
+                    }
+                }
+            }
+        }
+        for result in results.iter_mut() {
+            result.rounds.push(rounds.clone());
         }
     }
     if let (Some(plan), true) = (&meta.capacity, ctx.settings.capacity) {
@@ -557,137 +602,4 @@ async fn profile_stage(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_variant_runs_in_every_position_over_n_repetitions() {
-        for n in 1..7 {
-            for point in 0..3 {
-                let mut seen = vec![vec![0u32; n]; n];
-                for rep in 0..n as u32 {
-                    let order = variant_order(n, 42, point, rep);
-                    let mut sorted = order.clone();
-                    sorted.sort();
-                    assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
-                    for (pos, &v) in order.iter().enumerate() {
-                        seen[v][pos] += 1;
-                    }
-                }
-                assert!(seen.iter().flatten().all(|&c| c == 1), "n={n}: {seen:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_order_changes_with_the_seed_and_is_reproducible() {
-        assert_eq!(variant_order(5, 7, 0, 0), variant_order(5, 7, 0, 0));
-        let distinct: std::collections::BTreeSet<Vec<usize>> = (0..20).map(|s| variant_order(5, s, 0, 0)).collect();
-        assert!(distinct.len() > 5, "the seed shuffles: {distinct:?}");
-    }
-
-    /// A side that records what it was asked, in one shared log.
-    struct Recorder {
-        name: &'static str,
-        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-        /// Variants this side's build does not have.
-        lacks: &'static [&'static str],
-    }
-
-    impl Side for Recorder {
-        fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
-            self.log.lock().unwrap().push(format!("{} setup", self.name));
-            Box::pin(async { Ok(()) })
-        }
-        fn setup_point<'a>(&'a mut self, p: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-            self.log.lock().unwrap().push(format!("{} point {}", self.name, p.label));
-            Box::pin(async { Ok(Vec::new()) })
-        }
-        fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
-            self.log.lock().unwrap().push(format!("{} {} {}", self.name, at.variant, repetition));
-            let mut sample =
-                Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
-            sample.metrics.insert("t".into(), if self.name == "b" { 2.0 } else { 1.0 });
-            sample.metrics.insert("ok".into(), 10.0);
-            Box::pin(async move { Ok(sample) })
-        }
-        fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
-            Box::pin(async { Ok(Vec::new()) })
-        }
-        fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
-            let n = vec![format!("side {}", self.name)];
-            Box::pin(async move { n })
-        }
-        fn lacks(&self, _case: &str, variant: &str) -> bool {
-            self.lacks.contains(&variant)
-        }
-    }
-
-    /// An experiment of two variants, x and y, at one point.
-    fn two_variants() -> Meta {
-        Meta {
-            id: "two",
-            title: "t",
-            guide_section: "-",
-            claim: "c",
-            variants: vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y")],
-            cases: Vec::new(),
-            sweep: crate::Sweep::numeric("n", "", &[1.0], &[1.0]),
-            primary_metric: crate::MetricInfo::new("t", "s", crate::Better::Lower, "t"),
-            metrics: Vec::new(),
-            needs: crate::Needs::NONE,
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
-        }
-    }
-
-    /// Two sides: every trial runs on both, back to back, the first one alternating, and each
-    /// side's samples land in its own result.
-    #[tokio::test]
-    async fn two_sides_run_every_trial_back_to_back_and_alternate_who_goes_first() {
-        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
-        let meta = two_variants();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
-        let mut b = Recorder { name: "b", log: log.clone(), lacks: &[] };
-        let results = run_sides(&meta, &ctx, &mut [&mut a, &mut b], &|_| {}).await;
-        let log = log.lock().unwrap().clone();
-        let measured: Vec<&String> = log.iter().filter(|l| !l.contains("setup") && !l.contains("point")).collect();
-        assert_eq!(measured.len(), 2 * 2 * ctx.settings.repetitions as usize);
-        let mut firsts = std::collections::BTreeSet::new();
-        for pair in measured.chunks(2) {
-            let (p, q): (Vec<&str>, Vec<&str>) = (pair[0].split(' ').collect(), pair[1].split(' ').collect());
-            assert_ne!(p[0], q[0], "a trial runs on both sides: {pair:?}");
-            assert_eq!(p[1..], q[1..], "the same trial, back to back: {pair:?}");
-            firsts.insert(p[0]);
-        }
-        assert_eq!(firsts.len(), 2, "each side goes first sometimes: {measured:?}");
-        assert_eq!(results.len(), 2);
-        assert!(results[0].samples.iter().all(|s| s.metrics["t"] == 1.0));
-        assert!(results[1].samples.iter().all(|s| s.metrics["t"] == 2.0));
-        assert_eq!(results[0].notes[0], "side a");
-        assert_eq!(results[1].notes[0], "side b");
-    }
-
-    /// `bench --against` a build without one of the variants: its trials run on the other
-    /// side only, the run goes on, and the side that lacks it says so.
-    #[tokio::test]
-    async fn a_variant_one_build_lacks_runs_on_the_other_side_only() {
-        let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
-        let mut b = Recorder { name: "b", log: log.clone(), lacks: &["y"] };
-        let results = run_sides(&two_variants(), &ctx, &mut [&mut a, &mut b], &|_| {}).await;
-        let log = log.lock().unwrap().clone();
-        let count = |prefix: &str| log.iter().filter(|l| l.starts_with(prefix)).count();
-        let reps = ctx.settings.repetitions as usize;
-        assert_eq!((count("a x"), count("a y"), count("b x"), count("b y")), (reps, reps, reps, 0), "{log:?}");
-        assert!(results.iter().all(|r| matches!(r.status, ExperimentStatus::Ok)));
-        assert!(results[1].samples.iter().all(|s| s.variant == "x"));
-        assert!(results[0].samples.iter().any(|s| s.variant == "y"));
-        assert!(results[1].notes.iter().any(|n| n.contains("This build has no y:")), "{:?}", results[1].notes);
-        assert!(!results[0].notes.iter().any(|n| n.contains("This build has no")));
-    }
-}
+mod tests;

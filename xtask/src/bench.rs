@@ -84,15 +84,37 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         filter: args.filter.clone(),
         shard: args.shard.clone(),
         quick,
-        // Quick: 4 repetitions, the fewest with which the U test can reach p ≤ 0.05, of short
-        // samples, so that the whole catalogue still runs in under 5 minutes.
-        repetitions: args.reps.unwrap_or(if quick { 4 } else { 5 }),
+        // Rounds per point: a point stops at a look where the claim's comparison is decided
+        // (from 3 rounds quick, 4 full), else at the cap (6 quick, 12 full). `--against` runs
+        // a fixed number (4 quick, 5 full), its two builds in the same rounds.
+        repetitions: args.reps.unwrap_or(match (quick, args.against.is_some()) {
+            (true, false) => 6,
+            (false, false) => 12,
+            (true, true) => 4,
+            (false, true) => 5,
+        }),
+        min_rounds: match (args.min_rounds, args.against.is_some()) {
+            (Some(n), _) => n,
+            (None, true) => 0,
+            (None, false) => {
+                let min = if quick { 3 } else { 4 };
+                if args.reps.is_some_and(|r| r <= min) {
+                    0
+                } else {
+                    min
+                }
+            }
+        },
         duration: dur(
             &args.duration,
             "duration",
-            if quick { Duration::from_millis(150) } else { Duration::from_secs(5) },
+            if quick { Duration::from_millis(150) } else { Duration::from_secs(2) },
         )?,
-        warmup: dur(&args.warmup, "warmup", if quick { Duration::from_millis(50) } else { Duration::from_secs(1) })?,
+        warmup: dur(
+            &args.warmup,
+            "warmup",
+            if quick { Duration::from_millis(50) } else { Duration::from_millis(500) },
+        )?,
         concurrency: args.concurrency,
         capacity: !args.no_capacity && (args.capacity || !quick),
         profile: args.profile,
@@ -104,6 +126,17 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     };
     if settings.repetitions == 0 || settings.repetitions > 1000 {
         return Err(Failure::usage("--reps must be between 1 and 1000"));
+    }
+    if settings.min_rounds > settings.repetitions || settings.min_rounds == 1 {
+        return Err(Failure::usage(format!(
+            "--min-rounds must be 0 (no early stop) or between 2 and --reps ({})",
+            settings.repetitions
+        )));
+    }
+    if settings.min_rounds > 0 && args.against.is_some() {
+        return Err(Failure::usage(
+            "--min-rounds does not combine with --against: its two builds run a fixed number of rounds (--reps)",
+        ));
     }
     if settings.concurrency == Some(0) || settings.concurrency.is_some_and(|c| c > 10_000) {
         return Err(Failure::usage("--concurrency must be between 1 and 10000"));

@@ -90,17 +90,21 @@ pub struct BenchArgs {
     /// Run only experiments whose id matches: a glob (`pg-*`), several separated by commas.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Quick mode: fewer sweep points, smaller data, 4 repetitions of 150 ms (for CI; 4 is the
-    /// fewest with which a difference can be significant).
+    /// Quick mode: fewer sweep points, smaller data, rounds of 150 ms samples (3 to 6 per point).
     #[arg(long)]
     pub quick: bool,
-    /// Repetitions of each variant at each sweep point (default 5, quick 4).
+    /// Rounds per sweep point, at most (one sample of every variant per round; default 12,
+    /// quick 6; with --against a fixed 5, quick 4).
     #[arg(long, value_name = "N")]
     pub reps: Option<u32>,
-    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 5s, quick 150ms).
+    /// Rounds before a point may stop: from then on, at each planned look, a point whose
+    /// claim comparison is decided stops (default 4, quick 3; 0: every point runs --reps).
+    #[arg(long, value_name = "N")]
+    pub min_rounds: Option<u32>,
+    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 2s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
-    /// Warm-up before each sample is measured (default 1s, quick 50ms).
+    /// Warm-up before each sample is measured (default 500ms, quick 50ms).
     #[arg(long, value_name = "D")]
     pub warmup: Option<String>,
     /// Client concurrency for experiments whose sweep is not concurrency (default: their own).

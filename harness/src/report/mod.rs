@@ -116,9 +116,13 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         rustc: c.rustc.clone().unwrap_or_else(|| "unknown".into()),
         arguments: c.arguments.join(" "),
         settings: format!(
-            "{} mode · {} repetitions · {} ms warm-up + {} ms per sample{}{}",
+            "{} mode · {} · {} ms warm-up + {} ms per sample{}{}",
             if s.quick { "quick" } else { "full" },
-            s.repetitions,
+            if s.min_rounds >= 2 && s.min_rounds < s.repetitions {
+                format!("{} to {} rounds per point", s.min_rounds, s.repetitions)
+            } else {
+                format!("{} rounds per point", s.repetitions)
+            },
             s.warmup.as_millis(),
             s.duration.as_millis(),
             s.concurrency.map(|n| format!(" · concurrency {n}")).unwrap_or_default(),

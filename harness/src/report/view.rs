@@ -45,6 +45,10 @@ pub struct ExperimentView {
     pub errors: Vec<String>,
     /// Samples left out of every verdict, with why.
     pub invalid: Vec<String>,
+    /// Per point: the rounds it ran, why it stopped, and what its claim comparison could
+    /// have detected; and the sequential plan in words (empty: fixed rounds).
+    pub rounds: Vec<String>,
+    pub plan: String,
     pub notes: Vec<String>,
     pub wall_time_s: String,
 }
@@ -310,6 +314,33 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
             .collect(),
         errors: errors.into_iter().map(|(k, v)| format!("{k} ×{v}")).collect(),
         invalid,
+        rounds: e
+            .rounds
+            .iter()
+            .map(|r| {
+                let why = match r.stop {
+                    crate::results::StopReason::Decided => "decided",
+                    crate::results::StopReason::Cap => "cap reached, undecided",
+                    crate::results::StopReason::Fixed => "fixed",
+                };
+                let could = r.detectable.map(|d| format!("; could tell ±{}%", num(d * 100.0))).unwrap_or_default();
+                format!("{} {}: {} rounds ({why}{could})", e.sweep.axis, r.point, r.rounds)
+            })
+            .collect(),
+        plan: e
+            .sequential
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "Rounds: from {} to {} per point, looked at after {} rounds, each look at {}% confidence (α = 5 % split over the looks); a point stops at the first look where the claim's comparison is decided: a difference, or a CI within ±{}% (no effect that matters). Estimates from points that stopped early lean high.",
+                    p.min_rounds,
+                    p.cap,
+                    p.looks.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
+                    num((1.0 - p.alpha_per_look) * 100.0),
+                    num((p.band - 1.0) * 100.0)
+                )
+            })
+            .unwrap_or_default(),
         notes: e.notes.clone(),
         wall_time_s: format!("{:.1}", e.wall_time_ms as f64 / 1000.0),
     }

@@ -13,7 +13,13 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub quick: bool,
+    /// Rounds per sweep point: at most this many (every variant once per round).
     pub repetitions: u32,
+    /// Rounds per point before the claim's comparison is first looked at; a point stops at a
+    /// look where it is decided (`results::Sequential`). 0, or as many as `repetitions`:
+    /// every point runs `repetitions` rounds.
+    #[serde(default)]
+    pub min_rounds: u32,
     /// Measured time per sample.
     #[serde(rename = "duration_ms", with = "millis")]
     #[schemars(with = "u64")]
@@ -52,6 +58,7 @@ impl Settings {
         Self {
             quick: true,
             repetitions: 1,
+            min_rounds: 0,
             duration: Duration::from_millis(100),
             warmup: Duration::from_millis(20),
             concurrency: None,

@@ -1,0 +1,137 @@
+//! Comparisons from paired rounds: in each round every variant ran once at the point, on the
+//! same servers and data, so a round's two samples share whatever the machine did then. The
+//! verdict comes from the per-round log-ratios (`stats::paired_log_ratio`); the sequential
+//! runner asks `claim_decided` after each look whether a point may stop.
+
+use super::{fmt_num, fmt_p, Claim};
+use crate::results::{Better, Comparison, ExperimentResult, MetricInfo, Sequential, VerdictKind};
+use crate::stats;
+
+/// Fewer pairs than this never decide: a t with one degree of freedom is too easily fooled
+/// by one odd round.
+pub const MIN_PAIRS: usize = 3;
+
+/// The values of `metric` for `variant` and `baseline` at `point` of `case`, paired by round:
+/// only rounds where both have a valid sample with a finite value, in round order.
+pub fn paired_values(
+    result: &ExperimentResult,
+    metric: &str,
+    case: &str,
+    variant: &str,
+    baseline: &str,
+    point: &str,
+) -> (Vec<f64>, Vec<f64>) {
+    let of = |name: &str| -> std::collections::BTreeMap<u32, f64> {
+        result
+            .samples
+            .iter()
+            .filter(|s| s.case == case && s.variant == name && s.point == point && s.invalid.is_none())
+            .filter_map(|s| Some((s.repetition, super::sample_value(s, metric)?)))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
+    };
+    let (a, b) = (of(variant), of(baseline));
+    a.iter().filter_map(|(r, &x)| b.get(r).map(|&y| (x, y))).unzip()
+}
+
+/// The confidence level of `result`'s comparisons: its sequential plan's per-look level, or
+/// 95 %.
+pub fn level(result: &ExperimentResult) -> f64 {
+    result.sequential.as_ref().map_or(super::LEVEL, |s| 1.0 - s.alpha_per_look)
+}
+
+/// The paired verdict of `a` over `b` (per-round values), or none where pairing cannot serve
+/// (fewer than 2 pairs, a value that is not positive): the caller then compares unpaired.
+pub(super) fn compare_paired(
+    variant: &str,
+    baseline: &str,
+    (a, b): (&[f64], &[f64]),
+    metric: &MetricInfo,
+    where_: &str,
+    level: f64,
+) -> Option<Comparison> {
+    let r = stats::paired_log_ratio(a, b, level)?;
+    let (ma, mb) = (stats::median(a)?, stats::median(b)?);
+    // As a factor of improvement (> 1: the variant is better).
+    let (factor, f_low, f_high) = match metric.better {
+        Better::Higher => (r.ratio, r.low, r.high),
+        Better::Lower => (1.0 / r.ratio, 1.0 / r.high, 1.0 / r.low),
+    };
+    let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
+    let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
+    let (word, shown, lo, hi) =
+        if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
+    let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
+    let pct = fmt_num(level * 100.0);
+    let n = r.n;
+    let (verdict, sentence) = if n < MIN_PAIRS {
+        (
+            VerdictKind::Inconclusive,
+            format!(
+                "{variant} looks {}× {word} than {baseline} at {where_} ({medians}), but {n} paired rounds are too few for a verdict (it needs {MIN_PAIRS})",
+                fmt_num(shown)
+            ),
+        )
+    } else if r.p > 1.0 - level {
+        (
+            VerdictKind::NoDifference,
+            format!(
+                "no significant difference between {variant} and {baseline} at {where_} (ratio {}, {pct}% CI {}–{}, {}, {n} rounds paired)",
+                fmt_num(r.ratio),
+                fmt_num(r.low),
+                fmt_num(r.high),
+                fmt_p(r.p)
+            ),
+        )
+    } else {
+        (
+            if factor >= 1.0 { VerdictKind::Better } else { VerdictKind::Worse },
+            format!(
+                "{variant} is {}× {word} than {baseline} at {where_} ({pct}% CI {}–{}, {}, {n} rounds paired; {medians})",
+                fmt_num(shown),
+                fmt_num(lo),
+                fmt_num(hi),
+                fmt_p(r.p)
+            ),
+        )
+    };
+    Some(Comparison {
+        case: String::new(),
+        variant: variant.to_owned(),
+        baseline: baseline.to_owned(),
+        ratio: Some(r.ratio),
+        ratio_ci_low: Some(r.low),
+        ratio_ci_high: Some(r.high),
+        p_value: Some(r.p),
+        verdict,
+        sentence,
+        pairs: Some(n as u32),
+        level: Some(level),
+    })
+}
+
+/// Whether the claim's comparison at `point` (of the claim's case) is decided under `plan`:
+/// a difference at the look's level, or a CI within the plan's band (no effect that
+/// matters), or both sides under the metric's negligible level. A point without a claim to
+/// decide is never decided early.
+pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, plan: &Sequential) -> bool {
+    let Some(variant) = claim.variant else {
+        return false;
+    };
+    let Some(baseline) = result.variants.iter().find(|v| v.name == variant).and_then(|v| v.baseline.clone()) else {
+        return false;
+    };
+    let metric = &result.primary_metric;
+    let (a, b) = paired_values(result, &metric.name, claim.case, variant, &baseline, point);
+    let level = 1.0 - plan.alpha_per_look;
+    let c = super::compare_at(variant, &baseline, &a, &b, Some((&a, &b)), metric, "", level);
+    match c.verdict {
+        VerdictKind::Better | VerdictKind::Worse => true,
+        VerdictKind::NoDifference => match (c.ratio_ci_low, c.ratio_ci_high) {
+            (Some(lo), Some(hi)) => lo >= 1.0 / plan.band && hi <= plan.band,
+            // Both negligible: nothing more to learn.
+            _ => c.ratio.is_none(),
+        },
+        VerdictKind::Inconclusive | VerdictKind::Missing => false,
+    }
+}

@@ -1,0 +1,206 @@
+//! The runner's tests: the order of trials, two builds' sides, a variant one build lacks, and
+//! the sequential plan's early stop, on sides that record or synthesise their samples.
+
+use super::*;
+
+#[test]
+fn every_variant_runs_in_every_position_over_n_repetitions() {
+    for n in 1..7 {
+        for point in 0..3 {
+            let mut seen = vec![vec![0u32; n]; n];
+            for rep in 0..n as u32 {
+                let order = variant_order(n, 42, point, rep);
+                let mut sorted = order.clone();
+                sorted.sort();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+                for (pos, &v) in order.iter().enumerate() {
+                    seen[v][pos] += 1;
+                }
+            }
+            assert!(seen.iter().flatten().all(|&c| c == 1), "n={n}: {seen:?}");
+        }
+    }
+}
+
+#[test]
+fn the_order_changes_with_the_seed_and_is_reproducible() {
+    assert_eq!(variant_order(5, 7, 0, 0), variant_order(5, 7, 0, 0));
+    let distinct: std::collections::BTreeSet<Vec<usize>> = (0..20).map(|s| variant_order(5, s, 0, 0)).collect();
+    assert!(distinct.len() > 5, "the seed shuffles: {distinct:?}");
+}
+
+/// A side that records what it was asked, in one shared log.
+struct Recorder {
+    name: &'static str,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Variants this side's build does not have.
+    lacks: &'static [&'static str],
+}
+
+impl Side for Recorder {
+    fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.log.lock().unwrap().push(format!("{} setup", self.name));
+        Box::pin(async { Ok(()) })
+    }
+    fn setup_point<'a>(&'a mut self, p: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        self.log.lock().unwrap().push(format!("{} point {}", self.name, p.label));
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        self.log.lock().unwrap().push(format!("{} {} {}", self.name, at.variant, repetition));
+        let mut sample =
+            Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
+        sample.metrics.insert("t".into(), if self.name == "b" { 2.0 } else { 1.0 });
+        sample.metrics.insert("ok".into(), 10.0);
+        Box::pin(async move { Ok(sample) })
+    }
+    fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
+        let n = vec![format!("side {}", self.name)];
+        Box::pin(async move { n })
+    }
+    fn lacks(&self, _case: &str, variant: &str) -> bool {
+        self.lacks.contains(&variant)
+    }
+}
+
+/// An experiment of two variants, x and y, at one point.
+fn two_variants() -> Meta {
+    Meta {
+        id: "two",
+        title: "t",
+        guide_section: "-",
+        claim: "c",
+        variants: vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y")],
+        cases: Vec::new(),
+        sweep: crate::Sweep::numeric("n", "", &[1.0], &[1.0]),
+        primary_metric: crate::MetricInfo::new("t", "s", crate::Better::Lower, "t"),
+        metrics: Vec::new(),
+        needs: crate::Needs::NONE,
+        outcome_errors: &[],
+        targets: &[],
+        knobs: Vec::new(),
+        capacity: None,
+    }
+}
+
+/// Two sides: every trial runs on both, back to back, the first one alternating, and each
+/// side's samples land in its own result.
+#[tokio::test]
+async fn two_sides_run_every_trial_back_to_back_and_alternate_who_goes_first() {
+    let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    let meta = two_variants();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
+    let mut b = Recorder { name: "b", log: log.clone(), lacks: &[] };
+    let results = run_sides(&meta, &ctx, &mut [&mut a, &mut b], &|_| {}).await;
+    let log = log.lock().unwrap().clone();
+    let measured: Vec<&String> = log.iter().filter(|l| !l.contains("setup") && !l.contains("point")).collect();
+    assert_eq!(measured.len(), 2 * 2 * ctx.settings.repetitions as usize);
+    let mut firsts = std::collections::BTreeSet::new();
+    for pair in measured.chunks(2) {
+        let (p, q): (Vec<&str>, Vec<&str>) = (pair[0].split(' ').collect(), pair[1].split(' ').collect());
+        assert_ne!(p[0], q[0], "a trial runs on both sides: {pair:?}");
+        assert_eq!(p[1..], q[1..], "the same trial, back to back: {pair:?}");
+        firsts.insert(p[0]);
+    }
+    assert_eq!(firsts.len(), 2, "each side goes first sometimes: {measured:?}");
+    assert_eq!(results.len(), 2);
+    assert!(results[0].samples.iter().all(|s| s.metrics["t"] == 1.0));
+    assert!(results[1].samples.iter().all(|s| s.metrics["t"] == 2.0));
+    assert_eq!(results[0].notes[0], "side a");
+    assert_eq!(results[1].notes[0], "side b");
+}
+
+/// `bench --against` a build without one of the variants: its trials run on the other
+/// side only, the run goes on, and the side that lacks it says so.
+#[tokio::test]
+async fn a_variant_one_build_lacks_runs_on_the_other_side_only() {
+    let ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut a = Recorder { name: "a", log: log.clone(), lacks: &[] };
+    let mut b = Recorder { name: "b", log: log.clone(), lacks: &["y"] };
+    let results = run_sides(&two_variants(), &ctx, &mut [&mut a, &mut b], &|_| {}).await;
+    let log = log.lock().unwrap().clone();
+    let count = |prefix: &str| log.iter().filter(|l| l.starts_with(prefix)).count();
+    let reps = ctx.settings.repetitions as usize;
+    assert_eq!((count("a x"), count("a y"), count("b x"), count("b y")), (reps, reps, reps, 0), "{log:?}");
+    assert!(results.iter().all(|r| matches!(r.status, ExperimentStatus::Ok)));
+    assert!(results[1].samples.iter().all(|s| s.variant == "x"));
+    assert!(results[0].samples.iter().any(|s| s.variant == "y"));
+    assert!(results[1].notes.iter().any(|n| n.contains("This build has no y:")), "{:?}", results[1].notes);
+    assert!(!results[0].notes.iter().any(|n| n.contains("This build has no")));
+}
+
+/// A side whose claim variant y takes `factor` times x's time, each sample with ±`noise`
+/// of random spread (deterministic per round and variant).
+struct Synthetic {
+    factor: f64,
+    noise: f64,
+}
+
+impl Side for Synthetic {
+    fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn setup_point<'a>(&'a mut self, _: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
+        let y = at.variant == "y";
+        let mut rng = crate::stats::SplitMix64::new(u64::from(repetition) * 2 + u64::from(y));
+        let v = 100.0 * if y { self.factor } else { 1.0 } * (1.0 + self.noise * (2.0 * rng.next_f64() - 1.0));
+        let mut sample =
+            Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
+        sample.metrics.insert("t".into(), v);
+        sample.metrics.insert("ok".into(), 10.0);
+        Box::pin(async move { Ok(sample) })
+    }
+    fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// With a sequential plan (3 rounds at least, 6 at most: looks after 3 and 6), a point
+/// whose claim is plainly decided stops at the first look, and one that is not runs to
+/// the cap; every verdict is paired, at the plan's per-look level.
+#[tokio::test]
+async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() {
+    let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    ctx.settings.repetitions = 6;
+    ctx.settings.min_rounds = 3;
+    let mut meta = two_variants();
+    meta.variants = vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y").compared_with("x").tests_claim()];
+    let run = |factor: f64, noise: f64| {
+        let (ctx, meta) = (&ctx, &meta);
+        async move {
+            let mut side = Synthetic { factor, noise };
+            run_sides(meta, ctx, &mut [&mut side], &|_| {}).await.pop().unwrap()
+        }
+    };
+    let fast = run(0.5, 0.02).await;
+    let plan = fast.sequential.clone().expect("a plan");
+    assert_eq!(plan.looks, vec![3, 6]);
+    assert_eq!((fast.rounds[0].rounds, fast.rounds[0].stop), (3, StopReason::Decided));
+    assert!(fast.rounds[0].detectable.is_some_and(|d| d > 0.0 && d < 0.2), "{:?}", fast.rounds);
+    assert_eq!(fast.samples.len(), 6, "3 rounds of both variants");
+    let c = fast.headline.clone().unwrap();
+    assert_eq!((c.verdict, c.pairs), (crate::results::VerdictKind::Better, Some(3)), "{}", c.sentence);
+    assert!((c.level.unwrap() - 0.975).abs() < 1e-12, "{c:?}");
+    // A/A with 30 % spread: neither a difference nor a CI within 10 % after 3 rounds.
+    let same = run(1.0, 0.3).await;
+    assert_eq!((same.rounds[0].rounds, same.rounds[0].stop), (6, StopReason::Cap));
+    // Without a plan (min_rounds 0) every point runs the cap, as before.
+    let mut fixed_ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    fixed_ctx.settings.repetitions = 4;
+    let mut side = Synthetic { factor: 0.5, noise: 0.02 };
+    let fixed = run_sides(&meta, &fixed_ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+    assert!(fixed.sequential.is_none());
+    assert_eq!(fixed.rounds[0].rounds, 4);
+    assert_eq!(fixed.rounds[0].stop, StopReason::Fixed);
+}
