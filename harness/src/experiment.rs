@@ -409,6 +409,8 @@ pub struct RunCtx {
     /// The run's directory, where `bench --profile` keeps its profiles (none in tests and
     /// in a trial server of `--against`).
     pub out_dir: Option<std::path::PathBuf>,
+    /// When the experiment now running should be done with its rounds (`--budget`'s share).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl RunCtx {
@@ -432,7 +434,7 @@ impl RunCtx {
         let probe = env.probe();
         let mut settings = Settings::quick_for_tests();
         settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None })
+        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None })
     }
 
     /// What the micro engine needs of this run.

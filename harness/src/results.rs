@@ -226,6 +226,8 @@ pub enum StopReason {
     Cap,
     /// A fixed number of rounds (no sequential plan, or no claim to decide at this point).
     Fixed,
+    /// The time budget (`--budget`) ran out, after the point's minimum rounds.
+    Budget,
 }
 
 impl ExperimentResult {

@@ -353,7 +353,14 @@ async fn run_inner(
     }
     let claim = meta.claim();
     let points = results[0].sweep.points.clone();
+    // Under `--budget`, a point past its share of the experiment's time stops once it has its
+    // minimum rounds (the plan's, or up to 3 without one); the rest rolls forward.
+    let min_rounds = plan.as_ref().map_or(ctx.settings.repetitions.min(3), |p| p.min_rounds);
     for (point_index, point) in points.iter().enumerate() {
+        let point_deadline = ctx.deadline.map(|d| {
+            let now = Instant::now();
+            now + d.saturating_duration_since(now) / (points.len() - point_index) as u32
+        });
         let mut rounds =
             PointRounds { point: point.label.clone(), rounds: 0, stop: StopReason::Fixed, detectable: None };
         for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
@@ -408,6 +415,11 @@ async fn run_inner(
                         break;
                     }
                 }
+            }
+            let out_of_time = point_deadline.is_some_and(|d| Instant::now() >= d);
+            if out_of_time && rounds.rounds >= min_rounds && rounds.rounds < ctx.settings.repetitions {
+                rounds.stop = StopReason::Budget;
+                break;
             }
         }
         for result in results.iter_mut() {

@@ -66,6 +66,8 @@ pub struct AgainstBuild {
 
 /// A running session: its servers, its results so far, where they are saved.
 pub struct Session {
+    /// When `--budget` runs out.
+    budget_end: Option<std::time::Instant>,
     ctx: Option<RunCtx>,
     request: Request,
     results: RunResults,
@@ -141,7 +143,18 @@ impl Session {
             }),
         };
         let session = Session {
-            ctx: Some(RunCtx { env, settings: plan.settings, probe, micro, out_dir: Some(dir.clone()) }),
+            budget_end: plan
+                .settings
+                .budget_ms
+                .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms)),
+            ctx: Some(RunCtx {
+                env,
+                settings: plan.settings,
+                probe,
+                micro,
+                out_dir: Some(dir.clone()),
+                deadline: None,
+            }),
             request: plan.request,
             results,
             results_path: dir.join("results.json"),
@@ -151,6 +164,19 @@ impl Session {
         };
         session.save()?;
         Ok((session, swept))
+    }
+
+    /// Give the next experiment its share of what is left of `--budget`: an equal part of
+    /// it for each of the `experiments_left` (this one included), so that time one experiment
+    /// leaves unused rolls forward to the next; a finished experiment is never revisited.
+    pub fn share_budget(&mut self, experiments_left: usize) {
+        let end = self.budget_end;
+        if let Some(ctx) = self.ctx.as_mut() {
+            ctx.deadline = end.map(|end| {
+                let now = std::time::Instant::now();
+                now + end.saturating_duration_since(now) / experiments_left.max(1) as u32
+            });
+        }
     }
 
     /// Where results.json is written.

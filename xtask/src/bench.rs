@@ -105,6 +105,14 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
                 }
             }
         },
+        budget_ms: match args.budget.as_deref() {
+            Some("none") => None,
+            Some(s) => {
+                Some(parse_duration(s).map_err(|e| Failure::usage(format!("--budget: {e} (or none)")))?.as_millis()
+                    as u64)
+            }
+            None => Some(if quick { 5 * 60_000 } else { 60 * 60_000 }),
+        },
         duration: dur(
             &args.duration,
             "duration",
@@ -352,7 +360,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Progress::Sample { experiment, case, variant, point, repetition } => {
             bar.inc(1);
             let case = if case.is_empty() { String::new() } else { format!("{case}: ") };
-            bar.set_message(format!("{experiment}: {case}{variant} @ {point} (rep {})", repetition + 1));
+            bar.set_message(format!("{experiment}: {case}{variant} @ {point} (round {})", repetition + 1));
         }
         Progress::Capacity { experiment, variant, rate } => {
             bar.set_message(format!("{experiment}: capacity of {variant} at {rate:.0}/s"))
@@ -361,7 +369,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };
     let mut failed = Vec::new();
-    for exp in &plan.experiments {
+    for (i, exp) in plan.experiments.iter().enumerate() {
+        session.share_budget(plan.experiments.len() - i);
         let (result, replaced) = session.run(exp.as_ref(), &on_progress).await.map_err(failure)?;
         if session::frozen() {
             std::future::pending::<()>().await; // the signal handler is exiting the process

@@ -101,6 +101,12 @@ pub struct BenchArgs {
     /// claim comparison is decided stops (default 4, quick 3; 0: every point runs --reps).
     #[arg(long, value_name = "N")]
     pub min_rounds: Option<u32>,
+    /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 5m quick, 60m full):
+    /// split over the experiments as they start, what one leaves rolls forward; a point past
+    /// its share stops after its minimum rounds and says "budget". Setup, checks and the
+    /// capacity search come on top.
+    #[arg(long, value_name = "D")]
+    pub budget: Option<String>,
     /// Measured time per sample, e.g. 5s, 500ms, 1m (default 2s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,

@@ -322,6 +322,7 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
                     crate::results::StopReason::Decided => "decided",
                     crate::results::StopReason::Cap => "cap reached, undecided",
                     crate::results::StopReason::Fixed => "fixed",
+                    crate::results::StopReason::Budget => "time budget spent, undecided",
                 };
                 let could = r.detectable.map(|d| format!("; could tell ±{}%", num(d * 100.0))).unwrap_or_default();
                 format!("{} {}: {} rounds ({why}{could})", e.sweep.axis, r.point, r.rounds)

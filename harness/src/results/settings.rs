@@ -20,6 +20,12 @@ pub struct Settings {
     /// every point runs `repetitions` rounds.
     #[serde(default)]
     pub min_rounds: u32,
+    /// `--budget`: the run's time for its experiments' rounds, split over the experiments as
+    /// they start (what one leaves unused rolls forward) and within one over its points; a
+    /// point past its share stops after its minimum rounds (`StopReason::Budget`). None: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<u64>,
     /// Measured time per sample.
     #[serde(rename = "duration_ms", with = "millis")]
     #[schemars(with = "u64")]
@@ -59,6 +65,7 @@ impl Settings {
             quick: true,
             repetitions: 1,
             min_rounds: 0,
+            budget_ms: None,
             duration: Duration::from_millis(100),
             warmup: Duration::from_millis(20),
             concurrency: None,

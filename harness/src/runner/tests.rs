@@ -195,6 +195,16 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     // A/A with 30 % spread: neither a difference nor a CI within 10 % after 3 rounds.
     let same = run(1.0, 0.3).await;
     assert_eq!((same.rounds[0].rounds, same.rounds[0].stop), (6, StopReason::Cap));
+    // A budget already spent: the undecided point stops after its minimum rounds, and says so.
+    let mut late = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    late.settings.repetitions = 6;
+    late.settings.min_rounds = 3;
+    late.deadline = Some(std::time::Instant::now());
+    let mut side = Synthetic { factor: 1.0, noise: 0.3 };
+    let spent = run_sides(&meta, &late, &mut [&mut side], &|_| {}).await.pop().unwrap();
+    assert_eq!((spent.rounds[0].rounds, spent.rounds[0].stop), (3, StopReason::Budget));
+    assert!(matches!(spent.status, ExperimentStatus::Ok), "finished rounds are kept and analysed");
+    assert_eq!(spent.analysis[0].comparisons[0].pairs, Some(3));
     // Without a plan (min_rounds 0) every point runs the cap, as before.
     let mut fixed_ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
     fixed_ctx.settings.repetitions = 4;
