@@ -49,6 +49,64 @@ fn says(c: &Comparison, kind: ClaimKind) -> Says {
 ///   supported nowhere, and contradicted or without effect somewhere; **inconclusive**: no point
 ///   decided anything, or the experiment failed.
 pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
+    let declared = claim.variant?;
+    // A variant that fails a correctness check cannot support the claim: the correct
+    // variant that tests it stands in, and the reason says what the declared one lost.
+    if let Some(stand_in) = correct_stand_in(result, claim) {
+        let mut f = rule(result, Claim { variant: Some(&stand_in), ..claim })?;
+        let n = broken(result, declared, claim.case);
+        f.reason = format!(
+            "{declared} fails {n} correctness check(s) ({}), so its speed is no evidence; read from {stand_in}, which passes them: {}",
+            failed_checks(result, declared, claim.case),
+            f.reason
+        );
+        return Some(f);
+    }
+    rule(result, claim)
+}
+
+/// Failed correctness checks of `variant` in `case`.
+fn broken(result: &ExperimentResult, variant: &str, case: &str) -> usize {
+    result.checks.iter().filter(|c| c.ok == Some(false) && c.variant == variant && c.case == case).count()
+}
+
+/// The names of `variant`'s failed checks, for the reason.
+fn failed_checks(result: &ExperimentResult, variant: &str, case: &str) -> String {
+    let mut names: Vec<&str> = result
+        .checks
+        .iter()
+        .filter(|c| c.ok == Some(false) && c.variant == variant && c.case == case)
+        .map(|c| c.name.as_str())
+        .collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Where the claim's variant fails a correctness check: the first other variant compared with
+/// the same baseline that has correctness checks in the claim's case and passes them all (the
+/// correct implementation of the same technique). None: the claim's variant is correct, or
+/// nothing correct stands in for it.
+pub fn correct_stand_in(result: &ExperimentResult, claim: Claim<'_>) -> Option<String> {
+    let declared = claim.variant?;
+    if broken(result, declared, claim.case) == 0 {
+        return None;
+    }
+    let baseline = result.variants.iter().find(|v| v.name == declared)?.baseline.clone()?;
+    result
+        .variants
+        .iter()
+        .filter(|v| v.name != declared && v.baseline.as_deref() == Some(baseline.as_str()))
+        .find(|v| {
+            let checked = result.checks.iter().any(|c| c.ok.is_some() && c.variant == v.name && c.case == claim.case);
+            checked && broken(result, &v.name, claim.case) == 0
+        })
+        .map(|v| v.name.clone())
+}
+
+/// The rule over one variant's comparisons (see `finding`). A variant with a failed
+/// correctness check supports nothing: its points that read *supports* are reported as
+/// speed without correctness, and the finding is decided by the rest.
+fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     let variant = claim.variant?;
     let baseline = result.variants.iter().find(|v| v.name == variant)?.baseline.clone()?;
     let (mut supported, mut contradicted, mut no_effect, mut undecided) = (vec![], vec![], vec![], vec![]);
@@ -64,14 +122,18 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
             Says::Undecided => undecided.push(label),
         }
     }
-    let broken_checks =
-        result.checks.iter().filter(|c| c.ok == Some(false) && c.variant == variant && c.case == claim.case).count();
+    let broken_checks = broken(result, variant, claim.case);
+    // Speed without correctness is no support.
+    let unsupported = if broken_checks > 0 { std::mem::take(&mut supported) } else { Vec::new() };
     let failed = match &result.status {
         ExperimentStatus::Failed { error } => Some(error.clone()),
         _ => None,
     };
-    let decided = supported.len() + contradicted.len() + no_effect.len();
+    let decided = supported.len() + contradicted.len() + no_effect.len() + unsupported.len();
     let kind = if failed.is_some() || decided == 0 {
+        FindingKind::Inconclusive
+    } else if supported.is_empty() && contradicted.is_empty() && no_effect.is_empty() {
+        // Faster only where it is wrong: nothing decided for the claim.
         FindingKind::Inconclusive
     } else if supported.is_empty() {
         FindingKind::DoesNotHold
@@ -97,6 +159,13 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     }
     if broken_checks > 0 {
         parts.push(format!("{broken_checks} correctness check(s) of {variant} failed"));
+    }
+    if !unsupported.is_empty() {
+        parts.push(format!(
+            "better at {} but incorrect there, which is no support ({})",
+            unsupported.join(", "),
+            failed_checks(result, variant, claim.case)
+        ));
     }
     if let Some(e) = &failed {
         parts.insert(0, format!("the experiment failed ({})", e.lines().next().unwrap_or(e)));
@@ -183,16 +252,37 @@ mod tests {
         assert_eq!(kind(&[(NoDifference, 0.93, 1.05)], keeps), FindingKind::Holds);
         assert_eq!(kind(&[(Worse, 0.92, 0.97)], keeps), FindingKind::Holds);
         assert_eq!(kind(&[(Worse, 0.7, 0.85)], keeps), FindingKind::DoesNotHold);
-        // A failed correctness check of the variant makes a held claim hold in part.
+        // A variant that fails a correctness check supports nothing: faster only where it is
+        // wrong decides nothing for the claim.
         let mut r = claimed(&[(Better, 0.4, 0.6)]);
         r.checks.push(crate::results::Check::verdict("fast", None, "same rows", 0.0, false, "missed rows"));
         let f = finding(&r, beats).unwrap();
-        assert_eq!(f.kind, FindingKind::HoldsInPart);
+        assert_eq!(f.kind, FindingKind::Inconclusive, "{}", f.reason);
         assert!(f.reason.contains("1 correctness check(s) of fast failed"), "{}", f.reason);
+        assert!(f.reason.contains("incorrect there, which is no support (same rows)"), "{}", f.reason);
+        let mut r = claimed(&[(Better, 0.4, 0.6), (Worse, 1.4, 1.6)]);
+        r.checks.push(crate::results::Check::verdict("fast", None, "same rows", 0.0, false, "missed rows"));
+        assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::DoesNotHold);
         // A failed experiment is inconclusive whatever it measured before it failed.
         let mut r = claimed(&[(Better, 0.4, 0.6)]);
         r.status = ExperimentStatus::Failed { error: "server died".into() };
         assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::Inconclusive);
+        // A correct variant compared with the same baseline stands in for a broken one.
+        let mut r = claimed(&[(Better, 0.4, 0.6)]);
+        let mut correct = said(Better, 0.3, 0.5);
+        correct.variant = "right".into();
+        r.analysis[0].comparisons.push(correct);
+        r.variants.push(crate::results::VariantInfo {
+            name: "right".into(),
+            description: String::new(),
+            baseline: Some("base".into()),
+        });
+        r.checks.push(crate::results::Check::verdict("fast", None, "same rows", 0.0, false, "missed rows"));
+        r.checks.push(crate::results::Check::verdict("right", None, "same rows", 0.0, true, "all rows"));
+        assert_eq!(correct_stand_in(&r, beats).as_deref(), Some("right"));
+        let f = finding(&r, beats).unwrap();
+        assert_eq!((f.kind, f.variant.as_str()), (FindingKind::Holds, "right"), "{}", f.reason);
+        assert!(f.reason.starts_with("fast fails 1 correctness check(s) (same rows)"), "{}", f.reason);
         // No named claim, no finding.
         assert!(finding(&claimed(&[(Better, 0.4, 0.6)]), Claim::default()).is_none());
     }

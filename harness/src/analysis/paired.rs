@@ -62,7 +62,8 @@ pub(super) fn compare_paired(
     let (word, shown, lo, hi) =
         if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
     let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
-    let pct = fmt_num(level * 100.0);
+    // 95, 97.5, 98.8: the level in as few digits as it needs.
+    let pct = format!("{}", (level * 1000.0).round() / 10.0);
     let n = r.n;
     let (verdict, sentence) = if n < MIN_PAIRS {
         (
