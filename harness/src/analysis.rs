@@ -280,12 +280,14 @@ pub fn compare_at(
     if ma == 0.0 || mb == 0.0 {
         // A ratio with a zero median is 0 or infinite ("inf× faster"): state the medians and
         // let the rank test alone decide whether they differ.
-        return zero_median(variant, baseline, a, b, ma, mb, metric, where_);
+        return zero_median(variant, baseline, a, b, (ma, mb), metric, where_, 1.0 - level);
     }
     if let Some(c) = pairs.and_then(|p| paired::compare_paired(variant, baseline, p, metric, where_, level)) {
         return c;
     }
-    let Some(ci) = stats::bootstrap_ratio_ci(a, b, LEVEL, RESAMPLES, SEED) else {
+    let alpha = 1.0 - level;
+    let pct = format!("{}", (level * 1000.0).round() / 10.0);
+    let Some(ci) = stats::bootstrap_ratio_ci(a, b, level, RESAMPLES, SEED) else {
         // Zero medians were handled above; a resample can still meet one.
         return missing("no ratio could be formed from these samples");
     };
@@ -301,7 +303,7 @@ pub fn compare_at(
     let (word, shown, lo, hi) =
         if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
     let straddles = ci.low <= 1.0 && ci.high >= 1.0;
-    let (verdict, sentence) = if mw.min_attainable_p > ALPHA {
+    let (verdict, sentence) = if mw.min_attainable_p > alpha {
         (
             VerdictKind::Inconclusive,
             format!(
@@ -311,11 +313,11 @@ pub fn compare_at(
                 b.len()
             ),
         )
-    } else if straddles || mw.p_value > ALPHA {
+    } else if straddles || mw.p_value > alpha {
         (
             VerdictKind::NoDifference,
             format!(
-                "no significant difference between {variant} and {baseline} at {where_} (ratio {}, 95% CI {}–{}, {})",
+                "no significant difference between {variant} and {baseline} at {where_} (ratio {}, {pct}% CI {}–{}, {})",
                 fmt_num(ci.estimate),
                 fmt_num(ci.low),
                 fmt_num(ci.high),
@@ -326,7 +328,7 @@ pub fn compare_at(
         (
             if factor >= 1.0 { VerdictKind::Better } else { VerdictKind::Worse },
             format!(
-                "{variant} is {}× {word} than {baseline} at {where_} (95% CI {}–{}, {}; {medians})",
+                "{variant} is {}× {word} than {baseline} at {where_} ({pct}% CI {}–{}, {}; {medians})",
                 fmt_num(shown),
                 fmt_num(lo),
                 fmt_num(hi),
@@ -345,7 +347,7 @@ pub fn compare_at(
         verdict,
         sentence,
         pairs: None,
-        level: Some(LEVEL),
+        level: Some(level),
     }
 }
 
@@ -356,10 +358,10 @@ fn zero_median(
     baseline: &str,
     a: &[f64],
     b: &[f64],
-    ma: f64,
-    mb: f64,
+    (ma, mb): (f64, f64),
     metric: &MetricInfo,
     where_: &str,
+    alpha: f64,
 ) -> Comparison {
     let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
     let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
@@ -369,7 +371,7 @@ fn zero_median(
     };
     let (verdict, sentence) = if ma == mb {
         (VerdictKind::NoDifference, format!("no difference between {variant} and {baseline} at {where_} ({medians})"))
-    } else if mw.min_attainable_p > ALPHA {
+    } else if mw.min_attainable_p > alpha {
         (
             VerdictKind::Inconclusive,
             format!(
@@ -379,7 +381,7 @@ fn zero_median(
                 b.len()
             ),
         )
-    } else if mw.p_value > ALPHA {
+    } else if mw.p_value > alpha {
         (
             VerdictKind::NoDifference,
             format!(

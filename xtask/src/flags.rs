@@ -103,8 +103,8 @@ pub struct BenchArgs {
     pub min_rounds: Option<u32>,
     /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 5m quick, 60m full):
     /// split over the experiments as they start, what one leaves rolls forward; a point past
-    /// its share stops after its minimum rounds and says "budget". Setup, checks and the
-    /// capacity search come on top.
+    /// its share stops after its minimum rounds and says "budget". Setups, checks and the
+    /// capacity search are never cut short (they take from the shares); --against ignores it.
     #[arg(long, value_name = "D")]
     pub budget: Option<String>,
     /// Measured time per sample, e.g. 5s, 500ms, 1m (default 2s, quick 150ms).

@@ -130,8 +130,15 @@ pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, p
         VerdictKind::Better | VerdictKind::Worse => true,
         VerdictKind::NoDifference => match (c.ratio_ci_low, c.ratio_ci_high) {
             (Some(lo), Some(hi)) => lo >= 1.0 / plan.band && hi <= plan.band,
-            // Both negligible: nothing more to learn.
-            _ => c.ratio.is_none(),
+            // No ratio: decided only when there is nothing more to learn (both sides under
+            // the metric's negligible level, or the same median), not for a zero median
+            // against another that is merely not significant yet.
+            _ => {
+                let (ma, mb) = (stats::median(&a), stats::median(&b));
+                let negligible =
+                    metric.negligible_below.is_some_and(|l| ma.zip(mb).is_some_and(|(x, y)| x <= l && y <= l));
+                negligible || (ma.is_some() && ma == mb)
+            }
         },
         VerdictKind::Inconclusive | VerdictKind::Missing => false,
     }
