@@ -425,7 +425,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         let path = crate::compare::save_baseline(&plan.out, name, &results)?;
         eprintln!("baseline {name}: {}", path.display());
     }
-    let mut regressed = false;
+    // `--against` and `--baseline` together: each gate is read on its own (one never
+    // overwrites the other), `--against`'s always, `--baseline`'s with --fail-on-regression.
+    let (mut against_regressed, mut baseline_regressed) = (false, false);
     if let Some((base, this)) = results.split_revisions() {
         let report = harness::compare::compare(&base, &this, &harness::compare::Options::interleaved());
         let page = results_path.with_file_name("compare.html");
@@ -433,24 +435,50 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::Run(format!("writing {}: {e}", page.display())))?;
         eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
         eprintln!("against: {}", page.display());
-        if report.regressions() > 0 {
-            regressed = true;
-        }
+        against_regressed = report.regressions() > 0;
     }
     if let Some(path) = &plan.baseline {
         let old = harness::results::load(path).map_err(Failure::usage)?;
         let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
         eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
-        regressed = report.regressions() > 0;
+        baseline_regressed = report.regressions() > 0;
     }
     if !failed.is_empty() {
-        Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))))
-    } else if regressed && (plan.fail_on_regression || plan.against_build.is_some()) {
-        Ok(ExitCode::from(3))
-    } else if missed > 0 && plan.fail_on_target {
-        Ok(ExitCode::from(4))
+        return Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))));
+    }
+    Ok(ExitCode::from(gate_exit(
+        against_regressed,
+        baseline_regressed && plan.fail_on_regression,
+        missed > 0 && plan.fail_on_target,
+    )))
+}
+
+/// The exit code of a run whose experiments all finished: 3 when a gate that applies found a
+/// regression (`--against` always applies; `--baseline` with --fail-on-regression), else 4
+/// when a target was missed under --fail-on-target, else 0.
+fn gate_exit(against_regressed: bool, baseline_gated: bool, target_gated: bool) -> u8 {
+    if against_regressed || baseline_gated {
+        3
+    } else if target_gated {
+        4
     } else {
-        Ok(ExitCode::SUCCESS)
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gate_exit;
+
+    /// `--against` and `--baseline` together: a regression either gate finds is kept (the
+    /// baseline's clean result once overwrote the against's regression).
+    #[test]
+    fn both_gates_are_read_and_neither_overwrites_the_other() {
+        assert_eq!(gate_exit(true, false, false), 3, "against regressed, baseline clean");
+        assert_eq!(gate_exit(false, true, false), 3);
+        assert_eq!(gate_exit(false, false, true), 4);
+        assert_eq!(gate_exit(true, false, true), 3, "a regression outranks a missed target");
+        assert_eq!(gate_exit(false, false, false), 0);
     }
 }
 
