@@ -387,6 +387,12 @@ async fn run_inner(
                         .await
                         .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
                     sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
+                    if let Some(why) = analysis::starvation(&sample) {
+                        let share = sample.metrics.get(crate::results::WORKER_OPS_MIN_SHARE).copied().unwrap_or(0.0);
+                        let mut c = Check::observation(variant, Some(&point.label), "starved worker", share, why);
+                        c.case = case.to_owned();
+                        results[s].checks.push(c);
+                    }
                     let failed = sample.invalid.clone();
                     results[s].samples.push(sample);
                     progress(Progress::Sample { experiment: meta.id, case, variant, point: &point.label, repetition });

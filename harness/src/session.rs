@@ -166,15 +166,18 @@ impl Session {
         Ok((session, swept))
     }
 
-    /// Give the next experiment its share of what is left of `--budget`: an equal part of
-    /// it for each of the `experiments_left` (this one included), so that time one experiment
-    /// leaves unused rolls forward to the next; a finished experiment is never revisited.
+    /// Give the next experiment its share of what is left of `--budget`: twice an equal part
+    /// of it for each of the `experiments_left` (this one included), never past the end, so
+    /// that an experiment whose setup is slow may borrow from those after it, which most often
+    /// stop early (a point decided at its first look); time one leaves unused rolls forward,
+    /// and a finished experiment is never revisited.
     pub fn share_budget(&mut self, experiments_left: usize) {
         let end = self.budget_end;
         if let Some(ctx) = self.ctx.as_mut() {
             ctx.deadline = end.map(|end| {
                 let now = std::time::Instant::now();
-                now + end.saturating_duration_since(now) / experiments_left.max(1) as u32
+                let left = end.saturating_duration_since(now);
+                now + (left * 2 / experiments_left.max(1) as u32).min(left)
             });
         }
     }

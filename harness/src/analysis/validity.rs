@@ -1,6 +1,6 @@
 //! Whether a sample is a measurement: the rules that keep a sample out of every verdict
-//! (failed or timed-out operations, a harness that paced late, a starved worker), kept and
-//! shown with its reason.
+//! (failed or timed-out operations, a harness that paced late), kept and shown with its
+//! reason; and a starved worker, told apart and recorded, not dropped.
 
 use crate::results::{fmt_num, Sample};
 
@@ -11,7 +11,7 @@ use crate::results::{fmt_num, Sample};
 pub const MAX_ERROR_RATE: f64 = 0.01;
 
 /// Why `sample` must not enter a verdict, if it must not, checked in this order: the harness
-/// paced its requests late (`pacing_invalid`); a worker was starved (`starved`); an operation
+/// paced its requests late (`pacing_invalid`); an operation
 /// never finished; an operation timed out (however rare: its latency is unknown and large);
 /// more failed operations than `MAX_ERROR_RATE` allows (successes counted from its `ok`
 /// metric, or else its latency histogram's count). Errors of the kinds in `outcomes` (the
@@ -19,9 +19,6 @@ pub const MAX_ERROR_RATE: f64 = 0.01;
 /// they count only when the sample has no success at all.
 pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
     if let Some(why) = pacing_invalid(sample) {
-        return Some(why);
-    }
-    if let Some(why) = starved(sample) {
         return Some(why);
     }
     let all: u64 = sample.errors.values().sum();
@@ -76,12 +73,13 @@ pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
     ))
 }
 
-/// Why a load sample's workers did not share the thread: one of them measured under
-/// `STARVED_SHARE` of the workers' mean, where the mean is large enough (≥ 100 operations) for
-/// that to be starvation rather than a few long operations. Workers of one sample are alike,
-/// so a spread this wide means one of them never got its turns (an operation that never waits
-/// holding the thread) and the sample measured the scheduling, not the technique.
-fn starved(sample: &Sample) -> Option<String> {
+/// Whether one of a load sample's workers was starved: it measured under `STARVED_SHARE` of the
+/// workers' mean, where the mean is large enough (≥ 100 operations) for that to be starvation
+/// rather than a few long operations. Not a reason to drop the sample: the engine yields (its
+/// tests show a never-waiting worker beside a waiting one both getting turns), so what is left
+/// is the technique's own fairness (a pool that serves its waiters out of order: redis-pool's
+/// bb8 at 128 clients starves one); the runner records it as an observation beside the sample.
+pub fn starvation(sample: &Sample) -> Option<String> {
     use crate::results::WORKER_OPS_MIN_SHARE;
     let share = *sample.metrics.get(WORKER_OPS_MIN_SHARE)?;
     let (min, max) = (sample.metrics.get("worker_ops_min")?, sample.metrics.get("worker_ops_max")?);
@@ -89,14 +87,16 @@ fn starved(sample: &Sample) -> Option<String> {
     let mean = if share > 0.0 { min / share } else { max / workers };
     (mean >= 100.0 && share < STARVED_SHARE).then(|| {
         format!(
-            "a worker was starved: it measured {} operations where the workers' mean was {} (the busiest {}): \
-             the workers did not share their thread, so this sample measured the scheduling",
+            "one worker measured {} operations where the workers' mean was {} (the busiest {})",
             fmt_num(*min),
             fmt_num(mean),
             fmt_num(*max)
         )
     })
 }
+
+/// Paced arrivals a sample needs before its 99th percentile of lateness is judged.
+pub const MIN_PACED_FOR_P99: f64 = 1000.0;
 
 /// The share of the workers' mean operations under which a worker counts as starved.
 pub const STARVED_SHARE: f64 = 0.01;
@@ -121,6 +121,10 @@ fn pacing_invalid(sample: &Sample) -> Option<String> {
         let (Some(&late), Some(&lat)) = (sample.metrics.get(pacing), sample.metrics.get(latency)) else {
             continue;
         };
+        // A 99th percentile of a few hundred arrivals is their third-worst: judged from 1000.
+        if pacing == PACING_P99 && sample.metrics.get("pacing_paced").is_some_and(|&n| n < MIN_PACED_FOR_P99) {
+            continue;
+        }
         let limit = (PACING_MAX_SHARE * lat).max(floor);
         if late > limit {
             return Some(format!(
@@ -182,7 +186,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_starved_worker_invalidates_its_sample() {
+    fn a_starved_worker_is_told_apart_but_keeps_its_sample() {
         use crate::results::WORKER_OPS_MIN_SHARE;
         let spread = |min: f64, max: f64, workers: f64| {
             let mut s = sample("a", 0, 1.0, 1000.0, 0);
@@ -191,10 +195,11 @@ pub(super) mod tests {
             s.metrics.insert("worker_ops_min".into(), min);
             s.metrics.insert("worker_ops_max".into(), max);
             s.metrics.insert(WORKER_OPS_MIN_SHARE.into(), min / mean);
-            invalid_reason(&s, &[])
+            assert_eq!(invalid_reason(&s, &[]), None, "kept");
+            starvation(&s)
         };
         let why = spread(1.0, 1_901_770.0, 2.0).expect("1 operation beside 1.9 million");
-        assert!(why.contains("starved"), "{why}");
+        assert!(why.contains("measured 1 operations"), "{why}");
         assert_eq!(spread(900.0, 1100.0, 2.0), None, "an ordinary spread");
         assert_eq!(spread(1.0, 3.0, 2.0), None, "a few long operations are not starvation");
     }
