@@ -199,7 +199,7 @@ pub(super) mod tests {
             starvation(&s)
         };
         let why = spread(1.0, 1_901_770.0, 2.0).expect("1 operation beside 1.9 million");
-        assert!(why.contains("measured 1 operations"), "{why}");
+        assert!(why.contains("one worker measured 1.00 operations"), "{why}");
         assert_eq!(spread(900.0, 1100.0, 2.0), None, "an ordinary spread");
         assert_eq!(spread(1.0, 3.0, 2.0), None, "a few long operations are not starvation");
     }
