@@ -101,7 +101,7 @@ pub struct BenchArgs {
     /// claim comparison is decided stops (default 4, quick 3; 0: every point runs --reps).
     #[arg(long, value_name = "N")]
     pub min_rounds: Option<u32>,
-    /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 5m quick, 60m full):
+    /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 4.5m quick, 60m full):
     /// split over the experiments as they start, what one leaves rolls forward; a point past
     /// its share stops after its minimum rounds and says "budget". Setups, checks and the
     /// capacity search are never cut short (they take from the shares); --against ignores it.
