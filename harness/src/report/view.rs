@@ -338,7 +338,7 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
                     p.cap,
                     p.looks.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
                     num((1.0 - p.alpha_per_look) * 100.0),
-                    num((p.band - 1.0) * 100.0)
+                    num(((p.band - 1.0) * 1000.0).round() / 10.0)
                 )
             })
             .unwrap_or_default(),
