@@ -226,6 +226,37 @@ fn summaries(result: &ExperimentResult) -> Vec<MetricSummary> {
 
 pub use crate::results::fmt_num;
 
+/// A confidence level as a percentage in as few digits as it needs: 95, 97.5, 98.8.
+fn fmt_level(level: f64) -> String {
+    format!("{}", (level * 1000.0).round() / 10.0)
+}
+
+/// A ratio variant / baseline (with its CI) read as a direction: whether the variant is
+/// better, the word for it ("faster"/"slower" for a time or a rate, else "better"/"worse"),
+/// and the factor with its CI as shown (≥ 1, the CI turned the same way).
+struct Direction {
+    better: bool,
+    word: &'static str,
+    shown: f64,
+    lo: f64,
+    hi: f64,
+}
+
+fn direction(metric: &MetricInfo, ratio: f64, low: f64, high: f64) -> Direction {
+    // As a factor of improvement (> 1: the variant is better).
+    let (factor, f_low, f_high) = match metric.better {
+        Better::Higher => (ratio, low, high),
+        Better::Lower => (1.0 / ratio, 1.0 / high, 1.0 / low),
+    };
+    let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
+    let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
+    if factor >= 1.0 {
+        Direction { better: true, word: up, shown: factor, lo: f_low, hi: f_high }
+    } else {
+        Direction { better: false, word: down, shown: 1.0 / factor, lo: 1.0 / f_high, hi: 1.0 / f_low }
+    }
+}
+
 fn fmt_p(p: f64) -> String {
     if p < 0.001 {
         "p < 0.001".into()
@@ -286,22 +317,14 @@ pub fn compare_at(
         return c;
     }
     let alpha = 1.0 - level;
-    let pct = format!("{}", (level * 1000.0).round() / 10.0);
+    let pct = fmt_level(level);
     let Some(ci) = stats::bootstrap_ratio_ci(a, b, level, RESAMPLES, SEED) else {
         // Zero medians were handled above; a resample can still meet one.
         return missing("no ratio could be formed from these samples");
     };
     let mw = stats::mann_whitney_u(a, b).expect("non-empty, finite");
-    // Express the ratio as a factor of improvement (> 1: the variant is better).
-    let (factor, f_low, f_high) = match metric.better {
-        Better::Higher => (ci.estimate, ci.low, ci.high),
-        Better::Lower => (1.0 / ci.estimate, 1.0 / ci.high, 1.0 / ci.low),
-    };
-    let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
-    let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
+    let Direction { better: variant_better, word, shown, lo, hi } = direction(metric, ci.estimate, ci.low, ci.high);
     let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
-    let (word, shown, lo, hi) =
-        if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
     let straddles = ci.low <= 1.0 && ci.high >= 1.0;
     let (verdict, sentence) = if mw.min_attainable_p > alpha {
         (
@@ -326,7 +349,7 @@ pub fn compare_at(
         )
     } else {
         (
-            if factor >= 1.0 { VerdictKind::Better } else { VerdictKind::Worse },
+            if variant_better { VerdictKind::Better } else { VerdictKind::Worse },
             format!(
                 "{variant} is {}× {word} than {baseline} at {where_} ({pct}% CI {}–{}, {}; {medians})",
                 fmt_num(shown),

@@ -1,6 +1,7 @@
 //! The summary's answer for one experiment: does the guide's claim hold? One rule over the
 //! stored verdicts of the claim's comparison and the claim variant's correctness checks.
 
+use crate::results::Check;
 use crate::results::{
     Claim, ClaimKind, Comparison, ExperimentResult, ExperimentStatus, Finding, FindingKind, VerdictKind,
 };
@@ -65,19 +66,19 @@ pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     rule(result, claim)
 }
 
-/// Failed correctness checks of `variant` in `case`.
+/// `variant`'s correctness checks in `case` that failed.
+fn failed<'a>(result: &'a ExperimentResult, variant: &'a str, case: &'a str) -> impl Iterator<Item = &'a Check> {
+    result.checks.iter().filter(move |c| c.ok == Some(false) && c.variant == variant && c.case == case)
+}
+
+/// How many of `variant`'s checks in `case` failed.
 fn broken(result: &ExperimentResult, variant: &str, case: &str) -> usize {
-    result.checks.iter().filter(|c| c.ok == Some(false) && c.variant == variant && c.case == case).count()
+    failed(result, variant, case).count()
 }
 
 /// The names of `variant`'s failed checks, for the reason.
 fn failed_checks(result: &ExperimentResult, variant: &str, case: &str) -> String {
-    let mut names: Vec<&str> = result
-        .checks
-        .iter()
-        .filter(|c| c.ok == Some(false) && c.variant == variant && c.case == case)
-        .map(|c| c.name.as_str())
-        .collect();
+    let mut names: Vec<&str> = failed(result, variant, case).map(|c| c.name.as_str()).collect();
     names.dedup();
     names.join(", ")
 }

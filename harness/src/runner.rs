@@ -346,8 +346,6 @@ async fn run_inner(
         }
     }
     let plan = sequential_plan(ctx, sides.len());
-    let looks =
-        plan.as_ref().map(|p| crate::stats::Looks { rounds: p.looks.clone(), alpha_per_look: p.alpha_per_look });
     for result in results.iter_mut() {
         result.sequential = plan.clone();
     }
@@ -413,10 +411,11 @@ async fn run_inner(
             rounds.rounds = repetition + 1;
             // At a planned look, a point whose claim comparison is decided stops; the other
             // variants rode along in the same rounds.
-            if let (Some(plan), Some(looks)) = (&plan, &looks) {
+            if let Some(plan) = &plan {
                 if claim.variant.is_some() {
                     rounds.stop = StopReason::Cap;
-                    if looks.is_look(rounds.rounds) && analysis::claim_decided(&results[0], claim, &point.label, plan) {
+                    let look = plan.looks.contains(&rounds.rounds);
+                    if look && analysis::claim_decided(&results[0], claim, &point.label, plan) {
                         rounds.stop = StopReason::Decided;
                         break;
                     }

@@ -3,8 +3,8 @@
 //! verdict comes from the per-round log-ratios (`stats::paired_log_ratio`); the sequential
 //! runner asks `claim_decided` after each look whether a point may stop.
 
-use super::{fmt_num, fmt_p, Claim};
-use crate::results::{Better, Comparison, ExperimentResult, MetricInfo, Sequential, VerdictKind};
+use super::{direction, fmt_level, fmt_num, fmt_p, Claim, Direction};
+use crate::results::{Comparison, ExperimentResult, MetricInfo, Sequential, VerdictKind};
 use crate::stats;
 
 /// Fewer pairs than this never decide: a t with one degree of freedom is too easily fooled
@@ -52,18 +52,9 @@ pub(super) fn compare_paired(
 ) -> Option<Comparison> {
     let r = stats::paired_log_ratio(a, b, level)?;
     let (ma, mb) = (stats::median(a)?, stats::median(b)?);
-    // As a factor of improvement (> 1: the variant is better).
-    let (factor, f_low, f_high) = match metric.better {
-        Better::Higher => (r.ratio, r.low, r.high),
-        Better::Lower => (1.0 / r.ratio, 1.0 / r.high, 1.0 / r.low),
-    };
-    let timing = matches!(metric.unit.as_str(), "us" | "ms" | "s" | "ns") || metric.unit.ends_with("/s");
-    let (up, down) = if timing { ("faster", "slower") } else { ("better", "worse") };
-    let (word, shown, lo, hi) =
-        if factor >= 1.0 { (up, factor, f_low, f_high) } else { (down, 1.0 / factor, 1.0 / f_high, 1.0 / f_low) };
+    let Direction { better, word, shown, lo, hi } = direction(metric, r.ratio, r.low, r.high);
     let medians = format!("median {} {} vs {} {}", fmt_num(ma), metric.unit, fmt_num(mb), metric.unit);
-    // 95, 97.5, 98.8: the level in as few digits as it needs.
-    let pct = format!("{}", (level * 1000.0).round() / 10.0);
+    let pct = fmt_level(level);
     let n = r.n;
     let (verdict, sentence) = if n < MIN_PAIRS {
         (
@@ -86,7 +77,7 @@ pub(super) fn compare_paired(
         )
     } else {
         (
-            if factor >= 1.0 { VerdictKind::Better } else { VerdictKind::Worse },
+            if better { VerdictKind::Better } else { VerdictKind::Worse },
             format!(
                 "{variant} is {}× {word} than {baseline} at {where_} ({pct}% CI {}–{}, {}, {n} rounds paired; {medians})",
                 fmt_num(shown),

@@ -92,6 +92,9 @@ async fn expire(fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>) -> std::io:
         // SAFETY: reads 8 bytes into a u64 on the stack, the size a timerfd read requires.
         let n = unsafe { libc::read(fd.as_raw_fd(), (&mut expirations as *mut u64).cast(), 8) };
         if n == 8 {
+            // Consumed: the fd is not readable until the next expiry, so the next wait does
+            // not start with a read that can only say EAGAIN.
+            guard.clear_ready();
             return Ok(());
         }
         let e = std::io::Error::last_os_error();
