@@ -29,13 +29,15 @@ pub fn values(result: &ExperimentResult, metric: &str, case: &str, variant: &str
         .collect()
 }
 
-/// How many samples of `variant` at `point` of `case` were invalid.
-fn invalid_count(result: &ExperimentResult, case: &str, variant: &str, point: &str) -> usize {
-    result
+/// How many samples of `variant` at `point` of `case` were invalid, and why the first one was.
+fn invalid_count<'a>(result: &'a ExperimentResult, case: &str, variant: &str, point: &str) -> (usize, &'a str) {
+    let mut bad = result
         .samples
         .iter()
-        .filter(|s| s.case == case && s.variant == variant && s.point == point && s.invalid.is_some())
-        .count()
+        .filter(|s| s.case == case && s.variant == variant && s.point == point)
+        .filter_map(|s| s.invalid.as_deref());
+    let first = bad.next();
+    (first.map_or(0, |_| 1 + bad.count()), first.unwrap_or(""))
 }
 
 pub use crate::results::Claim;
@@ -81,12 +83,13 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
                 c.case = case.to_owned();
                 if c.verdict == VerdictKind::Missing {
                     for (name, vals) in [(v.name.as_str(), &a), (baseline.as_str(), &b)] {
-                        let bad = invalid_count(result, case, name, &point.label);
+                        let (bad, why) = invalid_count(result, case, name, &point.label);
                         if vals.is_empty() && bad > 0 {
+                            // Why the samples were left out: failed operations, or a harness
+                            // that paced late; the first one's reason says which.
                             c.sentence = format!(
-                                "no verdict for {} vs {baseline} at {where_}: every sample of {name} ({bad}) had more than {}% failed operations",
-                                v.name,
-                                fmt_num(MAX_ERROR_RATE * 100.0)
+                                "no verdict for {} vs {baseline} at {where_}: every sample of {name} ({bad}) was left out (failed operations or a late harness); the first: {why}",
+                                v.name
                             );
                             break;
                         }

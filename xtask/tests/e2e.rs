@@ -193,9 +193,10 @@ fn quick_bench_runs_every_experiment_end_to_end() {
                         .filter(|s| s["variant"] == c["variant"] && s["point"] == p["point"])
                         .filter(|s| p["case"].is_null() || s["case"] == p["case"])
                         .collect();
+                    // Every sample there was left out with its reason: made of errors, or paced
+                    // late by a harness built for debugging.
                     assert!(
-                        !at.is_empty()
-                            && at.iter().all(|s| failed(s) > 0 && s["metrics"][metric].as_f64().unwrap_or(0.0) == 0.0),
+                        !at.is_empty() && at.iter().all(|s| s["invalid"].is_string()),
                         "{}: no verdict although it measured: {}",
                         e["id"],
                         c["sentence"]
