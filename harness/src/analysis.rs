@@ -260,7 +260,7 @@ fn direction(metric: &MetricInfo, ratio: f64, low: f64, high: f64) -> Direction 
     }
 }
 
-fn fmt_p(p: f64) -> String {
+pub(crate) fn fmt_p(p: f64) -> String {
     if p < 0.001 {
         "p < 0.001".into()
     } else {
@@ -546,6 +546,7 @@ pub(crate) mod tests {
             heap_profiles: vec![],
             sequential: None,
             rounds: vec![],
+            rule: None,
             wall_time_ms: 0,
         }
     }

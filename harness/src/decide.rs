@@ -10,6 +10,9 @@ use crate::results::ExperimentResult;
 /// Decide `result` as `meta` declares it (its claim and targets), on a machine of `cores`
 /// cores (the CPU target is a share of them: the run's host's, for an old file).
 pub fn decide(result: &mut ExperimentResult, meta: &Meta, cores: usize) {
+    // The rule the finding is decided by: the smallest effect that matters and the control
+    // points, as the experiment declares them, at the points the run measured.
+    result.rule = Some(meta.rule(&result.sweep.points));
     let declared = meta.claim();
     // Where the claim's variant fails a correctness check, the correct variant that tests the
     // claim takes the headline too (`finding::correct_stand_in`).

@@ -65,7 +65,7 @@ impl Variant {
     }
 
     /// Mark this variant's comparison as the claim's, where the claim is that it keeps up with
-    /// its baseline (within `finding::EQUIVALENCE`), not that it beats it.
+    /// its baseline (within the smallest effect that matters), not that it beats it.
     pub const fn tests_claim_keeps_up(mut self) -> Self {
         self.tests_claim = true;
         self.claim_kind = crate::results::ClaimKind::KeepsUp;
@@ -278,6 +278,51 @@ pub struct Meta {
     pub knobs: Vec<Knob>,
     /// The capacity search and stress, where the question is the rate a technique sustains.
     pub capacity: Option<CapacityPlan>,
+    /// The smallest effect that matters for the claim, where it is not the default 5 %.
+    pub smallest_effect: Option<SmallestEffect>,
+    /// Sweep points where the technique cannot act (a batch of one): controls, not evidence.
+    pub controls: Vec<Control>,
+}
+
+/// What an experiment leaves out of its `Meta` is the harness's default: no cases, no
+/// knobs, no servers, no targets, no capacity search, the default smallest effect, no
+/// controls. Its identity, variants, sweep and metrics it always declares.
+impl Default for Meta {
+    fn default() -> Self {
+        Self {
+            id: "",
+            title: "",
+            guide_section: "",
+            claim: "",
+            variants: Vec::new(),
+            cases: Vec::new(),
+            sweep: Sweep::numeric("", "", &[], &[]),
+            primary_metric: MetricInfo::new("", "", crate::results::Better::Lower, ""),
+            metrics: Vec::new(),
+            needs: Needs::NONE,
+            outcome_errors: &[],
+            targets: &[],
+            knobs: Vec::new(),
+            capacity: None,
+            smallest_effect: None,
+            controls: Vec::new(),
+        }
+    }
+}
+
+/// The smallest effect that matters for an experiment's claim (`DecisionRule`), with why.
+#[derive(Debug, Clone, Copy)]
+pub struct SmallestEffect {
+    /// As a share: 0.10 is 10 %.
+    pub share: f64,
+    pub why: &'static str,
+}
+
+/// A sweep value where the technique cannot act, and why (`DecisionRule::controls`).
+#[derive(Debug, Clone, Copy)]
+pub struct Control {
+    pub value: f64,
+    pub why: &'static str,
 }
 
 impl Meta {
@@ -295,6 +340,25 @@ impl Meta {
     pub fn claim(&self) -> crate::results::Claim<'static> {
         let kind = self.variants.iter().find(|v| v.tests_claim).map_or(Default::default(), |v| v.claim_kind);
         crate::results::Claim { case: self.claim_case(), variant: self.claim_variant(), kind }
+    }
+
+    /// The rule its finding is decided by, at the sweep `points` a run measured (a control
+    /// declared at a value the run skipped is left out).
+    pub fn rule(&self, points: &[SweepPoint]) -> crate::results::DecisionRule {
+        let mut rule = crate::results::DecisionRule::default();
+        if let Some(e) = self.smallest_effect {
+            rule.smallest_effect = e.share;
+            rule.why = e.why.to_owned();
+        }
+        rule.controls = self
+            .controls
+            .iter()
+            .filter_map(|c| {
+                let p = points.iter().find(|p| p.value == c.value)?;
+                Some(crate::results::ControlPoint { point: p.label.clone(), why: c.why.to_owned() })
+            })
+            .collect();
+        rule
     }
 
     /// The names of the cases, `[""]` for an experiment without cases.

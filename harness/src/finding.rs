@@ -6,12 +6,6 @@ use crate::results::{
     Claim, ClaimKind, Comparison, ExperimentResult, ExperimentStatus, Finding, FindingKind, VerdictKind,
 };
 
-/// Two medians whose ratio's whole 95% CI lies within this factor of 1 (0.909 to 1.10) are the
-/// same for the summary's purposes: a claim that a technique beats its baseline finds no
-/// effect there, a claim that it keeps up finds that it does. 10 % is also what the
-/// calibrations ask (the harness at ≥ 0.9× the reference tool).
-pub const EQUIVALENCE: f64 = 1.10;
-
 /// What one comparison says of a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Says {
@@ -21,34 +15,63 @@ enum Says {
     Undecided,
 }
 
-fn says(c: &Comparison, kind: ClaimKind) -> Says {
-    let within = matches!((c.ratio_ci_low, c.ratio_ci_high), (Some(lo), Some(hi))
-        if lo >= 1.0 / EQUIVALENCE && hi <= EQUIVALENCE);
+/// What `c` says of a claim of `kind`, given whether its difference is significant after the
+/// correction for the finding's several points (`holm`), with `band` the smallest effect that
+/// matters as a ratio (1.05: 5 %).
+fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64) -> Says {
+    let within = |x: f64| x >= 1.0 / band && x <= band;
+    let ci_within = matches!((c.ratio_ci_low, c.ratio_ci_high), (Some(lo), Some(hi)) if within(lo) && within(hi));
     // No ratio but a verdict of no difference: both negligible (or zero), nothing to choose.
     let negligible = c.ratio.is_none() && c.verdict == VerdictKind::NoDifference;
-    match (c.verdict, kind) {
-        (VerdictKind::Better, _) => Says::Supports,
-        (VerdictKind::Worse, ClaimKind::Beats) => Says::Contradicts,
-        (VerdictKind::Worse, ClaimKind::KeepsUp) if within => Says::Supports,
-        (VerdictKind::Worse, ClaimKind::KeepsUp) => Says::Contradicts,
-        (VerdictKind::NoDifference, ClaimKind::Beats) if within || negligible => Says::NoEffect,
-        (VerdictKind::NoDifference, ClaimKind::KeepsUp) if within || negligible => Says::Supports,
+    let small = c.ratio.is_some_and(within);
+    let measured = matches!(c.verdict, VerdictKind::Better | VerdictKind::Worse | VerdictKind::NoDifference);
+    let same = match kind {
+        ClaimKind::Beats => Says::NoEffect,
+        ClaimKind::KeepsUp => Says::Supports,
+    };
+    match c.verdict {
+        // A significant difference smaller than what matters is no effect that matters.
+        VerdictKind::Better | VerdictKind::Worse if significant && small => same,
+        VerdictKind::Better if significant => Says::Supports,
+        VerdictKind::Worse if significant => Says::Contradicts,
+        _ if measured && (ci_within || negligible) => same,
         _ => Says::Undecided,
     }
 }
 
-/// The summary's answer, by this rule (the README's "The summary" says the same):
+/// Holm's step-down over the p-values of one finding's points at level `alpha`: which of them
+/// are significant with the family-wise error kept at `alpha`. A point without a p-value is in
+/// the family but never significant.
+pub fn holm(p: &[Option<f64>], alpha: f64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].unwrap_or(1.0).total_cmp(&p[b].unwrap_or(1.0)));
+    let mut significant = vec![false; p.len()];
+    for (k, &i) in order.iter().enumerate() {
+        match p[i] {
+            Some(pi) if pi <= alpha / (p.len() - k) as f64 => significant[i] = true,
+            _ => break,
+        }
+    }
+    significant
+}
+
+/// The summary's answer, by this rule (the README's "The summary" says the same), with the
+/// experiment's `DecisionRule` (smallest effect that matters `e`, control points):
 /// - take the claim's comparison (its variant against its baseline, in its case) at every
-///   sweep point, and read each as *supports*, *contradicts*, *no effect* or *undecided*:
-///   better supports; worse contradicts (for a keeps-up claim, worse within `EQUIVALENCE`
-///   still supports); no significant difference with the whole CI of the ratio within
-///   `EQUIVALENCE` of 1 is *no effect* for a claim to beat the baseline and *supports* a claim
-///   to keep up; anything else (a wide CI, too few repetitions, a side missing) is undecided;
-/// - **holds**: supported somewhere, contradicted and without effect nowhere, and no
-///   correctness check of the variant failed; **holds in part**: supported somewhere but not
-///   everywhere a verdict was reached, or with a failed correctness check; **does not hold**:
-///   supported nowhere, and contradicted or without effect somewhere; **inconclusive**: no point
-///   decided anything, or the experiment failed.
+///   sweep point that is not a control; a difference is significant when it passes Holm's
+///   correction over those points at the comparisons' level;
+/// - read each as *supports*, *contradicts*, *no effect* or *undecided*: a significant
+///   difference whose ratio lies within [1/(1+e), 1+e] is *no effect that matters*; beyond
+///   it, better supports and worse contradicts; not significant with the whole CI within
+///   that band is *no effect*; for a claim to keep up, *no effect* supports; anything else (a
+///   wide CI, too few rounds, a side missing) is undecided;
+/// - **holds**: supported at every point, and no correctness check of the variant failed;
+///   **holds in part**: supported somewhere, but contradicted, without effect or undecided
+///   elsewhere, or with a failed correctness check; **does not hold**: supported nowhere, and
+///   contradicted or without effect somewhere; **inconclusive**: no point decided anything,
+///   or the experiment failed;
+/// - the control points are read the same way and reported beside the finding: a control
+///   that differs beyond the smallest effect says something besides the technique differs.
 pub fn finding(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     let declared = claim.variant?;
     // A variant that fails a correctness check cannot support the claim: the correct
@@ -110,19 +133,54 @@ pub fn correct_stand_in(result: &ExperimentResult, claim: Claim<'_>) -> Option<S
 fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     let variant = claim.variant?;
     let baseline = result.variants.iter().find(|v| v.name == variant)?.baseline.clone()?;
+    let decision = result.rule.clone().unwrap_or_default();
+    let band = decision.band();
+    let at: Vec<(&str, &Comparison)> = result
+        .analysis
+        .iter()
+        .filter(|p| p.case == claim.case)
+        .filter_map(|p| Some((p.point.as_str(), p.comparisons.iter().find(|c| c.variant == variant)?)))
+        .collect();
+    let (evidence, controls): (Vec<_>, Vec<_>) = at.into_iter().partition(|(p, _)| !decision.is_control(p));
+    let alpha = |c: &Comparison| 1.0 - c.level.unwrap_or(crate::analysis::LEVEL);
+    let family_alpha = evidence.first().map_or(crate::analysis::ALPHA, |(_, c)| alpha(c));
+    let p_of = |c: &Comparison| c.p_value.filter(|_| matches!(c.verdict, VerdictKind::Better | VerdictKind::Worse));
+    let significant = holm(&evidence.iter().map(|(_, c)| p_of(c)).collect::<Vec<_>>(), family_alpha);
     let (mut supported, mut contradicted, mut no_effect, mut undecided) = (vec![], vec![], vec![], vec![]);
-    for p in result.analysis.iter().filter(|p| p.case == claim.case) {
-        let Some(c) = p.comparisons.iter().find(|c| c.variant == variant) else {
-            continue;
-        };
-        let label = result.place("", &p.point);
-        match says(c, claim.kind) {
+    for ((point, c), &sig) in evidence.iter().zip(&significant) {
+        let mut label = result.place("", point);
+        match says(c, claim.kind, sig, band) {
             Says::Supports => supported.push(label),
             Says::Contradicts => contradicted.push(label),
             Says::NoEffect => no_effect.push(label),
-            Says::Undecided => undecided.push(label),
+            Says::Undecided => {
+                if let (Some(p), false, true) = (p_of(c), sig, evidence.len() > 1) {
+                    label = format!(
+                        "{label} ({}, not significant across {} points by Holm's correction)",
+                        crate::analysis::fmt_p(p),
+                        evidence.len()
+                    );
+                }
+                undecided.push(label)
+            }
         }
     }
+    let mut control_differs = false;
+    let control_sentences: Vec<String> = controls
+        .iter()
+        .map(|(point, c)| {
+            let why = decision.controls.iter().find(|k| k.point == *point).map_or("", |k| k.why.as_str());
+            let p = p_of(c).is_some_and(|p| p <= alpha(c));
+            let differs = p && c.ratio.is_some_and(|r| r < 1.0 / band || r > band);
+            control_differs |= differs;
+            let said = if differs {
+                "differs where the technique cannot act, so something besides it differs between the variants"
+            } else {
+                "nothing that matters differs, as it should"
+            };
+            format!("{} is a control ({why}): {said}: {}", result.place("", point), c.sentence)
+        })
+        .collect();
     let broken_checks = broken(result, variant, claim.case);
     // Speed without correctness is no support.
     let unsupported = if broken_checks > 0 { std::mem::take(&mut supported) } else { Vec::new() };
@@ -138,20 +196,23 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
         FindingKind::Inconclusive
     } else if supported.is_empty() {
         FindingKind::DoesNotHold
-    } else if contradicted.is_empty() && no_effect.is_empty() && broken_checks == 0 {
+    } else if contradicted.is_empty() && no_effect.is_empty() && undecided.is_empty() && broken_checks == 0 {
         FindingKind::Holds
     } else {
         FindingKind::HoldsInPart
     };
+    let pct = decision.percent();
+    let keeps_up = format!("keeps up (within {pct})");
+    let no_effect_words = format!("no effect that matters (within {pct})");
     let (better, worse) = match claim.kind {
         ClaimKind::Beats => ("better", "worse"),
-        ClaimKind::KeepsUp => ("keeps up (within 10 %)", "falls behind"),
+        ClaimKind::KeepsUp => (keeps_up.as_str(), "falls behind"),
     };
     let mut parts = Vec::new();
     for (what, at) in [
         (better, &supported),
         (worse, &contradicted),
-        ("no measurable effect (within 10 %)", &no_effect),
+        (no_effect_words.as_str(), &no_effect),
         ("undecided", &undecided),
     ] {
         if !at.is_empty() {
@@ -174,6 +235,9 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     if decided == 0 && failed.is_none() {
         parts.push("no point reached a verdict".into());
     }
+    if control_differs {
+        parts.push("a control point differs (see the controls)".into());
+    }
     let reason = format!(
         "{variant} vs {baseline}{}: {}",
         if claim.case.is_empty() { String::new() } else { format!(" in {}", claim.case) },
@@ -190,13 +254,15 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
         undecided,
         broken_checks,
         reason,
+        controls: control_sentences,
+        control_differs,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::PointAnalysis;
+    use crate::results::{DecisionRule, PointAnalysis};
 
     /// A comparison as the analysis stores it, for the finding rule.
     fn said(verdict: VerdictKind, lo: f64, hi: f64) -> Comparison {
@@ -239,19 +305,30 @@ mod tests {
         let beats = Claim { case: "", variant: Some("fast"), kind: ClaimKind::Beats };
         let kind = |v: &[(VerdictKind, f64, f64)], c: Claim<'_>| finding(&claimed(v), c).unwrap().kind;
         assert_eq!(kind(&[(Better, 0.4, 0.6), (Better, 0.3, 0.5)], beats), FindingKind::Holds);
-        // An undecided point does not spoil a finding, a contradicting one does.
-        assert_eq!(kind(&[(Inconclusive, 0.4, 1.3), (Better, 0.3, 0.5)], beats), FindingKind::Holds);
+        // An undecided point is reported and keeps the finding from holding everywhere; a
+        // contradicting one too.
+        assert_eq!(kind(&[(Inconclusive, 0.4, 1.3), (Better, 0.3, 0.5)], beats), FindingKind::HoldsInPart);
         assert_eq!(kind(&[(Worse, 1.4, 1.6), (Better, 0.3, 0.5)], beats), FindingKind::HoldsInPart);
-        // No difference: no effect when the whole CI is within 10 % of 1, undecided when wider.
-        assert_eq!(kind(&[(NoDifference, 0.95, 1.04), (Better, 0.3, 0.5)], beats), FindingKind::HoldsInPart);
-        assert_eq!(kind(&[(NoDifference, 0.95, 1.04)], beats), FindingKind::DoesNotHold);
+        // No difference: no effect when the whole CI is within the smallest effect that
+        // matters (5 % by default) of 1, undecided when wider.
+        assert_eq!(kind(&[(NoDifference, 0.96, 1.04), (Better, 0.3, 0.5)], beats), FindingKind::HoldsInPart);
+        assert_eq!(kind(&[(NoDifference, 0.96, 1.04)], beats), FindingKind::DoesNotHold);
+        assert_eq!(kind(&[(NoDifference, 0.94, 1.04)], beats), FindingKind::Inconclusive);
         assert_eq!(kind(&[(NoDifference, 0.7, 1.4)], beats), FindingKind::Inconclusive);
         assert_eq!(kind(&[(Worse, 1.4, 1.6)], beats), FindingKind::DoesNotHold);
         assert_eq!(kind(&[(Missing, 0.0, 0.0)], beats), FindingKind::Inconclusive);
-        // Keeping up: within 10 % is enough, even when significantly behind.
+        // A significant difference smaller than what matters is no effect that matters.
+        assert_eq!(kind(&[(Better, 0.985, 0.995)], beats), FindingKind::DoesNotHold);
+        let mut r = claimed(&[(Better, 0.91, 0.97)]);
+        assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::Holds, "0.94× is beyond 5 %");
+        r.rule = Some(DecisionRule { smallest_effect: 0.10, ..Default::default() });
+        let f = finding(&r, beats).unwrap();
+        assert_eq!(f.kind, FindingKind::DoesNotHold, "but within a declared 10 %: {}", f.reason);
+        assert!(f.reason.contains("no effect that matters (within 10 %)"), "{}", f.reason);
+        // Keeping up: within the smallest effect is enough, even when significantly behind.
         let keeps = Claim { kind: ClaimKind::KeepsUp, ..beats };
-        assert_eq!(kind(&[(NoDifference, 0.93, 1.05)], keeps), FindingKind::Holds);
-        assert_eq!(kind(&[(Worse, 0.92, 0.97)], keeps), FindingKind::Holds);
+        assert_eq!(kind(&[(NoDifference, 0.97, 1.03)], keeps), FindingKind::Holds);
+        assert_eq!(kind(&[(Worse, 0.96, 0.99)], keeps), FindingKind::Holds);
         assert_eq!(kind(&[(Worse, 0.7, 0.85)], keeps), FindingKind::DoesNotHold);
         // A variant that fails a correctness check supports nothing: faster only where it is
         // wrong decides nothing for the claim.
@@ -286,5 +363,70 @@ mod tests {
         assert!(f.reason.starts_with("fast fails 1 correctness check(s) (same rows)"), "{}", f.reason);
         // No named claim, no finding.
         assert!(finding(&claimed(&[(Better, 0.4, 0.6)]), Claim::default()).is_none());
+    }
+
+    /// A result whose claim comparison has these (verdict, ratio, p) at its points, each CI
+    /// wide enough never to fall within the band.
+    fn with_p(points: &[(VerdictKind, f64, f64)]) -> ExperimentResult {
+        let mut r = claimed(&points.iter().map(|&(v, ratio, _)| (v, ratio * 0.8, ratio * 1.2)).collect::<Vec<_>>());
+        for (p, &(_, ratio, pv)) in r.analysis.iter_mut().zip(points) {
+            p.comparisons[0].ratio = Some(ratio);
+            p.comparisons[0].p_value = Some(pv);
+        }
+        r
+    }
+
+    #[test]
+    fn holm_keeps_the_family_wise_error_over_the_points() {
+        // Sorted 0.01, 0.03, 0.04 against 0.05/3, 0.05/2, 0.05: the first passes, the second
+        // stops the step-down.
+        assert_eq!(holm(&[Some(0.01), Some(0.04), Some(0.03)], 0.05), vec![true, false, false]);
+        assert_eq!(holm(&[Some(0.01), Some(0.02), Some(0.04)], 0.05), vec![true, true, true]);
+        assert_eq!(holm(&[None, Some(0.001)], 0.05), vec![false, true]);
+        assert_eq!(holm(&[], 0.05), Vec::<bool>::new());
+        // Three points each at p = 0.03 would each be significant alone; together none is.
+        let beats = Claim { case: "", variant: Some("fast"), kind: ClaimKind::Beats };
+        use VerdictKind::Better;
+        let f = finding(&with_p(&[(Better, 0.5, 0.03), (Better, 0.5, 0.03), (Better, 0.5, 0.03)]), beats).unwrap();
+        assert_eq!(f.kind, FindingKind::Inconclusive, "{}", f.reason);
+        assert!(f.reason.contains("not significant across 3 points by Holm's correction"), "{}", f.reason);
+        // One of them alone decides.
+        let f = finding(&with_p(&[(Better, 0.5, 0.03)]), beats).unwrap();
+        assert_eq!(f.kind, FindingKind::Holds, "{}", f.reason);
+    }
+
+    #[test]
+    fn control_points_are_checks_not_evidence() {
+        use VerdictKind::*;
+        let beats = Claim { case: "", variant: Some("fast"), kind: ClaimKind::Beats };
+        let control = |r: &mut ExperimentResult| {
+            r.rule = Some(DecisionRule {
+                controls: vec![crate::results::ControlPoint { point: "0".into(), why: "a batch of one".into() }],
+                ..Default::default()
+            })
+        };
+        // Without effect at the control, better elsewhere: holds (it would be in part if the
+        // control counted), and the control reads as it should.
+        let mut r = claimed(&[(NoDifference, 0.98, 1.02), (Better, 0.3, 0.5)]);
+        assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::HoldsInPart);
+        control(&mut r);
+        let f = finding(&r, beats).unwrap();
+        assert_eq!((f.kind, f.control_differs), (FindingKind::Holds, false), "{}", f.reason);
+        assert_eq!(f.supported, vec!["n 1".to_owned()]);
+        assert!(
+            f.controls[0].contains("n 0 is a control (a batch of one): nothing that matters differs"),
+            "{:?}",
+            f.controls
+        );
+        // A control that differs says something besides the technique differs.
+        let mut r = claimed(&[(Worse, 1.4, 1.6), (Better, 0.3, 0.5)]);
+        control(&mut r);
+        let f = finding(&r, beats).unwrap();
+        assert_eq!(f.kind, FindingKind::Holds, "{}", f.reason);
+        assert!(f.control_differs && f.reason.contains("a control point differs"), "{}", f.reason);
+        // Only controls measured: nothing decided for the claim.
+        let mut r = claimed(&[(Better, 0.3, 0.5)]);
+        control(&mut r);
+        assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::Inconclusive);
     }
 }

@@ -93,8 +93,10 @@ pub struct Host {
 }
 
 pub mod capacity;
+mod rounds;
 mod settings;
 mod store;
+pub use rounds::{ControlPoint, DecisionRule, PointRounds, Sequential, StopReason};
 pub use settings::{Offered, Overload, Settings, Timeline, Trial};
 pub use store::{load, save, write_atomic, LoadError};
 
@@ -185,49 +187,11 @@ pub struct ExperimentResult {
     /// Per sweep point (of the claim's case): the rounds it ran and why it stopped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<PointRounds>,
-    pub wall_time_ms: u64,
-}
-
-/// A group-sequential plan (`stats::Looks`): after `looks` rounds the claim's comparison at a
-/// point is looked at, each look at significance `alpha_per_look` (the family's α split over
-/// the looks, so stopping early keeps the false-positive rate), and the point stops once it is
-/// decided: a difference (the CI at level 1 − `alpha_per_look` excludes 1) or no effect that
-/// matters (that CI within `band` of 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Sequential {
-    pub min_rounds: u32,
-    pub cap: u32,
-    pub looks: Vec<u32>,
-    pub alpha_per_look: f64,
-    /// A ratio within [1/band, band] is no effect that matters.
-    pub band: f64,
-}
-
-/// How many rounds a sweep point ran, and why it stopped there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PointRounds {
-    pub point: String,
-    pub rounds: u32,
-    pub stop: StopReason,
-    /// The effect the claim's comparison could have told from none at this point: the CI's
-    /// half-width as a share of the ratio (0.05: ±5 %), from the analysis; none without one.
+    /// What the finding is decided by (version 5 on): the smallest effect that matters and
+    /// the control points. None in an older file until `decide` fills it from the catalogue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detectable: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum StopReason {
-    /// The claim's comparison was decided at a look.
-    Decided,
-    /// The cap of rounds was reached undecided.
-    Cap,
-    /// A fixed number of rounds (no sequential plan, or no claim to decide at this point).
-    Fixed,
-    /// The time budget (`--budget`) ran out, after the point's minimum rounds.
-    Budget,
+    pub rule: Option<DecisionRule>,
+    pub wall_time_ms: u64,
 }
 
 impl ExperimentResult {
@@ -610,7 +574,8 @@ pub enum ClaimKind {
     /// To be better (the guide's techniques).
     #[default]
     Beats,
-    /// To be as good, within `finding::EQUIVALENCE` (the harness against a reference tool).
+    /// To be as good, within the smallest effect that matters (the harness against a
+    /// reference tool).
     KeepsUp,
 }
 
@@ -618,11 +583,13 @@ pub enum ClaimKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
-    /// Supported wherever a verdict was reached, contradicted nowhere, no correctness failure.
+    /// Supported at every point where the technique acts (controls aside), no correctness
+    /// failure.
     Holds,
-    /// Supported somewhere, but not everywhere (or a correctness check of the variant failed).
+    /// Supported somewhere, but not everywhere: contradicted, without an effect that matters
+    /// or undecided elsewhere, or a correctness check of the variant failed.
     HoldsInPart,
-    /// Supported nowhere: worse, or no measurable effect, where a verdict was reached.
+    /// Supported nowhere: worse, or no effect that matters, where a verdict was reached.
     DoesNotHold,
     /// No point reached a verdict either way (too few repetitions, too much noise, a failure).
     Inconclusive,
@@ -639,11 +606,19 @@ pub struct Finding {
     pub variant: String,
     pub baseline: String,
     /// Sweep points where the verdict supports the claim, contradicts it, shows no effect
-    /// (a ratio whose whole CI lies within `finding::EQUIVALENCE` of 1), or decides nothing.
+    /// that matters (`DecisionRule::smallest_effect`), or decides nothing.
     pub supported: Vec<String>,
     pub contradicted: Vec<String>,
     pub no_effect: Vec<String>,
     pub undecided: Vec<String>,
+    /// What the control points said (`DecisionRule::controls`), one sentence each: checks
+    /// that nothing differs where the technique cannot act, never evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+    /// A control point differs beyond the smallest effect that matters: something besides
+    /// the technique differs between the variants.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control_differs: bool,
     /// Correctness checks of the variant that failed.
     pub broken_checks: usize,
     /// The finding in one line: which points said what, and why the rule concluded so.

@@ -101,6 +101,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         heap_profiles: Vec::new(),
         sequential: None,
         rounds: Vec::new(),
+        rule: Some(meta.rule(&meta.sweep.points(quick))),
         wall_time_ms: 0,
     }
 }
@@ -294,18 +295,22 @@ pub async fn run_sides(
 
 /// The sequential plan of a run on one build whose settings allow stopping early
 /// (`Settings::min_rounds` from 2 up to below the cap); none: every point runs the cap.
-pub fn sequential_plan(ctx: &RunCtx, sides: usize) -> Option<Sequential> {
+/// Its band is the experiment's smallest effect that matters, its family the claim's points
+/// that are not controls.
+pub fn sequential_plan(ctx: &RunCtx, sides: usize, result: &ExperimentResult) -> Option<Sequential> {
     let (min, cap) = (ctx.settings.min_rounds, ctx.settings.repetitions);
     if sides != 1 || min < 2 || min >= cap {
         return None;
     }
     let looks = crate::stats::Looks::geometric(min, cap, analysis::ALPHA);
+    let rule = result.rule.clone().unwrap_or_default();
     Some(Sequential {
         min_rounds: min,
         cap,
         looks: looks.rounds,
         alpha_per_look: looks.alpha_per_look,
-        band: crate::finding::EQUIVALENCE,
+        band: rule.band(),
+        family: result.sweep.points.iter().filter(|p| !rule.is_control(&p.label)).count().max(1) as u32,
     })
 }
 
@@ -345,7 +350,7 @@ async fn run_inner(
             ));
         }
     }
-    let plan = sequential_plan(ctx, sides.len());
+    let plan = sequential_plan(ctx, sides.len(), &results[0]);
     for result in results.iter_mut() {
         result.sequential = plan.clone();
     }

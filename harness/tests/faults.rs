@@ -112,15 +112,10 @@ impl Experiment for Gets {
             guide_section: "-",
             claim: "-",
             variants: vec![Variant::new("a", "GET"), Variant::new("b", "GET").tests_claim()],
-            cases: Vec::new(),
             sweep: Sweep::numeric("clients", "", &[1.0], &[1.0]),
             primary_metric: MetricInfo::new("ops_per_sec", "ops/s", harness::Better::Higher, ""),
-            metrics: Vec::new(),
             needs: Needs::REDIS,
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -42,15 +42,9 @@ impl Experiment for SelfTest {
             guide_section: "-",
             claim: "A verdict of the micro engine is a false positive at most 5 % of the time and finds a 5 % slowdown at least 80 % of the time.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("comparison", "", &points, &points),
             primary_metric: harness::micro::time_metric(),
-            metrics: Vec::new(),
-            needs: Needs::NONE,
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 
@@ -101,15 +95,11 @@ impl Experiment for SelfTestLoad {
             guide_section: "-",
             claim: "A verdict of the load engine is a false positive at most 5 % of the time; the smallest slowdown it finds 80 % of the time is its minimum detectable effect.",
             variants: names_of(&LOAD_VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("comparison", "", &points, &points),
             primary_metric: load::latency_p50("a GET"),
             metrics: vec![load::throughput("GETs/s", "GETs per second")],
             needs: Needs::REDIS,
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

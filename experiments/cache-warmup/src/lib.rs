@@ -264,7 +264,6 @@ impl Experiment for CacheWarmup {
             guide_section: "缓存优化 → MultiLevelCache.Warmup; Redis优化 → WarmupUsers",
             claim: "Warming the cache (concurrency 10) before serving avoids a cold start.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("keys warmed", "keys", &[1_000.0, 10_000.0, 100_000.0], &[1_000.0, 4_000.0]),
             primary_metric: load::latency_p99("the first seconds of traffic once the warm-up returned"),
             metrics: vec![
@@ -276,11 +275,10 @@ impl Experiment for CacheWarmup {
                 MetricInfo::new("traffic_hit_ratio", "", Better::Higher, "share of the traffic's GETs that hit (INFO stats keyspace_hits/misses)"),
                 load::latency_p50("the first seconds of traffic"),
             ],
-            needs: Needs { postgres: true, redis: true, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::BOTH,
             targets: harness::targets::LOAD,
             knobs: vec![Knob::int("rows", 4_400, 20_000_000, "rows of the users table: at least 1.1 × the most keys warmed (4,400 quick, 110,000 full)"), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
-            capacity: None,
+            ..Default::default()
         }
     }
 

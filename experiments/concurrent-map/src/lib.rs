@@ -12,9 +12,7 @@ use harness::load::{new_histogram, LoadReport};
 use harness::micro::{self, Input, Routine};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{
-    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant,
-};
+use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -208,15 +206,10 @@ impl Experiment for ConcurrentMap {
                 Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key"),
             ],
             // Quick mode: contention at 50% reads on both cores, and oversubscribed at 95%.
-            cases: Vec::new(),
             sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories(axis(), &LABELS) },
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

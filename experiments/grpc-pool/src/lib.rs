@@ -19,8 +19,7 @@ use harness::kit::http::{Counted, Server, Wire};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use std::convert::Infallible;
 use std::future::Future;
@@ -309,7 +308,6 @@ impl Experiment for GrpcPool {
             guide_section: "网络优化: gRPC优化 (GRPCConnectionPool)",
             claim: "A pool of gRPC connections with keep-alive (round robin over several channels) beats one channel.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("concurrency", "callers", &[1.0, 64.0, 512.0], &[64.0, 512.0]),
             primary_metric: load::throughput("calls/s", "successful unary calls per second"),
             metrics: vec![
@@ -323,16 +321,14 @@ impl Experiment for GrpcPool {
                     "connections the server accepted during the sample (a re-dial after a GOAWAY would show here)",
                 ),
             ],
-            needs: Needs::NONE,
-            outcome_errors: &[],
             targets: harness::targets::SERVICE,
-            knobs: Vec::new(),
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 64.0,
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), at 64 callers.",
             }),
+            ..Default::default()
         }
     }
 

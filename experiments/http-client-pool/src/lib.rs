@@ -13,7 +13,7 @@ use harness::kit::http::{time_wait_sockets, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -279,7 +279,6 @@ impl Experiment for HttpClientPool {
             claim:
                 "A client with a keep-alive pool (MaxIdleConnsPerHost 20) beats opening a new connection per request.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 16.0, 128.0], &[16.0, 128.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
@@ -305,16 +304,14 @@ impl Experiment for HttpClientPool {
                     "sockets in TIME_WAIT on the service's port when the sample ends, client and server side",
                 ),
             ],
-            needs: Needs::NONE,
-            outcome_errors: &[],
             targets: harness::targets::SERVICE,
-            knobs: Vec::new(),
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 16.0,
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), at 16 clients.",
             }),
+            ..Default::default()
         }
     }
 

@@ -22,8 +22,7 @@ use harness::kit::http::{Counted, Server, Wire};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -333,7 +332,6 @@ impl Experiment for HttpCompression {
             guide_section: "HTTP服务优化: 响应压缩中间件 (CompressionMiddleware)",
             claim: "A gzip middleware speeds up responses.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second, on loopback"),
             metrics: vec![
@@ -343,16 +341,14 @@ impl Experiment for HttpCompression {
                 MetricInfo::new("wire_bytes", "bytes", Better::Lower, "bytes the server wrote per response: headers, framing and the (compressed) body"),
                 MetricInfo::new("server_cpu_us", "us", Better::Lower, "CPU time of the server's threads per response (compression included; the client's decoding is not)"),
             ],
-            needs: Needs::NONE,
-            outcome_errors: &[],
             targets: harness::targets::SERVICE,
-            knobs: Vec::new(),
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 10_000.0,
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), at 10 kB responses: what compression costs in requests per second on a fast network.",
             }),
+            ..Default::default()
         }
     }
 

@@ -24,8 +24,7 @@ use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use http_body_util::Full;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -205,7 +204,6 @@ impl Experiment for HttpTimeouts {
             guide_section: "HTTP服务优化: NewOptimizedHTTPServer (ReadHeaderTimeout 5 s, ReadTimeout 10 s, WriteTimeout 10 s, IdleTimeout 120 s)",
             claim: "Server timeouts (ReadHeaderTimeout 5 s etc.) protect the service from clients that hold connections open.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("slow clients", "connections", &[0.0, 100.0, 1000.0], &[0.0, 100.0]),
             primary_metric: load::latency_p99("one request of a normal client"),
             metrics: vec![
@@ -217,8 +215,6 @@ impl Experiment for HttpTimeouts {
                 MetricInfo::new("rss_growth_mb", "MiB", Better::Lower, "growth of the process's resident memory from before the server started to the end of the sample")
                     .negligible_below(2.0),
             ],
-            needs: Needs::NONE,
-            outcome_errors: &[],
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::int("header_timeout_ms", 1, 600_000, "the guide's ReadHeaderTimeout as the run uses it (default a fifth of the measured window: 1,000 in a full run, 30 in quick mode; the guide's own is 5,000)")],
             capacity: Some(harness::CapacityPlan {
@@ -227,6 +223,11 @@ impl Experiment for HttpTimeouts {
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), with 100 slow clients holding connections.",
             }),
+            controls: vec![harness::experiment::Control {
+                value: 0.0,
+                why: "no slow client holds a connection, so the timeouts have nothing to cut",
+            }],
+            ..Default::default()
         }
     }
 

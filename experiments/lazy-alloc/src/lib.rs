@@ -4,7 +4,7 @@
 //! until the first push, and then grows.
 
 use harness::micro::{self, Input, Routine};
-use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{Engine, Experiment, Meta, Routines, RunCtx, Sweep, Trial, Variant};
 
 const ID: &str = "lazy-alloc";
 /// Users validated per call.
@@ -102,15 +102,16 @@ impl Experiment for LazyAlloc {
                 Variant::new("guide-lazy", "the guide's code: Vec::with_capacity(len) at the first error").tests_claim(),
                 Variant::new("vec-new", "Rust's default: Vec::new() (no allocation) and push, growing as needed"),
             ],
-            cases: Vec::new(),
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("user"),
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            controls: [1.0, 50.0]
+                .map(|value| harness::experiment::Control {
+                    value,
+                    why: "some user is invalid, so the guide's code allocates the list too, as eager does",
+                })
+                .to_vec(),
+            ..Default::default()
         }
     }
 

@@ -18,8 +18,8 @@ use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::targets::Target;
 use harness::{
-    names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample,
-    Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Run, RunCtx, Sample, Sweep,
+    Trial, Variant,
 };
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -438,7 +438,6 @@ impl Experiment for LoadBalancing {
                 MetricInfo::new("degraded_share", "%", Better::Lower, "share of the requests the backends answered that went to the slow or failing backend (a third is an even spread)"),
                 MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),
             ],
-            needs: Needs::NONE,
             // What the balancer does when it sends a request to the failing backend, or has no
             // backend left: the finding, counted in error_rate, not a broken measurement.
             outcome_errors: &["HTTP 503", "no backend available"],
@@ -447,7 +446,7 @@ impl Experiment for LoadBalancing {
                 Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
                 Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
             ],
-            capacity: None,
+            ..Default::default()
         }
     }
 

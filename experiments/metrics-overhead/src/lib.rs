@@ -19,8 +19,7 @@ use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -220,7 +219,6 @@ impl Experiment for MetricsOverhead {
             guide_section: "监控和分析: 性能指标收集 (MetricsMiddleware)",
             claim: "Per-request Prometheus metrics (a counter and a histogram per request, the guide's MetricsMiddleware) are cheap.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("distinct paths", "paths", &[10.0, 10_000.0, 1_000_000.0], &[10.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
@@ -235,16 +233,14 @@ impl Experiment for MetricsOverhead {
                 MetricInfo::new("rss_growth_mb", "MiB", Better::Lower, "growth of the process's resident memory from before the service started to after the sample: the registry, plus the service's own buffers")
                     .negligible_below(2.0),
             ],
-            needs: Needs::NONE,
-            outcome_errors: &[],
             targets: harness::targets::SERVICE,
-            knobs: Vec::new(),
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 10_000.0,
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), at 10,000 distinct paths: what the instrumentation costs in requests per second.",
             }),
+            ..Default::default()
         }
     }
 

@@ -371,7 +371,6 @@ impl Experiment for MultiLevelCache {
                     ..Variant::new(name, description)
                 })
                 .collect(),
-            cases: Vec::new(),
             sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),
             // The mean, not the median: a read's latency is a mixture of L1 hits (about a
             // microsecond) and misses (a round trip or two), and where the hit ratio is near one
@@ -388,8 +387,7 @@ impl Experiment for MultiLevelCache {
                 MetricInfo::new("l1_entries", "entries", Better::Lower, "entries in the in-process level at the end of the sample"),
                 MetricInfo::new("l1_bytes", "bytes", Better::Lower, "what the in-process level holds at the end of the sample: keys plus values as JSON text (the map's own overhead not counted)"),
             ],
-            needs: Needs { postgres: true, redis: true, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::BOTH,
             targets: harness::targets::SERVICE,
             knobs: vec![Knob::users_rows(1_000), Knob::int("keys", 100, 5_000_000, "distinct users read (default 2,500 quick, 100,000 full)"), Knob::int("l1_capacity", 1, 5_000_000, "entries of the bounded L1 of the tenth variants (default a tenth of keys)")],
             capacity: Some(harness::CapacityPlan {
@@ -398,6 +396,7 @@ impl Experiment for MultiLevelCache {
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms): the cache answers a service's request.",
             }),
+            ..Default::default()
         }
     }
 

@@ -15,7 +15,7 @@
 //! a reset callback, as `sync.Pool` + `Reset`).
 
 use harness::micro::{self, Input, Routine};
-use harness::{Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{Engine, Experiment, Meta, Routines, RunCtx, Sweep, Trial, Variant};
 use lockfree_object_pool::LinearObjectPool;
 use std::fmt::Write as _;
 
@@ -121,15 +121,10 @@ impl Experiment for ObjectPool {
                 )
                 .tests_claim(),
             ],
-            cases: Vec::new(),
             sweep: Sweep::numeric("records processed", "records", &[10.0, 1000.0], &[10.0, 1000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

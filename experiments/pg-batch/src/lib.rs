@@ -135,7 +135,6 @@ impl Experiment for PgBatch {
                 "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
             claim: "One WHERE id = ANY($1) query beats N single-row queries.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("batch size", "users", &[1.0, 10.0, 100.0, 1000.0], &[1.0, 10.0, 100.0]),
             primary_metric: MetricInfo::new(
                 "latency_p50_us",
@@ -153,11 +152,14 @@ impl Experiment for PgBatch {
                 MetricInfo::new("rows_per_sec", "rows/s", Better::Higher, "users fetched per second"),
                 MetricInfo::new("connections", "connections", Better::Lower, "connections one client holds"),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(2_000)],
-            capacity: None,
+            controls: vec![harness::experiment::Control {
+                value: 1.0,
+                why: "a batch of one user is one query either way: there is no N+1 to remove",
+            }],
+            ..Default::default()
         }
     }
 

@@ -370,11 +370,9 @@ impl Experiment for PgIndexes {
                 load::latency_p99("one operation"),
                 load::throughput("statements/s", "statements completed per second (for insert: the insert throughput)"),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

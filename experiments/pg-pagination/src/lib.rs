@@ -168,22 +168,20 @@ impl Experiment for PgPagination {
             guide_section: "数据库优化 → 查询优化 (ListUsers: 使用游标分页而不是OFFSET)",
             claim: "Cursor (keyset) pagination beats OFFSET/LIMIT.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("page depth", "", &[1.0, 10.0, 100.0, 1000.0, 10000.0], &[1.0, 100.0, 1000.0]),
             primary_metric: load::latency_p50("fetching one page at that depth"),
             metrics: vec![
                 MetricInfo::new("latency_p99_us", "us", Better::Lower, "99th percentile page latency"),
                 load::throughput("pages/s", "pages fetched per second"),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![
                 Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"),
                 Knob::int("page_size", 1, 10_000, "rows per page (default 20)"),
                 Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)"),
             ],
-            capacity: None,
+            ..Default::default()
         }
     }
 

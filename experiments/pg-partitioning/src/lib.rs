@@ -484,11 +484,10 @@ impl Experiment for PgPartitioning {
                     "retire-month: the VACUUM a DELETE leaves to do (0 for DROP)",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
-            capacity: None,
+            ..Default::default()
         }
     }
 

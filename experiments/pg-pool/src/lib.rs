@@ -147,7 +147,6 @@ impl Experiment for PgPool {
             guide_section: "数据库优化 → 连接池配置 (DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5)",
             claim: "A connection pool (MaxOpen 25, MaxIdle 5) beats a connection per query.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
             primary_metric: load::throughput("queries/s", "primary-key lookups completed per second"),
             metrics: vec![
@@ -170,8 +169,7 @@ impl Experiment for PgPool {
                     "most client backends seen on the server while the load ran (sampled every 50 ms)",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
             capacity: Some(harness::CapacityPlan {
@@ -181,6 +179,7 @@ impl Experiment for PgPool {
                 why:
                     "Limits: the guide's database target (DB p95 < 50 ms), at 64 clients, where the pools differ most.",
             }),
+            ..Default::default()
         }
     }
 

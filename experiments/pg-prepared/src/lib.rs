@@ -314,11 +314,10 @@ impl Experiment for PgPrepared {
                     "server planning time per statement executed (pg_stat_statements)",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![Knob::users_rows(1_000)],
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -10,9 +10,7 @@
 
 use harness::micro::{self, Input, Routine};
 use harness::results::Better;
-use harness::{
-    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant,
-};
+use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Routines, Run, RunCtx, Sample, Sweep, Trial, Variant};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -162,18 +160,13 @@ impl Experiment for RateLimiter {
                 .compared_with("governor")
                 .tests_claim_keeps_up(),
             ],
-            cases: Vec::new(),
             sweep: Sweep::numeric("configured rate", "permits/s", &[100.0, 1000.0, 10_000.0, 100_000.0], &[1000.0, 100_000.0]),
             // Within 1 % of the configured rate, a limiter does its job: 0.05 % is not "6× better"
             // than 0.3 %.
             primary_metric: m("rate_error_pct", "%", Better::Lower, "how far the achieved rate is from the configured one")
                 .negligible_below(1.0),
             metrics,
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -175,7 +175,6 @@ impl Experiment for RedisBatch {
                 Variant::new("pipeline-set", "all the batch's SET … EX 1800 in one pipeline (the guide's SetUsers)")
                     .compared_with("set-per-key"),
             ],
-            cases: Vec::new(),
             sweep: Sweep::numeric("batch size", "keys", &[1.0, 10.0, 100.0, 1000.0], &[10.0, 1000.0]),
             primary_metric: MetricInfo::new("latency_p50_us", "us", Better::Lower, "median time of one batch"),
             metrics: vec![
@@ -183,11 +182,13 @@ impl Experiment for RedisBatch {
                 MetricInfo::new("keys_per_sec", "keys/s", Better::Higher, "keys read or written per second"),
                 load::throughput("batches/s", "batches completed per second"),
             ],
-            needs: Needs { postgres: false, redis: true, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::REDIS,
             targets: harness::targets::LOAD,
-            knobs: Vec::new(),
-            capacity: None,
+            controls: vec![harness::experiment::Control {
+                value: 1.0,
+                why: "a batch of one key: MGET of one key is a GET, a pipeline of one command one round trip",
+            }],
+            ..Default::default()
         }
     }
 

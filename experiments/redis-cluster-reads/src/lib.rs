@@ -413,7 +413,6 @@ impl Experiment for RedisClusterReads {
             guide_section: "Redis优化 → Redis集群配置 (NewClusterClient: ReadOnly true, RouteByLatency true)",
             claim: "Reading from replicas (ReadOnly, RouteByLatency) spreads the read load over the cluster and makes reads faster.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("write rate", "writes/s", &[0.0, 1_000.0, 5_000.0], &[5_000.0]),
             primary_metric: load::throughput("GET/s", "reads completed per second by all readers, while writers update the same keys"),
             metrics: vec![
@@ -430,10 +429,9 @@ impl Experiment for RedisClusterReads {
                 MetricInfo::new("writes_per_sec", "SET/s", Better::Higher, "writes acknowledged per second (the sweep's rate, if the writers kept up)"),
             ],
             needs: Needs::REDIS_CLUSTER,
-            outcome_errors: &[],
             targets: harness::targets::LOAD,
             knobs: vec![Knob::int("clients", 1, 10_000, "concurrent readers (default 32), sharing one cluster connection per variant")],
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -109,7 +109,6 @@ impl Experiment for RedisPool {
             guide_section: "Redis优化 → Redis配置优化 (NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5)",
             claim: "A sized connection pool (PoolSize 20, MinIdle 5) is the right way to talk to Redis.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 16.0, 128.0], &[1.0, 128.0]),
             primary_metric: load::throughput("GET/s", "commands completed per second by all clients"),
             metrics: vec![
@@ -118,16 +117,15 @@ impl Experiment for RedisPool {
                 MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
             ],
-            needs: Needs { postgres: false, redis: true, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::REDIS,
             targets: harness::targets::LOAD,
-            knobs: Vec::new(),
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 128.0,
                 limits: harness::load::capacity::Limits::guide(50.0),
                 why: "Limits: the guide sets no Redis target; a cache read is held to the database target it stands in for (p95 < 50 ms).",
             }),
+            ..Default::default()
         }
     }
 

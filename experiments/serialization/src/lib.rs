@@ -325,11 +325,8 @@ impl Experiment for Serialization {
             sweep: Sweep { quick: vec![0.0, 1.0], ..Sweep::categories("payload", &PAYLOADS) },
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("record"),
-            needs: Needs { postgres: false, redis: true, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            needs: Needs::REDIS,
+            ..Default::default()
         }
     }
 

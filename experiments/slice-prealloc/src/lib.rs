@@ -6,7 +6,7 @@
 //! bytes per call and the peak heap (dhat).
 
 use harness::micro::{self, Input, Routine};
-use harness::{names_of, pick, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{names_of, pick, Engine, Experiment, Meta, Routines, RunCtx, Sweep, Trial, Variant};
 
 const ID: &str = "slice-prealloc";
 
@@ -89,15 +89,10 @@ impl Experiment for SlicePrealloc {
             guide_section: "应用层优化 › Go语言优化 › 切片预分配优化 (ProcessLargeDataset)",
             claim: "Pre-allocating the result slice with make(…, 0, len(data)) avoids repeated growth and beats appending to an empty slice.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("item"),
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -8,7 +8,7 @@
 //! (`String::with_capacity` with its estimate, then `push_str`), and `join`.
 
 use harness::micro::{self, Input, Routine};
-use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Needs, Routines, RunCtx, Sweep, Trial, Variant};
+use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Routines, RunCtx, Sweep, Trial, Variant};
 use std::fmt::Write as _;
 
 const ID: &str = "string-building";
@@ -90,15 +90,10 @@ impl Experiment for StringBuilding {
             guide_section: "应用层优化 › Go语言优化 › 字符串构建优化 (BuildQuery)",
             claim: "A strings.Builder grown in advance (Grow(len*20)) builds strings with fewer allocations than concatenation.",
             variants: names_of(&VARIANTS),
-            cases: Vec::new(),
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),
             primary_metric: micro::time_metric(),
             metrics: micro::metrics("condition"),
-            needs: Needs { postgres: false, redis: false, redis_cluster: false },
-            outcome_errors: &[],
-            targets: &[],
-            knobs: Vec::new(),
-            capacity: None,
+            ..Default::default()
         }
     }
 

@@ -187,7 +187,6 @@ impl Experiment for WorkerPool {
                     ..Variant::new(name, description)
                 })
                 .collect(),
-            cases: Vec::new(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
             primary_metric: MetricInfo::new(
                 "latency_p50_us",
@@ -209,8 +208,7 @@ impl Experiment for WorkerPool {
                     "peak resident memory of the harness while measuring",
                 ),
             ],
-            needs: Needs { postgres: true, redis: false, redis_cluster: false },
-            outcome_errors: &[],
+            needs: Needs::POSTGRES,
             // The operation is a whole background batch of N queries, not one query nor one
             // request's wait: "DB query p95 < 50 ms" does not apply to it (10000 items take
             // 150–900 ms by design). Errors and memory do.
@@ -224,7 +222,7 @@ impl Experiment for WorkerPool {
                     "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)",
                 ),
             ],
-            capacity: None,
+            ..Default::default()
         }
     }
 

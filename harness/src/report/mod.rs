@@ -143,9 +143,9 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         ("holds", "worth adopting as measured"),
         ("holds in part", "worth it where its verdicts say so, not everywhere"),
         ("does not hold", "not worth it as the guide has it"),
-        ("keeps up", "within 10 % of what it is measured against, wherever decided"),
-        ("keeps up in part", "within 10 % of what it is measured against at some points, not all"),
-        ("falls behind", "more than 10 % short of what it is measured against: see where in its row"),
+        ("keeps up", "within its smallest effect that matters of what it is measured against, at every point"),
+        ("keeps up in part", "within its smallest effect of what it is measured against at some points, not all"),
+        ("falls behind", "short of what it is measured against by more than its smallest effect: see where in its row"),
         ("inconclusive", "no decision: more or longer repetitions"),
         ("failed", "the experiment did not finish: see its section"),
     ];
@@ -216,6 +216,8 @@ mod tests {
             undecided: vec![],
             broken_checks: 0,
             reason: String::new(),
+            controls: vec![],
+            control_differs: false,
         };
         r.experiments = [
             ("technique", FindingKind::DoesNotHold, ClaimKind::Beats),

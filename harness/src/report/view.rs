@@ -49,6 +49,12 @@ pub struct ExperimentView {
     /// have detected; and the sequential plan in words (empty: fixed rounds).
     pub rounds: Vec<String>,
     pub plan: String,
+    /// The rule the finding was decided by: the smallest effect that matters and why.
+    pub rule: String,
+    /// What each control point said (points where the technique cannot act), and whether one
+    /// differs.
+    pub controls: Vec<String>,
+    pub control_differs: bool,
     pub notes: Vec<String>,
     pub wall_time_s: String,
 }
@@ -333,15 +339,23 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
             .as_ref()
             .map(|p| {
                 format!(
-                    "Rounds: from {} to {} per point, looked at after {} rounds, each look at {}% confidence (α = 5 % split over the looks); a point stops at the first look where the claim's comparison is decided: a difference, or a CI within ±{}% (no effect that matters). Estimates from points that stopped early lean high.",
+                    "Rounds: from {} to {} per point, looked at after {} rounds, each look at {}% confidence (α = 5 % split over the looks{}); a point stops at the first look where the claim's comparison is decided: a difference, or a CI within ±{}% (no effect that matters). Estimates from points that stopped early lean high.",
                     p.min_rounds,
                     p.cap,
                     p.looks.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
                     num((1.0 - p.alpha_per_look) * 100.0),
+                    if p.family > 1 { format!(", and a difference over the claim's {} points", p.family) } else { String::new() },
                     num(((p.band - 1.0) * 1000.0).round() / 10.0)
                 )
             })
             .unwrap_or_default(),
+        rule: e
+            .rule
+            .as_ref()
+            .map(|r| format!("Smallest effect that matters: {} ({}).", r.percent(), r.why))
+            .unwrap_or_default(),
+        controls: e.finding.as_ref().map(|f| f.controls.clone()).unwrap_or_default(),
+        control_differs: e.finding.as_ref().is_some_and(|f| f.control_differs),
         notes: e.notes.clone(),
         wall_time_s: format!("{:.1}", e.wall_time_ms as f64 / 1000.0),
     }

@@ -74,15 +74,9 @@ fn two_variants() -> Meta {
         guide_section: "-",
         claim: "c",
         variants: vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y")],
-        cases: Vec::new(),
         sweep: crate::Sweep::numeric("n", "", &[1.0], &[1.0]),
         primary_metric: crate::MetricInfo::new("t", "s", crate::Better::Lower, "t"),
-        metrics: Vec::new(),
-        needs: crate::Needs::NONE,
-        outcome_errors: &[],
-        targets: &[],
-        knobs: Vec::new(),
-        capacity: None,
+        ..Default::default()
     }
 }
 
@@ -186,13 +180,14 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     let fast = run(0.5, 0.02).await;
     let plan = fast.sequential.clone().expect("a plan");
     assert_eq!(plan.looks, vec![3, 6]);
+    assert_eq!((plan.family, plan.band), (1, 1.05), "one point, the default smallest effect");
     assert_eq!((fast.rounds[0].rounds, fast.rounds[0].stop), (3, StopReason::Decided));
     assert!(fast.rounds[0].detectable.is_some_and(|d| d > 0.0 && d < 0.2), "{:?}", fast.rounds);
     assert_eq!(fast.samples.len(), 6, "3 rounds of both variants");
     let c = fast.headline.clone().unwrap();
     assert_eq!((c.verdict, c.pairs), (crate::results::VerdictKind::Better, Some(3)), "{}", c.sentence);
     assert!((c.level.unwrap() - 0.975).abs() < 1e-12, "{c:?}");
-    // A/A with 30 % spread: neither a difference nor a CI within 10 % after 3 rounds.
+    // A/A with 30 % spread: neither a difference nor a CI within 5 % after 3 rounds.
     let same = run(1.0, 0.3).await;
     assert_eq!((same.rounds[0].rounds, same.rounds[0].stop), (6, StopReason::Cap));
     // A budget already spent: the undecided point stops after its minimum rounds, and says so.
