@@ -547,6 +547,7 @@ pub(crate) mod tests {
             sequential: None,
             rounds: vec![],
             rule: None,
+            time: None,
             wall_time_ms: 0,
         }
     }

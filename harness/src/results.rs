@@ -96,7 +96,7 @@ pub mod capacity;
 mod rounds;
 mod settings;
 mod store;
-pub use rounds::{ControlPoint, DecisionRule, PointRounds, Sequential, StopReason};
+pub use rounds::{ControlPoint, DecisionRule, PointRounds, Sequential, StopReason, TimeSpent};
 pub use settings::{Offered, Overload, Settings, Timeline, Trial};
 pub use store::{load, save, write_atomic, LoadError};
 
@@ -191,6 +191,9 @@ pub struct ExperimentResult {
     /// the control points. None in an older file until `decide` fills it from the catalogue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<DecisionRule>,
+    /// Where the experiment's wall time went (version 5 on; none in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeSpent>,
     pub wall_time_ms: u64,
 }
 

@@ -8,8 +8,9 @@ use crate::experiment::{self, BoxFuture, Experiment, Meta, RunCtx, Trial};
 use crate::redact::redact;
 use crate::results::{
     Check, ExperimentResult, ExperimentStatus, PointRounds, Sample, Sequential, StopReason, SweepInfo, SweepPoint,
+    TimeSpent,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the runner reports as it goes, for a progress bar.
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         sequential: None,
         rounds: Vec::new(),
         rule: Some(meta.rule(&meta.sweep.points(quick))),
+        time: None,
         wall_time_ms: 0,
     }
 }
@@ -288,9 +290,21 @@ pub async fn run_sides(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for result in &mut results {
         crate::decide::decide(result, meta, cores);
-        result.wall_time_ms = started.elapsed().as_millis() as u64;
+        result.wall_time_ms = ms(started.elapsed());
+        if let Some(t) = result.time.as_mut() {
+            t.after_ms = result.wall_time_ms.saturating_sub(t.setup_ms + t.samples_ms + t.capacity_ms);
+        }
     }
     results
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The result's time accounts, opened by its setup.
+fn spent(result: &mut ExperimentResult) -> &mut TimeSpent {
+    result.time.get_or_insert_with(TimeSpent::default)
 }
 
 /// The sequential plan of a run on one build whose settings allow stopping early
@@ -322,10 +336,13 @@ async fn run_inner(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
     progress(Progress::Setup { experiment: meta.id });
+    let set_per_sample = ctx.settings.warmup + ctx.settings.duration;
     for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
         let setup_started = Instant::now();
-        side.setup().await.map_err(|e| e.context("setup"))?;
-        result.notes.push(format!("Setup (schema and data) took {:.1} s.", setup_started.elapsed().as_secs_f64()));
+        let time = result.time.insert(TimeSpent { set_per_sample_ms: ms(set_per_sample), ..TimeSpent::default() });
+        let outcome = side.setup().await;
+        time.setup_ms += ms(setup_started.elapsed());
+        outcome.map_err(|e| e.context("setup"))?;
         if !meta.outcome_errors.is_empty() {
             result.notes.push(format!(
                 "Errors of the kinds {} are this technique's outcome, not a broken measurement: they are counted by kind and in the error rate, and a sample with successes stays valid however many it has (latency and throughput still count successes only; a sample without a success never reaches a verdict). Any other error kind above {}% makes a sample invalid, as everywhere.",
@@ -367,10 +384,10 @@ async fn run_inner(
         let mut rounds =
             PointRounds { point: point.label.clone(), rounds: 0, stop: StopReason::Fixed, detectable: None };
         for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
-            let observed = side
-                .setup_point(point)
-                .await
-                .map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
+            let setup_started = Instant::now();
+            let observed = side.setup_point(point).await;
+            spent(result).setup_ms += ms(setup_started.elapsed());
+            let observed = observed.map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
             result.checks.extend(observed);
         }
         for repetition in 0..ctx.settings.repetitions {
@@ -385,10 +402,13 @@ async fn run_inner(
                     if sides[s].lacks(case, variant) {
                         continue;
                     }
-                    let mut sample = sides[s]
-                        .measure(at, repetition)
-                        .await
-                        .map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
+                    let sample_started = Instant::now();
+                    let sample = sides[s].measure(at, repetition).await;
+                    let time = spent(&mut results[s]);
+                    time.samples_ms += ms(sample_started.elapsed());
+                    time.samples += 1;
+                    let mut sample =
+                        sample.map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
                     sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
                     if let Some(why) = analysis::starvation(&sample) {
                         let share = sample.metrics.get(crate::results::WORKER_OPS_MIN_SHARE).copied().unwrap_or(0.0);
@@ -437,6 +457,7 @@ async fn run_inner(
             result.rounds.push(rounds.clone());
         }
     }
+    let extra_started = Instant::now();
     if let (Some(plan), true) = (&meta.capacity, ctx.settings.capacity) {
         if let ([side], [result]) = (&mut *sides, &mut *results) {
             capacity_stage(meta, plan, ctx, &mut **side, result, progress).await?;
@@ -448,6 +469,9 @@ async fn run_inner(
     }
     if let (true, [side], [result]) = (ctx.settings.profile, &mut *sides, &mut *results) {
         profile_stage(meta, ctx, &mut **side, result, progress).await?;
+    }
+    for result in results.iter_mut() {
+        spent(result).capacity_ms += ms(extra_started.elapsed());
     }
     progress(Progress::Checks { experiment: meta.id });
     for (side, result) in sides.iter_mut().zip(results.iter_mut()) {

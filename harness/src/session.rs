@@ -4,7 +4,7 @@
 //! exit codes; everything between lives here.
 
 use crate::context;
-use crate::experiment::{Experiment, RunCtx};
+use crate::experiment::{Experiment, Meta, RunCtx};
 use crate::micro::Workers;
 use crate::provision::{self, Request};
 use crate::results::{self, ExperimentResult, ExperimentStatus, RunContext, RunResults, Settings, SCHEMA_VERSION};
@@ -166,18 +166,18 @@ impl Session {
         Ok((session, swept))
     }
 
-    /// Give the next experiment its share of what is left of `--budget`: twice an equal part
-    /// of it for each of the `experiments_left` (this one included), never past the end, so
-    /// that an experiment whose setup is slow may borrow from those after it, which most often
-    /// stop early (a point decided at its first look); time one leaves unused rolls forward,
-    /// and a finished experiment is never revisited.
-    pub fn share_budget(&mut self, experiments_left: usize) {
+    /// Give the next experiment its share of what is left of `--budget`: twice its part by
+    /// weight (`budget_weight`) among the `weights_left` (its own first, then those after it),
+    /// never past the end, so that an experiment whose setup is slow may borrow from those
+    /// after it, which most often stop early (a point decided at its first look); time one
+    /// leaves unused rolls forward, and a finished experiment is never revisited.
+    pub fn share_budget(&mut self, weights_left: &[f64]) {
         let end = self.budget_end;
+        let part = budget_part(weights_left);
         if let Some(ctx) = self.ctx.as_mut() {
             ctx.deadline = end.map(|end| {
                 let now = std::time::Instant::now();
-                let left = end.saturating_duration_since(now);
-                now + (left * 2 / experiments_left.max(1) as u32).min(left)
+                now + end.saturating_duration_since(now).mul_f64(part)
             });
         }
     }
@@ -302,5 +302,69 @@ async fn run_two_builds(
                 runner::failed_result(&meta, ctx.settings.quick, &error),
             )
         }
+    }
+}
+
+/// The part of what is left of the budget the first of `weights_left` gets: twice its share
+/// by weight, at most all of it.
+pub fn budget_part(weights_left: &[f64]) -> f64 {
+    let total: f64 = weights_left.iter().sum();
+    match weights_left.first() {
+        Some(w) if total > 0.0 => (2.0 * w / total).min(1.0),
+        _ => 1.0,
+    }
+}
+
+/// What an experiment's rounds weigh in `--budget`'s split: the samples one round takes over
+/// all its points (every case × variant at each point of this mode's sweep).
+pub fn budget_weight(meta: &Meta, settings: &Settings) -> f64 {
+    (meta.sweep.points(settings.quick).len() * meta.case_names().len() * meta.variants.len()) as f64
+}
+
+/// The least time an experiment's rounds take under any budget: a point past its share still
+/// runs its minimum rounds (the sequential plan's, or up to 3 without one) of every trial, each
+/// sample its warm-up and measured time. Setups and each sample's fixed costs come on top, so a
+/// budget below the sum of this over the selected experiments cannot be kept.
+pub fn least_rounds_time(meta: &Meta, settings: &Settings) -> std::time::Duration {
+    let (min, cap) = (settings.min_rounds, settings.repetitions);
+    let rounds = if min >= 2 && min < cap { min } else { cap.min(3) };
+    (settings.warmup + settings.duration).mul_f64(budget_weight(meta, settings) * f64::from(rounds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sweep, Variant};
+
+    #[test]
+    fn the_budget_is_split_by_weight_and_the_last_takes_what_is_left() {
+        // Weights 1, 3: the first gets twice its quarter (a half), the last all that is left.
+        assert_eq!(budget_part(&[1.0, 3.0]), 0.5);
+        assert_eq!(budget_part(&[3.0, 1.0]), 1.0, "twice 3/4 is capped at all of it");
+        assert_eq!(budget_part(&[2.0]), 1.0);
+        assert_eq!(budget_part(&[]), 1.0);
+        assert_eq!(budget_part(&[0.0, 0.0]), 1.0);
+    }
+
+    #[test]
+    fn the_least_time_counts_every_trial_at_every_point_its_minimum_rounds() {
+        let meta = Meta {
+            variants: vec![Variant::new("a", "a"), Variant::new("b", "b").compared_with("a")],
+            sweep: Sweep::numeric("n", "", &[1.0, 2.0, 3.0], &[1.0]),
+            ..Meta::default()
+        };
+        let mut settings = Settings::quick_for_tests();
+        settings.warmup = std::time::Duration::from_millis(50);
+        settings.duration = std::time::Duration::from_millis(150);
+        settings.repetitions = 6;
+        settings.min_rounds = 3;
+        // Quick: one point, two variants, three rounds of 200 ms.
+        assert_eq!(budget_weight(&meta, &settings), 2.0);
+        assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(1200));
+        // Full: three points; without a plan (min 0) up to 3 rounds of the cap.
+        settings.quick = false;
+        settings.min_rounds = 0;
+        settings.repetitions = 2;
+        assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(2400));
     }
 }

@@ -120,12 +120,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         duration: dur(
             &args.duration,
             "duration",
-            if quick { Duration::from_millis(150) } else { Duration::from_secs(2) },
+            if quick { Duration::from_millis(150) } else { Duration::from_secs(1) },
         )?,
         warmup: dur(
             &args.warmup,
             "warmup",
-            if quick { Duration::from_millis(50) } else { Duration::from_millis(500) },
+            if quick { Duration::from_millis(50) } else { Duration::from_millis(250) },
         )?,
         concurrency: args.concurrency,
         capacity: !args.no_capacity && (args.capacity || !quick),
@@ -149,6 +149,19 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         return Err(Failure::usage(
             "--min-rounds does not combine with --against: its two builds run a fixed number of rounds (--reps)",
         ));
+    }
+    if let Some(budget) = settings.budget_ms.map(Duration::from_millis) {
+        let least: Duration = experiments.iter().map(|e| session::least_rounds_time(&e.meta(), &settings)).sum();
+        if budget < least {
+            return Err(Failure::usage(format!(
+                "--budget {}: the {} selected experiment(s) need at least {:.0} s for their minimum rounds alone (every variant {} time(s) at every point, {} ms a sample), before setups: give at least that, fewer experiments (--filter) or shorter samples (--duration)",
+                args.budget.as_deref().unwrap_or_default(),
+                experiments.len(),
+                least.as_secs_f64().ceil(),
+                if settings.min_rounds >= 2 && settings.min_rounds < settings.repetitions { settings.min_rounds } else { settings.repetitions.min(3) },
+                (settings.warmup + settings.duration).as_millis()
+            )));
+        }
     }
     if settings.concurrency == Some(0) || settings.concurrency.is_some_and(|c| c > 10_000) {
         return Err(Failure::usage("--concurrency must be between 1 and 10000"));
@@ -373,8 +386,9 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };
     let mut failed = Vec::new();
+    let weights: Vec<f64> = plan.experiments.iter().map(|e| session::budget_weight(&e.meta(), &s)).collect();
     for (i, exp) in plan.experiments.iter().enumerate() {
-        session.share_budget(plan.experiments.len() - i);
+        session.share_budget(&weights[i..]);
         let (result, replaced) = session.run(exp.as_ref(), &on_progress).await.map_err(failure)?;
         if session::frozen() {
             std::future::pending::<()>().await; // the signal handler is exiting the process

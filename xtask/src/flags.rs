@@ -105,12 +105,13 @@ pub struct BenchArgs {
     /// split over the experiments as they start, what one leaves rolls forward; a point past
     /// its share stops after its minimum rounds and says "budget". Setups, checks and the
     /// capacity search are never cut short (they take from the shares); --against ignores it.
+    /// A budget below what the experiments' minimum rounds alone take is refused (exit 2).
     #[arg(long, value_name = "D")]
     pub budget: Option<String>,
-    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 2s, quick 150ms).
+    /// Measured time per sample, e.g. 5s, 500ms, 1m (default 1s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
-    /// Warm-up before each sample is measured (default 500ms, quick 50ms).
+    /// Warm-up before each sample is measured (default 250ms, quick 50ms).
     #[arg(long, value_name = "D")]
     pub warmup: Option<String>,
     /// Client concurrency for experiments whose sweep is not concurrency (default: their own).

@@ -432,8 +432,11 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
             .filter(|s| s["phase"] == "stress")
             .map(|s| s["offered_per_sec"].as_f64().unwrap() / cap)
             .collect();
-        assert_eq!(stress.len(), 2, "{c}");
-        assert!((stress[0] - 1.5).abs() < 1e-9 && (stress[1] - 2.0).abs() < 1e-9, "{stress:?}");
+        // The last two stress steps are 1.5x and 2x the capacity found. Earlier ones may
+        // belong to a lower candidate: where its 2x held, the search went on upwards from it.
+        assert!(stress.len() >= 2, "{c}");
+        let last = &stress[stress.len() - 2..];
+        assert!((last[0] - 1.5).abs() < 1e-9 && (last[1] - 2.0).abs() < 1e-9, "{stress:?}");
         // Then the recovery trial: counted in windows, from the start of the overload.
         let recovery = &c["recovery"];
         // (serde_json parses floats to within an ulp, not exactly)

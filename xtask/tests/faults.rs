@@ -329,6 +329,8 @@ fn bad_input_is_one_line_and_exit_2_before_anything_starts() {
         (vec!["bench", "--filter", "calibration", "--set", "rows=5000"], "no selected experiment has a setting"),
         (vec!["bench", "--set", "cache-warmup.rate=NaN"], "expected a number"),
         (vec!["bench", "--set", "worker-pool.max_idle=0"], "out of range"),
+        (vec!["bench", "--quick", "--budget", "10s"], "for their minimum rounds alone"),
+        (vec!["bench", "--quick", "--budget", "soon"], "--budget"),
     ] {
         let started = Instant::now();
         let o = run(&args);

@@ -36,7 +36,72 @@ pub struct ReportContext {
     /// The guide's targets checked in the whole run, and how many failed.
     pub targets_checked: usize,
     pub targets_failed: usize,
+    /// Where the run's time went, per experiment and in all (empty for older files).
+    pub time: Vec<TimeRow>,
     pub experiments: Vec<ExperimentView>,
+}
+
+/// One experiment's time, in seconds as shown.
+#[derive(Debug, Serialize)]
+pub struct TimeRow {
+    pub id: String,
+    pub wall: String,
+    pub setup: String,
+    pub samples: String,
+    /// How many samples, each's time, and of it the fixed cost beyond warm-up and measurement.
+    pub per_sample: String,
+    pub capacity: String,
+    pub other: String,
+}
+
+/// Where the time went: one row per experiment that recorded it, then the total.
+fn time_rows(results: &RunResults) -> Vec<TimeRow> {
+    let s = |ms: u64| format!("{:.1}", ms as f64 / 1000.0);
+    let mut total = crate::results::TimeSpent::default();
+    let mut wall = 0;
+    let mut rows: Vec<TimeRow> = results
+        .experiments
+        .iter()
+        .filter_map(|e| {
+            let t = e.time.as_ref()?;
+            total.setup_ms += t.setup_ms;
+            total.samples_ms += t.samples_ms;
+            total.samples += t.samples;
+            total.capacity_ms += t.capacity_ms;
+            total.after_ms += t.after_ms;
+            wall += e.wall_time_ms;
+            Some(TimeRow {
+                id: e.id.clone(),
+                wall: s(e.wall_time_ms),
+                setup: s(t.setup_ms),
+                samples: s(t.samples_ms),
+                per_sample: match t.fixed_per_sample_ms() {
+                    Some(fixed) => format!(
+                        "{} × {:.2} s (set {:.2} s, fixed cost {:.2} s)",
+                        t.samples,
+                        t.samples_ms as f64 / 1000.0 / f64::from(t.samples),
+                        t.set_per_sample_ms as f64 / 1000.0,
+                        fixed / 1000.0
+                    ),
+                    None => "none".into(),
+                },
+                capacity: s(t.capacity_ms),
+                other: s(t.after_ms),
+            })
+        })
+        .collect();
+    if rows.len() > 1 {
+        rows.push(TimeRow {
+            id: "all".into(),
+            wall: s(wall),
+            setup: s(total.setup_ms),
+            samples: s(total.samples_ms),
+            per_sample: format!("{} samples", total.samples),
+            capacity: s(total.capacity_ms),
+            other: s(total.after_ms),
+        });
+    }
+    rows
 }
 
 #[derive(Debug, Serialize)]
@@ -165,7 +230,8 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         .collect();
     let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
     let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
-    ReportContext { run, summary, tally, glance, targets_checked, targets_failed, experiments: Vec::new() }
+    let time = time_rows(results);
+    ReportContext { run, summary, tally, glance, targets_checked, targets_failed, time, experiments: Vec::new() }
 }
 
 #[cfg(test)]

@@ -113,3 +113,35 @@ pub enum StopReason {
     /// The time budget (`--budget`) ran out, after the point's minimum rounds.
     Budget,
 }
+
+/// Where an experiment's wall time went (version 5 on), so a slow experiment shows whether its
+/// rounds or its fixed costs took the time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSpent {
+    /// The experiment's setup and its points' setups (schemas, data, warm caches).
+    pub setup_ms: u64,
+    /// Inside the rounds' samples, from the call to its sample: warm-up and measured time as
+    /// set, plus what each sample does before and after them (connections, per-sample data).
+    pub samples_ms: u64,
+    /// The samples the rounds took (both sides' under `--against`).
+    pub samples: u32,
+    /// Warm-up and measured time as set, per sample: `samples_ms / samples` above it is each
+    /// sample's fixed cost.
+    pub set_per_sample_ms: u64,
+    /// The capacity search and stress, and `--profile`'s extra trials.
+    #[serde(default)]
+    pub capacity_ms: u64,
+    /// Correctness checks after the rounds, notes, the analysis.
+    #[serde(default)]
+    pub after_ms: u64,
+}
+
+impl TimeSpent {
+    /// Each sample's time beyond its warm-up and measured time: what moving per-sample work
+    /// to setup would save, per sample.
+    pub fn fixed_per_sample_ms(&self) -> Option<f64> {
+        (self.samples > 0)
+            .then(|| (self.samples_ms as f64 / f64::from(self.samples) - self.set_per_sample_ms as f64).max(0.0))
+    }
+}

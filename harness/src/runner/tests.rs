@@ -129,18 +129,34 @@ async fn a_variant_one_build_lacks_runs_on_the_other_side_only() {
 }
 
 /// A side whose claim variant y takes `factor` times x's time, each sample with ±`noise`
-/// of random spread (deterministic per round and variant).
+/// of random spread (deterministic per round and variant). Each sample takes `pause` of wall
+/// time, its setup four times that and each point's setup half.
 struct Synthetic {
     factor: f64,
     noise: f64,
+    pause: std::time::Duration,
+}
+
+impl Synthetic {
+    fn new(factor: f64, noise: f64) -> Self {
+        Self { factor, noise, pause: std::time::Duration::ZERO }
+    }
 }
 
 impl Side for Synthetic {
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
+        let pause = self.pause * 4;
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            Ok(())
+        })
     }
     fn setup_point<'a>(&'a mut self, _: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-        Box::pin(async { Ok(Vec::new()) })
+        let pause = self.pause / 2;
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            Ok(Vec::new())
+        })
     }
     fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
         let y = at.variant == "y";
@@ -150,7 +166,11 @@ impl Side for Synthetic {
             Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
         sample.metrics.insert("t".into(), v);
         sample.metrics.insert("ok".into(), 10.0);
-        Box::pin(async move { Ok(sample) })
+        let pause = self.pause;
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            Ok(sample)
+        })
     }
     fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
         Box::pin(async { Ok(Vec::new()) })
@@ -173,7 +193,7 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     let run = |factor: f64, noise: f64| {
         let (ctx, meta) = (&ctx, &meta);
         async move {
-            let mut side = Synthetic { factor, noise };
+            let mut side = Synthetic::new(factor, noise);
             run_sides(meta, ctx, &mut [&mut side], &|_| {}).await.pop().unwrap()
         }
     };
@@ -195,7 +215,7 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     late.settings.repetitions = 6;
     late.settings.min_rounds = 3;
     late.deadline = Some(std::time::Instant::now());
-    let mut side = Synthetic { factor: 1.0, noise: 0.3 };
+    let mut side = Synthetic::new(1.0, 0.3);
     let spent = run_sides(&meta, &late, &mut [&mut side], &|_| {}).await.pop().unwrap();
     assert_eq!((spent.rounds[0].rounds, spent.rounds[0].stop), (3, StopReason::Budget));
     assert!(matches!(spent.status, ExperimentStatus::Ok), "finished rounds are kept and analysed");
@@ -203,9 +223,29 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     // Without a plan (min_rounds 0) every point runs the cap, as before.
     let mut fixed_ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
     fixed_ctx.settings.repetitions = 4;
-    let mut side = Synthetic { factor: 0.5, noise: 0.02 };
+    let mut side = Synthetic::new(0.5, 0.02);
     let fixed = run_sides(&meta, &fixed_ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
     assert!(fixed.sequential.is_none());
     assert_eq!(fixed.rounds[0].rounds, 4);
     assert_eq!(fixed.rounds[0].stop, StopReason::Fixed);
+}
+
+/// The time accounts add up: setup (the experiment's and each point's), every sample counted
+/// with at least its own time, and the rest, summing to the wall time.
+#[tokio::test]
+async fn where_the_time_went_is_accounted_per_experiment() {
+    let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    ctx.settings.repetitions = 3;
+    let meta = two_variants();
+    let mut side = Synthetic { pause: std::time::Duration::from_millis(10), ..Synthetic::new(1.0, 0.0) };
+    let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+    let t = r.time.clone().expect("time accounted");
+    let points = r.sweep.points.len() as u64;
+    let samples = r.samples.len() as u32;
+    assert_eq!(t.samples, samples);
+    assert!(t.setup_ms >= 40 + 5 * points, "{t:?}");
+    assert!(t.samples_ms >= 10 * u64::from(samples), "{t:?}");
+    assert_eq!(t.setup_ms + t.samples_ms + t.capacity_ms + t.after_ms, r.wall_time_ms, "{t:?}");
+    let set = ctx.settings.warmup + ctx.settings.duration;
+    assert_eq!(t.set_per_sample_ms, set.as_millis() as u64);
 }
