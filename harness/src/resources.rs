@@ -1,6 +1,6 @@
 //! CPU time and memory of the harness and of the servers it started, read from /proc.
 
-use crate::results::Resources;
+use crate::results::{OthersCpu, Resources};
 use std::time::Instant;
 
 /// Clock ticks per second for /proc's CPU fields.
@@ -63,11 +63,50 @@ fn tree_rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Every descendant of `pid` (children, their children, …).
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    for c in children(pid) {
+        if !out.contains(&c) {
+            out.push(c);
+            descendants(c, out);
+        }
+    }
+}
+
+/// The whole machine's CPU from /proc/stat's first line, in clock ticks: busy (user, nice,
+/// system; interrupts are nobody's) and steal (taken by the hypervisor for other guests).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> =
+        s.lines().next()?.strip_prefix("cpu ")?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    Some((f.first()? + f.get(1)? + f.get(2)?, *f.get(7)?))
+}
+
+/// Clock ticks of this run's own processes: the harness with everything it started (worker
+/// processes, reference tools) and the servers with their backends, each with the children
+/// it has reaped.
+fn own_ticks(roots: &[u32]) -> u64 {
+    let mut pids = Vec::new();
+    for &r in roots {
+        if !pids.contains(&r) {
+            pids.push(r);
+            descendants(r, &mut pids);
+        }
+    }
+    pids.iter().filter_map(|&p| stat_times(p)).map(|t| t.iter().sum::<u64>()).sum()
+}
+
 /// Takes resource snapshots around a measured window.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
     pub postgres_pid: Option<u32>,
     pub redis_pid: Option<u32>,
+    /// Other server processes this run started (Redis Cluster nodes): not in the resources,
+    /// but theirs is not other processes' CPU.
+    pub other_pids: Vec<u32>,
+    /// Some server this run uses is not a process it can see (docker, an external URL): its
+    /// CPU would read as other processes', so they are not measured.
+    pub blind: bool,
 }
 
 /// Readings at the start of a window.
@@ -78,6 +117,8 @@ pub struct Snapshot {
     postgres_cpu_s: Option<f64>,
     redis_cpu_s: Option<f64>,
     hwm_reset: bool,
+    /// The machine's busy and steal ticks, and this run's own.
+    machine: Option<(u64, u64, u64)>,
 }
 
 impl Probe {
@@ -90,7 +131,22 @@ impl Probe {
             postgres_cpu_s: self.postgres_pid.and_then(tree_cpu_s),
             redis_cpu_s: self.redis_pid.and_then(tree_cpu_s),
             hwm_reset,
+            machine: self.machine(),
         }
+    }
+
+    fn roots(&self) -> Vec<u32> {
+        let mut roots = vec![std::process::id()];
+        roots.extend(self.postgres_pid.iter().chain(&self.redis_pid).chain(&self.other_pids));
+        roots
+    }
+
+    fn machine(&self) -> Option<(u64, u64, u64)> {
+        if self.blind {
+            return None;
+        }
+        let (busy, steal) = machine_ticks()?;
+        Some((busy, steal, own_ticks(&self.roots())))
     }
 
     pub fn end(&self, start: &Snapshot) -> Resources {
@@ -110,6 +166,14 @@ impl Probe {
             postgres_rss_bytes: self.postgres_pid.and_then(tree_rss_bytes),
             redis_rss_bytes: self.redis_pid.and_then(tree_rss_bytes),
             wall_s: start.at.elapsed().as_secs_f64(),
+            others: match (start.machine, self.machine()) {
+                (Some((b0, s0, o0)), Some((b1, s1, o1))) => {
+                    let ticks = ticks_per_sec();
+                    let others = b1.saturating_sub(b0) as f64 - o1.saturating_sub(o0) as f64;
+                    Some(OthersCpu { cpu_s: others.max(0.0) / ticks, steal_s: s1.saturating_sub(s0) as f64 / ticks })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -205,6 +269,42 @@ mod tests {
             used = self_cpu_s() - a;
         }
         assert!(used > 0.0 && used < 0.009, "CPU time moved by {used} s");
+    }
+
+    /// A busy process that is not the run's (detached: its parent shell has exited, so it is
+    /// no descendant) reads as other processes' CPU; the harness's own busy work does not.
+    #[test]
+    fn a_busy_neighbour_is_seen_and_the_harness_is_not_one() {
+        let probe = Probe::default();
+        let busy = |ms: u128| {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed().as_millis() < ms {
+                x = x.wrapping_mul(31).wrapping_add(7);
+                std::hint::black_box(x);
+            }
+        };
+        let s = probe.begin();
+        busy(400);
+        let own = probe.end(&s);
+        assert!(own.harness_cpu_s > 0.2, "{own:?}");
+        let detached = std::process::Command::new("sh")
+            .args(["-c", "timeout 3 sh -c 'while :; do :; done' >/dev/null 2>&1 &"])
+            .status()
+            .unwrap();
+        assert!(detached.success());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let s = probe.begin();
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let r = probe.end(&s);
+        let others = r.others.expect("measured");
+        // The neighbour spins for the whole second: on a shared machine it gets at least a
+        // third of a core, whatever else runs.
+        assert!(others.cores(r.wall_s) > 0.33, "{r:?}");
+        // No blind probe reads it.
+        let blind = Probe { blind: true, ..Probe::default() };
+        let s = blind.begin();
+        assert!(blind.end(&s).others.is_none());
     }
 
     #[test]

@@ -447,6 +447,32 @@ pub struct Resources {
     pub postgres_rss_bytes: Option<u64>,
     pub redis_rss_bytes: Option<u64>,
     pub wall_s: f64,
+    /// CPU the rest of the machine used meanwhile (version 5 on; none where a server's
+    /// processes are out of sight: docker, an external URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others: Option<OthersCpu>,
+}
+
+/// What other processes took from the machine during a sample: noisy neighbours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OthersCpu {
+    /// CPU seconds of processes that are neither the harness (with what it started) nor the
+    /// run's servers: a build, another benchmark, a browser.
+    pub cpu_s: f64,
+    /// CPU seconds the hypervisor gave other guests while this one wanted to run (steal).
+    pub steal_s: f64,
+}
+
+impl OthersCpu {
+    /// Cores the neighbours took on average over `wall_s`: their CPU and the steal.
+    pub fn cores(&self, wall_s: f64) -> f64 {
+        if wall_s > 0.0 {
+            (self.cpu_s + self.steal_s) / wall_s
+        } else {
+            0.0
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

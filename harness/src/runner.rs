@@ -298,6 +298,25 @@ pub async fn run_sides(
     results
 }
 
+/// Noisy neighbours: the most cores other processes (and steal) took over one sample of
+/// `point`'s round `repetition`; 0 where they were not measured.
+pub fn neighbours(result: &ExperimentResult, point: &str, repetition: u32) -> f64 {
+    result
+        .samples
+        .iter()
+        .filter(|s| s.point == point && s.repetition == repetition)
+        .filter_map(|s| s.resources.as_ref().and_then(|r| Some(r.others?.cores(r.wall_s))))
+        .fold(0.0, f64::max)
+}
+
+/// Leave every sample of `point`'s round `repetition` out of the verdicts, so that its pairs
+/// are dropped alike (a sample already left out keeps its first reason).
+pub fn leave_out_round(result: &mut ExperimentResult, point: &str, repetition: u32, why: &str) {
+    for s in result.samples.iter_mut().filter(|s| s.point == point && s.repetition == repetition) {
+        s.invalid.get_or_insert_with(|| why.to_owned());
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -381,8 +400,13 @@ async fn run_inner(
             let now = Instant::now();
             now + d.saturating_duration_since(now) / (points.len() - point_index) as u32
         });
-        let mut rounds =
-            PointRounds { point: point.label.clone(), rounds: 0, stop: StopReason::Fixed, detectable: None };
+        let mut rounds = PointRounds {
+            point: point.label.clone(),
+            rounds: 0,
+            stop: StopReason::Fixed,
+            detectable: None,
+            disturbed: 0,
+        };
         for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
             let setup_started = Instant::now();
             let observed = side.setup_point(point).await;
@@ -434,6 +458,18 @@ async fn run_inner(
                 }
             }
             rounds.rounds = repetition + 1;
+            if let Some(limit) = ctx.settings.noise_limit {
+                let worst = results.iter().map(|r| neighbours(r, &point.label, repetition)).fold(0.0, f64::max);
+                if worst > limit {
+                    rounds.disturbed += 1;
+                    let why = format!(
+                        "a disturbed round: other processes took {worst:.2} cores during it (limit {limit:.2})"
+                    );
+                    for r in results.iter_mut() {
+                        leave_out_round(r, &point.label, repetition, &why);
+                    }
+                }
+            }
             // At a planned look, a point whose claim comparison is decided stops; the other
             // variants rode along in the same rounds.
             if let Some(plan) = &plan {

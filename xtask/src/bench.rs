@@ -117,6 +117,17 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             // catalogue stays under 5 (a 5-minute budget ran 303.6 s).
             None => Some(if quick { 270_000 } else { 60 * 60_000 }),
         },
+        noise_limit: match args.noise_limit.as_str() {
+            "none" => None,
+            s => match s.parse::<f64>() {
+                Ok(c) if c > 0.0 && c.is_finite() => Some(c),
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "--noise-limit {s:?}: a number of cores above 0 (0.5: half a core), or none"
+                    )))
+                }
+            },
+        },
         duration: dur(
             &args.duration,
             "duration",

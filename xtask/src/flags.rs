@@ -108,6 +108,12 @@ pub struct BenchArgs {
     /// A budget below what the experiments' minimum rounds alone take is refused (exit 2).
     #[arg(long, value_name = "D")]
     pub budget: Option<String>,
+    /// Noisy neighbours: a round in which other processes (a build, a browser; and the
+    /// hypervisor's steal) took more than this many cores on average over one of its samples
+    /// is left out of every verdict, its pairs dropped (counted per point in the report), or
+    /// none. Not checked where a server is out of sight (docker, external URLs).
+    #[arg(long, env = "PERFLAB_NOISE_LIMIT", default_value = "0.5", value_name = "CORES")]
+    pub noise_limit: String,
     /// Measured time per sample, e.g. 5s, 500ms, 1m (default 1s, quick 150ms).
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,

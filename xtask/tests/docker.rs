@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 fn bench(out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env("PERFLAB_NOISE_LIMIT", "none");
     cmd.args(["bench", "--quick", "--provider", "docker", "--filter", "calibration,pg-pagination"])
         .args(["--duration", "300ms", "--warmup", "100ms", "--out", out.to_str().unwrap()])
         .args(extra)

@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("xtask runs")
+    // Tests run benches side by side, each the other's noisy neighbour: no round is left out
+    // for it here (the runner's and the probe's own tests check that machinery).
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("PERFLAB_NOISE_LIMIT", "none")
+        .output()
+        .expect("xtask runs")
 }
 
 struct TempDir(PathBuf);
@@ -246,6 +252,7 @@ fn against_interleaves_two_builds_and_gates_an_injected_slowdown() {
         .args(["--warmup", "20ms", "--no-report", "--out", out, "--against", "HEAD"])
         .args(["--set", "string-building.inject_slowdown=100%"])
         .env("PERFLAB_AGAINST_EXE", env!("CARGO_BIN_EXE_xtask"))
+        .env("PERFLAB_NOISE_LIMIT", "none")
         .output()
         .expect("xtask runs");
     let err = String::from_utf8_lossy(&o.stderr);

@@ -313,9 +313,14 @@ impl Env {
 
     /// What the resource probe watches: the server processes this run started.
     pub fn probe(&self) -> crate::resources::Probe {
+        let nodes = self.redis_cluster.iter().flat_map(|c| &c.nodes);
         crate::resources::Probe {
             postgres_pid: self.pg.as_ref().and_then(|p| p.pid),
             redis_pid: self.redis.as_ref().and_then(|r| r.pid),
+            other_pids: nodes.clone().filter_map(|n| n.pid).collect(),
+            blind: self.pg.as_ref().is_some_and(|p| p.pid.is_none())
+                || self.redis.as_ref().is_some_and(|r| r.pid.is_none())
+                || nodes.clone().any(|n| n.pid.is_none()),
         }
     }
 

@@ -331,7 +331,12 @@ pub fn experiment_view(e: &ExperimentResult, run_dir: Option<&std::path::Path>) 
                     crate::results::StopReason::Budget => "time budget spent, undecided",
                 };
                 let could = r.detectable.map(|d| format!("; could tell ±{}%", num(d * 100.0))).unwrap_or_default();
-                format!("{} {}: {} rounds ({why}{could})", e.sweep.axis, r.point, r.rounds)
+                let disturbed = if r.disturbed > 0 {
+                    format!("; {} disturbed by other processes, left out", r.disturbed)
+                } else {
+                    String::new()
+                };
+                format!("{} {}: {} rounds ({why}{could}{disturbed})", e.sweep.axis, r.point, r.rounds)
             })
             .collect(),
         plan: e

@@ -99,6 +99,14 @@ pub struct PointRounds {
     /// half-width as a share of the ratio (0.05: ±5 %), from the analysis; none without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectable: Option<f64>,
+    /// Rounds left out because other processes took more of the machine than
+    /// `Settings::noise_limit` allows (counted in `rounds`; version 5 on).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disturbed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -26,6 +26,11 @@ pub struct Settings {
     /// limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_ms: Option<u64>,
+    /// `--noise-limit`: a round in which other processes (and the hypervisor's steal) took
+    /// more than this many cores on average over one of its samples is disturbed: its samples
+    /// are left out of every verdict, as a pair (version 5 on). None: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_limit: Option<f64>,
     /// Measured time per sample.
     #[serde(rename = "duration_ms", with = "millis")]
     #[schemars(with = "u64")]
@@ -66,6 +71,7 @@ impl Settings {
             repetitions: 1,
             min_rounds: 0,
             budget_ms: None,
+            noise_limit: None,
             duration: Duration::from_millis(100),
             warmup: Duration::from_millis(20),
             concurrency: None,

@@ -135,11 +135,13 @@ struct Synthetic {
     factor: f64,
     noise: f64,
     pause: std::time::Duration,
+    /// A round during which other processes take a whole core.
+    noisy_round: Option<u32>,
 }
 
 impl Synthetic {
     fn new(factor: f64, noise: f64) -> Self {
-        Self { factor, noise, pause: std::time::Duration::ZERO }
+        Self { factor, noise, pause: std::time::Duration::ZERO, noisy_round: None }
     }
 }
 
@@ -166,6 +168,12 @@ impl Side for Synthetic {
             Sample { variant: at.variant.into(), point: at.point.label.clone(), repetition, ..Sample::default() };
         sample.metrics.insert("t".into(), v);
         sample.metrics.insert("ok".into(), 10.0);
+        let others = if self.noisy_round == Some(repetition) { 0.1 } else { 0.001 };
+        sample.resources = Some(crate::results::Resources {
+            wall_s: 0.1,
+            others: Some(crate::results::OthersCpu { cpu_s: others, steal_s: 0.0 }),
+            ..Default::default()
+        });
         let pause = self.pause;
         Box::pin(async move {
             tokio::time::sleep(pause).await;
@@ -248,4 +256,30 @@ async fn where_the_time_went_is_accounted_per_experiment() {
     assert_eq!(t.setup_ms + t.samples_ms + t.capacity_ms + t.after_ms, r.wall_time_ms, "{t:?}");
     let set = ctx.settings.warmup + ctx.settings.duration;
     assert_eq!(t.set_per_sample_ms, set.as_millis() as u64);
+}
+
+/// A round in which other processes took a core (over the limit of half a core) is left out
+/// as a pair: both variants' samples of that round, with why, and counted per point; the
+/// verdict rests on the other rounds. Without a limit nothing is left out.
+#[tokio::test]
+async fn a_disturbed_round_is_left_out_as_a_pair() {
+    let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+    ctx.settings.repetitions = 5;
+    ctx.settings.noise_limit = Some(0.5);
+    let mut meta = two_variants();
+    meta.variants = vec![crate::Variant::new("x", "x"), crate::Variant::new("y", "y").compared_with("x").tests_claim()];
+    let mut side = Synthetic { noisy_round: Some(1), ..Synthetic::new(0.5, 0.02) };
+    let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+    for p in &r.rounds {
+        assert_eq!((p.rounds, p.disturbed), (5, 1), "{p:?}");
+    }
+    for s in &r.samples {
+        let why = s.invalid.as_deref().unwrap_or_default();
+        assert_eq!(s.repetition == 1, why.contains("disturbed round: other processes took 1.00 cores"), "{s:?}");
+    }
+    assert_eq!(r.headline.as_ref().unwrap().pairs, Some(4), "the four undisturbed rounds");
+    ctx.settings.noise_limit = None;
+    let mut side = Synthetic { noisy_round: Some(1), ..Synthetic::new(0.5, 0.02) };
+    let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+    assert!(r.samples.iter().all(|s| s.invalid.is_none()) && r.rounds.iter().all(|p| p.disturbed == 0));
 }
