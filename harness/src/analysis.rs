@@ -12,7 +12,7 @@ pub const ALPHA: f64 = 0.05;
 const RESAMPLES: usize = 4000;
 const SEED: u64 = 0x9e11_ab5e_ed00_0001;
 
-mod paired;
+pub(crate) mod paired;
 mod validity;
 pub use paired::{claim_decided, paired_values, MIN_PAIRS};
 pub use validity::{invalid_reason, starvation, MAX_ERROR_RATE, MIN_PACED_FOR_P99, STARVED_SHARE};

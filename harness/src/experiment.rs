@@ -282,6 +282,9 @@ pub struct Meta {
     pub smallest_effect: Option<SmallestEffect>,
     /// Sweep points where the technique cannot act (a batch of one): controls, not evidence.
     pub controls: Vec<Control>,
+    /// Each sweep point is a trial of its own (selftest's comparisons), not a point of one
+    /// finding: a point stops on its own look's α, with no correction over the points.
+    pub independent_points: bool,
 }
 
 /// What an experiment leaves out of its `Meta` is the harness's default: no cases, no
@@ -306,6 +309,7 @@ impl Default for Meta {
             capacity: None,
             smallest_effect: None,
             controls: Vec::new(),
+            independent_points: false,
         }
     }
 }

@@ -30,8 +30,10 @@ fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64) -> Says {
         ClaimKind::KeepsUp => Says::Supports,
     };
     match c.verdict {
-        // A significant difference smaller than what matters is no effect that matters.
-        VerdictKind::Better | VerdictKind::Worse if significant && small => same,
+        // A significant difference whose whole CI is smaller than what matters is no effect
+        // that matters; one whose estimate is, but not its CI, is not yet decided either way.
+        VerdictKind::Better | VerdictKind::Worse if significant && ci_within => same,
+        VerdictKind::Better | VerdictKind::Worse if significant && small => Says::Undecided,
         VerdictKind::Better if significant => Says::Supports,
         VerdictKind::Worse if significant => Says::Contradicts,
         _ if measured && (ci_within || negligible) => same,
@@ -142,8 +144,9 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
         .filter_map(|p| Some((p.point.as_str(), p.comparisons.iter().find(|c| c.variant == variant)?)))
         .collect();
     let (evidence, controls): (Vec<_>, Vec<_>) = at.into_iter().partition(|(p, _)| !decision.is_control(p));
-    let alpha = |c: &Comparison| 1.0 - c.level.unwrap_or(crate::analysis::LEVEL);
-    let family_alpha = evidence.first().map_or(crate::analysis::ALPHA, |(_, c)| alpha(c));
+    // The α of every comparison of this result: its plan's per-look α (a comparison without a
+    // ratio carries no level of its own, so it is not read from one).
+    let family_alpha = 1.0 - crate::analysis::paired::level(result);
     let p_of = |c: &Comparison| c.p_value.filter(|_| matches!(c.verdict, VerdictKind::Better | VerdictKind::Worse));
     let significant = holm(&evidence.iter().map(|(_, c)| p_of(c)).collect::<Vec<_>>(), family_alpha);
     let (mut supported, mut contradicted, mut no_effect, mut undecided) = (vec![], vec![], vec![], vec![]);
@@ -170,7 +173,7 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
         .iter()
         .map(|(point, c)| {
             let why = decision.controls.iter().find(|k| k.point == *point).map_or("", |k| k.why.as_str());
-            let p = p_of(c).is_some_and(|p| p <= alpha(c));
+            let p = p_of(c).is_some_and(|p| p <= family_alpha);
             let differs = p && c.ratio.is_some_and(|r| r < 1.0 / band || r > band);
             control_differs |= differs;
             let said = if differs {
@@ -317,8 +320,10 @@ mod tests {
         assert_eq!(kind(&[(NoDifference, 0.7, 1.4)], beats), FindingKind::Inconclusive);
         assert_eq!(kind(&[(Worse, 1.4, 1.6)], beats), FindingKind::DoesNotHold);
         assert_eq!(kind(&[(Missing, 0.0, 0.0)], beats), FindingKind::Inconclusive);
-        // A significant difference smaller than what matters is no effect that matters.
+        // A significant difference smaller than what matters, its whole CI, is no effect that
+        // matters; one whose estimate is (0.96×) but whose CI reaches past 5 % is undecided.
         assert_eq!(kind(&[(Better, 0.985, 0.995)], beats), FindingKind::DoesNotHold);
+        assert_eq!(kind(&[(Better, 0.93, 0.99)], beats), FindingKind::Inconclusive);
         let mut r = claimed(&[(Better, 0.91, 0.97)]);
         assert_eq!(finding(&r, beats).unwrap().kind, FindingKind::Holds, "0.94× is beyond 5 %");
         r.rule = Some(DecisionRule { smallest_effect: 0.10, ..Default::default() });

@@ -321,16 +321,18 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// The result's time accounts, opened by its setup.
-fn spent(result: &mut ExperimentResult) -> &mut TimeSpent {
-    result.time.get_or_insert_with(TimeSpent::default)
+/// Add to every result's time accounts.
+fn charge(results: &mut [ExperimentResult], add: impl Fn(&mut TimeSpent)) {
+    for r in results {
+        add(r.time.get_or_insert_with(TimeSpent::default));
+    }
 }
 
 /// The sequential plan of a run on one build whose settings allow stopping early
 /// (`Settings::min_rounds` from 2 up to below the cap); none: every point runs the cap.
 /// Its band is the experiment's smallest effect that matters, its family the claim's points
-/// that are not controls.
-pub fn sequential_plan(ctx: &RunCtx, sides: usize, result: &ExperimentResult) -> Option<Sequential> {
+/// that are not controls (one where the points are independent trials).
+pub fn sequential_plan(ctx: &RunCtx, meta: &Meta, sides: usize, result: &ExperimentResult) -> Option<Sequential> {
     let (min, cap) = (ctx.settings.min_rounds, ctx.settings.repetitions);
     if sides != 1 || min < 2 || min >= cap {
         return None;
@@ -343,7 +345,11 @@ pub fn sequential_plan(ctx: &RunCtx, sides: usize, result: &ExperimentResult) ->
         looks: looks.rounds,
         alpha_per_look: looks.alpha_per_look,
         band: rule.band(),
-        family: result.sweep.points.iter().filter(|p| !rule.is_control(&p.label)).count().max(1) as u32,
+        family: if meta.independent_points {
+            1
+        } else {
+            result.sweep.points.iter().filter(|p| !rule.is_control(&p.label)).count().max(1) as u32
+        },
     })
 }
 
@@ -355,13 +361,18 @@ async fn run_inner(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
     progress(Progress::Setup { experiment: meta.id });
+    // Every result accounts the whole run's time (both sides' under `--against`), so that its
+    // parts add up to its wall time.
     let set_per_sample = ctx.settings.warmup + ctx.settings.duration;
-    for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
+    for result in results.iter_mut() {
+        result.time = Some(TimeSpent { set_per_sample_ms: ms(set_per_sample), ..TimeSpent::default() });
+    }
+    for k in 0..sides.len() {
         let setup_started = Instant::now();
-        let time = result.time.insert(TimeSpent { set_per_sample_ms: ms(set_per_sample), ..TimeSpent::default() });
-        let outcome = side.setup().await;
-        time.setup_ms += ms(setup_started.elapsed());
+        let outcome = sides[k].setup().await;
+        charge(results, |t| t.setup_ms += ms(setup_started.elapsed()));
         outcome.map_err(|e| e.context("setup"))?;
+        let result = &mut results[k];
         if !meta.outcome_errors.is_empty() {
             result.notes.push(format!(
                 "Errors of the kinds {} are this technique's outcome, not a broken measurement: they are counted by kind and in the error rate, and a sample with successes stays valid however many it has (latency and throughput still count successes only; a sample without a success never reaches a verdict). Any other error kind above {}% makes a sample invalid, as everywhere.",
@@ -386,7 +397,7 @@ async fn run_inner(
             ));
         }
     }
-    let plan = sequential_plan(ctx, sides.len(), &results[0]);
+    let plan = sequential_plan(ctx, meta, sides.len(), &results[0]);
     for result in results.iter_mut() {
         result.sequential = plan.clone();
     }
@@ -407,12 +418,12 @@ async fn run_inner(
             detectable: None,
             disturbed: 0,
         };
-        for (side, result) in sides.iter_mut().zip(results.iter_mut()) {
+        for k in 0..sides.len() {
             let setup_started = Instant::now();
-            let observed = side.setup_point(point).await;
-            spent(result).setup_ms += ms(setup_started.elapsed());
+            let observed = sides[k].setup_point(point).await;
+            charge(results, |t| t.setup_ms += ms(setup_started.elapsed()));
             let observed = observed.map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
-            result.checks.extend(observed);
+            results[k].checks.extend(observed);
         }
         for repetition in 0..ctx.settings.repetitions {
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
@@ -428,9 +439,10 @@ async fn run_inner(
                     }
                     let sample_started = Instant::now();
                     let sample = sides[s].measure(at, repetition).await;
-                    let time = spent(&mut results[s]);
-                    time.samples_ms += ms(sample_started.elapsed());
-                    time.samples += 1;
+                    charge(results, |t| {
+                        t.samples_ms += ms(sample_started.elapsed());
+                        t.samples += 1;
+                    });
                     let mut sample =
                         sample.map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
                     sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
@@ -496,18 +508,20 @@ async fn run_inner(
     let extra_started = Instant::now();
     if let (Some(plan), true) = (&meta.capacity, ctx.settings.capacity) {
         if let ([side], [result]) = (&mut *sides, &mut *results) {
-            capacity_stage(meta, plan, ctx, &mut **side, result, progress).await?;
+            let outcome = capacity_stage(meta, plan, ctx, &mut **side, result, progress).await;
+            charge(results, |t| t.capacity_ms += ms(extra_started.elapsed()));
+            outcome?;
         } else {
             for result in results.iter_mut() {
                 result.notes.push("The capacity search does not run with --against: it measures one build's rates, not a pair of trials.".into());
             }
         }
     }
+    let profile_started = Instant::now();
     if let (true, [side], [result]) = (ctx.settings.profile, &mut *sides, &mut *results) {
-        profile_stage(meta, ctx, &mut **side, result, progress).await?;
-    }
-    for result in results.iter_mut() {
-        spent(result).capacity_ms += ms(extra_started.elapsed());
+        let outcome = profile_stage(meta, ctx, &mut **side, result, progress).await;
+        charge(results, |t| t.capacity_ms += ms(profile_started.elapsed()));
+        outcome?;
     }
     progress(Progress::Checks { experiment: meta.id });
     for (side, result) in sides.iter_mut().zip(results.iter_mut()) {

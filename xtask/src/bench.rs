@@ -80,6 +80,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         None => Ok(default),
     };
     let quick = args.quick;
+    let d = user_defaults(quick);
     let settings = Settings {
         filter: args.filter.clone(),
         shard: args.shard.clone(),
@@ -88,8 +89,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         // (from 3 rounds quick, 4 full), else at the cap (6 quick, 12 full). `--against` runs
         // a fixed number (4 quick, 5 full), its two builds in the same rounds.
         repetitions: args.reps.unwrap_or(match (quick, args.against.is_some()) {
-            (true, false) => 6,
-            (false, false) => 12,
+            (_, false) => d.repetitions,
             (true, true) => 4,
             (false, true) => 5,
         }),
@@ -97,7 +97,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             (Some(n), _) => n,
             (None, true) => 0,
             (None, false) => {
-                let min = if quick { 3 } else { 4 };
+                let min = d.min_rounds;
                 if args.reps.is_some_and(|r| r <= min) {
                     0
                 } else {
@@ -128,16 +128,8 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
                 }
             },
         },
-        duration: dur(
-            &args.duration,
-            "duration",
-            if quick { Duration::from_millis(150) } else { Duration::from_secs(1) },
-        )?,
-        warmup: dur(
-            &args.warmup,
-            "warmup",
-            if quick { Duration::from_millis(50) } else { Duration::from_millis(250) },
-        )?,
+        duration: dur(&args.duration, "duration", d.duration)?,
+        warmup: dur(&args.warmup, "warmup", d.warmup)?,
         concurrency: args.concurrency,
         capacity: !args.no_capacity && (args.capacity || !quick),
         profile: args.profile,
@@ -164,14 +156,24 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     if let Some(budget) = settings.budget_ms.map(Duration::from_millis) {
         let least: Duration = experiments.iter().map(|e| session::least_rounds_time(&e.meta(), &settings)).sum();
         if budget < least {
-            return Err(Failure::usage(format!(
-                "--budget {}: the {} selected experiment(s) need at least {:.0} s for their minimum rounds alone (every variant {} time(s) at every point, {} ms a sample), before setups: give at least that, fewer experiments (--filter) or shorter samples (--duration)",
-                args.budget.as_deref().unwrap_or_default(),
+            let need = format!(
+                "the {} selected experiment(s) need at least {:.0} s for their minimum rounds alone (every variant {} time(s) at every point, {} ms a sample), before setups",
                 experiments.len(),
                 least.as_secs_f64().ceil(),
                 if settings.min_rounds >= 2 && settings.min_rounds < settings.repetitions { settings.min_rounds } else { settings.repetitions.min(3) },
                 (settings.warmup + settings.duration).as_millis()
-            )));
+            );
+            match args.budget.as_deref() {
+                Some(asked) => return Err(Failure::usage(format!(
+                    "--budget {asked}: {need}: give at least that, fewer experiments (--filter) or shorter samples (--duration)"
+                ))),
+                // The default budget with longer samples than the default: the run goes on,
+                // every point at its minimum rounds, past the default's time.
+                None => eprintln!(
+                    "perflab: the default budget ({:.0} s) is shorter than these settings allow: {need}; the run will take longer (--budget none to say so, or shorter --duration)",
+                    budget.as_secs_f64()
+                ),
+            }
         }
     }
     if settings.concurrency == Some(0) || settings.concurrency.is_some_and(|c| c > 10_000) {
@@ -506,6 +508,24 @@ mod tests {
         assert_eq!(gate_exit(false, false, true), 4);
         assert_eq!(gate_exit(true, false, true), 3, "a regression outranks a missed target");
         assert_eq!(gate_exit(false, false, false), 0);
+    }
+}
+
+/// A run's defaults on one build, quick or full, where no flag says otherwise: `bench`'s, and
+/// the settings `selftest` measures the method's error rates with. A point stops at a look
+/// where the claim's comparison is decided (from 3 rounds quick, 4 full), else at the cap (6
+/// quick, 12 full); samples of 150 ms (50 ms warm-up) quick, 1 s (250 ms) full: more, shorter
+/// rounds pair away more drift than fewer long ones, and the full catalogue's minimum rounds
+/// then fit the hour (2205 s; at 2.5 s a sample they took 4410 s).
+pub fn user_defaults(quick: bool) -> Settings {
+    Settings {
+        quick,
+        repetitions: if quick { 6 } else { 12 },
+        min_rounds: if quick { 3 } else { 4 },
+        duration: if quick { Duration::from_millis(150) } else { Duration::from_secs(1) },
+        warmup: if quick { Duration::from_millis(50) } else { Duration::from_millis(250) },
+        noise_limit: Some(0.5),
+        ..Settings::quick_for_tests()
     }
 }
 

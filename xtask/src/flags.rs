@@ -50,19 +50,14 @@ pub enum Command {
         #[arg(long)]
         hosts_may_differ: bool,
     },
-    /// The gate's own trial: per engine, 20 A/A comparisons and 20 for each known slowdown
-    /// inside the timed section (micro engine: +5 %, +10 %; load engine, Redis GETs on an
-    /// ephemeral server: +5 % to +80 %), the false-positive and detection rates they give and
-    /// the smallest slowdown found 80 % of the time; the run lands in DIR/<run-id>/ with its
-    /// report like any other.
-    Selftest {
-        /// Repetitions of each variant per comparison (default 5; the U test needs 4 a side).
-        #[arg(long, value_name = "N", default_value_t = 5)]
-        reps: u32,
-        /// Directory for the run (default: reports/ in the workspace).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-    },
+    /// The lab's own trial at `bench --quick`'s settings: per engine (micro; load, Redis GETs
+    /// on an ephemeral server), A/A comparisons (--comparisons, default 200) and comparisons
+    /// with a known slowdown inside the timed section (+2 %, +5 %, +10 %; --detect each),
+    /// each run in rounds and stopped like any experiment, over several sessions. Prints the
+    /// false-positive rate with its 95 % interval, each detection rate, the rounds and time a
+    /// comparison took; exits 5 when the A/A rate's interval lies wholly above 5 % (the method
+    /// is miscalibrated). Each session lands in DIR/<run-id>/ with its report.
+    Selftest(SelftestArgs),
     /// Export a run's summaries for trend trackers: Bencher Metric Format (bmf.json) or
     /// github-action-benchmark (gab-smaller.json and gab-bigger.json), beside its results.json.
     Export(ExportArgs),
@@ -83,6 +78,28 @@ pub enum Command {
         /// The measurement to make, as JSON.
         job: String,
     },
+}
+
+/// `cargo xtask selftest`: the method's error rates at `bench --quick`'s settings.
+#[derive(Debug, Args)]
+pub struct SelftestArgs {
+    /// A/A comparisons per engine: the false-positive rate's sample (at least 20).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub comparisons: usize,
+    /// Comparisons per known slowdown (+2 %, +5 %, +10 %) and engine: the detection rates'
+    /// sample (0: none).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub detect: usize,
+    /// Sessions the comparisons are split over, each with its own servers and run directory,
+    /// so that the rates cover what differs between sessions too.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub sessions: usize,
+    /// micro, load or both.
+    #[arg(long, default_value = "both", value_name = "ENGINE")]
+    pub engine: String,
+    /// Directory for the runs (default: reports/ in the workspace).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

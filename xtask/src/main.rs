@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         flags::Command::Compare(c) => compare::compare(c),
         flags::Command::Export(e) => compare::export(e),
         flags::Command::History { dir } => history::history(dir),
-        flags::Command::Selftest { reps, out } => selftest_cmd::selftest(reps, out),
+        flags::Command::Selftest(args) => selftest_cmd::selftest(args),
         flags::Command::Merge { shards, out, hosts_may_differ } => compare::merge(shards, out, hosts_may_differ),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),

@@ -1,101 +1,292 @@
-//! `cargo xtask selftest`: runs `xtask::selftest`'s two experiments (micro engine, load engine
-//! on an ephemeral Redis) through a harness session (100 ms samples, the given repetitions),
-//! then counts, over each one's 20 comparisons, how often the A/A pair was called different
-//! and how often each known slowdown was found. The rates are
-//! added to the run's notes and printed; the run and its report stay like any other.
+//! `cargo xtask selftest`: runs `xtask::selftest`'s experiments (micro engine; load engine on
+//! an ephemeral Redis) at `bench --quick`'s settings, split over several sessions, then
+//! counts over every session how often the A/A comparison was called different (the
+//! false-positive rate, with its 95 % interval) and how often each known slowdown was found,
+//! with the rounds and time a comparison took. The rates are printed and added to the last
+//! session's notes; each session's run and report stay like any other.
 
-use crate::flags::default_reports_dir;
+use crate::flags::{default_reports_dir, SelftestArgs};
 use crate::{report, Failure};
 use harness::provision::Request;
-use harness::results::{self, ExperimentResult, ExperimentStatus, Settings, VerdictKind};
+use harness::results::{self, ExperimentResult, ExperimentStatus, StopReason, VerdictKind};
 use harness::session::{Session, SessionPlan};
 use harness::Experiment;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use xtask::selftest::{family, Kind, SelfTest, SIZES};
 
-pub fn selftest(reps: u32, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
-    if !(4..=100).contains(&reps) {
-        return Err(Failure::usage("--reps must be between 4 and 100 (the U test needs 4 a side to reach p ≤ 0.05)"));
+/// The false-positive rate the method is designed for.
+const ALPHA: f64 = 0.05;
+
+pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
+    if !(20..=100_000).contains(&args.comparisons) {
+        return Err(Failure::usage("--comparisons must be between 20 and 100000"));
     }
-    let experiments: Vec<Box<dyn Experiment>> =
-        vec![Box::new(xtask::selftest::SelfTest), Box::new(xtask::selftest::SelfTestLoad)];
-    let settings = Settings { repetitions: reps, order_seed: std::process::id().into(), ..Settings::quick_for_tests() };
+    if args.detect > 100_000 {
+        return Err(Failure::usage("--detect must be at most 100000"));
+    }
+    if args.sessions == 0 || args.sessions > args.comparisons {
+        return Err(Failure::usage("--sessions must be between 1 and --comparisons"));
+    }
+    let kinds: Vec<Kind> = match args.engine.as_str() {
+        "micro" => vec![Kind::Micro],
+        "load" => vec![Kind::Load],
+        "both" => vec![Kind::Micro, Kind::Load],
+        e => return Err(Failure::usage(format!("--engine {e:?}: micro, load or both"))),
+    };
+    let out = args.out.clone().unwrap_or_else(default_reports_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
-    let (mut results, path) = runtime.block_on(async {
-        let (mut session, _) = Session::start(SessionPlan {
-            experiments: &experiments,
-            settings,
-            request: Request { need_redis: true, ..Request::default() },
-            out: out.unwrap_or_else(default_reports_dir),
-            instructions: false,
-            arguments: std::env::args().collect(),
-            workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-            against: None,
-        })
-        .await
-        .map_err(crate::bench::failure)?;
-        for e in &experiments {
-            let m = e.meta();
-            eprintln!(
-                "selftest: {} ({} engine): {} comparisons × {} variants × {reps} repetitions…",
-                m.id,
-                if e.engine().is_micro() { "micro" } else { "load" },
-                xtask::selftest::COMPARISONS,
-                m.variants.len()
-            );
-            let (r, _) = session.run(e.as_ref(), &|_| {}).await.map_err(crate::bench::failure)?;
-            if let ExperimentStatus::Failed { error } = &r.status {
-                return Err(Failure::Run(format!("{} failed: {error}", m.id)));
+    let mut tallies: Vec<Tally> = Vec::new();
+    let mut last = None;
+    for s in 0..args.sessions {
+        // This session's part of the comparisons: an equal split, the remainder to the first.
+        let part = |n: usize| n / args.sessions + usize::from(s < n % args.sessions);
+        let mut experiments: Vec<SelfTest> = Vec::new();
+        for &kind in &kinds {
+            for t in family(kind, 1) {
+                let n = part(if t.extra() == 0 { args.comparisons } else { args.detect });
+                if n > 0 {
+                    experiments.push(SelfTest::new(kind, t.extra(), n));
+                }
             }
         }
-        session.finish().map_err(crate::bench::failure)
-    })?;
-    for e in &mut results.experiments {
-        let lines = rates(e);
-        for l in &lines {
-            println!("{}: {l}", e.id);
+        let boxed: Vec<Box<dyn Experiment>> =
+            experiments.into_iter().map(|e| Box::new(e) as Box<dyn Experiment>).collect();
+        let mut settings = crate::bench::user_defaults(true);
+        settings.order_seed = u64::from(std::process::id()) ^ (s as u64) << 32;
+        let (results, path) =
+            runtime.block_on(session(&boxed, settings, &out, kinds.contains(&Kind::Load), s, args.sessions))?;
+        for (e, r) in boxed.iter().zip(&results.experiments) {
+            let meta = e.meta();
+            let t = match tallies.iter_mut().find(|t| t.id == meta.id) {
+                Some(t) => t,
+                None => {
+                    let kind = if e.engine().is_micro() { Kind::Micro } else { Kind::Load };
+                    let extra = SIZES.iter().copied().find(|x| meta.id.ends_with(&suffix(*x))).unwrap_or(0);
+                    tallies.push(Tally::new(meta.id, kind, extra));
+                    tallies.last_mut().expect("just pushed")
+                }
+            };
+            t.add(r);
         }
+        last = Some((results, path));
+    }
+    let (mut results, path) = last.expect("at least one session");
+    let mut miscalibrated = false;
+    let mut lines = Vec::new();
+    for &kind in &kinds {
+        let of_kind: Vec<&Tally> = tallies.iter().filter(|t| t.kind == kind).collect();
+        for t in &of_kind {
+            let (line, too_high) = t.line();
+            miscalibrated |= too_high;
+            lines.push(format!("{} engine, {line}", kind.name()));
+        }
+        let smallest = of_kind.iter().filter(|t| t.extra > 0 && t.with_verdict() > 0).find(|t| t.rate() >= 0.8);
+        lines.push(match smallest {
+            Some(t) => format!(
+                "{} engine: the smallest slowdown found in at least 80 % of its comparisons is +{} % (the minimum detectable effect at bench --quick's settings).",
+                kind.name(),
+                t.extra / 10
+            ),
+            None => format!(
+                "{} engine: no slowdown tried was found in 80 % of its comparisons: the minimum detectable effect is above +10 %.",
+                kind.name()
+            ),
+        });
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    if let Some(e) = results.experiments.first_mut() {
+        e.notes.push(format!("Over all {} session(s) of this selftest:", args.sessions));
         e.notes.extend(lines);
     }
     results::save(&path, &results).map_err(|e| Failure::Run(format!("writing {}: {e}", path.display())))?;
     let page = report::render_run(&path)?;
-    eprintln!("report: {}", page.display());
+    eprintln!("report of the last session: {}", page.display());
+    if miscalibrated {
+        eprintln!("selftest: an A/A false-positive rate's 95 % interval lies wholly above 5 %: the method is miscalibrated on this machine");
+        return Ok(ExitCode::from(5));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Over the comparisons of `e`: how often the A/A pair was called different, how often each
-/// slowdown was found, and the smallest found at least 80 % of the time.
-fn rates(e: &ExperimentResult) -> Vec<String> {
-    let rate = |variant: &str, hit: &dyn Fn(VerdictKind) -> bool| {
-        let verdicts: Vec<VerdictKind> = e
-            .analysis
-            .iter()
-            .flat_map(|p| p.comparisons.iter())
-            .filter(|c| c.variant == variant)
-            .map(|c| c.verdict)
-            .collect();
-        (verdicts.iter().filter(|v| hit(**v)).count(), verdicts.len())
-    };
-    let pct = |a: usize, n: usize| if n == 0 { 0.0 } else { 100.0 * a as f64 / n as f64 };
-    let (fp, n0) = rate("a-again", &|v| matches!(v, VerdictKind::Better | VerdictKind::Worse));
-    let mut lines = vec![format!(
-        "A/A: {fp} of {n0} comparisons of the same operation with itself were called different ({:.0} %; the goal is at most 5 %).",
-        pct(fp, n0)
-    )];
-    let mut smallest = None;
-    for v in e.variants.iter().filter_map(|v| v.name.strip_prefix("plus-").map(|p| (v.name.as_str(), p))) {
-        let (name, size) = v;
-        let (found, n) = rate(name, &|v| v == VerdictKind::Worse);
-        let size = size.trim_end_matches("pct");
-        lines
-            .push(format!("+{size} %: the slowdown was found in {found} of {n} comparisons ({:.0} %).", pct(found, n)));
-        if smallest.is_none() && n > 0 && pct(found, n) >= 80.0 {
-            smallest = Some(size.to_owned());
+/// One session: its own servers, every experiment once, its own run directory.
+async fn session(
+    experiments: &[Box<dyn Experiment>],
+    settings: results::Settings,
+    out: &std::path::Path,
+    need_redis: bool,
+    index: usize,
+    sessions: usize,
+) -> Result<(results::RunResults, PathBuf), Failure> {
+    let (mut session, _) = Session::start(SessionPlan {
+        experiments,
+        settings,
+        request: Request { need_redis, ..Request::default() },
+        out: out.to_owned(),
+        instructions: false,
+        arguments: std::env::args().collect(),
+        workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        against: None,
+    })
+    .await
+    .map_err(crate::bench::failure)?;
+    for e in experiments {
+        let m = e.meta();
+        eprintln!(
+            "selftest, session {} of {sessions}: {} ({} comparisons)…",
+            index + 1,
+            m.id,
+            m.sweep.points(true).len()
+        );
+        let (r, _) = session.run(e.as_ref(), &|_| {}).await.map_err(crate::bench::failure)?;
+        if let ExperimentStatus::Failed { error } = &r.status {
+            return Err(Failure::Run(format!("{} failed: {error}", m.id)));
         }
     }
-    lines.push(match smallest {
-        Some(s) => format!("The smallest slowdown found in at least 80 % of the comparisons: +{s} % (the minimum detectable effect at these settings)."),
-        None => "No slowdown tried was found in 80 % of the comparisons: the minimum detectable effect is larger than the largest tried.".to_owned(),
-    });
-    lines
+    session.finish().map_err(crate::bench::failure)
+}
+
+fn suffix(extra: u32) -> String {
+    if extra == 0 {
+        "-aa".into()
+    } else {
+        format!("-plus{}", extra / 10)
+    }
+}
+
+/// One kind of comparison on one engine, over every session.
+struct Tally {
+    id: &'static str,
+    kind: Kind,
+    extra: u32,
+    /// Comparisons with a verdict, and of them the hits: a difference called (A/A), a
+    /// slowdown found (worse).
+    verdicts: usize,
+    hits: usize,
+    /// Comparisons without a verdict (every sample left out), decided at a look, and the
+    /// rounds each ran.
+    none: usize,
+    decided: usize,
+    rounds: Vec<f64>,
+    samples_ms: u64,
+}
+
+impl Tally {
+    fn new(id: &'static str, kind: Kind, extra: u32) -> Self {
+        Self { id, kind, extra, verdicts: 0, hits: 0, none: 0, decided: 0, rounds: Vec::new(), samples_ms: 0 }
+    }
+
+    fn add(&mut self, r: &ExperimentResult) {
+        for p in &r.analysis {
+            for c in p.comparisons.iter().filter(|c| c.variant != "a") {
+                match c.verdict {
+                    VerdictKind::Missing => self.none += 1,
+                    v => {
+                        self.verdicts += 1;
+                        let hit = if self.extra == 0 {
+                            matches!(v, VerdictKind::Better | VerdictKind::Worse)
+                        } else {
+                            v == VerdictKind::Worse
+                        };
+                        self.hits += usize::from(hit);
+                    }
+                }
+            }
+        }
+        self.decided += r.rounds.iter().filter(|p| p.stop == StopReason::Decided).count();
+        self.rounds.extend(r.rounds.iter().map(|p| f64::from(p.rounds)));
+        self.samples_ms += r.time.as_ref().map_or(0, |t| t.samples_ms);
+    }
+
+    fn with_verdict(&self) -> usize {
+        self.verdicts
+    }
+
+    fn rate(&self) -> f64 {
+        if self.verdicts == 0 {
+            0.0
+        } else {
+            self.hits as f64 / self.verdicts as f64
+        }
+    }
+
+    /// Its line, and whether it is an A/A rate whose interval lies wholly above α.
+    fn line(&self) -> (String, bool) {
+        let (low, high) = wilson(self.hits, self.verdicts);
+        let comparisons = self.rounds.len();
+        let cost = format!(
+            "{} of {comparisons} decided at a look, median {} rounds, {:.2} s of samples a comparison{}",
+            self.decided,
+            harness::stats::median(&self.rounds).map_or("no".into(), |m| format!("{m:.0}")),
+            self.samples_ms as f64 / 1000.0 / comparisons.max(1) as f64,
+            if self.none > 0 {
+                format!("; {} without a verdict (every sample left out)", self.none)
+            } else {
+                String::new()
+            }
+        );
+        let pct = |x: f64| format!("{:.1} %", x * 100.0);
+        if self.extra == 0 {
+            let too_high = self.verdicts > 0 && low > ALPHA;
+            (
+                format!(
+                    "A/A: {} of {} comparisons of the same work with itself were called different: {} (95 % interval {}–{}; the design is α = 5 %{}). {cost}.",
+                    self.hits,
+                    self.verdicts,
+                    pct(self.rate()),
+                    pct(low),
+                    pct(high),
+                    if too_high { ": MISCALIBRATED" } else if low <= ALPHA { ", consistent" } else { "" }
+                ),
+                too_high,
+            )
+        } else {
+            (
+                format!(
+                    "+{} %: the slowdown was found in {} of {} comparisons: {} (95 % interval {}–{}; the goal is 80 %). {cost}.",
+                    self.extra / 10,
+                    self.hits,
+                    self.verdicts,
+                    pct(self.rate()),
+                    pct(low),
+                    pct(high)
+                ),
+                false,
+            )
+        }
+    }
+}
+
+/// The Wilson score interval (95 %) of a binomial proportion `hits` of `n`: unlike the normal
+/// approximation, it stays inside [0, 1] and is honest at 0 hits.
+fn wilson(hits: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (n, p) = (n as f64, hits as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let center = (p + z * z / (2.0 * n)) / denom;
+    let half = z / denom * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson;
+
+    /// Known values (Wilson 1927; e.g. Newcombe 1998, table I): 0 of 10 gives 0–27.8 %,
+    /// 10 of 200 gives 2.7–9.0 %; the interval holds the estimate and stays in [0, 1].
+    #[test]
+    fn wilson_interval_matches_known_values() {
+        let (l, h) = wilson(0, 10);
+        assert!(l == 0.0 && (h - 0.2775).abs() < 5e-4, "{l} {h}");
+        let (l, h) = wilson(10, 200);
+        assert!((l - 0.0274).abs() < 5e-4 && (h - 0.0896).abs() < 5e-4, "{l} {h}");
+        let (l, h) = wilson(200, 200);
+        assert!(h == 1.0 && l > 0.98, "{l} {h}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+    }
 }

@@ -118,10 +118,16 @@ pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, p
     let (a, b) = paired_values(result, &metric.name, claim.case, variant, &baseline, point);
     let level = 1.0 - plan.alpha_per_look / f64::from(plan.family.max(1));
     let c = super::compare_at(variant, &baseline, &a, &b, Some((&a, &b)), metric, "", level);
+    let within = |x: f64| x >= 1.0 / plan.band && x <= plan.band;
     match c.verdict {
-        VerdictKind::Better | VerdictKind::Worse => true,
+        // A difference is decided once its estimate is beyond the smallest effect that matters
+        // or its whole CI inside it; in between, whether it matters is still open.
+        VerdictKind::Better | VerdictKind::Worse => match (c.ratio, c.ratio_ci_low, c.ratio_ci_high) {
+            (Some(r), Some(lo), Some(hi)) => !within(r) || (within(lo) && within(hi)),
+            _ => true,
+        },
         VerdictKind::NoDifference => match (c.ratio_ci_low, c.ratio_ci_high) {
-            (Some(lo), Some(hi)) => lo >= 1.0 / plan.band && hi <= plan.band,
+            (Some(lo), Some(hi)) => within(lo) && within(hi),
             // No ratio: decided only when there is nothing more to learn (both sides under
             // the metric's negligible level, or the same median), not for a zero median
             // against another that is merely not significant yet.

@@ -127,7 +127,8 @@ pub enum StopReason {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSpent {
-    /// The experiment's setup and its points' setups (schemas, data, warm caches).
+    /// The experiment's setup and its points' setups (schemas, data, warm caches); under
+    /// `--against`, both builds', as for every field here.
     pub setup_ms: u64,
     /// Inside the rounds' samples, from the call to its sample: warm-up and measured time as
     /// set, plus what each sample does before and after them (connections, per-sample data).
