@@ -425,7 +425,12 @@ async fn run_inner(
             let observed = observed.map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
             results[k].checks.extend(observed);
         }
-        for repetition in 0..ctx.settings.repetitions {
+        // A disturbed round is replaced by another, up to as many again as the cap: the looks,
+        // the cap and the budget's minimum count the rounds that stand.
+        for repetition in 0..ctx.settings.repetitions * 2 {
+            if repetition >= ctx.settings.repetitions + rounds.disturbed {
+                break;
+            }
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
@@ -487,7 +492,7 @@ async fn run_inner(
             if let Some(plan) = &plan {
                 if claim.variant.is_some() {
                     rounds.stop = StopReason::Cap;
-                    let look = plan.looks.contains(&rounds.rounds);
+                    let look = plan.looks.contains(&(rounds.rounds - rounds.disturbed));
                     if look && analysis::claim_decided(&results[0], claim, &point.label, plan) {
                         rounds.stop = StopReason::Decided;
                         break;
@@ -496,7 +501,8 @@ async fn run_inner(
             }
             // Two builds (`--against`) keep their fixed rounds: a gate with fewer cannot decide.
             let out_of_time = sides.len() == 1 && point_deadline.is_some_and(|d| Instant::now() >= d);
-            if out_of_time && rounds.rounds >= min_rounds && rounds.rounds < ctx.settings.repetitions {
+            let stand = rounds.rounds - rounds.disturbed;
+            if out_of_time && stand >= min_rounds && stand < ctx.settings.repetitions {
                 rounds.stop = StopReason::Budget;
                 break;
             }

@@ -271,13 +271,13 @@ async fn a_disturbed_round_is_left_out_as_a_pair() {
     let mut side = Synthetic { noisy_round: Some(1), ..Synthetic::new(0.5, 0.02) };
     let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
     for p in &r.rounds {
-        assert_eq!((p.rounds, p.disturbed), (5, 1), "{p:?}");
+        assert_eq!((p.rounds, p.disturbed), (6, 1), "{p:?}: the disturbed round is replaced");
     }
     for s in &r.samples {
         let why = s.invalid.as_deref().unwrap_or_default();
         assert_eq!(s.repetition == 1, why.contains("disturbed round: other processes took 1.00 cores"), "{s:?}");
     }
-    assert_eq!(r.headline.as_ref().unwrap().pairs, Some(4), "the four undisturbed rounds");
+    assert_eq!(r.headline.as_ref().unwrap().pairs, Some(5), "the five undisturbed rounds");
     ctx.settings.noise_limit = None;
     let mut side = Synthetic { noisy_round: Some(1), ..Synthetic::new(0.5, 0.02) };
     let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
