@@ -465,10 +465,15 @@ pub struct OthersCpu {
 }
 
 impl OthersCpu {
-    /// Cores the neighbours took on average over `wall_s`: their CPU and the steal.
+    /// /proc's resolution: two clock ticks (one at each end of a sample) at the usual 100 Hz.
+    pub const RESOLUTION_S: f64 = 0.02;
+
+    /// Cores the neighbours took for certain on average over `wall_s`: their CPU and the
+    /// steal, less /proc's resolution (a sample of a few milliseconds that caught one 10 ms
+    /// tick of someone else's would otherwise read as several cores).
     pub fn cores(&self, wall_s: f64) -> f64 {
         if wall_s > 0.0 {
-            (self.cpu_s + self.steal_s) / wall_s
+            (self.cpu_s + self.steal_s - Self::RESOLUTION_S).max(0.0) / wall_s
         } else {
             0.0
         }
