@@ -233,10 +233,17 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
 }
 
 #[test]
-fn selftest_refuses_too_few_repetitions_to_decide() {
-    let o = xtask(&["selftest", "--reps", "3"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs 4 a side"));
+fn selftest_refuses_bad_sizes_before_anything_starts() {
+    for (args, says) in [
+        (["selftest", "--comparisons", "5"], "--comparisons must be between 20"),
+        (["selftest", "--sessions", "0"], "--sessions must be between 1"),
+        (["selftest", "--engine", "gpu"], "--engine \"gpu\": micro, load or both"),
+    ] {
+        let o = xtask(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(says) && e.trim().lines().count() == 1, "{args:?}: {e}");
+    }
 }
 
 /// `bench --against`: two builds serve the trials in turn (here this build on both sides,
