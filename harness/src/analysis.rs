@@ -14,7 +14,7 @@ const SEED: u64 = 0x9e11_ab5e_ed00_0001;
 
 pub(crate) mod paired;
 mod validity;
-pub use paired::{claim_decided, paired_values, MIN_PAIRS};
+pub use paired::{by_round, claim_decided, pair_rounds, paired_values, MIN_PAIRS};
 pub use validity::{invalid_reason, starvation, MAX_ERROR_RATE, MIN_PACED_FOR_P99, STARVED_SHARE};
 
 /// A metric's values per repetition for one variant at one point of one case, from valid

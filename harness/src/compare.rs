@@ -16,6 +16,11 @@ use crate::results::{Better, ExperimentResult, ExperimentStatus, RunResults};
 use crate::stats;
 use serde::Serialize;
 
+mod confirm;
+mod output;
+pub use confirm::{confirm, Confirmation};
+pub use output::{fmt_change, summary_line, to_html, to_markdown, to_text};
+
 /// The default threshold for timings and rates, percent. In an A/A study (two separate quick
 /// runs of one commit, 4 repetitions, on the 2-core CI machine) the median change of a timing
 /// was 9 %, the 90th percentile 47 %, and 13 % of the 760 timing comparisons were significant;
@@ -28,14 +33,16 @@ pub const DEFAULT_TIMING_THRESHOLD_PCT: f64 = 25.0;
 /// The noise band behind `DEFAULT_TIMING_THRESHOLD_PCT`, as compare prints it.
 pub const SEPARATE_RUNS_NOISE: &str = "between two separate quick runs of one commit on the 2-core CI machine the primary metrics' medians moved 10 % (median) and 39 % (90th percentile)";
 
-/// The default timing threshold of a two-revision run (`bench --against`), percent. In an A/A
-/// run of the whole catalogue (one build on both sides, quick mode, 4 repetitions) the primary
-/// metrics' medians moved 6.3 % (median), 20.8 % (90th percentile), and 1 of 162 was
-/// significant; every significant timing change was beyond 10 %.
-pub const DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT: f64 = 10.0;
+/// The default timing threshold of a two-revision run (`bench --against`), percent. Its two
+/// builds run in the same rounds, so a timing is compared paired (per-round log-ratios), and a
+/// regression must be significant, beyond this threshold, and found again by a confirmation
+/// run of its experiment (Holm over the flagged comparisons): the family-wise error of the
+/// gate is the confirmation's α whatever the threshold, which only keeps changes too small to
+/// matter out of the gate.
+pub const DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT: f64 = 3.0;
 
-/// The noise band behind `DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT`, as compare prints it.
-pub const INTERLEAVED_NOISE: &str = "within one run of two revisions (A/A, one build on both sides) the primary metrics' medians moved 6.3 % (median) and 20.8 % (90th percentile)";
+/// What stands behind `DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT`, as compare prints it.
+pub const INTERLEAVED_NOISE: &str = "one run of two revisions: each timing is compared paired, round by round, and a flagged regression is confirmed by re-running its experiment (Holm over the flagged comparisons, family-wise error 5 %)";
 /// The default threshold for deterministic metrics, percent. The same A/A study found counts
 /// identical except where a client library or a concurrent cache allocates as it goes: the
 /// Redis round trip's bytes moved by up to 2.6 %, moka's allocations by 1.2 %.
@@ -76,6 +83,9 @@ pub struct Options {
     pub gate: Gate,
     /// What the timing threshold is grounded in (printed with the comparison).
     pub noise: &'static str,
+    /// The two sides ran in the same rounds (`bench --against`): timings are compared by
+    /// their per-round log-ratios (a paired t), not by their medians (a U test).
+    pub paired: bool,
 }
 
 impl Default for Options {
@@ -86,6 +96,7 @@ impl Default for Options {
             overrides: Vec::new(),
             gate: Gate::Primary,
             noise: SEPARATE_RUNS_NOISE,
+            paired: false,
         }
     }
 }
@@ -100,6 +111,7 @@ impl Options {
             timing_threshold_pct: DEFAULT_INTERLEAVED_TIMING_THRESHOLD_PCT,
             gate: Gate::Primary,
             noise: INTERLEAVED_NOISE,
+            paired: true,
             ..Self::default()
         }
     }
@@ -148,10 +160,15 @@ pub struct Row {
     pub primary: bool,
     pub old: Side,
     pub new: Side,
-    /// (new − old) / old, percent.
+    /// (new − old) / old, percent: of the medians, or paired, of the geometric mean of the
+    /// per-round ratios new / old.
     pub change_pct: f64,
-    /// Mann-Whitney U over the repetitions (timings only).
+    /// Timings only: a paired t on the per-round log-ratios (`pairs` of them), or
+    /// Mann-Whitney U over the repetitions of separate runs.
     pub p_value: Option<f64>,
+    /// The rounds both sides have (a paired comparison), or none (unpaired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<usize>,
     pub threshold_pct: f64,
     pub verdict: Verdict,
 }
@@ -184,6 +201,11 @@ impl BrokenCheck {
     }
 }
 
+/// A row as the outputs name it: `by-username/guide/1000`.
+pub(crate) fn row_name(r: &Row) -> String {
+    format!("{}/{}", trial_name(&r.case, &r.variant), r.point)
+}
+
 /// A variant in a case as the outputs name it: `by-username/guide`, or just the variant.
 fn trial_name(case: &str, variant: &str) -> String {
     if case.is_empty() {
@@ -214,6 +236,23 @@ impl Report {
     pub fn regressions(&self) -> usize {
         let gated = |r: &&Row| r.gated(self.gate);
         self.broken_checks.len() + self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).filter(gated).count()
+    }
+}
+
+impl Report {
+    /// The experiments with a regression the gate covers (a broken check or a gated row), in
+    /// the report's order.
+    pub fn regressed_experiments(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let flagged = self.broken_checks.iter().map(|b| &b.experiment).chain(
+            self.rows.iter().filter(|r| r.verdict == Verdict::Regressed && r.gated(self.gate)).map(|r| &r.experiment),
+        );
+        for id in flagged {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
     }
 }
 
@@ -315,14 +354,30 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
                     // Both sides below the level the experiment declares negligible (a cold
                     // start's "warm-up" of a microsecond): no change worth a verdict.
                     let negligible = metric.negligible_below.is_some_and(|l| a.median.abs() < l && b.median.abs() < l);
+                    let paired = match opts.paired && !deterministic && !negligible {
+                        true => paired_change(o, n, &metric.name, case, &v.name, &point.label),
+                        false => None,
+                    };
+                    let (change_pct, worse) = match paired {
+                        Some(r) => {
+                            let c = (r.ratio - 1.0) * 100.0;
+                            (c, if metric.better == Better::Lower { c > 0.0 } else { c < 0.0 })
+                        }
+                        None => (change_pct, worse),
+                    };
                     let (p_value, verdict) = if negligible {
                         (None, Verdict::Same)
                     } else if deterministic {
                         (None, judge(true, change_pct, threshold_pct, worse))
                     } else {
-                        let before = analysis::values(o, &metric.name, case, &v.name, &point.label);
-                        let after = analysis::values(n, &metric.name, case, &v.name, &point.label);
-                        let p = stats::mann_whitney_u(&before, &after).map(|m| m.p_value);
+                        let p = match paired {
+                            Some(r) => Some(r.p),
+                            None => {
+                                let before = analysis::values(o, &metric.name, case, &v.name, &point.label);
+                                let after = analysis::values(n, &metric.name, case, &v.name, &point.label);
+                                stats::mann_whitney_u(&before, &after).map(|m| m.p_value)
+                            }
+                        };
                         let significant = p.is_some_and(|p| p <= analysis::ALPHA);
                         (p, judge(significant, change_pct, threshold_pct, worse))
                     };
@@ -340,6 +395,7 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
                         new: Side { median: b.median, ci_low: b.ci_low, ci_high: b.ci_high, n: b.n },
                         change_pct,
                         p_value,
+                        pairs: paired.map(|r| r.n),
                         threshold_pct,
                         verdict,
                     });
@@ -348,6 +404,24 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
         }
     }
     out
+}
+
+/// The paired change of `metric` from `o` to `n` (the two sides of one `--against` run, whose
+/// samples of a round share its repetition number), from the rounds valid on both sides; none
+/// with fewer than 2 such rounds or a value that is not positive (then compared unpaired).
+fn paired_change(
+    o: &ExperimentResult,
+    n: &ExperimentResult,
+    metric: &str,
+    case: &str,
+    variant: &str,
+    point: &str,
+) -> Option<stats::PairedRatio> {
+    let (new, old) = analysis::pair_rounds(
+        &analysis::by_round(n, metric, case, variant, point),
+        &analysis::by_round(o, metric, case, variant, point),
+    );
+    stats::paired_log_ratio(&new, &old, 1.0 - analysis::ALPHA)
 }
 
 /// The verdict on a change: significant (or deterministic) and beyond the threshold, in the
@@ -389,224 +463,6 @@ pub fn context_differences(old: &RunResults, new: &RunResults) -> Vec<String> {
     diff("concurrency", format!("{:?}", s.concurrency), format!("{:?}", t.concurrency));
     diff("--set", format!("{:?}", s.sets), format!("{:?}", t.sets));
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output
-
-fn fmt_side(s: &Side) -> String {
-    let spread = if s.median != 0.0 { (s.ci_high - s.ci_low) / 2.0 / s.median.abs() * 100.0 } else { 0.0 };
-    format!("{} ±{:.0}%", crate::report::num(s.median), spread)
-}
-
-/// The change column as benchstat writes it: `+5.85% (p=0.008 n=5+5)`, or `~` when no
-/// significant change.
-pub fn fmt_change(r: &Row) -> String {
-    let n = format!("n={}+{}", r.old.n, r.new.n);
-    match (r.verdict, r.p_value) {
-        (Verdict::Same, Some(p)) => format!("~ (p={p:.3} {n})"),
-        (Verdict::Same, None) if r.change_pct == 0.0 => "~ (exact)".into(),
-        (Verdict::Same, None) => format!("~ ({:+.2}% within {}%)", r.change_pct, r.threshold_pct),
-        (_, Some(p)) => format!("{:+.2}% (p={p:.3} {n})", r.change_pct),
-        (_, None) => format!("{:+.2}% (exact)", r.change_pct),
-    }
-}
-
-impl Row {
-    /// Whether a regression of this row fails `gate`.
-    pub fn gated(&self, gate: Gate) -> bool {
-        match gate {
-            Gate::All => true,
-            Gate::Primary => self.primary || self.deterministic,
-            Gate::Deterministic => self.deterministic,
-        }
-    }
-}
-
-fn verdict_word(r: &Row, gate: Gate) -> &'static str {
-    match r.verdict {
-        Verdict::Regressed if !r.gated(gate) => "regressed (not gated)",
-        Verdict::Regressed => "REGRESSED",
-        Verdict::Improved => "improved",
-        Verdict::WithinNoise => "within noise",
-        Verdict::Same => "",
-    }
-}
-
-fn row_name(r: &Row) -> String {
-    format!("{}/{}", trial_name(&r.case, &r.variant), r.point)
-}
-
-/// Plain text, one table per experiment and metric.
-pub fn to_text(rep: &Report) -> String {
-    let mut out = format!("old: {}\nnew: {}\n{}\n", rep.old_run, rep.new_run, rep.thresholds);
-    if !rep.context_differences.is_empty() {
-        out.push_str("\nWARNING: the runs differ in context; numbers may differ for that reason too:\n");
-        for d in &rep.context_differences {
-            out.push_str(&format!("  {d}\n"));
-        }
-    }
-    for b in &rep.broken_checks {
-        out.push_str(&format!("\nCORRECTNESS REGRESSION: {}\n", b.describe()));
-    }
-    let mut last = (String::new(), String::new());
-    for r in &rep.rows {
-        if (r.experiment.clone(), r.metric.clone()) != last {
-            last = (r.experiment.clone(), r.metric.clone());
-            let better = if r.better == Better::Lower { "lower" } else { "higher" };
-            out.push_str(&format!(
-                "\n{} · {} ({}, {better} is better)\n{:<44} {:>16} {:>16}  {}\n",
-                r.experiment, r.metric, r.unit, "", "old", "new", "change"
-            ));
-        }
-        out.push_str(&format!(
-            "{:<44} {:>16} {:>16}  {} {}\n",
-            row_name(r),
-            fmt_side(&r.old),
-            fmt_side(&r.new),
-            fmt_change(r),
-            verdict_word(r, rep.gate)
-        ));
-    }
-    for x in &rep.not_compared {
-        out.push_str(&format!("\nnot compared: {x}"));
-    }
-    out.push_str(&format!("\n{}\n", summary_line(rep)));
-    out
-}
-
-/// One line: how many rows regressed, improved, and the thresholds.
-pub fn summary_line(rep: &Report) -> String {
-    let count = |v: Verdict| rep.rows.iter().filter(|r| r.verdict == v).count();
-    let ungated = count(Verdict::Regressed) - (rep.regressions() - rep.broken_checks.len());
-    format!(
-        "{} regression(s) ({} broken check(s)){}, {} improvement(s), {} within noise, {} unchanged, over {} comparisons",
-        rep.regressions(),
-        rep.broken_checks.len(),
-        if ungated > 0 { format!(" and {ungated} timing regression(s) not gated ({:?} gate)", rep.gate) } else { String::new() },
-        count(Verdict::Improved),
-        count(Verdict::WithinNoise),
-        count(Verdict::Same),
-        rep.rows.len()
-    )
-}
-
-/// Markdown for a pull-request comment: the regressions and improvements first, every row in
-/// a collapsed table.
-pub fn to_markdown(rep: &Report) -> String {
-    let mut out = format!(
-        "### perflab: `{}` → `{}`\n\n**{}**\n\n{}\n",
-        rep.old_run,
-        rep.new_run,
-        summary_line(rep),
-        rep.thresholds
-    );
-    if !rep.context_differences.is_empty() {
-        out.push_str("\n> **Warning:** the runs differ in context: ");
-        out.push_str(&rep.context_differences.join("; "));
-        out.push('\n');
-    }
-    for b in &rep.broken_checks {
-        out.push_str(&format!("\n- :x: **correctness** {}", b.describe()));
-    }
-    let table = |rows: &[&Row]| {
-        let mut t =
-            String::from("\n| experiment | trial | metric | old | new | change | |\n|---|---|---|---:|---:|---|---|\n");
-        for r in rows {
-            t.push_str(&format!(
-                "| {} | `{}` | {} ({}) | {} | {} | {} | {} |\n",
-                r.experiment,
-                row_name(r),
-                r.metric,
-                r.unit,
-                fmt_side(&r.old),
-                fmt_side(&r.new),
-                fmt_change(r),
-                verdict_word(r, rep.gate)
-            ));
-        }
-        t
-    };
-    let notable: Vec<&Row> =
-        rep.rows.iter().filter(|r| matches!(r.verdict, Verdict::Regressed | Verdict::Improved)).collect();
-    if !notable.is_empty() {
-        out.push_str(&table(&notable));
-    }
-    let all: Vec<&Row> = rep.rows.iter().collect();
-    out.push_str(&format!("\n<details><summary>all {} comparisons</summary>\n", all.len()));
-    out.push_str(&table(&all));
-    out.push_str("\n</details>\n");
-    out
-}
-
-/// An HTML page: the summary, broken checks, and per experiment and case one chart of the
-/// primary metric, old against new (median and 95% CI per variant and point), with its table.
-pub fn to_html(rep: &Report) -> String {
-    use crate::report::{line_chart, Series};
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let mut body = String::new();
-    if !rep.context_differences.is_empty() {
-        body.push_str(&format!(
-            "<p class=\"warn\">The runs differ in context: {}</p>",
-            esc(&rep.context_differences.join("; "))
-        ));
-    }
-    for b in &rep.broken_checks {
-        body.push_str(&format!("<p class=\"worse\">Correctness regression: {}</p>", esc(&b.describe())));
-    }
-    // Group the primary metric's rows by experiment and case: rows come primary metric first,
-    // so an experiment's first row names its primary metric.
-    let mut primary: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    for r in &rep.rows {
-        primary.entry(r.experiment.as_str()).or_insert(r.metric.as_str());
-    }
-    let mut groups: Vec<(String, String, String, Vec<&Row>)> = Vec::new();
-    for r in rep.rows.iter().filter(|r| primary.get(r.experiment.as_str()) == Some(&r.metric.as_str())) {
-        match groups.iter_mut().find(|g| g.0 == r.experiment && g.1 == r.case) {
-            Some(g) => g.3.push(r),
-            None => groups.push((r.experiment.clone(), r.case.clone(), r.metric.clone(), vec![r])),
-        }
-    }
-    for (exp, case, metric, rows) in groups {
-        let labels: Vec<String> = rows.iter().map(|r| format!("{}@{}", r.variant, r.point)).collect();
-        let side = |f: fn(&Row) -> &Side| -> Vec<Option<(f64, f64, f64)>> {
-            rows.iter().map(|r| Some((f(r).median, f(r).ci_low, f(r).ci_high))).collect()
-        };
-        let series = [
-            Series { name: format!("old ({})", rep.old_run), points: side(|r| &r.old) },
-            Series { name: format!("new ({})", rep.new_run), points: side(|r| &r.new) },
-        ];
-        let unit = rows.first().map(|r| r.unit.clone()).unwrap_or_default();
-        let svg = line_chart(&labels, "variant@point", &format!("{metric} ({unit})"), &series)
-            .unwrap_or_else(|e| format!("<p>chart failed: {}</p>", esc(&e.to_string())));
-        let title = if case.is_empty() { exp.clone() } else { format!("{exp} · {case}") };
-        body.push_str(&format!("<h2>{}</h2><div class=\"chart\">{svg}</div><table><tr><th>trial</th><th>old</th><th>new</th><th>change</th><th></th></tr>", esc(&title)));
-        for r in rows {
-            body.push_str(&format!(
-                "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                match r.verdict {
-                    Verdict::Regressed => "worse",
-                    Verdict::Improved => "better",
-                    _ => "",
-                },
-                esc(&row_name(r)),
-                esc(&fmt_side(&r.old)),
-                esc(&fmt_side(&r.new)),
-                esc(&fmt_change(r)),
-                verdict_word(r, rep.gate)
-            ));
-        }
-        body.push_str("</table>");
-    }
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>perflab compare</title>\
-<style>body{{font-family:sans-serif;max-width:70rem;margin:auto;padding:1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}\
-.worse{{background:#fde2e1}}.better{{background:#e3f6e3}}.warn{{background:#fff3cd;padding:.5rem}}.chart svg{{max-width:100%;height:auto}}</style></head><body>\
-<h1>{} → {}</h1><p><strong>{}</strong></p><p>Every metric of every trial is in the text and JSON forms (<code>cargo xtask compare --format json</code>); the charts show each experiment's primary metric.</p>{body}</body></html>\n",
-        esc(&rep.old_run),
-        esc(&rep.new_run),
-        esc(&summary_line(rep))
-    )
 }
 
 #[cfg(test)]
@@ -654,6 +510,80 @@ mod tests {
         let fast = compare(&old, &run("new", &[("a", 50.0)], 6), &Options::default());
         assert_eq!(fast.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap().verdict, Verdict::Improved);
         assert_eq!(fast.regressions(), 0);
+    }
+
+    /// Both sides of one `--against` run: every round drifts by up to ±30 % (the machine),
+    /// variant `a` of the new side takes `slow` times as long in each round, give or take
+    /// 0.5 %, and variant `b` (when asked) `slow_b` times.
+    fn revision(id: &str, slow: f64, slow_b: Option<f64>) -> RunResults {
+        const DRIFT: [f64; 6] = [1.0, 1.3, 0.8, 1.2, 0.75, 1.1];
+        let mut r = run(id, &[("a", 100.0)], 6);
+        let e = &mut r.experiments[0];
+        if let Some(sb) = slow_b {
+            let mut b = e.variants[0].clone();
+            b.name = "b".into();
+            e.variants.push(b);
+            for rep in 0..6u32 {
+                let mut s = Sample { variant: "b".into(), point: "1".into(), repetition: rep, ..Sample::default() };
+                s.metrics.insert("latency_p50_us".into(), 200.0 * DRIFT[rep as usize] * sb);
+                s.metrics.insert("ok".into(), 100.0);
+                e.samples.push(s);
+            }
+        }
+        for s in e.samples.iter_mut().filter(|s| s.variant == "a") {
+            let jitter = if s.repetition % 2 == 0 { 1.005 } else { 0.995 };
+            s.metrics.insert("latency_p50_us".into(), 100.0 * DRIFT[s.repetition as usize] * slow * jitter);
+        }
+        crate::analysis::analyse(e, crate::analysis::Claim::default());
+        r
+    }
+
+    #[test]
+    fn two_revisions_in_one_run_are_compared_paired_so_the_rounds_drift_cancels() {
+        let old = revision("old", 1.0, None);
+        let slow = revision("new", 1.06, None);
+        let unpaired = Options { timing_threshold_pct: 3.0, ..Options::default() };
+        let rep = compare(&old, &slow, &unpaired);
+        let r = rep.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap();
+        assert_eq!((r.verdict, r.pairs), (Verdict::Same, None), "medians under ±30 % drift cannot see 6 %");
+        let rep = compare(&old, &slow, &Options::interleaved());
+        let r = rep.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap();
+        assert_eq!((r.verdict, r.pairs), (Verdict::Regressed, Some(6)), "{}", to_text(&rep));
+        assert!((r.change_pct - 6.0).abs() < 0.5, "the geometric mean of the rounds' ratios: {}", r.change_pct);
+        assert!(fmt_change(r).contains("6 rounds paired"), "{}", fmt_change(r));
+        // A/A: the same drift on both sides, nothing to call.
+        let same = compare(&old, &revision("new", 1.0, None), &Options::interleaved());
+        assert_eq!(same.regressions(), 0, "{}", to_text(&same));
+        // 2 % is significant but under the 3 % threshold: within noise.
+        let small = compare(&old, &revision("new", 1.02, None), &Options::interleaved());
+        let r = small.rows.iter().find(|r| r.metric == "latency_p50_us").unwrap();
+        assert_eq!(r.verdict, Verdict::WithinNoise, "{}", to_text(&small));
+    }
+
+    #[test]
+    fn a_flagged_regression_stands_only_when_the_confirmation_finds_it_under_holm() {
+        let old = revision("old", 1.0, Some(1.0));
+        let first = compare(&old, &revision("new", 1.10, Some(1.10)), &Options::interleaved());
+        assert_eq!(first.regressions(), 2, "{}", to_text(&first));
+        assert_eq!(first.regressed_experiments().len(), 1);
+        // Found again: confirmed; gone in the new run (chance the first time): not.
+        let again = compare(&old, &revision("new", 1.10, Some(1.10)), &Options::interleaved());
+        assert_eq!(confirm(&first, &again).confirmed.len(), 2);
+        let gone = compare(&old, &revision("new", 1.0, Some(1.0)), &Options::interleaved());
+        let c = confirm(&first, &gone);
+        assert_eq!((c.flagged.len(), c.confirmed.len()), (2, 0), "{}", c.describe());
+        // Holm over the two flagged: p = 0.03 and 0.04 are each below 0.05 but the smallest
+        // is above 0.05 / 2, so neither stands; 0.01 and 0.04 both do (step-down).
+        let with_p = |pa: f64, pb: f64| {
+            let mut r = again.clone();
+            for row in r.rows.iter_mut().filter(|x| x.metric == "latency_p50_us") {
+                row.p_value = Some(if row.variant == "a" { pa } else { pb });
+            }
+            r
+        };
+        assert_eq!(confirm(&first, &with_p(0.03, 0.04)).confirmed.len(), 0);
+        assert_eq!(confirm(&first, &with_p(0.01, 0.04)).confirmed.len(), 2);
+        assert_eq!(confirm(&first, &with_p(0.01, 0.3)).confirmed.len(), 1);
     }
 
     #[test]

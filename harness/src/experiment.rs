@@ -379,6 +379,24 @@ impl Meta {
         self.cases.iter().map(|c| CaseInfo { name: c.name.to_owned(), description: c.description.to_owned() }).collect()
     }
 
+    /// The trials that decide the claim, `(case, variant)`: in the claim's case, its
+    /// variant's baseline and every variant compared with that baseline (the claim's variant
+    /// and those that may stand in for it when it fails a correctness check,
+    /// `finding::correct_stand_in`); none without a claim variant.
+    pub fn claim_trials(&self) -> Option<Vec<(&'static str, &'static str)>> {
+        let variant = self.claim_variant()?;
+        let infos = self.variant_infos();
+        let baseline = infos.iter().find(|v| v.name == variant)?.baseline.clone()?;
+        let case = self.claim_case();
+        let mut trials = vec![(case, self.variants.iter().find(|v| v.name == baseline)?.name)];
+        for (v, info) in self.variants.iter().zip(&infos) {
+            if info.baseline.as_deref() == Some(baseline.as_str()) {
+                trials.push((case, v.name));
+            }
+        }
+        Some(trials)
+    }
+
     /// The variants as stored in results.json, with each one's baseline resolved.
     pub fn variant_infos(&self) -> Vec<VariantInfo> {
         let first = self.variants.first().map(|v| v.name);

@@ -402,6 +402,9 @@ async fn run_inner(
         result.sequential = plan.clone();
     }
     let claim = meta.claim();
+    // Past their ride-along rounds, only the claim's two trials run (none without a claim).
+    let claim_trials = meta.claim_trials();
+    let ride_along = ctx.settings.ride_along.filter(|_| claim_trials.is_some());
     let points = results[0].sweep.points.clone();
     // Under `--budget`, a point past its share of the experiment's time stops once it has its
     // minimum rounds (the plan's, or up to 3 without one); the rest rolls forward.
@@ -434,6 +437,11 @@ async fn run_inner(
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
+                if ride_along.is_some_and(|n| repetition >= n + rounds.disturbed)
+                    && !claim_trials.iter().flatten().any(|&t| t == (case, variant))
+                {
+                    continue;
+                }
                 let at = Trial { case, variant, point, offered: None };
                 for k in 0..sides.len() {
                     // Which side goes first alternates from trial to trial and repetition to

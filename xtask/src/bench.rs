@@ -86,7 +86,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         shard: args.shard.clone(),
         quick,
         // Rounds per point: a point stops at a look where the claim's comparison is decided
-        // (from 3 rounds quick, 4 full), else at the cap (6 quick, 12 full). `--against` runs
+        // (from 3 rounds quick, 4 full), else at the cap (9 quick, 12 full). `--against` runs
         // a fixed number (4 quick, 5 full), its two builds in the same rounds.
         repetitions: args.reps.unwrap_or(match (quick, args.against.is_some()) {
             (_, false) => d.repetitions,
@@ -116,6 +116,14 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
             // Quick: 4.5 minutes, so that with the servers' start and the report the whole
             // catalogue stays under 5 (a 5-minute budget ran 303.6 s).
             None => Some(if quick { 270_000 } else { 60 * 60_000 }),
+        },
+        // Quick runs decide the claim: the other trials ride along in each point's first two
+        // rounds (enough for their medians), then only the claim's two run. `--claim-only`:
+        // never. A full run and `--against` (whose gate covers every variant): every round.
+        ride_along: match (args.claim_only, quick && args.against.is_none()) {
+            (true, _) => Some(0),
+            (false, true) => Some(2),
+            (false, false) => None,
         },
         noise_limit: match args.noise_limit.as_str() {
             "none" => None,
@@ -348,16 +356,111 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         std::process::exit(code);
     });
 
+    let (results, results_path, failed) = measure(&plan, &plan.experiments).await?;
+    let targets: Vec<&harness::results::TargetCheck> = results.experiments.iter().flat_map(|e| &e.targets).collect();
+    let missed = targets.iter().filter(|t| !t.pass).count();
+    if !targets.is_empty() {
+        eprintln!(
+            "targets: {missed} of {} checks of the guide's targets failed (see the report's summary)",
+            targets.len()
+        );
+    }
+    eprintln!("results: {}", results_path.display());
+    if !no_report {
+        let page = report::render_run(&results_path)?;
+        eprintln!("report:  {}", page.display());
+        println!("{}", page.display());
+    }
+    if let Some(format) = &plan.export {
+        for f in crate::compare::export_run(&results_path, format)? {
+            eprintln!("export:  {}", f.display());
+        }
+    }
+    if let Some((name, _)) = &plan.save_baseline {
+        let path = crate::compare::save_baseline(&plan.out, name, &results)?;
+        eprintln!("baseline {name}: {}", path.display());
+    }
+    // `--against` and `--baseline` together: each gate is read on its own (one never
+    // overwrites the other), `--against`'s always, `--baseline`'s with --fail-on-regression.
+    let (mut against_regressed, mut baseline_regressed) = (false, false);
+    if let Some(report) = against_report(&results, &results_path)? {
+        against_regressed = report.regressions() > 0 && confirm(&plan, &report).await?;
+    }
+    if let Some(path) = &plan.baseline {
+        let old = harness::results::load(path).map_err(Failure::usage)?;
+        let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
+        eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
+        baseline_regressed = report.regressions() > 0;
+    }
+    if !failed.is_empty() {
+        return Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))));
+    }
+    Ok(ExitCode::from(gate_exit(
+        against_regressed,
+        baseline_regressed && plan.fail_on_regression,
+        missed > 0 && plan.fail_on_target,
+    )))
+}
+
+/// The comparison of an `--against` run's two sides, written beside its results.json as
+/// compare.html and printed; none for a run of one build.
+fn against_report(
+    results: &harness::results::RunResults,
+    results_path: &std::path::Path,
+) -> Result<Option<harness::compare::Report>, Failure> {
+    let Some((base, this)) = results.split_revisions() else {
+        return Ok(None);
+    };
+    let report = harness::compare::compare(&base, &this, &harness::compare::Options::interleaved());
+    let page = results_path.with_file_name("compare.html");
+    harness::results::write_atomic(&page, harness::redact::redact(&harness::compare::to_html(&report)).as_bytes())
+        .map_err(|e| Failure::Run(format!("writing {}: {e}", page.display())))?;
+    eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
+    eprintln!("against: {}", page.display());
+    Ok(Some(report))
+}
+
+/// `--against`'s confirmation: the experiments with a flagged regression run again, both
+/// builds in fresh rounds on fresh servers, and a regression stands only when the new run
+/// finds it too (a timing by Holm's test over the flagged comparisons, so the gate's
+/// family-wise error is at most α whatever the first run flagged).
+async fn confirm(plan: &Plan, first: &harness::compare::Report) -> Result<bool, Failure> {
+    let ids = first.regressed_experiments();
+    eprintln!(
+        "against: {} flagged regression(s) in {}; confirming them in a new run of {}…",
+        first.regressions(),
+        ids.join(", "),
+        if ids.len() == 1 { "that experiment" } else { "those experiments" }
+    );
+    let mut experiments = catalogue::all();
+    experiments.retain(|e| ids.iter().any(|id| id == e.meta().id));
+    let (results, results_path, failed) = measure(plan, &experiments).await?;
+    if !failed.is_empty() {
+        return Err(Failure::Run(format!("the confirmation run of {} failed: {}", ids.join(", "), failed.join(", "))));
+    }
+    let again = against_report(&results, &results_path)?
+        .ok_or_else(|| Failure::Run("the confirmation run has no second revision".into()))?;
+    let confirmation = harness::compare::confirm(first, &again);
+    eprintln!("{}", harness::redact::redact(&confirmation.describe()));
+    Ok(!confirmation.confirmed.is_empty())
+}
+
+/// Run `experiments` in a session of their own (servers started and stopped), with progress:
+/// the run's results, where they were written, and the experiments that failed.
+async fn measure(
+    plan: &Plan,
+    experiments: &[Box<dyn Experiment>],
+) -> Result<(harness::results::RunResults, PathBuf, Vec<String>), Failure> {
     eprintln!(
         "perflab: {} experiment(s), {} mode; starting servers…",
-        plan.experiments.len(),
+        experiments.len(),
         if plan.settings.quick { "quick" } else { "full" }
     );
     let s = plan.settings.clone();
     let (mut session, swept) = Session::start(SessionPlan {
-        experiments: &plan.experiments,
-        settings: plan.settings,
-        request: plan.request,
+        experiments,
+        settings: plan.settings.clone(),
+        request: plan.request.clone(),
         out: plan.out.clone(),
         instructions: plan.instructions,
         arguments: std::env::args().collect(),
@@ -377,8 +480,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
 
     let sides = if plan.against_build.is_some() { 2 } else { 1 };
     let total: u64 =
-        plan.experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum::<u64>()
-            * sides;
+        experiments.iter().map(|e| runner::planned_samples(&e.meta(), s.quick, s.repetitions)).sum::<u64>() * sides;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} samples, ETA {eta}  {msg}")
@@ -399,8 +501,8 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         Progress::Checks { experiment } => bar.set_message(format!("{experiment}: checks")),
     };
     let mut failed = Vec::new();
-    let weights: Vec<f64> = plan.experiments.iter().map(|e| session::budget_weight(&e.meta(), &s)).collect();
-    for (i, exp) in plan.experiments.iter().enumerate() {
+    let weights: Vec<f64> = experiments.iter().map(|e| session::budget_weight(&e.meta(), &s)).collect();
+    for (i, exp) in experiments.iter().enumerate() {
         session.share_budget(&weights[i..]);
         let (result, replaced) = session.run(exp.as_ref(), &on_progress).await.map_err(failure)?;
         if session::frozen() {
@@ -431,55 +533,7 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     }
     bar.finish_and_clear();
     let (results, results_path) = session.finish().map_err(failure)?;
-    let targets: Vec<&harness::results::TargetCheck> = results.experiments.iter().flat_map(|e| &e.targets).collect();
-    let missed = targets.iter().filter(|t| !t.pass).count();
-    if !targets.is_empty() {
-        eprintln!(
-            "targets: {missed} of {} checks of the guide's targets failed (see the report's summary)",
-            targets.len()
-        );
-    }
-    eprintln!("results: {}", results_path.display());
-    if !no_report {
-        let page = report::render_run(&results_path)?;
-        eprintln!("report:  {}", page.display());
-        println!("{}", page.display());
-    }
-    if let Some(format) = &plan.export {
-        for f in crate::compare::export_run(&results_path, format)? {
-            eprintln!("export:  {}", f.display());
-        }
-    }
-    if let Some((name, _)) = &plan.save_baseline {
-        let path = crate::compare::save_baseline(&plan.out, name, &results)?;
-        eprintln!("baseline {name}: {}", path.display());
-    }
-    // `--against` and `--baseline` together: each gate is read on its own (one never
-    // overwrites the other), `--against`'s always, `--baseline`'s with --fail-on-regression.
-    let (mut against_regressed, mut baseline_regressed) = (false, false);
-    if let Some((base, this)) = results.split_revisions() {
-        let report = harness::compare::compare(&base, &this, &harness::compare::Options::interleaved());
-        let page = results_path.with_file_name("compare.html");
-        harness::results::write_atomic(&page, harness::redact::redact(&harness::compare::to_html(&report)).as_bytes())
-            .map_err(|e| Failure::Run(format!("writing {}: {e}", page.display())))?;
-        eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
-        eprintln!("against: {}", page.display());
-        against_regressed = report.regressions() > 0;
-    }
-    if let Some(path) = &plan.baseline {
-        let old = harness::results::load(path).map_err(Failure::usage)?;
-        let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
-        eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
-        baseline_regressed = report.regressions() > 0;
-    }
-    if !failed.is_empty() {
-        return Err(Failure::Run(format!("{} experiment(s) failed: {}", failed.len(), failed.join(", "))));
-    }
-    Ok(ExitCode::from(gate_exit(
-        against_regressed,
-        baseline_regressed && plan.fail_on_regression,
-        missed > 0 && plan.fail_on_target,
-    )))
+    Ok((results, results_path, failed))
 }
 
 /// The exit code of a run whose experiments all finished: 3 when a gate that applies found a
@@ -513,14 +567,14 @@ mod tests {
 
 /// A run's defaults on one build, quick or full, where no flag says otherwise: `bench`'s, and
 /// the settings `selftest` measures the method's error rates with. A point stops at a look
-/// where the claim's comparison is decided (from 3 rounds quick, 4 full), else at the cap (6
+/// where the claim's comparison is decided (from 3 rounds quick, 4 full), else at the cap (9
 /// quick, 12 full); samples of 150 ms (50 ms warm-up) quick, 1 s (250 ms) full: more, shorter
 /// rounds pair away more drift than fewer long ones, and the full catalogue's minimum rounds
 /// then fit the hour (2205 s; at 2.5 s a sample they took 4410 s).
 pub fn user_defaults(quick: bool) -> Settings {
     Settings {
         quick,
-        repetitions: if quick { 6 } else { 12 },
+        repetitions: if quick { 9 } else { 12 },
         min_rounds: if quick { 3 } else { 4 },
         duration: if quick { Duration::from_millis(150) } else { Duration::from_secs(1) },
         warmup: if quick { Duration::from_millis(50) } else { Duration::from_millis(250) },

@@ -107,17 +107,22 @@ pub struct BenchArgs {
     /// Run only experiments whose id matches: a glob (`pg-*`), several separated by commas.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Quick mode: fewer sweep points, smaller data, rounds of 150 ms samples (3 to 6 per point).
+    /// Quick mode: fewer sweep points, smaller data, rounds of 150 ms samples (3 to 9 per point).
     #[arg(long)]
     pub quick: bool,
     /// Rounds per sweep point, at most (one sample of every variant per round; default 12,
-    /// quick 6; with --against a fixed 5, quick 4).
+    /// quick 9; with --against a fixed 5, quick 4).
     #[arg(long, value_name = "N")]
     pub reps: Option<u32>,
     /// Rounds before a point may stop: from then on, at each planned look, a point whose
     /// claim comparison is decided stops (default 4, quick 3; 0: every point runs --reps).
     #[arg(long, value_name = "N")]
     pub min_rounds: Option<u32>,
+    /// Measure only the claim's two trials (its variant and that variant's baseline): the other
+    /// variants and cases are left out. Quick runs measure them in each point's first two rounds
+    /// only, full runs in every round.
+    #[arg(long)]
+    pub claim_only: bool,
     /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 4.5m quick, 60m full):
     /// split over the experiments as they start, what one leaves rolls forward; a point past
     /// its share stops after its minimum rounds and says "budget". Setups, checks and the

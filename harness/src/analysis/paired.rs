@@ -21,16 +21,32 @@ pub fn paired_values(
     baseline: &str,
     point: &str,
 ) -> (Vec<f64>, Vec<f64>) {
-    let of = |name: &str| -> std::collections::BTreeMap<u32, f64> {
-        result
-            .samples
-            .iter()
-            .filter(|s| s.case == case && s.variant == name && s.point == point && s.invalid.is_none())
-            .filter_map(|s| Some((s.repetition, super::sample_value(s, metric)?)))
-            .filter(|(_, v)| v.is_finite())
-            .collect()
-    };
-    let (a, b) = (of(variant), of(baseline));
+    pair_rounds(&by_round(result, metric, case, variant, point), &by_round(result, metric, case, baseline, point))
+}
+
+/// The valid, finite values of `metric` for `variant` at `point` of `case`, keyed by round
+/// (the samples of a round share its repetition number).
+pub fn by_round(
+    result: &ExperimentResult,
+    metric: &str,
+    case: &str,
+    variant: &str,
+    point: &str,
+) -> std::collections::BTreeMap<u32, f64> {
+    result
+        .samples
+        .iter()
+        .filter(|s| s.case == case && s.variant == variant && s.point == point && s.invalid.is_none())
+        .filter_map(|s| Some((s.repetition, super::sample_value(s, metric)?)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+/// The rounds present in both: `a`'s and `b`'s values side by side, in round order.
+pub fn pair_rounds(
+    a: &std::collections::BTreeMap<u32, f64>,
+    b: &std::collections::BTreeMap<u32, f64>,
+) -> (Vec<f64>, Vec<f64>) {
     a.iter().filter_map(|(r, &x)| b.get(r).map(|&y| (x, y))).unzip()
 }
 

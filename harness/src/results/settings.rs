@@ -31,6 +31,11 @@ pub struct Settings {
     /// are left out of every verdict, as a pair (version 5 on). None: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_limit: Option<f64>,
+    /// Rounds of a point in which the trials outside the claim (other variants, other cases)
+    /// ride along; after them only the claim's two trials run until decided. Quick: 2
+    /// (`--claim-only`: 0); none: every round (a full run, `--against`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_along: Option<u32>,
     /// Measured time per sample.
     #[serde(rename = "duration_ms", with = "millis")]
     #[schemars(with = "u64")]
@@ -72,6 +77,7 @@ impl Settings {
             min_rounds: 0,
             budget_ms: None,
             noise_limit: None,
+            ride_along: None,
             duration: Duration::from_millis(100),
             warmup: Duration::from_millis(20),
             concurrency: None,
