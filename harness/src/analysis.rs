@@ -395,8 +395,22 @@ fn zero_median(
         Better::Higher => ma > mb,
         Better::Lower => ma < mb,
     };
+    // A count the same in every round on both sides (allocations, bytes) is exact: no test
+    // is needed once there are enough rounds for a verdict at all.
+    let constant = |v: &[f64]| v.len() >= paired::MIN_PAIRS && v.iter().all(|x| *x == v[0]);
     let (verdict, sentence) = if ma == mb {
         (VerdictKind::NoDifference, format!("no difference between {variant} and {baseline} at {where_} ({medians})"))
+    } else if constant(a) && constant(b) {
+        (
+            if variant_better { VerdictKind::Better } else { VerdictKind::Worse },
+            format!(
+                "{variant} is {} than {baseline} at {where_} ({} vs {} {} in every round: exact, no test needed)",
+                if variant_better { "better" } else { "worse" },
+                fmt_num(ma),
+                fmt_num(mb),
+                metric.unit
+            ),
+        )
     } else if mw.min_attainable_p > alpha {
         (
             VerdictKind::Inconclusive,
@@ -425,7 +439,8 @@ fn zero_median(
             ),
         )
     };
-    Comparison::without_ratio(variant, baseline, Some(mw.p_value), verdict, sentence)
+    let p = if constant(a) && constant(b) && ma != mb { 0.0 } else { mw.p_value };
+    Comparison::without_ratio(variant, baseline, Some(p), verdict, sentence)
 }
 
 #[cfg(test)]
@@ -507,6 +522,21 @@ pub(crate) mod tests {
         assert_eq!(c.verdict, VerdictKind::Better, "{}", c.sentence);
         let c = compare("some", "none", &[13.0, 13.0, 14.0, 13.0, 13.0], &[0.0; 5], &latency(), "x");
         assert_eq!(c.verdict, VerdictKind::Worse, "{}", c.sentence);
+    }
+
+    #[test]
+    fn counts_the_same_in_every_round_are_exact_even_against_zero() {
+        let m = MetricInfo::new("allocs_per_call", "allocations", Better::Lower, "");
+        // Three rounds cannot reach significance with a rank test; exact counts need none.
+        let c = compare("lazy", "eager", &[0.0; 3], &[1.0; 3], &m, "0%");
+        assert_eq!(c.verdict, VerdictKind::Better, "{}", c.sentence);
+        assert_eq!(c.p_value, Some(0.0));
+        assert!(c.sentence.contains("exact"), "{}", c.sentence);
+        // Two rounds are too few for any verdict; a count that varies still needs the test.
+        let c = compare("lazy", "eager", &[0.0; 2], &[1.0; 2], &m, "0%");
+        assert_eq!(c.verdict, VerdictKind::Inconclusive, "{}", c.sentence);
+        let c = compare("lazy", "eager", &[0.0; 3], &[1.0, 2.0, 1.0], &m, "0%");
+        assert_eq!(c.verdict, VerdictKind::Inconclusive, "{}", c.sentence);
     }
 
     use super::validity::tests::sample;

@@ -1,13 +1,26 @@
-//! `concurrent-map`: which shared map for a read-mostly in-process cache (the guide's L1 is
-//! a map behind a lock; Go offers `sync.Map`). `Mutex<HashMap>`, `RwLock<HashMap>`, a
-//! sharded map (dashmap) and a concurrent cache (moka), at 50, 95 and 99 % reads with 1, 2
-//! and 4 threads.
+//! `concurrent-map`: which shared map for a read-mostly in-process cache. The guide's L1 is a
+//! `sync.Map`; its alternative in Go is a map behind a `sync.RWMutex`, the baseline here.
+//! Beside them: `Mutex<HashMap>`, a sharded map (dashmap) and a concurrent cache (moka), at
+//! 50, 95 and 99 % reads, with 1 thread and as many threads as this machine's 2 cores
+//! (oversubscribed threads measure the scheduler, not the map), over uniform keys and over
+//! Zipf-distributed keys (a cache's hot keys).
+//!
+//! `sync-map` stands in for `sync.Map` on this workload: every key is present (the map is
+//! filled before the clock starts, and writes replace existing keys), so only sync.Map's fast
+//! paths act: a read loads the read-only map and the entry's pointer with no lock, and a
+//! Store to an existing key swaps the entry's pointer. The stand-in is a read-only HashMap of
+//! `ArcSwap` entries (arc-swap: lock-free loads, an atomic swap on store); a key not yet
+//! present goes to a dirty map behind a Mutex, which is never promoted (sync.Map promotes it
+//! after enough misses; the workload never reaches that path). Neither `RwLock<HashMap>` nor
+//! dashmap reads without taking a lock, which is what sync.Map is for.
 //!
 //! Each thread runs a closed loop of gets and inserts over 10,000 keys for the sample's
 //! duration; throughput counts every operation, latency is timed on every 32nd (timing each
-//! one would cost as much as the operation). Allocations per operation come from the
-//! micro engine's allocation worker on one thread.
+//! one would cost as much as the operation). Keys come from a table drawn before the clock
+//! starts, the same for every variant. Allocations per operation come from the micro
+//! engine's allocation worker on one thread.
 
+use arc_swap::ArcSwapOption;
 use harness::load::{new_histogram, LoadReport};
 use harness::micro::{self, Input, Routine};
 use harness::results::{Better, Check};
@@ -21,19 +34,41 @@ const ID: &str = "concurrent-map";
 const KEYS: u64 = 10_000;
 /// Latency is timed on one operation in this many.
 const LATENCY_EVERY: u64 = 32;
+/// Keys drawn per thread before the clock starts, used in turn (a power of two).
+const KEY_TABLE: usize = 1 << 16;
+/// The Zipf exponent of the skewed key distribution (YCSB's default).
+const ZIPF_S: f64 = 0.99;
 
-/// (read share in %, threads) per sweep point.
-const POINTS: [(u32, usize); 9] = [(50, 1), (50, 2), (50, 4), (95, 1), (95, 2), (95, 4), (99, 1), (99, 2), (99, 4)];
+/// How keys are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    Uniform,
+    Zipf,
+}
+
+/// (read share in %, threads, keys) per sweep point. The headline is the last point: reads of
+/// hot keys on as many threads as the machine's 2 cores.
+const POINTS: [(u32, usize, Keys); 9] = [
+    (50, 1, Keys::Uniform),
+    (50, 2, Keys::Uniform),
+    (95, 1, Keys::Uniform),
+    (95, 2, Keys::Uniform),
+    (99, 1, Keys::Uniform),
+    (99, 2, Keys::Uniform),
+    (50, 2, Keys::Zipf),
+    (95, 2, Keys::Zipf),
+    (99, 2, Keys::Zipf),
+];
 const LABELS: [&str; 9] = [
     "50% reads, 1 thread",
     "50% reads, 2 threads",
-    "50% reads, 4 threads",
     "95% reads, 1 thread",
     "95% reads, 2 threads",
-    "95% reads, 4 threads",
     "99% reads, 1 thread",
     "99% reads, 2 threads",
-    "99% reads, 4 threads",
+    "50% reads, 2 threads, Zipf keys",
+    "95% reads, 2 threads, Zipf keys",
+    "99% reads, 2 threads, Zipf keys",
 ];
 
 type Value = Arc<str>;
@@ -80,6 +115,65 @@ impl SharedMap for moka::sync::Cache<u64, Value> {
     }
 }
 
+/// The `sync.Map` stand-in (see the module's doc): lock-free reads and stores for keys
+/// present when it was built, a locked dirty map for any other.
+pub struct SyncMapLike {
+    read: HashMap<u64, ArcSwapOption<Value>>,
+    dirty: Mutex<HashMap<u64, Value>>,
+}
+
+impl SyncMapLike {
+    /// A map whose read-only part has entries for `keys`, empty (nil, in sync.Map's terms)
+    /// until a value is stored.
+    pub fn with_keys(keys: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            read: keys.into_iter().map(|k| (k, ArcSwapOption::empty())).collect(),
+            dirty: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl SharedMap for SyncMapLike {
+    fn get(&self, k: u64) -> Option<Value> {
+        match self.read.get(&k) {
+            Some(e) => e.load().as_deref().cloned(),
+            None => self.dirty.lock().unwrap_or_else(|e| e.into_inner()).get(&k).cloned(),
+        }
+    }
+    fn insert(&self, k: u64, v: Value) {
+        match self.read.get(&k) {
+            // sync.Map's Store on an existing entry: one new boxed value, swapped in.
+            Some(e) => e.store(Some(Arc::new(v))),
+            None => {
+                self.dirty.lock().unwrap_or_else(|e| e.into_inner()).insert(k, v);
+            }
+        }
+    }
+}
+
+/// `KEY_TABLE` keys drawn with `seed`: uniform over `KEYS`, or Zipf with exponent `ZIPF_S`
+/// (key 0 the hottest) by inverting the cumulative distribution.
+pub fn key_table(keys: Keys, seed: u64) -> Vec<u64> {
+    let mut rng = SplitMix64::new(seed);
+    match keys {
+        Keys::Uniform => (0..KEY_TABLE).map(|_| (rng.next_u64() >> 32) % KEYS).collect(),
+        Keys::Zipf => {
+            let mut cdf: Vec<f64> = (1..=KEYS).map(|r| (r as f64).powf(-ZIPF_S)).collect();
+            let mut total = 0.0;
+            for w in &mut cdf {
+                total += *w;
+                *w = total;
+            }
+            (0..KEY_TABLE)
+                .map(|_| {
+                    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+                    cdf.partition_point(|&c| c < u).min(KEYS as usize - 1) as u64
+                })
+                .collect()
+        }
+    }
+}
+
 fn value(k: u64) -> Value {
     Arc::from(harness::kit::redis_util::user_json(k).as_str())
 }
@@ -92,6 +186,7 @@ pub fn new_map(variant: &str) -> anyhow::Result<Arc<dyn SharedMap>> {
         "dashmap" => Arc::new(dashmap::DashMap::new()),
         // Room for every key: nothing is evicted, so it is a map like the others.
         "moka" => Arc::new(moka::sync::Cache::new(2 * KEYS)),
+        "sync-map" => Arc::new(SyncMapLike::with_keys(0..KEYS)),
         other => anyhow::bail!("unknown variant {other}"),
     };
     for k in 0..KEYS {
@@ -100,12 +195,29 @@ pub fn new_map(variant: &str) -> anyhow::Result<Arc<dyn SharedMap>> {
     Ok(map)
 }
 
+/// The keys of one thread and where it is in them.
+pub struct KeyStream {
+    keys: Vec<u64>,
+    at: usize,
+}
+
+impl KeyStream {
+    pub fn new(keys: Keys, seed: u64) -> Self {
+        Self { keys: key_table(keys, seed), at: 0 }
+    }
+
+    #[inline]
+    fn next(&mut self) -> u64 {
+        self.at = (self.at + 1) & (KEY_TABLE - 1);
+        self.keys[self.at]
+    }
+}
+
 /// One operation: a get with probability `read_pct` %, else an insert of a prepared value.
 #[inline]
-fn op(map: &dyn SharedMap, rng: &mut SplitMix64, read_pct: u64, values: &[Value]) -> bool {
-    let r = rng.next_u64();
-    let k = (r >> 32) % KEYS;
-    if r % 100 < read_pct {
+fn op(map: &dyn SharedMap, rng: &mut SplitMix64, keys: &mut KeyStream, read_pct: u64, values: &[Value]) -> bool {
+    let k = keys.next();
+    if rng.next_u64() % 100 < read_pct {
         map.get(k).is_some()
     } else {
         map.insert(k, values[k as usize].clone());
@@ -123,6 +235,7 @@ fn worker(
     map: Arc<dyn SharedMap>,
     values: Arc<Vec<Value>>,
     seed: u64,
+    mut keys: KeyStream,
     read_pct: u64,
     warmup: Duration,
     duration: Duration,
@@ -132,17 +245,17 @@ fn worker(
     let warm_until = Instant::now() + warmup;
     while Instant::now() < warm_until {
         for _ in 0..256 {
-            op(&*map, &mut rng, read_pct, &values);
+            op(&*map, &mut rng, &mut keys, read_pct, &values);
         }
     }
     let (mut ops, mut misses) = (0u64, 0u64);
     let end = Instant::now() + duration;
     'outer: loop {
         for _ in 0..LATENCY_EVERY - 1 {
-            misses += u64::from(!op(&*map, &mut rng, read_pct, &values));
+            misses += u64::from(!op(&*map, &mut rng, &mut keys, read_pct, &values));
         }
         let t = Instant::now();
-        misses += u64::from(!op(&*map, &mut rng, read_pct, &values));
+        misses += u64::from(!op(&*map, &mut rng, &mut keys, read_pct, &values));
         let now = Instant::now();
         let _ = histogram.record((now - t).as_nanos().max(1) as u64);
         ops += LATENCY_EVERY;
@@ -172,11 +285,11 @@ impl ConcurrentMap {
     }
 }
 
-fn point_of(label: &str) -> anyhow::Result<(u64, usize)> {
+fn point_of(label: &str) -> anyhow::Result<(u64, usize, Keys)> {
     LABELS
         .iter()
         .position(|l| *l == label)
-        .map(|i| (u64::from(POINTS[i].0), POINTS[i].1))
+        .map(|i| (u64::from(POINTS[i].0), POINTS[i].1, POINTS[i].2))
         .ok_or_else(|| anyhow::anyhow!("unknown point {label}"))
 }
 
@@ -198,15 +311,21 @@ impl Experiment for ConcurrentMap {
             id: ID,
             title: "Shared maps for a read-mostly cache",
             guide_section: "缓存优化 › 多级缓存 (the L1 map and its lock); Go语言优化",
-            claim: "A read-mostly in-process cache needs the right shared map: a lock around a map, a read-write lock, a sharded map or a concurrent cache.",
+            claim: "A read-mostly in-process cache (the guide's L1) is served better by a sync.Map than by a map behind a read-write lock.",
             variants: vec![
-                Variant::new("mutex", "Mutex<HashMap>: one lock for reads and writes"),
-                Variant::new("rwlock", "RwLock<HashMap>: readers share the lock (Go's sync.RWMutex around a map)"),
-                Variant::new("dashmap", "DashMap: a map sharded into independently locked parts (the nearest Rust kin of the sync.Map the guide's L1 uses)").tests_claim(),
-                Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key"),
+                Variant::new("rwlock", "RwLock<HashMap>: readers share the lock (Go's map + sync.RWMutex, the guide's alternative to sync.Map)"),
+                Variant::new("mutex", "Mutex<HashMap>: one lock for reads and writes").compared_with("rwlock"),
+                Variant::new(
+                    "sync-map",
+                    "sync.Map's fast paths for present keys: a read-only map of atomically swapped entries (arc-swap), reads and stores without a lock",
+                )
+                .compared_with("rwlock")
+                .tests_claim(),
+                Variant::new("dashmap", "DashMap: a map sharded into independently locked parts").compared_with("rwlock"),
+                Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key").compared_with("rwlock"),
             ],
-            // Quick mode: contention at 50% reads on both cores, and oversubscribed at 95%.
-            sweep: Sweep { quick: vec![1.0, 5.0], ..Sweep::categories(axis(), &LABELS) },
+            // Quick mode: uniform keys at 50% reads, hot keys at 99%, both on 2 threads.
+            sweep: Sweep { quick: vec![1.0, 8.0], ..Sweep::categories(axis(), &LABELS) },
             primary_metric: m("ops_per_sec", "ops/s", Better::Higher, "operations per second, all threads"),
             metrics,
             ..Default::default()
@@ -221,7 +340,7 @@ impl Experiment for ConcurrentMap {
         Box::pin(async move {
             let cores = cores();
             Ok(vec![Check::observation(
-                "mutex",
+                "rwlock",
                 None,
                 "cores available",
                 cores as f64,
@@ -233,7 +352,8 @@ impl Experiment for ConcurrentMap {
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         let cores = cores();
         vec![
-            format!("This machine has {cores} cores available. With more threads than cores, the threads time-share the cores; throughput at 4 threads then measures contention plus scheduling, not parallel speed-up."),
+            format!("This machine has {cores} cores available; the sweep runs 1 and 2 threads. With more threads than cores the threads time-share the cores and throughput measures scheduling more than the map (the 4-thread points of earlier runs were bimodal, 13.6 to 38.2 M ops/s), so none is run."),
+            format!("Zipf keys (s = {ZIPF_S}) send most operations to a few hot keys, as a cache's traffic does: writes to a hot key contend on its entry, shard or lock, where uniform keys spread them."),
             "Throughput counts every operation; latency is timed on one operation in 32, so the clock is not the bottleneck.".to_owned(),
         ]
     }
@@ -243,17 +363,21 @@ impl Run for ConcurrentMap {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             let (variant, point) = (at.variant, at.point);
-            let (read_pct, threads) = point_of(&point.label)?;
+            let (read_pct, threads, keys) = point_of(&point.label)?;
             let map = new_map(variant)?;
             let values: Arc<Vec<Value>> = Arc::new((0..KEYS).map(value).collect());
+            // The same key tables for every variant, drawn before the clock starts.
+            let streams: Vec<KeyStream> = (0..threads).map(|t| KeyStream::new(keys, 1 + t as u64)).collect();
             let (warmup, duration) = (ctx.settings.warmup, ctx.settings.duration);
             let snapshot = ctx.probe.begin();
             let started = Instant::now();
             let results = tokio::task::spawn_blocking(move || {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
+                let handles: Vec<_> = streams
+                    .into_iter()
+                    .enumerate()
+                    .map(|(t, keys)| {
                         let (map, values) = (map.clone(), values.clone());
-                        std::thread::spawn(move || worker(map, values, 1 + t as u64, read_pct, warmup, duration))
+                        std::thread::spawn(move || worker(map, values, 1 + t as u64, keys, read_pct, warmup, duration))
                     })
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
@@ -294,12 +418,12 @@ impl Routines for ConcurrentMap {
     fn routine(&self, _input: &Input<'_>, at: Trial<'_>) -> anyhow::Result<Routine> {
         let (variant, point) = (at.variant, at.point);
         // One thread, 1000 operations per call: what an operation allocates.
-        let (read_pct, _) = point_of(&point.label)?;
+        let (read_pct, _, keys) = point_of(&point.label)?;
         let map = new_map(variant)?;
         let values: Vec<Value> = (0..KEYS).map(value).collect();
-        let rng = SplitMix64::new(11);
-        Ok(Routine::new((map, rng, values), move |(map, rng, values)| {
-            (0..1000).filter(|_| op(&**map, rng, read_pct, values)).count()
+        let (rng, keys) = (SplitMix64::new(11), KeyStream::new(keys, 11));
+        Ok(Routine::new((map, rng, keys, values), move |(map, rng, keys, values)| {
+            (0..1000).filter(|_| op(&**map, rng, keys, read_pct, values)).count()
         })
         .items(1000))
     }
@@ -311,7 +435,7 @@ mod tests {
 
     #[test]
     fn every_map_reads_back_what_was_inserted_from_many_threads() {
-        for v in ["mutex", "rwlock", "dashmap", "moka"] {
+        for v in ["mutex", "rwlock", "dashmap", "moka", "sync-map"] {
             let map = new_map(v).unwrap();
             std::thread::scope(|s| {
                 for t in 0..4u64 {
@@ -334,9 +458,32 @@ mod tests {
     fn a_worker_counts_operations_and_times_one_in_32() {
         let map = new_map("mutex").unwrap();
         let values = Arc::new((0..KEYS).map(value).collect::<Vec<_>>());
-        let r = worker(map, values, 1, 95, Duration::ZERO, Duration::from_millis(50));
+        let r = worker(map, values, 1, KeyStream::new(Keys::Uniform, 1), 95, Duration::ZERO, Duration::from_millis(50));
         assert!(r.ops > 0 && r.ops % LATENCY_EVERY == 0);
         assert_eq!(r.histogram.len(), r.ops / LATENCY_EVERY);
         assert_eq!(r.misses, 0);
+    }
+
+    #[test]
+    fn zipf_keys_are_skewed_and_uniform_keys_are_not() {
+        let share_of_top_10 = |t: &[u64]| t.iter().filter(|&&k| k < 10).count() as f64 / t.len() as f64;
+        let zipf = key_table(Keys::Zipf, 3);
+        let uniform = key_table(Keys::Uniform, 3);
+        assert!(zipf.iter().chain(&uniform).all(|&k| k < KEYS));
+        // With s = 0.99 over 10 000 keys the 10 hottest draw about 30 % of the operations;
+        // uniformly they draw 0.1 %.
+        assert!((0.2..0.4).contains(&share_of_top_10(&zipf)), "{}", share_of_top_10(&zipf));
+        assert!(share_of_top_10(&uniform) < 0.01, "{}", share_of_top_10(&uniform));
+    }
+
+    #[test]
+    fn the_sync_map_stand_in_keeps_keys_it_did_not_start_with() {
+        let m = SyncMapLike::with_keys(0..4);
+        m.insert(2, Arc::from("two"));
+        m.insert(9, Arc::from("nine"));
+        assert_eq!(m.get(2).as_deref(), Some("two"));
+        assert_eq!(m.get(9).as_deref(), Some("nine"));
+        assert_eq!(m.get(0), None, "an entry never stored is no value");
+        assert_eq!(m.get(10), None);
     }
 }
