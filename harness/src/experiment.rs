@@ -285,6 +285,10 @@ pub struct Meta {
     /// Each sweep point is a trial of its own (selftest's comparisons), not a point of one
     /// finding: a point stops on its own look's α, with no correction over the points.
     pub independent_points: bool,
+    /// The least a sample's warm-up and its measured time each last, whatever `--warmup` and
+    /// `--duration` say, where a tool counts whole seconds (wrk, pgbench): the budget weighs
+    /// the experiment's rounds by it. Zero for most.
+    pub sample_floor: std::time::Duration,
 }
 
 /// What an experiment leaves out of its `Meta` is the harness's default: no cases, no
@@ -310,6 +314,7 @@ impl Default for Meta {
             smallest_effect: None,
             controls: Vec::new(),
             independent_points: false,
+            sample_floor: std::time::Duration::ZERO,
         }
     }
 }

@@ -315,20 +315,44 @@ pub fn budget_part(weights_left: &[f64]) -> f64 {
     }
 }
 
-/// What an experiment's rounds weigh in `--budget`'s split: the samples one round takes over
-/// all its points (every case × variant at each point of this mode's sweep).
+/// What an experiment's rounds weigh in `--budget`'s split: the samples one round takes on
+/// average over a point's cap of rounds, over all its points (every case × variant at each
+/// point of this mode's sweep; with ride-along rounds, the variants outside the claim count
+/// only for the rounds they ride along in).
 pub fn budget_weight(meta: &Meta, settings: &Settings) -> f64 {
-    (meta.sweep.points(settings.quick).len() * meta.case_names().len() * meta.variants.len()) as f64
+    let cap = settings.repetitions.max(1);
+    samples(meta, settings, cap) / f64::from(cap) * sample_time(meta, settings).as_secs_f64()
+}
+
+/// How long one sample's warm-up and measurement last: the settings', each at least the
+/// experiment's `sample_floor`.
+pub fn sample_time(meta: &Meta, settings: &Settings) -> std::time::Duration {
+    settings.warmup.max(meta.sample_floor) + settings.duration.max(meta.sample_floor)
+}
+
+/// The samples `rounds` rounds take over every point: the claim's trials in every round, the
+/// others in at most their ride-along rounds (all rounds without ride-along or a claim).
+fn samples(meta: &Meta, settings: &Settings, rounds: u32) -> f64 {
+    let points = meta.sweep.points(settings.quick).len() as f64;
+    let all = (meta.case_names().len() * meta.variants.len()) as f64;
+    let per_point = match (settings.ride_along, meta.claim_trials()) {
+        (Some(ride), Some(claim)) => {
+            let claim = claim.len() as f64;
+            claim * f64::from(rounds) + (all - claim).max(0.0) * f64::from(ride.min(rounds))
+        }
+        _ => all * f64::from(rounds),
+    };
+    points * per_point
 }
 
 /// The least time an experiment's rounds take under any budget: a point past its share still
 /// runs its minimum rounds (the sequential plan's, or up to 3 without one) of every trial, each
-/// sample its warm-up and measured time. Setups and each sample's fixed costs come on top, so a
+/// sample its warm-up and measured time (`sample_time`). Setups and each sample's fixed costs come on top, so a
 /// budget below the sum of this over the selected experiments cannot be kept.
 pub fn least_rounds_time(meta: &Meta, settings: &Settings) -> std::time::Duration {
     let (min, cap) = (settings.min_rounds, settings.repetitions);
     let rounds = if min >= 2 && min < cap { min } else { cap.min(3) };
-    (settings.warmup + settings.duration).mul_f64(budget_weight(meta, settings) * f64::from(rounds))
+    sample_time(meta, settings).mul_f64(samples(meta, settings, rounds))
 }
 
 #[cfg(test)]
@@ -359,12 +383,42 @@ mod tests {
         settings.repetitions = 6;
         settings.min_rounds = 3;
         // Quick: one point, two variants, three rounds of 200 ms.
-        assert_eq!(budget_weight(&meta, &settings), 2.0);
+        assert_eq!(budget_weight(&meta, &settings), 2.0 * 0.2);
         assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(1200));
         // Full: three points; without a plan (min 0) up to 3 rounds of the cap.
         settings.quick = false;
         settings.min_rounds = 0;
         settings.repetitions = 2;
         assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(2400));
+    }
+
+    #[test]
+    fn variants_riding_along_weigh_only_their_rounds() {
+        let meta = Meta {
+            variants: vec![
+                Variant::new("a", "a"),
+                Variant::new("b", "b").compared_with("a").tests_claim(),
+                Variant::new("c", "c").compared_with("b"),
+                Variant::new("d", "d").compared_with("b"),
+            ],
+            sweep: Sweep::numeric("n", "", &[1.0], &[1.0]),
+            ..Meta::default()
+        };
+        let mut settings = Settings::quick_for_tests();
+        settings.warmup = std::time::Duration::from_millis(50);
+        settings.duration = std::time::Duration::from_millis(150);
+        settings.repetitions = 8;
+        settings.min_rounds = 3;
+        settings.ride_along = Some(2);
+        // The claim's a and b run 8 rounds, c and d 2: (2 × 8 + 2 × 2) / 8 samples of 200 ms
+        // per round.
+        assert!((budget_weight(&meta, &settings) - 2.5 * 0.2).abs() < 1e-12);
+        // At the minimum of 3 rounds: 2 × 3 + 2 × 2 samples of 200 ms.
+        assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(2000));
+        settings.ride_along = None;
+        assert!((budget_weight(&meta, &settings) - 4.0 * 0.2).abs() < 1e-12);
+        // A tool counting whole seconds: each sample at least 1 s of warm-up and 1 s measured.
+        let meta = Meta { sample_floor: std::time::Duration::from_secs(1), ..meta };
+        assert!((budget_weight(&meta, &settings) - 4.0 * 2.0).abs() < 1e-12);
     }
 }

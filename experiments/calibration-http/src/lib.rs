@@ -100,6 +100,8 @@ impl Experiment for CalibrationHttp {
                 share: 0.10,
                 why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
             }),
+            // wrk counts whole seconds (its warm-up is a wrk run of its own).
+            sample_floor: std::time::Duration::from_secs(1),
             ..Default::default()
         }
     }

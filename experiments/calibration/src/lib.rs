@@ -66,6 +66,8 @@ impl Experiment for Calibration {
                 share: 0.10,
                 why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
             }),
+            // pgbench counts whole seconds, for its warm-up run and for the measured one.
+            sample_floor: std::time::Duration::from_secs(1),
             ..Default::default()
         }
     }
