@@ -112,11 +112,17 @@ pub fn analyse(result: &mut ExperimentResult, claim: Claim<'_>) {
             None => p.comparisons.first().cloned(),
         }
     };
+    // A control point (where the technique cannot act) is never the headline while another
+    // point has a verdict.
+    let controls: Vec<&str> = result.rule.iter().flat_map(|r| r.controls.iter().map(|c| c.point.as_str())).collect();
+    let evidence = |p: &&PointAnalysis| !controls.contains(&p.point.as_str());
     result.headline = out
         .iter()
         .rev()
+        .filter(evidence)
         .filter_map(pick)
         .find(|c| c.verdict != VerdictKind::Missing)
+        .or_else(|| out.iter().rev().filter_map(pick).find(|c| c.verdict != VerdictKind::Missing))
         .or_else(|| out.iter().rev().find_map(pick));
     // What each point's claim comparison could have detected: its CI's half-width.
     for r in &mut result.rounds {
@@ -397,7 +403,9 @@ fn zero_median(
     };
     // A count the same in every round on both sides (allocations, bytes) is exact: no test
     // is needed once there are enough rounds for a verdict at all.
-    let constant = |v: &[f64]| v.len() >= paired::MIN_PAIRS && v.iter().all(|x| *x == v[0]);
+    let constant = |v: &[f64]| {
+        crate::compare::is_deterministic(&metric.name) && v.len() >= paired::MIN_PAIRS && v.iter().all(|x| *x == v[0])
+    };
     let (verdict, sentence) = if ma == mb {
         (VerdictKind::NoDifference, format!("no difference between {variant} and {baseline} at {where_} ({medians})"))
     } else if constant(a) && constant(b) {
@@ -654,6 +662,33 @@ pub(crate) mod tests {
         assert_eq!(r.headline.as_ref().unwrap().variant, "fast");
         analyse(&mut r, Claim { case: "", variant: Some("ref"), ..Claim::default() });
         assert_eq!(r.headline.as_ref().unwrap().variant, "ref");
+    }
+
+    #[test]
+    fn a_control_point_is_not_the_headline_while_another_point_has_a_verdict() {
+        let mut r = result_with(vec![]);
+        r.sweep.points.push(crate::results::SweepPoint { label: "2".into(), value: 2.0 });
+        for rep in 0..5 {
+            for (point, fast) in [("1", 50.0), ("2", 100.0)] {
+                let mut a = sample("base", rep, 100.0 + rep as f64, 1000.0, 0);
+                let mut b = sample("fast", rep, fast + rep as f64, 1000.0, 0);
+                a.point = point.into();
+                b.point = point.into();
+                r.samples.extend([a, b]);
+            }
+        }
+        analyse(&mut r, Claim { case: "", variant: Some("fast"), ..Claim::default() });
+        assert_eq!(r.headline.as_ref().unwrap().verdict, VerdictKind::NoDifference, "the last point, without controls");
+        r.rule = Some(crate::results::DecisionRule {
+            controls: vec![crate::results::ControlPoint { point: "2".into(), why: String::new() }],
+            ..Default::default()
+        });
+        analyse(&mut r, Claim { case: "", variant: Some("fast"), ..Claim::default() });
+        assert_eq!(
+            r.headline.as_ref().unwrap().verdict,
+            VerdictKind::Better,
+            "point 1, the last that is not a control"
+        );
     }
 
     struct VariantInfo2;

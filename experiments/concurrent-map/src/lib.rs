@@ -12,7 +12,12 @@
 //! `ArcSwap` entries (arc-swap: lock-free loads, an atomic swap on store); a key not yet
 //! present goes to a dirty map behind a Mutex, which is never promoted (sync.Map promotes it
 //! after enough misses; the workload never reaches that path). Neither `RwLock<HashMap>` nor
-//! dashmap reads without taking a lock, which is what sync.Map is for.
+//! dashmap reads without taking a lock, which is what sync.Map is for. A read looks at the
+//! value in place (its length) rather than taking a reference count, as a Go read copies an
+//! interface value and writes nothing shared (moka alone hands out clones). The model is
+//! sync.Map up to Go 1.23; since 1.24 sync.Map is a hash-trie whose reads are still lock-free
+//! but whose store to an existing key locks the key's node: the Go original will say which
+//! matters.
 //!
 //! Each thread runs a closed loop of gets and inserts over 10,000 keys for the sample's
 //! duration; throughput counts every operation, latency is timed on every 32nd (timing each
@@ -76,12 +81,18 @@ type Value = Arc<str>;
 /// The operations every map offers.
 pub trait SharedMap: Send + Sync {
     fn get(&self, k: u64) -> Option<Value>;
+    /// A read as the workload makes it: the value's length, read in place (no reference
+    /// count taken, as a Go map or sync.Map read takes none), where the map allows it.
+    fn read_len(&self, k: u64) -> Option<usize>;
     fn insert(&self, k: u64, v: Value);
 }
 
 impl SharedMap for Mutex<HashMap<u64, Value>> {
     fn get(&self, k: u64) -> Option<Value> {
         self.lock().unwrap_or_else(|e| e.into_inner()).get(&k).cloned()
+    }
+    fn read_len(&self, k: u64) -> Option<usize> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).get(&k).map(|v| v.len())
     }
     fn insert(&self, k: u64, v: Value) {
         self.lock().unwrap_or_else(|e| e.into_inner()).insert(k, v);
@@ -92,6 +103,9 @@ impl SharedMap for RwLock<HashMap<u64, Value>> {
     fn get(&self, k: u64) -> Option<Value> {
         self.read().unwrap_or_else(|e| e.into_inner()).get(&k).cloned()
     }
+    fn read_len(&self, k: u64) -> Option<usize> {
+        self.read().unwrap_or_else(|e| e.into_inner()).get(&k).map(|v| v.len())
+    }
     fn insert(&self, k: u64, v: Value) {
         self.write().unwrap_or_else(|e| e.into_inner()).insert(k, v);
     }
@@ -101,6 +115,9 @@ impl SharedMap for dashmap::DashMap<u64, Value> {
     fn get(&self, k: u64) -> Option<Value> {
         dashmap::DashMap::get(self, &k).map(|r| r.value().clone())
     }
+    fn read_len(&self, k: u64) -> Option<usize> {
+        dashmap::DashMap::get(self, &k).map(|r| r.value().len())
+    }
     fn insert(&self, k: u64, v: Value) {
         dashmap::DashMap::insert(self, k, v);
     }
@@ -109,6 +126,10 @@ impl SharedMap for dashmap::DashMap<u64, Value> {
 impl SharedMap for moka::sync::Cache<u64, Value> {
     fn get(&self, k: u64) -> Option<Value> {
         moka::sync::Cache::get(self, &k)
+    }
+    /// moka hands out a clone only: its reads take a reference count.
+    fn read_len(&self, k: u64) -> Option<usize> {
+        moka::sync::Cache::get(self, &k).map(|v| v.len())
     }
     fn insert(&self, k: u64, v: Value) {
         moka::sync::Cache::insert(self, k, v);
@@ -138,6 +159,13 @@ impl SharedMap for SyncMapLike {
         match self.read.get(&k) {
             Some(e) => e.load().as_deref().cloned(),
             None => self.dirty.lock().unwrap_or_else(|e| e.into_inner()).get(&k).cloned(),
+        }
+    }
+    fn read_len(&self, k: u64) -> Option<usize> {
+        match self.read.get(&k) {
+            // arc-swap's load writes only its own thread's debt slot, no shared count.
+            Some(e) => e.load().as_deref().map(|v| v.len()),
+            None => self.dirty.lock().unwrap_or_else(|e| e.into_inner()).get(&k).map(|v| v.len()),
         }
     }
     fn insert(&self, k: u64, v: Value) {
@@ -218,7 +246,7 @@ impl KeyStream {
 fn op(map: &dyn SharedMap, rng: &mut SplitMix64, keys: &mut KeyStream, read_pct: u64, values: &[Value]) -> bool {
     let k = keys.next();
     if rng.next_u64() % 100 < read_pct {
-        map.get(k).is_some()
+        map.read_len(k).is_some()
     } else {
         map.insert(k, values[k as usize].clone());
         true
@@ -451,6 +479,8 @@ mod tests {
                 assert_eq!(map.get(k).as_deref(), Some(format!("v{k}").as_str()), "{v}");
             }
             assert!(map.get(KEYS).is_none(), "{v}");
+            assert_eq!(map.read_len(1), Some(2), "{v}");
+            assert_eq!(map.read_len(KEYS), None, "{v}");
         }
     }
 
