@@ -370,6 +370,16 @@ mod tests {
         assert_eq!(budget_part(&[0.0, 0.0]), 1.0);
     }
 
+    /// Quick settings with samples of 50 + 150 ms, a cap of `cap` rounds and a minimum of 3.
+    fn samples_of_200ms(cap: u32) -> Settings {
+        let mut settings = Settings::quick_for_tests();
+        settings.warmup = std::time::Duration::from_millis(50);
+        settings.duration = std::time::Duration::from_millis(150);
+        settings.repetitions = cap;
+        settings.min_rounds = 3;
+        settings
+    }
+
     #[test]
     fn the_least_time_counts_every_trial_at_every_point_its_minimum_rounds() {
         let meta = Meta {
@@ -377,11 +387,7 @@ mod tests {
             sweep: Sweep::numeric("n", "", &[1.0, 2.0, 3.0], &[1.0]),
             ..Meta::default()
         };
-        let mut settings = Settings::quick_for_tests();
-        settings.warmup = std::time::Duration::from_millis(50);
-        settings.duration = std::time::Duration::from_millis(150);
-        settings.repetitions = 6;
-        settings.min_rounds = 3;
+        let mut settings = samples_of_200ms(6);
         // Quick: one point, two variants, three rounds of 200 ms.
         assert_eq!(budget_weight(&meta, &settings), 2.0 * 0.2);
         assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(1200));
@@ -404,11 +410,7 @@ mod tests {
             sweep: Sweep::numeric("n", "", &[1.0], &[1.0]),
             ..Meta::default()
         };
-        let mut settings = Settings::quick_for_tests();
-        settings.warmup = std::time::Duration::from_millis(50);
-        settings.duration = std::time::Duration::from_millis(150);
-        settings.repetitions = 8;
-        settings.min_rounds = 3;
+        let mut settings = samples_of_200ms(8);
         settings.ride_along = Some(2);
         // The claim's a and b run 8 rounds, c and d 2: (2 × 8 + 2 × 2) / 8 samples of 200 ms
         // per round.
