@@ -58,8 +58,8 @@ pub mod targets;
 pub mod testing;
 
 pub use experiment::{
-    names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, Meta, Needs, Run, RunCtx, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, KnobDefault, Meta, Needs, Run, RunCtx,
+    Sweep, Trial, Variant,
 };
 pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};

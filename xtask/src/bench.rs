@@ -279,7 +279,7 @@ fn check_sets(sets: &BTreeMap<String, String>, selected: &[Box<dyn Experiment>])
                 let knob = knobs.iter().find(|k| k.name == name).ok_or_else(|| {
                     Failure::usage(format!("--set {key}: {exp_id} has no setting {name:?}; its settings are: {names}"))
                 })?;
-                knob.check(exp_id, value).map_err(Failure::Usage)?;
+                knob.check(value).map_err(Failure::Usage)?;
             }
             None if key == harness::inject::KNOB => {
                 let mut known_variant = false;
@@ -295,7 +295,7 @@ fn check_sets(sets: &BTreeMap<String, String>, selected: &[Box<dyn Experiment>])
                 for e in selected {
                     let m = e.meta();
                     if let Some(k) = m.knobs.iter().find(|k| k.name == key) {
-                        k.check(m.id, value).map_err(Failure::Usage)?;
+                        k.check(value).map_err(Failure::Usage)?;
                         found = true;
                     }
                 }

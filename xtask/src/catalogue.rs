@@ -164,8 +164,19 @@ mod tests {
             for k in &m.knobs {
                 assert!(k.min <= k.max, "{}: knob {} has an empty range", m.id, k.name);
                 assert!(!k.doc.is_empty(), "{}: knob {} says what it sets", m.id, k.name);
-                assert!(k.check(m.id, &k.min.to_string()).is_ok() && k.check(m.id, &k.max.to_string()).is_ok());
-                assert!(k.check(m.id, "abc").is_err(), "{}: knob {} rejects a word", m.id, k.name);
+                assert_eq!(k.experiment, m.id, "knob {} is read under its experiment's id", k.name);
+                assert!(k.check(&k.min.to_string()).is_ok() && k.check(&k.max.to_string()).is_ok());
+                assert!(k.check("abc").is_err(), "{}: knob {} rejects a word", m.id, k.name);
+                if let harness::KnobDefault::Value { full, quick } = k.default {
+                    for v in [full, quick] {
+                        assert!(
+                            k.check(&v.to_string()).is_ok(),
+                            "{}: knob {}'s default {v} is in its range",
+                            m.id,
+                            k.name
+                        );
+                    }
+                }
             }
             assert!(!m.sweep.points(true).is_empty() && !m.sweep.points(false).is_empty(), "{}: a sweep", m.id);
             let built = harness::testing::routines_build(e.as_ref()).unwrap();

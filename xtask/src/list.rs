@@ -46,7 +46,7 @@ pub fn list() -> Result<ExitCode, Failure> {
             } else {
                 format!("{}..={}", k.min, k.max)
             };
-            let _ = writeln!(out, "{:<16} --set {}.{}=<{range}>: {}", "", m.id, k.name, k.doc);
+            let _ = writeln!(out, "{:<16} --set {}.{}=<{range}>: {}; {}", "", m.id, k.name, k.doc, k.default_text());
         }
     }
     let _ = writeln!(out, "\nevery experiment:");

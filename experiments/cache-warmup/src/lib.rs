@@ -247,13 +247,22 @@ impl Worker for Reader {
     }
 }
 
-/// Requests per second of the traffic after the warm-up: well below what a warm cache
-/// serves on this machine, so that latency, not the arrival rate, is what differs.
-const DEFAULT_TRAFFIC_RATE: f64 = 2000.0;
+/// Requests per second of the traffic after the warm-up: by default well below what a warm
+/// cache serves on this machine, so that latency, not the arrival rate, is what differs.
+const RATE: Knob = Knob::real(
+    ID,
+    "rate",
+    1.0,
+    1_000_000.0,
+    2000.0,
+    "requests per second of the traffic after the warm-up (open loop)",
+);
+/// Enough users that every point's keys are distinct live rows (2 % are soft-deleted): 1.1 ×
+/// the most keys warmed and 1,000 more.
+const ROWS: Knob = Knob::users_rows(ID, 4_400, 111_000).quick(5_400.0);
 
-/// The traffic's rate (`--set cache-warmup.rate`; its range is checked with the other knobs).
 fn traffic_rate(ctx: &RunCtx) -> anyhow::Result<f64> {
-    Ok(ctx.settings.get::<f64>(ID, "rate")?.unwrap_or(DEFAULT_TRAFFIC_RATE))
+    RATE.value(&ctx.settings)
 }
 
 impl Experiment for CacheWarmup {
@@ -277,7 +286,7 @@ impl Experiment for CacheWarmup {
             ],
             needs: Needs::BOTH,
             targets: harness::targets::LOAD,
-            knobs: vec![Knob::int("rows", 4_400, 20_000_000, "rows of the users table: at least 1.1 × the most keys warmed (4,400 quick, 110,000 full)"), Knob::real("rate", 1.0, 1_000_000.0, "requests per second of the traffic after the warm-up (open loop; default 2000)")],
+            knobs: vec![ROWS, RATE],
             ..Default::default()
         }
     }
@@ -288,11 +297,9 @@ impl Experiment for CacheWarmup {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let max_keys =
-                self.meta().sweep.points(ctx.settings.quick).iter().map(|p| p.value as i64).max().unwrap_or(0);
-            // Enough users that every point's keys are distinct live rows (2% are soft-deleted).
-            let default_rows = max_keys + max_keys / 10 + 1_000;
-            let users = setup_users(ctx, ID, default_rows, max_keys + max_keys / 10, SEED, max_keys).await?;
+            let max_keys = ctx.settings.points(&self.meta().sweep).iter().map(|p| p.value as i64).max().unwrap_or(0);
+            let rows = ROWS.int_value(&ctx.settings)?;
+            let users = setup_users(ctx, &ROWS, rows, max_keys + max_keys / 10, SEED, max_keys).await?;
             anyhow::ensure!(
                 users.ids.len() as i64 >= max_keys,
                 "only {} live users for {max_keys} keys: raise --set {ID}.rows",
@@ -318,7 +325,7 @@ impl Experiment for CacheWarmup {
         vec![
             format!(
                 "After each warm-up, requests arrive at {:.0}/s (open loop, served by {} clients; `--set cache-warmup.rate=N` changes it) for random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves. Latency counts from each request's arrival, so a request stuck behind a cold miss shows in p99 (a closed loop would hide it by sending less).",
-                traffic_rate(ctx).unwrap_or(DEFAULT_TRAFFIC_RATE),
+                traffic_rate(ctx).unwrap_or(f64::NAN),
                 ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
                 ctx.settings.duration.as_secs_f64()
             ),

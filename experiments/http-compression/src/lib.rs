@@ -359,7 +359,7 @@ impl Experiment for HttpCompression {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let mut checks = Vec::new();
-            for at in self.meta().sweep.points(ctx.settings.quick) {
+            for at in ctx.settings.points(&self.meta().sweep) {
                 let point = at.label;
                 let size = at.value as usize;
                 // Enough requests for the CPU clock to see them, fewer for big bodies.

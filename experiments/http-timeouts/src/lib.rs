@@ -175,8 +175,18 @@ fn start_slow_clients(
 
 /// The header timeout of the guide's server in this run: a fifth of the measured window (at
 /// least 20 ms), unless set.
+const HEADER_TIMEOUT: Knob = Knob::int(
+    ID,
+    "header_timeout_ms",
+    1,
+    600_000,
+    0,
+    "the guide's ReadHeaderTimeout as the run uses it (the guide's own is 5,000)",
+)
+.derived("a fifth of the measured window, at least 20 ms: 1,000 in a full run, 30 in quick mode");
+
 fn header_timeout(ctx: &RunCtx) -> anyhow::Result<Duration> {
-    ctx.settings.fifth_of_sample(ID, "header_timeout_ms", Duration::from_millis(20))
+    ctx.settings.fifth_of_sample(&HEADER_TIMEOUT, Duration::from_millis(20))
 }
 
 struct Get(RawClient);
@@ -216,7 +226,7 @@ impl Experiment for HttpTimeouts {
                     .negligible_below(2.0),
             ],
             targets: harness::targets::SERVICE,
-            knobs: vec![Knob::int("header_timeout_ms", 1, 600_000, "the guide's ReadHeaderTimeout as the run uses it (default a fifth of the measured window: 1,000 in a full run, 30 in quick mode; the guide's own is 5,000)")],
+            knobs: vec![HEADER_TIMEOUT],
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 100.0,

@@ -41,7 +41,9 @@ const SLOWDOWN: u32 = 10;
 const SLO: Duration = Duration::from_millis(5);
 
 /// Requests per second offered in all, and the workers that send them, unless set.
-const RATE: f64 = 2000.0;
+const RATE: Knob = Knob::int(ID, "rate", 10, 100_000, 2_000, "requests per second offered in all");
+const HEALTH_INTERVAL: Knob = Knob::int(ID, "health_interval_ms", 1, 600_000, 0, "the short health check interval")
+    .derived("a fifth of --duration, at least 10 ms (1 s at 5 s)");
 const WORKERS: u32 = 50;
 
 /// The guide's health check interval and the timeout of one check.
@@ -393,7 +395,7 @@ impl Worker for Client {
 /// The short health check interval: a fifth of a sample (1 s at the default 5 s), so that it
 /// fires within every sample, or the `health_interval_ms` knob.
 fn short_interval(ctx: &RunCtx) -> anyhow::Result<Duration> {
-    ctx.settings.fifth_of_sample(ID, "health_interval_ms", Duration::from_millis(10))
+    ctx.settings.fifth_of_sample(&HEALTH_INTERVAL, Duration::from_millis(10))
 }
 
 /// The share of requests served badly: successes slower than the SLO (from the run's
@@ -443,8 +445,7 @@ impl Experiment for LoadBalancing {
             outcome_errors: &["HTTP 503", "no backend available"],
             targets: &[Target::ApiP95, Target::ApiThroughput, Target::Errors, Target::Memory, Target::Cpu],
             knobs: vec![
-                Knob::int("rate", 10, 100_000, "requests per second offered in all (default 2000)"),
-                Knob::int("health_interval_ms", 1, 600_000, "the short health check interval (default: a fifth of --duration, 1 s at 5 s)"),
+                RATE, HEALTH_INTERVAL,
             ],
             ..Default::default()
         }
@@ -483,7 +484,7 @@ impl Experiment for LoadBalancing {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let rate = ctx.settings.get::<u64>(ID, "rate").ok().flatten().map_or(RATE, |r| r as f64);
+        let rate = RATE.value(&ctx.settings).unwrap_or(f64::NAN);
         vec![
             format!("{WORKERS} clients offer {rate} requests per second in all (open loop); each holds one keep-alive connection to each backend (the harness's HTTP client). Each backend is an axum service on a runtime of one thread in the harness's process, on loopback; its 1 ms of work is a timer, so the backends do not compete for the 2 cores."),
             "The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active. Each sample starts a new balancer with the backend already slow or failing, so the guide's 30 s interval never checks within a 5 s sample: for up to 30 s after a backend fails, the guide's balancer keeps sending it a share of the requests.".into(),
@@ -504,7 +505,7 @@ impl Run for LoadBalancing {
                 1 => Some(GUIDE_INTERVAL),
                 _ => Some(short_interval(ctx)?),
             };
-            let rate = ctx.settings.get::<u64>(ID, "rate")?.map_or(RATE, |r| r as f64);
+            let rate = RATE.value(&ctx.settings)?;
             let counts = Arc::new(Counts::default());
             let mut servers = Vec::with_capacity(BACKENDS);
             for i in 0..BACKENDS {

@@ -24,6 +24,8 @@ const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_
 const GET_BY_IDS_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_ids.sql");
 const SEED: u64 = 20_240_101;
 const ID_POOL: i64 = 100_000;
+const ID: &str = "pg-batch";
+const ROWS: Knob = Knob::users_rows(ID, 2_000, 1_000_000).quick(100_000.0);
 /// The pool every variant runs on: the guide's MaxOpenConns, with every connection kept.
 const POOL_SIZE: usize = 25;
 
@@ -129,7 +131,7 @@ impl Worker for Batcher {
 impl Experiment for PgBatch {
     fn meta(&self) -> Meta {
         Meta {
-            id: "pg-batch",
+            id: ID,
             title: "Batching: N+1 queries vs a worker pool vs one = ANY($1)",
             guide_section:
                 "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
@@ -154,7 +156,7 @@ impl Experiment for PgBatch {
             ],
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: vec![Knob::users_rows(2_000)],
+            knobs: vec![ROWS],
             controls: vec![harness::experiment::Control {
                 value: 1.0,
                 why: "a batch of one user is one query either way: there is no N+1 to remove",
@@ -169,8 +171,7 @@ impl Experiment for PgBatch {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let default = if ctx.settings.quick { 100_000 } else { 1_000_000 };
-            let users = setup_users(ctx, "pg-batch", default, 2_000, SEED, ID_POOL).await?;
+            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 2_000, SEED, ID_POOL).await?;
             *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })

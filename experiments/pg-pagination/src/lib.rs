@@ -52,15 +52,14 @@ struct Params {
     walk_pages: usize,
 }
 
+const ID: &str = "pg-pagination";
+const ROWS: Knob = Knob::users_rows(ID, 1_000, 1_000_000).quick(100_000.0);
+const PAGE_SIZE: Knob = Knob::int(ID, "page_size", 1, 10_000, 20, "rows per page");
+const WALK_PAGES: Knob = Knob::int(ID, "walk_pages", 1, 1_000_000, 2_000, "pages of the correctness walk").quick(300.0);
+
 fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
     let s = &ctx.settings;
-    let id = "pg-pagination";
-    let rows = s.get::<i64>(id, "rows")?.unwrap_or(if s.quick { 100_000 } else { 1_000_000 });
-    let page_size = s.get::<i64>(id, "page_size")?.unwrap_or(20);
-    let walk_pages = s.get::<usize>(id, "walk_pages")?.unwrap_or(if s.quick { 300 } else { 2000 });
-    anyhow::ensure!(rows > 0, "--set rows must be positive");
-    anyhow::ensure!((1..=10_000).contains(&page_size), "--set page_size must be within 1..=10000");
-    Ok(Params { rows, page_size, walk_pages })
+    Ok(Params { rows: ROWS.int_value(s)?, page_size: PAGE_SIZE.int_value(s)?, walk_pages: WALK_PAGES.count(s)? })
 }
 
 /// RFC 3339 with whole seconds, as Go's `time.Format(time.RFC3339)` writes a UTC time.
@@ -163,7 +162,7 @@ impl Worker for Pager {
 impl Experiment for PgPagination {
     fn meta(&self) -> Meta {
         Meta {
-            id: "pg-pagination",
+            id: ID,
             title: "Pagination: OFFSET vs the guide's cursor vs keyset",
             guide_section: "数据库优化 → 查询优化 (ListUsers: 使用游标分页而不是OFFSET)",
             claim: "Cursor (keyset) pagination beats OFFSET/LIMIT.",
@@ -176,11 +175,7 @@ impl Experiment for PgPagination {
             ],
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: vec![
-                Knob::int("rows", 1_000, 20_000_000, "rows of the users table (default 100,000 quick, 1,000,000 full)"),
-                Knob::int("page_size", 1, 10_000, "rows per page (default 20)"),
-                Knob::int("walk_pages", 1, 1_000_000, "pages of the correctness walk (default 300 quick, 2000 full)"),
-            ],
+            knobs: vec![ROWS, PAGE_SIZE, WALK_PAGES],
             ..Default::default()
         }
     }
@@ -198,7 +193,7 @@ impl Experiment for PgPagination {
             client.batch_execute("ANALYZE users").await?;
             let live: i64 = client.query_one("SELECT count(*) FROM users WHERE deleted_at IS NULL", &[]).await?.get(0);
             let meta = self.meta();
-            let depths = meta.sweep.points(ctx.settings.quick);
+            let depths = ctx.settings.points(&meta.sweep);
             let mut cursors = HashMap::new();
             for d in depths {
                 let depth = d.value as u64;
@@ -231,7 +226,7 @@ impl Experiment for PgPagination {
             let mut checks = Vec::new();
             // Plans: rows the executor touched and buffers read per page, once per variant and depth.
             let cursors = self.cursors.lock().expect("not poisoned").clone();
-            for point in self.meta().sweep.points(ctx.settings.quick) {
+            for point in ctx.settings.points(&self.meta().sweep) {
                 let depth = point.value as u64;
                 for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
                     let (sql, params): (&str, Vec<String>) =

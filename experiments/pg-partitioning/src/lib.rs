@@ -150,14 +150,12 @@ struct Params {
     per_month: i64,
 }
 
+const ID: &str = "pg-partitioning";
+const ROWS_PER_MONTH: Knob =
+    Knob::int(ID, "rows_per_month", 100, 10_000_000, 50_000, "audit_logs entries per month of data").quick(10_000.0);
+
 fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
-    let per_month = ctx.settings.get::<i64>("pg-partitioning", "rows_per_month")?.unwrap_or(if ctx.settings.quick {
-        10_000
-    } else {
-        50_000
-    });
-    anyhow::ensure!(per_month >= 100, "--set pg-partitioning.rows_per_month must be at least 100");
-    Ok(Params { per_month })
+    Ok(Params { per_month: ROWS_PER_MONTH.int_value(&ctx.settings)? })
 }
 
 #[derive(Default)]
@@ -454,7 +452,7 @@ async fn retire(ctx: &RunCtx, layout: Layout) -> anyhow::Result<Sample> {
 impl Experiment for PgPartitioning {
     fn meta(&self) -> Meta {
         Meta {
-            id: "pg-partitioning",
+            id: ID,
             title: "Monthly partitions of audit_logs vs one table",
             guide_section: "数据库优化 → 索引优化 (分区表: audit_logs_2024_01 PARTITION OF audit_logs)",
             claim: "Monthly partitions of audit_logs help time-series queries.",
@@ -486,7 +484,7 @@ impl Experiment for PgPartitioning {
             ],
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: vec![Knob::int("rows_per_month", 100, 10_000_000, "audit_logs entries per month of data")],
+            knobs: vec![ROWS_PER_MONTH],
             ..Default::default()
         }
     }

@@ -31,6 +31,8 @@ use uuid::Uuid;
 
 const SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
 const SEED: u64 = 20_240_101;
+const ID: &str = "pg-pool";
+const ROWS: Knob = Knob::users_rows(ID, 1_000, 100_000);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -142,7 +144,7 @@ impl PgPool {
 impl Experiment for PgPool {
     fn meta(&self) -> Meta {
         Meta {
-            id: "pg-pool",
+            id: ID,
             title: "Connection pools: a connection per query vs pools, and the guide's 25 open / 5 idle",
             guide_section: "数据库优化 → 连接池配置 (DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5)",
             claim: "A connection pool (MaxOpen 25, MaxIdle 5) beats a connection per query.",
@@ -171,7 +173,7 @@ impl Experiment for PgPool {
             ],
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: vec![Knob::users_rows(1_000)],
+            knobs: vec![ROWS],
             capacity: Some(harness::CapacityPlan {
                 case: "",
                 point: 64.0,
@@ -189,7 +191,7 @@ impl Experiment for PgPool {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let users = setup_users(ctx, "pg-pool", 100_000, 1_000, SEED, 50_000).await?;
+            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 1_000, SEED, 50_000).await?;
             *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })

@@ -28,6 +28,8 @@ const PK_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/pk_lookup.s
 const JOIN_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/join3.sql");
 const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-prepared/insert.sql");
 const SEED: u64 = 20_240_101;
+const ID: &str = "pg-prepared";
+const ROWS: Knob = Knob::users_rows(ID, 1_000, 100_000);
 
 /// Each worker's inserts get their own range of usernames, across samples and runs.
 static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
@@ -289,7 +291,7 @@ async fn planning(client: &Client, schema: &str) -> Result<(f64, f64, f64), toki
 impl Experiment for PgPrepared {
     fn meta(&self) -> Meta {
         Meta {
-            id: "pg-prepared",
+            id: ID,
             title: "Prepared statements vs unprepared vs the simple-query protocol",
             guide_section: "数据库优化 → 预编译语句优化 (NewPreparedStatements)",
             claim: "Prepared statements beat unprepared ones.",
@@ -316,7 +318,7 @@ impl Experiment for PgPrepared {
             ],
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
-            knobs: vec![Knob::users_rows(1_000)],
+            knobs: vec![ROWS],
             ..Default::default()
         }
     }
@@ -327,7 +329,7 @@ impl Experiment for PgPrepared {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let users = setup_users(ctx, "pg-prepared", 100_000, 1_000, SEED, 50_000).await?;
+            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 1_000, SEED, 50_000).await?;
             let client = users.client;
             client.batch_execute("DELETE FROM users WHERE username LIKE 'prep\\_%'").await?;
             load_policies_and_keys(&client, &users.info).await.context("loading policies and access keys")?;

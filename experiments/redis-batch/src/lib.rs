@@ -219,7 +219,7 @@ impl Experiment for RedisBatch {
             // What one batch costs the server, counted by the server: commands and socket reads.
             let mut admin = client.get_multiplexed_async_connection().await?;
             let before_after = |a: &[(String, f64)], b: &[(String, f64)], name: &str| stat(b, name) - stat(a, name);
-            for point in self.meta().sweep.points(ctx.settings.quick) {
+            for point in ctx.settings.points(&self.meta().sweep) {
                 let batch = point.value as usize;
                 for kind in Kind::ALL {
                     let con = client.get_multiplexed_async_connection().await?;

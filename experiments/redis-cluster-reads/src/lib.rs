@@ -45,7 +45,8 @@ const VALUE_BYTES: usize = 200;
 const VERSION_DIGITS: usize = 20;
 /// Writer tasks; each owns the keys `k % WRITERS == w`, so a key's versions only grow.
 const WRITERS: usize = 4;
-const DEFAULT_CLIENTS: u32 = 32;
+const CLIENTS: Knob =
+    Knob::int(ID, "clients", 1, 10_000, 32, "concurrent readers, sharing one cluster connection per variant");
 /// PINGs per node in go-redis's latency measurement (`clusterNode.updateLatency`).
 const LATENCY_PROBES: u32 = 10;
 
@@ -384,7 +385,7 @@ impl Default for RedisClusterReads {
 /// Readers: the `clients` knob (its range is checked with every `--set`, before any server
 /// starts).
 fn clients(ctx: &RunCtx) -> anyhow::Result<u32> {
-    Ok(ctx.settings.get::<u32>(ID, "clients")?.unwrap_or(DEFAULT_CLIENTS))
+    Ok(CLIENTS.int_value(&ctx.settings)? as u32)
 }
 
 impl RedisClusterReads {
@@ -430,7 +431,7 @@ impl Experiment for RedisClusterReads {
             ],
             needs: Needs::REDIS_CLUSTER,
             targets: harness::targets::LOAD,
-            knobs: vec![Knob::int("clients", 1, 10_000, "concurrent readers (default 32), sharing one cluster connection per variant")],
+            knobs: vec![CLIENTS],
             ..Default::default()
         }
     }
@@ -477,7 +478,7 @@ impl Experiment for RedisClusterReads {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let clients = clients(ctx).unwrap_or(DEFAULT_CLIENTS);
+        let clients = clients(ctx).unwrap_or(0);
         vec![
             format!("{clients} readers GET random keys out of {KEYS} ({VALUE_BYTES} bytes each) in a closed loop through one cluster connection per variant (redis-rs multiplexes one connection per node); {WRITERS} writers SET the same keys in turn at the sweep's rate (writes always go to masters) and read each key back at once, on a connection of their own with the variant's routing: read-your-writes, the pattern replica reads break first."),
             "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker.".into(),

@@ -167,10 +167,9 @@ impl Experiment for SlicePrealloc {
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> harness::BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
-            Ok(self
-                .meta()
-                .sweep
-                .points(ctx.settings.quick)
+            Ok(ctx
+                .settings
+                .points(&self.meta().sweep)
                 .iter()
                 .map(|p| {
                     harness::Check::observation(

@@ -117,7 +117,7 @@ impl Experiment for StringBuilding {
         Box::pin(async move {
             // Was the guide's estimate of 20 bytes per condition enough?
             let mut checks = Vec::new();
-            for p in self.meta().sweep.points(ctx.settings.quick) {
+            for p in ctx.settings.points(&self.meta().sweep) {
                 let c = conditions(p.value as usize);
                 let q = guide_builder(&c);
                 checks.push(harness::Check::observation(

@@ -31,6 +31,17 @@ const SEED: u64 = 20_240_101;
 /// The guide's DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5.
 const MAX_OPEN: usize = 25;
 const GUIDE_MAX_IDLE: usize = 5;
+const ID: &str = "worker-pool";
+/// Batches go up to 10,000 users.
+const ROWS: Knob = Knob::users_rows(ID, 12_000, 100_000);
+const MAX_IDLE: Knob = Knob::int(
+    ID,
+    "max_idle",
+    1,
+    MAX_OPEN as i64,
+    MAX_OPEN as i64,
+    "idle connections every variant's pool keeps but guide-worker-pool-idle5's (25: no churn)",
+);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -179,9 +190,8 @@ async fn pool_for(ctx: &RunCtx, kind: Kind) -> anyhow::Result<Arc<GoSqlPool>> {
     let max_open = max_open(kind);
     let max_idle = match kind {
         Kind::GuidePoolIdle5 => GUIDE_MAX_IDLE,
-        _ => ctx.settings.get::<usize>("worker-pool", "max_idle")?.unwrap_or(MAX_OPEN).min(max_open),
+        _ => MAX_IDLE.count(&ctx.settings)?.min(max_open),
     };
-    anyhow::ensure!((1..=MAX_OPEN).contains(&max_idle), "--set worker-pool.max_idle must be within 1..=25");
     Ok(Arc::new(GoSqlPool::new(pg, max_open, max_idle)))
 }
 
@@ -197,7 +207,7 @@ fn max_open(kind: Kind) -> usize {
 impl Experiment for WorkerPool {
     fn meta(&self) -> Meta {
         Meta {
-            id: "worker-pool",
+            id: ID,
             title: "Batch loads: sequential vs a task per item vs the guide's worker pool vs a bounded stream",
             guide_section: "应用层优化 → 并发优化 (WorkerPool, ProcessUsersBatch)",
             claim: "A fixed worker pool (10 workers, queue 100) beats unbounded goroutines for batch loads.",
@@ -235,15 +245,7 @@ impl Experiment for WorkerPool {
             // request's wait: "DB query p95 < 50 ms" does not apply to it (10000 items take
             // 150–900 ms by design). Errors and memory do.
             targets: harness::targets::LOAD,
-            knobs: vec![
-                Knob::users_rows(12_000),
-                Knob::int(
-                    "max_idle",
-                    1,
-                    25,
-                    "idle connections every variant's pool keeps but guide-worker-pool-idle5's (default 25: no churn)",
-                ),
-            ],
+            knobs: vec![ROWS, MAX_IDLE],
             ..Default::default()
         }
     }
@@ -254,15 +256,14 @@ impl Experiment for WorkerPool {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            // Batches go up to 10,000 users.
-            let users = setup_users(ctx, "worker-pool", 100_000, 12_000, SEED, 50_000).await?;
+            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 12_000, SEED, 50_000).await?;
             *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let max_idle = ctx.settings.get::<usize>("worker-pool", "max_idle").ok().flatten().unwrap_or(MAX_OPEN);
+        let max_idle = MAX_IDLE.count(&ctx.settings).unwrap_or(MAX_OPEN);
         vec![
             format!("Every variant runs on its own pool of {MAX_OPEN} open (task-per-item-10: {GUIDE_WORKERS}), {max_idle} idle connections, filled and with its statements prepared before the clock starts, so the comparisons are between ways of scheduling the lookups. guide-worker-pool-idle5 is the guide's DB config (MaxIdleConns 5): with more than 5 lookups in flight it closes returned connections and opens new ones, which prepare their statement again; connections_used shows that churn."),
             format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),

@@ -141,19 +141,18 @@ pub struct UsersSetup {
     pub ids: std::sync::Arc<Vec<uuid::Uuid>>,
 }
 
-/// The setup such experiments share: `--set <experiment>.rows` (default `default_rows`, at
-/// least `min_rows`), the users fixture with `seed`, and up to `id_limit` live fixture ids in a
+/// The setup such experiments share: `rows` users (read from the experiment's `knob`, at least
+/// `min_rows`), the users fixture with `seed`, and up to `id_limit` live fixture ids in a
 /// deterministic shuffled order.
 pub async fn setup_users(
     ctx: &crate::RunCtx,
-    experiment: &str,
-    default_rows: i64,
+    knob: &crate::Knob,
+    rows: i64,
     min_rows: i64,
     seed: u64,
     id_limit: i64,
 ) -> anyhow::Result<UsersSetup> {
-    let rows = ctx.settings.get::<i64>(experiment, "rows")?.unwrap_or(default_rows);
-    anyhow::ensure!(rows >= min_rows, "--set {experiment}.rows must be at least {min_rows}");
+    anyhow::ensure!(rows >= min_rows, "--set {}.{} must be at least {min_rows}", knob.experiment, knob.name);
     let client = ctx.env.postgres()?.connect().await?;
     let info = load_users(&client, rows, seed).await.map_err(|e| e.context("loading users"))?;
     let ids = std::sync::Arc::new(live_user_ids(&client, id_limit, seed).await?);
