@@ -92,34 +92,50 @@ pub fn is_zombie(pid: u32) -> bool {
 /// process's pid and a counter: `perflab-<pid>-<n>` (servers), `perflab-micro-<pid>-<n>`.
 const TEMP_PREFIXES: &[&str] = &["perflab-micro-", "perflab-"];
 
+/// The staging directories a Postgres template is copied through into the cache directory:
+/// `.pg-template-<version>-uid<uid>.tmp-<pid>-<n>`.
+const STAGING_PREFIX: &str = ".pg-template-";
+const STAGING_INFIX: &str = ".tmp-";
+
 /// The pid in a perflab temporary directory's name, if the name is one of ours.
 fn owner_pid(name: &str) -> Option<u32> {
-    TEMP_PREFIXES.iter().find_map(|prefix| {
-        let rest = name.strip_prefix(prefix)?;
-        let (pid, n) = rest.split_once('-')?;
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        pid.parse().ok()
-    })
+    TEMP_PREFIXES.iter().find_map(|prefix| pid_and_counter(name.strip_prefix(prefix)?))
+}
+
+/// The pid in a template staging directory's name, if the name is one.
+fn staging_owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(STAGING_PREFIX)?;
+    pid_and_counter(&rest[rest.rfind(STAGING_INFIX)? + STAGING_INFIX.len()..])
+}
+
+/// `<pid>-<n>`'s pid.
+fn pid_and_counter(rest: &str) -> Option<u32> {
+    let (pid, n) = rest.split_once('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// Remove the temporary directories left by perflab processes that are gone (a harness
 /// killed with SIGKILL cannot clean up after itself; its servers die with it, their data
-/// directories do not). Returns what was removed. Directories of live processes, and
-/// anything not named like ours, are left alone.
+/// directories do not), and the half-copied Postgres template staging directories such a
+/// process left in the cache directory. Returns what was removed. Directories of live
+/// processes, and anything not named like ours, are left alone.
 pub fn sweep_leftovers() -> Vec<PathBuf> {
-    sweep_leftovers_in(&std::env::temp_dir())
+    let mut removed = sweep_leftovers_in(&std::env::temp_dir(), owner_pid);
+    removed.extend(sweep_leftovers_in(&crate::provision::cache_dir(), staging_owner_pid));
+    removed
 }
 
-fn sweep_leftovers_in(base: &Path) -> Vec<PathBuf> {
+fn sweep_leftovers_in(base: &Path, owner: fn(&str) -> Option<u32>) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(base) else {
         return Vec::new();
     };
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name) else {
+        let Some(pid) = owner(&name) else {
             continue;
         };
         if is_alive(pid) || !e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -175,13 +191,32 @@ mod tests {
         for d in dead.iter().chain([&mine]).chain(other.iter()) {
             std::fs::create_dir_all(d.join("pgdata")).unwrap();
         }
-        let mut removed = sweep_leftovers_in(&base);
+        let mut removed = sweep_leftovers_in(&base, owner_pid);
         removed.sort();
         let mut want = dead.to_vec();
         want.sort();
         assert_eq!(removed, want);
         assert!(mine.exists(), "a live process's directory stays");
         assert!(other.iter().all(|d| d.exists()), "directories not named perflab-<pid>-<n> stay");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A Postgres template staging directory in the cache, left by a run killed while copying,
+    /// is swept once its owner is gone; the finished template and a live run's staging stay.
+    #[test]
+    fn template_staging_directories_of_dead_processes_are_swept() {
+        let base = std::env::temp_dir().join(format!("perflab-staging-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dead = base.join(".pg-template-15.4-uid0.tmp-999999999-2");
+        let mine = base.join(format!(".pg-template-15.4-uid0.tmp-{}-0", std::process::id()));
+        let template = base.join("pg-template-15.4-uid0");
+        for d in [&dead, &mine, &template] {
+            std::fs::create_dir_all(d.join("base")).unwrap();
+        }
+        assert_eq!(staging_owner_pid(".pg-template-16_1-uid1000.tmp-42-7"), Some(42));
+        assert_eq!(staging_owner_pid("pg-template-15.4-uid0"), None);
+        assert_eq!(sweep_leftovers_in(&base, staging_owner_pid), vec![dead.clone()]);
+        assert!(mine.exists() && template.exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -205,7 +205,7 @@ pub(super) fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join(" | ")
 }
 
-pub(super) fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("PERFLAB_CACHE_DIR") {
         return PathBuf::from(d);
     }
@@ -267,12 +267,18 @@ pub(super) fn pg_template(
     let call = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let staging = cache.join(format!(".pg-template-{slug}-uid{owner}.tmp-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    copy_tree(&fresh, &staging)?;
+    // Tracked while it exists, so that Ctrl-C removes it; a SIGKILL leaves it to the next
+    // run's sweep (reaper::sweep_leftovers reads the pid in its name).
+    crate::reaper::track_dir(&staging);
+    let copied = copy_tree(&fresh, &staging);
     let _ = std::fs::remove_dir_all(&fresh);
-    // Another run may have finished first; either copy is as good.
-    if std::fs::rename(&staging, &template).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+    // Another run may have finished first; either copy is as good. Whatever is left of the
+    // staging directory (nothing after the rename) goes, and it is no longer tracked.
+    if copied.is_ok() {
+        let _ = std::fs::rename(&staging, &template);
     }
+    crate::reaper::remove_tracked_dir(&staging);
+    copied?;
     Ok(template)
 }
 
