@@ -280,7 +280,7 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
     };
     for n in &new.experiments {
         let Some(o) = old.experiments.iter().find(|o| o.id == n.id) else {
-            report.not_compared.push(format!("{}: not in the old run", n.id));
+            report.not_compared.push(format!("{}: only in the new run", n.id));
             continue;
         };
         for (e, which) in [(o, "old"), (n, "new")] {
@@ -295,7 +295,7 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
     }
     for o in &old.experiments {
         if !new.experiments.iter().any(|n| n.id == o.id) {
-            report.not_compared.push(format!("{}: not in the new run", o.id));
+            report.not_compared.push(format!("{}: only in the old run", o.id));
         }
     }
     report

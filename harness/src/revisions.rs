@@ -134,10 +134,8 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
         .await?;
         anyhow::bail!("protocol {protocol} asked, {PROTOCOL} spoken");
     }
-    let exp = catalogue
-        .iter()
-        .find(|e| e.meta().id == experiment)
-        .with_context(|| format!("this build has no experiment {experiment}"));
+    let exp =
+        catalogue.iter().find(|e| e.meta().id == experiment).with_context(|| format!("{NO_EXPERIMENT}{experiment}"));
     let exp = match exp {
         Ok(e) => e,
         Err(e) => {
@@ -230,6 +228,23 @@ fn failed(e: anyhow::Error) -> Reply {
     Reply::Failed { error: crate::redact::redact(&format!("{e:#}")) }
 }
 
+/// How a trial server says its build lacks the experiment asked for (the words are part of
+/// the protocol: older builds say them too).
+const NO_EXPERIMENT: &str = "this build has no experiment ";
+
+/// A build asked for an experiment it does not have (one added or removed since): the
+/// experiment runs on the other side only.
+#[derive(Debug)]
+pub struct NotInBuild(pub String);
+
+impl std::fmt::Display for NotInBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} has no experiment of this id", self.0)
+    }
+}
+
+impl std::error::Error for NotInBuild {}
+
 /// A trial server of some build, serving one experiment: the runner's other `Side`.
 pub struct Remote {
     label: String,
@@ -315,6 +330,10 @@ impl Remote {
             Reply::Ready { variants, cases } => {
                 (remote.variants, remote.cases) = (variants, cases);
                 Ok(remote)
+            }
+            Reply::Failed { error } if error.starts_with(NO_EXPERIMENT) => {
+                remote.finish().await;
+                Err(NotInBuild(label.to_owned()).into())
             }
             other => Err(remote.unexpected(other)),
         }

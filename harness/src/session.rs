@@ -215,7 +215,7 @@ impl Session {
             Some((base, this_exe)) => {
                 let (base_result, this_result) =
                     run_two_builds(exp, ctx, base, this_exe, self.instructions, progress).await;
-                if let Some(a) = self.results.against.as_mut() {
+                if let (Some(a), Some(base_result)) = (self.results.against.as_mut(), base_result) {
                     a.experiments.push(base_result);
                 }
                 this_result
@@ -258,7 +258,9 @@ impl Session {
 }
 
 /// Run `exp` on two builds, each in a trial server of its own, their trials interleaved:
-/// (the other revision's result, this build's).
+/// (the other revision's result, this build's). An experiment the other build does not have
+/// (added since) runs on this side only, and the other's result is `None`: compare lists it
+/// as only in the new run, and the gate goes on with the rest.
 async fn run_two_builds(
     exp: &dyn Experiment,
     ctx: &RunCtx,
@@ -266,8 +268,8 @@ async fn run_two_builds(
     this_exe: &Path,
     instructions: bool,
     progress: &(dyn Fn(Progress<'_>) + Sync),
-) -> (ExperimentResult, ExperimentResult) {
-    use crate::revisions::Remote;
+) -> (Option<ExperimentResult>, ExperimentResult) {
+    use crate::revisions::{NotInBuild, Remote};
     let meta = exp.meta();
     let base_label = format!("the build of {} ({})", base.revision, &base.commit[..base.commit.len().min(12)]);
     // A slowdown injected with `--set …inject_slowdown` goes to this checkout's side only: the
@@ -293,12 +295,20 @@ async fn run_two_builds(
             t.finish().await;
             let this = results.pop().expect("two sides");
             let base = results.pop().expect("two sides");
-            (base, this)
+            (Some(base), this)
+        }
+        Err(e) if e.downcast_ref::<NotInBuild>().is_some() => {
+            let mut this = runner::run_experiment(exp, ctx, progress).await;
+            this.notes.push(format!(
+                "Only in this checkout: {base_label} has no {}, so it ran on this side alone (no comparison of revisions).",
+                meta.id
+            ));
+            (None, this)
         }
         Err(e) => {
             let error = crate::redact::redact(&format!("{e:#}"));
             (
-                runner::failed_result(&meta, ctx.settings.quick, &error),
+                Some(runner::failed_result(&meta, ctx.settings.quick, &error)),
                 runner::failed_result(&meta, ctx.settings.quick, &error),
             )
         }

@@ -282,6 +282,45 @@ fn against_interleaves_two_builds_and_gates_an_injected_slowdown() {
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
+/// `bench --against` where the other build has no such experiment (this checkout added it):
+/// the experiment runs on this side only, says so, and compare lists it as only in the new
+/// run without failing. The other build is a script speaking the trial protocol's hello.
+#[test]
+fn against_runs_an_experiment_the_other_build_lacks_on_this_side_only() {
+    let d = temp_dir("against-one-side");
+    let out = d.0.join("out");
+    let fake = d.0.join("old-build");
+    let protocol = harness::revisions::PROTOCOL;
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n[ \"$2\" = --protocol ] && {{ echo {protocol}; exit 0; }}\nread hello\necho 'perflab-trial {{\"reply\":\"failed\",\"error\":\"this build has no experiment string-building\"}}'\nexit 2\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--quick", "--filter", "string-building", "--reps", "2", "--duration", "30ms"])
+        .args(["--warmup", "10ms", "--no-report", "--out", out.to_str().unwrap(), "--against", "HEAD"])
+        .env("PERFLAB_AGAINST_EXE", &fake)
+        .env("PERFLAB_NOISE_LIMIT", "none")
+        .output()
+        .expect("xtask runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let run = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).find(|p| p.join("results.json").is_file());
+    let run = run.expect("a run directory");
+    let r: RunResults = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert!(r.against.as_ref().expect("the other revision's record").experiments.is_empty());
+    let this = &r.experiments[0];
+    assert!(!this.samples.is_empty(), "measured on this side");
+    assert!(this.notes.iter().any(|n| n.contains("Only in this checkout")), "{:?}", this.notes);
+    let o = xtask(&["compare", run.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("string-building: only in the new run"), "{said}");
+}
+
 #[test]
 fn against_refuses_what_is_not_a_commit_and_a_bad_slowdown() {
     let o = xtask(&["bench", "--quick", "--filter", "string-building", "--against", "no-such-rev-xyz"]);
