@@ -404,7 +404,7 @@ fn zero_median(
     // A count the same in every round on both sides (allocations, bytes) is exact: no test
     // is needed once there are enough rounds for a verdict at all.
     let constant = |v: &[f64]| {
-        crate::compare::is_deterministic(&metric.name) && v.len() >= paired::MIN_PAIRS && v.iter().all(|x| *x == v[0])
+        crate::results::is_deterministic(&metric.name) && v.len() >= paired::MIN_PAIRS && v.iter().all(|x| *x == v[0])
     };
     let (verdict, sentence) = if ma == mb {
         (VerdictKind::NoDifference, format!("no difference between {variant} and {baseline} at {where_} ({medians})"))

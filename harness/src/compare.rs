@@ -66,11 +66,7 @@ pub enum Gate {
     Deterministic,
 }
 
-/// Metrics that are the same in every run of the same code (counted, not timed), by name.
-pub fn is_deterministic(metric: &str) -> bool {
-    const PREFIXES: [&str; 5] = ["instructions_", "allocs_", "bytes_per_", "peak_heap_", "queries_per_"];
-    PREFIXES.iter().any(|p| metric.starts_with(p))
-}
+pub use crate::results::is_deterministic;
 
 /// What to compare with, and how strictly.
 #[derive(Debug, Clone)]

@@ -27,10 +27,12 @@
 //! - `redact` keeps secrets out of every file and screen; `faultproxy` injects network faults
 //!   for tests and service experiments; `inject` adds a known slowdown to one side (`--set
 //!   EXP.inject_slowdown=20%`), to show that a comparison sees it;
+//! - `build`: perflab's own executables built by cargo while a person waits, with progress;
 //! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
 //!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
 pub mod analysis;
+pub mod build;
 pub mod changepoint;
 pub mod compare;
 pub mod context;

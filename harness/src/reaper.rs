@@ -120,11 +120,11 @@ fn pid_and_counter(rest: &str) -> Option<u32> {
 /// Remove the temporary directories left by perflab processes that are gone (a harness
 /// killed with SIGKILL cannot clean up after itself; its servers die with it, their data
 /// directories do not), and the half-copied Postgres template staging directories such a
-/// process left in the cache directory. Returns what was removed. Directories of live
-/// processes, and anything not named like ours, are left alone.
-pub fn sweep_leftovers() -> Vec<PathBuf> {
+/// process left in `cache_dir` (the servers' cache, `provision::cache_dir`). Returns what was
+/// removed. Directories of live processes, and anything not named like ours, are left alone.
+pub fn sweep_leftovers(cache_dir: &Path) -> Vec<PathBuf> {
     let mut removed = sweep_leftovers_in(&std::env::temp_dir(), owner_pid);
-    removed.extend(sweep_leftovers_in(&crate::provision::cache_dir(), staging_owner_pid));
+    removed.extend(sweep_leftovers_in(cache_dir, staging_owner_pid));
     removed
 }
 

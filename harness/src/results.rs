@@ -337,6 +337,14 @@ pub enum Better {
     Lower,
 }
 
+/// Metrics that are the same in every run of the same code (counted, not timed), by name:
+/// compare gates them exactly, and the analysis decides a count constant in every round
+/// without a test.
+pub fn is_deterministic(metric: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["instructions_", "allocs_", "bytes_per_", "peak_heap_", "queries_per_"];
+    PREFIXES.iter().any(|p| metric.starts_with(p))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricInfo {

@@ -98,12 +98,12 @@ fn msg(f: Failure) -> String {
 /// the directory the executables are in.
 fn cargo_build(src: &Path, target: &Path) -> Result<PathBuf, Failure> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(src)
-        .args(["build", "--release", "--quiet", "--package", "xtask", "--bins"])
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(src)
+        .args(["build", "--release", "--package", "xtask", "--bins"])
         .env("CARGO_TARGET_DIR", target)
-        .stdin(Stdio::null())
-        .status()
+        .stdin(Stdio::null());
+    let status = harness::build::cargo_build_with_progress(cmd, "building the other revision")
         .map_err(|e| Failure::Run(format!("cannot run cargo: {e}")))?;
     if !status.success() {
         return Err(Failure::Run(format!("building the other revision failed ({status}); cargo's errors are above")));

@@ -38,6 +38,9 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
     let mut tallies: Vec<Tally> = Vec::new();
     let mut last = None;
+    // Progress: comparisons done of all the selftest's, after each experiment.
+    let per_family = |kind_count: usize| kind_count * (args.comparisons + (SIZES.len() - 1) * args.detect);
+    let mut progress = Progress { done: 0, total: per_family(kinds.len()), started: std::time::Instant::now() };
     for s in 0..args.sessions {
         // This session's part of the comparisons: an equal split, the remainder to the first.
         let part = |n: usize| n / args.sessions + usize::from(s < n % args.sessions);
@@ -54,8 +57,15 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
             experiments.into_iter().map(|e| Box::new(e) as Box<dyn Experiment>).collect();
         let mut settings = crate::bench::user_defaults(true);
         settings.order_seed = u64::from(std::process::id()) ^ (s as u64) << 32;
-        let (results, path) =
-            runtime.block_on(session(&boxed, settings, &out, kinds.contains(&Kind::Load), s, args.sessions))?;
+        let (results, path) = runtime.block_on(session(
+            &boxed,
+            settings,
+            &out,
+            kinds.contains(&Kind::Load),
+            s,
+            args.sessions,
+            &mut progress,
+        ))?;
         for (e, r) in boxed.iter().zip(&results.experiments) {
             let meta = e.meta();
             let t = match tallies.iter_mut().find(|t| t.id == meta.id) {
@@ -111,6 +121,13 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Comparisons done so far of the whole selftest's.
+struct Progress {
+    done: usize,
+    total: usize,
+    started: std::time::Instant,
+}
+
 /// One session: its own servers, every experiment once, its own run directory.
 async fn session(
     experiments: &[Box<dyn Experiment>],
@@ -119,6 +136,7 @@ async fn session(
     need_redis: bool,
     index: usize,
     sessions: usize,
+    progress: &mut Progress,
 ) -> Result<(results::RunResults, PathBuf), Failure> {
     let (mut session, _) = Session::start(SessionPlan {
         experiments,
@@ -144,6 +162,13 @@ async fn session(
         if let ExperimentStatus::Failed { error } = &r.status {
             return Err(Failure::Run(format!("{} failed: {error}", m.id)));
         }
+        progress.done += r.analysis.len();
+        eprintln!(
+            "selftest: {} of {} comparisons done, {:.0} s",
+            progress.done,
+            progress.total,
+            progress.started.elapsed().as_secs_f64()
+        );
     }
     session.finish().map_err(crate::bench::failure)
 }

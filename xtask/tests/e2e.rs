@@ -176,7 +176,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         // bad requests: none) by a sample that succeeded; so can a count (allocations per call:
         // none) by a sample without errors.
         let negligible_zero = e["primary_metric"]["negligible_below"].is_number();
-        let count_zero = harness::compare::is_deterministic(metric);
+        let count_zero = harness::results::is_deterministic(metric);
         for s in samples {
             let v = s["metrics"][metric].as_f64().unwrap_or(0.0);
             let is_zero = s["metrics"][metric].as_f64() == Some(0.0);

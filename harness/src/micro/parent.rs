@@ -275,12 +275,12 @@ impl Workers {
                 if let (Some(cargo), Some(t)) = (std::env::var_os("CARGO"), timer.as_ref()) {
                     let release = t.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "release");
                     let mut cmd = std::process::Command::new(cargo);
-                    cmd.args(["build", "--quiet", "--package", "xtask", "--bin", "perflab-alloc"]);
+                    cmd.args(["build", "--package", "xtask", "--bin", "perflab-alloc"]);
                     if release {
                         cmd.arg("--release");
                     }
-                    eprintln!("perflab: building the allocation worker (perflab-alloc)…");
-                    match cmd.status() {
+                    match crate::build::cargo_build_with_progress(cmd, "building the allocation worker (perflab-alloc)")
+                    {
                         Ok(s) if s.success() => {}
                         Ok(s) => notes.push(format!("building perflab-alloc failed ({s})")),
                         Err(e) => notes.push(format!("cannot run cargo to build perflab-alloc: {e}")),

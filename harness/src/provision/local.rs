@@ -205,7 +205,7 @@ pub(super) fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join(" | ")
 }
 
-pub(crate) fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("PERFLAB_CACHE_DIR") {
         return PathBuf::from(d);
     }

@@ -26,7 +26,7 @@ mod schemas;
 use crate::reaper::is_zombie;
 pub use cluster::{parse_role, ClusterNode, NodeRole, RedisClusterTarget};
 use external::{error_chain, external_pg, external_redis, pg_info, redis_info};
-pub(crate) use local::cache_dir;
+pub use local::cache_dir;
 pub use local::{find_pg_bin, which};
 use local::{local_binaries_missing, make_run_dir, start_postgres, start_redis, LocalServers};
 pub use schemas::drop_at_end;
