@@ -26,7 +26,8 @@ pub fn cargo_build_with_progress(mut cmd: Command, what: &str) -> std::io::Resul
         let _ = err.flush();
     };
     for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
+        // A line that is not text is not an artifact; reading on keeps cargo's pipe open.
+        let Ok(line) = line else { continue };
         match artifact(&line) {
             Some(true) => fresh += 1,
             Some(false) => compiled += 1,

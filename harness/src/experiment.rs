@@ -527,7 +527,7 @@ impl Meta {
 impl Settings {
     /// A time that must pass several times within every sample (a timeout, a check interval):
     /// the knob's `--set` in milliseconds, else a fifth of the measured window, at least
-    /// `floor` (1 s at the default 5 s).
+    /// `floor` (200 ms at a full run's 1 s samples).
     pub fn fifth_of_sample(&self, knob: &Knob, floor: std::time::Duration) -> anyhow::Result<std::time::Duration> {
         Ok(match knob.set_value(self)? {
             Some(ms) => std::time::Duration::from_millis(ms as u64),

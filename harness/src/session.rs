@@ -297,7 +297,7 @@ async fn run_two_builds(
             let base = results.pop().expect("two sides");
             (Some(base), this)
         }
-        Err(e) if e.downcast_ref::<NotInBuild>().is_some() => {
+        Err(e) if e.downcast_ref::<NotInBuild>().is_some_and(|n| n.0 == base_label) => {
             let mut this = runner::run_experiment(exp, ctx, progress).await;
             this.notes.push(format!(
                 "Only in this checkout: {base_label} has no {}, so it ran on this side alone (no comparison of revisions).",

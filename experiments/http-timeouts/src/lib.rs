@@ -9,7 +9,7 @@
 //! timeouts (Go's `http.Server{}` zero values, where a header may take forever), and with the
 //! guide's ReadHeaderTimeout, the one a slow header meets (hyper's `header_read_timeout`).
 //!
-//! The guide's 5 s is scaled to a fifth of the measured window (1 s in a full run, 30 ms in
+//! The guide's 5 s is scaled to a fifth of the measured window (200 ms in a full run, 30 ms in
 //! quick mode; `--set http-timeouts.header_timeout_ms=5000` for the guide's own), so that it
 //! fires within a sample; the slow clients' own timings scale with it: a byte every half of
 //! it (so only a timeout on the whole header cuts them, as in a real slowloris) and a new
@@ -183,7 +183,7 @@ const HEADER_TIMEOUT: Knob = Knob::int(
     0,
     "the guide's ReadHeaderTimeout as the run uses it (the guide's own is 5,000)",
 )
-.derived("a fifth of the measured window, at least 20 ms: 1,000 in a full run, 30 in quick mode");
+.derived("a fifth of the measured window, at least 20 ms: 200 in a full run, 30 in quick mode");
 
 fn header_timeout(ctx: &RunCtx) -> anyhow::Result<Duration> {
     ctx.settings.fifth_of_sample(&HEADER_TIMEOUT, Duration::from_millis(20))
