@@ -197,15 +197,19 @@ fn quick_bench_runs_every_experiment_end_to_end() {
             for c in p["comparisons"].as_array().unwrap() {
                 assert!(!c["sentence"].as_str().unwrap().is_empty());
                 if c["verdict"] == "missing" {
-                    let at: Vec<&serde_json::Value> = samples
-                        .iter()
-                        .filter(|s| s["variant"] == c["variant"] && s["point"] == p["point"])
-                        .filter(|s| p["case"].is_null() || s["case"] == p["case"])
-                        .collect();
-                    // Every sample there was left out with its reason: made of errors, or paced
-                    // late by a harness built for debugging.
+                    // Every sample of one side there (the variant or its baseline) was left out
+                    // with its reason: made of errors, or paced late by a harness built for
+                    // debugging.
+                    let all_left_out = |variant: &serde_json::Value| {
+                        let at: Vec<&serde_json::Value> = samples
+                            .iter()
+                            .filter(|s| &s["variant"] == variant && s["point"] == p["point"])
+                            .filter(|s| p["case"].is_null() || s["case"] == p["case"])
+                            .collect();
+                        !at.is_empty() && at.iter().all(|s| s["invalid"].is_string())
+                    };
                     assert!(
-                        !at.is_empty() && at.iter().all(|s| s["invalid"].is_string()),
+                        all_left_out(&c["variant"]) || all_left_out(&c["baseline"]),
                         "{}: no verdict although it measured: {}",
                         e["id"],
                         c["sentence"]
