@@ -246,10 +246,17 @@ impl Knob {
         self
     }
 
-    /// A default the experiment computes, said in words.
-    pub const fn derived(mut self, how: &'static str) -> Self {
-        self.default = KnobDefault::Derived(how);
-        self
+    /// A whole-number knob whose default the experiment computes (`how`, in words).
+    pub const fn int_derived(
+        experiment: &'static str,
+        name: &'static str,
+        min: i64,
+        max: i64,
+        how: &'static str,
+        doc: &'static str,
+    ) -> Self {
+        let default = KnobDefault::Derived(how);
+        Self { experiment, name, integer: true, min: min as f64, max: max as f64, default, doc }
     }
 
     /// The `rows` of the users table the shared fixture loads (`fixtures::setup_users`),
@@ -290,11 +297,6 @@ impl Knob {
     pub fn count(&self, settings: &Settings) -> anyhow::Result<usize> {
         let v = self.int_value(settings)?;
         usize::try_from(v).map_err(|_| anyhow::anyhow!("{}.{} = {v} is not a count", self.experiment, self.name))
-    }
-
-    /// [`Knob::value`] of a whole-number knob in milliseconds, as a duration.
-    pub fn millis(&self, settings: &Settings) -> anyhow::Result<std::time::Duration> {
-        Ok(std::time::Duration::from_millis(self.count(settings)? as u64))
     }
 
     /// The defaults in words, for `cargo xtask list`.
@@ -701,7 +703,7 @@ mod knob_tests {
     use super::*;
 
     const ROWS: Knob = Knob::int("exp", "rows", 10, 1_000, 500, "rows").quick(50.0);
-    const TIMEOUT: Knob = Knob::int("exp", "timeout_ms", 1, 600_000, 0, "a timeout").derived("a fifth of a sample");
+    const TIMEOUT: Knob = Knob::int_derived("exp", "timeout_ms", 1, 600_000, "a fifth of a sample", "a timeout");
 
     fn settings(quick: bool, sets: &[(&str, &str)]) -> Settings {
         let mut s = Settings::quick_for_tests();

@@ -39,8 +39,8 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
     let mut tallies: Vec<Tally> = Vec::new();
     let mut last = None;
     // Progress: comparisons done of all the selftest's, after each experiment.
-    let per_family = |kind_count: usize| kind_count * (args.comparisons + (SIZES.len() - 1) * args.detect);
-    let mut progress = Progress { done: 0, total: per_family(kinds.len()), started: std::time::Instant::now() };
+    let total = kinds.len() * (args.comparisons + (SIZES.len() - 1) * args.detect);
+    let mut progress = Progress { done: 0, total, started: std::time::Instant::now() };
     for s in 0..args.sessions {
         // This session's part of the comparisons: an equal split, the remainder to the first.
         let part = |n: usize| n / args.sessions + usize::from(s < n % args.sessions);

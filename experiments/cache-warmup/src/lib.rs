@@ -257,13 +257,15 @@ const RATE: Knob = Knob::real(
     2000.0,
     "requests per second of the traffic after the warm-up (open loop)",
 );
-/// Enough users that every point's keys are distinct live rows (2 % are soft-deleted): 1.1 ×
-/// the most keys warmed and 1,000 more.
-const ROWS: Knob = Knob::users_rows(ID, 4_400, 111_000).quick(5_400.0);
-
-fn traffic_rate(ctx: &RunCtx) -> anyhow::Result<f64> {
-    RATE.value(&ctx.settings)
-}
+/// Enough users that every point's keys are distinct live rows (2 % are soft-deleted).
+const ROWS: Knob = Knob::int_derived(
+    ID,
+    "rows",
+    4_400,
+    20_000_000,
+    "1.1 × the most keys warmed and 1,000 more",
+    "rows of the users table the experiment loads",
+);
 
 impl Experiment for CacheWarmup {
     fn meta(&self) -> Meta {
@@ -298,8 +300,8 @@ impl Experiment for CacheWarmup {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let max_keys = ctx.settings.points(&self.meta().sweep).iter().map(|p| p.value as i64).max().unwrap_or(0);
-            let rows = ROWS.int_value(&ctx.settings)?;
-            let users = setup_users(ctx, &ROWS, rows, max_keys + max_keys / 10, SEED, max_keys).await?;
+            let rows = ROWS.set_value(&ctx.settings)?.map_or(max_keys + max_keys / 10 + 1_000, |v| v as i64);
+            let users = setup_users(ctx, rows, SEED, max_keys).await?;
             anyhow::ensure!(
                 users.ids.len() as i64 >= max_keys,
                 "only {} live users for {max_keys} keys: raise --set {ID}.rows",
@@ -325,7 +327,7 @@ impl Experiment for CacheWarmup {
         vec![
             format!(
                 "After each warm-up, requests arrive at {:.0}/s (open loop, served by {} clients; `--set cache-warmup.rate=N` changes it) for random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves. Latency counts from each request's arrival, so a request stuck behind a cold miss shows in p99 (a closed loop would hide it by sending less).",
-                traffic_rate(ctx).unwrap_or(f64::NAN),
+                RATE.value(&ctx.settings).unwrap_or(f64::NAN),
                 ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
                 ctx.settings.duration.as_secs_f64()
             ),
@@ -385,7 +387,7 @@ impl Run for CacheWarmup {
             // Open loop: requests arrive at a fixed rate whatever the cache's state, and each
             // one's latency counts from when it arrived, so a stall while the cache is cold
             // shows in p99 instead of slowing the arrivals down (coordinated omission).
-            let rate = traffic_rate(ctx)?;
+            let rate = RATE.value(&ctx.settings)?;
             let cfg = LoadConfig::open(clients, rate, Duration::ZERO, ctx.settings.duration);
             let report = load::run(&cfg, &ctx.probe, move |i| {
                 let (redis_client, pg, ids, keys) = (redis_client.clone(), pg.clone(), ids.clone(), keys.clone());

@@ -175,15 +175,14 @@ fn start_slow_clients(
 
 /// The header timeout of the guide's server in this run: a fifth of the measured window (at
 /// least 20 ms), unless set.
-const HEADER_TIMEOUT: Knob = Knob::int(
+const HEADER_TIMEOUT: Knob = Knob::int_derived(
     ID,
     "header_timeout_ms",
     1,
     600_000,
-    0,
+    "a fifth of the measured window, at least 20 ms: 200 in a full run, 30 in quick mode",
     "the guide's ReadHeaderTimeout as the run uses it (the guide's own is 5,000)",
-)
-.derived("a fifth of the measured window, at least 20 ms: 200 in a full run, 30 in quick mode");
+);
 
 fn header_timeout(ctx: &RunCtx) -> anyhow::Result<Duration> {
     ctx.settings.fifth_of_sample(&HEADER_TIMEOUT, Duration::from_millis(20))

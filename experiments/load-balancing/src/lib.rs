@@ -42,8 +42,14 @@ const SLO: Duration = Duration::from_millis(5);
 
 /// Requests per second offered in all, and the workers that send them, unless set.
 const RATE: Knob = Knob::int(ID, "rate", 10, 100_000, 2_000, "requests per second offered in all");
-const HEALTH_INTERVAL: Knob = Knob::int(ID, "health_interval_ms", 1, 600_000, 0, "the short health check interval")
-    .derived("a fifth of --duration, at least 10 ms: 200 in a full run, 30 in quick mode");
+const HEALTH_INTERVAL: Knob = Knob::int_derived(
+    ID,
+    "health_interval_ms",
+    1,
+    600_000,
+    "a fifth of --duration, at least 10 ms: 200 in a full run, 30 in quick mode",
+    "the short health check interval",
+);
 const WORKERS: u32 = 50;
 
 /// The guide's health check interval and the timeout of one check.

@@ -52,12 +52,23 @@ const STALENESS_L1_TTL: Knob = Knob::int(
 )
 .quick(100.0);
 const KEYS: Knob = Knob::int(ID, "keys", 100, 5_000_000, 100_000, "distinct users read").quick(2_500.0);
-const L1_CAPACITY: Knob =
-    Knob::int(ID, "l1_capacity", 1, 5_000_000, 0, "entries of the bounded L1 of the tenth variants")
-        .derived("a tenth of keys");
+const L1_CAPACITY: Knob = Knob::int_derived(
+    ID,
+    "l1_capacity",
+    1,
+    5_000_000,
+    "a tenth of keys",
+    "entries of the bounded L1 of the tenth variants",
+);
 /// Enough users for every key to be a distinct live row (2 % are soft-deleted).
-const ROWS: Knob = Knob::int(ID, "rows", 1_000, 20_000_000, 0, "rows of the users table the experiment loads")
-    .derived("1.1 × keys and 1,000 more");
+const ROWS: Knob = Knob::int_derived(
+    ID,
+    "rows",
+    1_000,
+    20_000_000,
+    "1.1 × keys and 1,000 more",
+    "rows of the users table the experiment loads",
+);
 
 #[derive(Default)]
 pub struct MultiLevelCache {
@@ -143,7 +154,7 @@ struct Params {
 fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
     let s = &ctx.settings;
     let keys = KEYS.count(s)?;
-    let l1_capacity = L1_CAPACITY.set_value(s)?.map_or(keys as u64 / 10, |v| v as u64).max(1);
+    let l1_capacity = L1_CAPACITY.set_value(s)?.map_or(keys as u64 / 10, |v| v as u64);
     Ok(Params { keys, l1_capacity })
 }
 
@@ -422,7 +433,7 @@ impl Experiment for MultiLevelCache {
             let p = params(ctx)?;
             let keys = p.keys as i64;
             let rows = ROWS.set_value(&ctx.settings)?.map_or(keys + keys / 10 + 1_000, |v| v as i64);
-            let users = setup_users(ctx, &ROWS, rows, keys + keys / 10, SEED, keys).await?;
+            let users = setup_users(ctx, rows, SEED, keys).await?;
             anyhow::ensure!(
                 users.ids.len() == p.keys,
                 "only {} live users for {} keys: raise --set {ID}.rows",

@@ -171,7 +171,7 @@ impl Experiment for PgBatch {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 2_000, SEED, ID_POOL).await?;
+            let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, ID_POOL).await?;
             *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })

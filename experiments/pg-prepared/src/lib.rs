@@ -329,7 +329,7 @@ impl Experiment for PgPrepared {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 1_000, SEED, 50_000).await?;
+            let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, 50_000).await?;
             let client = users.client;
             client.batch_execute("DELETE FROM users WHERE username LIKE 'prep\\_%'").await?;
             load_policies_and_keys(&client, &users.info).await.context("loading policies and access keys")?;

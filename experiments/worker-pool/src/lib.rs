@@ -256,7 +256,7 @@ impl Experiment for WorkerPool {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let users = setup_users(ctx, &ROWS, ROWS.int_value(&ctx.settings)?, 12_000, SEED, 50_000).await?;
+            let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, 50_000).await?;
             *self.ids.lock().expect("not poisoned") = users.ids;
             Ok(())
         })

@@ -141,18 +141,10 @@ pub struct UsersSetup {
     pub ids: std::sync::Arc<Vec<uuid::Uuid>>,
 }
 
-/// The setup such experiments share: `rows` users (read from the experiment's `knob`, at least
-/// `min_rows`), the users fixture with `seed`, and up to `id_limit` live fixture ids in a
+/// The setup such experiments share: `rows` users (the experiment's rows knob, whose range
+/// bounds it), the users fixture with `seed`, and up to `id_limit` live fixture ids in a
 /// deterministic shuffled order.
-pub async fn setup_users(
-    ctx: &crate::RunCtx,
-    knob: &crate::Knob,
-    rows: i64,
-    min_rows: i64,
-    seed: u64,
-    id_limit: i64,
-) -> anyhow::Result<UsersSetup> {
-    anyhow::ensure!(rows >= min_rows, "--set {}.{} must be at least {min_rows}", knob.experiment, knob.name);
+pub async fn setup_users(ctx: &crate::RunCtx, rows: i64, seed: u64, id_limit: i64) -> anyhow::Result<UsersSetup> {
     let client = ctx.env.postgres()?.connect().await?;
     let info = load_users(&client, rows, seed).await.map_err(|e| e.context("loading users"))?;
     let ids = std::sync::Arc::new(live_user_ids(&client, id_limit, seed).await?);
