@@ -44,6 +44,46 @@ pub fn git_revision(dir: &Path) -> (Option<String>, Option<bool>) {
     (rev, dirty)
 }
 
+/// A fingerprint of the checkout's uncommitted changes (FNV-1a, 64 bits, of `git diff HEAD`
+/// in a fixed format, then each untracked file that is not ignored, name and content), or none
+/// for a clean tree or no checkout: two runs with the same revision and the same fingerprint
+/// measured the same code.
+pub fn git_changes(dir: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git").args(args).current_dir(dir).output().ok().filter(|o| o.status.success()).map(|o| o.stdout)
+    };
+    let mut bytes = git(&[
+        "-c",
+        "core.quotepath=off",
+        "diff",
+        "HEAD",
+        "--binary",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-renames",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+    ])?;
+    let untracked = git(&["ls-files", "-z", "--others", "--exclude-standard"])?;
+    for name in untracked.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        bytes.extend_from_slice(b"\0untracked\0");
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        let path = dir.join(String::from_utf8_lossy(name).as_ref());
+        bytes.extend_from_slice(&std::fs::read(path).unwrap_or_default());
+    }
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(format!("{:016x}", fnv1a(&bytes)))
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (std's hasher promises neither).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 pub fn rustc_version() -> Option<String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     Command::new(rustc)
@@ -133,6 +173,45 @@ mod tests {
         assert_eq!(ids.len(), 8, "{ids:?}");
         assert!(ids.iter().all(|id| id.contains("-abcdef0")), "{ids:?}");
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// `--resume` compares these: none on a clean tree, the same for the same changes, another
+    /// for other changes.
+    #[test]
+    fn uncommitted_changes_have_a_stable_fingerprint() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a's published value for \"a\"");
+        let dir = std::env::temp_dir().join(format!("perflab-changes-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("f"), "one\n").unwrap();
+        git(&["add", "f"]);
+        git(&["commit", "-q", "-m", "one"]);
+        assert_eq!(git_changes(&dir), None, "a clean tree");
+        std::fs::write(dir.join("f"), "two\n").unwrap();
+        let two = git_changes(&dir).expect("a change");
+        assert_eq!(git_changes(&dir).as_ref(), Some(&two), "the same change, the same fingerprint");
+        std::fs::write(dir.join("f"), "three\n").unwrap();
+        let three = git_changes(&dir).expect("a change");
+        assert_ne!(three, two, "another change, another fingerprint");
+        std::fs::write(dir.join("new.rs"), "fn main() {}\n").unwrap();
+        let with_new = git_changes(&dir).expect("a change");
+        assert_ne!(with_new, three, "a new file the tree does not track yet counts too");
+        std::fs::write(dir.join("new.rs"), "fn main() { panic!() }\n").unwrap();
+        assert_ne!(git_changes(&dir).unwrap(), with_new, "and so does its content");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

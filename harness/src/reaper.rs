@@ -93,19 +93,45 @@ pub fn is_zombie(pid: u32) -> bool {
 const TEMP_PREFIXES: &[&str] = &["perflab-micro-", "perflab-"];
 
 /// The staging directories a Postgres template is copied through into the cache directory:
-/// `.pg-template-<version>-uid<uid>.tmp-<pid>-<n>`.
+/// `.pg-template-<version>-uid<uid>.tmp-<host>-<pid>-<n>`. The host is in the name because the
+/// cache may be shared (a home directory on NFS, a volume several containers mount): a pid is
+/// only judged alive or dead on its own host.
 const STAGING_PREFIX: &str = ".pg-template-";
 const STAGING_INFIX: &str = ".tmp-";
+
+/// The name of a staging directory for the `n`-th copy of this process, below `stem`
+/// (`.pg-template-<version>-uid<uid>`).
+pub fn staging_name(stem: &str, n: u64) -> String {
+    format!("{stem}{STAGING_INFIX}{}-{}-{n}", hostname(), std::process::id())
+}
+
+/// This machine's host name (as containers' owner labels and staging directories record it).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
 
 /// The pid in a perflab temporary directory's name, if the name is one of ours.
 fn owner_pid(name: &str) -> Option<u32> {
     TEMP_PREFIXES.iter().find_map(|prefix| pid_and_counter(name.strip_prefix(prefix)?))
 }
 
-/// The pid in a template staging directory's name, if the name is one.
+/// The pid in a template staging directory's name, if the name is one made on this host.
 fn staging_owner_pid(name: &str) -> Option<u32> {
+    staging_owner_pid_on(name, &hostname())
+}
+
+fn staging_owner_pid_on(name: &str, this_host: &str) -> Option<u32> {
     let rest = name.strip_prefix(STAGING_PREFIX)?;
-    pid_and_counter(&rest[rest.rfind(STAGING_INFIX)? + STAGING_INFIX.len()..])
+    let owner = &rest[rest.rfind(STAGING_INFIX)? + STAGING_INFIX.len()..];
+    // `<host>-<pid>-<n>`; the host may itself hold dashes.
+    let (host, pid_n) = match owner.rmatch_indices('-').nth(1) {
+        Some((i, _)) => (&owner[..i], &owner[i + 1..]),
+        None => return None,
+    };
+    if host != this_host {
+        return None;
+    }
+    pid_and_counter(pid_n)
 }
 
 /// `<pid>-<n>`'s pid.
@@ -207,16 +233,21 @@ mod tests {
     fn template_staging_directories_of_dead_processes_are_swept() {
         let base = std::env::temp_dir().join(format!("perflab-staging-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
-        let dead = base.join(".pg-template-15.4-uid0.tmp-999999999-2");
-        let mine = base.join(format!(".pg-template-15.4-uid0.tmp-{}-0", std::process::id()));
+        let host = hostname();
+        let dead = base.join(format!(".pg-template-15.4-uid0.tmp-{host}-999999999-2"));
+        let mine = base.join(staging_name(".pg-template-15.4-uid0", 0));
+        // Another host's copy in a shared cache: its pid means nothing here.
+        let elsewhere = base.join(format!(".pg-template-15.4-uid0.tmp-{host}x-999999999-2"));
         let template = base.join("pg-template-15.4-uid0");
-        for d in [&dead, &mine, &template] {
+        for d in [&dead, &mine, &elsewhere, &template] {
             std::fs::create_dir_all(d.join("base")).unwrap();
         }
-        assert_eq!(staging_owner_pid(".pg-template-16_1-uid1000.tmp-42-7"), Some(42));
+        assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-ci-box-2-42-7", "ci-box-2"), Some(42));
+        assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-ci-box-2-42-7", "ci-box-3"), None);
+        assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-42-7", ""), None, "no host: not ours");
         assert_eq!(staging_owner_pid("pg-template-15.4-uid0"), None);
         assert_eq!(sweep_leftovers_in(&base, staging_owner_pid), vec![dead.clone()]);
-        assert!(mine.exists() && template.exists());
+        assert!(mine.exists() && elsewhere.exists() && template.exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

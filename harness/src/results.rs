@@ -71,6 +71,10 @@ pub struct RunContext {
     pub harness_version: String,
     pub git_revision: Option<String>,
     pub git_dirty: Option<bool>,
+    /// With uncommitted changes: a fingerprint of them (FNV-1a of `git diff HEAD`), so that
+    /// `bench --resume` can tell the same changes from other ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_changes: Option<String>,
     /// RFC 3339, UTC.
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -79,6 +83,23 @@ pub struct RunContext {
     /// The command line as given.
     pub arguments: Vec<String>,
     pub settings: Settings,
+    pub servers: Servers,
+    /// Each time the run was continued after an interruption (`bench --resume`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<Resumption>,
+}
+
+/// One continuation of an interrupted run: when, how many experiments it kept, and the
+/// servers the experiments after it ran on (fresh ones; `servers` above are the first part's).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resumption {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The experiments finished before it, kept as they were.
+    pub kept: usize,
+    /// The machine the rest ran on (a retry may run on another).
+    pub host: Host,
     pub servers: Servers,
 }
 

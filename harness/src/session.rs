@@ -53,6 +53,9 @@ pub struct SessionPlan<'a> {
     pub workspace: PathBuf,
     /// `--against REV`: the other revision's build, measured beside this one.
     pub against: Option<AgainstBuild>,
+    /// `--resume`: the interrupted run to continue (its results so far, and where they are),
+    /// instead of a new run directory.
+    pub resume: Option<(RunResults, PathBuf)>,
 }
 
 /// Another revision's build (`bench --against`): its `xtask` executable serves trials.
@@ -62,6 +65,45 @@ pub struct AgainstBuild {
     /// The revision as asked, and the commit it resolved to.
     pub revision: String,
     pub commit: String,
+}
+
+/// A run directory's lock, held by the process measuring into it: `flock`, which the kernel
+/// releases when that process ends however it ends (SIGKILL included), so that no second
+/// process writes the same results.json (a `--resume` of a run still going is refused).
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
+impl RunLock {
+    const NAME: &'static str = ".lock";
+
+    /// Take the lock of the run in `dir`, or say who holds it.
+    pub fn acquire(dir: &Path) -> Result<RunLock, String> {
+        let path = dir.join(Self::NAME);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Self::lock(file, &path)
+    }
+
+    /// Whether the run in `dir` is free to resume (nothing is written).
+    pub fn check(dir: &Path) -> Result<(), String> {
+        let path = dir.join(Self::NAME);
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(file) => Self::lock(file, &path).map(drop),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn lock(file: std::fs::File, path: &Path) -> Result<RunLock, String> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(format!("the run is still going: another process holds {}", path.display()));
+        }
+        Ok(RunLock(file))
+    }
 }
 
 /// A running session: its servers, its results so far, where they are saved.
@@ -77,6 +119,8 @@ pub struct Session {
     instructions: bool,
     /// With `--against`: the other build, and this build's own executable (both serve trials).
     against: Option<(AgainstBuild, PathBuf)>,
+    /// Held while the session writes into the run's directory.
+    _lock: RunLock,
 }
 
 impl Session {
@@ -105,6 +149,7 @@ impl Session {
             Workers::default()
         };
         let (git_revision, git_dirty) = context::git_revision(&plan.workspace);
+        let git_changes = context::git_changes(&plan.workspace);
         std::fs::create_dir_all(&plan.out)
             .map_err(|e| SessionError::BadRequest(format!("cannot create {}: {e}", plan.out.display())))?;
         let env = provision::provision(&plan.request).await.map_err(|e| {
@@ -115,38 +160,59 @@ impl Session {
             }
         })?;
         let probe = env.probe();
-        // The run's directory is made once the servers are up, so a failed start leaves nothing.
-        let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
-            SessionError::BadRequest(format!("cannot create a run directory in {}: {e}", plan.out.display()))
-        })?;
-        let results = RunResults {
-            schema_version: SCHEMA_VERSION,
-            run_id,
-            context: RunContext {
-                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-                git_revision,
-                git_dirty,
-                started_at: context::now_rfc3339(),
-                finished_at: None,
-                host: context::host(),
-                rustc: context::rustc_version(),
-                arguments: crate::redact::redact_args(plan.arguments),
-                settings: plan.settings.clone(),
-                servers: env.servers.clone(),
-            },
-            experiments: Vec::new(),
-            complete: false,
-            against: plan.against.as_ref().map(|a| results::AgainstRun {
-                revision: a.revision.clone(),
-                commit: a.commit.clone(),
-                experiments: Vec::new(),
-            }),
+        let mut budget_ms = plan.settings.budget_ms;
+        let (results, results_path) = match plan.resume {
+            // The run goes on in its own directory, with what is left of its budget: the
+            // experiments it finished took their wall time of it.
+            Some((mut results, path)) => {
+                let spent: u64 = results.experiments.iter().map(|e| e.wall_time_ms).sum();
+                budget_ms = budget_ms.map(|b| b.saturating_sub(spent));
+                results.context.resumed.push(results::Resumption {
+                    at: context::now_rfc3339(),
+                    kept: results.experiments.len(),
+                    host: context::host(),
+                    servers: env.servers.clone(),
+                });
+                (results, path)
+            }
+            None => {
+                // The run's directory is made once the servers are up, so a failed start
+                // leaves nothing.
+                let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
+                    SessionError::BadRequest(format!("cannot create a run directory in {}: {e}", plan.out.display()))
+                })?;
+                let results = RunResults {
+                    schema_version: SCHEMA_VERSION,
+                    run_id,
+                    context: RunContext {
+                        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                        git_revision,
+                        git_dirty,
+                        git_changes,
+                        started_at: context::now_rfc3339(),
+                        finished_at: None,
+                        host: context::host(),
+                        rustc: context::rustc_version(),
+                        arguments: crate::redact::redact_args(plan.arguments),
+                        settings: plan.settings.clone(),
+                        servers: env.servers.clone(),
+                        resumed: Vec::new(),
+                    },
+                    experiments: Vec::new(),
+                    complete: false,
+                    against: plan.against.as_ref().map(|a| results::AgainstRun {
+                        revision: a.revision.clone(),
+                        commit: a.commit.clone(),
+                        experiments: Vec::new(),
+                    }),
+                };
+                (results, dir.join("results.json"))
+            }
         };
+        let dir = results_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let lock = RunLock::acquire(&dir).map_err(SessionError::BadRequest)?;
         let session = Session {
-            budget_end: plan
-                .settings
-                .budget_ms
-                .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms)),
+            budget_end: budget_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms)),
             ctx: Some(RunCtx {
                 env,
                 settings: plan.settings,
@@ -157,10 +223,11 @@ impl Session {
             }),
             request: plan.request,
             results,
-            results_path: dir.join("results.json"),
+            results_path,
             micro_notes,
             instructions: plan.instructions,
             against: plan.against.zip(this_exe),
+            _lock: lock,
         };
         session.save()?;
         Ok((session, swept))
@@ -201,8 +268,8 @@ impl Session {
     }
 
     /// Run one experiment and save the results. When it failed and the servers this run
-    /// started are dead or hung, fresh ones replace them for the experiments after it (an
-    /// external server is someone else's: it is left as it is). Returns the experiment's
+    /// started (local processes or containers) are dead or hung, fresh ones replace them for
+    /// the experiments after it (an external server is someone else's: it is left as it is). Returns the experiment's
     /// result and, when servers were replaced, why.
     pub async fn run(
         &mut self,
@@ -224,8 +291,26 @@ impl Session {
         if exp.engine().is_micro() && self.against.is_none() {
             result.notes.extend(self.micro_notes.iter().cloned());
         }
+        if let Some(r) = self.results.context.resumed.last() {
+            let first = &self.results.context.host;
+            let machine = if r.host.cpu_model != first.cpu_model || r.host.cores != first.cores {
+                format!(
+                    " on another machine ({}, {} cores; the run began on {}, {} cores)",
+                    r.host.cpu_model.as_deref().unwrap_or("unknown CPU"),
+                    r.host.cores,
+                    first.cpu_model.as_deref().unwrap_or("unknown CPU"),
+                    first.cores
+                )
+            } else {
+                String::new()
+            };
+            result.notes.push(format!(
+                "Measured after the run was resumed at {}{machine}, on servers started afresh; the {} experiment(s) before the interruption ran on the first ones.",
+                r.at, r.kept
+            ));
+        }
         let mut replaced = None;
-        if matches!(result.status, ExperimentStatus::Failed { .. }) && ctx.env.is_local() && !frozen() {
+        if matches!(result.status, ExperimentStatus::Failed { .. }) && ctx.env.owns_servers() && !frozen() {
             if let Err(why) = ctx.env.health().await {
                 ctx.env.shutdown();
                 let env = provision::provision(&self.request)
@@ -253,6 +338,8 @@ impl Session {
         self.results.complete = true;
         self.results.context.finished_at = Some(context::now_rfc3339());
         self.save()?;
+        // Complete: nothing will write here again (the lock itself goes with the session).
+        let _ = std::fs::remove_file(self.results_path.with_file_name(RunLock::NAME));
         Ok((self.results, self.results_path))
     }
 }

@@ -29,6 +29,9 @@ fn via(pg: &PgTarget, proxy: &FaultProxy) -> PgTarget {
     // Config::port adds a port: build the configuration anew for the proxy's.
     let mut config = tokio_postgres::Config::new();
     config.host("127.0.0.1").port(proxy.addr().port()).user(&pg.user).dbname(&pg.dbname);
+    if let Some(pw) = pg.config.get_password() {
+        config.password(pw);
+    }
     t.config = config;
     t.port = proxy.addr().port();
     t

@@ -124,7 +124,9 @@ async fn an_external_postgres_is_worked_in_a_schema_of_the_runs_own_then_dropped
     let pg = local.pg.clone().unwrap();
     let admin = pg.connect().await.unwrap();
     admin.batch_execute("CREATE TABLE users (sentinel text); INSERT INTO users VALUES ('theirs')").await.unwrap();
-    let url = format!("postgres://{}:pw-for-sqlx@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
+    // The run's own server takes only its password: given in the URL, as a user would.
+    let password = pg.tool_env().into_iter().find(|(k, _)| *k == "PGPASSWORD").map(|(_, v)| v).unwrap();
+    let url = format!("postgres://{}:{password}@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
     let external = provision(&Request {
         provider: Provider::External,
         pg_url: Some(url),
@@ -180,4 +182,45 @@ async fn an_unreachable_cluster_url_fails_fast_and_clearly() {
     let missing = Request { provider: Provider::External, need_redis_cluster: true, ..Request::default() };
     let err = provision(&missing).await.expect_err("no URL");
     assert!(err.to_string().contains("--redis-cluster-url"), "{err}");
+}
+
+/// Servers the run starts take only the run's clients: Postgres over TCP and Redis refuse a
+/// client without the run's password (or with another), and the password, a fresh one per
+/// server, never shows in an output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_run_can_connect() {
+    let env = provision(&request()).await.expect("ephemeral servers start");
+    let pg = env.pg.as_ref().expect("postgres");
+    let bare = |password: Option<&str>| {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1").port(pg.port).user("postgres").dbname("postgres");
+        if let Some(p) = password {
+            c.password(p);
+        }
+        c
+    };
+    for (what, config) in [("no password", bare(None)), ("another password", bare(Some("postgres")))] {
+        let refused = config.connect(tokio_postgres::NoTls).await;
+        assert!(refused.is_err(), "Postgres took a client with {what}");
+    }
+    pg.connect().await.expect("the run's own client connects");
+    let password = pg.tool_env().into_iter().find(|(k, _)| *k == "PGPASSWORD").map(|(_, v)| v).expect("a password");
+    assert!(password.len() >= 32, "a random password of 128 bits");
+    assert_eq!(harness::redact::redact(&format!("auth failed for {password}")), "auth failed for ***");
+
+    let redis = env.redis.as_ref().expect("redis");
+    let stranger = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+    let refused = match stranger.get_multiplexed_async_connection().await {
+        Ok(mut con) => redis::cmd("GET").arg("k").query_async::<Option<String>>(&mut con).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let err = refused.expect_err("Redis answered a client without the password");
+    assert!(err.to_string().contains("NOAUTH") || err.to_string().to_lowercase().contains("auth"), "{err}");
+    let mut con = redis.client().unwrap().get_multiplexed_async_connection().await.unwrap();
+    let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let args = redis.tool_args();
+    let pw = &args[args.iter().position(|a| a == "-a").expect("redis-benchmark gets the password") + 1];
+    assert_ne!(pw, &password, "each server has a password of its own");
+    assert!(!redis.redacted_url().contains(pw.as_str()));
 }

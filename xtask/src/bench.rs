@@ -5,13 +5,13 @@
 use crate::flags::{default_reports_dir, parse_duration, BenchArgs};
 use crate::{catalogue, report, Failure};
 use harness::provision::{self, Provider, Request};
-use harness::results::{ExperimentStatus, Settings};
+use harness::results::{ExperimentStatus, RunResults, Settings};
 use harness::runner::{self, Progress};
 use harness::session::{self, Session, SessionError, SessionPlan};
 use harness::Experiment;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ struct Plan {
     /// `--against REV`: the revision as given and the commit it names, then its build.
     against: Option<(String, String)>,
     against_build: Option<harness::session::AgainstBuild>,
+    /// `--resume RUN`: the interrupted run, read back, and where its results.json is.
+    resume: Option<(RunResults, PathBuf)>,
 }
 
 /// The checkout this build was made from.
@@ -227,6 +229,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     Ok(Plan {
         against,
         against_build: None,
+        resume: None,
         save_baseline,
         baseline,
         fail_on_regression: args.fail_on_regression,
@@ -329,8 +332,148 @@ fn check_slowdown(exp: &dyn Experiment, value: &str) -> Result<(), Failure> {
     }
 }
 
+/// `--resume RUN`: the interrupted run's own plan, read back from its results.json (its
+/// selection and settings as recorded, the rest of its command line re-read; the experiments
+/// it finished taken out), on servers the current flags name. Refused, before anything starts,
+/// for a run that is complete, still running, not a run, or measured on other code.
+fn resume_plan(args: &BenchArgs, run: &Path) -> Result<Plan, Failure> {
+    use clap::Parser;
+    let what = format!("--resume {}", run.display());
+    let path = if run.is_dir() { run.join("results.json") } else { run.to_path_buf() };
+    if !path.is_file() {
+        return Err(Failure::usage(format!("{what}: not a run (no results.json there)")));
+    }
+    let results = harness::results::load(&path).map_err(|e| Failure::usage(format!("{what}: {e}")))?;
+    if results.complete {
+        return Err(Failure::usage(format!(
+            "{what}: run {} is complete (finished {}); nothing to resume",
+            results.run_id,
+            results.context.finished_at.as_deref().unwrap_or("")
+        )));
+    }
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    if let Err(why) = session::RunLock::check(&dir) {
+        return Err(Failure::usage(format!("{what}: {why}")));
+    }
+    // The same code: the run's commit, and the same uncommitted changes (none, or the same).
+    let c = &results.context;
+    let here = workspace();
+    let (revision, dirty) = harness::context::git_revision(&here);
+    let changes = harness::context::git_changes(&here);
+    let describe = |rev: &Option<String>, changes: &Option<String>, dirty: Option<bool>| {
+        let rev = rev.as_deref().map(|r| &r[..r.len().min(12)]).unwrap_or("no git revision");
+        match (changes, dirty) {
+            (Some(f), _) => format!("{rev} with uncommitted changes {f}"),
+            (None, Some(true)) => format!("{rev} with uncommitted changes (not fingerprinted)"),
+            _ => rev.to_owned(),
+        }
+    };
+    let same = revision.is_some()
+        && revision == c.git_revision
+        && changes == c.git_changes
+        && (c.git_dirty == Some(false) || c.git_changes.is_some());
+    if !same {
+        return Err(Failure::usage(format!(
+            "{what}: the run measured {}, this checkout is {}: resume it from the run's code, or start a new run",
+            describe(&c.git_revision, &c.git_changes, c.git_dirty),
+            describe(&revision, &changes, dirty)
+        )));
+    }
+    // Its command line, as stored (redacted), for what the settings do not record (--export,
+    // --baseline, --instructions, …); the selection and the settings are the recorded ones.
+    let mut original = match crate::flags::Cli::try_parse_from(&c.arguments) {
+        Ok(crate::flags::Cli { command: crate::flags::Command::Bench(b) }) => b,
+        _ => {
+            return Err(Failure::usage(format!(
+                "{what}: its command line ({}) is not one `bench` reads",
+                c.arguments.join(" ")
+            )))
+        }
+    };
+    let s = &c.settings;
+    original.filter = s.filter.clone();
+    original.shard = s.shard.clone();
+    original.sets = s.sets.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    original.out = Some(dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")));
+    // The other revision is the commit the run resolved, whatever its name resolves to now.
+    if let Some(a) = &results.against {
+        original.against = Some(a.commit.clone());
+    }
+    original.provider = args.provider.clone();
+    original.pg_url = args.pg_url.clone();
+    original.redis_url = args.redis_url.clone();
+    original.redis_cluster_url = args.redis_cluster_url.clone();
+    if args.noise_limit != original.noise_limit {
+        eprintln!(
+            "perflab: --noise-limit {} is ignored: a resumed run keeps its own ({})",
+            args.noise_limit, original.noise_limit
+        );
+    }
+    let mut plan = plan(&original)?;
+    plan.settings = s.clone();
+    plan.against = results.against.as_ref().map(|a| (a.revision.clone(), a.commit.clone()));
+    let selected = plan.experiments.len();
+    plan.experiments.retain(|e| !results.experiments.iter().any(|r| r.id == e.meta().id));
+    // Servers for what is left only; by default of the kind the run had. URLs are never
+    // stored: a run on external servers needs them given again.
+    let r = &mut plan.request;
+    r.need_postgres = plan.experiments.iter().any(|e| e.meta().needs.postgres);
+    r.need_redis = plan.experiments.iter().any(|e| e.meta().needs.redis);
+    r.need_redis_cluster = plan.experiments.iter().any(|e| e.meta().needs.redis_cluster);
+    // A server the run did not start (its description names no local or docker provider).
+    let given = |info: &Option<harness::results::ServerInfo>| {
+        info.as_ref().is_some_and(|i| {
+            !matches!(i.settings.get("provider").map(String::as_str), Some("local ephemeral" | "docker"))
+        })
+    };
+    let external = [
+        (r.need_postgres && r.pg_url.is_none() && given(&c.servers.postgres), "--pg-url"),
+        (r.need_redis && r.redis_url.is_none() && given(&c.servers.redis), "--redis-url"),
+        (
+            r.need_redis_cluster && r.redis_cluster_url.is_none() && given(&c.servers.redis_cluster),
+            "--redis-cluster-url",
+        ),
+    ];
+    let missing: Vec<&str> = external.iter().filter(|(m, _)| *m).map(|(_, f)| *f).collect();
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "{what}: the run measured external servers, whose URLs are never stored: give them again ({})",
+            missing.join(", ")
+        )));
+    }
+    if args.provider == "auto" && matches!(c.servers.provider.as_str(), "local" | "docker") {
+        r.provider = c.servers.provider.parse().map_err(Failure::usage)?;
+    }
+    eprintln!(
+        "perflab: resuming run {}: {} of {selected} experiment(s) finished and kept; {} to run{}{}",
+        results.run_id,
+        results.experiments.len(),
+        plan.experiments.len(),
+        match plan.experiments.first() {
+            Some(e) => format!(
+                ", from {} (an experiment cut off mid-way starts again: its rounds are saved when it finishes)",
+                e.meta().id
+            ),
+            None => String::new(),
+        },
+        match s.budget_ms {
+            Some(b) => format!(
+                "; {:.0} s of its {:.0} s budget left",
+                b.saturating_sub(results.experiments.iter().map(|e| e.wall_time_ms).sum()) as f64 / 1000.0,
+                b as f64 / 1000.0
+            ),
+            None => String::new(),
+        }
+    );
+    plan.resume = Some((results, path));
+    Ok(plan)
+}
+
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
-    let mut plan = plan(&args)?;
+    let mut plan = match &args.resume {
+        Some(run) => resume_plan(&args, run)?,
+        None => plan(&args)?,
+    };
     if let Some((rev, commit)) = &plan.against {
         plan.against_build = Some(crate::against::build(&workspace(), rev, commit)?);
     }
@@ -356,7 +499,12 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         std::process::exit(code);
     });
 
-    let (results, results_path, failed) = measure(&plan, &plan.experiments).await?;
+    let (results, results_path, mut failed) = measure(&plan, &plan.experiments, plan.resume.clone()).await?;
+    if plan.resume.is_some() {
+        // The whole run's outcome: an experiment that failed before the interruption too.
+        failed =
+            results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).map(|e| e.id.clone()).collect();
+    }
     let targets: Vec<&harness::results::TargetCheck> = results.experiments.iter().flat_map(|e| &e.targets).collect();
     let missed = targets.iter().filter(|t| !t.pass).count();
     if !targets.is_empty() {
@@ -434,7 +582,7 @@ async fn confirm(plan: &Plan, first: &harness::compare::Report) -> Result<bool, 
     );
     let mut experiments = catalogue::all();
     experiments.retain(|e| ids.iter().any(|id| id == e.meta().id));
-    let (results, results_path, failed) = measure(plan, &experiments).await?;
+    let (results, results_path, failed) = measure(plan, &experiments, None).await?;
     if !failed.is_empty() {
         return Err(Failure::Run(format!("the confirmation run of {} failed: {}", ids.join(", "), failed.join(", "))));
     }
@@ -450,6 +598,7 @@ async fn confirm(plan: &Plan, first: &harness::compare::Report) -> Result<bool, 
 async fn measure(
     plan: &Plan,
     experiments: &[Box<dyn Experiment>],
+    resume: Option<(RunResults, PathBuf)>,
 ) -> Result<(harness::results::RunResults, PathBuf, Vec<String>), Failure> {
     eprintln!(
         "perflab: {} experiment(s), {} mode; starting servers…",
@@ -466,6 +615,7 @@ async fn measure(
         arguments: std::env::args().collect(),
         workspace: workspace(),
         against: plan.against_build.clone(),
+        resume,
     })
     .await
     .map_err(failure)?;

@@ -219,6 +219,20 @@ pub struct BenchArgs {
     /// against this checkout; exit 3 when it finds a regression.
     #[arg(long, value_name = "REV")]
     pub against: Option<String>,
+    /// Continue an interrupted run in place: RUN is its directory (or its results.json). The
+    /// run's own command line applies (its selection, settings, seed, baseline and export),
+    /// so only the server flags and --no-report go with --resume. The experiments it finished
+    /// are kept; the others run, one cut off mid-way from its start (rounds are saved per
+    /// experiment), with what is left of its budget; it ends as one complete results.json and
+    /// report. Refused unless this checkout is the run's commit with the same uncommitted
+    /// changes. URLs are never stored: give an external server's again.
+    #[arg(long, value_name = "RUN", conflicts_with_all = [
+        "filter", "quick", "reps", "min_rounds", "claim_only", "budget", "duration", "warmup",
+        "concurrency", "sets", "out", "instructions", "order_seed", "capacity", "no_capacity",
+        "profile", "save_baseline", "baseline", "fail_on_regression", "fail_on_target", "shard",
+        "export", "against",
+    ])]
+    pub resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -147,6 +147,7 @@ async fn session(
         arguments: std::env::args().collect(),
         workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
         against: None,
+        resume: None,
     })
     .await
     .map_err(crate::bench::failure)?;

@@ -131,3 +131,62 @@ fn ctrl_c_removes_the_containers() {
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130, got {status:?}");
     assert!(containers_of(pid).is_empty(), "Ctrl-C left containers behind");
 }
+
+/// A container that dies mid-run is replaced as a local server is: its experiment fails with
+/// the cause, the next one runs on fresh containers, and nothing is left afterwards.
+#[test]
+fn a_container_killed_mid_run_is_replaced() {
+    if !docker_available() {
+        return;
+    }
+    let out = out_dir("killed");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let child = cmd
+        .env("PERFLAB_NOISE_LIMIT", "none")
+        .env_remove("PERFLAB_PG_URL")
+        .env_remove("PERFLAB_REDIS_URL")
+        .args(["bench", "--quick", "--provider", "docker", "--filter", "pg-prepared,redis-batch"])
+        .args(["--reps", "4", "--duration", "1s", "--warmup", "100ms", "--no-report"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let postgres = || {
+        let o = Command::new("docker")
+            .args(["ps", "-q", "--filter", &format!("label=org.perflab.owner={}/{pid}", host.trim())])
+            .args(["--filter", "name=postgres"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned)
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "the run never started its Postgres container");
+        if let Some(id) = postgres() {
+            break id;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Into pg-prepared's samples (its setup takes a second or two), then kill the container.
+    std::thread::sleep(Duration::from_secs(6));
+    let killed = Command::new("docker").args(["kill", &victim]).output().unwrap();
+    assert!(killed.status.success(), "docker kill: {}", String::from_utf8_lossy(&killed.stderr));
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "a failed experiment exits 1: {stderr}");
+    let dir = std::fs::read_dir(&*out).unwrap().next().unwrap().unwrap().path();
+    let results = harness::results::load(&dir.join("results.json")).expect("valid results");
+    assert!(results.complete, "the run finished");
+    let pg = results.experiments.iter().find(|e| e.id == "pg-prepared").unwrap();
+    let harness::results::ExperimentStatus::Failed { error } = &pg.status else {
+        panic!("pg-prepared should have failed: {:?}", pg.status);
+    };
+    assert!(error.to_lowercase().contains("postgres"), "the cause names the server: {error}");
+    let rb = results.experiments.iter().find(|e| e.id == "redis-batch").unwrap();
+    assert_eq!(rb.status, harness::results::ExperimentStatus::Ok, "{stderr}");
+    assert!(stderr.contains("started fresh servers"), "{stderr}");
+    assert!(containers_of(pid).is_empty(), "containers left behind: {:?}", containers_of(pid));
+}

@@ -367,7 +367,7 @@ impl Calibration {
         let warm_requests = ((guess * s.warmup.as_secs_f64()) as u64).max(1_000);
         let make = |n: u64| {
             let mut c = Command::new(&bin);
-            c.args(["-h", &redis.host, "-p", &redis.port.to_string(), "-c", &clients.to_string()]).args([
+            c.args(redis.tool_args()).args(["-c", &clients.to_string()]).args([
                 "-n",
                 &n.to_string(),
                 "-t",

@@ -83,7 +83,8 @@ pub fn parse_redis_benchmark_csv(out: &str) -> Option<(f64, f64, Vec<f64>)> {
 pub fn redis_benchmark_get_rps(target: &crate::provision::RedisTarget, args: &[&str]) -> anyhow::Result<f64> {
     let bin = crate::provision::which("redis-benchmark").context("redis-benchmark not found: install redis-tools")?;
     let out = Command::new(&bin)
-        .args(["-h", &target.host, "-p", &target.port.to_string(), "-t", "get", "--csv"])
+        .args(target.tool_args())
+        .args(["-t", "get", "--csv"])
         .args(args)
         .output()
         .with_context(|| format!("running {}", bin.display()))?;

@@ -192,9 +192,13 @@ pub(super) async fn start_redis_cluster(
     let program = which("redis-server").ok_or_else(|| fail("redis-server vanished".into()))?;
     let cli = which("redis-cli").ok_or_else(|| fail("redis-cli vanished".into()))?;
     let mut nodes = Vec::with_capacity(LOCAL_NODES);
+    // One password for the cluster: every node requires it of clients and gives it to its
+    // master (`masterauth`); redis-cli gets it through its environment.
+    let password = super::new_password().map_err(fail)?;
     for i in 0..LOCAL_NODES {
         let dir = local.dir.join(format!("cluster-{i}"));
         std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+        let conf = super::local::redis_auth_conf(&dir, &password, true).map_err(fail)?;
         let log = dir.join("redis.log");
         let mut last_err = String::new();
         let mut started = None;
@@ -202,7 +206,8 @@ pub(super) async fn start_redis_cluster(
             let (port, bus) =
                 (free_port().map_err(|e| fail(e.to_string()))?, free_port().map_err(|e| fail(e.to_string()))?);
             let mut cmd = server_command(&program, None, &log).map_err(|e| fail(e.to_string()))?;
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            cmd.arg(&conf)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--protected-mode", "yes"])
                 .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
                 .args(["--cluster-port", &bus.to_string(), "--cluster-node-timeout", "5000"])
@@ -218,7 +223,7 @@ pub(super) async fn start_redis_cluster(
             let pid = child.id();
             crate::reaper::register(crate::reaper::Registered::Pid(pid));
             local.procs.push(ServerProc { name: "redis-cluster", child });
-            let url = format!("redis://127.0.0.1:{port}");
+            let url = format!("redis://:{password}@127.0.0.1:{port}");
             let ping = redis::cmd("PING");
             match wait_ready(local, &log, || async { query_node::<String>(&url, &ping).await.ok() })
                 .await
@@ -241,6 +246,7 @@ pub(super) async fn start_redis_cluster(
         .arg("create")
         .args(&addrs)
         .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .env("REDISCLI_AUTH", &password)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -263,7 +269,7 @@ pub(super) async fn start_redis_cluster(
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-    let redacted = nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>().join(",");
+    let redacted = nodes.iter().map(|n| redact(&n.url)).collect::<Vec<_>>().join(",");
     let version = version_of(&nodes[0]).await;
     let info = server_info(&nodes, version, redacted.clone(), "local ephemeral");
     Ok((RedisClusterTarget { nodes, redacted }, info))

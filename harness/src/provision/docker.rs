@@ -263,8 +263,11 @@ impl Server {
     }
 
     /// The container's command and environment, as the official images take them. `port` is
-    /// the loopback port to bind on the host's network (`None` on a bridge).
-    fn command(&self, port: Option<u16>) -> (Vec<String>, Vec<String>) {
+    /// the loopback port to bind on the host's network (`None` on a bridge); `password` the
+    /// run's, which every client must give (Postgres: scram-sha-256 from the image's
+    /// initialisation; Redis: `requirepass`, on the command line, which Redis replaces with its
+    /// own process title once it starts).
+    fn command(&self, port: Option<u16>, password: &str) -> (Vec<String>, Vec<String>) {
         match self {
             Server::Postgres => {
                 let mut cmd = Vec::new();
@@ -280,11 +283,16 @@ impl Server {
                     ["-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track_planning=on"]
                         .map(str::to_owned),
                 );
-                (cmd, vec!["POSTGRES_HOST_AUTH_METHOD=trust".to_owned()])
+                (
+                    cmd,
+                    vec![format!("POSTGRES_PASSWORD={password}"), "POSTGRES_HOST_AUTH_METHOD=scram-sha-256".to_owned()],
+                )
             }
             Server::Redis => {
                 let mut cmd: Vec<String> =
-                    ["redis-server", "--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
+                    ["redis-server", "--save", "", "--appendonly", "no", "--requirepass", password]
+                        .map(str::to_owned)
+                        .to_vec();
                 match port {
                     Some(p) => {
                         cmd.extend(["--port".to_owned(), p.to_string(), "--bind".to_owned(), "127.0.0.1".to_owned()])
@@ -309,6 +317,7 @@ async fn start(
 ) -> Result<Started, ProvisionError> {
     let fail = |reason: String| ProvisionError::StartFailed { server: server.name(), reason: redact(&reason) };
     let image_id = ensure_image(docker, image).await.map_err(fail)?;
+    let password = super::new_password().map_err(fail)?;
     let mut last_err = String::new();
     for _attempt in 0..3 {
         let started = Instant::now();
@@ -316,7 +325,7 @@ async fn start(
             Network::Host => Some(free_port().map_err(|e| fail(e.to_string()))?),
             Network::Bridge => None,
         };
-        let (cmd, env_vars) = server.command(port);
+        let (cmd, env_vars) = server.command(port, &password);
         let inner = format!("{}/tcp", server.container_port());
         let host_config = match net {
             Network::Host => HostConfig { network_mode: Some("host".into()), ..Default::default() },
@@ -372,7 +381,7 @@ async fn start(
         };
         let ready = match server {
             Server::Postgres => {
-                let target = pg_target(host_port, pid);
+                let target = pg_target(host_port, pid, &password);
                 let url = target.url.clone();
                 wait_ready(docker, &id, || async {
                     let client = target.connect().await.ok()?;
@@ -386,9 +395,13 @@ async fn start(
                 })
             }
             Server::Redis => {
-                let url = format!("redis://127.0.0.1:{host_port}");
-                let target =
-                    RedisTarget { url: url.clone(), redacted: url, pid, host: "127.0.0.1".into(), port: host_port };
+                let target = RedisTarget {
+                    url: format!("redis://:{password}@127.0.0.1:{host_port}"),
+                    redacted: format!("redis://127.0.0.1:{host_port}"),
+                    pid,
+                    host: "127.0.0.1".into(),
+                    port: host_port,
+                };
                 wait_ready(docker, &id, || async { redis_info(&target).await.ok() })
                     .await
                     .map(|info| Started::Redis(target.clone(), describe(info)))
@@ -411,13 +424,19 @@ async fn api<T>(call: impl std::future::Future<Output = Result<T, bollard::error
         .map_err(|e| e.to_string())
 }
 
-fn pg_target(port: u16, pid: Option<u32>) -> PgTarget {
+fn pg_target(port: u16, pid: Option<u32>, password: &str) -> PgTarget {
     let mut config = tokio_postgres::Config::new();
-    config.host("127.0.0.1").port(port).user("postgres").dbname("postgres").connect_timeout(Duration::from_secs(2));
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2));
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     PgTarget {
         config,
-        secret_url: Secret(url.clone()),
+        secret_url: Secret(format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres")),
         url,
         pid,
         host: "127.0.0.1".into(),
@@ -548,21 +567,26 @@ mod tests {
 
     #[test]
     fn commands_bind_loopback_on_the_hosts_network_and_everything_on_a_bridge() {
-        let (pg, env) = Server::Postgres.command(Some(41234));
+        let (pg, env) = Server::Postgres.command(Some(41234), "pw0");
         assert!(
             pg.contains(&"listen_addresses=127.0.0.1".to_owned()) && pg.contains(&"port=41234".to_owned()),
             "{pg:?}"
         );
-        assert_eq!(env, ["POSTGRES_HOST_AUTH_METHOD=trust"]);
-        let (pg, _) = Server::Postgres.command(None);
+        assert_eq!(
+            env,
+            ["POSTGRES_PASSWORD=pw0", "POSTGRES_HOST_AUTH_METHOD=scram-sha-256"],
+            "a password, never trust"
+        );
+        let (pg, _) = Server::Postgres.command(None, "pw0");
         assert!(pg.contains(&"listen_addresses=*".to_owned()) && !pg.iter().any(|a| a.starts_with("port=")), "{pg:?}");
-        let (redis, _) = Server::Redis.command(Some(41235));
+        let (redis, _) = Server::Redis.command(Some(41235), "pw1");
         assert_eq!(redis[0], "redis-server");
+        assert!(redis.windows(2).any(|w| w == ["--requirepass", "pw1"]), "{redis:?}");
         assert!(
             redis.windows(2).any(|w| w == ["--port", "41235"])
                 && redis.windows(2).any(|w| w == ["--bind", "127.0.0.1"])
         );
-        let (redis, _) = Server::Redis.command(None);
+        let (redis, _) = Server::Redis.command(None, "pw1");
         assert!(redis.windows(2).any(|w| w == ["--protected-mode", "no"]) && !redis.contains(&"--port".to_owned()));
     }
 

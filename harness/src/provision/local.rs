@@ -265,10 +265,10 @@ pub(super) fn pg_template(
     // process (tests run in threads) would otherwise copy into the same directory.
     static CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let staging = cache.join(format!(".pg-template-{slug}-uid{owner}.tmp-{}-{call}", std::process::id()));
+    let staging = cache.join(crate::reaper::staging_name(&format!(".pg-template-{slug}-uid{owner}"), call));
     let _ = std::fs::remove_dir_all(&staging);
     // Tracked while it exists, so that Ctrl-C removes it; a SIGKILL leaves it to the next
-    // run's sweep (reaper::sweep_leftovers reads the pid in its name).
+    // run's sweep on this host (reaper::sweep_leftovers reads the host and pid in its name).
     crate::reaper::track_dir(&staging);
     let copied = copy_tree(&fresh, &staging);
     let _ = std::fs::remove_dir_all(&fresh);
@@ -323,6 +323,14 @@ pub(super) async fn wait_ready<T, Fut: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// Who may connect to an ephemeral Postgres: over its Unix socket (in the run's directory,
+/// mode 0700: the server's user and root only) without a password, over TCP only with the
+/// run's password.
+const PG_HBA: &str = "# perflab: only this run connects (its password over TCP; the socket is private)\n\
+local all all trust\n\
+host all all 127.0.0.1/32 scram-sha-256\n\
+host all all ::1/128 scram-sha-256\n";
+
 pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget, ServerInfo), ProvisionError> {
     let fail = |reason: String| ProvisionError::StartFailed { server: "postgres", reason };
     let bin = find_pg_bin().ok_or_else(|| fail("binaries vanished".into()))?;
@@ -332,12 +340,16 @@ pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget
     let template = pg_template(&bin, &version, run_as.as_ref(), &local.dir).map_err(fail)?;
     let data = local.dir.join("pgdata");
     copy_tree(&template, &data).map_err(fail)?;
+    // Only this run may connect: over TCP with the run's password (scram-sha-256), set over
+    // the Unix socket, which lives in a directory only the server's user (and root) can enter.
+    let password = super::new_password().map_err(fail)?;
+    std::fs::write(data.join("pg_hba.conf"), PG_HBA).map_err(|e| fail(format!("writing pg_hba.conf: {e}")))?;
     let sock = local.dir.join("pgsock");
     std::fs::create_dir_all(&sock).map_err(|e| fail(e.to_string()))?;
     if let Some(who) = &run_as {
         chown_recursive(&data, who).and_then(|_| chown_recursive(&sock, who)).map_err(|e| fail(e.to_string()))?;
     }
-    set_mode(&data, 0o700).map_err(|e| fail(e.to_string()))?;
+    set_mode(&data, 0o700).and_then(|_| set_mode(&sock, 0o700)).map_err(|e| fail(e.to_string()))?;
     let log = local.dir.join("postgres.log");
     let stat_statements = bin.parent().map(|p| p.join("lib/pg_stat_statements.so").is_file()).unwrap_or(false);
     // A free port can be taken between our probe and the server's bind: try a few.
@@ -363,11 +375,17 @@ pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget
         crate::reaper::register(crate::reaper::Registered::Pid(pid));
         local.procs.push(ServerProc { name: "postgres", child });
         let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(port).user("postgres").dbname("postgres").connect_timeout(Duration::from_secs(2));
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .password(password.as_str())
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(2));
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         let target = PgTarget {
             config,
-            secret_url: Secret(url.clone()),
+            secret_url: Secret(format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres")),
             url: url.clone(),
             pid: Some(pid),
             host: "127.0.0.1".into(),
@@ -376,7 +394,19 @@ pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget
             dbname: "postgres".into(),
             schema: None,
         };
+        // Ready once the socket answers; then the password is set there, and the server is
+        // reached over TCP with it.
+        let mut over_socket = tokio_postgres::Config::new();
+        over_socket
+            .host_path(&sock)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(2));
         let probe = || async {
+            let (client, connection) = over_socket.connect(tokio_postgres::NoTls).await.ok()?;
+            tokio::spawn(connection);
+            client.batch_execute(&format!("ALTER ROLE postgres PASSWORD '{password}'")).await.ok()?;
             let client = target.connect().await.ok()?;
             pg_info(&client, &url).await.ok()
         };
@@ -394,26 +424,55 @@ pub(super) async fn start_postgres(local: &mut LocalServers) -> Result<(PgTarget
     Err(fail(last_err))
 }
 
+/// A config file (mode 0600, in the server's directory) that makes every client give the
+/// run's password (`requirepass`; for a cluster node also `masterauth`, so replicas can sync):
+/// on the command line it would show in the process list until Redis rewrites its title.
+pub(super) fn redis_auth_conf(dir: &Path, password: &str, cluster: bool) -> Result<PathBuf, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("auth.conf");
+    let mut text = format!("requirepass {password}\n");
+    if cluster {
+        text.push_str(&format!("masterauth {password}\n"));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 pub(super) async fn start_redis(local: &mut LocalServers) -> Result<(RedisTarget, ServerInfo), ProvisionError> {
     let fail = |reason: String| ProvisionError::StartFailed { server: "redis", reason };
     let program = which("redis-server").ok_or_else(|| fail("redis-server vanished".into()))?;
     let dir = local.dir.join("redis");
     std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
     let log = local.dir.join("redis.log");
+    let password = super::new_password().map_err(fail)?;
+    let conf = redis_auth_conf(&dir, &password, false).map_err(fail)?;
     let mut last_err = String::new();
     for _attempt in 0..3 {
         let port = free_port().map_err(|e| fail(e.to_string()))?;
         let mut cmd = server_command(&program, None, &log).map_err(|e| fail(e.to_string()))?;
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        cmd.arg(&conf)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--protected-mode", "yes", "--dir"])
             .arg(&dir);
         let child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", program.display())))?;
         let pid = child.id();
         crate::reaper::register(crate::reaper::Registered::Pid(pid));
         local.procs.push(ServerProc { name: "redis", child });
-        let url = format!("redis://127.0.0.1:{port}");
-        let target =
-            RedisTarget { url: url.clone(), redacted: url.clone(), pid: Some(pid), host: "127.0.0.1".into(), port };
+        let target = RedisTarget {
+            url: format!("redis://:{password}@127.0.0.1:{port}"),
+            redacted: format!("redis://127.0.0.1:{port}"),
+            pid: Some(pid),
+            host: "127.0.0.1".into(),
+            port,
+        };
         match wait_ready(local, &log, || async { redis_info(&target).await.ok() }).await.map_err(fail)? {
             Ready::Up(mut info) => {
                 info.settings.insert("provider".into(), "local ephemeral".into());

@@ -49,7 +49,20 @@ const PG_SETTINGS: &[(&str, &str)] = &[
     ("listen_addresses", "127.0.0.1"),
     ("logging_collector", "off"),
     ("autovacuum", "on"),
+    ("password_encryption", "scram-sha-256"),
 ];
+
+/// A fresh password for a server this run starts: 128 bits from the kernel, in hex, known to
+/// the redaction before it is used, so no output can show it.
+pub(crate) fn new_password() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom for the run's password: {e}"))?;
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    crate::redact::register_secret(&password);
+    Ok(password)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
@@ -212,6 +225,18 @@ impl RedisTarget {
     pub fn redacted_url(&self) -> &str {
         &self.redacted
     }
+
+    /// Arguments for Redis's own tools (redis-benchmark) to reach this server: host, port and,
+    /// where it has one, the password (`-a`: redis-benchmark reads none from its environment,
+    /// so while it runs its command line shows it to a local user who lists processes).
+    pub fn tool_args(&self) -> Vec<String> {
+        let mut args = vec!["-h".to_owned(), self.host.clone(), "-p".to_owned(), self.port.to_string()];
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).ok();
+        if let Some(pw) = info.as_ref().and_then(|i| i.redis_settings().password()) {
+            args.extend(["-a".to_owned(), pw.to_owned()]);
+        }
+        args
+    }
 }
 
 /// The servers of a run. Dropping it stops whatever it started and removes its directory.
@@ -325,8 +350,13 @@ impl Env {
         }
     }
 
-    /// Whether this run started its servers itself (so it can start fresh ones).
-    pub fn is_local(&self) -> bool {
+    /// Whether this run started its servers itself, from local binaries or as containers (so
+    /// it can start fresh ones); an external server is someone else's.
+    pub fn owns_servers(&self) -> bool {
+        #[cfg(feature = "docker")]
+        if self.docker.is_some() {
+            return true;
+        }
         self.local.is_some()
     }
 }
@@ -351,9 +381,7 @@ async fn answers(
 }
 
 /// This machine's host name (for names and labels that say whose a thing is).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
-}
+use crate::reaper::hostname;
 
 /// Provide the servers `req` asks for.
 pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {

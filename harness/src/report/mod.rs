@@ -160,6 +160,15 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
             servers.push((name.to_owned(), format!("{} at {} ({})", s.version, s.url, settings.join(", "))));
         }
     }
+    for r in &c.resumed {
+        servers.push((
+            "resumed".to_owned(),
+            format!(
+                "at {} after an interruption: {} experiment(s) kept, those after them measured on servers started afresh",
+                r.at, r.kept
+            ),
+        ));
+    }
     let s = &c.settings;
     let run = RunView {
         run_id: results.run_id.clone(),
