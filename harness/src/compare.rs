@@ -611,8 +611,20 @@ mod tests {
         assert_eq!(rep.regressions(), 1);
         assert!(to_text(&rep).contains("CORRECTNESS REGRESSION"));
         assert!(to_markdown(&rep).contains(":x: **correctness**"));
-        let html = to_html(&rep);
+        let html = to_html(&rep).unwrap();
         assert!(html.contains("Correctness regression") && html.contains("<svg"), "{html}");
+    }
+
+    /// The compare page goes through the report's templates and escaping: a run named with
+    /// markup and quotes shows as text (in the page and in the chart's legend), never as markup.
+    #[test]
+    fn the_compare_page_escapes_what_it_shows() {
+        let old = run("old <b>\"run\"</b>", &[("a", 100.0)], 4);
+        let new = run("new", &[("a", 150.0)], 4);
+        let html = to_html(&compare(&old, &new, &Options::default())).unwrap();
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(html.contains("<h1>perflab compare</h1>") && html.contains("&lt;b&gt;&quot;run&quot;"), "{html}");
+        assert!(html.contains("<svg") && html.contains("<style>"), "the chart and the shared stylesheet");
     }
 
     #[test]

@@ -561,7 +561,9 @@ fn against_report(
     };
     let report = harness::compare::compare(&base, &this, &harness::compare::Options::interleaved());
     let page = results_path.with_file_name("compare.html");
-    harness::results::write_atomic(&page, harness::redact::redact(&harness::compare::to_html(&report)).as_bytes())
+    let html =
+        harness::compare::to_html(&report).map_err(|e| Failure::Run(format!("rendering the compare page: {e:#}")))?;
+    harness::results::write_atomic(&page, harness::redact::redact(&html).as_bytes())
         .map_err(|e| Failure::Run(format!("writing {}: {e}", page.display())))?;
     eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
     eprintln!("against: {}", page.display());

@@ -122,7 +122,8 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
         )));
     }
     if let Some(html) = &args.html {
-        harness::results::write_atomic(html, harness::redact::redact(&compare::to_html(&report)).as_bytes())
+        let page = compare::to_html(&report).map_err(|e| Failure::Run(format!("rendering the compare page: {e:#}")))?;
+        harness::results::write_atomic(html, harness::redact::redact(&page).as_bytes())
             .map_err(|e| Failure::Run(format!("writing {}: {e}", html.display())))?;
         eprintln!("page: {}", html.display());
     }

@@ -74,8 +74,40 @@ fn collect(runs: &[RunResults]) -> (SeriesMap, Units) {
     (series, units)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// The history page's data (history.html, rendered by the report's templates).
+#[derive(serde::Serialize)]
+struct HistoryView {
+    runs: usize,
+    dir: String,
+    first: String,
+    last: String,
+    change_points: Vec<ChangePointRow>,
+    sections: Vec<SectionView>,
+    skipped: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ChangePointRow {
+    experiment: String,
+    /// `case/variant`, or the variant alone.
+    series: String,
+    point: String,
+    metric: String,
+    /// `rev (date) → rev (date)`.
+    between: String,
+    change: String,
+    p: String,
+}
+
+/// One experiment: its chart (or why none could be drawn).
+#[derive(serde::Serialize)]
+struct SectionView {
+    id: String,
+    metric: String,
+    point: String,
+    case: String,
+    svg: Option<String>,
+    chart_error: Option<String>,
 }
 
 pub fn history(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
@@ -106,9 +138,8 @@ pub fn history(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
         })
         .collect();
     let (series, units) = collect(&runs);
-    let mut sections = String::new();
-    let mut table = String::new();
-    let mut found = 0;
+    let mut sections = Vec::new();
+    let mut change_points = Vec::new();
     let mut by_experiment: BTreeMap<&str, Vec<(&Key, &Vec<Obs>)>> = BTreeMap::new();
     for (k, v) in &series {
         by_experiment.entry(k.0.as_str()).or_default().push((k, v));
@@ -128,22 +159,19 @@ pub fn history(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
             let values: Vec<f64> = obs.iter().map(|o| o.median).collect();
             let cps: Vec<ChangePoint> = changepoint::detect(&values, changepoint::Options::default());
             for cp in &cps {
-                found += 1;
                 let (before, after) = (&labels[obs[cp.index - 1].run], &labels[obs[cp.index].run]);
-                table.push_str(&format!(
-                    "<tr><td>{}</td><td><code>{}{}</code> at {}</td><td>{}</td><td>{} ({}) → {} ({})</td><td class=\"num\">{:+.1}%</td><td class=\"num\">{:.3}</td></tr>\n",
-                    esc(exp),
-                    if key.1.is_empty() { String::new() } else { format!("{}/", esc(&key.1)) },
-                    esc(&key.2),
-                    esc(&key.3),
-                    esc(&metric),
-                    esc(&before.revision),
-                    esc(&before.started),
-                    esc(&after.revision),
-                    esc(&after.started),
-                    cp.change_pct(),
-                    cp.p_value
-                ));
+                change_points.push(ChangePointRow {
+                    experiment: exp.to_owned(),
+                    series: if key.1.is_empty() { key.2.clone() } else { format!("{}/{}", key.1, key.2) },
+                    point: key.3.clone(),
+                    metric: metric.clone(),
+                    between: format!(
+                        "{} ({}) → {} ({})",
+                        before.revision, before.started, after.revision, after.started
+                    ),
+                    change: format!("{:+.1}%", cp.change_pct()),
+                    p: format!("{:.3}", cp.p_value),
+                });
             }
             let mut points = vec![None; runs_here.len()];
             for o in obs.iter() {
@@ -153,47 +181,30 @@ pub fn history(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
             let marks = if cps.is_empty() { String::new() } else { format!(" ({} change point(s))", cps.len()) };
             chart_series.push(Series { name: format!("{}{marks}", key.2), points });
         }
-        let svg = line_chart(&x_labels, "run (date, commit)", &format!("{metric} ({unit})"), &chart_series)
-            .unwrap_or_else(|e| format!("<p class=\"error\">chart failed: {}</p>", esc(&e.to_string())));
-        let (case, point) = (&list[0].0 .1, &list[0].0 .3);
-        sections.push_str(&format!(
-            "<section><h2 id=\"{id}\">{id}</h2><p class=\"muted\">{metric} at the last sweep point ({point}){}; medians with 95% CIs</p><div class=\"chart\">{svg}</div></section>\n",
-            if case.is_empty() { String::new() } else { format!(", case {}", esc(case)) },
-            id = esc(exp),
-            point = esc(point),
-            metric = esc(&metric),
-        ));
+        let chart = line_chart(&x_labels, "run (date, commit)", &format!("{metric} ({unit})"), &chart_series);
+        sections.push(SectionView {
+            id: exp.to_owned(),
+            metric,
+            point: list[0].0 .3.clone(),
+            case: list[0].0 .1.clone(),
+            chart_error: chart.as_ref().err().map(|e| e.to_string()),
+            svg: chart.ok(),
+        });
     }
-    let page = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>perflab history</title><style>body{{font-family:sans-serif;max-width:70rem;margin:auto;padding:1rem}}.muted{{color:#666}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}.num{{text-align:right}}.chart svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>perflab history</h1>
-<p>{n} run(s) from {dir}, {first} to {last}. Change points are found by E-Divisive with means (a permutation test at p ≤ 0.05 on each split, as Apache Otava and MongoDB's CI use it) in each series of medians.</p>
-<h2>Change points</h2>
-{cp_table}
-{sections}
-{skipped}
-</body></html>
-"#,
-        n = runs.len(),
-        dir = esc(&dir.display().to_string()),
-        first = esc(&labels[0].started),
-        last = esc(&labels[labels.len() - 1].started),
-        cp_table = if found == 0 {
-            "<p>None: no series moved beyond what its own noise explains.</p>".to_owned()
-        } else {
-            format!("<table><tr><th>experiment</th><th>series</th><th>metric</th><th>between</th><th>change</th><th>p</th></tr>\n{table}</table>")
+    let found = change_points.len();
+    let page = harness::report::render_page(
+        "history.html",
+        &HistoryView {
+            runs: runs.len(),
+            dir: dir.display().to_string(),
+            first: labels[0].started.clone(),
+            last: labels[labels.len() - 1].started.clone(),
+            change_points,
+            sections,
+            skipped,
         },
-        skipped = if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<h2>Files left out</h2><ul>{}</ul>",
-                skipped.iter().map(|s| format!("<li>{}</li>", esc(s))).collect::<String>()
-            )
-        },
-    );
+    )
+    .map_err(|e| Failure::Run(format!("rendering the history page: {e:#}")))?;
     let out = dir.join("history").join("index.html");
     std::fs::create_dir_all(out.parent().expect("has a parent"))
         .map_err(|e| Failure::Run(format!("creating {}: {e}", out.display())))?;

@@ -125,12 +125,18 @@ fn a_password_never_reaches_a_file_or_the_console() {
             ..Request::default()
         }))
         .expect("servers start");
-    let (pg, redis) = (env.pg.clone().unwrap(), env.redis.clone().unwrap());
+    let (mut pg, redis) = (env.pg.clone().unwrap(), env.redis.clone().unwrap());
     // A table of "someone else's" where the lab's own tables would go, had it no schema.
     rt.block_on(async {
         let c = pg.connect().await.unwrap();
         c.batch_execute("CREATE TABLE users (sentinel text); INSERT INTO users VALUES ('mine')").await.unwrap();
+        // The server the test started takes only its own random password: give it this one,
+        // as Redis is given its below.
+        c.batch_execute(&format!("ALTER ROLE {} PASSWORD '{}'", pg.user, PG_PASSWORD.replace('\'', "''")))
+            .await
+            .unwrap();
     });
+    pg.config.password(PG_PASSWORD);
     rt.block_on(async {
         let mut con = redis.client().unwrap().get_multiplexed_async_connection().await.unwrap();
         let _: () =

@@ -148,21 +148,41 @@ pub fn to_markdown(rep: &Report) -> String {
     out
 }
 
+/// The compare page's data (compare.html, rendered by the report's templates).
+#[derive(serde::Serialize)]
+struct CompareView {
+    old_run: String,
+    new_run: String,
+    summary: String,
+    context_differences: Vec<String>,
+    broken_checks: Vec<String>,
+    groups: Vec<GroupView>,
+}
+
+/// One experiment and case: its primary metric's chart and rows.
+#[derive(serde::Serialize)]
+struct GroupView {
+    title: String,
+    /// The chart, or why it could not be drawn.
+    svg: Option<String>,
+    chart_error: Option<String>,
+    rows: Vec<RowView>,
+}
+
+#[derive(serde::Serialize)]
+struct RowView {
+    class: &'static str,
+    trial: String,
+    old: String,
+    new: String,
+    change: String,
+    verdict: &'static str,
+}
+
 /// An HTML page: the summary, broken checks, and per experiment and case one chart of the
 /// primary metric, old against new (median and 95% CI per variant and point), with its table.
-pub fn to_html(rep: &Report) -> String {
+pub fn to_html(rep: &Report) -> anyhow::Result<String> {
     use crate::report::{line_chart, Series};
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let mut body = String::new();
-    if !rep.context_differences.is_empty() {
-        body.push_str(&format!(
-            "<p class=\"warn\">The runs differ in context: {}</p>",
-            esc(&rep.context_differences.join("; "))
-        ));
-    }
-    for b in &rep.broken_checks {
-        body.push_str(&format!("<p class=\"worse\">Correctness regression: {}</p>", esc(&b.describe())));
-    }
     // Group the primary metric's rows by experiment and case: rows come primary metric first,
     // so an experiment's first row names its primary metric.
     let mut primary: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -176,6 +196,7 @@ pub fn to_html(rep: &Report) -> String {
             None => groups.push((r.experiment.clone(), r.case.clone(), r.metric.clone(), vec![r])),
         }
     }
+    let mut views = Vec::new();
     for (exp, case, metric, rows) in groups {
         let labels: Vec<String> = rows.iter().map(|r| format!("{}@{}", r.variant, r.point)).collect();
         let side = |f: fn(&Row) -> &Side| -> Vec<Option<(f64, f64, f64)>> {
@@ -186,34 +207,37 @@ pub fn to_html(rep: &Report) -> String {
             Series { name: format!("new ({})", rep.new_run), points: side(|r| &r.new) },
         ];
         let unit = rows.first().map(|r| r.unit.clone()).unwrap_or_default();
-        let svg = line_chart(&labels, "variant@point", &format!("{metric} ({unit})"), &series)
-            .unwrap_or_else(|e| format!("<p>chart failed: {}</p>", esc(&e.to_string())));
-        let title = if case.is_empty() { exp.clone() } else { format!("{exp} · {case}") };
-        body.push_str(&format!("<h2>{}</h2><div class=\"chart\">{svg}</div><table><tr><th>trial</th><th>old</th><th>new</th><th>change</th><th></th></tr>", esc(&title)));
-        for r in rows {
-            body.push_str(&format!(
-                "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                match r.verdict {
-                    Verdict::Regressed => "worse",
-                    Verdict::Improved => "better",
-                    _ => "",
-                },
-                esc(&row_name(r)),
-                esc(&fmt_side(&r.old)),
-                esc(&fmt_side(&r.new)),
-                esc(&fmt_change(r)),
-                verdict_word(r, rep.gate)
-            ));
-        }
-        body.push_str("</table>");
+        let chart = line_chart(&labels, "variant@point", &format!("{metric} ({unit})"), &series);
+        views.push(GroupView {
+            title: if case.is_empty() { exp.clone() } else { format!("{exp} · {case}") },
+            chart_error: chart.as_ref().err().map(|e| e.to_string()),
+            svg: chart.ok(),
+            rows: rows
+                .iter()
+                .map(|r| RowView {
+                    class: match r.verdict {
+                        Verdict::Regressed => "worse",
+                        Verdict::Improved => "better",
+                        _ => "",
+                    },
+                    trial: row_name(r),
+                    old: fmt_side(&r.old),
+                    new: fmt_side(&r.new),
+                    change: fmt_change(r),
+                    verdict: verdict_word(r, rep.gate),
+                })
+                .collect(),
+        });
     }
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>perflab compare</title>\
-<style>body{{font-family:sans-serif;max-width:70rem;margin:auto;padding:1rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem}}\
-.worse{{background:#fde2e1}}.better{{background:#e3f6e3}}.warn{{background:#fff3cd;padding:.5rem}}.chart svg{{max-width:100%;height:auto}}</style></head><body>\
-<h1>{} → {}</h1><p><strong>{}</strong></p><p>Every metric of every trial is in the text and JSON forms (<code>cargo xtask compare --format json</code>); the charts show each experiment's primary metric.</p>{body}</body></html>\n",
-        esc(&rep.old_run),
-        esc(&rep.new_run),
-        esc(&summary_line(rep))
+    crate::report::render_page(
+        "compare.html",
+        &CompareView {
+            old_run: rep.old_run.clone(),
+            new_run: rep.new_run.clone(),
+            summary: summary_line(rep),
+            context_differences: rep.context_differences.clone(),
+            broken_checks: rep.broken_checks.iter().map(|b| b.describe()).collect(),
+            groups: views,
+        },
     )
 }

@@ -22,7 +22,22 @@ use crate::results::{ExperimentStatus, RunResults};
 use format::bytes;
 use serde::Serialize;
 
-const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
+/// The pages perflab writes, one family: base.html's layout and stylesheet, each page a block
+/// in it, and one escaping (tera's, of every value it substitutes; a chart goes in as SVG
+/// through `safe`).
+const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("../../templates/base.html.tera")),
+    ("report.html", include_str!("../../templates/report.html.tera")),
+    ("compare.html", include_str!("../../templates/compare.html.tera")),
+    ("history.html", include_str!("../../templates/history.html.tera")),
+];
+
+/// Render page `name` (report.html, compare.html or history.html) from `ctx`.
+pub fn render_page(name: &str, ctx: &impl Serialize) -> anyhow::Result<String> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_templates(TEMPLATES)?;
+    Ok(tera.render(name, &tera::Context::from_serialize(ctx)?)?)
+}
 
 #[derive(Debug, Serialize)]
 pub struct ReportContext {
@@ -132,11 +147,7 @@ pub struct RunView {
 /// Render the whole page; with the run's directory, the flame graphs of `bench --profile` are
 /// embedded from the files beside results.json.
 pub fn render(results: &RunResults, run_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let ctx = report_context(results, run_dir);
-    let mut tera = tera::Tera::default();
-    tera.add_raw_template("report.html", TEMPLATE)?;
-    let html = tera.render("report.html", &tera::Context::from_serialize(&ctx)?)?;
-    Ok(html)
+    render_page("report.html", &report_context(results, run_dir))
 }
 
 /// The data the template sees.
