@@ -48,6 +48,12 @@ pub struct AgainstRun {
 }
 
 impl RunResults {
+    /// The wall time of the experiments finished so far: what they took of the run's budget
+    /// (`bench --resume` carries the rest over).
+    pub fn experiments_wall_ms(&self) -> u64 {
+        self.experiments.iter().map(|e| e.wall_time_ms).sum()
+    }
+
     /// The two runs a two-revision run holds, as `compare` reads them: (the other revision,
     /// this checkout). `None` for a run of one revision.
     pub fn split_revisions(&self) -> Option<(RunResults, RunResults)> {

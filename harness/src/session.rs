@@ -148,8 +148,6 @@ impl Session {
         } else {
             Workers::default()
         };
-        let (git_revision, git_dirty) = context::git_revision(&plan.workspace);
-        let git_changes = context::git_changes(&plan.workspace);
         std::fs::create_dir_all(&plan.out)
             .map_err(|e| SessionError::BadRequest(format!("cannot create {}: {e}", plan.out.display())))?;
         let env = provision::provision(&plan.request).await.map_err(|e| {
@@ -165,8 +163,7 @@ impl Session {
             // The run goes on in its own directory, with what is left of its budget: the
             // experiments it finished took their wall time of it.
             Some((mut results, path)) => {
-                let spent: u64 = results.experiments.iter().map(|e| e.wall_time_ms).sum();
-                budget_ms = budget_ms.map(|b| b.saturating_sub(spent));
+                budget_ms = budget_ms.map(|b| b.saturating_sub(results.experiments_wall_ms()));
                 results.context.resumed.push(results::Resumption {
                     at: context::now_rfc3339(),
                     kept: results.experiments.len(),
@@ -177,7 +174,9 @@ impl Session {
             }
             None => {
                 // The run's directory is made once the servers are up, so a failed start
-                // leaves nothing.
+                // leaves nothing. (A resumed run's code was checked against its record.)
+                let (git_revision, git_dirty) = context::git_revision(&plan.workspace);
+                let git_changes = context::git_changes(&plan.workspace);
                 let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
                     SessionError::BadRequest(format!("cannot create a run directory in {}: {e}", plan.out.display()))
                 })?;
@@ -269,8 +268,8 @@ impl Session {
 
     /// Run one experiment and save the results. When it failed and the servers this run
     /// started (local processes or containers) are dead or hung, fresh ones replace them for
-    /// the experiments after it (an external server is someone else's: it is left as it is). Returns the experiment's
-    /// result and, when servers were replaced, why.
+    /// the experiments after it (an external server is someone else's: it is left as it is).
+    /// Returns the experiment's result and, when servers were replaced, why.
     pub async fn run(
         &mut self,
         exp: &dyn Experiment,

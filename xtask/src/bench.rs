@@ -459,7 +459,7 @@ fn resume_plan(args: &BenchArgs, run: &Path) -> Result<Plan, Failure> {
         match s.budget_ms {
             Some(b) => format!(
                 "; {:.0} s of its {:.0} s budget left",
-                b.saturating_sub(results.experiments.iter().map(|e| e.wall_time_ms).sum()) as f64 / 1000.0,
+                b.saturating_sub(results.experiments_wall_ms()) as f64 / 1000.0,
                 b as f64 / 1000.0
             ),
             None => String::new(),
@@ -481,7 +481,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     runtime.block_on(run(plan, args.no_report))
 }
 
-async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
+async fn run(mut plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
     // Ctrl-C or SIGTERM: stop the servers and remove their directories, then leave. Every
     // experiment finished so far is already in results.json.
     tokio::spawn(async {
@@ -499,8 +499,10 @@ async fn run(plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         std::process::exit(code);
     });
 
-    let (results, results_path, mut failed) = measure(&plan, &plan.experiments, plan.resume.clone()).await?;
-    if plan.resume.is_some() {
+    let resume = plan.resume.take();
+    let resumed = resume.is_some();
+    let (results, results_path, mut failed) = measure(&plan, &plan.experiments, resume).await?;
+    if resumed {
         // The whole run's outcome: an experiment that failed before the interruption too.
         failed =
             results.experiments.iter().filter(|e| e.status != ExperimentStatus::Ok).map(|e| e.id.clone()).collect();

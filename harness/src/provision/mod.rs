@@ -23,7 +23,7 @@ mod external;
 mod local;
 mod schemas;
 
-use crate::reaper::is_zombie;
+use crate::reaper::{hostname, is_zombie};
 pub use cluster::{parse_role, ClusterNode, NodeRole, RedisClusterTarget};
 use external::{error_chain, external_pg, external_redis, pg_info, redis_info};
 pub use local::cache_dir;
@@ -379,9 +379,6 @@ async fn answers(
         Err(_) => Err(format!("{server} at {url} gave no answer within {} s", HEALTH_TIMEOUT.as_secs())),
     }
 }
-
-/// This machine's host name (for names and labels that say whose a thing is).
-use crate::reaper::hostname;
 
 /// Provide the servers `req` asks for.
 pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
