@@ -286,6 +286,7 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
                     .push(format!("{}: failed in the {which} run ({error}); its samples so far are compared", e.id));
             }
         }
+        report.context_differences.extend(redefined_variants(o, n));
         report.broken_checks.extend(broken_checks(o, n));
         report.rows.extend(rows(o, n, opts));
     }
@@ -295,6 +296,24 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
         }
     }
     report
+}
+
+/// Variants of one name whose description changed between the runs: their rows compare
+/// different code (a port rewritten, a baseline replaced), so a change there may be the new
+/// definition rather than a regression.
+fn redefined_variants(o: &ExperimentResult, n: &ExperimentResult) -> Vec<String> {
+    n.variants
+        .iter()
+        .filter_map(|v| {
+            let old = o.variants.iter().find(|w| w.name == v.name)?;
+            (old.description != v.description).then(|| {
+                format!(
+                    "{}/{}: the variant was redefined (was: {}; now: {}), so its rows compare different code",
+                    n.id, v.name, old.description, v.description
+                )
+            })
+        })
+        .collect()
 }
 
 fn broken_checks(o: &ExperimentResult, n: &ExperimentResult) -> Vec<BrokenCheck> {
@@ -679,5 +698,16 @@ mod tests {
         new.context.host.cores += 2;
         let d = context_differences(&old, &new);
         assert_eq!(d.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn a_variant_redefined_between_the_runs_is_listed() {
+        let old = run("old", &[("a", 1.0)], 3);
+        let mut new = old.clone();
+        assert!(compare(&old, &new, &Options::default()).context_differences.is_empty());
+        new.experiments[0].variants[0].description = "something else".into();
+        let d = compare(&old, &new, &Options::default()).context_differences;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("/a: the variant was redefined") && d[0].contains("something else"), "{d:?}");
     }
 }

@@ -1,22 +1,27 @@
-//! `pg-prepared`: a statement prepared once and reused, the extended protocol without a
-//! statement cache (parse, bind, execute every time), and the simple-query protocol, on a
-//! primary-key lookup, a 3-way join and an insert.
+//! `pg-prepared`: a statement prepared once per connection and reused against the guide's
+//! alternative, `db.QueryContext` on lib/pq, which prepares an unnamed statement and then
+//! executes it (two round trips per query), on a primary-key lookup, a 3-way join and an
+//! insert. Both claim variants go through sqlx, whose `persistent(false)` sends lib/pq's
+//! messages and whose statement cache prepares on a connection's first use, as
+//! database/sql's `Stmt` does on each pool connection.
+//!
+//! Beside them, tokio-postgres's three ways: `query_typed` (an unnamed statement in one round
+//! trip, as pgx's exec mode sends it), a statement prepared once, and the simple-query
+//! protocol. A check counts the round trips of each variant's query through a proxy that
+//! delays every message, so no variant's description of itself goes unverified.
 //!
 //! Where `pg_stat_statements` is loaded, each sample also records how often the server
 //! planned and how long planning took per call: the cost a prepared statement saves.
-//!
-//! The same question asked of sqlx, as a Rust service adopting the guide would: its statement
-//! cache (persistent statements, the default) against `persistent(false)`, on the same
-//! statements, connections and data.
 
 use anyhow::Context as _;
 use harness::kit::fixtures::{load_policies_and_keys, setup_users};
 use harness::load::{self, OpError, Worker};
+use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep,
-    Trial, Variant,
+    names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample,
+    Sweep, Trial, Variant,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,13 +55,27 @@ impl PgPrepared {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
-    Unprepared,
+    /// tokio-postgres `query_typed`: Parse, Bind, Execute, Sync of an unnamed statement.
+    QueryTyped,
+    /// tokio-postgres: prepared once per connection, then Bind, Execute, Sync.
     Prepared,
     Simple,
     /// sqlx: `persistent(false)` (true: its statement cache, the default).
     Sqlx {
         persistent: bool,
     },
+}
+
+impl Protocol {
+    /// Round trips one query takes once the connection is warm: what the variant's description
+    /// promises, and what the round-trip check holds it to.
+    fn round_trips(self) -> u32 {
+        match self {
+            // lib/pq's sequence: Parse + Describe + Sync, wait; Bind + Execute + Sync, wait.
+            Protocol::Sqlx { persistent: false } => 2,
+            Protocol::QueryTyped | Protocol::Prepared | Protocol::Simple | Protocol::Sqlx { persistent: true } => 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +151,7 @@ impl Client3 {
             Protocol::Prepared => {
                 self.client.query(self.stmt.as_ref().expect("prepared"), &[&id]).await.map_err(err)?.len()
             }
-            Protocol::Unprepared => self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len(),
+            Protocol::QueryTyped => self.client.query_typed(self.sql, &[(&id, Type::UUID)]).await.map_err(err)?.len(),
             Protocol::Sqlx { .. } => unreachable!("sqlx variants run on SqlxClient"),
             Protocol::Simple => {
                 // Only values the lab generates (uuids) are spliced in; never user input.
@@ -158,7 +177,7 @@ impl Worker for Client3 {
                     let params: [&(dyn ToSql + Sync); 3] = [&id, &username, &email];
                     self.client.execute(self.stmt.as_ref().expect("prepared"), &params).await.map_err(err)?;
                 }
-                Protocol::Unprepared => {
+                Protocol::QueryTyped => {
                     self.client
                         .query_typed(self.sql, &[(&id, Type::UUID), (&username, Type::TEXT), (&email, Type::TEXT)])
                         .await
@@ -215,6 +234,58 @@ impl SqlxClient {
     }
 }
 
+/// A client of `protocol`'s driver on its own connection, its statement prepared where the
+/// protocol prepares up front (setup, outside the clock).
+async fn client(pg: &PgTarget, protocol: Protocol, work: Work) -> anyhow::Result<AnyClient> {
+    if let Protocol::Sqlx { persistent } = protocol {
+        use sqlx::Connection as _;
+        let conn = sqlx::PgConnection::connect_with(&pg.sqlx_options()).await?;
+        return Ok(AnyClient::Sqlx(SqlxClient { conn, persistent, work }));
+    }
+    let client = pg.connect().await?;
+    let sql = work.shape.sql();
+    let stmt = if protocol == Protocol::Prepared { Some(client.prepare(sql).await?) } else { None };
+    Ok(AnyClient::TokioPostgres(Client3 { client, protocol, sql, stmt, work }))
+}
+
+/// Added to every message each way by the round-trip check's proxy: a round trip costs twice
+/// this, far above a loopback query's own time.
+const PROXY_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Round trips per query of `protocol` on `shape`, counted through a proxy that delays every
+/// message by [`PROXY_DELAY`]: the median time of a few warm queries over the median time of
+/// a simple-query `SELECT 1` through the same proxy (one round trip by definition, so the
+/// timer's own overshoot cancels), unrounded (a rounding error shows as a fraction).
+async fn round_trips(pg: &PgTarget, protocol: Protocol, shape: Shape, ids: Arc<Vec<Uuid>>) -> anyhow::Result<f64> {
+    let addr = tokio::net::lookup_host((pg.host.as_str(), pg.port))
+        .await?
+        .next()
+        .context("the Postgres server's address does not resolve")?;
+    let proxy = harness::faultproxy::FaultProxy::start(addr).await?;
+    let via = pg.via(proxy.addr());
+    let unit = via.connect().await?;
+    let mut c = client(&via, protocol, Work::new(shape, ids, 0)).await?;
+    // Warm: sqlx's statement cache prepares on first use, as database/sql's Stmt does.
+    for _ in 0..2 {
+        c.call().await.map_err(|e| anyhow::anyhow!("{protocol:?}: {e}"))?;
+    }
+    proxy.set_latency(PROXY_DELAY);
+    let (mut one, mut times) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        unit.simple_query("SELECT 1").await?;
+        one.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        c.call().await.map_err(|e| anyhow::anyhow!("{protocol:?}: {e}"))?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(median(&mut times) / median(&mut one))
+}
+
 /// One client of either driver.
 enum AnyClient {
     TokioPostgres(Client3),
@@ -237,40 +308,43 @@ const CASES: [(Case, Shape); 3] = [
     (Case::new("insert", "INSERT of one user"), Shape::Insert),
 ];
 
-/// The variants: three ways of sending the same statement, and sqlx's two.
+/// The variants: the claim's pair through sqlx (lib/pq's unprepared sequence, and a statement
+/// prepared per connection as database/sql's `Stmt` is), then tokio-postgres's three ways.
 const VARIANTS: [(Variant, Protocol); 5] = [
     (
         Variant::new(
             "unprepared",
-            "extended protocol without a statement cache: parse, bind and execute an unnamed statement every time (tokio-postgres query_typed)",
-        ),
-        Protocol::Unprepared,
-    ),
-    (
-        Variant::new("prepared", "prepared once per connection and reused (the guide's db.Prepare)").tests_claim(),
-        Protocol::Prepared,
-    ),
-    (
-        Variant::new(
-            "simple",
-            "simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters",
-        ),
-        Protocol::Simple,
-    ),
-    (
-        Variant::baseline_of_group(
-            "sqlx-unprepared",
-            "sqlx 0.8 with persistent(false): the statement parsed, described and executed unnamed every time",
+            "the guide's alternative, db.QueryContext on lib/pq: Parse and Describe of the unnamed statement, Sync, wait; then Bind, Execute, Sync: two round trips per query (sqlx 0.8 with persistent(false) sends these messages)",
         ),
         Protocol::Sqlx { persistent: false },
     ),
     (
         Variant::new(
-            "sqlx-cached",
-            "sqlx 0.8's default: the statement prepared on first use and kept in the connection's statement cache",
+            "prepared",
+            "the guide's db.Prepare: prepared on a connection's first use and reused there, one round trip per query (database/sql's Stmt prepares lazily on each pool connection; sqlx 0.8's statement cache, its default, does the same)",
         )
-        .compared_with("sqlx-unprepared"),
+        .tests_claim(),
         Protocol::Sqlx { persistent: true },
+    ),
+    (
+        Variant::baseline_of_group(
+            "query-typed",
+            "tokio-postgres query_typed: Parse, Bind, Execute and Sync of an unnamed statement with its parameter types given, one round trip and no Describe (lib/pq has no such path; pgx's exec mode has)",
+        ),
+        Protocol::QueryTyped,
+    ),
+    (
+        Variant::new("tp-prepared", "tokio-postgres: prepared once per connection and reused, one round trip per query")
+            .compared_with("query-typed"),
+        Protocol::Prepared,
+    ),
+    (
+        Variant::new(
+            "simple",
+            "tokio-postgres's simple-query protocol: the values spliced into the SQL text as literals, one round trip, no parameters",
+        )
+        .compared_with("query-typed"),
+        Protocol::Simple,
     ),
 ];
 
@@ -353,9 +427,46 @@ impl Experiment for PgPrepared {
         })
     }
 
+    /// Round trips per query of every variant, on the claim's lookup and on the insert: the
+    /// claim's baseline must take lib/pq's two, every other variant one.
+    fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            let pg = ctx.env.postgres()?;
+            let ids = self.ids.lock().expect("not poisoned").clone();
+            let mut checks = Vec::new();
+            for (case, shape) in [&CASES[0], &CASES[2]] {
+                for (variant, protocol) in &VARIANTS {
+                    let measured = round_trips(pg, *protocol, *shape, ids.clone()).await?;
+                    let expected = protocol.round_trips();
+                    let ok = (measured - f64::from(expected)).abs() < 0.3;
+                    checks.push(
+                        Check::verdict(
+                            variant.name,
+                            None,
+                            "round_trips_per_query",
+                            (measured * 100.0).round() / 100.0,
+                            ok,
+                            format!(
+                                "round trips per warm query: its time through a proxy that delays each message by {} ms each way, over a simple-query SELECT 1's (expected {expected})",
+                                PROXY_DELAY.as_millis()
+                            ),
+                        )
+                        .in_case(case.name),
+                    );
+                }
+            }
+            {
+                let admin = pg.connect().await?;
+                admin.execute("DELETE FROM users WHERE username LIKE 'prep\\_%'", &[]).await?;
+            }
+            Ok(checks)
+        })
+    }
+
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         let mut notes = vec![
             "Each client has its own connection and issues one statement after another; the sweep is the number of clients.".to_owned(),
+            "The claim's pair runs through sqlx, whose persistent(false) sends lib/pq's messages for db.QueryContext (the unnamed statement parsed and described, then bound and executed: two round trips) and whose statement cache prepares on a connection's first use as database/sql's Stmt does; the tokio-postgres variants are compared with query_typed, the one-round-trip unnamed statement lib/pq does not have. The round_trips_per_query check counts each variant's round trips through a delaying proxy.".into(),
             "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
             "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
         ];
@@ -381,18 +492,7 @@ impl Run for PgPrepared {
             let clients = at.point.value as u32;
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
                 let (pg, ids) = (pg.clone(), ids.clone());
-                async move {
-                    let work = Work::new(shape, ids, i);
-                    if let Protocol::Sqlx { persistent } = protocol {
-                        use sqlx::Connection as _;
-                        let conn = sqlx::PgConnection::connect_with(&pg.sqlx_options()).await?;
-                        return Ok(AnyClient::Sqlx(SqlxClient { conn, persistent, work }));
-                    }
-                    let client = pg.connect().await?;
-                    let sql = shape.sql();
-                    let stmt = if protocol == Protocol::Prepared { Some(client.prepare(sql).await?) } else { None };
-                    Ok(AnyClient::TokioPostgres(Client3 { client, protocol, sql, stmt, work }))
-                }
+                async move { client(&pg, protocol, Work::new(shape, ids, i)).await }
             })
             .await?;
             let mut sample = report.into_sample();
@@ -430,7 +530,7 @@ mod tests {
         let ids = exp.ids.lock().unwrap().clone();
         for shape in [Shape::PkLookup, Shape::Join] {
             let mut counts = Vec::new();
-            for protocol in [Protocol::Unprepared, Protocol::Prepared, Protocol::Simple] {
+            for protocol in [Protocol::QueryTyped, Protocol::Prepared, Protocol::Simple] {
                 let client = ctx.env.postgres().unwrap().connect().await.unwrap();
                 let stmt = if protocol == Protocol::Prepared {
                     Some(client.prepare(shape.sql()).await.unwrap())
@@ -457,6 +557,24 @@ mod tests {
             assert!(counts[0].iter().sum::<usize>() > 0, "{shape:?} returns rows");
             assert!(counts.windows(2).all(|w| w[0] == w[1]), "{shape:?}: {counts:?}");
         }
+    }
+
+    /// Each variant takes the round trips its description promises (the claim's baseline
+    /// lib/pq's two, every other one), on the lookup and on the insert: the check's numbers
+    /// come from timing through the delaying proxy, so a variant that changed its messages
+    /// would fail here.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_variant_takes_the_round_trips_it_names() {
+        let ctx = RunCtx::for_tests(true, false, &[("pg-prepared.rows", "2000")]).await.unwrap();
+        let exp = PgPrepared::new();
+        exp.setup(&ctx).await.unwrap();
+        let checks = exp.checks(&ctx).await.unwrap();
+        assert_eq!(checks.len(), 2 * VARIANTS.len(), "{checks:?}");
+        for c in &checks {
+            assert_eq!(c.ok, Some(true), "{c:?}");
+        }
+        let baseline = checks.iter().find(|c| c.variant == "unprepared").unwrap();
+        assert!((baseline.value - 2.0).abs() < 0.3, "{baseline:?}");
     }
 }
 

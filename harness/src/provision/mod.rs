@@ -160,6 +160,23 @@ impl PgTarget {
         Ok(client)
     }
 
+    /// The same server reached at `addr` instead (a proxy in front of it): same user,
+    /// password, database and schema.
+    pub fn via(&self, addr: std::net::SocketAddr) -> PgTarget {
+        let mut config = tokio_postgres::Config::new();
+        config.host(&addr.ip().to_string()).port(addr.port()).dbname(self.dbname.as_str()).user(self.user.as_str());
+        if let Some(pw) = self.config.get_password() {
+            config.password(pw);
+        }
+        if let Some(options) = self.config.get_options() {
+            config.options(options);
+        }
+        if let Some(t) = self.config.get_connect_timeout() {
+            config.connect_timeout(*t);
+        }
+        PgTarget { config, host: addr.ip().to_string(), port: addr.port(), pid: None, ..self.clone() }
+    }
+
     /// Environment for Postgres's own tools (pgbench, psql): the run's schema (`PGOPTIONS`)
     /// and the password, which never goes on a command line.
     pub fn tool_env(&self) -> Vec<(&'static str, String)> {
