@@ -81,6 +81,17 @@ struct Warmer {
 }
 
 impl Warmer {
+    /// The database pool (every connection opened, none counted in a warm-up's time) and one
+    /// Redis connection with go-redis's ReadTimeout in the guide's client: 3 s (redis-rs
+    /// defaults to 500 ms).
+    async fn new(pg: &harness::provision::PgTarget, redis: &redis::Client, prefix: &str) -> anyhow::Result<Self> {
+        let pool = GoSqlPool::new(pg.clone(), DB_POOL, DB_POOL);
+        pool.warm(DB_POOL, &[]).await.map_err(|e| anyhow::anyhow!("opening the warm-up's database pool: {e}"))?;
+        let mut con = redis.get_multiplexed_async_connection().await?;
+        con.set_response_timeout(Duration::from_secs(3));
+        Ok(Self { pool, redis: con, prefix: prefix.to_owned(), queries: AtomicU64::new(0) })
+    }
+
     async fn load_one(&self, id: &Uuid) -> Result<Option<String>, OpError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = self.pool.query_typed(GET_BY_ID_SQL, &[(id, Type::UUID)]).await?;
@@ -314,12 +325,62 @@ impl Experiment for CacheWarmup {
         })
     }
 
+    /// Every warm-up caches every key: each variant warms the smallest point's keys once, out
+    /// of any sample, and the keys present in Redis are counted when the warm-up returned and
+    /// once its background refills (the guide's) finished.
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
+            let prefix = redis_util::prefix(ID);
+            let client = ctx.env.redis()?.client()?;
+            let mut con = client.get_multiplexed_async_connection().await?;
+            let point = ctx.settings.points(&self.meta().sweep).into_iter().next().context("no sweep point")?;
+            let n = point.value as usize;
+            let ids: Arc<Vec<Uuid>> = Arc::new(self.ids.lock().expect("not poisoned")[..n].to_vec());
+            let keys: Vec<String> = ids.iter().map(|id| key(&prefix, id)).collect();
+            let cached = |con: &mut MultiplexedConnection| {
+                let mut con = con.clone();
+                let keys = keys.clone();
+                async move {
+                    let mut present = 0usize;
+                    for chunk in keys.chunks(1000) {
+                        let n: usize = redis::cmd("EXISTS").arg(chunk).query_async(&mut con).await?;
+                        present += n;
+                    }
+                    anyhow::Ok(present as f64 / keys.len() as f64)
+                }
+            };
+            let mut checks = Vec::new();
+            for (variant, kind) in VARIANTS.iter().filter(|(_, k)| *k != Kind::Cold) {
+                redis_util::clear_prefix(&mut con, &prefix).await?;
+                let warmer = Arc::new(Warmer::new(ctx.env.postgres()?, &client, &prefix).await?);
+                let warmed = warm(*kind, &warmer, &ids).await.context("warming")?;
+                let at_return = cached(&mut con).await?;
+                for b in warmed.background {
+                    b.await?.map_err(|e| anyhow::anyhow!("{}: a background refill failed: {e}", variant.name))?;
+                }
+                let after = cached(&mut con).await?;
+                checks.push(harness::Check::observation(
+                    variant.name,
+                    Some(&point.label),
+                    "keys_cached_at_return",
+                    at_return,
+                    "share of the keys in Redis when the warm-up returned (below 1 where refills run in the background)",
+                ));
+                checks.push(harness::Check::verdict(
+                    variant.name,
+                    Some(&point.label),
+                    "keys_cached",
+                    after,
+                    after == 1.0 && warmed.failed == 0,
+                    format!(
+                        "share of the keys in Redis once the warm-up and its refills finished ({} keys failed)",
+                        warmed.failed
+                    ),
+                ));
+            }
             // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
-            let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
-            redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
-            Ok(Vec::new())
+            redis_util::clear_prefix(&mut con, &prefix).await?;
+            Ok(checks)
         })
     }
 
@@ -331,7 +392,7 @@ impl Experiment for CacheWarmup {
                 ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
                 ctx.settings.duration.as_secs_f64()
             ),
-            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all kept idle (so that the guide's MaxIdleConns churn, which pg-pool measures, does not blur the comparison), and writes through one multiplexed Redis connection."),
+            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all opened before its clock starts and kept idle (so that neither opening them nor the guide's MaxIdleConns churn, which pg-pool measures, blurs the comparison), and writes through one multiplexed Redis connection. The keys_cached check warms the smallest point's keys once per variant, out of any sample, and counts the keys in Redis."),
             "The guide's Warmup calls Get, whose refill runs in a goroutine nobody waits for: its warm_ms ends before the cache is full, and filled_ms says when it was.".into(),
             "Warm-up errors (a Redis reply later than the guide's 3 s ReadTimeout, a failed query) are counted in warm_failures and the warm-up goes on, as the guide's Warmup ignores them.".into(),
             "The guide's cache also has an in-process L1; this experiment warms Redis only (multi-level-cache measures the L1).".into(),
@@ -353,17 +414,7 @@ impl Run for CacheWarmup {
             let mut admin = redis_client.get_multiplexed_async_connection().await?;
             redis_util::clear_prefix(&mut admin, &prefix).await?;
             let pg = ctx.env.postgres()?.clone();
-            let warmer = Arc::new(Warmer {
-                pool: GoSqlPool::new(pg.clone(), DB_POOL, DB_POOL),
-                redis: {
-                    // go-redis's ReadTimeout in the guide's client: 3 s (redis-rs defaults to 500 ms).
-                    let mut con = redis_client.get_multiplexed_async_connection().await?;
-                    con.set_response_timeout(Duration::from_secs(3));
-                    con
-                },
-                prefix: prefix.clone(),
-                queries: AtomicU64::new(0),
-            });
+            let warmer = Arc::new(Warmer::new(&pg, &redis_client, &prefix).await?);
             // Warm.
             let started = Instant::now();
             let warmed = warm(kind, &warmer, &ids).await.context("warming")?;
@@ -440,12 +491,7 @@ mod same_work_tests {
                 continue;
             }
             redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
-            let warmer = Arc::new(Warmer {
-                pool: GoSqlPool::new(ctx.env.postgres().unwrap().clone(), DB_POOL, DB_POOL),
-                redis: client.get_multiplexed_async_connection().await.unwrap(),
-                prefix: prefix.clone(),
-                queries: AtomicU64::new(0),
-            });
+            let warmer = Arc::new(Warmer::new(ctx.env.postgres().unwrap(), &client, &prefix).await.unwrap());
             let warmed = warm(k, &warmer, &ids).await.unwrap();
             for b in warmed.background {
                 b.await.unwrap().unwrap();
@@ -460,6 +506,27 @@ mod same_work_tests {
             assert_eq!(w[0].1, w[1].1, "{} and {} cache the same values", w[0].0, w[1].0);
         }
         redis_util::clear_prefix(&mut admin, &prefix).await.unwrap();
+    }
+
+    /// The run's own check finds every key cached after each warm-up, and sees the guide's
+    /// background refills (a variant that cached nothing would read 0 here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_check_finds_every_key_cached_after_each_warm_up() {
+        let ctx = RunCtx::for_tests(true, true, &[]).await.unwrap();
+        let exp = CacheWarmup::new();
+        exp.setup(&ctx).await.unwrap();
+        let checks = exp.checks(&ctx).await.unwrap();
+        let cached: Vec<_> = checks.iter().filter(|c| c.name == "keys_cached").collect();
+        assert_eq!(cached.len(), VARIANTS.len() - 1, "{checks:?}");
+        for c in cached {
+            assert_eq!((c.value, c.ok), (1.0, Some(true)), "{c:?}");
+        }
+        let keys: Vec<String> = {
+            let client = ctx.env.redis().unwrap().client().unwrap();
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("KEYS").arg(format!("{}*", redis_util::prefix(ID))).query_async(&mut con).await.unwrap()
+        };
+        assert!(keys.is_empty(), "the check leaves no key behind: {}", keys.len());
     }
 }
 
