@@ -7,11 +7,13 @@
 //! then bounded to a tenth of the key space (`moka-l1-tenth`, against full: the key space vs
 //! L1 size axis); then with its refills awaited (`moka-l1-tenth-awaited`, against tenth).
 //!
-//! Keys follow a Zipf distribution. Each sample starts with empty caches; the hit ratio of
+//! Keys follow a Zipf distribution, a fresh draw per read (so a client's keys are not all
+//! cached after one pass over a fixed sequence). Each sample starts with empty caches; the hit ratio of
 //! each level and the database queries cover the whole sample, its warm-up included. The
 //! checks measure staleness: after an update through the database, how long each design
 //! keeps serving the old value, with the TTLs scaled down (in the guide's 5 : 30 ratio) so
-//! that the watch outlasts them.
+//! that the watch outlasts them. A background refill that fails is counted in the sample's
+//! errors by kind (the guide ignores it; a timed-out one makes the sample invalid).
 
 use anyhow::Context as _;
 use harness::kit::fixtures::setup_users;
@@ -36,8 +38,6 @@ const SEED: u64 = 20_240_101;
 /// The guide's l1TTL and l2TTL.
 const L1_TTL: Duration = Duration::from_secs(5 * 60);
 const L2_TTL_SECS: u64 = 30 * 60;
-/// Draws of keys each worker makes before it is timed, cycled through.
-const DRAWS_PER_WORKER: usize = 1 << 16;
 const CLIENTS: u32 = 8;
 /// The staleness check's L1 TTL, scaled down from the guide's 5 min; Redis's is 6 times it
 /// (the guide's 30 min), and the check watches for the longest a stale value can live (both
@@ -273,6 +273,9 @@ struct Tally {
     l1: AtomicU64,
     l2: AtomicU64,
     l3: AtomicU64,
+    /// Background refills (the guide's `go func()`) that failed, by error kind: the guide
+    /// ignores them, the sample does not (a timed-out one makes it invalid).
+    refill_errors: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// One client of the service: reads users through the design's levels.
@@ -284,8 +287,9 @@ struct Reader {
     stmt: Statement,
     keys: Arc<Vec<String>>,
     ids: Arc<Vec<Uuid>>,
-    draws: Vec<u32>,
-    next: usize,
+    /// The Zipf distribution's cumulative weights: every operation draws a fresh key.
+    cdf: Arc<Vec<f64>>,
+    rng: SplitMix64,
     counts: [u64; 3],
     tally: Arc<Tally>,
     /// Redis's TTL in milliseconds (the guide's 30 minutes, or the staleness check's scale).
@@ -332,10 +336,20 @@ impl Reader {
         let ttl_ms = self.l2_ttl_ms;
         if self.design.background_refill() {
             // The guide: `go func() { c.setL1(key, value); c.setL2(ctx, key, value) }()`.
-            let (l1, mut redis, key) = (self.l1.clone(), self.redis.clone(), key.clone());
+            let (l1, mut redis, key, tally) = (self.l1.clone(), self.redis.clone(), key.clone(), self.tally.clone());
             tokio::spawn(async move {
                 l1.set(&key, cached);
-                let _ = redis::cmd("SET").arg(&key).arg(json).arg("PX").arg(ttl_ms).query_async::<()>(&mut redis).await;
+                let set =
+                    redis::cmd("SET").arg(&key).arg(json).arg("PX").arg(ttl_ms).query_async::<()>(&mut redis).await;
+                if let Err(e) = set {
+                    let kind = OpError::from_error(&e).kind.into_owned();
+                    *tally
+                        .refill_errors
+                        .lock()
+                        .expect("not poisoned")
+                        .entry(format!("background refill: {kind}"))
+                        .or_default() += 1;
+                }
             });
         } else {
             redis::cmd("SET")
@@ -354,8 +368,7 @@ impl Reader {
 
 impl Worker for Reader {
     async fn call(&mut self) -> Result<(), OpError> {
-        let i = self.draws[self.next] as usize;
-        self.next = (self.next + 1) % self.draws.len();
+        let i = draw(&self.cdf, &mut self.rng) as usize;
         self.get(i).await.map(|_| ())
     }
 }
@@ -474,8 +487,8 @@ impl Experiment for MultiLevelCache {
                     stmt,
                     keys: Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect()),
                     ids: ids.clone(),
-                    draws: vec![0],
-                    next: 0,
+                    cdf: Arc::new(vec![1.0]),
+                    rng: SplitMix64::new(0),
                     counts: [0; 3],
                     tally: Arc::new(Tally::default()),
                     l2_ttl_ms,
@@ -526,7 +539,7 @@ impl Experiment for MultiLevelCache {
         let p = params(ctx).ok();
         vec![
             format!(
-                "{} clients read users drawn from a Zipf distribution over {} keys; moka-l1-full holds them all, the tenth variants {} entries. Each sample starts with empty caches, which every client then fills before the clock by reading the first keys/clients users of its own seeded sequence (a defined starting state, the same whatever the machine's speed); hit ratios and database queries count the timed warm-up and the measured window.",
+                "{} clients read users drawn from a Zipf distribution over {} keys, a fresh draw per read; moka-l1-full holds them all, the tenth variants {} entries. Each sample starts with empty caches, which every client then fills before the clock by reading the first keys/clients users of its own seeded sequence (a defined starting state, the same whatever the machine's speed); hit ratios and database queries count the timed warm-up and the measured window.",
                 ctx.settings.concurrency.unwrap_or(CLIENTS),
                 p.as_ref().map(|p| p.keys).unwrap_or(0),
                 p.as_ref().map(|p| p.l1_capacity).unwrap_or(0)
@@ -569,24 +582,11 @@ impl Run for MultiLevelCache {
                     let db = pg.connect().await?;
                     let stmt = db.prepare(GET_BY_ID_SQL).await?;
                     let redis = redis_client.get_multiplexed_async_connection().await?;
-                    let mut rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                    let draws = (0..DRAWS_PER_WORKER).map(|_| draw(&cdf, &mut rng)).collect();
+                    let rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     let l2_ttl_ms = L2_TTL_SECS * 1000;
                     let prewarm = keys.len() / clients as usize;
-                    let mut reader = Reader {
-                        design,
-                        l1,
-                        redis,
-                        db,
-                        stmt,
-                        keys,
-                        ids,
-                        draws,
-                        next: 0,
-                        counts: [0; 3],
-                        tally,
-                        l2_ttl_ms,
-                    };
+                    let mut reader =
+                        Reader { design, l1, redis, db, stmt, keys, ids, cdf, rng, counts: [0; 3], tally, l2_ttl_ms };
                     // A defined starting state: before the clock, every client reads the first
                     // keys/clients users of its own seeded sequence, so the caches hold the same
                     // users whatever the speed of the timed warm-up that follows (which depends
@@ -604,6 +604,9 @@ impl Run for MultiLevelCache {
                 (tally.l1.load(Ordering::Relaxed), tally.l2.load(Ordering::Relaxed), tally.l3.load(Ordering::Relaxed));
             let total = (h1 + h2 + h3).max(1) as f64;
             let mut sample = report.into_sample();
+            for (kind, n) in std::mem::take(&mut *tally.refill_errors.lock().expect("not poisoned")) {
+                *sample.errors.entry(kind).or_default() += n;
+            }
             let m = &mut sample.metrics;
             m.insert("db_queries_per_sec".into(), h3 as f64 / elapsed);
             m.insert("l1_hit_ratio".into(), h1 as f64 / total);
@@ -648,8 +651,8 @@ mod tests {
                 stmt,
                 keys: keys.clone(),
                 ids: ids.clone(),
-                draws: vec![0],
-                next: 0,
+                cdf: Arc::new(vec![1.0]),
+                rng: SplitMix64::new(0),
                 counts: [0; 3],
                 tally: tally.clone(),
                 l2_ttl_ms: L2_TTL_SECS * 1000,
