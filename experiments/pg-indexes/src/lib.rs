@@ -1,13 +1,16 @@
 //! `pg-indexes`: the guide's secondary indexes on `users` (unique partial, composite, partial,
-//! expression) against the same rows with only the primary key, at three table sizes.
+//! expression) against plain ones (username and email unique over every row, email as
+//! stored, status alone) and against only the primary key, at three table sizes.
 //!
 //! Both sides of the trade-off: each of the guide's queries with and without the indexes
-//! (latency, and the plan Postgres chose, from `EXPLAIN (ANALYZE, BUFFERS)`), and the price
+//! (latency, and the plan the workers' prepared statements run, from `EXPLAIN (ANALYZE,
+//! BUFFERS) EXECUTE` after the executions that settle a generic plan), and the price
 //! (insert latency and throughput, the indexes' size on disk).
 //!
 //! The indexed rows are the shared `users` fixture, in the run's schema (`public` on a server
-//! the run started, a schema of its own on any other); the unindexed copy lives in a schema
-//! beside it (`perflab_noindex`, or `<run schema>_noindex`), and a variant picks its table
+//! the run started, a schema of its own on any other); the copies live in schemas beside it
+//! (`perflab_noindex` and `perflab_plainindex`, or `<run schema>_noindex` and
+//! `<run schema>_plainindex`), and a variant picks its table
 //! with `search_path`, so both run the very same SQL text. The table is (re)built when the
 //! sweep moves to a new size.
 
@@ -34,31 +37,48 @@ const STATUS_RECENT_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/s
 const ACTIVE_USERNAMES_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/active_usernames.sql");
 const INSERT_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/insert.sql");
 const NO_INDEX_COPY_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/no_index_copy.sql");
+const PLAIN_INDEX_COPY_SQL: &str = include_str!("../../../fixtures/sql/pg-indexes/plain_index_copy.sql");
 const SEED: u64 = 20_240_101;
-/// The unindexed copy's schema beside `public`; beside a run schema, `<schema>_noindex`.
+/// The copies' schemas beside `public`; beside a run schema, `<schema>_noindex` and
+/// `<schema>_plainindex`.
 const NO_INDEX_SCHEMA: &str = "perflab_noindex";
+const PLAIN_INDEX_SCHEMA: &str = "perflab_plainindex";
 
-/// Where the two tables live: the schema of the fixture (the guide's indexes) and the one of
-/// the copy with only the primary key.
+/// Where the three tables live: the schema of the fixture (the guide's indexes), the one of
+/// the copy with only the primary key, and the one of the copy with plain indexes.
 #[derive(Debug, Clone)]
 struct Schemas {
     guide: String,
     none: String,
+    plain: String,
 }
 
 impl Schemas {
     /// The schemas for the connection's current schema.
     async fn of(client: &Client) -> anyhow::Result<Schemas> {
         let guide: String = client.query_one("SELECT current_schema()::text", &[]).await?.get(0);
-        let none = if guide == "public" { NO_INDEX_SCHEMA.to_owned() } else { format!("{guide}_noindex") };
-        Ok(Schemas { guide, none })
+        let beside = |fixed: &str, suffix: &str| {
+            if guide == "public" {
+                fixed.to_owned()
+            } else {
+                format!("{guide}_{suffix}")
+            }
+        };
+        let (none, plain) = (beside(NO_INDEX_SCHEMA, "noindex"), beside(PLAIN_INDEX_SCHEMA, "plainindex"));
+        Ok(Schemas { guide, none, plain })
     }
 
-    /// The copy's SQL with its schemas put in.
+    /// The copies' SQL with their schemas put in.
     fn copy_sql(&self) -> String {
-        NO_INDEX_COPY_SQL
-            .replace("public.users", &format!("{}.users", ident(&self.guide)))
-            .replace(NO_INDEX_SCHEMA, &ident(&self.none))
+        let guide = format!("{}.users", ident(&self.guide));
+        [(NO_INDEX_COPY_SQL, NO_INDEX_SCHEMA, &self.none), (PLAIN_INDEX_COPY_SQL, PLAIN_INDEX_SCHEMA, &self.plain)]
+            .map(|(sql, fixed, schema)| sql.replace("public.users", &guide).replace(fixed, &ident(schema)))
+            .join("\n")
+    }
+
+    /// Every copy's schema (the fixture's is the run's own).
+    fn copies(&self) -> [&str; 2] {
+        [&self.none, &self.plain]
     }
 }
 
@@ -116,11 +136,23 @@ const CASES: [(Case, Query); 5] = [
     (Case::new("insert", "INSERT of one user: every index of the table is updated too"), Query::Insert),
 ];
 
-/// The variants: the same rows with and without the guide's indexes.
-const VARIANTS: [(Variant, Table); 2] = [
+/// The variants: the same rows with only the primary key, with plain indexes, and with the
+/// guide's; the claim is the guide's refinements (partial, composite, expression) against
+/// plain indexes on the same columns.
+const VARIANTS: [(Variant, Table); 3] = [
     (Variant::new("none", "the table with only its primary key, which Postgres always creates"), Table::NoIndex),
     (
-        Variant::new("guide", "the same rows with the guide's seven indexes").compared_with("none").tests_claim(),
+        Variant::new(
+            "plain",
+            "the same rows with plain indexes: username and email unique over every row, email as stored (no LOWER), status alone (no composite, no separate created_at)",
+        )
+        .compared_with("none"),
+        Table::Plain,
+    ),
+    (
+        Variant::new("guide", "the same rows with the guide's seven indexes (unique partial, composite, partial, expression)")
+            .compared_with("plain")
+            .tests_claim(),
         Table::Guide,
     ),
 ];
@@ -155,8 +187,11 @@ impl Query {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Table {
     NoIndex,
+    Plain,
     Guide,
 }
+
+const TABLES: [Table; 3] = [Table::NoIndex, Table::Plain, Table::Guide];
 
 impl Table {
     fn name(self) -> &'static str {
@@ -166,6 +201,7 @@ impl Table {
     fn search_path(self, s: &Schemas) -> String {
         ident(match self {
             Table::NoIndex => &s.none,
+            Table::Plain => &s.plain,
             Table::Guide => &s.guide,
         })
     }
@@ -213,8 +249,8 @@ impl PgIndexes {
         if foreign > 0 {
             client.batch_execute(&format!("VACUUM {guide}")).await?;
         }
-        client.batch_execute(&s.copy_sql()).await.context("copying users without indexes")?;
-        for table in [Table::Guide, Table::NoIndex] {
+        client.batch_execute(&s.copy_sql()).await.context("copying users without indexes and with plain ones")?;
+        for table in TABLES {
             client.batch_execute(&format!("VACUUM (ANALYZE) {}", table.qualified(&s))).await?;
         }
         let build_s = started.elapsed().as_secs_f64();
@@ -257,16 +293,29 @@ impl Worker for Client1 {
     }
 }
 
-/// Plans of every query on both tables, and the sizes on disk, at `rows` rows.
+/// The indexes a plan's node chain names (`… using <index>`), in order, or "none".
+fn indexes_used(nodes: &str) -> String {
+    let used: Vec<&str> =
+        nodes.split(" › ").filter_map(|n| n.split_once(" using ").map(|(_, index)| index.trim())).collect();
+    if used.is_empty() {
+        "none".to_owned()
+    } else {
+        used.join(", ")
+    }
+}
+
+/// Plans of every query on every table, and the sizes on disk, at `rows` rows.
 async fn observe(client: &Client, s: &Schemas, rows: i64, point: &SweepPoint) -> anyhow::Result<(Vec<Check>, String)> {
     let mut checks = Vec::new();
     let label = Some(point.label.as_str());
     let middle = (rows / 2).max(0) as u64;
-    for table in [Table::NoIndex, Table::Guide] {
+    for table in TABLES {
         client.batch_execute(&format!("SET search_path = {}", table.search_path(s))).await?;
         for query in CASES.map(|(_, q)| q).into_iter().filter(|q| *q != Query::Insert) {
             let param = if query == Query::StatusRecent { "inactive".to_owned() } else { query.param(middle) };
-            let p = plan::explain(client, query.sql(), &[literal(&param)]).await?;
+            // The plan the workers run: their statements are prepared once and executed over
+            // and over, so Postgres may have settled on a generic plan.
+            let p = plan::explain_prepared(client, query.sql(), &[literal(&param)]).await?;
             let variant = table.name();
             checks.push(
                 Check::observation(
@@ -274,9 +323,20 @@ async fn observe(client: &Client, s: &Schemas, rows: i64, point: &SweepPoint) ->
                     label,
                     "plan",
                     p.execution_ms,
-                    "the plan Postgres chose, from the top (EXPLAIN ANALYZE, one representative parameter)",
+                    "the plan the workers' prepared statement runs, from the top (EXPLAIN ANALYZE EXECUTE after five executions, one representative parameter)",
                 )
-                .with_text(p.nodes)
+                .with_text(p.nodes.clone())
+                .in_case(query.name()),
+            );
+            checks.push(
+                Check::observation(
+                    variant,
+                    label,
+                    "index used",
+                    p.relations_scanned as f64,
+                    "the indexes that plan reads (the value: table scans it ran)",
+                )
+                .with_text(indexes_used(&p.nodes))
                 .in_case(query.name()),
             );
             checks.push(
@@ -303,7 +363,7 @@ async fn observe(client: &Client, s: &Schemas, rows: i64, point: &SweepPoint) ->
     }
     client.batch_execute("RESET search_path").await?;
     let mut note = String::new();
-    for table in [Table::NoIndex, Table::Guide] {
+    for table in TABLES {
         let q = table.qualified(s);
         let r = client
             .query_one(
@@ -386,7 +446,9 @@ impl Experiment for PgIndexes {
             self.notes.lock().expect("not poisoned").clear();
             let pg = ctx.env.postgres()?;
             let s = Schemas::of(&pg.connect().await?).await?;
-            harness::provision::drop_at_end(pg, &s.none);
+            for copy in s.copies() {
+                harness::provision::drop_at_end(pg, copy);
+            }
             *self.schemas.lock().expect("not poisoned") = Some(s);
             Ok(())
         })
@@ -403,7 +465,9 @@ impl Experiment for PgIndexes {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let client = pg_client(ctx).await?;
-            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(&self.schemas()?.none))).await?;
+            for copy in self.schemas()?.copies() {
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(copy))).await?;
+            }
             Ok(Vec::new())
         })
     }
@@ -411,14 +475,14 @@ impl Experiment for PgIndexes {
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let mut notes = vec![
             format!(
-                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"guide\" has the guide's seven indexes.",
+                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"plain\" a copy with plain indexes (username and email unique over every row, email as stored, status alone); \"guide\" has the guide's seven indexes. The claim is guide against plain: what the guide's partial, composite and expression refinements add over indexes on the same columns.",
             ),
             format!(
                 "{} client(s), each with its own connection and its statement prepared once; lookups draw existing usernames and addresses (e-mail in other capitals than stored) from a fixed seed, the same sequence for both tables.",
                 ctx.settings.concurrency.unwrap_or(1)
             ),
             "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
-            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan rows show which one Postgres picked for each query.".into(),
+            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan and index-used rows show which one the workers' prepared statements use for each query.".into(),
         ];
         notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
         notes
@@ -474,8 +538,8 @@ async fn pg_client(ctx: &RunCtx) -> anyhow::Result<Client> {
 mod tests {
     use super::*;
 
-    /// No table wins by doing less: with the guide's indexes and without, every query returns
-    /// the same rows.
+    /// No table wins by doing less: with the guide's indexes, plain ones and none, every query
+    /// returns the same rows.
     #[tokio::test(flavor = "current_thread")]
     async fn both_tables_return_the_same_rows() {
         let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
@@ -488,7 +552,7 @@ mod tests {
             for n in [0u64, 3, 17, 250, 1999] {
                 let literal = harness::kit::plan::literal(&query.param(n));
                 let mut results = Vec::new();
-                for table in [Table::NoIndex, Table::Guide] {
+                for table in TABLES {
                     let s = exp.schemas().unwrap();
                     client.batch_execute(&format!("SET search_path = {}", table.search_path(&s))).await.unwrap();
                     let rows = harness::kit::plan::text_rows(&client, query.sql(), std::slice::from_ref(&literal))
@@ -496,11 +560,44 @@ mod tests {
                         .unwrap();
                     results.push(rows);
                 }
-                assert_eq!(results[0], results[1], "{} with {}", query.name(), query.param(n));
+                assert!(results.windows(2).all(|w| w[0] == w[1]), "{} with {}", query.name(), query.param(n));
                 nonempty += usize::from(!results[0].is_empty());
             }
         }
         assert!(nonempty >= 12, "the lookups found rows ({nonempty} of 20 non-empty)");
+    }
+
+    /// The index-used check reads the plan the prepared statement runs and names only indexes
+    /// of the variant's own table: none on the bare copy; a unique lookup by username uses an
+    /// index on both indexed tables; the plain email index cannot serve LOWER(email).
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_index_check_names_indexes_of_the_variants_own_table() {
+        let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
+        let exp = PgIndexes::new();
+        exp.setup(&ctx).await.unwrap();
+        let checks = exp.setup_point(&ctx, &SweepPoint { label: "3000".into(), value: 3000.0 }).await.unwrap();
+        let used = |variant: &str, case: &str| {
+            let c = checks.iter().find(|c| c.name == "index used" && c.variant == variant && c.case == case);
+            c.and_then(|c| c.text.clone()).unwrap_or_else(|| panic!("{variant}/{case}: {checks:?}"))
+        };
+        const PLAIN: [&str; 4] = ["users_pkey", "users_username_plain", "users_email_plain", "users_status_plain"];
+        for (case, q) in CASES.iter().filter(|(_, q)| *q != Query::Insert) {
+            assert_eq!(used("none", case.name), "none", "{q:?}");
+            for (variant, own) in [("plain", &PLAIN[..]), ("guide", &GUIDE_INDEXES[..])] {
+                let u = used(variant, case.name);
+                assert!(u == "none" || u.split(", ").all(|i| own.contains(&i)), "{variant}/{q:?}: {u}");
+            }
+        }
+        assert_ne!(used("guide", "by-username"), "none");
+        assert_ne!(used("plain", "by-username"), "none");
+        assert_eq!(used("plain", "by-email-lower"), "none");
+    }
+
+    #[test]
+    fn indexes_used_reads_the_node_chain() {
+        assert_eq!(indexes_used("Limit › Index Scan using a_idx"), "a_idx");
+        assert_eq!(indexes_used("Bitmap Heap Scan on users › Bitmap Index Scan using b"), "b");
+        assert_eq!(indexes_used("Seq Scan on users"), "none");
     }
 
     #[test]
