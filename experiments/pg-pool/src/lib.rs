@@ -7,7 +7,7 @@
 //! min 5, idle timeout 5 min, lifetime 30 min) sits beside them: sqlx has no "max idle", so
 //! the question is whether it churns where database/sql does. sqlx checks a connection with a
 //! ping before handing it out (`test_before_acquire`, on by default); that check is its own
-//! variant, as bb8's is in redis-pool.
+//! variant.
 //!
 //! Every variant sends the same statement the same way (extended protocol, unnamed
 //! statement), so only the connection handling differs. Connections opened are counted where

@@ -1,17 +1,22 @@
-//! `redis-pool`: a new connection per command, one multiplexed connection shared by every
-//! client (the redis crate's own answer), and a pool sized like the guide's go-redis client
-//! (`PoolSize: 20, MinIdleConns: 5`, here bb8 with `max_size(20).min_idle(5)`).
+//! `redis-pool`: the guide's go-redis pool (`PoolSize: 20, MinIdleConns: 5, MaxIdleConns:
+//! 10`) against go-redis's own defaults, against other sizes, against one multiplexed
+//! connection shared by every client (the redis crate's own answer) and against a new
+//! connection per command.
 //!
-//! go-redis does not check a connection when it takes one from its pool; bb8 by default
-//! does (`test_on_check_out`: bb8-redis sends a PING, a second round trip per command). The
-//! guide's pool is modelled without the check (`pool-20`); the check is its own variant
-//! (`pool-20-ping`), so its price is measured instead of hidden in the pool's.
+//! The pools are go-redis's `internal/pool` as it works, not a Rust pool's: a request waits
+//! for a turn in a FIFO queue of `PoolSize` turns (go-redis's `queue` channel; Go's blocked
+//! senders are served in order) for at most `PoolTimeout` (ReadTimeout + 1 s), then takes the
+//! most recently returned idle connection (LIFO, go-redis's default) or dials a new one. A
+//! returned connection goes back to the idle list unless `MaxIdleConns` are already idle, in
+//! which case it is closed; whenever an idle connection is taken or one is closed, dials in
+//! the background refill the idle list up to `MinIdleConns`. No check on checkout (go-redis
+//! sends no PING). The MinIdleConns dials go-redis starts at creation are awaited before the
+//! clock.
 //!
 //! Every command is a GET of a cached user (about 200 bytes). The server counts the
 //! connections it accepted (`INFO stats`) and a monitor samples how many are open.
 
 use anyhow::Context as _;
-use bb8_redis::RedisConnectionManager;
 use harness::kit::redis_util::{self, info_field};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
@@ -20,15 +25,16 @@ use harness::{
     names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
 use redis::aio::MultiplexedConnection;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 const ID: &str = "redis-pool";
 const KEYS: u64 = 10_000;
-/// The guide's NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5.
-const POOL_SIZE: u32 = 20;
-const POOL_MIN_IDLE: u32 = 5;
+/// go-redis's PoolTimeout default: ReadTimeout + 1 s, with the guide's ReadTimeout of 3 s
+/// (also go-redis's default ReadTimeout).
+const POOL_TIMEOUT: Duration = Duration::from_secs(4);
 
 #[derive(Default)]
 pub struct RedisPool;
@@ -39,26 +45,205 @@ impl RedisPool {
     }
 }
 
+/// go-redis's pool options that shape the pool (`redis.Options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolOptions {
+    /// `PoolSize`; `None`: go-redis's default, 10 × GOMAXPROCS.
+    size: Option<usize>,
+    min_idle: usize,
+    /// `MaxIdleConns`; 0: no limit (go-redis's default).
+    max_idle: usize,
+}
+
+impl PoolOptions {
+    /// PoolSize as go-redis computes it: GOMAXPROCS is the CPUs the process may use.
+    fn pool_size(self) -> usize {
+        self.size.unwrap_or_else(|| 10 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+/// The guide's NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5, MaxIdleConns 10.
+const GUIDE: PoolOptions = PoolOptions { size: Some(20), min_idle: 5, max_idle: 10 };
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     NewConnection,
     Multiplexed,
-    Pool { ping_on_checkout: bool },
+    Pool(PoolOptions),
 }
 
 /// The variants, declared once: names, descriptions and what each stands for.
-const VARIANTS: [(Variant, Kind); 4] = [
-    (Variant::new("new-connection", "open a TCP connection (with the client's handshake), send one GET, close it"), Kind::NewConnection),
-    (Variant::new("multiplexed", "one multiplexed connection shared by every client: the redis crate pipelines concurrent commands on it"), Kind::Multiplexed),
-    (Variant::new("pool-20", "bb8 pool sized like the guide (max 20, min idle 5): check out a connection per command, unchecked as go-redis does").tests_claim(), Kind::Pool { ping_on_checkout: false }),
-    (Variant::new("pool-20-ping", "the same pool with bb8's default check on checkout: a PING before every command").compared_with("pool-20"), Kind::Pool { ping_on_checkout: true }),
+const VARIANTS: [(Variant, Kind); 6] = [
+    (
+        Variant::new(
+            "go-default",
+            "go-redis's defaults: PoolSize 10 × GOMAXPROCS, no MinIdleConns, no MaxIdleConns limit",
+        ),
+        Kind::Pool(PoolOptions { size: None, min_idle: 0, max_idle: 0 }),
+    ),
+    (
+        Variant::new(
+            "guide-20",
+            "the guide's NewOptimizedRedisClient pool: PoolSize 20, MinIdleConns 5, MaxIdleConns 10",
+        )
+        .compared_with("go-default")
+        .tests_claim(),
+        Kind::Pool(GUIDE),
+    ),
+    (
+        Variant::new("pool-5", "the guide's settings with PoolSize 5").compared_with("guide-20"),
+        Kind::Pool(PoolOptions { size: Some(5), ..GUIDE }),
+    ),
+    (
+        Variant::new("pool-100", "the guide's settings with PoolSize 100").compared_with("guide-20"),
+        Kind::Pool(PoolOptions { size: Some(100), ..GUIDE }),
+    ),
+    (
+        Variant::new(
+            "multiplexed",
+            "one multiplexed connection shared by every client: the redis crate pipelines concurrent commands on it",
+        )
+        .compared_with("guide-20"),
+        Kind::Multiplexed,
+    ),
+    (
+        Variant::new(
+            "new-connection",
+            "no pool: open a TCP connection (with the client's handshake), send one GET, close it",
+        )
+        .compared_with("guide-20"),
+        Kind::NewConnection,
+    ),
 ];
+
+/// go-redis's connection pool (`internal/pool.ConnPool`), its rules as described above.
+struct GoRedisPool {
+    client: redis::Client,
+    options: PoolOptions,
+    /// The turns: PoolSize permits, handed out in the order requests asked (tokio's semaphore
+    /// is fair, as Go's channel queue is).
+    turns: Semaphore,
+    state: Mutex<PoolState>,
+    opened: AtomicU64,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<MultiplexedConnection>,
+    /// Connections open or being dialled (go-redis's `poolSize`).
+    size: usize,
+    /// Idle connections, those being dialled for the idle list included (`idleConnsLen`).
+    idle_len: usize,
+}
+
+impl GoRedisPool {
+    /// A pool with its MinIdleConns dialled (go-redis starts these at creation, in the
+    /// background; here they are awaited, so that no clock counts them).
+    async fn new(client: redis::Client, options: PoolOptions) -> redis::RedisResult<Arc<Self>> {
+        let pool = Arc::new(Self {
+            client,
+            options,
+            turns: Semaphore::new(options.pool_size()),
+            state: Mutex::new(PoolState::default()),
+            opened: AtomicU64::new(0),
+        });
+        let first = options.min_idle.min(options.pool_size());
+        for _ in 0..first {
+            let con = pool.dial().await?;
+            let mut st = pool.state.lock().expect("not poisoned");
+            st.size += 1;
+            st.idle_len += 1;
+            st.idle.push(con);
+        }
+        Ok(pool)
+    }
+
+    async fn dial(&self) -> redis::RedisResult<MultiplexedConnection> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.client.get_multiplexed_async_connection().await
+    }
+
+    /// go-redis's checkMinIdleConns, under the state's lock: dial in the background until
+    /// MinIdleConns are idle (or being dialled), within PoolSize and MaxIdleConns.
+    fn refill_min_idle(self: &Arc<Self>, st: &mut PoolState) {
+        let o = self.options;
+        while st.size < o.pool_size() && st.idle_len < o.min_idle && (o.max_idle == 0 || st.idle_len < o.max_idle) {
+            st.size += 1;
+            st.idle_len += 1;
+            let pool = self.clone();
+            tokio::spawn(async move {
+                let dialled = pool.dial().await;
+                let mut st = pool.state.lock().expect("not poisoned");
+                match dialled {
+                    Ok(con) => st.idle.push(con),
+                    Err(_) => {
+                        st.size -= 1;
+                        st.idle_len -= 1;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Wait for a turn (at most PoolTimeout), then the last idle connection or a new one. A
+    /// connection dialled while the pool already counts PoolSize (its background dials
+    /// included) is not pooled: it is closed when put back, as go-redis's `newConn` marks it.
+    async fn get(self: &Arc<Self>) -> Result<(tokio::sync::SemaphorePermit<'_>, Pooled), OpError> {
+        let turn = match tokio::time::timeout(POOL_TIMEOUT, self.turns.acquire()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => return Err(OpError::new("redis: client is closed")),
+            Err(_) => return Err(OpError::new("redis: connection pool timeout (timed out)")),
+        };
+        let idle = {
+            let mut st = self.state.lock().expect("not poisoned");
+            let con = st.idle.pop();
+            if con.is_some() {
+                st.idle_len -= 1;
+                self.refill_min_idle(&mut st);
+            }
+            con
+        };
+        if let Some(con) = idle {
+            return Ok((turn, Pooled { con, pooled: true }));
+        }
+        let con = self.dial().await.map_err(|e| OpError::from_error(&e))?;
+        let mut st = self.state.lock().expect("not poisoned");
+        let pooled = st.size < self.options.pool_size();
+        if pooled {
+            st.size += 1;
+        }
+        Ok((turn, Pooled { con, pooled }))
+    }
+
+    /// Give a connection back (the turn is freed when the caller drops it): to the idle list
+    /// unless MaxIdleConns are idle, else closed. A connection whose command failed, or one
+    /// the pool did not count, is closed.
+    fn put(self: &Arc<Self>, c: Pooled, healthy: bool) {
+        let mut st = self.state.lock().expect("not poisoned");
+        if !c.pooled {
+            return; // dropped here, which closes it
+        }
+        if healthy && (self.options.max_idle == 0 || st.idle_len < self.options.max_idle) {
+            st.idle.push(c.con);
+            st.idle_len += 1;
+        } else {
+            st.size -= 1;
+            self.refill_min_idle(&mut st);
+        } // else dropped here: the last handle, so its connection closes
+    }
+}
+
+/// A connection out of the pool, and whether the pool counts it.
+struct Pooled {
+    con: MultiplexedConnection,
+    pooled: bool,
+}
 
 enum Conn {
     /// Opens (and drops, closing it) a connection for every command.
     New(redis::Client),
     Shared(MultiplexedConnection),
-    Pool(bb8::Pool<RedisConnectionManager>),
+    Pool(Arc<GoRedisPool>),
 }
 
 struct Getter {
@@ -68,24 +253,23 @@ struct Getter {
 }
 
 impl Getter {
-    async fn get(&mut self) -> redis::RedisResult<Option<Vec<u8>>> {
+    async fn get(&mut self) -> Result<Option<Vec<u8>>, OpError> {
         let key = &self.keys[self.rng.below(self.keys.len())];
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
+        let err = |e: redis::RedisError| OpError::from_error(&e);
         match &mut self.conn {
             Conn::New(client) => {
-                let mut con = client.get_multiplexed_async_connection().await?;
-                cmd.query_async(&mut con).await
+                let mut con = client.get_multiplexed_async_connection().await.map_err(err)?;
+                cmd.query_async(&mut con).await.map_err(err)
             }
-            Conn::Shared(con) => cmd.query_async(con).await,
+            Conn::Shared(con) => cmd.query_async(con).await.map_err(err),
             Conn::Pool(pool) => {
-                let mut con = pool.get().await.map_err(|e| match e {
-                    bb8::RunError::User(e) => e,
-                    bb8::RunError::TimedOut => {
-                        redis::RedisError::from((redis::ErrorKind::Io, "timed out waiting for a pooled connection"))
-                    }
-                })?;
-                cmd.query_async(&mut *con).await
+                let (turn, mut c) = pool.get().await?;
+                let got = cmd.query_async(&mut c.con).await;
+                pool.put(c, got.is_ok());
+                drop(turn);
+                got.map_err(err)
             }
         }
     }
@@ -93,10 +277,9 @@ impl Getter {
 
 impl Worker for Getter {
     async fn call(&mut self) -> Result<(), OpError> {
-        match self.get().await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(OpError::new("key missing")),
-            Err(e) => Err(OpError::from_error(&e)),
+        match self.get().await? {
+            Some(_) => Ok(()),
+            None => Err(OpError::new("key missing")),
         }
     }
 }
@@ -105,9 +288,9 @@ impl Experiment for RedisPool {
     fn meta(&self) -> Meta {
         Meta {
             id: ID,
-            title: "Redis: a connection per command vs one multiplexed connection vs a pool of 20",
-            guide_section: "Redis优化 → Redis配置优化 (NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5)",
-            claim: "A sized connection pool (PoolSize 20, MinIdle 5) is the right way to talk to Redis.",
+            title: "Redis: the guide's go-redis pool vs go-redis's defaults, other sizes, one multiplexed connection, a connection per command",
+            guide_section: "Redis优化 → Redis配置优化 (NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5, MaxIdleConns 10)",
+            claim: "A sized connection pool (PoolSize 20, MinIdle 5, MaxIdle 10) is the right way to talk to Redis.",
             variants: names_of(&VARIANTS),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 16.0, 128.0], &[1.0, 128.0]),
             primary_metric: load::throughput("GET/s", "commands completed per second by all clients"),
@@ -116,6 +299,7 @@ impl Experiment for RedisPool {
                 load::latency_p99("one operation"),
                 MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
+                MetricInfo::new("pool_connections_opened", "conn", Better::Lower, "connections the go-redis pool dialled in the sample, its MinIdleConns and MaxIdleConns churn included"),
             ],
             needs: Needs::REDIS,
             targets: harness::targets::LOAD,
@@ -159,7 +343,7 @@ impl Experiment for RedisPool {
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec![
             format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
-            "The guide's go-redis options also set MaxIdleConns 10, ConnMaxIdleTime and ConnMaxLifetime; bb8 has no cap on idle connections, so the churn go-redis would cause with more than 10 busy connections is not modelled (pg-pool models the same setting for Postgres).".into(),
+            format!("The pools follow go-redis's internal/pool: a FIFO queue of PoolSize turns with a PoolTimeout of {} s, the last returned idle connection taken first, a returned connection closed when MaxIdleConns are idle, background dials up to MinIdleConns, no check on checkout. go-redis's default PoolSize is 10 × GOMAXPROCS: {} on this machine. ConnMaxIdleTime (5 min) and ConnMaxLifetime (30 min) never act within a sample; pool_connections_opened counts the dials, MaxIdleConns' churn included.", POOL_TIMEOUT.as_secs(), PoolOptions { size: None, min_idle: 0, max_idle: 0 }.pool_size()),
             "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
         ]
     }
@@ -196,11 +380,11 @@ impl Run for RedisPool {
             // What the clients share is made once, on the first load thread, and kept alive
             // with it until every thread is done.
             let shared_con: Arc<OnceCell<MultiplexedConnection>> = Arc::new(OnceCell::new());
-            let shared_pool: Arc<OnceCell<bb8::Pool<RedisConnectionManager>>> = Arc::new(OnceCell::new());
-            let url = ctx.env.redis()?.url.clone();
+            let shared_pool: Arc<OnceCell<Arc<GoRedisPool>>> = Arc::new(OnceCell::new());
+            let pool_seen = shared_pool.clone();
             let started = Instant::now();
             let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
-                let (client, keys, url) = (client.clone(), keys.clone(), url.clone());
+                let (client, keys) = (client.clone(), keys.clone());
                 let (shared_con, shared_pool) = (shared_con.clone(), shared_pool.clone());
                 async move {
                     let conn = match kind {
@@ -208,21 +392,9 @@ impl Run for RedisPool {
                         Kind::Multiplexed => Conn::Shared(
                             shared_con.get_or_try_init(|| client.get_multiplexed_async_connection()).await?.clone(),
                         ),
-                        Kind::Pool { ping_on_checkout } => Conn::Pool(
-                            shared_pool
-                                .get_or_try_init(|| async {
-                                    let manager = RedisConnectionManager::new(url.as_str())?;
-                                    bb8::Pool::builder()
-                                        .max_size(POOL_SIZE)
-                                        .min_idle(Some(POOL_MIN_IDLE))
-                                        .test_on_check_out(ping_on_checkout)
-                                        .connection_timeout(Duration::from_secs(5))
-                                        .build(manager)
-                                        .await
-                                })
-                                .await?
-                                .clone(),
-                        ),
+                        Kind::Pool(options) => {
+                            Conn::Pool(shared_pool.get_or_try_init(|| GoRedisPool::new(client, options)).await?.clone())
+                        }
                     };
                     Ok(Getter { conn, keys, rng: SplitMix64::new(0x9E37_79B9 ^ i as u64) })
                 }
@@ -236,6 +408,9 @@ impl Run for RedisPool {
             // Not counting the admin connection and the monitor's.
             sample.metrics.insert("connections_opened_per_sec".into(), (accepted - 1.0).max(0.0) / elapsed);
             sample.metrics.insert("server_connections_max".into(), (max_open - 2.0).max(0.0));
+            if let Some(pool) = pool_seen.get() {
+                sample.metrics.insert("pool_connections_opened".into(), pool.opened.load(Ordering::Relaxed) as f64);
+            }
             Ok(sample)
         })
     }
@@ -254,20 +429,12 @@ mod tests {
         let client = ctx.env.redis().unwrap().client().unwrap();
         let prefix = redis_util::prefix(ID);
         let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("{prefix}user:{i}")).collect());
-        let url = ctx.env.redis().unwrap().url.clone();
         let mut seen = Vec::new();
         for v in exp.meta().variants {
             let conn = match pick(&VARIANTS, v.name).unwrap() {
                 Kind::NewConnection => Conn::New(client.clone()),
                 Kind::Multiplexed => Conn::Shared(client.get_multiplexed_async_connection().await.unwrap()),
-                Kind::Pool { ping_on_checkout } => Conn::Pool(
-                    bb8::Pool::builder()
-                        .max_size(2)
-                        .test_on_check_out(ping_on_checkout)
-                        .build(RedisConnectionManager::new(url.as_str()).unwrap())
-                        .await
-                        .unwrap(),
-                ),
+                Kind::Pool(options) => Conn::Pool(GoRedisPool::new(client.clone(), options).await.unwrap()),
             };
             let mut g = Getter { conn, keys: keys.clone(), rng: SplitMix64::new(9) };
             let mut values = Vec::new();
@@ -277,6 +444,86 @@ mod tests {
             seen.push(values);
         }
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "every variant reads the same values");
+    }
+
+    /// The pool keeps go-redis's rules: MinIdleConns dialled at creation, a returned
+    /// connection closed once MaxIdleConns are idle, background dials back up to
+    /// MinIdleConns, turns handed out first come first served, a wait cut at PoolTimeout.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_pool_follows_go_redis_rules() {
+        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
+        let client = ctx.env.redis().unwrap().client().unwrap();
+        let opts = PoolOptions { size: Some(4), min_idle: 2, max_idle: 2 };
+        let pool = GoRedisPool::new(client.clone(), opts).await.unwrap();
+        assert_eq!(pool.opened.load(Ordering::Relaxed), 2, "MinIdleConns dialled at creation");
+        // Four at once: taking each idle one dials a replacement in the background (MinIdle
+        // 2), which the next requests do not wait for: they dial their own, which the pool,
+        // full with the background dials, does not count (go-redis's unpooled connections).
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(pool.get().await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.opened.load(Ordering::Relaxed), 6, "2 at creation, 2 in the background, 2 by requests");
+        {
+            let st = pool.state.lock().unwrap();
+            assert_eq!((st.size, st.idle.len()), (4, 2), "the pool counts PoolSize, two of them idle");
+        }
+        assert_eq!(held.iter().filter(|(_, c)| !c.pooled).count(), 2);
+        // Back they come: the two the pool does not count are closed, and the idle list being
+        // full (MaxIdleConns 2), so are the other two.
+        for (turn, c) in held.drain(..) {
+            pool.put(c, true);
+            drop(turn);
+        }
+        {
+            let st = pool.state.lock().unwrap();
+            assert_eq!((st.idle.len(), st.idle_len, st.size), (2, 2, 2), "MaxIdleConns closes the rest");
+        }
+        // Taking both idle ones makes the pool dial back up to MinIdleConns in the background.
+        let a = pool.get().await.unwrap();
+        let b = pool.get().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pool.state.lock().unwrap().idle.len(), 2, "refilled to MinIdleConns");
+        assert_eq!(pool.opened.load(Ordering::Relaxed), 8);
+        pool.put(a.1, true);
+        drop(a.0);
+        pool.put(b.1, true);
+        drop(b.0);
+
+        // Turns go in the order they were asked for.
+        let one = GoRedisPool::new(client, PoolOptions { size: Some(1), min_idle: 0, max_idle: 0 }).await.unwrap();
+        let first = one.get().await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for n in 0..3 {
+            let (one, order) = (one.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let (turn, c) = one.get().await.unwrap();
+                order.lock().unwrap().push(n);
+                one.put(c, true);
+                drop(turn);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await; // each one queued before the next
+        }
+        one.put(first.1, true);
+        drop(first.0);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2], "first come, first served");
+    }
+
+    /// A request that gets no turn within PoolTimeout fails with go-redis's error, counted as
+    /// a timeout (so a sample with one is never a measurement).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_wait_beyond_pool_timeout_fails_as_a_timeout() {
+        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
+        let client = ctx.env.redis().unwrap().client().unwrap();
+        let pool = GoRedisPool::new(client, PoolOptions { size: Some(1), min_idle: 1, max_idle: 0 }).await.unwrap();
+        let _held = pool.get().await.unwrap();
+        let err = pool.get().await.err().expect("no turn left");
+        assert!(err.kind.contains("pool timeout") && err.kind.contains("timed out"), "{}", err.kind);
     }
 }
 

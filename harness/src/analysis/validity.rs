@@ -77,8 +77,9 @@ pub fn invalid_reason(sample: &Sample, outcomes: &[String]) -> Option<String> {
 /// workers' mean, where the mean is large enough (≥ 100 operations) for that to be starvation
 /// rather than a few long operations. Not a reason to drop the sample: the engine yields (its
 /// tests show a never-waiting worker beside a waiting one both getting turns), so what is left
-/// is the technique's own fairness (a pool that serves its waiters out of order: redis-pool's
-/// bb8 at 128 clients starves one); the runner records it as an observation beside the sample.
+/// is the technique's own fairness (a pool that serves its waiters out of order: bb8, which
+/// redis-pool once used, starved one at 128 clients); the runner records it as an observation
+/// beside the sample.
 pub fn starvation(sample: &Sample) -> Option<String> {
     use crate::results::WORKER_OPS_MIN_SHARE;
     let share = *sample.metrics.get(WORKER_OPS_MIN_SHARE)?;
