@@ -128,6 +128,16 @@ pub struct LoadConfig {
     /// Count, per window of the measured time, the requests due and those that failed or
     /// took longer than a limit (`LoadReport::timeline`): how a service recovers.
     pub timeline: Option<Timeline>,
+    /// Open loop only: arrivals come in bursts instead of evenly (`LoadConfig::bursts`).
+    pub bursts: Option<Bursts>,
+}
+
+/// Bursty arrivals: `size` requests due at the same instant, once every `period`, and none
+/// between (a lull in which a pool's idle connections sit idle).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bursts {
+    pub size: u32,
+    pub period: Duration,
 }
 
 impl LoadConfig {
@@ -141,6 +151,7 @@ impl LoadConfig {
             give_up_after: None,
             overload: None,
             timeline: None,
+            bursts: None,
         }
     }
 
@@ -154,7 +165,17 @@ impl LoadConfig {
             give_up_after: None,
             overload: None,
             timeline: None,
+            bursts: None,
         }
+    }
+
+    /// An open loop whose arrivals come in bursts of `size` every `period` (mean rate
+    /// size / period), served by `concurrency` workers; latency counts from each request's
+    /// due time, as in any open loop.
+    pub fn bursts(concurrency: u32, size: u32, period: Duration, warmup: Duration, duration: Duration) -> Self {
+        let size = size.max(1);
+        let rate = f64::from(size) / period.as_secs_f64().max(1e-9);
+        Self { bursts: Some(Bursts { size, period }), ..Self::open(concurrency, rate, warmup, duration) }
     }
 
     fn concurrency(&self) -> u32 {
@@ -562,7 +583,7 @@ async fn drive<W: Worker>(
         },
         Mode::Open { rate_per_sec, .. } => {
             // Worker i serves arrivals i, i + n, i + 2n, … of one global schedule.
-            let schedule = Schedule::new(t0, measure_start, rate_per_sec, config.overload);
+            let schedule = Schedule::new(t0, measure_start, rate_per_sec, config.overload, config.bursts);
             let mut pacer = Pacer::new();
             let mut k = index as u64;
             loop {

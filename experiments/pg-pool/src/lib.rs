@@ -1,7 +1,14 @@
 //! `pg-pool`: a connection per query against pools of 1, 5, 25 and 100 connections, and the
 //! guide's setting "25 open but only 5 idle" (Go's SetMaxOpenConns(25), SetMaxIdleConns(5)),
 //! which closes every connection returned while 5 are already idle, and so opens new ones
-//! whenever more than 5 are busy.
+//! whenever more than 5 are busy. The pools follow database/sql's rules
+//! (`harness::kit::pgpool`).
+//!
+//! Two loads: a steady closed loop, where a pool at a constant concurrency never has a
+//! connection to spare and the idle limit never acts, and bursts (as many lookups as clients
+//! arriving at once, then a lull), where every burst above 5 ends with the idle limit closing
+//! what the burst opened. Connections opened, requests that waited and connections the idle
+//! limit closed are counted per second.
 //!
 //! The guide's configuration in sqlx, as a Rust service would write it (`PgPoolOptions`: max 25,
 //! min 5, idle timeout 5 min, lifetime 30 min) sits beside them: sqlx has no "max idle", so
@@ -9,8 +16,10 @@
 //! ping before handing it out (`test_before_acquire`, on by default); that check is its own
 //! variant.
 //!
-//! Every variant sends the same statement the same way (extended protocol, unnamed
-//! statement), so only the connection handling differs. Connections opened are counted where
+//! Every variant but sqlx's sends the same statement the same way (tokio-postgres's
+//! `query_typed`: an unnamed statement, one round trip), so only the connection handling
+//! differs; the sqlx pair sends it as sqlx does unprepared (`persistent(false)`: Parse and
+//! Describe, then Bind and Execute, two round trips) and is compared within itself. Connections opened are counted where
 //! they are opened; the server's backends are sampled while the load runs.
 
 use harness::kit::fixtures::setup_users;
@@ -20,8 +29,8 @@ use harness::provision::PgTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, LoadConfig, Meta, MetricInfo, Needs, Run, RunCtx,
+    Sample, Sweep, Trial, Variant,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +42,35 @@ const SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
 const SEED: u64 = 20_240_101;
 const ID: &str = "pg-pool";
 const ROWS: Knob = Knob::users_rows(ID, 1_000, 100_000);
+
+/// How the lookups arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Steady,
+    Bursty,
+}
+
+/// The cases: the two loads.
+const CASES: [(Case, Load); 2] = [
+    (
+        Case::new("steady", "every client sends its next lookup as soon as the last one returns (closed loop)")
+            .tests_claim(),
+        Load::Steady,
+    ),
+    (
+        Case::new(
+            "bursty",
+            "as many lookups as clients arrive at once, then a lull (one burst every 2 ms per client, at least every 10 ms; open loop): the lulls are where MaxIdleConns closes what a burst opened",
+        ),
+        Load::Bursty,
+    ),
+];
+
+/// The time from one burst to the next: long enough for a burst to be served, connections
+/// opened included, before the next arrives.
+fn burst_period(clients: u32) -> Duration {
+    Duration::from_millis(u64::from(clients) * 2).max(Duration::from_millis(10))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -66,9 +104,9 @@ const VARIANTS: [(Variant, Kind); 8] = [
         Kind::Pool { max_open: 25, max_idle: 5 },
     ),
     (
-        Variant::new(
+        Variant::baseline_of_group(
             "sqlx-guide",
-            "sqlx 0.8's PgPool with the guide's settings (max 25, min 5, idle timeout 5 min, lifetime 30 min) and sqlx's defaults: a ping checks each connection before it is handed out",
+            "sqlx 0.8's PgPool with the guide's settings (max 25, min 5, idle timeout 5 min, lifetime 30 min) and sqlx's defaults: a ping checks each connection before it is handed out; the lookup unprepared as sqlx sends it (two round trips)",
         ),
         Kind::Sqlx { ping: true },
     ),
@@ -145,13 +183,18 @@ impl Experiment for PgPool {
     fn meta(&self) -> Meta {
         Meta {
             id: ID,
-            title: "Connection pools: a connection per query vs pools, and the guide's 25 open / 5 idle",
+            title: "Connection pools: a connection per query vs pools, and the guide's 25 open / 5 idle, steady and in bursts",
             guide_section: "数据库优化 → 连接池配置 (DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5)",
             claim: "A connection pool (MaxOpen 25, MaxIdle 5) beats a connection per query.",
             variants: names_of(&VARIANTS),
+            cases: names_of(&CASES),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
-            primary_metric: load::throughput("queries/s", "primary-key lookups completed per second"),
+            // The mean, from each lookup's due time in the bursts: in the steady closed loop it
+            // is the clients over the throughput (Little's law), so both loads are judged on
+            // one metric.
+            primary_metric: load::latency_mean("a primary-key lookup, including any wait for a connection"),
             metrics: vec![
+                load::throughput("queries/s", "primary-key lookups completed per second"),
                 MetricInfo::new(
                     "latency_p99_us",
                     "us",
@@ -165,6 +208,18 @@ impl Experiment for PgPool {
                     "new server sessions per second (warm-up included)",
                 ),
                 MetricInfo::new(
+                    "pool_waits_per_sec",
+                    "waits/s",
+                    Better::Lower,
+                    "lookups that found no idle connection and no room to open one, and waited (database/sql's WaitCount), per second",
+                ),
+                MetricInfo::new(
+                    "idle_closed_per_sec",
+                    "conn/s",
+                    Better::Lower,
+                    "connections closed on return because MaxIdleConns were idle (database/sql's MaxIdleClosed), per second",
+                ),
+                MetricInfo::new(
                     "server_backends_max",
                     "backends",
                     Better::Lower,
@@ -175,7 +230,7 @@ impl Experiment for PgPool {
             targets: harness::targets::DB_QUERY,
             knobs: vec![ROWS],
             capacity: Some(harness::CapacityPlan {
-                case: "",
+                case: "steady",
                 point: 64.0,
                 limits: harness::load::capacity::Limits::guide(50.0),
                 why:
@@ -199,7 +254,9 @@ impl Experiment for PgPool {
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec![
-            "All variants send the same primary-key lookup as an unnamed statement (one round trip), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared).".into(),
+            "All variants but sqlx's send the same primary-key lookup as an unnamed statement in one round trip (query_typed), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared). The sqlx pair sends it unprepared as sqlx does (persistent(false): Parse and Describe, wait, then Bind and Execute: two round trips) and is compared only with itself.".into(),
+            "The pools follow database/sql: MaxOpenConns counts idle connections too, a lookup waits only when no idle connection and no room to open one is left (pool_waits_per_sec), a returned connection goes to a waiting lookup picked at random, else to the idle list unless MaxIdleConns are idle, else it is closed (idle_closed_per_sec).".into(),
+            "In the steady case the clients never return a connection while 5 are idle, so the guide's MaxIdleConns 5 cannot act; the bursty case sends as many lookups as clients at once, then nothing until the next burst, so every burst above 5 ends with the idle limit closing what it opened.".into(),
             "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
             "Pools start empty, as Go's does, and fill during the warm-up.".into(),
             "sqlx maps the guide's settings as max_connections 25, min_connections 5, idle_timeout 5 min, max_lifetime 30 min: it has no cap on idle connections, so it does not close a returned connection as database/sql does past MaxIdleConns. It returns a connection to the pool from a task spawned when the PoolConnection drops (sqlx-core's PoolConnection::drop): a client that asks again before that task ran finds no idle connection and may open another, up to 25 (connections_opened and server_backends_max show how many). The load engine's workers run on single-threaded runtimes, where that task waits for the worker to yield; on a multi-threaded runtime it can run sooner.".into(),
@@ -211,7 +268,7 @@ impl Run for PgPool {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             let (variant, point) = (at.variant, at.point);
-            let kind = pick(&VARIANTS, variant)?;
+            let (kind, load_shape) = (pick(&VARIANTS, variant)?, pick(&CASES, at.case)?);
             let clients = point.value as u32;
             let ids = self.ids.lock().expect("not poisoned").clone();
             let target = ctx.env.postgres()?.clone();
@@ -245,7 +302,17 @@ impl Run for PgPool {
             });
             let started = std::time::Instant::now();
             let (pool2, opened2, sqlx2) = (pool.clone(), opened.clone(), sqlx_pool.clone());
-            let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
+            let config = match load_shape {
+                Load::Steady => ctx.settings.load_for(&at, clients),
+                Load::Bursty => LoadConfig::bursts(
+                    clients,
+                    clients,
+                    burst_period(clients),
+                    ctx.settings.warmup,
+                    ctx.settings.duration,
+                ),
+            };
+            let report = load::run(&config, &ctx.probe, move |i| {
                 let conn = match (&pool2, &sqlx2) {
                     (Some(p), _) => Conn::Pooled(p.clone()),
                     (None, Some(p)) => Conn::Sqlx(p.clone()),
@@ -266,6 +333,11 @@ impl Run for PgPool {
             sample.metrics.insert("connections_opened_per_sec".into(), total_opened as f64 / elapsed);
             sample.metrics.insert("connections_opened".into(), total_opened as f64);
             sample.metrics.insert("server_backends_max".into(), backends as f64);
+            if let Some(p) = &pool {
+                let stats = p.stats();
+                sample.metrics.insert("pool_waits_per_sec".into(), stats.waits as f64 / elapsed);
+                sample.metrics.insert("idle_closed_per_sec".into(), stats.idle_closed as f64 / elapsed);
+            }
             Ok(sample)
         })
     }
@@ -329,6 +401,44 @@ mod tests {
         assert_eq!(found[0], found[2]);
         assert_eq!(found[0].iter().sum::<usize>(), 25, "every live user once, the nil id never");
         assert!(sqlx_opened.load(Ordering::Relaxed) >= 1, "sqlx's connections are counted");
+    }
+
+    /// A lookup that takes 5 ms, so that every lookup of a burst overlaps the others.
+    struct Slow(Arc<GoSqlPool>);
+
+    impl Worker for Slow {
+        async fn call(&mut self) -> Result<(), OpError> {
+            self.0.query_typed("SELECT pg_sleep(0.005)", &[]).await.map(|_| ())
+        }
+    }
+
+    /// Under the bursty load (12 lookups at once every 40 ms) a pool of 25 with all kept opens
+    /// 12 connections once, while the guide's idle limit of 5 closes 7 after every burst and
+    /// opens them again at the next: the counts the experiment reports, on a known input.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bursty_load_makes_the_idle_limit_act_and_the_counts_show_it() {
+        let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
+        let target = ctx.env.postgres().unwrap().clone();
+        let mut seen = Vec::new();
+        for max_idle in [25, 5] {
+            let pool = Arc::new(GoSqlPool::new(target.clone(), 25, max_idle));
+            let config =
+                LoadConfig::bursts(12, 12, Duration::from_millis(40), Duration::ZERO, Duration::from_millis(400));
+            let p = pool.clone();
+            let report = load::run(&config, &harness::resources::Probe::default(), move |_| {
+                let p = p.clone();
+                async move { Ok(Slow(p)) }
+            })
+            .await
+            .unwrap();
+            let ops = report.into_sample().latency.map_or(0, |l| l.count);
+            assert!(ops >= 100, "about ten bursts of 12 measured: {ops}");
+            seen.push(pool.stats());
+        }
+        assert_eq!((seen[0].opened, seen[0].idle_closed), (12, 0), "all kept: {:?}", seen[0]);
+        let (opened, closed) = (seen[1].opened, seen[1].idle_closed);
+        assert!(closed >= 7 * 8 && opened >= 12 + 7 * 8, "the idle limit closes 7 a burst: {:?}", seen[1]);
+        assert_eq!(opened - closed, 5, "five stay open: {:?}", seen[1]);
     }
 }
 

@@ -1,10 +1,19 @@
-//! A Postgres connection pool with Go database/sql's two limits, for the experiments that put
-//! the guide's pool settings on trial (its DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5).
+//! A Postgres connection pool with Go database/sql's rules, for the experiments that put the
+//! guide's pool settings on trial (its DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5).
 //!
-//! At most `max_open` connections exist at once. A returned connection goes to a waiting
-//! request if there is one (database/sql's `connRequests` hand-off), else to the idle list
-//! unless `max_idle` are already idle, in which case it is closed. No maintained Rust pool has
-//! that last rule, and it is the one the guide's setting turns on.
+//! As `database/sql.DB` (Go 1.22 and later) does it:
+//! - `max_open` caps the connections open, idle ones included (`numOpen`);
+//! - a request takes the most recently returned idle connection, else opens one while fewer
+//!   than `max_open` are open, else waits (`connRequests`);
+//! - a returned connection goes to a waiting request, one of them at random
+//!   (`connRequestSet.TakeRandom`), else to the idle list unless `max_idle` are already idle,
+//!   in which case it is closed (`maxIdleClosed`): no maintained Rust pool has that rule, and
+//!   it is the one the guide's setting turns on;
+//! - a connection closed while requests wait lets one of them open a new one
+//!   (`maybeOpenNewConnections`).
+//!
+//! `stats` counts what database/sql's `DBStats` does: connections opened, requests that had to
+//! wait, connections closed by the idle limit.
 //!
 //! `query` prepares a statement once per connection and reuses it (pgx's statement cache, and
 //! what a dedicated connection with `prepare` does), so a pooled variant and one on its own
@@ -12,9 +21,10 @@
 
 use crate::load::OpError;
 use crate::provision::PgTarget;
+use crate::stats::SplitMix64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
@@ -35,33 +45,57 @@ impl Conn {
     }
 }
 
-pub struct GoSqlPool {
-    target: PgTarget,
-    open: Semaphore,
-    state: Mutex<State>,
-    max_idle: usize,
-    opened: AtomicU64,
+/// What a waiting request is handed: a returned connection, or leave to open one.
+enum Grant {
+    Conn(Conn),
+    Open,
 }
 
-/// The idle list and the requests waiting for a slot, changed together under one lock.
-#[derive(Default)]
+pub struct GoSqlPool {
+    target: PgTarget,
+    max_open: usize,
+    max_idle: usize,
+    state: Mutex<State>,
+    opened: AtomicU64,
+    waits: AtomicU64,
+    idle_closed: AtomicU64,
+}
+
+/// The open count, the idle list and the waiting requests, changed together under one lock.
 struct State {
+    /// Connections open, idle ones included, and those being opened (`numOpen`).
+    open: usize,
     idle: Vec<Conn>,
-    /// Requests waiting for a connection slot that no returned connection was handed to yet.
-    waiting: usize,
-    /// Connections handed to waiting requests (kept on the idle list whatever its limit), one
-    /// per waiter: database/sql hands a returned connection to exactly one request.
-    handed: usize,
+    waiting: Vec<oneshot::Sender<Grant>>,
+    /// Picks the waiting request a returned connection goes to.
+    rng: SplitMix64,
+}
+
+/// database/sql's `DBStats` counters the experiments report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Connections opened.
+    pub opened: u64,
+    /// Requests that found no idle connection and no room to open one, and waited
+    /// (`WaitCount`).
+    pub waits: u64,
+    /// Connections closed on return because `max_idle` were idle (`MaxIdleClosed`).
+    pub idle_closed: u64,
 }
 
 impl GoSqlPool {
+    /// `SetMaxOpenConns(max_open)`, `SetMaxIdleConns(max_idle)` (capped at `max_open`, as
+    /// database/sql caps it).
     pub fn new(target: PgTarget, max_open: usize, max_idle: usize) -> Self {
+        let max_open = max_open.max(1);
         Self {
             target,
-            open: Semaphore::new(max_open),
-            state: Mutex::new(State::default()),
-            max_idle,
+            max_open,
+            max_idle: max_idle.min(max_open),
+            state: Mutex::new(State { open: 0, idle: Vec::new(), waiting: Vec::new(), rng: SplitMix64::new(0x5eed) }),
             opened: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            idle_closed: AtomicU64::new(0),
         }
     }
 
@@ -75,70 +109,120 @@ impl GoSqlPool {
         self.opened.load(Ordering::Relaxed)
     }
 
+    /// Connections opened, requests that waited, connections the idle limit closed.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            opened: self.opened(),
+            waits: self.waits.load(Ordering::Relaxed),
+            idle_closed: self.idle_closed.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, OpError> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
+        Ok(Conn { client, statements: Vec::new() })
+    }
+
     /// Open `n` connections (at most the idle limit) and prepare `statements` on each, before
     /// any clock starts, so that a measurement does not pay for the pool's first fill.
     pub async fn warm(&self, n: usize, statements: &[&str]) -> Result<(), OpError> {
+        let n = n.min(self.max_idle).saturating_sub(self.state.lock().expect("not poisoned").open);
         let mut conns = Vec::new();
-        for _ in 0..n.min(self.max_idle) {
-            let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
-            self.opened.fetch_add(1, Ordering::Relaxed);
-            let mut conn = Conn { client, statements: Vec::new() };
+        for _ in 0..n {
+            let mut conn = self.connect().await?;
             for sql in statements {
                 conn.statement(sql).await.map_err(|e| OpError::from_error(&e))?;
             }
             conns.push(conn);
         }
-        self.state.lock().expect("not poisoned").idle.extend(conns);
+        let mut st = self.state.lock().expect("not poisoned");
+        st.open += conns.len();
+        st.idle.extend(conns);
         Ok(())
     }
 
-    /// Take a connection: an idle one, or a new one while fewer than `max_open` exist.
-    async fn checkout(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Conn), OpError> {
-        self.state.lock().expect("not poisoned").waiting += 1;
-        let slot = self.open.acquire().await;
-        let pooled = {
+    /// Take a connection (database/sql's `DB.conn` with `cachedOrNewConn`).
+    async fn checkout(&self) -> Result<Conn, OpError> {
+        let wait = {
             let mut st = self.state.lock().expect("not poisoned");
-            // A connection handed to a waiter is this request's (they are interchangeable),
-            // else this request stops waiting.
-            if st.handed > 0 {
-                st.handed -= 1;
+            if let Some(conn) = st.idle.pop() {
+                return Ok(conn);
+            }
+            if st.open >= self.max_open {
+                let (tx, rx) = oneshot::channel();
+                st.waiting.push(tx);
+                Some(rx)
             } else {
-                st.waiting -= 1;
-            }
-            st.idle.pop()
-        };
-        let slot = slot.map_err(|_| OpError::new("pool closed"))?;
-        let conn = match pooled {
-            Some(c) if !c.client.is_closed() => c,
-            _ => {
-                self.opened.fetch_add(1, Ordering::Relaxed);
-                let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
-                Conn { client, statements: Vec::new() }
+                st.open += 1;
+                None
             }
         };
-        Ok((slot, conn))
+        let grant = match wait {
+            None => Grant::Open,
+            Some(rx) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                rx.await.map_err(|_| OpError::new("pool closed"))?
+            }
+        };
+        match grant {
+            Grant::Conn(conn) if !conn.client.is_closed() => Ok(conn),
+            // A broken connection handed over counts as closed: open in its place.
+            Grant::Conn(_) | Grant::Open => match self.connect().await {
+                Ok(conn) => Ok(conn),
+                Err(e) => {
+                    self.closed();
+                    Err(e)
+                }
+            },
+        }
     }
 
-    /// Give a connection back: to a waiter (hand-off), else to the idle list unless the idle
-    /// limit is reached, in which case it is closed. A connection whose query failed is closed.
-    fn checkin(&self, conn: Conn, healthy: bool) {
+    /// One connection fewer (closed, or never opened): a waiting request may open one.
+    fn closed(&self) {
         let mut st = self.state.lock().expect("not poisoned");
-        if !healthy {
-            return; // dropped here, which closes the connection
+        st.open -= 1;
+        while st.open < self.max_open {
+            let Some(tx) = take_random(&mut st) else { break };
+            if tx.send(Grant::Open).is_ok() {
+                st.open += 1;
+                break;
+            }
         }
-        if st.waiting > 0 {
-            st.waiting -= 1;
-            st.handed += 1;
+    }
+
+    /// Give a connection back (`DB.putConn`): to a waiting request, else to the idle list
+    /// unless the idle limit is reached, in which case it is closed. A connection whose query
+    /// failed is closed.
+    fn checkin(&self, conn: Conn, healthy: bool) {
+        if !healthy {
+            drop(conn);
+            self.closed();
+            return;
+        }
+        let mut st = self.state.lock().expect("not poisoned");
+        let mut conn = conn;
+        while let Some(tx) = take_random(&mut st) {
+            match tx.send(Grant::Conn(conn)) {
+                Ok(()) => return,
+                Err(Grant::Conn(back)) => conn = back, // that request gave up: the next one
+                Err(Grant::Open) => unreachable!("a connection was sent"),
+            }
+        }
+        if st.idle.len() < self.max_idle {
             st.idle.push(conn);
-        } else if st.idle.len() < self.max_idle {
-            st.idle.push(conn);
-        } // else dropped here, which closes the connection
+        } else {
+            st.open -= 1;
+            self.idle_closed.fetch_add(1, Ordering::Relaxed);
+            drop(st);
+            drop(conn); // closes the connection
+        }
     }
 
     /// Run one statement, prepared once per connection and reused (a connection opened by the
     /// pool's churn prepares it again, as pgx's statement cache would).
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, OpError> {
-        let (_slot, mut conn) = self.checkout().await?;
+        let mut conn = self.checkout().await?;
         let result = match conn.statement(sql).await {
             Ok(st) => conn.client.query(&st, params).await,
             Err(e) => Err(e),
@@ -150,11 +234,20 @@ impl GoSqlPool {
     /// Run one statement (extended protocol, unnamed: parsed and planned every time) on a
     /// pooled connection.
     pub async fn query_typed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, OpError> {
-        let (_slot, conn) = self.checkout().await?;
+        let conn = self.checkout().await?;
         let result = conn.client.query_typed(sql, params).await;
         self.checkin(conn, result.is_ok());
         result.map_err(|e| OpError::from_error(&e))
     }
+}
+
+/// A waiting request at random, as database/sql's `connRequestSet.TakeRandom` picks one.
+fn take_random(st: &mut State) -> Option<oneshot::Sender<Grant>> {
+    if st.waiting.is_empty() {
+        return None;
+    }
+    let i = st.rng.below(st.waiting.len());
+    Some(st.waiting.swap_remove(i))
 }
 
 #[cfg(test)]
@@ -209,6 +302,20 @@ mod tests {
         // A bad statement fails, and its connection is not returned.
         assert!(p.query("SELECT nope", &[]).await.is_err());
         assert_eq!(p.state.lock().unwrap().idle.len(), 2);
+    }
+
+    /// MaxOpen counts idle connections too, a request waits only when neither an idle
+    /// connection nor room to open one is left, and the idle limit's closes are counted.
+    #[tokio::test(flavor = "current_thread")]
+    async fn stats_count_waits_and_idle_closes_as_database_sql_does() {
+        let (_env, p) = pool(3, 1).await;
+        burst(&p, 3).await;
+        assert_eq!(p.stats(), PoolStats { opened: 3, waits: 0, idle_closed: 2 });
+        assert_eq!(p.state.lock().unwrap().open, 1, "one idle connection left open");
+        burst(&p, 5).await;
+        let s = p.stats();
+        assert_eq!((s.opened, s.waits), (5, 2), "the idle one, two opened, two waited: {s:?}");
+        assert!(p.state.lock().unwrap().open <= 3);
     }
 
     #[tokio::test(flavor = "current_thread")]

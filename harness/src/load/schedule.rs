@@ -1,6 +1,7 @@
 //! The open loop's arrival schedule, with an optional overload at the start of the measured
 //! window, and the per-window tally that shows how a service recovers from it.
 
+use super::Bursts;
 use crate::results::{Overload, Timeline};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -13,20 +14,31 @@ pub(super) struct Schedule {
     gap: Duration,
     /// (start, first arrival of the overload, its gap, how many arrivals it has)
     overload: Option<(Instant, u64, Duration, u64)>,
+    bursts: Option<Bursts>,
 }
 
 impl Schedule {
-    pub(super) fn new(t0: Instant, measure_start: Instant, rate_per_sec: f64, overload: Option<Overload>) -> Self {
+    pub(super) fn new(
+        t0: Instant,
+        measure_start: Instant,
+        rate_per_sec: f64,
+        overload: Option<Overload>,
+        bursts: Option<Bursts>,
+    ) -> Self {
         let gap = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-9));
         let overload = overload.map(|o| {
             let before = (measure_start.saturating_duration_since(t0).as_secs_f64() / gap.as_secs_f64()).ceil() as u64;
             let count = (o.duration.as_secs_f64() * o.rate_per_sec).ceil() as u64;
             (measure_start, before, Duration::from_secs_f64(1.0 / o.rate_per_sec.max(1e-9)), count)
         });
-        Self { t0, gap, overload }
+        Self { t0, gap, overload, bursts }
     }
 
     pub(super) fn at(&self, k: u64) -> Instant {
+        if let Some(b) = self.bursts {
+            // Burst number k / size, all of its arrivals at its start.
+            return self.t0 + b.period.mul_f64((k / u64::from(b.size)) as f64);
+        }
         match self.overload {
             Some((start, first, ogap, count)) if k >= first => {
                 if k < first + count {
@@ -96,10 +108,10 @@ mod tests {
     fn the_schedule_runs_the_overload_then_the_base_rate_again() {
         let t0 = Instant::now();
         let start = t0 + Duration::from_secs(1);
-        let plain = Schedule::new(t0, start, 100.0, None);
+        let plain = Schedule::new(t0, start, 100.0, None, None);
         assert_eq!(plain.at(250), t0 + Duration::from_millis(2500));
         let o = Overload { rate_per_sec: 1000.0, duration: Duration::from_secs(1) };
-        let s = Schedule::new(t0, start, 100.0, Some(o));
+        let s = Schedule::new(t0, start, 100.0, Some(o), None);
         // 100 arrivals of warm-up at 100/s, 1000 in the overload's second, then 100/s again.
         assert_eq!(s.at(99), t0 + Duration::from_millis(990));
         assert_eq!(s.at(100), start);
@@ -108,6 +120,16 @@ mod tests {
         assert_eq!(s.at(1150), start + Duration::from_millis(1500));
         let due: Vec<Instant> = (0..2000).map(|k| s.at(k)).collect();
         assert!(due.windows(2).all(|w| w[0] <= w[1]), "arrivals in order");
+    }
+
+    #[test]
+    fn bursts_put_each_bursts_arrivals_at_its_start() {
+        let t0 = Instant::now();
+        let b = Bursts { size: 4, period: Duration::from_millis(50) };
+        let s = Schedule::new(t0, t0, 80.0, None, Some(b));
+        let due: Vec<Duration> = (0..9).map(|k| s.at(k) - t0).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(due, [ms(0), ms(0), ms(0), ms(0), ms(50), ms(50), ms(50), ms(50), ms(100)]);
     }
 
     #[test]
