@@ -298,22 +298,30 @@ pub fn compare(old: &RunResults, new: &RunResults, opts: &Options) -> Report {
     report
 }
 
-/// Variants of one name whose description changed between the runs: their rows compare
-/// different code (a port rewritten, a baseline replaced), so a change there may be the new
-/// definition rather than a regression.
+/// Variants and cases of one name whose description changed between the runs: their rows
+/// compare different code or work (a port rewritten, a baseline replaced, a load reshaped),
+/// so a change there may be the new definition rather than a regression.
 fn redefined_variants(o: &ExperimentResult, n: &ExperimentResult) -> Vec<String> {
-    n.variants
-        .iter()
-        .filter_map(|v| {
-            let old = o.variants.iter().find(|w| w.name == v.name)?;
-            (old.description != v.description).then(|| {
-                format!(
-                    "{}/{}: the variant was redefined (was: {}; now: {}), so its rows compare different code",
-                    n.id, v.name, old.description, v.description
-                )
-            })
-        })
-        .collect()
+    let variants = |e: &ExperimentResult| -> Vec<(String, String)> {
+        e.variants.iter().map(|v| (v.name.clone(), v.description.clone())).collect()
+    };
+    let cases = |e: &ExperimentResult| -> Vec<(String, String)> {
+        e.cases.iter().map(|c| (c.name.clone(), c.description.clone())).collect()
+    };
+    let mut out = Vec::new();
+    for (what, compares, old, new) in
+        [("variant", "code", variants(o), variants(n)), ("case", "work", cases(o), cases(n))]
+    {
+        for (name, now) in &new {
+            if let Some((_, was)) = old.iter().find(|(m, was)| m == name && was != now) {
+                out.push(format!(
+                    "{}/{name}: the {what} was redefined (was: {was}; now: {now}), so its rows compare different {compares}",
+                    n.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn broken_checks(o: &ExperimentResult, n: &ExperimentResult) -> Vec<BrokenCheck> {

@@ -293,7 +293,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     assert!(disk("guide") > disk("none"));
 
     // redis-pool counts connections from the server: about one per command without a pool,
-    // and never more than the pool's 20 (plus nothing) with it.
+    // and never more than the pool's own size with it (go-redis's default: 10 per core).
     for s in exp("redis-pool")["samples"].as_array().unwrap() {
         let m = &s["metrics"];
         let (opened, ops, open) = (
@@ -304,6 +304,12 @@ fn quick_bench_runs_every_experiment_end_to_end() {
         match s["variant"].as_str().unwrap() {
             "new-connection" => assert!(opened > ops * 0.5, "{m}"),
             "multiplexed" => assert!(open <= 1.0, "{m}"),
+            "pool-5" => assert!(open <= 5.0, "{m}"),
+            "pool-100" => assert!(open <= 100.0, "{m}"),
+            "go-default" => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                assert!(open <= 10.0 * cores, "{m}")
+            }
             _ => assert!(open <= 20.0, "{m}"),
         }
     }

@@ -86,7 +86,10 @@ impl Warmer {
     /// defaults to 500 ms).
     async fn new(pg: &harness::provision::PgTarget, redis: &redis::Client, prefix: &str) -> anyhow::Result<Self> {
         let pool = GoSqlPool::new(pg.clone(), DB_POOL, DB_POOL);
-        pool.warm(DB_POOL, &[]).await.map_err(|e| anyhow::anyhow!("opening the warm-up's database pool: {e}"))?;
+        // Each connection's first statements (catalog lookups on a fresh backend) run here too.
+        pool.warm(DB_POOL, &[GET_BY_ID_SQL, GET_BY_IDS_SQL])
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the warm-up's database pool: {e}"))?;
         let mut con = redis.get_multiplexed_async_connection().await?;
         con.set_response_timeout(Duration::from_secs(3));
         Ok(Self { pool, redis: con, prefix: prefix.to_owned(), queries: AtomicU64::new(0) })
@@ -355,8 +358,11 @@ impl Experiment for CacheWarmup {
                 let warmer = Arc::new(Warmer::new(ctx.env.postgres()?, &client, &prefix).await?);
                 let warmed = warm(*kind, &warmer, &ids).await.context("warming")?;
                 let at_return = cached(&mut con).await?;
+                let mut failed = warmed.failed;
                 for b in warmed.background {
-                    b.await?.map_err(|e| anyhow::anyhow!("{}: a background refill failed: {e}", variant.name))?;
+                    if !matches!(b.await, Ok(Ok(()))) {
+                        failed += 1;
+                    }
                 }
                 let after = cached(&mut con).await?;
                 checks.push(harness::Check::observation(
@@ -371,10 +377,9 @@ impl Experiment for CacheWarmup {
                     Some(&point.label),
                     "keys_cached",
                     after,
-                    after == 1.0 && warmed.failed == 0,
+                    after == 1.0 && failed == 0,
                     format!(
-                        "share of the keys in Redis once the warm-up and its refills finished ({} keys failed)",
-                        warmed.failed
+                        "share of the keys in Redis once the warm-up and its refills finished ({failed} keys failed)"
                     ),
                 ));
             }
@@ -463,7 +468,6 @@ impl Run for CacheWarmup {
             m.insert("warm_queries_per_sec".into(), if warm_s > 0.0 { queries / warm_s } else { 0.0 });
             // The hit ratio counts the traffic's GETs and the (few) GETs of in-flight refills alike.
             m.insert("traffic_hit_ratio".into(), if hits + misses > 0.0 { hits / (hits + misses) } else { 0.0 });
-            m.insert("db_connections_opened".into(), warmer.pool.opened() as f64);
             Ok(sample)
         })
     }

@@ -287,8 +287,8 @@ struct Reader {
     stmt: Statement,
     keys: Arc<Vec<String>>,
     ids: Arc<Vec<Uuid>>,
-    /// The Zipf distribution's cumulative weights: every operation draws a fresh key.
-    cdf: Arc<Vec<f64>>,
+    /// The Zipf distribution: every operation draws a fresh key.
+    zipf: Arc<Zipf>,
     rng: SplitMix64,
     counts: [u64; 3],
     tally: Arc<Tally>,
@@ -368,29 +368,53 @@ impl Reader {
 
 impl Worker for Reader {
     async fn call(&mut self) -> Result<(), OpError> {
-        let i = draw(&self.cdf, &mut self.rng) as usize;
+        let i = self.zipf.draw(&mut self.rng) as usize;
         self.get(i).await.map(|_| ())
     }
 }
 
-/// Cumulative Zipf(s) weights over ranks 1..=n, for inverse-CDF draws.
-fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
-    let mut acc = 0.0;
-    let mut cdf: Vec<f64> = (1..=n)
-        .map(|k| {
-            acc += 1.0 / (k as f64).powf(s);
-            acc
-        })
-        .collect();
-    for c in &mut cdf {
-        *c /= acc;
-    }
-    cdf
+/// Zipf(s) over ranks 1..=n as Walker's alias table (Vose's construction): a draw is one
+/// uniform index and one coin, so it costs every variant the same few nanoseconds however
+/// many keys there are (a binary search over 100,000 weights would cost a visible share of
+/// an L1 hit).
+struct Zipf {
+    prob: Vec<f64>,
+    alias: Vec<u32>,
 }
 
-fn draw(cdf: &[f64], rng: &mut SplitMix64) -> u32 {
-    let u = rng.next_f64();
-    cdf.partition_point(|&c| c < u).min(cdf.len() - 1) as u32
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let weights: Vec<f64> = (1..=n).map(|k| 1.0 / (k as f64).powf(s)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
+        let (mut prob, mut alias) = (vec![1.0; n], vec![0u32; n]);
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+        while let (Some(&l), Some(&g)) = (small.last(), large.last()) {
+            small.pop();
+            prob[l] = scaled[l];
+            alias[l] = g as u32;
+            scaled[g] -= 1.0 - scaled[l];
+            if scaled[g] < 1.0 {
+                large.pop();
+                small.push(g);
+            }
+        }
+        // What is left holds probability one (up to rounding).
+        for i in large.into_iter().chain(small) {
+            prob[i] = 1.0;
+        }
+        Self { prob, alias }
+    }
+
+    /// A rank, 0-based.
+    fn draw(&self, rng: &mut SplitMix64) -> u32 {
+        let i = rng.below(self.prob.len());
+        if rng.next_f64() < self.prob[i] {
+            i as u32
+        } else {
+            self.alias[i]
+        }
+    }
 }
 
 impl Experiment for MultiLevelCache {
@@ -487,7 +511,7 @@ impl Experiment for MultiLevelCache {
                     stmt,
                     keys: Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect()),
                     ids: ids.clone(),
-                    cdf: Arc::new(vec![1.0]),
+                    zipf: Arc::new(Zipf::new(1, 0.0)),
                     rng: SplitMix64::new(0),
                     counts: [0; 3],
                     tally: Arc::new(Tally::default()),
@@ -539,7 +563,7 @@ impl Experiment for MultiLevelCache {
         let p = params(ctx).ok();
         vec![
             format!(
-                "{} clients read users drawn from a Zipf distribution over {} keys, a fresh draw per read; moka-l1-full holds them all, the tenth variants {} entries. Each sample starts with empty caches, which every client then fills before the clock by reading the first keys/clients users of its own seeded sequence (a defined starting state, the same whatever the machine's speed); hit ratios and database queries count the timed warm-up and the measured window.",
+                "{} clients read users drawn from a Zipf distribution over {} keys, a fresh draw per read; moka-l1-full holds them all, the tenth variants {} entries. Each sample starts with empty caches, which every client then fills before the clock by making keys/clients reads of its own seeded sequence of draws (a defined starting state, the same whatever the machine's speed); hit ratios and database queries count the timed warm-up and the measured window.",
                 ctx.settings.concurrency.unwrap_or(CLIENTS),
                 p.as_ref().map(|p| p.keys).unwrap_or(0),
                 p.as_ref().map(|p| p.l1_capacity).unwrap_or(0)
@@ -567,7 +591,7 @@ impl Run for MultiLevelCache {
             // Every sample starts with empty caches.
             redis_util::clear_prefix(&mut admin, &prefix).await?;
             let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
-            let cdf = Arc::new(zipf_cdf(ids.len(), skew));
+            let zipf = Arc::new(Zipf::new(ids.len(), skew));
             let l1 = Arc::new(L1::new(design.l1_capacity(&p), design, L1_TTL));
             let tally = Arc::new(Tally::default());
             let pg = ctx.env.postgres()?.clone();
@@ -575,20 +599,22 @@ impl Run for MultiLevelCache {
             let started = Instant::now();
             let (l1_run, tally_run) = (l1.clone(), tally.clone());
             let report = load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
-                let (redis_client, pg, keys, ids, cdf) =
-                    (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), cdf.clone());
+                let (redis_client, pg, keys, ids, zipf) =
+                    (redis_client.clone(), pg.clone(), keys.clone(), ids.clone(), zipf.clone());
                 let (l1, tally) = (l1_run.clone(), tally_run.clone());
                 async move {
                     let db = pg.connect().await?;
                     let stmt = db.prepare(GET_BY_ID_SQL).await?;
-                    let redis = redis_client.get_multiplexed_async_connection().await?;
+                    let mut redis = redis_client.get_multiplexed_async_connection().await?;
+                    // The guide's client waits up to its ReadTimeout, 3 s (redis-rs: 500 ms).
+                    redis.set_response_timeout(Duration::from_secs(3));
                     let rng = SplitMix64::new(SEED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     let l2_ttl_ms = L2_TTL_SECS * 1000;
                     let prewarm = keys.len() / clients as usize;
                     let mut reader =
-                        Reader { design, l1, redis, db, stmt, keys, ids, cdf, rng, counts: [0; 3], tally, l2_ttl_ms };
+                        Reader { design, l1, redis, db, stmt, keys, ids, zipf, rng, counts: [0; 3], tally, l2_ttl_ms };
                     // A defined starting state: before the clock, every client reads the first
-                    // keys/clients users of its own seeded sequence, so the caches hold the same
+                    // keys/clients draws of its own seeded sequence, so the caches hold the same
                     // users whatever the speed of the timed warm-up that follows (which depends
                     // on the machine and the variant).
                     for _ in 0..prewarm {
@@ -651,7 +677,7 @@ mod tests {
                 stmt,
                 keys: keys.clone(),
                 ids: ids.clone(),
-                cdf: Arc::new(vec![1.0]),
+                zipf: Arc::new(Zipf::new(1, 0.0)),
                 rng: SplitMix64::new(0),
                 counts: [0; 3],
                 tally: tally.clone(),
@@ -679,16 +705,24 @@ mod tests {
 
     #[test]
     fn zipf_draws_follow_the_skew() {
-        let cdf = zipf_cdf(1000, 1.2);
+        let zipf = Zipf::new(1000, 1.2);
         let mut rng = SplitMix64::new(1);
-        let draws: Vec<u32> = (0..100_000).map(|_| draw(&cdf, &mut rng)).collect();
+        let draws: Vec<u32> = (0..100_000).map(|_| zipf.draw(&mut rng)).collect();
         let top = draws.iter().filter(|&&d| d == 0).count() as f64 / draws.len() as f64;
         // P(rank 1) = 1 / H(1000, 1.2).
         let h: f64 = (1..=1000).map(|k| 1.0 / (k as f64).powf(1.2)).sum();
         assert!((top - 1.0 / h).abs() < 0.01, "{top} vs {}", 1.0 / h);
         assert!(draws.iter().all(|&d| d < 1000));
-        let flat = zipf_cdf(10, 0.0);
-        assert!((flat[4] - 0.5).abs() < 1e-12);
+        // Rank 10's share too, and a flat distribution draws every rank alike.
+        let tenth = draws.iter().filter(|&&d| d == 9).count() as f64 / draws.len() as f64;
+        let want = 1.0 / (10f64.powf(1.2) * h);
+        assert!((tenth - want).abs() < 0.004, "{tenth} vs {want}");
+        let flat = Zipf::new(10, 0.0);
+        let draws: Vec<u32> = (0..100_000).map(|_| flat.draw(&mut rng)).collect();
+        for r in 0..10 {
+            let share = draws.iter().filter(|&&d| d == r).count() as f64 / draws.len() as f64;
+            assert!((share - 0.1).abs() < 0.01, "rank {r}: {share}");
+        }
     }
 
     #[test]

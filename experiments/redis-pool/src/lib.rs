@@ -9,8 +9,9 @@
 //! most recently returned idle connection (LIFO, go-redis's default) or dials a new one. A
 //! returned connection goes back to the idle list unless `MaxIdleConns` are already idle, in
 //! which case it is closed; whenever an idle connection is taken or one is closed, dials in
-//! the background refill the idle list up to `MinIdleConns`. No check on checkout (go-redis
-//! sends no PING). The MinIdleConns dials go-redis starts at creation are awaited before the
+//! the background refill the idle list up to `MinIdleConns`, each holding a turn while it
+//! dials (go-redis's `checkMinIdleConns` takes one without waiting, and stops when none is
+//! free). No check on checkout (go-redis sends no PING). The MinIdleConns dials go-redis starts at creation are awaited before the
 //! clock.
 //!
 //! Every command is a GET of a cached user (about 200 bytes). The server counts the
@@ -120,9 +121,11 @@ const VARIANTS: [(Variant, Kind); 6] = [
 struct GoRedisPool {
     client: redis::Client,
     options: PoolOptions,
+    /// PoolSize, worked out once.
+    size: usize,
     /// The turns: PoolSize permits, handed out in the order requests asked (tokio's semaphore
     /// is fair, as Go's channel queue is).
-    turns: Semaphore,
+    turns: Arc<Semaphore>,
     state: Mutex<PoolState>,
     opened: AtomicU64,
 }
@@ -140,14 +143,16 @@ impl GoRedisPool {
     /// A pool with its MinIdleConns dialled (go-redis starts these at creation, in the
     /// background; here they are awaited, so that no clock counts them).
     async fn new(client: redis::Client, options: PoolOptions) -> redis::RedisResult<Arc<Self>> {
+        let size = options.pool_size();
         let pool = Arc::new(Self {
             client,
             options,
-            turns: Semaphore::new(options.pool_size()),
+            size,
+            turns: Arc::new(Semaphore::new(size)),
             state: Mutex::new(PoolState::default()),
             opened: AtomicU64::new(0),
         });
-        let first = options.min_idle.min(options.pool_size());
+        let first = options.min_idle.min(size);
         for _ in 0..first {
             let con = pool.dial().await?;
             let mut st = pool.state.lock().expect("not poisoned");
@@ -159,19 +164,23 @@ impl GoRedisPool {
     }
 
     async fn dial(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let con = self.client.get_multiplexed_async_connection().await?;
         self.opened.fetch_add(1, Ordering::Relaxed);
-        self.client.get_multiplexed_async_connection().await
+        Ok(con)
     }
 
     /// go-redis's checkMinIdleConns, under the state's lock: dial in the background until
-    /// MinIdleConns are idle (or being dialled), within PoolSize and MaxIdleConns.
+    /// MinIdleConns are idle (or being dialled), within PoolSize and MaxIdleConns, each dial
+    /// holding a turn taken without waiting (none free: no dial).
     fn refill_min_idle(self: &Arc<Self>, st: &mut PoolState) {
         let o = self.options;
-        while st.size < o.pool_size() && st.idle_len < o.min_idle && (o.max_idle == 0 || st.idle_len < o.max_idle) {
+        while st.size < self.size && st.idle_len < o.min_idle && (o.max_idle == 0 || st.idle_len < o.max_idle) {
+            let Ok(turn) = self.turns.clone().try_acquire_owned() else { break };
             st.size += 1;
             st.idle_len += 1;
             let pool = self.clone();
             tokio::spawn(async move {
+                let _turn = turn; // freed once the dial landed
                 let dialled = pool.dial().await;
                 let mut st = pool.state.lock().expect("not poisoned");
                 match dialled {
@@ -208,7 +217,7 @@ impl GoRedisPool {
         }
         let con = self.dial().await.map_err(|e| OpError::from_error(&e))?;
         let mut st = self.state.lock().expect("not poisoned");
-        let pooled = st.size < self.options.pool_size();
+        let pooled = st.size < self.size;
         if pooled {
             st.size += 1;
         }
@@ -299,7 +308,7 @@ impl Experiment for RedisPool {
                 load::latency_p99("one operation"),
                 MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
-                MetricInfo::new("pool_connections_opened", "conn", Better::Lower, "connections the go-redis pool dialled in the sample, its MinIdleConns and MaxIdleConns churn included"),
+                MetricInfo::new("pool_connections_opened", "conn", Better::Lower, "connections the go-redis pool dialled, from its creation before the sample to the sample's end (warm-up included), its MinIdleConns and MaxIdleConns churn included"),
             ],
             needs: Needs::REDIS,
             targets: harness::targets::LOAD,
@@ -345,6 +354,7 @@ impl Experiment for RedisPool {
             format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
             format!("The pools follow go-redis's internal/pool: a FIFO queue of PoolSize turns with a PoolTimeout of {} s, the last returned idle connection taken first, a returned connection closed when MaxIdleConns are idle, background dials up to MinIdleConns, no check on checkout. go-redis's default PoolSize is 10 × GOMAXPROCS: {} on this machine. ConnMaxIdleTime (5 min) and ConnMaxLifetime (30 min) never act within a sample; pool_connections_opened counts the dials, MaxIdleConns' churn included.", POOL_TIMEOUT.as_secs(), PoolOptions { size: None, min_idle: 0, max_idle: 0 }.pool_size()),
             "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
+            "A pooled connection is redis-rs's multiplexed connection used by one request at a time: each command goes through a channel to the connection's driver task and back (on the load thread that dialled it), where go-redis's goroutine writes and reads the socket itself. The hop is the same for every pool variant; against multiplexed (which pipelines many requests per hop) and against go-redis it counts against the pools. go-redis's idle-connection health check (a non-blocking read on each pop, about a microsecond) and its MaxRetries are not modelled; the guide's Dial/Read/Write timeouts are redis-rs's defaults here (a timeout would make the sample invalid either way).".into(),
         ]
     }
 }
@@ -456,20 +466,19 @@ mod tests {
         let opts = PoolOptions { size: Some(4), min_idle: 2, max_idle: 2 };
         let pool = GoRedisPool::new(client.clone(), opts).await.unwrap();
         assert_eq!(pool.opened.load(Ordering::Relaxed), 2, "MinIdleConns dialled at creation");
-        // Four at once: taking each idle one dials a replacement in the background (MinIdle
-        // 2), which the next requests do not wait for: they dial their own, which the pool,
-        // full with the background dials, does not count (go-redis's unpooled connections).
+        // Four at once: taking each of the two idle ones dials a replacement in the background
+        // (MinIdle 2), each dial holding a turn; the third and fourth requests wait for those
+        // turns and take the connections the dials left: four open, none beyond PoolSize.
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(pool.get().await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(pool.opened.load(Ordering::Relaxed), 6, "2 at creation, 2 in the background, 2 by requests");
+        assert_eq!(pool.opened.load(Ordering::Relaxed), 4, "2 at creation, 2 in the background");
         {
             let st = pool.state.lock().unwrap();
-            assert_eq!((st.size, st.idle.len()), (4, 2), "the pool counts PoolSize, two of them idle");
+            assert_eq!((st.size, st.idle.len()), (4, 0), "the pool counts PoolSize, none idle");
         }
-        assert_eq!(held.iter().filter(|(_, c)| !c.pooled).count(), 2);
+        assert!(held.iter().all(|(_, c)| c.pooled));
         // Back they come: the two the pool does not count are closed, and the idle list being
         // full (MaxIdleConns 2), so are the other two.
         for (turn, c) in held.drain(..) {
@@ -483,9 +492,12 @@ mod tests {
         // Taking both idle ones makes the pool dial back up to MinIdleConns in the background.
         let a = pool.get().await.unwrap();
         let b = pool.get().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.state.lock().unwrap().idle.len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(pool.state.lock().unwrap().idle.len(), 2, "refilled to MinIdleConns");
-        assert_eq!(pool.opened.load(Ordering::Relaxed), 8);
+        assert_eq!(pool.opened.load(Ordering::Relaxed), 6);
         pool.put(a.1, true);
         drop(a.0);
         pool.put(b.1, true);

@@ -119,8 +119,8 @@ impl GoSqlPool {
     }
 
     async fn connect(&self) -> Result<Conn, OpError> {
-        self.opened.fetch_add(1, Ordering::Relaxed);
         let client = self.target.connect().await.map_err(|e| OpError::from_error(&e))?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Conn { client, statements: Vec::new() })
     }
 
@@ -142,40 +142,53 @@ impl GoSqlPool {
         Ok(())
     }
 
-    /// Take a connection (database/sql's `DB.conn` with `cachedOrNewConn`).
-    async fn checkout(&self) -> Result<Conn, OpError> {
+    /// Take a connection (database/sql's `DB.conn` with `cachedOrNewConn`). Cancel-safe, as
+    /// Go's is on `ctx.Done`: a request dropped while it waits hands on whatever it was given,
+    /// and one dropped while it opens gives its slot back.
+    async fn checkout(&self) -> Result<Lease<'_>, OpError> {
         let wait = {
             let mut st = self.state.lock().expect("not poisoned");
-            if let Some(conn) = st.idle.pop() {
-                return Ok(conn);
+            loop {
+                match st.idle.pop() {
+                    Some(conn) if conn.client.is_closed() => st.open -= 1, // went bad while idle
+                    Some(conn) => return Ok(Lease { pool: self, conn: Some(conn) }),
+                    None => break,
+                }
             }
             if st.open >= self.max_open {
                 let (tx, rx) = oneshot::channel();
                 st.waiting.push(tx);
-                Some(rx)
+                Some(Waiting { pool: self, rx })
             } else {
                 st.open += 1;
                 None
             }
         };
-        let grant = match wait {
-            None => Grant::Open,
-            Some(rx) => {
+        // From here this request owns one slot of `open`, until a Lease holds it.
+        let slot = match wait {
+            None => Slot { pool: self },
+            Some(mut waiting) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                rx.await.map_err(|_| OpError::new("pool closed"))?
+                match (&mut waiting.rx).await {
+                    Ok(Grant::Conn(conn)) if !conn.client.is_closed() => {
+                        std::mem::forget(waiting);
+                        return Ok(Lease { pool: self, conn: Some(conn) });
+                    }
+                    // A broken connection handed over counts as closed: open in its place.
+                    Ok(Grant::Conn(_) | Grant::Open) => {
+                        std::mem::forget(waiting);
+                        Slot { pool: self }
+                    }
+                    Err(_) => {
+                        std::mem::forget(waiting);
+                        return Err(OpError::new("pool closed"));
+                    }
+                }
             }
         };
-        match grant {
-            Grant::Conn(conn) if !conn.client.is_closed() => Ok(conn),
-            // A broken connection handed over counts as closed: open in its place.
-            Grant::Conn(_) | Grant::Open => match self.connect().await {
-                Ok(conn) => Ok(conn),
-                Err(e) => {
-                    self.closed();
-                    Err(e)
-                }
-            },
-        }
+        let conn = self.connect().await?; // on failure `slot` drops: the slot goes back
+        std::mem::forget(slot);
+        Ok(Lease { pool: self, conn: Some(conn) })
     }
 
     /// One connection fewer (closed, or never opened): a waiting request may open one.
@@ -222,22 +235,78 @@ impl GoSqlPool {
     /// Run one statement, prepared once per connection and reused (a connection opened by the
     /// pool's churn prepares it again, as pgx's statement cache would).
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, OpError> {
-        let mut conn = self.checkout().await?;
+        let mut lease = self.checkout().await?;
+        let conn = lease.conn.as_mut().expect("leased");
         let result = match conn.statement(sql).await {
             Ok(st) => conn.client.query(&st, params).await,
             Err(e) => Err(e),
         };
-        self.checkin(conn, result.is_ok());
+        lease.give_back(result.is_ok());
         result.map_err(|e| OpError::from_error(&e))
     }
 
     /// Run one statement (extended protocol, unnamed: parsed and planned every time) on a
     /// pooled connection.
     pub async fn query_typed(&self, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, OpError> {
-        let conn = self.checkout().await?;
-        let result = conn.client.query_typed(sql, params).await;
-        self.checkin(conn, result.is_ok());
+        let lease = self.checkout().await?;
+        let result = lease.conn.as_ref().expect("leased").client.query_typed(sql, params).await;
+        lease.give_back(result.is_ok());
         result.map_err(|e| OpError::from_error(&e))
+    }
+}
+
+/// A connection out of the pool. Given back with `give_back`; dropped with it (a query
+/// cancelled midway), the connection is closed and its slot freed, as database/sql closes a
+/// connection whose query a cancelled context interrupted.
+struct Lease<'a> {
+    pool: &'a GoSqlPool,
+    conn: Option<Conn>,
+}
+
+impl Lease<'_> {
+    fn give_back(mut self, healthy: bool) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.checkin(conn, healthy);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            self.pool.closed();
+        }
+    }
+}
+
+/// A slot of `open` a request holds while it opens a connection: dropped (the open failed or
+/// was cancelled), it goes back.
+struct Slot<'a> {
+    pool: &'a GoSqlPool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.pool.closed();
+    }
+}
+
+/// A request waiting for a connection. Dropped (cancelled) before it was served, it stops
+/// waiting and hands on anything it was given meanwhile.
+struct Waiting<'a> {
+    pool: &'a GoSqlPool,
+    rx: oneshot::Receiver<Grant>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Grant::Conn(conn)) => self.pool.checkin(conn, true),
+            Ok(Grant::Open) => self.pool.closed(),
+            Err(_) => {}
+        }
     }
 }
 
@@ -316,6 +385,38 @@ mod tests {
         let s = p.stats();
         assert_eq!((s.opened, s.waits), (5, 2), "the idle one, two opened, two waited: {s:?}");
         assert!(p.state.lock().unwrap().open <= 3);
+    }
+
+    /// Requests cancelled while they wait, or midway through their query, leave no slot
+    /// taken: the pool serves as many at once afterwards as before.
+    #[tokio::test(flavor = "current_thread")]
+    async fn cancelled_requests_give_their_slots_back() {
+        let (_env, p) = pool(2, 2).await;
+        for _ in 0..3 {
+            // Four requests for two slots, all cancelled after 20 ms: two mid-query, two waiting.
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let p = p.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_millis(20),
+                            p.query_typed("SELECT pg_sleep(0.2)", &[]),
+                        )
+                        .await;
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        let left = {
+            let st = p.state.lock().unwrap();
+            (st.open, st.waiting.len())
+        };
+        assert_eq!(left, (0, 0), "no slot leaked, no waiter left");
+        burst(&p, 4).await;
+        assert!(p.state.lock().unwrap().open <= 2);
     }
 
     #[tokio::test(flavor = "current_thread")]

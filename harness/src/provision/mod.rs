@@ -164,7 +164,7 @@ impl PgTarget {
     /// password, database and schema.
     pub fn via(&self, addr: std::net::SocketAddr) -> PgTarget {
         let mut config = tokio_postgres::Config::new();
-        config.host(&addr.ip().to_string()).port(addr.port()).dbname(self.dbname.as_str()).user(self.user.as_str());
+        config.host(addr.ip().to_string()).port(addr.port()).dbname(self.dbname.as_str()).user(self.user.as_str());
         if let Some(pw) = self.config.get_password() {
             config.password(pw);
         }
