@@ -137,6 +137,8 @@ struct PoolState {
     size: usize,
     /// Idle connections, those being dialled for the idle list included (`idleConnsLen`).
     idle_len: usize,
+    /// The most connections the pool counted at once (`size`'s peak): never above PoolSize.
+    peak: usize,
 }
 
 impl GoRedisPool {
@@ -157,6 +159,7 @@ impl GoRedisPool {
             let con = pool.dial().await?;
             let mut st = pool.state.lock().expect("not poisoned");
             st.size += 1;
+            st.peak = st.peak.max(st.size);
             st.idle_len += 1;
             st.idle.push(con);
         }
@@ -177,6 +180,7 @@ impl GoRedisPool {
         while st.size < self.size && st.idle_len < o.min_idle && (o.max_idle == 0 || st.idle_len < o.max_idle) {
             let Ok(turn) = self.turns.clone().try_acquire_owned() else { break };
             st.size += 1;
+            st.peak = st.peak.max(st.size);
             st.idle_len += 1;
             let pool = self.clone();
             tokio::spawn(async move {
@@ -220,6 +224,7 @@ impl GoRedisPool {
         let pooled = st.size < self.size;
         if pooled {
             st.size += 1;
+            st.peak = st.peak.max(st.size);
         }
         Ok((turn, Pooled { con, pooled }))
     }
@@ -308,6 +313,7 @@ impl Experiment for RedisPool {
                 load::latency_p99("one operation"),
                 MetricInfo::new("connections_opened_per_sec", "conn/s", Better::Lower, "connections the server accepted per second (INFO stats), warm-up included"),
                 MetricInfo::new("server_connections_max", "conn", Better::Lower, "most client connections open at once on the server, sampled every 20 ms (the monitor's own excluded)"),
+                MetricInfo::new("pool_connections_max", "conn", Better::Lower, "most connections the go-redis pool counted at once (its poolSize), never above PoolSize; the server can see more while closed ones linger"),
                 MetricInfo::new("pool_connections_opened", "conn", Better::Lower, "connections the go-redis pool dialled, from its creation before the sample to the sample's end (warm-up included), its MinIdleConns and MaxIdleConns churn included"),
             ],
             needs: Needs::REDIS,
@@ -420,6 +426,9 @@ impl Run for RedisPool {
             sample.metrics.insert("server_connections_max".into(), (max_open - 2.0).max(0.0));
             if let Some(pool) = pool_seen.get() {
                 sample.metrics.insert("pool_connections_opened".into(), pool.opened.load(Ordering::Relaxed) as f64);
+                let peak = pool.state.lock().expect("not poisoned").peak;
+                sample.metrics.insert("pool_connections_max".into(), peak as f64);
+                sample.metrics.insert("pool_size".into(), pool.size as f64);
             }
             Ok(sample)
         })
