@@ -158,7 +158,7 @@ impl GoSqlPool {
             if st.open >= self.max_open {
                 let (tx, rx) = oneshot::channel();
                 st.waiting.push(tx);
-                Some(Waiting { pool: self, rx })
+                Some(Waiting { pool: self, rx: Some(rx) })
             } else {
                 st.open += 1;
                 None
@@ -169,20 +169,16 @@ impl GoSqlPool {
             None => Slot { pool: self },
             Some(mut waiting) => {
                 self.waits.fetch_add(1, Ordering::Relaxed);
-                match (&mut waiting.rx).await {
+                let rx = waiting.rx.as_mut().expect("not yet served");
+                let grant = rx.await;
+                waiting.rx = None; // served (or the pool is gone): nothing to hand on
+                match grant {
                     Ok(Grant::Conn(conn)) if !conn.client.is_closed() => {
-                        std::mem::forget(waiting);
                         return Ok(Lease { pool: self, conn: Some(conn) });
                     }
                     // A broken connection handed over counts as closed: open in its place.
-                    Ok(Grant::Conn(_) | Grant::Open) => {
-                        std::mem::forget(waiting);
-                        Slot { pool: self }
-                    }
-                    Err(_) => {
-                        std::mem::forget(waiting);
-                        return Err(OpError::new("pool closed"));
-                    }
+                    Ok(Grant::Conn(_) | Grant::Open) => Slot { pool: self },
+                    Err(_) => return Err(OpError::new("pool closed")),
                 }
             }
         };
@@ -296,13 +292,15 @@ impl Drop for Slot<'_> {
 /// waiting and hands on anything it was given meanwhile.
 struct Waiting<'a> {
     pool: &'a GoSqlPool,
-    rx: oneshot::Receiver<Grant>,
+    /// `None` once served.
+    rx: Option<oneshot::Receiver<Grant>>,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.rx.close();
-        match self.rx.try_recv() {
+        let Some(rx) = self.rx.as_mut() else { return };
+        rx.close();
+        match rx.try_recv() {
             Ok(Grant::Conn(conn)) => self.pool.checkin(conn, true),
             Ok(Grant::Open) => self.pool.closed(),
             Err(_) => {}
