@@ -420,7 +420,10 @@ where
                             last_end: measure_start,
                             done: false,
                             windows: Windows::new(cfg.timeline, measure_start, cfg.duration),
-                            pacing: matches!(cfg.mode, Mode::Open { .. }).then(new_pacing_histogram),
+                            // Not for bursts: the arrivals a thread serves after its other workers'
+                            // are late by design (the burst's own queueing, in the latency).
+                            pacing: (matches!(cfg.mode, Mode::Open { .. }) && cfg.bursts.is_none())
+                                .then(new_pacing_histogram),
                             ops: 0,
                         }))
                     })
@@ -495,7 +498,7 @@ where
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = measure_start;
     let mut timeline: Vec<[u64; 2]> = Vec::new();
-    let mut pacing = matches!(config.mode, Mode::Open { .. }).then(new_pacing_histogram);
+    let mut pacing = (matches!(config.mode, Mode::Open { .. }) && config.bursts.is_none()).then(new_pacing_histogram);
     let mut worker_ops = vec![0; n];
     for (t, d) in dones.into_iter().enumerate() {
         let rs = d.await.map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
@@ -614,9 +617,7 @@ async fn drive<W: Worker>(
                     // Latency counts from when the request was due, not from when it went out.
                     let mut tally = tally.borrow_mut();
                     tally.record(intended, end, r);
-                    // In bursts the arrivals a thread serves after its other workers' are late
-                    // by design (the burst's own queueing, in the latency): not pacing's.
-                    if let Some(p) = tally.pacing.as_mut().filter(|_| paced && config.bursts.is_none()) {
+                    if let Some(p) = tally.pacing.as_mut().filter(|_| paced) {
                         p.saturating_record(sent.duration_since(intended).as_nanos() as u64);
                     }
                     measured_ops += 1;
