@@ -2,7 +2,7 @@
 //!
 //! The fairness rule every experiment follows: each variant gets the same data, the same
 //! connection setup outside the clock, the same statement preparation unless preparation is
-//! the technique, the same warm-up, and the runner's rotated order (`runner::variant_order`).
+//! the technique, the same warm-up, and the runner's balanced order (`runner::variant_order`).
 //! A variant that differs in more than the technique is its own named variant, and the guide's
 //! Go code is ported with Go's semantics. One variant is marked `tests_claim`: its comparison
 //! is the headline.
@@ -438,6 +438,12 @@ pub struct Control {
 }
 
 impl Meta {
+    /// How long one sample's warm-up and measurement last: the settings', each at least
+    /// `sample_floor`.
+    pub fn sample_time(&self, settings: &crate::results::Settings) -> std::time::Duration {
+        settings.warmup.max(self.sample_floor) + settings.duration.max(self.sample_floor)
+    }
+
     /// The variant whose comparison tests the claim (the first one marked so).
     pub fn claim_variant(&self) -> Option<&'static str> {
         self.variants.iter().find(|v| v.tests_claim).map(|v| v.name)
@@ -655,7 +661,7 @@ impl Engine<'_> {
 /// One technique on trial.
 ///
 /// The runner calls `setup` once, then for every sweep point `setup_point` and, for every
-/// repetition, each case × variant once (interleaved in a rotated order), then `checks` once.
+/// repetition, each case × variant once (interleaved in a balanced order), then `checks` once.
 pub trait Experiment: Send + Sync {
     fn meta(&self) -> Meta;
 

@@ -46,21 +46,36 @@ pub enum Progress<'a> {
 #[error("{0}")]
 struct ServerFault(String);
 
-/// The order the trials (case × variant) run in at sweep point `point_index`, repetition `repetition`: a
-/// permutation shuffled from `seed` and the point, rotated by the repetition. Over as many
-/// repetitions as there are variants each variant runs once in every position, so an order
-/// effect (caches warmed by the one before, a table grown by it, the machine heating up) does
-/// not land on the same variant every time; the seed is recorded in results.json.
+/// The order the trials (case × variant) run in at sweep point `point_index`, repetition
+/// `repetition`: a Williams design over the trials, relabelled by a permutation shuffled from
+/// `seed` and the point. Over one cycle of the design (as many repetitions as there are
+/// trials, twice that for an odd number) every trial runs equally often in every position and
+/// directly after every other trial equally often, so neither an order effect (the machine
+/// heating up) nor a carry-over (caches warmed by the trial before, a table grown by it) lands
+/// on the same variant every time; the seed is recorded in results.json.
 pub fn variant_order(n: usize, seed: u64, point_index: usize, repetition: u32) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut labels: Vec<usize> = (0..n).collect();
     let mut rng = crate::stats::SplitMix64::new(seed ^ (point_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     for i in (1..n).rev() {
-        order.swap(i, rng.below(i + 1));
+        labels.swap(i, rng.below(i + 1));
     }
-    if n > 0 {
-        order.rotate_left(repetition as usize % n);
+    if n == 0 {
+        return labels;
     }
-    order
+    // Row r of the design: 0, 1, n-1, 2, n-2, … shifted by r (mod n); for odd n the rows
+    // n..2n are those rows reversed.
+    let cycle = if n % 2 == 0 { n } else { 2 * n };
+    let r = repetition as usize % cycle;
+    let first = |j: usize| match j {
+        0 => 0,
+        j if j % 2 == 1 => j.div_ceil(2),
+        j => n - j / 2,
+    };
+    let mut row: Vec<usize> = (0..n).map(|j| labels[(first(j) + r) % n]).collect();
+    if r >= n {
+        row.reverse();
+    }
+    row
 }
 
 /// How many samples `meta` takes with these settings.
@@ -328,6 +343,15 @@ fn charge(results: &mut [ExperimentResult], add: impl Fn(&mut TimeSpent)) {
     }
 }
 
+/// What one sample has cost so far in this experiment (warm-up, measurement and its fixed
+/// costs), or its set warm-up and measurement before the first.
+fn per_sample(result: &ExperimentResult, meta: &Meta, ctx: &RunCtx) -> std::time::Duration {
+    match &result.time {
+        Some(t) if t.samples > 0 => std::time::Duration::from_millis(t.samples_ms / u64::from(t.samples)),
+        _ => meta.sample_time(&ctx.settings),
+    }
+}
+
 /// The sequential plan of a run on one build whose settings allow stopping early
 /// (`Settings::min_rounds` from 2 up to below the cap); none: every point runs the cap.
 /// Its band is the experiment's smallest effect that matters, its family the claim's points
@@ -402,9 +426,13 @@ async fn run_inner(
         result.sequential = plan.clone();
     }
     let claim = meta.claim();
-    // Past their ride-along rounds, only the claim's two trials run (none without a claim).
+    // The trials outside the claim ride along: in a point's first `ride_along` rounds (every
+    // round without a limit), and under `--budget` only where the point's share leaves room
+    // for them beside the claim's minimum rounds. Without a claim every trial is the claim's.
     let claim_trials = meta.claim_trials();
-    let ride_along = ctx.settings.ride_along.filter(|_| claim_trials.is_some());
+    let in_claim = |t: (&str, &str)| claim_trials.as_ref().is_none_or(|c| c.contains(&t));
+    let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32;
+    let claim_count = trials.len() as u32 - riders;
     let points = results[0].sweep.points.clone();
     // Under `--budget`, a point past its share of the experiment's time stops once it has its
     // minimum rounds (the plan's, or up to 3 without one); the rest rolls forward.
@@ -434,12 +462,17 @@ async fn run_inner(
             if repetition >= ctx.settings.repetitions + rounds.disturbed {
                 break;
             }
+            let stand = rounds.rounds - rounds.disturbed;
+            let ride = riders > 0
+                && ctx.settings.ride_along.is_none_or(|n| stand < n)
+                && point_deadline.is_none_or(|d| {
+                    let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
+                    Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
+                });
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
-                if ride_along.is_some_and(|n| repetition >= n + rounds.disturbed)
-                    && !claim_trials.iter().flatten().any(|&t| t == (case, variant))
-                {
+                if !ride && !in_claim((case, variant)) {
                     continue;
                 }
                 let at = Trial { case, variant, point, offered: None };
@@ -567,9 +600,18 @@ async fn capacity_stage(
         .chain(meta.sweep.points(!ctx.settings.quick))
         .find(|p| p.value == plan.point)
         .unwrap_or_else(|| SweepPoint { label: plan.point.to_string(), value: plan.point });
+    // Under `--budget` only the claim's variant and its baseline are searched: the search is
+    // never cut short, and every variant's would take minutes.
+    let claim_pair: Vec<&str> =
+        meta.claim_trials().map(|t| t.into_iter().take(1).map(|(_, v)| v).collect()).unwrap_or_default();
+    let searched = |v: &str| ctx.deadline.is_none() || claim_pair.contains(&v) || meta.claim_variant() == Some(v);
+    let left_out: Vec<&str> = meta.variants.iter().map(|v| v.name).filter(|v| !searched(v)).collect();
     let order = variant_order(meta.variants.len(), ctx.settings.order_seed, usize::MAX, 0);
     for vi in order {
         let variant = meta.variants[vi].name;
+        if !searched(variant) {
+            continue;
+        }
         let closed: Vec<f64> = result
             .samples
             .iter()
@@ -621,6 +663,13 @@ async fn capacity_stage(
         experiment::CAPACITY_STEP.as_secs(),
         plan.why
     ));
+    if !left_out.is_empty() {
+        result.notes.push(format!(
+            "Under the time budget the capacity search ran for the claim's variant and its baseline only; {} {} not searched (--budget none searches every variant).",
+            left_out.join(", "),
+            if left_out.len() == 1 { "was" } else { "were" }
+        ));
+    }
     Ok(())
 }
 

@@ -417,13 +417,7 @@ pub fn budget_part(weights_left: &[f64]) -> f64 {
 /// only for the rounds they ride along in).
 pub fn budget_weight(meta: &Meta, settings: &Settings) -> f64 {
     let cap = settings.repetitions.max(1);
-    samples(meta, settings, cap) / f64::from(cap) * sample_time(meta, settings).as_secs_f64()
-}
-
-/// How long one sample's warm-up and measurement last: the settings', each at least the
-/// experiment's `sample_floor`.
-pub fn sample_time(meta: &Meta, settings: &Settings) -> std::time::Duration {
-    settings.warmup.max(meta.sample_floor) + settings.duration.max(meta.sample_floor)
+    samples(meta, settings, cap) / f64::from(cap) * meta.sample_time(settings).as_secs_f64()
 }
 
 /// The samples `rounds` rounds take over every point: the claim's trials in every round, the
@@ -442,13 +436,20 @@ fn samples(meta: &Meta, settings: &Settings, rounds: u32) -> f64 {
 }
 
 /// The least time an experiment's rounds take under any budget: a point past its share still
-/// runs its minimum rounds (the sequential plan's, or up to 3 without one) of every trial, each
-/// sample its warm-up and measured time (`sample_time`). Setups and each sample's fixed costs come on top, so a
-/// budget below the sum of this over the selected experiments cannot be kept.
+/// runs its minimum rounds (the sequential plan's, or up to 3 without one) of the claim's
+/// trials (of every trial without a claim; the others ride along only where the budget
+/// leaves room), each sample its warm-up and measured time (`Meta::sample_time`). Setups and each
+/// sample's fixed costs come on top, so a budget below the sum of this over the selected
+/// experiments cannot be kept.
 pub fn least_rounds_time(meta: &Meta, settings: &Settings) -> std::time::Duration {
     let (min, cap) = (settings.min_rounds, settings.repetitions);
     let rounds = if min >= 2 && min < cap { min } else { cap.min(3) };
-    sample_time(meta, settings).mul_f64(samples(meta, settings, rounds))
+    let points = meta.sweep.points(settings.quick).len() as f64;
+    let trials = match meta.claim_trials() {
+        Some(claim) => claim.len(),
+        None => meta.case_names().len() * meta.variants.len(),
+    };
+    meta.sample_time(settings).mul_f64(points * trials as f64 * f64::from(rounds))
 }
 
 #[cfg(test)]
@@ -477,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn the_least_time_counts_every_trial_at_every_point_its_minimum_rounds() {
+    fn the_least_time_counts_the_claims_trials_at_every_point_its_minimum_rounds() {
         let meta = Meta {
             variants: vec![Variant::new("a", "a"), Variant::new("b", "b").compared_with("a")],
             sweep: Sweep::numeric("n", "", &[1.0, 2.0, 3.0], &[1.0]),
@@ -511,8 +512,9 @@ mod tests {
         // The claim's a and b run 8 rounds, c and d 2: (2 × 8 + 2 × 2) / 8 samples of 200 ms
         // per round.
         assert!((budget_weight(&meta, &settings) - 2.5 * 0.2).abs() < 1e-12);
-        // At the minimum of 3 rounds: 2 × 3 + 2 × 2 samples of 200 ms.
-        assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(2000));
+        // At the minimum of 3 rounds: 2 × 3 samples of 200 ms; c and d ride along only where
+        // the budget leaves room.
+        assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(1200));
         settings.ride_along = None;
         assert!((budget_weight(&meta, &settings) - 4.0 * 0.2).abs() < 1e-12);
         // A tool counting whole seconds: each sample at least 1 s of warm-up and 1 s measured.

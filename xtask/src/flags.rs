@@ -120,13 +120,14 @@ pub struct BenchArgs {
     pub min_rounds: Option<u32>,
     /// Measure only the claim's two trials (its variant and that variant's baseline): the other
     /// variants and cases are left out. Quick runs measure them in each point's first two rounds
-    /// only, full runs in every round.
+    /// only, full runs in every round; under a budget, only where it leaves room for them.
     #[arg(long)]
     pub claim_only: bool,
     /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 4.5m quick, 60m full):
     /// split over the experiments as they start, what one leaves rolls forward; a point past
     /// its share stops after its minimum rounds and says "budget". Setups, checks and the
-    /// capacity search are never cut short (they take from the shares); --against ignores it.
+    /// capacity search are never cut short (they take from the shares; under a budget the
+    /// search covers the claim's two variants only); --against ignores it.
     /// A budget below what the experiments' minimum rounds alone take is refused (exit 2).
     #[arg(long, value_name = "D")]
     pub budget: Option<String>,

@@ -4,20 +4,33 @@
 use super::*;
 
 #[test]
-fn every_variant_runs_in_every_position_over_n_repetitions() {
-    for n in 1..7 {
+fn over_one_cycle_every_trial_takes_every_position_and_follows_every_other_equally_often() {
+    for n in 1..8 {
+        let cycle = if n % 2 == 0 { n } else { 2 * n };
         for point in 0..3 {
-            let mut seen = vec![vec![0u32; n]; n];
-            for rep in 0..n as u32 {
+            let mut position = vec![vec![0u32; n]; n];
+            let mut after = vec![vec![0u32; n]; n];
+            for rep in 0..cycle as u32 {
                 let order = variant_order(n, 42, point, rep);
                 let mut sorted = order.clone();
                 sorted.sort();
                 assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
                 for (pos, &v) in order.iter().enumerate() {
-                    seen[v][pos] += 1;
+                    position[v][pos] += 1;
+                }
+                for w in order.windows(2) {
+                    after[w[0]][w[1]] += 1;
                 }
             }
-            assert!(seen.iter().flatten().all(|&c| c == 1), "n={n}: {seen:?}");
+            let each = (cycle / n) as u32;
+            assert!(position.iter().flatten().all(|&c| c == each), "n={n}: positions {position:?}");
+            for (a, row) in after.iter().enumerate() {
+                for (b, &c) in row.iter().enumerate() {
+                    // Carry-over balance: b runs right after a as often as after any other.
+                    assert_eq!(c, if a == b { 0 } else { each }, "n={n}: {a} then {b}: {after:?}");
+                }
+            }
+            assert_eq!(variant_order(n, 42, point, cycle as u32), variant_order(n, 42, point, 0), "the design repeats");
         }
     }
 }
@@ -238,6 +251,35 @@ async fn a_decided_point_stops_at_a_look_and_an_undecided_one_runs_to_the_cap() 
     assert!(fixed.sequential.is_none());
     assert_eq!(fixed.rounds[0].rounds, 4);
     assert_eq!(fixed.rounds[0].stop, StopReason::Fixed);
+}
+
+/// Under a budget the trials outside the claim ride along only where the point's share has
+/// room for them beside the claim's minimum rounds: with the budget spent they never run,
+/// with room (or without a budget) they run in every round the claim runs.
+#[tokio::test]
+async fn a_tight_budget_is_spent_on_the_claim_first() {
+    let mut meta = two_variants();
+    meta.variants = vec![
+        crate::Variant::new("x", "x"),
+        crate::Variant::new("y", "y").compared_with("x").tests_claim(),
+        crate::Variant::new("z", "z").compared_with("y"),
+    ];
+    let run = |deadline: Option<std::time::Duration>| {
+        let meta = &meta;
+        async move {
+            let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+            ctx.settings.repetitions = 6;
+            ctx.settings.min_rounds = 3;
+            ctx.deadline = deadline.map(|d| std::time::Instant::now() + d);
+            let mut side = Synthetic::new(0.5, 0.02);
+            let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+            let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
+            (of("x"), of("y"), of("z"))
+        }
+    };
+    assert_eq!(run(Some(std::time::Duration::ZERO)).await, (3, 3, 0), "spent: the claim's minimum only");
+    assert_eq!(run(Some(std::time::Duration::from_secs(600))).await, (3, 3, 3), "room: z rides along");
+    assert_eq!(run(None).await, (3, 3, 3), "no budget: z rides along");
 }
 
 /// The time accounts add up: setup (the experiment's and each point's), every sample counted
