@@ -598,6 +598,9 @@ pub struct RunCtx {
     pub out_dir: Option<std::path::PathBuf>,
     /// When the experiment now running should be done with its rounds (`--budget`'s share).
     pub deadline: Option<std::time::Instant>,
+    /// When the trials outside its claim stop riding along: its fair share of the budget (its
+    /// weight's part), without what the claim's rounds may borrow from the experiments after it.
+    pub ride_deadline: Option<std::time::Instant>,
 }
 
 impl RunCtx {
@@ -621,7 +624,7 @@ impl RunCtx {
         let probe = env.probe();
         let mut settings = Settings::quick_for_tests();
         settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None })
+        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None, ride_deadline: None })
     }
 
     /// What the micro engine needs of this run.

@@ -177,7 +177,7 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
     } else {
         crate::micro::Workers::default()
     };
-    let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None, deadline: None };
+    let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None, deadline: None, ride_deadline: None };
     let mut local = Local::new(exp.as_ref(), &ctx);
     let ready = Reply::Ready {
         variants: Some(meta.variants.iter().map(|v| v.name.to_owned()).collect()),

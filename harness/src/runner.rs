@@ -438,10 +438,12 @@ async fn run_inner(
     // minimum rounds (the plan's, or up to 3 without one); the rest rolls forward.
     let min_rounds = plan.as_ref().map_or(ctx.settings.repetitions.min(3), |p| p.min_rounds);
     for (point_index, point) in points.iter().enumerate() {
-        let point_deadline = ctx.deadline.map(|d| {
+        let point_share = |d: Instant| {
             let now = Instant::now();
             now + d.saturating_duration_since(now) / (points.len() - point_index) as u32
-        });
+        };
+        let point_deadline = ctx.deadline.map(point_share);
+        let ride_deadline = ctx.ride_deadline.map(point_share);
         let mut rounds = PointRounds {
             point: point.label.clone(),
             rounds: 0,
@@ -465,7 +467,7 @@ async fn run_inner(
             let stand = rounds.rounds - rounds.disturbed;
             let ride = riders > 0
                 && ctx.settings.ride_along.is_none_or(|n| stand < n)
-                && point_deadline.is_none_or(|d| {
+                && ride_deadline.is_none_or(|d| {
                     let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
                     Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
                 });

@@ -219,6 +219,7 @@ impl Session {
                 micro,
                 out_dir: Some(dir.clone()),
                 deadline: None,
+                ride_deadline: None,
             }),
             request: plan.request,
             results,
@@ -237,14 +238,15 @@ impl Session {
     /// never past the end, so that an experiment whose setup is slow may borrow from those
     /// after it, which most often stop early (a point decided at its first look); time one
     /// leaves unused rolls forward, and a finished experiment is never revisited.
+    /// The trials outside the claim ride along only within its fair share (`fair_part`).
     pub fn share_budget(&mut self, weights_left: &[f64]) {
         let end = self.budget_end;
         let part = budget_part(weights_left);
         if let Some(ctx) = self.ctx.as_mut() {
-            ctx.deadline = end.map(|end| {
-                let now = std::time::Instant::now();
-                now + end.saturating_duration_since(now).mul_f64(part)
-            });
+            let now = std::time::Instant::now();
+            let left = end.map(|end| end.saturating_duration_since(now));
+            ctx.deadline = left.map(|left| now + left.mul_f64(part));
+            ctx.ride_deadline = left.map(|left| now + left.mul_f64(fair_part(weights_left)));
         }
     }
 
@@ -411,6 +413,15 @@ pub fn budget_part(weights_left: &[f64]) -> f64 {
     }
 }
 
+/// The first of `weights_left`'s fair part of what is left: its share by weight.
+pub fn fair_part(weights_left: &[f64]) -> f64 {
+    let total: f64 = weights_left.iter().sum();
+    match weights_left.first() {
+        Some(w) if total > 0.0 => (w / total).min(1.0),
+        _ => 1.0,
+    }
+}
+
 /// What an experiment's rounds weigh in `--budget`'s split: the samples one round takes on
 /// average over a point's cap of rounds, over all its points (every case × variant at each
 /// point of this mode's sweep; with ride-along rounds, the variants outside the claim count
@@ -465,6 +476,10 @@ mod tests {
         assert_eq!(budget_part(&[2.0]), 1.0);
         assert_eq!(budget_part(&[]), 1.0);
         assert_eq!(budget_part(&[0.0, 0.0]), 1.0);
+        assert_eq!(fair_part(&[1.0, 3.0]), 0.25);
+        assert_eq!(fair_part(&[3.0, 1.0]), 0.75);
+        assert_eq!(fair_part(&[2.0]), 1.0);
+        assert_eq!(fair_part(&[]), 1.0);
     }
 
     /// Quick settings with samples of 50 + 150 ms, a cap of `cap` rounds and a minimum of 3.

@@ -271,6 +271,7 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
             ctx.settings.repetitions = 6;
             ctx.settings.min_rounds = 3;
             ctx.deadline = deadline.map(|d| std::time::Instant::now() + d);
+            ctx.ride_deadline = ctx.deadline;
             let mut side = Synthetic::new(0.5, 0.02);
             let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
             let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
