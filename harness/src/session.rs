@@ -233,20 +233,21 @@ impl Session {
         Ok((session, swept))
     }
 
-    /// Give the next experiment its share of what is left of `--budget`: twice its part by
-    /// weight (`budget_weight`) among the `weights_left` (its own first, then those after it),
-    /// never past the end, so that an experiment whose setup is slow may borrow from those
-    /// after it, which most often stop early (a point decided at its first look); time one
-    /// leaves unused rolls forward, and a finished experiment is never revisited.
-    /// The trials outside the claim ride along only within its fair share (`fair_part`).
-    pub fn share_budget(&mut self, weights_left: &[f64]) {
+    /// Give the next experiment its share of what is left of `--budget`. Each experiment left
+    /// keeps its reserve (`budget_reserve`: its claim's minimum rounds at what samples really
+    /// cost), so one that runs its points to the cap cannot starve those after it; the
+    /// slack beyond the reserves is split by weight (`budget_weight`) among the `weights_left`
+    /// (its own first, then those after it): the claim's rounds may take up to twice its part
+    /// (`budget_part`: most experiments after it stop at their first look), the trials outside
+    /// the claim ride along only within its fair part (`fair_part`). Never past the end; time
+    /// one leaves unused rolls forward, and a finished experiment is never revisited.
+    pub fn share_budget(&mut self, weights_left: &[f64], reserves_left: &[std::time::Duration]) {
         let end = self.budget_end;
-        let part = budget_part(weights_left);
         if let Some(ctx) = self.ctx.as_mut() {
             let now = std::time::Instant::now();
-            let left = end.map(|end| end.saturating_duration_since(now));
-            ctx.deadline = left.map(|left| now + left.mul_f64(part));
-            ctx.ride_deadline = left.map(|left| now + left.mul_f64(fair_part(weights_left)));
+            let shares = end.map(|end| budget_shares(end.saturating_duration_since(now), weights_left, reserves_left));
+            ctx.deadline = shares.map(|(claim, _)| now + claim);
+            ctx.ride_deadline = shares.map(|(_, ride)| now + ride);
         }
     }
 
@@ -413,6 +414,19 @@ pub fn budget_part(weights_left: &[f64]) -> f64 {
     }
 }
 
+/// Of `left`, the time the first experiment's claim rounds may take and the time its other
+/// trials may ride along in (`Session::share_budget`).
+pub fn budget_shares(
+    left: std::time::Duration,
+    weights_left: &[f64],
+    reserves_left: &[std::time::Duration],
+) -> (std::time::Duration, std::time::Duration) {
+    let reserved: std::time::Duration = reserves_left.iter().sum();
+    let own = reserves_left.first().copied().unwrap_or_default();
+    let share = |part: f64| left.min(own + left.saturating_sub(reserved).mul_f64(part));
+    (share(budget_part(weights_left)), share(fair_part(weights_left)))
+}
+
 /// The first of `weights_left`'s fair part of what is left: its share by weight.
 pub fn fair_part(weights_left: &[f64]) -> f64 {
     let total: f64 = weights_left.iter().sum();
@@ -444,6 +458,17 @@ fn samples(meta: &Meta, settings: &Settings, rounds: u32) -> f64 {
         _ => all * f64::from(rounds),
     };
     points * per_point
+}
+
+/// What samples really cost against their warm-up and measured time, for the budget's
+/// reserves: each sample's connections, per-sample data and analysis on top (the quick
+/// catalogue at fefe2da: 259 s for 849 samples of 200 ms, 1.52×).
+pub const SAMPLE_COST: f64 = 1.5;
+
+/// What the budget keeps for an experiment until it runs: its claim's minimum rounds
+/// (`least_rounds_time`) at what samples really cost (`SAMPLE_COST`).
+pub fn budget_reserve(meta: &Meta, settings: &Settings) -> std::time::Duration {
+    least_rounds_time(meta, settings).mul_f64(SAMPLE_COST)
 }
 
 /// The least time an experiment's rounds take under any budget: a point past its share still
@@ -480,6 +505,20 @@ mod tests {
         assert_eq!(fair_part(&[3.0, 1.0]), 0.75);
         assert_eq!(fair_part(&[2.0]), 1.0);
         assert_eq!(fair_part(&[]), 1.0);
+    }
+
+    #[test]
+    fn every_experiment_left_keeps_its_reserve_and_the_slack_is_split_by_weight() {
+        let s = std::time::Duration::from_secs;
+        // 100 s left, 60 s reserved: the first keeps its 10 s and gets twice its quarter of
+        // the 40 s slack for its claim's rounds, its quarter for riders.
+        assert_eq!(budget_shares(s(100), &[1.0, 1.0, 2.0], &[s(10), s(30), s(20)]), (s(30), s(20)));
+        // No slack: its reserve only, whatever its weight.
+        assert_eq!(budget_shares(s(50), &[3.0, 1.0], &[s(10), s(40)]), (s(10), s(10)));
+        // Less than its reserve left: never past the end.
+        assert_eq!(budget_shares(s(5), &[1.0], &[s(10)]), (s(5), s(5)));
+        // The last one takes all that is left.
+        assert_eq!(budget_shares(s(100), &[1.0], &[s(10)]), (s(100), s(100)));
     }
 
     /// Quick settings with samples of 50 + 150 ms, a cap of `cap` rounds and a minimum of 3.

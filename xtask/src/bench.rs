@@ -656,8 +656,9 @@ async fn measure(
     };
     let mut failed = Vec::new();
     let weights: Vec<f64> = experiments.iter().map(|e| session::budget_weight(&e.meta(), &s)).collect();
+    let reserves: Vec<Duration> = experiments.iter().map(|e| session::budget_reserve(&e.meta(), &s)).collect();
     for (i, exp) in experiments.iter().enumerate() {
-        session.share_budget(&weights[i..]);
+        session.share_budget(&weights[i..], &reserves[i..]);
         let (result, replaced) = session.run(exp.as_ref(), &on_progress).await.map_err(failure)?;
         if session::frozen() {
             std::future::pending::<()>().await; // the signal handler is exiting the process
