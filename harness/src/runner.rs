@@ -433,6 +433,7 @@ async fn run_inner(
     let in_claim = |t: (&str, &str)| claim_trials.as_ref().is_none_or(|c| c.contains(&t));
     let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32;
     let claim_count = trials.len() as u32 - riders;
+    let mut cut_riders: Vec<String> = Vec::new();
     let points = results[0].sweep.points.clone();
     // Under `--budget`, a point past its share of the experiment's time stops once it has its
     // minimum rounds (the plan's, or up to 3 without one); the rest rolls forward.
@@ -444,6 +445,7 @@ async fn run_inner(
         };
         let point_deadline = ctx.deadline.map(point_share);
         let ride_deadline = ctx.ride_deadline.map(point_share);
+        let mut rode = 0;
         let mut rounds = PointRounds {
             point: point.label.clone(),
             rounds: 0,
@@ -471,6 +473,7 @@ async fn run_inner(
                     let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
                     Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
                 });
+            rode += u32::from(ride);
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
@@ -550,8 +553,21 @@ async fn run_inner(
                 break;
             }
         }
+        // Riders cut short by the budget (not by their ride-along limit) are said per point.
+        let might = ctx.settings.ride_along.map_or(rounds.rounds, |n| rounds.rounds.min(n + rounds.disturbed));
+        if riders > 0 && rode < might {
+            cut_riders.push(format!("{} {}: {rode} of {might}", meta.sweep.axis, point.label));
+        }
         for result in results.iter_mut() {
             result.rounds.push(rounds.clone());
+        }
+    }
+    if !cut_riders.is_empty() {
+        for result in results.iter_mut() {
+            result.notes.push(format!(
+                "The time budget left room for the trials outside the claim in fewer rounds than the claim's (rounds they rode along in, of those they might have): {}. Their medians and comparisons rest on those rounds; --budget none (or a larger one) runs them in every round.",
+                cut_riders.join("; ")
+            ));
         }
     }
     let extra_started = Instant::now();

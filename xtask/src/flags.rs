@@ -97,6 +97,14 @@ pub struct SelftestArgs {
     /// micro, load or both.
     #[arg(long, default_value = "both", value_name = "ENGINE")]
     pub engine: String,
+    /// Measure the method at a full run's settings (1 s samples, 4 to 12 rounds) instead of
+    /// --quick's (150 ms samples, 3 to 9 rounds).
+    #[arg(long)]
+    pub full: bool,
+    /// Measured time per sample instead of the mode's, e.g. 500ms: how the rates move with
+    /// the sample's length.
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
     /// Directory for the runs (default: reports/ in the workspace).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -34,6 +34,11 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
         "both" => vec![Kind::Micro, Kind::Load],
         e => return Err(Failure::usage(format!("--engine {e:?}: micro, load or both"))),
     };
+    let duration = match args.duration.as_deref().map(crate::flags::parse_duration) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => return Err(Failure::usage(format!("--duration: {e}"))),
+        None => None,
+    };
     let out = args.out.clone().unwrap_or_else(default_reports_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)?;
     let mut tallies: Vec<Tally> = Vec::new();
@@ -55,7 +60,8 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
         }
         let boxed: Vec<Box<dyn Experiment>> =
             experiments.into_iter().map(|e| Box::new(e) as Box<dyn Experiment>).collect();
-        let mut settings = crate::bench::user_defaults(true);
+        let mut settings = crate::bench::user_defaults(!args.full);
+        settings.duration = duration.unwrap_or(settings.duration);
         settings.order_seed = u64::from(std::process::id()) ^ (s as u64) << 32;
         let (results, path) = runtime.block_on(session(
             &boxed,
@@ -94,9 +100,14 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode, Failure> {
         let smallest = of_kind.iter().filter(|t| t.extra > 0 && t.with_verdict() > 0).find(|t| t.rate() >= 0.8);
         lines.push(match smallest {
             Some(t) => format!(
-                "{} engine: the smallest slowdown found in at least 80 % of its comparisons is +{} % (the minimum detectable effect at bench --quick's settings).",
+                "{} engine: the smallest slowdown found in at least 80 % of its comparisons is +{} % (the minimum detectable effect at {}).",
                 kind.name(),
-                t.extra / 10
+                t.extra / 10,
+                match (args.full, &args.duration) {
+                    (false, None) => "bench --quick's settings".to_owned(),
+                    (true, None) => "a full run's settings".to_owned(),
+                    (full, Some(d)) => format!("{} settings with {d} samples", if full { "a full run's" } else { "--quick's" }),
+                }
             ),
             None => format!(
                 "{} engine: no slowdown tried was found in 80 % of its comparisons: the minimum detectable effect is above +10 %.",

@@ -238,6 +238,8 @@ fn selftest_refuses_bad_sizes_before_anything_starts() {
         (["selftest", "--comparisons", "5"], "--comparisons must be between 20"),
         (["selftest", "--sessions", "0"], "--sessions must be between 1"),
         (["selftest", "--engine", "gpu"], "--engine \"gpu\": micro, load or both"),
+        (["selftest", "--duration", "soon"], "--duration: "),
+        (["selftest", "--duration", "0s"], "must be at least 1ms"),
     ] {
         let o = xtask(&args);
         let e = String::from_utf8_lossy(&o.stderr);

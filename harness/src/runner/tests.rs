@@ -275,12 +275,13 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
             let mut side = Synthetic::new(0.5, 0.02);
             let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
             let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
-            (of("x"), of("y"), of("z"))
+            let said = result.notes.iter().any(|n| n.contains("n 1: 0 of 3"));
+            (of("x"), of("y"), of("z"), said)
         }
     };
-    assert_eq!(run(Some(std::time::Duration::ZERO)).await, (3, 3, 0), "spent: the claim's minimum only");
-    assert_eq!(run(Some(std::time::Duration::from_secs(600))).await, (3, 3, 3), "room: z rides along");
-    assert_eq!(run(None).await, (3, 3, 3), "no budget: z rides along");
+    assert_eq!(run(Some(std::time::Duration::ZERO)).await, (3, 3, 0, true), "spent: the claim's minimum only, said");
+    assert_eq!(run(Some(std::time::Duration::from_secs(600))).await, (3, 3, 3, false), "room: z rides along");
+    assert_eq!(run(None).await, (3, 3, 3, false), "no budget: z rides along");
 }
 
 /// The time accounts add up: setup (the experiment's and each point's), every sample counted
