@@ -437,6 +437,11 @@ pub struct Control {
     pub why: &'static str,
 }
 
+/// What samples really cost against their warm-up and measured time: each sample's
+/// connections, per-sample data and analysis on top (the quick catalogue at fefe2da: 259 s
+/// for 849 samples of 200 ms, 1.52×). The budget's reserves and the riders' room use it.
+pub const SAMPLE_COST: f64 = 1.5;
+
 impl Meta {
     /// How long one sample's warm-up and measurement last: the settings', each at least
     /// `sample_floor`.

@@ -344,11 +344,12 @@ fn charge(results: &mut [ExperimentResult], add: impl Fn(&mut TimeSpent)) {
 }
 
 /// What one sample has cost so far in this experiment (warm-up, measurement and its fixed
-/// costs), or its set warm-up and measurement before the first.
+/// costs), or before the first its set warm-up and measurement at what samples usually cost
+/// (`experiment::SAMPLE_COST`).
 fn per_sample(result: &ExperimentResult, meta: &Meta, ctx: &RunCtx) -> std::time::Duration {
     match &result.time {
         Some(t) if t.samples > 0 => std::time::Duration::from_millis(t.samples_ms / u64::from(t.samples)),
-        _ => meta.sample_time(&ctx.settings),
+        _ => meta.sample_time(&ctx.settings).mul_f64(experiment::SAMPLE_COST),
     }
 }
 
@@ -445,7 +446,8 @@ async fn run_inner(
         };
         let point_deadline = ctx.deadline.map(point_share);
         let ride_deadline = ctx.ride_deadline.map(point_share);
-        let mut rode = 0;
+        // Rounds the riders rode along in, and those their ride-along limit allowed.
+        let (mut rode, mut might) = (0, 0);
         let mut rounds = PointRounds {
             point: point.label.clone(),
             rounds: 0,
@@ -474,6 +476,7 @@ async fn run_inner(
                     Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
                 });
             rode += u32::from(ride);
+            might += u32::from(riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n));
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
@@ -554,8 +557,7 @@ async fn run_inner(
             }
         }
         // Riders cut short by the budget (not by their ride-along limit) are said per point.
-        let might = ctx.settings.ride_along.map_or(rounds.rounds, |n| rounds.rounds.min(n + rounds.disturbed));
-        if riders > 0 && rode < might {
+        if ctx.ride_deadline.is_some() && rode < might {
             cut_riders.push(format!("{} {}: {rode} of {might}", meta.sweep.axis, point.label));
         }
         for result in results.iter_mut() {
@@ -618,11 +620,16 @@ async fn capacity_stage(
         .chain(meta.sweep.points(!ctx.settings.quick))
         .find(|p| p.value == plan.point)
         .unwrap_or_else(|| SweepPoint { label: plan.point.to_string(), value: plan.point });
-    // Under `--budget` only the claim's variant and its baseline are searched: the search is
-    // never cut short, and every variant's would take minutes.
+    // Under `--budget` only the claim's variant and its baseline are searched (every variant
+    // without a claim): the search is never cut short, and every variant's would take minutes.
     let claim_pair: Vec<&str> =
         meta.claim_trials().map(|t| t.into_iter().take(1).map(|(_, v)| v).collect()).unwrap_or_default();
-    let searched = |v: &str| ctx.deadline.is_none() || claim_pair.contains(&v) || meta.claim_variant() == Some(v);
+    let searched = |v: &str| {
+        ctx.deadline.is_none()
+            || meta.claim_variant().is_none()
+            || claim_pair.contains(&v)
+            || meta.claim_variant() == Some(v)
+    };
     let left_out: Vec<&str> = meta.variants.iter().map(|v| v.name).filter(|v| !searched(v)).collect();
     let order = variant_order(meta.variants.len(), ctx.settings.order_seed, usize::MAX, 0);
     for vi in order {
@@ -683,7 +690,8 @@ async fn capacity_stage(
     ));
     if !left_out.is_empty() {
         result.notes.push(format!(
-            "Under the time budget the capacity search ran for the claim's variant and its baseline only; {} {} not searched (--budget none searches every variant).",
+            "Under the time budget the capacity search ran for the claim's {} only; {} {} not searched (--budget none searches every variant).",
+            if claim_pair.is_empty() { "variant" } else { "variant and its baseline" },
             left_out.join(", "),
             if left_out.len() == 1 { "was" } else { "were" }
         ));

@@ -460,15 +460,10 @@ fn samples(meta: &Meta, settings: &Settings, rounds: u32) -> f64 {
     points * per_point
 }
 
-/// What samples really cost against their warm-up and measured time, for the budget's
-/// reserves: each sample's connections, per-sample data and analysis on top (the quick
-/// catalogue at fefe2da: 259 s for 849 samples of 200 ms, 1.52×).
-pub const SAMPLE_COST: f64 = 1.5;
-
 /// What the budget keeps for an experiment until it runs: its claim's minimum rounds
-/// (`least_rounds_time`) at what samples really cost (`SAMPLE_COST`).
+/// (`least_rounds_time`) at what samples really cost (`experiment::SAMPLE_COST`).
 pub fn budget_reserve(meta: &Meta, settings: &Settings) -> std::time::Duration {
-    least_rounds_time(meta, settings).mul_f64(SAMPLE_COST)
+    least_rounds_time(meta, settings).mul_f64(crate::experiment::SAMPLE_COST)
 }
 
 /// The least time an experiment's rounds take under any budget: a point past its share still

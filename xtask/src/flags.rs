@@ -132,8 +132,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub claim_only: bool,
     /// Time for the experiments' rounds, e.g. 5m, 60m, or none (default 4.5m quick, 60m full):
-    /// split over the experiments as they start, what one leaves rolls forward; a point past
-    /// its share stops after its minimum rounds and says "budget". Setups, checks and the
+    /// every experiment not yet run keeps a reserve for its claim's minimum rounds and the rest
+    /// is split by weight as they start (the trials outside the claim ride along only within
+    /// a plain share), what one leaves rolls forward; a point past its share stops after its
+    /// minimum rounds and says "budget". Setups, checks and the
     /// capacity search are never cut short (they take from the shares; under a budget the
     /// search covers the claim's two variants only); --against ignores it.
     /// A budget below what the experiments' minimum rounds alone take is refused (exit 2).
@@ -179,8 +181,9 @@ pub struct BenchArgs {
     /// noise-free number for a nightly regression gate. Skipped with a note without valgrind.
     #[arg(long)]
     pub instructions: bool,
-    /// Seed of the order the variants run in (shuffled per sweep point, rotated per
-    /// repetition); default: a new one each run, recorded in results.json to repeat a run.
+    /// Seed of the order the variants run in (a Williams design over the rounds, its labels
+    /// shuffled per sweep point); default: a new one each run, recorded in results.json to
+    /// repeat a run.
     #[arg(long, value_name = "N")]
     pub order_seed: Option<u64>,
     /// Run the capacity search and stress (the highest rate each variant sustains within the

@@ -20,8 +20,9 @@ pub struct Settings {
     /// every point runs `repetitions` rounds.
     #[serde(default)]
     pub min_rounds: u32,
-    /// `--budget`: the run's time for its experiments' rounds, split over the experiments as
-    /// they start (what one leaves unused rolls forward) and within one over its points; a
+    /// `--budget`: the run's time for its experiments' rounds: each experiment not yet run
+    /// keeps a reserve for its claim's minimum rounds, the rest is split over the experiments
+    /// as they start (what one leaves unused rolls forward) and within one over its points; a
     /// point past its share stops after its minimum rounds (`StopReason::Budget`). None: no
     /// limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,8 +33,9 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_limit: Option<f64>,
     /// Rounds of a point in which the trials outside the claim (other variants, other cases)
-    /// ride along; after them only the claim's two trials run until decided. Quick: 2
-    /// (`--claim-only`: 0); none: every round (a full run, `--against`).
+    /// ride along; after them only the claim's trials run until decided. Quick: 2
+    /// (`--claim-only`: 0); none: every round (a full run, `--against`). Under a budget they
+    /// ride along only where it leaves room for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_along: Option<u32>,
     /// Measured time per sample.
@@ -55,8 +57,9 @@ pub struct Settings {
     /// (`cargo xtask merge` joins the shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
-    /// Seed of the order the variants run in within each repetition (rotated and shuffled
-    /// per repetition, so an order effect does not land on the same variant every time).
+    /// Seed of the order the variants run in within each repetition (a Williams design whose
+    /// labels are shuffled per point, so neither an order effect nor a carry-over from the
+    /// trial before lands on the same variant every time).
     #[serde(default)]
     pub order_seed: u64,
     /// Run the capacity search and stress where an experiment declares one (`bench

@@ -30,7 +30,12 @@ fn over_one_cycle_every_trial_takes_every_position_and_follows_every_other_equal
                     assert_eq!(c, if a == b { 0 } else { each }, "n={n}: {a} then {b}: {after:?}");
                 }
             }
-            assert_eq!(variant_order(n, 42, point, cycle as u32), variant_order(n, 42, point, 0), "the design repeats");
+            if n % 2 == 1 {
+                // The mirror square: the second half's rows are the first half's reversed.
+                let mut back = variant_order(n, 42, point, n as u32);
+                back.reverse();
+                assert_eq!(back, variant_order(n, 42, point, 0), "n={n}");
+            }
         }
     }
 }
@@ -264,12 +269,13 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
         crate::Variant::new("y", "y").compared_with("x").tests_claim(),
         crate::Variant::new("z", "z").compared_with("y"),
     ];
-    let run = |deadline: Option<std::time::Duration>| {
+    let run = |deadline: Option<std::time::Duration>, ride_along: Option<u32>| {
         let meta = &meta;
         async move {
             let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
             ctx.settings.repetitions = 6;
             ctx.settings.min_rounds = 3;
+            ctx.settings.ride_along = ride_along;
             ctx.deadline = deadline.map(|d| std::time::Instant::now() + d);
             ctx.ride_deadline = ctx.deadline;
             let mut side = Synthetic::new(0.5, 0.02);
@@ -279,9 +285,13 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
             (of("x"), of("y"), of("z"), said)
         }
     };
-    assert_eq!(run(Some(std::time::Duration::ZERO)).await, (3, 3, 0, true), "spent: the claim's minimum only, said");
-    assert_eq!(run(Some(std::time::Duration::from_secs(600))).await, (3, 3, 3, false), "room: z rides along");
-    assert_eq!(run(None).await, (3, 3, 3, false), "no budget: z rides along");
+    let (spent, room) = (Some(std::time::Duration::ZERO), Some(std::time::Duration::from_secs(600)));
+    assert_eq!(run(spent, None).await, (3, 3, 0, true), "spent: the claim's minimum only, said");
+    assert_eq!(run(room, None).await, (3, 3, 3, false), "room: z rides along");
+    assert_eq!(run(None, None).await, (3, 3, 3, false), "no budget: z rides along");
+    // Its own ride-along limit is not the budget's doing: nothing to say.
+    assert_eq!(run(room, Some(2)).await, (3, 3, 2, false), "two rounds of riding, as set");
+    assert_eq!(run(spent, Some(0)).await, (3, 3, 0, false), "--claim-only: no riders, no note");
 }
 
 /// The time accounts add up: setup (the experiment's and each point's), every sample counted
