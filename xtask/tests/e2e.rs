@@ -94,9 +94,13 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     let o = xtask(&[
         "bench",
         "--quick",
-        // Two repetitions keep this test short: it checks the machinery end to end, not verdicts.
+        // Two repetitions keep this test short: it checks the machinery end to end, not verdicts;
+        // every variant in every round (under a budget the trials outside a claim ride along
+        // only where it leaves room).
         "--reps",
         "2",
+        "--budget",
+        "none",
         "--duration",
         "300ms",
         "--warmup",
@@ -421,6 +425,9 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
         "--quick",
         "--capacity",
         "--profile",
+        // Every variant's search (under a budget only the claim's variant and its baseline).
+        "--budget",
+        "none",
         "--filter",
         "redis-pool,slice-prealloc",
         "--reps",
