@@ -89,8 +89,21 @@ pub fn is_zombie(pid: u32) -> bool {
 }
 
 /// The prefixes of the temporary directories perflab makes, each followed by the owning
-/// process's pid and a counter: `perflab-<pid>-<n>` (servers), `perflab-micro-<pid>-<n>`.
-const TEMP_PREFIXES: &[&str] = &["perflab-micro-", "perflab-"];
+/// process's pid and a counter: `perflab-<pid>-<n>` (servers), `perflab-micro-<pid>-<n>`
+/// (micro workers' scratch), `perflab-test-<pid>-<n>` (the test suites' output).
+pub const TEMP_PREFIXES: &[&str] = &["perflab-micro-", "perflab-test-", "perflab-"];
+
+/// A new temporary directory named `<prefix><pid>-<n>` (`prefix` one of `TEMP_PREFIXES`), so
+/// that when this process dies without removing it the next run's sweep does.
+pub fn new_temp_dir(prefix: &str) -> std::io::Result<PathBuf> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    assert!(TEMP_PREFIXES.contains(&prefix), "{prefix} is not a prefix the sweep knows");
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{prefix}{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
 
 /// The staging directories a Postgres template is copied through into the cache directory:
 /// `.pg-template-<version>-uid<uid>.tmp-<host>-<pid>-<n>`. The host is in the name because the
@@ -211,7 +224,11 @@ mod tests {
         let base = std::env::temp_dir().join(format!("perflab-sweep-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         // No pid is ever above 2^22 on Linux: these owners are certainly gone.
-        let dead = [base.join("perflab-999999999-0"), base.join("perflab-micro-999999998-3")];
+        let dead = [
+            base.join("perflab-999999999-0"),
+            base.join("perflab-micro-999999998-3"),
+            base.join("perflab-test-999999997-1"),
+        ];
         let mine = base.join(format!("perflab-{}-0", std::process::id()));
         let other = [base.join("perflab-cache"), base.join("perflab-e2e-bench-999999999"), base.join("perflab-x-1")];
         for d in dead.iter().chain([&mine]).chain(other.iter()) {

@@ -7,9 +7,11 @@
 
 #[path = "../../harness/tests/docker_util/mod.rs"]
 mod docker_util;
+mod scratch;
+use scratch::temp_dir;
 
 use docker_util::{containers_of, docker_available, images, volumes};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,36 +26,13 @@ fn bench(out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// A test's output directory, removed when the test ends, however it ends (a failed assertion
-/// unwinds through the drop).
-struct OutDir(PathBuf);
-
-impl Drop for OutDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::ops::Deref for OutDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-fn out_dir(name: &str) -> OutDir {
-    let d = std::env::temp_dir().join(format!("perflab-e2e-docker-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    OutDir(d)
-}
-
 #[test]
 fn quick_run_against_containers_matches_the_default_providers_kind_of_results() {
     if !docker_available() {
         return;
     }
     let (pg_image, redis_image) = images();
-    let out = out_dir("quick");
+    let out = temp_dir();
     let volumes_before = volumes();
     let started = Instant::now();
     let child = bench(&out, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
@@ -109,7 +88,7 @@ fn ctrl_c_removes_the_containers() {
     if !docker_available() {
         return;
     }
-    let out = out_dir("interrupt");
+    let out = temp_dir();
     let mut child = bench(&out, &["--set", "pg-pagination.rows=30000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -139,7 +118,7 @@ fn a_container_killed_mid_run_is_replaced() {
     if !docker_available() {
         return;
     }
-    let out = out_dir("killed");
+    let out = temp_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     let child = cmd
         .env("PERFLAB_NOISE_LIMIT", "none")

@@ -4,6 +4,8 @@
 
 mod browser;
 
+mod scratch;
+use scratch::temp_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -21,36 +23,6 @@ fn xtask(args: &[&str]) -> Output {
         .env("PERFLAB_ALLOC_EXE", env!("CARGO_BIN_EXE_perflab-alloc"))
         .output()
         .expect("xtask runs")
-}
-
-/// A test's output directory, removed when the test ends, however it ends (a failed assertion
-/// unwinds through the drop).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("perflab-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
 }
 
 fn stderr(o: &Output) -> String {
@@ -90,7 +62,7 @@ fn case_checks<'a>(exp: &'a serde_json::Value, case: &str, variant: &str, name: 
 
 #[test]
 fn quick_bench_runs_every_experiment_end_to_end() {
-    let out = temp_dir("bench");
+    let out = temp_dir();
     let o = xtask(&[
         "bench",
         "--quick",
@@ -419,7 +391,7 @@ fn quick_bench_runs_every_experiment_end_to_end() {
 /// and dhat's heap profiles for a micro experiment.
 #[test]
 fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
-    let out = temp_dir("capacity");
+    let out = temp_dir();
     let o = xtask(&[
         "bench",
         "--quick",
@@ -532,7 +504,7 @@ fn a_malformed_set_is_rejected_before_anything_starts() {
 #[test]
 fn an_unreachable_pg_url_fails_within_seconds() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = temp_dir("unreachable");
+    let out = temp_dir();
     let started = Instant::now();
     let url = format!("postgres://perflab:hunter2@127.0.0.1:{port}/nowhere");
     let o = xtask(&["bench", "--filter", "pg-pagination", "--pg-url", &url, "--out", out.to_str().unwrap()]);
@@ -545,7 +517,7 @@ fn an_unreachable_pg_url_fails_within_seconds() {
 
 #[test]
 fn report_of_a_missing_or_corrupt_file_says_so_in_one_line() {
-    let dir = temp_dir("report");
+    let dir = temp_dir();
     let o = xtask(&["report", dir.join("nope").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let bad = dir.join("results.json");
@@ -567,7 +539,7 @@ fn report_of_a_missing_or_corrupt_file_says_so_in_one_line() {
 /// building one of a single condition, whatever the method.
 #[test]
 fn instructions_are_counted_with_valgrind_or_skipped_in_one_line() {
-    let out = temp_dir("instructions");
+    let out = temp_dir();
     let o = xtask(&[
         "bench",
         "--quick",

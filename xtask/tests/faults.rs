@@ -4,7 +4,9 @@
 //! cleaned up after by the next run; two runs started together keep both their results;
 //! SIGTERM exits 143; `list | head -1` is no panic.
 
+mod scratch;
 use harness::provision::{provision, Provider, Request};
+use scratch::temp_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -23,22 +25,6 @@ fn xtask() -> Command {
 
 fn run(args: &[&str]) -> Output {
     xtask().args(args).output().expect("xtask runs")
-}
-
-/// A test's output directory, removed however the test ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("perflab-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
 }
 
 fn run_dirs(out: &Path) -> Vec<PathBuf> {
@@ -146,7 +132,7 @@ fn a_password_never_reaches_a_file_or_the_console() {
         format!("postgres://{}:{}@{}:{}/{}", pg.user, PG_PASSWORD.replace('@', "%40"), pg.host, pg.port, pg.dbname);
     let raw_pg_url = format!("postgres://{}:{PG_PASSWORD}@{}:{}/{}", pg.user, pg.host, pg.port, pg.dbname);
     let redis_url = format!("redis://:{REDIS_PASSWORD}@{}:{}", redis.host, redis.port);
-    let out = temp_dir("password");
+    let out = temp_dir();
     let o = xtask()
         .args(["bench", "--quick", "--reps", "1", "--duration", "100ms", "--warmup", "50ms"])
         .args(["--filter", "pg-prepared,pg-partitioning,redis-batch", "--provider", "external"])
@@ -211,7 +197,7 @@ fn a_password_never_reaches_a_file_or_the_console() {
 
 #[test]
 fn a_server_killed_mid_run_fails_its_experiment_without_a_verdict_and_the_run_goes_on() {
-    let out = temp_dir("killed");
+    let out = temp_dir();
     let child = xtask()
         .args(["bench", "--quick", "--reps", "4", "--duration", "1s", "--warmup", "100ms", "--no-report"])
         .args(["--filter", "pg-prepared,redis-batch", "--out", out.0.to_str().unwrap()])
@@ -258,7 +244,7 @@ fn a_server_killed_mid_run_fails_its_experiment_without_a_verdict_and_the_run_go
 
 #[test]
 fn the_next_run_sweeps_what_a_killed_harness_left() {
-    let out = temp_dir("sigkill");
+    let out = temp_dir();
     let mut child = quiet_pg_batch(&out.0);
     let pid = child.id();
     let dir = std::env::temp_dir().join(format!("perflab-{pid}-0"));
@@ -288,7 +274,7 @@ fn the_next_run_sweeps_what_a_killed_harness_left() {
 
 #[test]
 fn two_runs_started_together_both_keep_their_results() {
-    let out = temp_dir("together");
+    let out = temp_dir();
     let spawn = || {
         xtask()
             .args(["bench", "--quick", "--filter", "lazy-alloc", "--reps", "1", "--no-report"])
@@ -313,7 +299,7 @@ fn two_runs_started_together_both_keep_their_results() {
 
 #[test]
 fn sigterm_exits_143_and_stops_the_servers() {
-    let out = temp_dir("sigterm");
+    let out = temp_dir();
     let mut child = quiet_pg_batch(&out.0);
     let pid = child.id();
     let postmaster = wait_for_postmaster(pid);

@@ -1,14 +1,15 @@
 //! Ctrl-C in the middle of a run: the servers stop, their directory goes, and results.json
 //! keeps the experiments finished before the interrupt.
 
+mod scratch;
+use scratch::temp_dir;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn ctrl_c_keeps_finished_work_and_leaves_nothing_running() {
-    let out = std::env::temp_dir().join(format!("perflab-e2e-interrupt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = temp_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["bench", "--quick", "--duration", "200ms", "--warmup", "100ms", "--filter", "calibration,pg-pagination"])
         .args(["--set", "pg-pagination.rows=30000", "--out", out.to_str().unwrap()])
@@ -121,8 +122,7 @@ fn resume(run: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
 /// line and exit 2, and write nothing.
 #[test]
 fn an_interrupted_run_resumes_twice_into_one_complete_run() {
-    let out = std::env::temp_dir().join(format!("perflab-e2e-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = temp_dir();
     let mut child = bench(&["--quick", "--duration", "200ms", "--warmup", "100ms"])
         .args(["--filter", "calibration,pg-pagination,redis-batch", "--set", "pg-pagination.rows=30000"])
         .args(["--no-report", "--out", out.to_str().unwrap()])

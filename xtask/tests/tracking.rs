@@ -1,7 +1,9 @@
 //! Regression tracking through the command line, on runs whose numbers are known: compare's
 //! verdicts and exit codes, baselines, exports, and history's change points.
 
+mod scratch;
 use harness::results::{RunResults, Sample};
+use scratch::temp_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,21 +15,6 @@ fn xtask(args: &[&str]) -> Output {
         .env("PERFLAB_NOISE_LIMIT", "none")
         .output()
         .expect("xtask runs")
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("perflab-tracking-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
 }
 
 /// A run of the minimal experiment whose latency is `level` µs (±2 % over 6 repetitions),
@@ -54,7 +41,7 @@ fn write_run(dir: &Path, id: &str, day: u32, level: f64) -> PathBuf {
 
 #[test]
 fn compare_exits_3_on_a_regression_and_0_without_one() {
-    let d = temp_dir("compare");
+    let d = temp_dir();
     let old = write_run(&d.0, "old", 1, 100.0);
     let same = write_run(&d.0, "same", 2, 100.0);
     let slow = write_run(&d.0, "slow", 3, 160.0);
@@ -88,7 +75,7 @@ fn compare_exits_3_on_a_regression_and_0_without_one() {
 
 #[test]
 fn exports_are_written_beside_the_run() {
-    let d = temp_dir("export");
+    let d = temp_dir();
     let run = write_run(&d.0, "r", 1, 100.0);
     let o = xtask(&["export", run.to_str().unwrap(), "--format", "bmf"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -106,7 +93,7 @@ fn exports_are_written_beside_the_run() {
 
 #[test]
 fn history_finds_the_step_in_a_series_of_runs() {
-    let d = temp_dir("history");
+    let d = temp_dir();
     for day in 1..=16u32 {
         let level = if day <= 8 { 100.0 } else { 140.0 };
         // A little night-to-night wobble.
@@ -123,7 +110,7 @@ fn history_finds_the_step_in_a_series_of_runs() {
 
 #[test]
 fn shards_merge_into_one_run_and_strangers_are_refused() {
-    let d = temp_dir("merge");
+    let d = temp_dir();
     let a = write_run(&d.0, "shard1", 1, 100.0);
     let b = write_run(&d.0, "shard2", 1, 100.0);
     // The second shard holds another experiment.
@@ -156,7 +143,7 @@ fn shards_merge_into_one_run_and_strangers_are_refused() {
 /// strangers are refused, parts from different machines only when asked.
 #[test]
 fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
-    let d = temp_dir("merge-parts");
+    let d = temp_dir();
     let list = xtask(&["list"]);
     let ids: Vec<String> = String::from_utf8_lossy(&list.stdout)
         .lines()
@@ -254,7 +241,7 @@ fn selftest_refuses_bad_sizes_before_anything_starts() {
 /// by bench and by compare of the run alone.
 #[test]
 fn against_interleaves_two_builds_and_gates_an_injected_slowdown() {
-    let d = temp_dir("against");
+    let d = temp_dir();
     let out = d.0.to_str().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
         // 8 rounds: the confirmation's Holm correction over the flagged comparisons needs a p
@@ -289,7 +276,7 @@ fn against_interleaves_two_builds_and_gates_an_injected_slowdown() {
 /// run without failing. The other build is a script speaking the trial protocol's hello.
 #[test]
 fn against_runs_an_experiment_the_other_build_lacks_on_this_side_only() {
-    let d = temp_dir("against-one-side");
+    let d = temp_dir();
     let out = d.0.join("out");
     let fake = d.0.join("old-build");
     let protocol = harness::revisions::PROTOCOL;

@@ -130,14 +130,7 @@ fn job(bench: &Bench<'_>, experiment: &str, at: Trial<'_>, mode: Mode, iteration
 }
 
 fn scratch_dir() -> anyhow::Result<PathBuf> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "perflab-micro-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = crate::reaper::new_temp_dir("perflab-micro-").context("cannot create a scratch directory")?;
     crate::reaper::track_dir(&dir);
     Ok(dir)
 }

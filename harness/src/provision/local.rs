@@ -68,11 +68,7 @@ pub(super) fn stop_process(child: &mut Child, name: &str) {
 }
 
 pub(super) fn make_run_dir() -> std::io::Result<PathBuf> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::temp_dir();
-    let dir = base.join(format!("perflab-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&dir)?;
+    let dir = crate::reaper::new_temp_dir("perflab-")?;
     set_mode(&dir, 0o755)?;
     Ok(dir)
 }
