@@ -407,11 +407,7 @@ async fn run_two_builds(
 /// The part of what is left of the budget the first of `weights_left` gets: twice its share
 /// by weight, at most all of it.
 pub fn budget_part(weights_left: &[f64]) -> f64 {
-    let total: f64 = weights_left.iter().sum();
-    match weights_left.first() {
-        Some(w) if total > 0.0 => (2.0 * w / total).min(1.0),
-        _ => 1.0,
-    }
+    (2.0 * fair_part(weights_left)).min(1.0)
 }
 
 /// Of `left`, the time the first experiment's claim rounds may take and the time its other
