@@ -15,6 +15,8 @@
 //!   stress and recovery) and `micro` (criterion, dhat and callgrind in worker processes)
 //!   measure; `resources` watches CPU and memory; `profile` samples where the CPU goes
 //!   (`bench --profile`);
+//! - `acted` tallies, sample by sample, whether an experiment's technique acted (a sample where
+//!   it did not is not a measurement of it), and turns the tally into checks;
 //! - `decide` is the one decision path: `analysis` (which samples are measurements, every
 //!   metric's median and CI, comparisons, the headline, with `stats`), then `finding` (does the
 //!   claim hold) and `targets` (the guide's);
@@ -31,6 +33,7 @@
 //! - `kit`: the guide's own helpers several experiments share (fixtures, a `database/sql`
 //!   pool, plans, Redis helpers, the guide's worker pool); the machinery never imports it.
 
+pub mod acted;
 pub mod analysis;
 pub mod build;
 pub mod changepoint;

@@ -444,7 +444,7 @@ pub struct Sample {
     pub errors: BTreeMap<String, u64>,
     pub resources: Option<Resources>,
     /// Why this sample must not enter a verdict (more failed operations than
-    /// `analysis::MAX_ERROR_RATE` allows); it is kept, and shown with its errors.
+    /// `analysis::MAX_ERROR_RATE` allows, or its technique did not act); kept, and shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
     /// Per window of the measured time, [requests due, failed or over the limit]: only in a

@@ -499,7 +499,10 @@ async fn run_inner(
                     });
                     let mut sample =
                         sample.map_err(|e| e.context(format!("{}/{at} repetition {}", meta.id, repetition + 1)))?;
-                    sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
+                    // An experiment's own reason (its technique did not act) stands.
+                    if sample.invalid.is_none() {
+                        sample.invalid = analysis::invalid_reason(&sample, &results[s].outcome_errors);
+                    }
                     if let Some(why) = analysis::starvation(&sample) {
                         let share = sample.metrics.get(crate::results::WORKER_OPS_MIN_SHARE).copied().unwrap_or(0.0);
                         let mut c = Check::observation(variant, Some(&point.label), "starved worker", share, why);

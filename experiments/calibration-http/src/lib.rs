@@ -10,20 +10,15 @@
 //! client library's are told apart. The server is stopped after the checks.
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use harness::kit::http::{RawClient, Server};
+use harness::kit::http::{HyperConn, RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::provision::which;
 use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Run, RunCtx, Sample, Sweep, Trial, Variant};
-use http_body_util::{BodyExt as _, Empty};
 use std::collections::BTreeMap;
-use std::future::Future as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Command;
 use std::sync::Mutex;
-use std::task::Poll;
 use std::time::Duration;
 
 const ID: &str = "calibration-http";
@@ -147,73 +142,14 @@ impl Experiment for CalibrationHttp {
     }
 }
 
-type Conn = hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<tokio::net::TcpStream>, Empty<Bytes>>;
-
-/// One keep-alive connection of hyper's HTTP/1.1 client. The connection's state machine is
-/// polled inside each call, on the worker's own task, rather than in a task of its own: no
-/// wake-up crosses tasks per request (what a spawned connection task costs).
-struct Get {
-    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    conn: Pin<Box<Conn>>,
-    closed: bool,
-    host: hyper::header::HeaderValue,
-}
-
-impl Get {
-    async fn connect(addr: SocketAddr) -> anyhow::Result<Get> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        Ok(Get {
-            sender,
-            conn: Box::pin(conn),
-            closed: false,
-            host: hyper::header::HeaderValue::from_str(&addr.to_string())?,
-        })
-    }
-}
+/// One keep-alive connection of hyper's HTTP/1.1 client (`kit::http::HyperConn`: its state
+/// machine polled inside each call, on the worker's own task, so no wake-up crosses tasks per
+/// request).
+struct Get(HyperConn);
 
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
-        if self.closed {
-            return Err(OpError::new("connection closed"));
-        }
-        let req = hyper::Request::get("/")
-            .header(hyper::header::HOST, self.host.clone())
-            .body(Empty::new())
-            .map_err(|e| OpError::from_error(&e))?;
-        let sender = &mut self.sender;
-        let exchange = async move {
-            let res = sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
-            if !res.status().is_success() {
-                return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
-            }
-            // Read the body to its end, frame by frame, keeping nothing.
-            let mut body = res.into_body();
-            while let Some(frame) = body.frame().await {
-                frame.map_err(|e| OpError::from_error(&e))?;
-            }
-            Ok(())
-        };
-        let mut exchange = std::pin::pin!(exchange);
-        let (conn, closed) = (&mut self.conn, &mut self.closed);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
-                return Poll::Ready(r);
-            }
-            // The connection writes the request and reads the answer, then the exchange sees it.
-            match conn.as_mut().poll(cx) {
-                Poll::Ready(r) => {
-                    *closed = true;
-                    Poll::Ready(Err(match r {
-                        Ok(()) => OpError::new("connection closed"),
-                        Err(e) => OpError::from_error(&e),
-                    }))
-                }
-                Poll::Pending => exchange.as_mut().poll(cx),
-            }
-        })
-        .await
+        self.0.get("/", false).await.map(drop)
     }
 }
 
@@ -241,7 +177,9 @@ impl Run for CalibrationHttp {
                 }
                 Client::Hyper => {
                     let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
-                    let report = load::run(&cfg, &ctx.probe, move |_| Get::connect(addr)).await?;
+                    let report =
+                        load::run(&cfg, &ctx.probe, move |_| async move { Ok(Get(HyperConn::connect(addr).await?)) })
+                            .await?;
                     Ok(report.into_sample())
                 }
                 Client::Raw => {

@@ -1,6 +1,6 @@
 //! HTTP pieces the service-layer experiments share: a server on a runtime of its own, started
-//! and stopped inside the run, and the harness's own HTTP/1.1 client (the one calibration-http
-//! checks against wrk).
+//! and stopped inside the run, the harness's own HTTP/1.1 client (the one calibration-http
+//! checks against wrk), and one connection of hyper's HTTP/1.1 client (`HyperConn`).
 
 use crate::load::OpError;
 use anyhow::Context as _;
@@ -432,5 +432,99 @@ mod tests {
         a.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"abc");
         assert_eq!(wire.totals(), (1, 3, 5));
+    }
+}
+
+type HyperIo = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+type HyperEmpty = http_body_util::Empty<bytes::Bytes>;
+
+/// One connection of hyper's HTTP/1.1 client, what a client library's pool holds (Go's
+/// `persistConn`). Its state machine is polled inside each request, on the caller's task,
+/// rather than in a task of its own: no wake-up crosses tasks per request, and when a request
+/// returns, its answer has been read to the end and the connection is ready for the next one
+/// (or known closed), so a pool may hand it on at once.
+pub struct HyperConn {
+    sender: hyper::client::conn::http1::SendRequest<HyperEmpty>,
+    conn: Pin<Box<hyper::client::conn::http1::Connection<HyperIo, HyperEmpty>>>,
+    closed: bool,
+    host: hyper::header::HeaderValue,
+}
+
+impl HyperConn {
+    /// Dial `addr` (TCP_NODELAY) and hand-shake.
+    pub async fn connect(addr: SocketAddr) -> Result<HyperConn, OpError> {
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| OpError::from_error(&e))?;
+        stream.set_nodelay(true).map_err(|e| OpError::from_error(&e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| OpError::from_error(&e))?;
+        Ok(HyperConn {
+            sender,
+            conn: Box::pin(conn),
+            closed: false,
+            host: hyper::header::HeaderValue::from_str(&addr.to_string()).map_err(|e| OpError::from_error(&e))?,
+        })
+    }
+
+    /// Whether the connection is closed (by the server, an error, or a `Connection: close`).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// `GET path`, the answer's body read to its end and its length returned; a non-2xx status
+    /// is an error of kind `HTTP <status>`. With `close`, the request asks the server to close
+    /// the connection after answering (Go's `DisableKeepAlives`), and the connection is closed.
+    pub async fn get(&mut self, path: &str, close: bool) -> Result<usize, OpError> {
+        use http_body_util::BodyExt as _;
+        if self.closed {
+            return Err(OpError::new("connection closed"));
+        }
+        let mut req = hyper::Request::get(path).header(hyper::header::HOST, self.host.clone());
+        if close {
+            req = req.header(hyper::header::CONNECTION, "close");
+        }
+        let req = req.body(http_body_util::Empty::new()).map_err(|e| OpError::from_error(&e))?;
+        let sender = &mut self.sender;
+        let exchange = async move {
+            let res = sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
+            if !res.status().is_success() {
+                return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+            }
+            // Read the body to its end, frame by frame, keeping only its length.
+            let mut body = res.into_body();
+            let mut len = 0;
+            while let Some(frame) = body.frame().await {
+                len += frame.map_err(|e| OpError::from_error(&e))?.data_ref().map_or(0, bytes::Bytes::len);
+            }
+            Ok(len)
+        };
+        let mut exchange = std::pin::pin!(exchange);
+        let (conn, closed) = (&mut self.conn, &mut self.closed);
+        let r = std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            // The connection writes the request and reads the answer, then the exchange sees it.
+            match conn.as_mut().poll(cx) {
+                Poll::Ready(r) => {
+                    *closed = true;
+                    // The answer may have been read in full before the connection ended.
+                    match exchange.as_mut().poll(cx) {
+                        Poll::Ready(answered) => Poll::Ready(answered),
+                        Poll::Pending => Poll::Ready(Err(match r {
+                            Ok(()) => OpError::new("connection closed"),
+                            Err(e) => OpError::from_error(&e),
+                        })),
+                    }
+                }
+                Poll::Pending => exchange.as_mut().poll(cx),
+            }
+        })
+        .await;
+        if close {
+            self.closed = true;
+        }
+        r
     }
 }
