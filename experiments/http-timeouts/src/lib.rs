@@ -2,61 +2,90 @@
 //! 5 s, ReadTimeout 10 s, WriteTimeout 10 s, IdleTimeout 120 s) against slow clients.
 //!
 //! A hyper HTTP/1.1 service on loopback (in this process, on a runtime of its own, a new one per
-//! sample) answers `GET /`. While normal clients (the harness's HTTP client, a closed loop)
-//! measure it, the harness holds N slow clients open against it: real TCP connections that send
-//! a request line and then one byte of a header every so often and never finish (slowloris);
-//! when the server closes one, it reconnects, so N stay open or trying. Two servers: without
-//! timeouts (Go's `http.Server{}` zero values, where a header may take forever), and with the
-//! guide's ReadHeaderTimeout, the one a slow header meets (hyper's `header_read_timeout`).
+//! sample) answers `GET /`. While normal clients (the harness's HTTP client, a closed loop on
+//! keep-alive connections, dialling again when the server closes one) measure it, the harness
+//! holds N slow clients open against it: real TCP connections that send a request line and then
+//! one byte of a header every so often and never finish (slowloris); when the server closes
+//! one, it comes back. They arrive spread over the first timeout and come back after a random
+//! pause, so they are not cut and do not reconnect in lock-step.
+//!
+//! Three servers: without timeouts (Go's `http.Server{}` zero values, where a header may take
+//! forever); with the guide's timeouts as Go's server applies them (`GoDeadlines`: a request's
+//! header must be complete one ReadHeaderTimeout after its first byte, or after the accept for
+//! a connection's first request; a keep-alive connection may wait IdleTimeout for its next
+//! request); and with hyper's own `header_read_timeout` at the same value, whose clock also
+//! runs while a keep-alive connection waits for its next request (a different rule: its own
+//! named variant).
 //!
 //! The guide's 5 s is scaled to a fifth of the measured window (200 ms in a full run, 30 ms in
-//! quick mode; `--set http-timeouts.header_timeout_ms=5000` for the guide's own), so that it
-//! fires within a sample; the slow clients' own timings scale with it: a byte every half of
-//! it (so only a timeout on the whole header cuts them, as in a real slowloris) and a new
-//! connection one timeout after being cut. Scaling keeps the ratios of the guide's setting;
-//! it multiplies every rate (bytes, reconnections) by the same factor, which is why quick mode
-//! (a 30 ms timeout) stops at 100 slow clients. Measured: the normal clients'
-//! requests per second, latency and errors, the connections the server holds open at the end,
-//! how many slow connections it cut, and the process's memory growth.
+//! quick mode; `--set http-timeouts.header_timeout_ms=5000` for the guide's own) so that it
+//! fires within a sample, and IdleTimeout with it (24× the header timeout, the guide's 120 s /
+//! 5 s); the slow clients' own timings scale with it: a byte every half of it (so only a
+//! timeout on the whole header cuts them, as in a real slowloris) and a new connection about
+//! one timeout after being cut. Measured: the normal clients' latency, requests per second and
+//! failures (a normal connection the server closed is counted by kind, the technique's
+//! outcome), the connections the server holds open at the end, the slow and the normal
+//! connections each timeout cut (every sample of a timeout variant with slow clients must show
+//! its timeout cutting, or it is not a measurement of it), and the process's memory growth.
 
 use bytes::Bytes;
 use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
+use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Knob, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial,
+    Variant,
 };
 use http_body_util::Full;
+use std::future::Future as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 const ID: &str = "http-timeouts";
 
 /// Normal clients unless `--concurrency` says otherwise.
 const CLIENTS: u32 = 16;
 
-/// The guide's ReadHeaderTimeout.
+/// The guide's ReadHeaderTimeout and IdleTimeout.
 const GUIDE_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const GUIDE_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The kind of a normal request that failed because the server closed its connection: the
+/// technique's outcome (a timeout cutting a client it should not), counted, never a reason to
+/// drop the sample.
+const NORMAL_CUT: &str = "the server closed a normal client's connection";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timeouts {
     None,
+    /// Go's deadlines at the guide's values (`GoDeadlines`).
     Guide,
+    /// hyper's `header_read_timeout` at the guide's ReadHeaderTimeout.
+    Hyper,
 }
 
-const VARIANTS: [(Variant, Timeouts); 2] = [
+const VARIANTS: [(Variant, Timeouts); 3] = [
     (
         Variant::new("no-timeouts", "hyper's HTTP/1.1 server with no header timeout: Go's http.Server{} with its zero values, where a client may take forever to send its headers"),
         Timeouts::None,
     ),
     (
-        Variant::new("guide-timeouts", "the same server with the guide's ReadHeaderTimeout (hyper's header_read_timeout), scaled to the sample: a connection whose headers are not complete in time is closed")
+        Variant::new("guide-timeouts", "the same server with the guide's ReadHeaderTimeout and IdleTimeout applied as Go's server applies them, scaled to the sample: a request's header must be complete one ReadHeaderTimeout after its first byte (after the accept for a connection's first request), and a keep-alive connection may wait IdleTimeout for its next request")
             .compared_with("no-timeouts")
             .tests_claim(),
         Timeouts::Guide,
+    ),
+    (
+        Variant::new("hyper-header-timeout", "the same server with hyper's own header_read_timeout at the guide's ReadHeaderTimeout: its clock starts whenever hyper waits for a request head, so it also bounds the wait of an idle keep-alive connection (no separate IdleTimeout)")
+            .compared_with("no-timeouts"),
+        Timeouts::Hyper,
     ),
 ];
 
@@ -65,12 +94,146 @@ const VARIANTS: [(Variant, Timeouts); 2] = [
 struct Counters {
     /// Connections open now.
     open: AtomicI64,
-    /// Connections closed because their headers did not arrive in time.
-    timed_out: AtomicU64,
+    /// Connections closed because a header did not arrive in time.
+    header_cut: AtomicU64,
+    /// Connections closed because they waited too long for their next request (IdleTimeout).
+    idle_cut: AtomicU64,
 }
 
-/// A new server, on a runtime of two threads, with or without the header timeout.
-fn start_service(header_timeout: Option<Duration>, counters: Arc<Counters>) -> anyhow::Result<Server> {
+/// Go's server-side read deadlines for requests without a body, around a connection: the
+/// first request's header must be complete `header` after the accept; after an answer, the
+/// connection may wait `idle` for the next request's first byte, and from that byte its header
+/// must be complete within `header` (net/http's conn.serve: SetReadDeadline(idle) before the
+/// Peek, then ReadHeaderTimeout from t0). The end of a header is its blank line; an answer is
+/// any write. A deadline that passes fails the read with `TimedOut`, and hyper closes the
+/// connection, as Go's server does after a read timeout.
+struct GoDeadlines {
+    inner: tokio::net::TcpStream,
+    header: Duration,
+    idle: Duration,
+    phase: Phase,
+    /// The running deadline (reset, not reallocated, per request, as Go resets one).
+    deadline: Pin<Box<Sleep>>,
+    /// The last bytes read, to find a blank line split across reads.
+    tail: [u8; 3],
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request's header, under ReadHeaderTimeout.
+    Header,
+    /// The header is in; the answer is being written (no read deadline).
+    Answering,
+    /// Waiting for the next request's first byte, under IdleTimeout.
+    Idle,
+}
+
+impl GoDeadlines {
+    fn new(inner: tokio::net::TcpStream, header: Duration, idle: Duration, counters: Arc<Counters>) -> Self {
+        Self {
+            inner,
+            header,
+            idle,
+            phase: Phase::Header,
+            deadline: Box::pin(tokio::time::sleep(header)),
+            tail: [0; 3],
+            counters,
+        }
+    }
+
+    /// Move the header phase on over `bytes`: the blank line ends the header.
+    fn scan(&mut self, bytes: &[u8]) {
+        if self.phase == Phase::Idle && !bytes.is_empty() {
+            self.phase = Phase::Header;
+            self.deadline.as_mut().reset(Instant::now() + self.header);
+        }
+        if self.phase != Phase::Header {
+            return;
+        }
+        let mut window = u32::from_be_bytes([0, self.tail[0], self.tail[1], self.tail[2]]);
+        for &b in bytes {
+            window = (window << 8) | u32::from(b);
+            if window == u32::from_be_bytes(*b"\r\n\r\n") {
+                self.phase = Phase::Answering;
+                break;
+            }
+        }
+        let [_, t0, t1, t2] = window.to_be_bytes();
+        self.tail = [t0, t1, t2];
+    }
+}
+
+impl AsyncRead for GoDeadlines {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.phase != Phase::Answering && this.deadline.as_mut().poll(cx).is_ready() {
+            let which = if this.phase == Phase::Idle { &this.counters.idle_cut } else { &this.counters.header_cut };
+            which.fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.scan(&buf.filled()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for GoDeadlines {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, data))?;
+        if this.phase == Phase::Answering {
+            this.phase = Phase::Idle;
+            this.tail = [0; 3];
+            this.deadline.as_mut().reset(Instant::now() + this.idle);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The server's timeouts in a run: ReadHeaderTimeout and IdleTimeout, scaled together.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header: Duration,
+    idle: Duration,
+}
+
+impl Limits {
+    fn scaled(header: Duration) -> Self {
+        let ratio = GUIDE_IDLE_TIMEOUT.as_secs_f64() / GUIDE_READ_HEADER_TIMEOUT.as_secs_f64();
+        Self { header, idle: header.mul_f64(ratio) }
+    }
+}
+
+/// Serve one connection with hyper; count a timeout hyper itself reports (its own
+/// header_read_timeout) as a header cut.
+async fn serve<S>(io: S, hyper_timeout: Option<Duration>, counters: &Counters)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(hyper_timeout);
+    let service = hyper::service::service_fn(|_req| async {
+        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+    });
+    if let Err(e) = http.serve_connection(hyper_util::rt::TokioIo::new(io), service).await {
+        if e.is_timeout() {
+            counters.header_cut.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A new server, on a runtime of two threads, with the given timeouts.
+fn start_service(timeouts: Timeouts, limits: Limits, counters: Arc<Counters>) -> anyhow::Result<Server> {
     Server::start(Ipv4Addr::LOCALHOST, 2, move |listener, shutdown| async move {
         let mut shutdown = shutdown;
         loop {
@@ -89,14 +252,12 @@ fn start_service(header_timeout: Option<Duration>, counters: Arc<Counters>) -> a
             let counters = counters.clone();
             counters.open.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                });
-                if let Err(e) = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
-                    if e.is_timeout() {
-                        counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                match timeouts {
+                    Timeouts::None => serve(stream, None, &counters).await,
+                    Timeouts::Hyper => serve(stream, Some(limits.header), &counters).await,
+                    Timeouts::Guide => {
+                        let io = GoDeadlines::new(stream, limits.header, limits.idle, counters.clone());
+                        serve(io, None, &counters).await;
                     }
                 }
                 counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -116,28 +277,38 @@ struct SlowTally {
     failed: AtomicU64,
 }
 
-/// `n` slow clients against `addr`, each sending a byte of a header every `every` until `stop`
-/// says so, and connecting again `2 × every` after the server closed on it.
+/// `n` slow clients against `addr`, each starting at a random moment within the first
+/// `timeout`, sending a byte of a header every `timeout / 2` until `stop` says so, and
+/// connecting again after a random pause of 0.5–1.5 `timeout` once the server closed on it.
+/// The randomness is seeded by the client's number, the same for every variant.
 fn start_slow_clients(
     addr: SocketAddr,
     n: u32,
-    every: Duration,
+    timeout: Duration,
     stop: tokio::sync::watch::Receiver<bool>,
     tally: Arc<SlowTally>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let every = timeout / 2;
     (0..n)
-        .map(|_| {
+        .map(|i| {
             let (mut stop, tally) = (stop.clone(), tally.clone());
+            let mut rng = SplitMix64::new(0x5105_1015 ^ u64::from(i));
             tokio::spawn(async move {
-                while !*stop.borrow() {
+                let mut pause = timeout.mul_f64(rng.next_f64());
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = timeout.mul_f64(0.5 + rng.next_f64());
+                    if *stop.borrow() {
+                        return;
+                    }
                     let mut s = match tokio::net::TcpStream::connect(addr).await {
                         Ok(s) => s,
                         Err(_) => {
                             tally.failed.fetch_add(1, Ordering::Relaxed);
-                            tokio::select! {
-                                _ = stop.changed() => return,
-                                _ = tokio::time::sleep(every) => continue,
-                            }
+                            continue;
                         }
                     };
                     tally.connected.fetch_add(1, Ordering::Relaxed);
@@ -162,11 +333,6 @@ fn start_slow_clients(
                         }
                     }
                     tally.cut.fetch_add(1, Ordering::Relaxed);
-                    // An attacker comes back, after a pause of the same scale as its sending.
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        _ = tokio::time::sleep(every * 2) => {}
-                    }
                 }
             })
         })
@@ -181,27 +347,69 @@ const HEADER_TIMEOUT: Knob = Knob::int_derived(
     1,
     600_000,
     "a fifth of the measured window, at least 20 ms: 200 in a full run, 30 in quick mode",
-    "the guide's ReadHeaderTimeout as the run uses it (the guide's own is 5,000)",
+    "the guide's ReadHeaderTimeout as the run uses it (the guide's own is 5,000); IdleTimeout is 24 times it, the guide's ratio",
 );
 
 fn header_timeout(ctx: &RunCtx) -> anyhow::Result<Duration> {
     ctx.settings.fifth_of_sample(&HEADER_TIMEOUT, Duration::from_millis(20))
 }
 
-struct Get(RawClient);
+/// A normal client: one keep-alive connection, dialled again (inside the next request's
+/// time, as an HTTP client's pool would) after the server closed it.
+struct Get {
+    addr: SocketAddr,
+    conn: Option<RawClient>,
+}
 
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
-        self.0.get_ok("/", "").await.map(drop)
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self
+                .conn
+                .insert(RawClient::connect(self.addr).await.map_err(|e| OpError::new(format!("connect: {e}")))?),
+        };
+        match conn.get_ok("/", "").await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind.starts_with("HTTP ") => Err(e),
+            Err(_) => {
+                self.conn = None;
+                Err(OpError::new(NORMAL_CUT))
+            }
+        }
     }
 }
 
+/// The connections each variant's server cut at each point, over its samples: for a header
+/// timeout, for an idle one.
+#[derive(Default, Clone, Copy)]
+struct Cuts {
+    header: u64,
+    idle: u64,
+}
+
 #[derive(Default)]
-pub struct HttpTimeouts;
+pub struct HttpTimeouts {
+    cuts: harness::acted::Tally<Cuts>,
+}
 
 impl HttpTimeouts {
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+}
+
+/// Why a sample does not measure its variant's timeouts: a server with timeouts that cut no
+/// slow client while slow clients were there, or one without that cut something.
+fn not_acted(timeouts: Timeouts, slow: u32, header_cut: u64, idle_cut: u64) -> Option<String> {
+    match timeouts {
+        Timeouts::None if header_cut + idle_cut > 0 => {
+            Some(format!("the server without timeouts closed {} connection(s) for a timeout", header_cut + idle_cut))
+        }
+        Timeouts::Guide | Timeouts::Hyper if slow > 0 && header_cut == 0 => Some(format!(
+            "the header timeout cut none of the {slow} slow clients: this sample does not measure the timeout"
+        )),
+        _ => None,
     }
 }
 
@@ -220,10 +428,12 @@ impl Experiment for HttpTimeouts {
                 load::latency_mean("a normal client's request"),
                 load::latency_p50("one request of a normal client"),
                 MetricInfo::new("open_connections", "connections", Better::Lower, "connections the server holds open when the sample ends (normal and slow)"),
-                MetricInfo::new("slow_cut_per_s", "connections/s", Better::Higher, "slow connections the server closed per second"),
+                MetricInfo::new("header_cut_per_s", "connections/s", Better::Higher, "connections the server closed per second because a request's header was not complete in time (the slow clients' cuts)"),
+                MetricInfo::new("idle_cut_per_s", "connections/s", Better::Lower, "keep-alive connections the server closed per second because they waited too long for their next request (normal clients the timeouts cut)"),
                 MetricInfo::new("rss_growth_mb", "MiB", Better::Lower, "growth of the process's resident memory from before the server started to the end of the sample")
                     .negligible_below(2.0),
             ],
+            outcome_errors: &[NORMAL_CUT],
             targets: harness::targets::SERVICE,
             knobs: vec![HEADER_TIMEOUT],
             capacity: Some(harness::CapacityPlan {
@@ -244,17 +454,38 @@ impl Experiment for HttpTimeouts {
         Engine::Load(self)
     }
 
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            Ok(self.cuts.checks("timeouts acted as set", |_, variant, c| {
+                let expect = match pick(&VARIANTS, variant) {
+                    Ok(Timeouts::None) => "a server without timeouts cuts nothing",
+                    _ => "with slow clients, the header timeout cuts some in every sample",
+                };
+                format!(
+                    "{expect}; {} connection(s) cut for their header and {} idle keep-alive connection(s) cut in all",
+                    c.header, c.idle
+                )
+            }))
+        })
+    }
+
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let timeout = header_timeout(ctx).map(|d| format!("{} ms", d.as_millis())).unwrap_or_else(|e| e.to_string());
+        let limits = header_timeout(ctx).map(Limits::scaled);
+        let shown = |f: fn(&Limits) -> Duration| {
+            limits.as_ref().map(|l| format!("{} ms", f(l).as_millis())).unwrap_or_else(|e| e.to_string())
+        };
         vec![
             format!(
-                "The guide's ReadHeaderTimeout ({} s) is {timeout} in this run, so that it fires within a sample; slow clients send one byte of a header every half of it (never idle long enough for anything but a timeout on the whole header to cut them) and connect again one timeout after being cut: the guide's ratios, every rate multiplied by the scale. {} normal clients use the harness's HTTP client in a closed loop.",
+                "The guide's ReadHeaderTimeout ({} s) is {} in this run and its IdleTimeout ({} s) {}, so that they fire within a sample; slow clients arrive spread over the first timeout, send one byte of a header every half of it (never idle long enough for anything but a timeout on the whole header to cut them) and connect again 0.5–1.5 timeouts after being cut: the guide's ratios, every rate multiplied by the scale. {} normal clients use the harness's HTTP client in a closed loop on keep-alive connections, dialling again when the server closes one (that request counts as failed, by kind, as the timeouts' outcome).",
                 GUIDE_READ_HEADER_TIMEOUT.as_secs(),
+                shown(|l| l.header),
+                GUIDE_IDLE_TIMEOUT.as_secs(),
+                shown(|l| l.idle),
                 ctx.settings.concurrency.unwrap_or(CLIENTS)
             ),
-            "The guide's ReadTimeout (10 s) covers the same header here (GETs have no body), WriteTimeout (10 s) never meets an answer of 2 bytes, and IdleTimeout (120 s) concerns finished requests, which slow clients never have: the header timeout is the one slowloris meets.".into(),
-            "hyper's own default is a 30 s header timeout once a timer is set; Go's zero-value http.Server and hyper without a timer have none, which is the no-timeouts variant.".into(),
-            "A task per connection costs the server little memory in tokio (as a goroutine does in Go), so what slow clients take is mostly connections and descriptors: see open connections and memory beside the normal clients' latency.".into(),
+            "The guide's ReadTimeout (10 s) covers the same header here (GETs have no body), WriteTimeout (10 s) never meets an answer of 2 bytes: the header and idle timeouts are the ones slowloris and keep-alive clients meet.".into(),
+            "guide-timeouts applies Go's rule around the connection (a header deadline from the request's first byte, an idle deadline between requests, one timer per connection reset per request); hyper's header_read_timeout (hyper-header-timeout) starts its clock whenever hyper waits for a head, idle keep-alive wait included, and arms a new timer per request. hyper's own default is a 30 s header timeout once a timer is set; Go's zero-value http.Server and hyper without a timer have none, which is the no-timeouts variant.".into(),
+            "A task per connection costs the server little memory in tokio (as a goroutine does in Go), so what slow clients take is mostly connections and descriptors, and what cutting them costs is reconnections: see open connections, cuts and memory beside the normal clients' latency.".into(),
         ]
     }
 }
@@ -264,24 +495,26 @@ impl Run for HttpTimeouts {
         Box::pin(async move {
             let timeouts = pick(&VARIANTS, at.variant)?;
             let slow = at.point.value as u32;
-            let timeout = header_timeout(ctx)?;
+            let limits = Limits::scaled(header_timeout(ctx)?);
             let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
             harness::resources::trim_heap();
             let rss_before = harness::resources::rss_bytes();
             let counters = Arc::new(Counters::default());
-            let server = start_service((timeouts == Timeouts::Guide).then_some(timeout), counters.clone())?;
+            let server = start_service(timeouts, limits, counters.clone())?;
             let addr = server.addr();
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let tally = Arc::new(SlowTally::default());
-            let slow_clients = start_slow_clients(addr, slow, timeout / 2, stop_rx, tally.clone());
-            let cut_before = tally.cut.load(Ordering::Relaxed);
+            let slow_clients = start_slow_clients(addr, slow, limits.header, stop_rx, tally.clone());
             let cfg = ctx.settings.load_for(&at, clients);
             let started = std::time::Instant::now();
-            let report =
-                load::run(&cfg, &ctx.probe, move |_| async move { Ok(Get(RawClient::connect(addr).await?)) }).await;
-            let elapsed = started.elapsed().as_secs_f64();
+            let report = load::run(&cfg, &ctx.probe, move |_| async move {
+                Ok(Get { addr, conn: Some(RawClient::connect(addr).await?) })
+            })
+            .await;
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
             let open = counters.open.load(Ordering::Relaxed);
-            let cut = tally.cut.load(Ordering::Relaxed) - cut_before;
+            let header_cut = counters.header_cut.load(Ordering::Relaxed);
+            let idle_cut = counters.idle_cut.load(Ordering::Relaxed);
             let rss_after = harness::resources::rss_bytes();
             let _ = stop_tx.send(true);
             for c in slow_clients {
@@ -290,7 +523,8 @@ impl Run for HttpTimeouts {
             server.stop().await?;
             let mut sample = report?.into_sample();
             sample.metrics.insert("open_connections".into(), open.max(0) as f64);
-            sample.metrics.insert("slow_cut_per_s".into(), cut as f64 / elapsed.max(1e-9));
+            sample.metrics.insert("header_cut_per_s".into(), header_cut as f64 / elapsed);
+            sample.metrics.insert("idle_cut_per_s".into(), idle_cut as f64 / elapsed);
             if let (Some(b), Some(a)) = (rss_before, rss_after) {
                 sample.metrics.insert("rss_growth_mb".into(), a.saturating_sub(b) as f64 / (1024.0 * 1024.0));
             }
@@ -299,6 +533,11 @@ impl Run for HttpTimeouts {
                 // Not the normal clients' errors: reported beside them, by kind.
                 sample.errors.insert("slow client could not connect".into(), failed);
             }
+            sample.invalid = not_acted(timeouts, slow, header_cut, idle_cut);
+            self.cuts.record(&at, sample.invalid.is_none(), |c| {
+                c.header += header_cut;
+                c.idle += idle_cut;
+            });
             Ok(sample)
         })
     }
@@ -308,23 +547,27 @@ impl Run for HttpTimeouts {
 mod tests {
     use super::*;
 
-    /// With the header timeout, a slow client is cut and reconnects; without, it is held.
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// With either timeout, slow clients are cut and come back; without, they are held.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_header_timeout_cuts_slow_clients_and_only_it() {
-        for (timeout, expect_cut) in [(Some(Duration::from_millis(40)), true), (None, false)] {
+    async fn a_header_timeout_cuts_slow_clients_and_only_it() {
+        for (timeouts, expect_cut) in [(Timeouts::Guide, true), (Timeouts::Hyper, true), (Timeouts::None, false)] {
             let counters = Arc::new(Counters::default());
-            let server = start_service(timeout, counters.clone()).unwrap();
+            let server = start_service(timeouts, Limits { header: MS(40), idle: MS(2000) }, counters.clone()).unwrap();
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let tally = Arc::new(SlowTally::default());
-            let slow = start_slow_clients(server.addr(), 3, Duration::from_millis(5), stop_rx, tally.clone());
+            let slow = start_slow_clients(server.addr(), 3, MS(40), stop_rx, tally.clone());
             // A normal client is answered meanwhile.
             let mut normal = RawClient::connect(server.addr()).await.unwrap();
             assert_eq!(normal.get("/", "").await.unwrap().status, 200);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(MS(400)).await;
             let cut = tally.cut.load(Ordering::Relaxed);
+            let counted = counters.header_cut.load(Ordering::Relaxed);
             if expect_cut {
-                assert!(cut >= 6, "slow clients are cut every 40 ms: {cut} cuts in 300 ms");
-                assert!(counters.timed_out.load(Ordering::Relaxed) >= 6);
+                assert!(cut >= 6, "{timeouts:?}: slow clients are cut 40 ms after connecting: {cut} cuts in 400 ms");
+                assert!(counted >= 6, "{timeouts:?}: the server counts its cuts: {counted}");
+                assert!(not_acted(timeouts, 3, counted, 0).is_none());
             } else {
                 assert_eq!(cut, 0, "without a timeout nothing cuts a client that keeps sending");
                 assert_eq!(counters.open.load(Ordering::Relaxed), 4, "3 slow and 1 normal connection held");
@@ -336,6 +579,79 @@ mod tests {
             drop(normal);
             server.stop().await.unwrap();
         }
+    }
+
+    /// Go's rule: a keep-alive connection may wait IdleTimeout for its next request, longer
+    /// than ReadHeaderTimeout, and is closed after it; hyper's header_read_timeout closes it
+    /// after the header timeout already. A request whose connection was closed fails, and the
+    /// worker dials again for the next one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn go_waits_idle_timeout_between_requests_hyper_the_header_timeout() {
+        let limits = Limits { header: MS(40), idle: MS(400) };
+        for (timeouts, pause, cut) in [
+            (Timeouts::Guide, 120, false),
+            (Timeouts::Hyper, 120, true),
+            (Timeouts::Guide, 700, true),
+            (Timeouts::None, 700, false),
+        ] {
+            let counters = Arc::new(Counters::default());
+            let server = start_service(timeouts, limits, counters.clone()).unwrap();
+            let addr = server.addr();
+            let mut get = Get { addr, conn: Some(RawClient::connect(addr).await.unwrap()) };
+            get.call().await.unwrap();
+            tokio::time::sleep(MS(pause)).await;
+            let second = get.call().await;
+            let what = format!("{timeouts:?} after {pause} ms idle");
+            if cut {
+                assert_eq!(second.unwrap_err().kind, NORMAL_CUT, "{what}");
+                get.call().await.unwrap_or_else(|e| panic!("{what}: dials again: {}", e.kind));
+            } else {
+                second.unwrap_or_else(|e| panic!("{what}: kept: {}", e.kind));
+            }
+            let (header, idle) =
+                (counters.header_cut.load(Ordering::Relaxed), counters.idle_cut.load(Ordering::Relaxed));
+            match (timeouts, cut) {
+                (Timeouts::Guide, true) => assert_eq!((header, idle), (0, 1), "{what}"),
+                (Timeouts::Hyper, true) => assert_eq!((header, idle), (1, 0), "{what}"),
+                _ => assert_eq!((header, idle), (0, 0), "{what}"),
+            }
+            server.stop().await.unwrap();
+        }
+    }
+
+    /// A header's blank line is found however the reads split it, and only a blank line
+    /// ends the header.
+    #[tokio::test]
+    async fn the_end_of_a_header_is_found_across_reads() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut io = GoDeadlines::new(stream, MS(50), MS(500), Arc::default());
+        for split in 1..20 {
+            let request = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
+            io.phase = Phase::Header;
+            io.tail = [0; 3];
+            let (a, b) = request.split_at(split);
+            io.scan(a);
+            assert_eq!(io.phase, Phase::Header, "split at {split}: not complete yet");
+            io.scan(b);
+            assert_eq!(io.phase, Phase::Answering, "split at {split}");
+        }
+        io.phase = Phase::Header;
+        io.scan(b"GET / HTTP/1.1\r\nA: b\r\n\rX\n\r\n");
+        assert_eq!(io.phase, Phase::Header, "no blank line");
+    }
+
+    /// A sample of a timeout variant in which nothing was cut despite slow clients is not a
+    /// measurement of the timeout; a server without timeouts must cut nothing.
+    #[test]
+    fn a_sample_where_the_timeout_did_not_act_is_invalid() {
+        assert!(not_acted(Timeouts::Guide, 100, 0, 0).is_some());
+        assert!(not_acted(Timeouts::Hyper, 100, 0, 3).is_some());
+        assert!(not_acted(Timeouts::Guide, 0, 0, 0).is_none());
+        assert!(not_acted(Timeouts::Guide, 100, 5, 0).is_none());
+        assert!(not_acted(Timeouts::None, 100, 0, 0).is_none());
+        assert!(not_acted(Timeouts::None, 100, 1, 0).is_some());
     }
 }
 
