@@ -3,14 +3,23 @@
 //!
 //! Three HTTP backends run on loopback, in this process, each on a runtime of its own; a
 //! request costs a backend 1 ms (a timer, not CPU). In the case `slow` the third backend takes
-//! ten times as long; in the case `failing` it answers every request, its health check
-//! included, with 503. Clients send requests at a fixed rate (open loop: a request's latency
-//! counts from when it should have started), each to the backend a balancer picks: the guide's
-//! `RoundRobin`, the guide's `WeightedRoundRobin` (a weighted random pick, equal weights), or
-//! the power of two choices (tower's p2c rule) on outstanding requests and on tower's peak-EWMA
-//! load. The sweep is the health checking: none, the guide's `HealthCheck` every 30 s, and a
-//! short interval. As the guide's checker starts on a ticker, its first check comes one
-//! interval after the balancer starts, and the balancer starts with every backend active.
+//! ten times as long and passes its health check; in the case `failing` (the claim's) it
+//! starts healthy and, at a moment of the sample's first health-check interval, starts
+//! answering every request, its health check included, with 503; in `slow-then-failing` it is
+//! slow from the start and fails the same way. Clients send requests at a fixed rate (open
+//! loop: a request's latency counts from when it should have started), each to the backend a
+//! balancer picks: the guide's `RoundRobin`, the guide's `WeightedRoundRobin` (a weighted
+//! random pick, equal weights), or the power of two choices (tower's p2c rule) on outstanding
+//! requests and on tower's peak-EWMA load. The sweep is the health checking: none, or the
+//! guide's `HealthCheck` every 30 s. As the guide's checker starts on a ticker, its first check
+//! comes one interval after the balancer starts, and the balancer starts with every backend
+//! active.
+//!
+//! Time is compressed, the same for every policy: the guide's 30 s interval becomes a fifth of
+//! the measured window (200 ms in a full run), and peak-EWMA's 10 s decay and the failure's
+//! onset shrink by the same factor, so a sample holds several health checks and the balancer
+//! meets the failure as it would over minutes. The random choices (the onset, p2c's picks, the
+//! weighted pick) take a new seed every round, the same for every variant within a round.
 
 use harness::kit::http::{RawClient, Server};
 use harness::load::{self, OpError, Worker};
@@ -48,7 +57,7 @@ const HEALTH_INTERVAL: Knob = Knob::int_derived(
     1,
     600_000,
     "a fifth of --duration, at least 10 ms: 200 in a full run, 30 in quick mode",
-    "the short health check interval",
+    "the guide's 30 s health check interval as this run compresses it; peak-EWMA's decay and the failure's onset are compressed by the same factor (30,000 runs the guide's own times)",
 );
 const WORKERS: u32 = 50;
 
@@ -60,20 +69,35 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 enum Condition {
     Slow,
     Failing,
+    SlowThenFailing,
 }
 
-const CASES: [(Case, Condition); 2] = [
+impl Condition {
+    fn slow(self) -> bool {
+        matches!(self, Condition::Slow | Condition::SlowThenFailing)
+    }
+
+    fn fails(self) -> bool {
+        matches!(self, Condition::Failing | Condition::SlowThenFailing)
+    }
+}
+
+const CASES: [(Case, Condition); 3] = [
+    (
+        Case::new("failing", "the third backend starts healthy and, at a random moment of the sample's first health-check interval, starts answering every request, its health check included, with HTTP 503: what the guide's health checks are for")
+            .tests_claim(),
+        Condition::Failing,
+    ),
     (
         Case::new(
             "slow",
-            "the third backend answers 10× slower than the others (10 ms instead of 1 ms) and passes its health check",
-        )
-        .tests_claim(),
+            "the third backend answers 10× slower than the others (10 ms instead of 1 ms) and passes its health check: health checks cannot act",
+        ),
         Condition::Slow,
     ),
     (
-        Case::new("failing", "the third backend answers every request, its health check included, with HTTP 503"),
-        Condition::Failing,
+        Case::new("slow-then-failing", "the third backend is 10× slower from the start, then fails as in failing"),
+        Condition::SlowThenFailing,
     ),
 ];
 
@@ -87,14 +111,22 @@ enum Rule {
     /// Two distinct active backends at random, the one with fewer requests outstanding.
     P2c,
     /// The same two choices, the one with the lower peak-EWMA cost: its round-trip estimate
-    /// (peak, decaying) times its outstanding requests plus one, as tower's `PeakEwma` load.
+    /// (peak, decaying) times its outstanding requests plus one, as tower's `PeakEwma` load,
+    /// starting from linkerd's default estimate (30 ms).
     P2cPeakEwma,
+    /// The same with its first estimate tuned to a healthy backend's round trip (1 ms).
+    P2cPeakEwmaTuned,
 }
 
-const VARIANTS: [(Variant, Rule); 4] = [
+const VARIANTS: [(Variant, Rule); 5] = [
     (
-        Variant::new("p2c-peak-ewma", "power of two choices on tower's PeakEwma load: two active backends at random, the one whose peak-sensitive moving average of round trips (first estimate 1 ms, decay 10 s) times its outstanding requests plus one is lower"),
+        Variant::new("p2c-peak-ewma", "power of two choices on tower's PeakEwma load with linkerd's defaults: two active backends at random, the one whose peak-sensitive moving average of round trips (first estimate 30 ms, decay 10 s, compressed with the run's time) times its outstanding requests plus one is lower"),
         Rule::P2cPeakEwma,
+    ),
+    (
+        Variant::new("p2c-peak-ewma-tuned", "the same with its first estimate tuned to a healthy backend's round trip (1 ms), as a user who knows the service would set it: a slower round trip is then a peak that counts at once")
+            .compared_with("p2c-peak-ewma"),
+        Rule::P2cPeakEwmaTuned,
     ),
     (
         Variant::new("p2c", "the same two choices on outstanding requests only (tower's PendingRequests load)")
@@ -115,7 +147,7 @@ const VARIANTS: [(Variant, Rule); 4] = [
 ];
 
 /// The sweep's points: how the balancer learns which backends are up.
-const HEALTH: [&str; 3] = ["none", "every 30 s (guide)", "short interval"];
+const HEALTH: [&str; 2] = ["none", "every 30 s (guide, compressed)"];
 
 /// The balancer's view of the backends, shared by every client and the health checker.
 struct Balancer {
@@ -128,6 +160,10 @@ struct Balancer {
     active: [AtomicBool; BACKENDS],
     /// Each backend's round-trip estimate (p2c-peak-ewma's load).
     ewma: [Mutex<PeakEwma>; BACKENDS],
+    /// The peak-EWMA decay, compressed with the run's time.
+    decay_ns: f64,
+    /// Times a health check marked a backend down that was up.
+    marked_down: AtomicU64,
 }
 
 /// tower's `PeakEwma` estimate of a backend's round trip: a new round trip above the estimate
@@ -139,31 +175,31 @@ struct PeakEwma {
     at: std::time::Instant,
 }
 
-/// tower asks for a first estimate and a decay. The first estimate is a healthy backend's
-/// round trip (the work's 1 ms), as a user who knows the service would set it: a slower round
-/// trip is then a peak that counts at once. (linkerd's 30 ms, made for services it knows
-/// nothing of, would hide a 10 ms backend until the estimates decayed toward the truth over
-/// tens of seconds.) The decay is linkerd's 10 s.
-const EWMA_DEFAULT_RTT: Duration = WORK;
+/// tower asks for a first estimate and a decay; linkerd's defaults are 30 ms and 10 s, made
+/// for services it knows nothing of (p2c-peak-ewma). The tuned variant starts from a healthy
+/// backend's round trip (the work's 1 ms). The decay is a time and is compressed with the
+/// run's; the estimates are round trips and are not.
+const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
+const EWMA_TUNED_RTT: Duration = WORK;
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 
 impl PeakEwma {
-    fn new(now: std::time::Instant) -> Self {
-        PeakEwma { rtt_ns: EWMA_DEFAULT_RTT.as_nanos() as f64, at: now }
+    fn new(first: Duration, now: std::time::Instant) -> Self {
+        PeakEwma { rtt_ns: first.as_nanos() as f64, at: now }
     }
 
-    fn decayed(&self, now: std::time::Instant) -> f64 {
+    fn decayed(&self, now: std::time::Instant, decay_ns: f64) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
-        self.rtt_ns * (-elapsed / EWMA_DECAY.as_nanos() as f64).exp()
+        self.rtt_ns * (-elapsed / decay_ns).exp()
     }
 
-    fn observe(&mut self, rtt: Duration, now: std::time::Instant) {
+    fn observe(&mut self, rtt: Duration, now: std::time::Instant, decay_ns: f64) {
         let rtt = rtt.as_nanos() as f64;
         if rtt > self.rtt_ns {
             self.rtt_ns = rtt;
         } else {
             let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
-            let decay = (-elapsed / EWMA_DECAY.as_nanos() as f64).exp();
+            let decay = (-elapsed / decay_ns).exp();
             self.rtt_ns = self.rtt_ns * decay + rtt * (1.0 - decay);
         }
         self.at = now;
@@ -179,21 +215,26 @@ struct Guarded {
 }
 
 impl Balancer {
-    fn new(rule: Rule) -> Self {
+    /// A balancer with every backend active; `scale` compresses peak-EWMA's decay, `seed`
+    /// seeds the weighted pick's source.
+    fn new(rule: Rule, scale: f64, seed: u64) -> Self {
+        let first = if rule == Rule::P2cPeakEwmaTuned { EWMA_TUNED_RTT } else { EWMA_DEFAULT_RTT };
         Balancer {
             rule,
             guarded: Mutex::new(Guarded {
                 current: 0,
                 active: [true; BACKENDS],
                 weight: [1; BACKENDS],
-                rng: SplitMix64::new(0x5eed),
+                rng: SplitMix64::new(0x5eed ^ seed),
             }),
             outstanding: Default::default(),
             active: std::array::from_fn(|_| AtomicBool::new(true)),
             ewma: {
                 let now = std::time::Instant::now();
-                std::array::from_fn(|_| Mutex::new(PeakEwma::new(now)))
+                std::array::from_fn(|_| Mutex::new(PeakEwma::new(first, now)))
             },
+            decay_ns: EWMA_DECAY.as_nanos() as f64 * scale,
+            marked_down: AtomicU64::new(0),
         }
     }
 
@@ -234,7 +275,7 @@ impl Balancer {
                 }
                 None
             }
-            Rule::P2c | Rule::P2cPeakEwma => {
+            Rule::P2c | Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
                 let mut up = [0usize; BACKENDS];
                 let mut n = 0;
                 for (i, a) in self.active.iter().enumerate() {
@@ -261,9 +302,11 @@ impl Balancer {
     fn load(&self, i: usize) -> f64 {
         let pending = self.outstanding[i].load(Ordering::Relaxed) as f64;
         match self.rule {
-            Rule::P2cPeakEwma => {
-                let estimate =
-                    self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).decayed(std::time::Instant::now());
+            Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
+                let estimate = self.ewma[i]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .decayed(std::time::Instant::now(), self.decay_ns);
                 estimate * (pending + 1.0)
             }
             _ => pending,
@@ -280,7 +323,7 @@ impl Balancer {
                 self.outstanding[i].fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Rule::P2cPeakEwma => {
+            Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
                 self.outstanding[i].fetch_add(1, Ordering::Relaxed);
                 Some(std::time::Instant::now())
             }
@@ -290,19 +333,22 @@ impl Balancer {
     /// The request `sent` to backend `i` ended, answered or not (tower's handle drops either
     /// way): no longer outstanding, and the peak-EWMA rule learns its round trip.
     fn done(&self, i: usize, sent: Option<std::time::Instant>) {
-        if matches!(self.rule, Rule::P2c | Rule::P2cPeakEwma) {
+        if self.rule != Rule::RoundRobin && self.rule != Rule::WeightedRandom {
             self.outstanding[i].fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(sent) = sent {
             let now = std::time::Instant::now();
-            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(now - sent, now);
+            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(now - sent, now, self.decay_ns);
         }
     }
 
     /// What a health check found: as the guide's `checkServers`, under the lock.
     fn set_active(&self, i: usize, up: bool) {
-        self.lock().active[i] = up;
+        let was = std::mem::replace(&mut self.lock().active[i], up);
         self.active[i].store(up, Ordering::Relaxed);
+        if was && !up {
+            self.marked_down.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -312,24 +358,37 @@ struct Counts {
     answered: [AtomicU64; BACKENDS],
 }
 
-/// One backend: `GET /work` answers after its delay (or 503), `GET /health` 200 (or 503).
-fn start_backend(index: usize, condition: Condition, counts: Arc<Counts>) -> anyhow::Result<Server> {
+/// One backend: `GET /work` answers after its delay (or 503), `GET /health` 200 (or 503); the
+/// degraded one is slow from the start where its condition says so, and fails from `fail_at`.
+fn start_backend(
+    index: usize,
+    condition: Condition,
+    fail_at: tokio::time::Instant,
+    counts: Arc<Counts>,
+) -> anyhow::Result<Server> {
+    use axum::http::StatusCode;
     let degraded = index == DEGRADED;
-    let failing = degraded && condition == Condition::Failing;
-    let delay = if degraded && condition == Condition::Slow { WORK * SLOWDOWN } else { WORK };
-    let status = if failing { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK };
+    let fails = degraded && condition.fails();
+    let delay = if degraded && condition.slow() { WORK * SLOWDOWN } else { WORK };
+    let failing = move || fails && tokio::time::Instant::now() >= fail_at;
     let app = axum::Router::new()
         .route(
             "/work",
             axum::routing::get(move || async move {
                 counts.answered[index].fetch_add(1, Ordering::Relaxed);
-                if !failing {
-                    tokio::time::sleep(delay).await;
+                if failing() {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "done");
                 }
-                (status, "done")
+                tokio::time::sleep(delay).await;
+                (StatusCode::OK, "done")
             }),
         )
-        .route("/health", axum::routing::get(move || async move { (status, "health") }));
+        .route(
+            "/health",
+            axum::routing::get(move || async move {
+                (if failing() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, "health")
+            }),
+        );
     Server::start(Ipv4Addr::LOCALHOST, 1, |listener, shutdown| async move {
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     })
@@ -398,10 +457,37 @@ impl Worker for Client {
     }
 }
 
-/// The short health check interval: a fifth of a sample (200 ms at a full run's 1 s), so that it
-/// fires within every sample, or the `health_interval_ms` knob.
-fn short_interval(ctx: &RunCtx) -> anyhow::Result<Duration> {
-    ctx.settings.fifth_of_sample(&HEALTH_INTERVAL, Duration::from_millis(10))
+/// The guide's 30 s interval as the run compresses it: a fifth of a sample (200 ms at a full
+/// run's 1 s), so that it fires within every sample, or the `health_interval_ms` knob; and the
+/// factor by which every time of the experiment is compressed.
+fn compressed_interval(ctx: &RunCtx) -> anyhow::Result<(Duration, f64)> {
+    let interval = ctx.settings.fifth_of_sample(&HEALTH_INTERVAL, Duration::from_millis(10))?;
+    Ok((interval, interval.as_secs_f64() / GUIDE_INTERVAL.as_secs_f64()))
+}
+
+/// The seed of a round: the same for every variant of a case and point in the same round
+/// (the n-th sample of each), another in the next round.
+fn round_seed(case: &str, point: &str, round: u64) -> u64 {
+    let mut h = SplitMix64::new(round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut seed = h.next_u64();
+    for b in case.bytes().chain(point.bytes()) {
+        seed = SplitMix64::new(seed ^ u64::from(b)).next_u64();
+    }
+    seed
+}
+
+/// Why a sample does not measure its health checking: checks were set but none ran, or the
+/// backend that failed was never marked down.
+fn not_acted(checking: bool, condition: Condition, rounds: u64, marked_down: u64) -> Option<String> {
+    if !checking {
+        return None;
+    }
+    if rounds == 0 {
+        return Some("no health check ran in this sample: it does not measure health checking".into());
+    }
+    (condition.fails() && marked_down == 0).then(|| {
+        format!("{rounds} health check round(s) ran but none marked the failing backend down: this sample does not measure health checking")
+    })
 }
 
 /// The share of requests served badly: successes slower than the SLO (from the run's
@@ -414,12 +500,23 @@ fn bad_pct(report: &load::LoadReport) -> Option<f64> {
     (total > 0).then(|| 100.0 * (slow + failed) as f64 / total as f64)
 }
 
+/// What health checking did, per case, variant and point, over the samples.
+#[derive(Debug, Default, Clone, Copy)]
+struct Checked {
+    rounds: u64,
+    marked_down: u64,
+}
+
 #[derive(Default)]
-pub struct LoadBalancing;
+pub struct LoadBalancing {
+    /// Samples measured so far per case, variant and point: the round, for its seed.
+    rounds: Mutex<std::collections::HashMap<(String, String, String), u64>>,
+    checked: harness::acted::Tally<Checked>,
+}
 
 impl LoadBalancing {
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -432,7 +529,7 @@ impl Experiment for LoadBalancing {
             claim: "Round robin or weighted random with health checks spreads load well across backends.",
             variants: names_of(&VARIANTS),
             cases: names_of(&CASES),
-            sweep: Sweep { quick: vec![1.0, 2.0], ..Sweep::categories("health checks", &HEALTH) },
+            sweep: Sweep { quick: vec![1.0], ..Sweep::categories("health checks", &HEALTH) },
             // The share of requests served badly: failed, or slower than 5 ms. A p99 cannot say
             // it (failed requests have no latency, and any rule that sends more than 1 % to the
             // slow backend has the slow backend's p99).
@@ -445,6 +542,7 @@ impl Experiment for LoadBalancing {
                 MetricInfo::new("error_rate", "fraction", Better::Lower, "requests that failed (HTTP 503, no backend) over all requests sent"),
                 MetricInfo::new("degraded_share", "%", Better::Lower, "share of the requests the backends answered that went to the slow or failing backend (a third is an even spread)"),
                 MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),
+                MetricInfo::new("marked_down", "backends", Better::Higher, "times a health check marked an active backend down during the sample"),
             ],
             // What the balancer does when it sends a request to the failing backend, or has no
             // backend left: the finding, counted in error_rate, not a broken measurement.
@@ -467,7 +565,7 @@ impl Experiment for LoadBalancing {
             // Each rule's spread over three healthy-looking backends, and that none picks a
             // backend marked inactive.
             for (variant, rule) in VARIANTS {
-                let b = Balancer::new(rule);
+                let b = Balancer::new(rule, 1.0, 0);
                 let mut rng = SplitMix64::new(1);
                 let mut seen = [0u64; BACKENDS];
                 for _ in 0..3000 {
@@ -485,6 +583,14 @@ impl Experiment for LoadBalancing {
                     format!("3,000 picks over three active backends with no load: {seen:?}; with the third marked inactive it was {}picked in 300 more", if skipped { "never " } else { "still " }),
                 ));
             }
+            // That the health checks acted in every sample that had them.
+            checks.extend(self.checked.checks("health checks acted", |case, _, c| {
+                let what = match pick(&CASES, case) {
+                    Ok(condition) if condition.fails() => "checks set ran and marked the failing backend down",
+                    _ => "checks set ran",
+                };
+                format!("{what}; {} check rounds and {} backends marked down in all", c.rounds, c.marked_down)
+            }));
             Ok(checks)
         })
     }
@@ -493,10 +599,13 @@ impl Experiment for LoadBalancing {
         let rate = RATE.value(&ctx.settings).unwrap_or(f64::NAN);
         vec![
             format!("{WORKERS} clients offer {rate} requests per second in all (open loop); each holds one keep-alive connection to each backend (the harness's HTTP client). Each backend is an axum service on a runtime of one thread in the harness's process, on loopback; its 1 ms of work is a timer, so the backends do not compete for the 2 cores."),
-            "The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active. Each sample starts a new balancer with the backend already slow or failing, so the guide's 30 s interval never checks within a 5 s sample: for up to 30 s after a backend fails, the guide's balancer keeps sending it a share of the requests.".into(),
+            match compressed_interval(ctx) {
+                Ok((interval, scale)) => format!("Time is compressed {:.0}×, the same for every policy: the guide's 30 s health check interval is {} ms, peak-EWMA's 10 s decay {} ms, and the backend fails at a random moment of the measured window's first interval (a new moment every round, the same for every variant in the round), so the guide's checker meets the failure within a sample as it would within minutes. The check's own 5 s timeout is not compressed: no backend here hangs, and a timeout of milliseconds on two busy cores would mark healthy backends down. The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active.", 1.0 / scale, interval.as_millis(), (EWMA_DECAY.as_secs_f64() * scale * 1e3).round()),
+                Err(e) => e.to_string(),
+            },
             "A health check marks a backend inactive only when /health does not answer 200: a slow backend passes it, so health checks cannot help with slowness; only a rule that looks at load (p2c) can.".into(),
             "Weights: the guide's WeightedRoundRobin is a weighted random pick; with the equal weights these equal backends call for, it is a uniform random pick among the active ones.".into(),
-            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma: first estimate 1 ms, a healthy backend's round trip; decay 10 s, linkerd's). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
+            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma: linkerd's defaults, first estimate 30 ms and decay 10 s compressed; p2c-peak-ewma-tuned: first estimate 1 ms, a healthy backend's round trip, its own named variant). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
         ]
     }
 }
@@ -506,22 +615,30 @@ impl Run for LoadBalancing {
         Box::pin(async move {
             let rule = pick(&VARIANTS, at.variant)?;
             let condition = pick(&CASES, at.case)?;
-            let interval = match at.point.value as usize {
-                0 => None,
-                1 => Some(GUIDE_INTERVAL),
-                _ => Some(short_interval(ctx)?),
+            let (every, scale) = compressed_interval(ctx)?;
+            let checking = at.point.value as usize >= 1;
+            let round = {
+                let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+                let key = (at.case.to_owned(), at.variant.to_owned(), at.point.label.clone());
+                let n = rounds.entry(key).or_default();
+                *n += 1;
+                *n - 1
             };
+            let seed = round_seed(at.case, &at.point.label, round);
             let rate = RATE.value(&ctx.settings)?;
+            // The failure's onset: a random moment of the measured window's first interval.
+            let onset = SplitMix64::new(seed).next_f64();
+            let fail_at = tokio::time::Instant::now() + ctx.settings.warmup + every.mul_f64(onset);
             let counts = Arc::new(Counts::default());
             let mut servers = Vec::with_capacity(BACKENDS);
             for i in 0..BACKENDS {
-                servers.push(start_backend(i, condition, counts.clone())?);
+                servers.push(start_backend(i, condition, fail_at, counts.clone())?);
             }
             let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
-            let balancer = Arc::new(Balancer::new(rule));
+            let balancer = Arc::new(Balancer::new(rule, scale, seed));
             let rounds = Arc::new(AtomicU64::new(0));
-            let checker = interval
-                .map(|every| tokio::spawn(health_check(balancer.clone(), addrs.clone(), every, rounds.clone())));
+            let checker =
+                checking.then(|| tokio::spawn(health_check(balancer.clone(), addrs.clone(), every, rounds.clone())));
             let cfg = harness::LoadConfig::open(WORKERS, rate, ctx.settings.warmup, ctx.settings.duration);
             let (b, a) = (balancer.clone(), addrs.clone());
             let report = load::run(&cfg, &ctx.probe, move |i| {
@@ -531,7 +648,7 @@ impl Run for LoadBalancing {
                     for addr in addrs {
                         backends.push(RawClient::connect(addr).await?);
                     }
-                    Ok(Client { backends, balancer, rng: SplitMix64::new(0x9e37_79b9 ^ i as u64) })
+                    Ok(Client { backends, balancer, rng: SplitMix64::new(seed ^ (0x9e37_79b9 + i as u64)) })
                 }
             })
             .await;
@@ -552,7 +669,14 @@ impl Run for LoadBalancing {
             if total > 0 {
                 sample.metrics.insert("degraded_share".into(), 100.0 * answered[DEGRADED] as f64 / total as f64);
             }
-            sample.metrics.insert("health_checks".into(), rounds.load(Ordering::Relaxed) as f64);
+            let (rounds, marked_down) = (rounds.load(Ordering::Relaxed), balancer.marked_down.load(Ordering::Relaxed));
+            sample.metrics.insert("health_checks".into(), rounds as f64);
+            sample.metrics.insert("marked_down".into(), marked_down as f64);
+            sample.invalid = not_acted(checking, condition, rounds, marked_down);
+            self.checked.record(&at, sample.invalid.is_none(), |c| {
+                c.rounds += rounds;
+                c.marked_down += marked_down;
+            });
             Ok(sample)
         })
     }
@@ -565,7 +689,7 @@ mod tests {
     /// The guide's round robin takes the backends in turn and steps over an inactive one.
     #[test]
     fn round_robin_takes_turns_and_skips_the_inactive() {
-        let b = Balancer::new(Rule::RoundRobin);
+        let b = Balancer::new(Rule::RoundRobin, 1.0, 0);
         let mut rng = SplitMix64::new(1);
         let got: Vec<_> = (0..4).map(|_| b.pick(&mut rng).unwrap()).collect();
         assert_eq!(got, [0, 1, 2, 0]);
@@ -582,7 +706,7 @@ mod tests {
     /// only the picks where both choices fell on it, which two distinct choices never do.
     #[test]
     fn p2c_avoids_the_loaded_backend() {
-        let b = Balancer::new(Rule::P2c);
+        let b = Balancer::new(Rule::P2c, 1.0, 0);
         b.outstanding[DEGRADED].store(5, Ordering::Relaxed);
         let mut rng = SplitMix64::new(7);
         assert!((0..1000).all(|_| b.pick(&mut rng) != Some(DEGRADED)));
@@ -596,12 +720,16 @@ mod tests {
     #[test]
     fn peak_ewma_takes_peaks_and_steers_away_from_slow_backends() {
         let t0 = std::time::Instant::now();
-        let mut e = PeakEwma::new(t0);
-        e.observe(Duration::from_millis(100), t0);
+        let decay = EWMA_DECAY.as_nanos() as f64;
+        let mut e = PeakEwma::new(EWMA_DEFAULT_RTT, t0);
+        e.observe(Duration::from_millis(100), t0, decay);
         assert_eq!(e.rtt_ns, 100e6, "a peak replaces the estimate");
-        e.observe(Duration::from_millis(1), t0 + Duration::from_secs(1));
+        e.observe(Duration::from_millis(1), t0 + Duration::from_secs(1), decay);
         assert!(e.rtt_ns > 80e6 && e.rtt_ns < 100e6, "one second of a 10 s decay: {}", e.rtt_ns);
-        let b = Balancer::new(Rule::P2cPeakEwma);
+        let mut fast = e;
+        fast.observe(Duration::from_millis(1), t0 + Duration::from_secs(2), decay / 100.0);
+        assert!(fast.rtt_ns < 2e6, "compressed 100×, one second is ten decays: {}", fast.rtt_ns);
+        let b = Balancer::new(Rule::P2cPeakEwma, 1.0, 0);
         let now = std::time::Instant::now();
         for (i, ms) in [1, 1, 10].into_iter().enumerate() {
             *b.ewma[i].lock().unwrap() = PeakEwma { rtt_ns: ms as f64 * 1e6, at: now };
@@ -633,7 +761,7 @@ mod tests {
     /// Weighted random follows the weights.
     #[test]
     fn weighted_random_follows_weights() {
-        let b = Balancer::new(Rule::WeightedRandom);
+        let b = Balancer::new(Rule::WeightedRandom, 1.0, 0);
         b.lock().weight = [1, 1, 2];
         let mut rng = SplitMix64::new(3);
         let mut seen = [0u64; BACKENDS];
@@ -643,22 +771,31 @@ mod tests {
         assert!((3600..=4400).contains(&seen[2]), "{seen:?}");
     }
 
-    /// The health checker marks the failing backend inactive at its first round, not before.
+    /// The health checker marks the failing backend inactive at its first round after the
+    /// failure's onset, not before; a slow backend passes. A sample in which checks were set and
+    /// none ran, or none marked a failed backend down, is not a measurement of them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn health_checks_mark_the_failing_backend() {
+    async fn health_checks_mark_the_failing_backend_after_its_onset() {
         let counts = Arc::new(Counts::default());
+        let fail_at = tokio::time::Instant::now() + Duration::from_millis(200);
         let servers: Vec<Server> =
-            (0..BACKENDS).map(|i| start_backend(i, Condition::Failing, counts.clone()).unwrap()).collect();
+            (0..BACKENDS).map(|i| start_backend(i, Condition::Failing, fail_at, counts.clone()).unwrap()).collect();
         let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
-        let b = Arc::new(Balancer::new(Rule::RoundRobin));
+        let b = Arc::new(Balancer::new(Rule::RoundRobin, 1.0, 0));
         let rounds = Arc::new(AtomicU64::new(0));
-        let checker = tokio::spawn(health_check(b.clone(), addrs, Duration::from_millis(150), rounds.clone()));
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(b.lock().active[DEGRADED], "no check before the first tick");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let checker = tokio::spawn(health_check(b.clone(), addrs, Duration::from_millis(60), rounds.clone()));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(rounds.load(Ordering::Relaxed) >= 1, "checks ran before the onset");
+        assert!(b.lock().active[DEGRADED], "and found every backend up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
         checker.abort();
-        assert!(rounds.load(Ordering::Relaxed) >= 1);
         assert_eq!(b.lock().active, [true, true, false]);
+        assert_eq!(b.marked_down.load(Ordering::Relaxed), 1);
+        assert!(not_acted(true, Condition::Failing, rounds.load(Ordering::Relaxed), 1).is_none());
+        assert!(not_acted(true, Condition::Failing, 3, 0).is_some(), "checks that never marked it down");
+        assert!(not_acted(true, Condition::Slow, 0, 0).is_some(), "no check ran");
+        assert!(not_acted(true, Condition::Slow, 3, 0).is_none(), "a slow backend passes");
+        assert!(not_acted(false, Condition::Failing, 0, 0).is_none(), "no checks set");
         for s in servers {
             s.stop().await.unwrap();
         }
