@@ -1,67 +1,93 @@
-//! `http-client-pool`: the guide's HTTP client (连接池优化, `NewOptimizedHTTPClient`) against a
-//! client that opens a connection per request, reqwest's defaults and one HTTP/2 connection.
+//! `http-client-pool`: the guide's HTTP client (连接池优化, `NewOptimizedHTTPClient`) against
+//! Go's default transport, a client that opens a connection per request, reqwest's defaults
+//! and one HTTP/2 connection.
 //!
 //! An axum service on loopback (in this process, on a runtime of its own) answers a 512-byte
 //! JSON body; the load engine's workers share one client per sample, as a service shares one
 //! `http.Client`. Each sample gets a new service on a new port and a new client, so that the
 //! connections the server accepted and the sockets left in TIME_WAIT (read from /proc/net/tcp
 //! for that port) belong to that sample alone.
+//!
+//! The guide's transport and Go's default one are the same model of Go's `http.Transport`
+//! (`GoTransport`) over connections of hyper's HTTP/1.1 client, with their two settings: the
+//! guide's MaxIdleConnsPerHost 20 and MaxConnsPerHost 50, Go's default 2 idle per host and no
+//! cap. The connection per request is the same hyper connection, asked to close (Go's
+//! `DisableKeepAlives`). So the three differ in their pool only; reqwest's own pool and
+//! HTTP/2 are other libraries, named as such.
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
-use harness::kit::http::{time_wait_sockets, Server};
+use harness::kit::http::{time_wait_sockets, HyperConn, Server};
 use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Meta, MetricInfo, Run, RunCtx, Sample, Sweep, Trial, Variant,
 };
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 const ID: &str = "http-client-pool";
 
 /// The body the service answers: 512 bytes, a small API response.
 const BODY_BYTES: usize = 512;
 
-/// The guide's `MaxConnsPerHost`.
+/// The guide's `MaxConnsPerHost` and `MaxIdleConnsPerHost`.
 const GUIDE_MAX_CONNS_PER_HOST: usize = 50;
-
-/// The guide's `MaxIdleConnsPerHost`.
 const GUIDE_MAX_IDLE_CONNS_PER_HOST: usize = 20;
+
+/// Go's `DefaultMaxIdleConnsPerHost`; `DefaultTransport` sets no `MaxConnsPerHost`.
+const GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     /// A new connection for every request (Go's `DisableKeepAlives`).
     NoKeepAlive,
+    /// Go's `http.DefaultTransport`: 2 idle per host, no cap.
+    GoDefault,
+    /// The guide's transport: 20 idle per host, 50 connections per host.
+    Guide,
     /// `reqwest::Client` as built by default: idle connections kept without limit for 90 s.
     ReqwestDefault,
-    /// The guide's transport: 20 idle per host, 90 s idle timeout, 50 connections per host.
-    Guide,
     /// One HTTP/2 connection (prior knowledge), every request multiplexed on it.
     Http2,
 }
 
-const VARIANTS: [(Variant, Client); 4] = [
+impl Client {
+    /// The model's (MaxIdleConnsPerHost, MaxConnsPerHost), for the variants it manages.
+    fn transport(self) -> Option<(usize, usize)> {
+        match self {
+            Client::GoDefault => Some((GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST, usize::MAX)),
+            Client::Guide => Some((GUIDE_MAX_IDLE_CONNS_PER_HOST, GUIDE_MAX_CONNS_PER_HOST)),
+            _ => None,
+        }
+    }
+}
+
+const VARIANTS: [(Variant, Client); 5] = [
     (
-        Variant::new("no-keep-alive", "reqwest with no idle connection kept (pool_max_idle_per_host 0): a new TCP connection for every request, closed after it, as Go's DisableKeepAlives"),
+        Variant::new("no-keep-alive", "a new TCP connection of hyper's HTTP/1.1 client for every request, asking the server to close it after the answer, as Go's DisableKeepAlives"),
         Client::NoKeepAlive,
     ),
     (
-        Variant::new("reqwest-default", "reqwest's defaults: HTTP/1.1 keep-alive, idle connections kept without a limit per host, for 90 s")
+        Variant::new("go-default-transport", "Go's http.DefaultTransport as the model of Go's Transport manages it over hyper's HTTP/1.1 connections: MaxIdleConnsPerHost 2 (DefaultMaxIdleConnsPerHost), no MaxConnsPerHost; what the guide's team had before its settings")
             .compared_with("no-keep-alive"),
-        Client::ReqwestDefault,
+        Client::GoDefault,
     ),
     (
-        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient: MaxIdleConnsPerHost 20, MaxConnsPerHost 50, IdleConnTimeout 90 s, dial timeout 10 s, TCP keep-alive 30 s, client timeout 30 s, HTTP/1.1; connections managed as Go's http.Transport does (a released connection goes to a waiting request first)")
-            .compared_with("no-keep-alive")
+        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient as the same model manages it: MaxIdleConnsPerHost 20, MaxConnsPerHost 50 (IdleConnTimeout 90 s, dial timeout 10 s, TCP keep-alive 30 s and the client's 30 s timeout never act in a sample)")
+            .compared_with("go-default-transport")
             .tests_claim(),
         Client::Guide,
     ),
     (
+        Variant::new("reqwest-default", "reqwest's defaults (another library: reqwest's pool over hyper-util): HTTP/1.1 keep-alive, idle connections kept without a limit per host, for 90 s")
+            .compared_with("go-default-transport"),
+        Client::ReqwestDefault,
+    ),
+    (
         Variant::new("pooled-http2", "reqwest with HTTP/2 (prior knowledge, h2c): every request multiplexed on one connection")
-            .compared_with("no-keep-alive"),
+            .compared_with("go-default-transport"),
         Client::Http2,
     ),
 ];
@@ -101,85 +127,117 @@ fn body() -> String {
     format!("{head}{}{tail}", "x".repeat(BODY_BYTES - head.len() - tail.len()))
 }
 
-/// The client of a variant, new for each sample.
-fn build_client(client: Client) -> anyhow::Result<reqwest::Client> {
+/// reqwest's client of a variant, new for each sample.
+fn build_reqwest(client: Client) -> anyhow::Result<reqwest::Client> {
     // No proxy from the environment: every variant talks to the service directly.
     let b = reqwest::Client::builder().no_proxy();
     let b = match client {
-        Client::NoKeepAlive => b.pool_max_idle_per_host(0).http1_only(),
-        Client::ReqwestDefault => b.http1_only(),
-        // One connection of the guide's transport: a client that keeps at most one.
-        Client::Guide => b
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_keepalive(Duration::from_secs(30))
-            .timeout(Duration::from_secs(30))
-            .http1_only(),
         Client::Http2 => b.http2_prior_knowledge(),
+        _ => b.http1_only(),
     };
     Ok(b.build()?)
 }
 
+/// Dials one connection for the model.
+type Dial<T> = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<T, OpError>> + Send + Sync>;
+
 /// A model of Go's `http.Transport` connection management for one host, over connections of
-/// any kind (`T`): what `MaxIdleConnsPerHost` and `MaxConnsPerHost` do.
+/// any kind (`T`): what `MaxIdleConnsPerHost` and `MaxConnsPerHost` do (net/http's
+/// `queueForIdleConn`, `queueForDial`, `tryPutIdleConn`).
 ///
-/// - A request takes an idle connection if there is one, else dials a new one if fewer than
-///   `max_conns` exist, else waits.
-/// - A connection released by a request goes first to a request that is waiting (Go's
-///   `tryPutIdleConn` delivers to `idleConnWait` before anything else), then to the idle list
-///   if it holds fewer than `max_idle`, else it is closed (`errTooManyIdleHost`).
-/// - A connection that failed is closed; a waiting request then gets to dial in its place
-///   (Go's `connsPerHostWait`).
+/// - A request takes an idle connection if there is one. Otherwise it waits, and, if fewer
+///   than `max_conns` connections exist, a dial starts for it meanwhile; whichever comes first
+///   serves it, an idle connection released by another request or the dial. A dial that
+///   finishes after its request was served puts its connection in the pool as a release does.
+/// - A connection released by a request goes first to a request that is waiting, then to the
+///   idle list if it holds fewer than `max_idle`, else it is closed (`errTooManyIdleHost`).
+/// - A connection that failed or closed is dropped; a waiting request then gets a dial in its
+///   place (`connsPerHostWait`).
 ///
-/// reqwest has no `MaxConnsPerHost` and applies its idle limit when a connection comes back
-/// even while requests wait, so a semaphore around reqwest would churn connections where Go
-/// does not; this model keeps Go's order.
+/// A connection is released only when its answer has been read to the end and it is ready
+/// for the next request (`HyperConn`), so what is handed on is a connection, never a handle
+/// whose connection is still on its way back (what a reqwest client per connection was).
 struct GoTransport<T> {
     max_idle: usize,
     max_conns: usize,
-    dial: Box<dyn Fn() -> T + Send + Sync>,
-    state: std::sync::Mutex<TransportState<T>>,
+    dial: Dial<T>,
+    state: Mutex<TransportState<T>>,
+    /// Connections dialled and closed (by the idle limit or a failure), for the checks.
+    dialled: AtomicU64,
+    closed: AtomicU64,
 }
 
 struct TransportState<T> {
     idle: Vec<T>,
-    /// Connections that exist: idle, in use, or being dialled.
+    /// Connections that exist: idle, in use, or being dialled; and the most there were.
     total: usize,
-    waiting: std::collections::VecDeque<tokio::sync::oneshot::Sender<T>>,
+    peak: usize,
+    waiting: std::collections::VecDeque<tokio::sync::oneshot::Sender<Result<T, OpError>>>,
 }
 
-impl<T> GoTransport<T> {
-    fn new(max_idle: usize, max_conns: usize, dial: impl Fn() -> T + Send + Sync + 'static) -> Self {
-        let state = TransportState { idle: Vec::new(), total: 0, waiting: Default::default() };
-        Self { max_idle, max_conns, dial: Box::new(dial), state: std::sync::Mutex::new(state) }
+impl<T: Send + 'static> GoTransport<T> {
+    fn new(max_idle: usize, max_conns: usize, dial: Dial<T>) -> Arc<Self> {
+        let state = TransportState { idle: Vec::new(), total: 0, peak: 0, waiting: Default::default() };
+        Arc::new(Self {
+            max_idle,
+            max_conns,
+            dial,
+            state: Mutex::new(state),
+            dialled: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+        })
     }
 
-    async fn get(&self) -> Result<T, OpError> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TransportState<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn get(self: &Arc<Self>) -> Result<T, OpError> {
         let waiting = {
-            let mut s = self.state.lock().expect("not poisoned");
+            let mut s = self.lock();
             if let Some(c) = s.idle.pop() {
                 return Ok(c);
             }
-            if s.total < self.max_conns {
-                s.total += 1;
-                drop(s);
-                return Ok((self.dial)());
-            }
             let (tx, rx) = tokio::sync::oneshot::channel();
             s.waiting.push_back(tx);
+            if s.total < self.max_conns {
+                s.total += 1;
+                s.peak = s.peak.max(s.total);
+                drop(s);
+                self.start_dial();
+            }
             rx
         };
-        waiting.await.map_err(|_| OpError::new("the transport closed while a request waited"))
+        waiting.await.map_err(|_| OpError::new("the transport closed while a request waited"))?
     }
 
-    /// A request is done with `c`.
+    /// Dial one connection in the background; it joins the pool as a released one does, or
+    /// its error goes to the oldest waiting request.
+    fn start_dial(self: &Arc<Self>) {
+        let (this, dial) = (self.clone(), (self.dial)());
+        this.dialled.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            match dial.await {
+                Ok(c) => this.put(c),
+                Err(e) => {
+                    let mut s = this.lock();
+                    s.total -= 1;
+                    if let Some(w) = s.waiting.pop_front() {
+                        let _ = w.send(Err(e));
+                    }
+                }
+            }
+        });
+    }
+
+    /// A request is done with `c`, which is ready for the next one.
     fn put(&self, mut c: T) {
-        let mut s = self.state.lock().expect("not poisoned");
+        let mut s = self.lock();
         while let Some(w) = s.waiting.pop_front() {
-            match w.send(c) {
+            match w.send(Ok(c)) {
                 Ok(()) => return,
-                Err(back) => c = back,
+                Err(Ok(back)) => c = back,
+                Err(Err(_)) => unreachable!("an Ok was sent"),
             }
         }
         if s.idle.len() < self.max_idle {
@@ -187,86 +245,137 @@ impl<T> GoTransport<T> {
         } else {
             s.total -= 1;
             drop(s);
+            self.closed.fetch_add(1, Ordering::Relaxed);
             drop(c);
         }
     }
 
-    /// `c` failed: close it, and let a waiting request dial instead.
-    fn discard(&self, c: T) {
+    /// A connection failed or was closed: drop it, and let a waiting request dial instead.
+    fn discard(self: &Arc<Self>, c: T) {
         drop(c);
-        let mut s = self.state.lock().expect("not poisoned");
-        while let Some(w) = s.waiting.pop_front() {
-            if w.send((self.dial)()).is_ok() {
-                return;
-            }
+        self.closed.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.lock();
+        if s.waiting.is_empty() {
+            s.total -= 1;
+        } else {
+            drop(s);
+            self.start_dial();
         }
-        s.total -= 1;
     }
 }
 
-/// How a worker gets its client: shared (reqwest's own pool), or a connection at a time from
-/// the model of Go's transport.
+/// How a worker gets its connection: a new one per request, reqwest's own pool, or the
+/// model of Go's transport.
 #[derive(Clone)]
 enum Source {
-    Shared(reqwest::Client),
-    Go(Arc<GoTransport<reqwest::Client>>),
+    PerRequest(SocketAddr),
+    Reqwest(reqwest::Client, reqwest::Url),
+    Go(Arc<GoTransport<HyperConn>>),
 }
+
+const PATH: &str = "/users/1";
 
 struct Get {
     source: Source,
-    url: reqwest::Url,
 }
 
-async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), OpError> {
-    let res = client.get(url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
-    if !res.status().is_success() {
-        return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
-    }
-    let body = res.bytes().await.map_err(|e| OpError::from_error(&e))?;
-    if body.len() != BODY_BYTES {
+fn body_checked(len: usize) -> Result<(), OpError> {
+    if len != BODY_BYTES {
         return Err(OpError::new("short body"));
     }
     Ok(())
 }
 
+async fn fetch_reqwest(client: &reqwest::Client, url: &reqwest::Url) -> Result<(), OpError> {
+    let res = client.get(url.clone()).send().await.map_err(|e| OpError::from_error(&e))?;
+    if !res.status().is_success() {
+        return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
+    }
+    let body = res.bytes().await.map_err(|e| OpError::from_error(&e))?;
+    body_checked(body.len())
+}
+
 impl Worker for Get {
     async fn call(&mut self) -> Result<(), OpError> {
         match &self.source {
-            Source::Shared(client) => fetch(client, &self.url).await,
+            Source::PerRequest(addr) => {
+                let mut conn = HyperConn::connect(*addr).await?;
+                body_checked(conn.get(PATH, true).await?)
+            }
+            Source::Reqwest(client, url) => fetch_reqwest(client, url).await,
             Source::Go(transport) => {
-                let conn = transport.get().await?;
-                let r = fetch(&conn, &self.url).await;
-                if r.is_ok() {
+                let mut conn = transport.get().await?;
+                let r = conn.get(PATH, false).await;
+                if r.is_ok() && !conn.is_closed() {
                     transport.put(conn);
                 } else {
                     transport.discard(conn);
                 }
-                r
+                body_checked(r?)
             }
         }
     }
 }
 
-/// The source of a variant's clients, new for each sample.
-fn source(client: Client) -> anyhow::Result<Source> {
+/// The source of a variant's connections, new for each sample.
+fn source(client: Client, addr: SocketAddr) -> anyhow::Result<Source> {
+    if let Some((max_idle, max_conns)) = client.transport() {
+        let dial: Dial<HyperConn> = Arc::new(move || Box::pin(HyperConn::connect(addr)));
+        return Ok(Source::Go(GoTransport::new(max_idle, max_conns, dial)));
+    }
     Ok(match client {
-        Client::Guide => {
-            // Fail now on a builder error rather than at the first dial.
-            build_client(client)?;
-            Source::Go(Arc::new(GoTransport::new(GUIDE_MAX_IDLE_CONNS_PER_HOST, GUIDE_MAX_CONNS_PER_HOST, move || {
-                build_client(client).expect("built once already")
-            })))
-        }
-        _ => Source::Shared(build_client(client)?),
+        Client::NoKeepAlive => Source::PerRequest(addr),
+        _ => Source::Reqwest(
+            build_reqwest(client)?,
+            reqwest::Url::parse(&format!("http://{addr}{PATH}")).context("the service's URL")?,
+        ),
     })
 }
 
+/// What the connections of a variant at a point came to, over its samples.
+#[derive(Debug, Default, Clone, Copy)]
+struct Opened {
+    accepted: u64,
+    /// Dialled by the model (0 for the other variants).
+    dialled: u64,
+    /// The most connections the model had at once, over the samples.
+    peak: u64,
+}
+
 #[derive(Default)]
-pub struct HttpClientPool;
+pub struct HttpClientPool {
+    opened: harness::acted::Tally<Opened>,
+}
 
 impl HttpClientPool {
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+}
+
+/// Why a sample's connections are not what its client allows: the server accepted more than
+/// the model of Go's transport dialled (or fewer, by more than the `in_flight` requests a
+/// sample's end may cut off), the model had more at once than MaxConnsPerHost, or a connection
+/// per request was not one per request.
+fn not_as_modelled(
+    client: Client,
+    accepted: u64,
+    answered: u64,
+    dialled: u64,
+    peak: u64,
+    in_flight: u64,
+) -> Option<String> {
+    match client.transport() {
+        Some(_) if accepted > dialled || dialled - accepted > in_flight => Some(format!(
+            "the server accepted {accepted} connections where the model of Go's transport dialled {dialled}: something else opened or lost connections"
+        )),
+        Some((_, max_conns)) if peak > max_conns as u64 => {
+            Some(format!("{peak} connections at once, more than MaxConnsPerHost {max_conns}"))
+        }
+        None if client == Client::NoKeepAlive && accepted.abs_diff(answered) > in_flight => Some(format!(
+            "{accepted} connections for {answered} answers: a connection per request was not one per request"
+        )),
+        _ => None,
     }
 }
 
@@ -276,8 +385,7 @@ impl Experiment for HttpClientPool {
             id: ID,
             title: "HTTP client connection pool: keep-alive vs a connection per request",
             guide_section: "HTTP服务优化: 连接池优化 (NewOptimizedHTTPClient)",
-            claim:
-                "A client with a keep-alive pool (MaxIdleConnsPerHost 20) beats opening a new connection per request.",
+            claim: "The guide's client pool (MaxIdleConnsPerHost 20, MaxConnsPerHost 50) beats Go's default transport (2 idle connections per host), and keep-alive beats a connection per request.",
             variants: names_of(&VARIANTS),
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 16.0, 128.0], &[16.0, 128.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
@@ -319,11 +427,30 @@ impl Experiment for HttpClientPool {
         Engine::Load(self)
     }
 
+    fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
+        Box::pin(async move {
+            Ok(self.opened.checks("connections as the client allows", |_, variant, o| {
+                let model = match pick(&VARIANTS, variant).map(Client::transport) {
+                    Ok(Some((idle, conns))) => format!(
+                        "the model (MaxIdleConnsPerHost {idle}, MaxConnsPerHost {}) dialled {} and had at most {} at once",
+                        if conns == usize::MAX { "none".to_owned() } else { conns.to_string() },
+                        o.dialled,
+                        o.peak
+                    ),
+                    Ok(None) if variant == "no-keep-alive" => "one per request expected".to_owned(),
+                    _ => "another library's pool: not modelled".to_owned(),
+                };
+                format!("the server accepted {} connections in all; {model}", o.accepted)
+            }))
+        })
+    }
+
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
         vec![
-            format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client reaches on the same kind of endpoint."),
+            format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client and hyper's reach on the same kind of endpoint."),
             "Each sample starts a new service on a new port and builds a new client, so connections accepted and TIME_WAIT sockets are that sample's; the warm-up fills the pool before the measured window.".into(),
-            "guide-pool manages its connections as Go's http.Transport does (a model in this crate: idle first, then a dial up to MaxConnsPerHost 50, then a wait; a released connection goes to a waiting request before the idle list, and beyond MaxIdleConnsPerHost 20 it is closed), each connection a reqwest client holding one; reqwest alone has no MaxConnsPerHost and would apply its idle limit while requests wait, which churns connections where Go does not. MaxIdleConns 100 (across hosts) does not matter with one host; ExpectContinueTimeout and TLS settings do not apply to plain GETs.".into(),
+            format!("guide-pool and go-default-transport are one model of Go's http.Transport with two settings (MaxIdleConnsPerHost {GUIDE_MAX_IDLE_CONNS_PER_HOST} and MaxConnsPerHost {GUIDE_MAX_CONNS_PER_HOST}; Go's default {GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST} idle and no cap): an idle connection first; else the request waits while a dial starts for it (if under the cap) and takes whichever comes first, the dial or a released connection; a released connection goes to a waiting request before the idle list, and beyond the idle limit it is closed. Each connection is one of hyper's HTTP/1.1 client, released only once its answer is read and it is ready for the next request. The server's accepted connections must match the model's dials in every sample, or the sample is not a measurement of the pool. MaxIdleConns 100 (across hosts) does not matter with one host; IdleConnTimeout 90 s and the timeouts never act in a sample; ExpectContinueTimeout and TLS settings do not apply to plain GETs."),
+            "no-keep-alive uses the same hyper connection, one per request with Connection: close. reqwest-default and pooled-http2 are another library (reqwest's pool over hyper-util, a task per connection): their comparison with go-default-transport includes the library.".into(),
             "Linux reuses loopback TIME_WAIT sockets for new outgoing connections (net.ipv4.tcp_tw_reuse = 2, the default), so a connection per request runs out of ephemeral ports later here than between two machines; errors of that kind are counted by kind, never as requests.".into(),
         ]
     }
@@ -337,27 +464,40 @@ impl Run for HttpClientPool {
             let counters = Arc::new(Counters::default());
             let server = start_service(counters.clone())?;
             let port = server.addr().port();
-            let url = reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).context("the service's URL")?;
-            let source = source(variant)?;
+            let source = source(variant, server.addr())?;
+            let model = match &source {
+                Source::Go(t) => Some(t.clone()),
+                _ => None,
+            };
             let cfg = ctx.settings.load_for(&at, concurrency);
             let report = load::run(&cfg, &ctx.probe, move |_| {
-                let (source, url) = (source.clone(), url.clone());
-                async move { Ok(Get { source, url }) }
+                let source = source.clone();
+                async move { Ok(Get { source }) }
             })
             .await;
             // Read before anything closes: what the traffic itself left.
             let time_wait = time_wait_sockets(port).ok();
             server.stop().await?;
             let mut sample = report?.into_sample();
-            let accepted = counters.accepted.load(Ordering::Relaxed) as f64;
-            let answered = counters.answered.load(Ordering::Relaxed) as f64;
-            sample.metrics.insert("connections_accepted".into(), accepted);
-            if answered > 0.0 {
-                sample.metrics.insert("connections_per_1k".into(), 1000.0 * accepted / answered);
+            let accepted = counters.accepted.load(Ordering::Relaxed);
+            let answered = counters.answered.load(Ordering::Relaxed);
+            sample.metrics.insert("connections_accepted".into(), accepted as f64);
+            if answered > 0 {
+                sample.metrics.insert("connections_per_1k".into(), 1000.0 * accepted as f64 / answered as f64);
             }
             if let Some(tw) = time_wait {
                 sample.metrics.insert("time_wait".into(), tw as f64);
             }
+            let (dialled, peak) = model.map_or((0, 0), |t| (t.dialled.load(Ordering::Relaxed), t.lock().peak as u64));
+            let in_flight = u64::from(match cfg.mode {
+                load::Mode::Closed { concurrency } | load::Mode::Open { concurrency, .. } => concurrency,
+            });
+            sample.invalid = not_as_modelled(variant, accepted, answered, dialled, peak, in_flight);
+            self.opened.record(&at, sample.invalid.is_none(), |o| {
+                o.accepted += accepted;
+                o.dialled += dialled;
+                o.peak = o.peak.max(peak);
+            });
             Ok(sample)
         })
     }
@@ -366,34 +506,71 @@ impl Run for HttpClientPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// A model whose dials count up and take `delay`.
+    fn counting(max_idle: usize, max_conns: usize, delay: Duration) -> Arc<GoTransport<u64>> {
+        let n = Arc::new(AtomicU64::new(0));
+        GoTransport::new(
+            max_idle,
+            max_conns,
+            Arc::new(move || {
+                let i = n.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    Ok(i)
+                })
+            }),
+        )
+    }
 
     /// Go's order: an idle connection first, then a dial up to the cap, then a wait; a
     /// released connection goes to a waiter before the idle list, and past the idle limit it
-    /// is closed.
+    /// is closed; a failed one gives its slot to a new dial.
     #[tokio::test]
     async fn the_go_transport_hands_connections_to_waiters_before_closing_them() {
-        let dials = Arc::new(AtomicU64::new(0));
-        let d = dials.clone();
-        let t = Arc::new(GoTransport::new(1, 2, move || d.fetch_add(1, Ordering::Relaxed)));
+        let t = counting(1, 2, Duration::ZERO);
         let (a, b) = (t.get().await.unwrap(), t.get().await.unwrap());
         assert_eq!((a, b), (0, 1), "two dials up to MaxConnsPerHost");
         let t2 = t.clone();
         let waiter = tokio::spawn(async move { t2.get().await.unwrap() });
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "a third request waits");
         t.put(a);
         assert_eq!(waiter.await.unwrap(), 0, "the released connection went to the waiter");
         t.put(b);
         t.put(0);
-        assert_eq!(dials.load(Ordering::Relaxed), 2, "no dial while connections were handed over");
+        assert_eq!(t.dialled.load(Ordering::Relaxed), 2, "no dial while connections were handed over");
         {
-            let s = t.state.lock().unwrap();
-            assert_eq!((s.idle.len(), s.total), (1, 1), "one idle kept (MaxIdleConnsPerHost 1), the other closed");
+            let s = t.lock();
+            assert_eq!(
+                (s.idle.len(), s.total, s.peak),
+                (1, 1, 2),
+                "one idle kept (MaxIdleConnsPerHost 1), the other closed"
+            );
         }
+        assert_eq!(t.closed.load(Ordering::Relaxed), 1);
         // A failed connection is closed, and its slot goes to the next dial.
         let c = t.get().await.unwrap();
         t.discard(c);
-        assert_eq!(t.state.lock().unwrap().total, 0);
+        assert_eq!(t.lock().total, 0);
+    }
+
+    /// Without a cap a request that finds no idle connection dials, and takes a connection
+    /// released meanwhile if it comes first; the dial's connection then joins the idle list.
+    #[tokio::test]
+    async fn a_request_takes_a_released_connection_before_its_own_dial() {
+        let t = counting(2, usize::MAX, Duration::from_millis(100));
+        let a = t.get().await.unwrap();
+        let t2 = t.clone();
+        let waiter = tokio::spawn(async move { t2.get().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(t.dialled.load(Ordering::Relaxed), 2, "the waiting request started a dial");
+        t.put(a);
+        assert_eq!(waiter.await.unwrap(), a, "the released connection came first");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let s = t.lock();
+        assert_eq!((s.idle.clone(), s.total, s.peak), (vec![1], 2, 2), "the late dial's connection is idle");
     }
 
     #[test]
@@ -401,26 +578,43 @@ mod tests {
         assert_eq!(body().len(), BODY_BYTES);
     }
 
+    /// A sample whose server saw other connections than the client's model allows is not a
+    /// measurement of the pool.
+    #[test]
+    fn connections_beyond_the_model_make_a_sample_invalid() {
+        assert!(not_as_modelled(Client::Guide, 50, 9000, 50, 50, 16).is_none());
+        assert!(not_as_modelled(Client::Guide, 51, 9000, 50, 50, 16).is_some(), "accepted beyond the dials");
+        assert!(not_as_modelled(Client::Guide, 50, 9000, 50, 51, 16).is_some(), "beyond MaxConnsPerHost");
+        assert!(not_as_modelled(Client::GoDefault, 300, 9000, 300, 300, 16).is_none(), "no cap");
+        assert!(not_as_modelled(Client::GoDefault, 200, 9000, 300, 300, 16).is_some(), "dials lost");
+        assert!(not_as_modelled(Client::NoKeepAlive, 9000, 9000, 0, 0, 16).is_none());
+        assert!(not_as_modelled(Client::NoKeepAlive, 100, 9000, 0, 0, 16).is_some(), "connections reused");
+        assert!(not_as_modelled(Client::ReqwestDefault, 3, 9000, 0, 0, 16).is_none());
+    }
+
     /// Without keep-alive every request is a connection the server accepts and a socket left
     /// in TIME_WAIT; with a pool, one worker's requests share one connection.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_are_counted_on_the_server() {
-        for (variant, want_accepted) in
-            [(Client::NoKeepAlive, 20), (Client::ReqwestDefault, 1), (Client::Http2, 1), (Client::Guide, 1)]
-        {
+        for (variant, want_accepted) in [
+            (Client::NoKeepAlive, 20),
+            (Client::GoDefault, 1),
+            (Client::Guide, 1),
+            (Client::ReqwestDefault, 1),
+            (Client::Http2, 1),
+        ] {
             let counters = Arc::new(Counters::default());
             let server = start_service(counters.clone()).unwrap();
             let port = server.addr().port();
-            let mut get = Get {
-                source: source(variant).unwrap(),
-                url: reqwest::Url::parse(&format!("http://{}/users/1", server.addr())).unwrap(),
-            };
+            let mut get = Get { source: source(variant, server.addr()).unwrap() };
             for _ in 0..20 {
                 get.call().await.unwrap();
-                // reqwest hands a connection back to its pool from its own task a moment after
-                // the answer is read; a pause lets it land there, so that what is counted is
-                // reuse, not a race with the quick run that shares this test binary's cores.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                if matches!(variant, Client::ReqwestDefault | Client::Http2) {
+                    // reqwest hands a connection back to its pool from its own task a moment
+                    // after the answer is read; a pause lets it land there, so that what is
+                    // counted is reuse, not a race with the quick run sharing the cores.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
             assert_eq!(counters.answered.load(Ordering::Relaxed), 20, "{variant:?}");
             // The server counts a connection when it accepts it, which may come just after
@@ -432,7 +626,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let accepted = counters.accepted.load(Ordering::Relaxed);
-            if variant == Client::NoKeepAlive {
+            if variant.transport().is_some() || variant == Client::NoKeepAlive {
+                // The model hands on a connection only once it is ready: exact.
                 assert_eq!(accepted, want_accepted, "{variant:?}");
             } else {
                 // Even with the pause a loaded machine may dial a second one: shared, not one
@@ -440,8 +635,8 @@ mod tests {
                 assert!((want_accepted..=3).contains(&accepted), "{variant:?}: {accepted} connections for 20 requests");
             }
             if variant == Client::NoKeepAlive {
-                // The client closes first, so at least the closed connections but the last
-                // wait in TIME_WAIT.
+                // Whoever closes first keeps the socket in TIME_WAIT: one per closed connection
+                // but the last, client or server side.
                 let tw = time_wait_sockets(port).unwrap();
                 assert!(tw >= 19, "{tw} sockets in TIME_WAIT after 20 closed connections");
             }
