@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn a_tally_checks_that_every_sample_acted() {
         let point = SweepPoint { label: "100".into(), value: 100.0 };
-        let at = |variant| Trial { case: "", variant, point: &point, offered: None };
+        let at = |variant| Trial { case: "", variant, point: &point, offered: None, round: 0 };
         let tally = Tally::<u64>::new();
         tally.record(&at("a"), true, |n| *n += 3);
         tally.record(&at("a"), true, |n| *n += 4);

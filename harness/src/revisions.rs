@@ -195,7 +195,10 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
             },
             Ok(Request::Measure { case, variant, point, repetition }) => {
                 match local
-                    .measure(Trial { case: &case, variant: &variant, point: &point, offered: None }, repetition)
+                    .measure(
+                        Trial { case: &case, variant: &variant, point: &point, offered: None, round: repetition },
+                        repetition,
+                    )
                     .await
                 {
                     Ok(sample) => Reply::Sample { sample: Box::new(sample) },

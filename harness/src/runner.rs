@@ -483,7 +483,7 @@ async fn run_inner(
                 if !ride && !in_claim((case, variant)) {
                     continue;
                 }
-                let at = Trial { case, variant, point, offered: None };
+                let at = Trial { case, variant, point, offered: None, round: repetition };
                 for k in 0..sides.len() {
                     // Which side goes first alternates from trial to trial and repetition to
                     // repetition.
@@ -651,7 +651,7 @@ async fn capacity_stage(
         let mut error = None;
         // The search and stress.
         while let Some((_, rate)) = searcher.next() {
-            let at = Trial { case, variant, point: &point, offered: Some(Offered::rate(rate, step)) };
+            let at = Trial { case, variant, point: &point, offered: Some(Offered::rate(rate, step)), round: 0 };
             match capacity_trial(meta, ctx, side, at, progress).await? {
                 Ok(sample) => searcher.record(&sample),
                 Err(why) => {
@@ -664,7 +664,7 @@ async fn capacity_stage(
         let mut recovery = None;
         if let (Some(capacity), None) = (searcher.capacity(), &error) {
             let offered = Recovery::trial(capacity, step, &plan.limits);
-            let at = Trial { case, variant, point: &point, offered: Some(offered) };
+            let at = Trial { case, variant, point: &point, offered: Some(offered), round: 0 };
             match capacity_trial(meta, ctx, side, at, progress).await? {
                 Ok(sample) => recovery = Recovery::from_sample(&offered, &sample),
                 Err(why) => error = Some(why),
@@ -741,7 +741,7 @@ async fn profile_stage(
     let in_process = side.in_process();
     for v in &meta.variants {
         progress(Progress::Profile { experiment: meta.id, variant: v.name });
-        let at = Trial { case, variant: v.name, point: &point, offered: None };
+        let at = Trial { case, variant: v.name, point: &point, offered: None, round: 0 };
         let in_case = if case.is_empty() { String::new() } else { format!("{case}-") };
         let stem = format!("profiles/{}/{in_case}{}", meta.id, v.name);
         if !in_process {

@@ -61,7 +61,7 @@ pub fn routines_build(exp: &dyn Experiment) -> anyhow::Result<usize> {
         for point in meta.sweep.points(quick) {
             for case in meta.case_names() {
                 for v in &meta.variants {
-                    let at = crate::results::Trial { case, variant: v.name, point: &point, offered: None };
+                    let at = crate::results::Trial { case, variant: v.name, point: &point, offered: None, round: 0 };
                     match routines.routine(&input, at) {
                         Ok(_) => built += 1,
                         // Routines with a round trip to Redis need a server: building them is

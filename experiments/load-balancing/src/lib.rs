@@ -31,9 +31,14 @@ use harness::{
     Trial, Variant,
 };
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+mod balancer;
+use balancer::{Balancer, Rule, EWMA_DECAY};
+#[cfg(test)]
+use balancer::{PeakEwma, EWMA_DEFAULT_RTT};
 
 const ID: &str = "load-balancing";
 
@@ -101,23 +106,6 @@ const CASES: [(Case, Condition); 3] = [
     ),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// The guide's `RoundRobin`: the next active backend in turn, under the balancer's mutex.
-    RoundRobin,
-    /// The guide's `WeightedRoundRobin`: a random pick weighted by `Weight` among the active
-    /// backends, under the balancer's mutex (equal weights: the backends are alike).
-    WeightedRandom,
-    /// Two distinct active backends at random, the one with fewer requests outstanding.
-    P2c,
-    /// The same two choices, the one with the lower peak-EWMA cost: its round-trip estimate
-    /// (peak, decaying) times its outstanding requests plus one, as tower's `PeakEwma` load,
-    /// starting from linkerd's default estimate (30 ms).
-    P2cPeakEwma,
-    /// The same with its first estimate tuned to a healthy backend's round trip (1 ms).
-    P2cPeakEwmaTuned,
-}
-
 const VARIANTS: [(Variant, Rule); 5] = [
     (
         Variant::new("p2c-peak-ewma", "power of two choices on tower's PeakEwma load with linkerd's defaults: two active backends at random, the one whose peak-sensitive moving average of round trips (first estimate 30 ms, decay 10 s, compressed with the run's time) times its outstanding requests plus one is lower"),
@@ -149,213 +137,38 @@ const VARIANTS: [(Variant, Rule); 5] = [
 /// The sweep's points: how the balancer learns which backends are up.
 const HEALTH: [&str; 2] = ["none", "every 30 s (guide, compressed)"];
 
-/// The balancer's view of the backends, shared by every client and the health checker.
-struct Balancer {
-    rule: Rule,
-    /// The guide's `lb.mu` with what it guards: `current` and each backend's `Active`.
-    guarded: Mutex<Guarded>,
-    /// Requests sent to each backend and not yet answered (p2c's load).
-    outstanding: [AtomicU64; BACKENDS],
-    /// Each backend's `Active` as p2c reads it (no lock: tower keeps its ready set apart).
-    active: [AtomicBool; BACKENDS],
-    /// Each backend's round-trip estimate (p2c-peak-ewma's load).
-    ewma: [Mutex<PeakEwma>; BACKENDS],
-    /// The peak-EWMA decay, compressed with the run's time.
-    decay_ns: f64,
-    /// Times a health check marked a backend down that was up.
-    marked_down: AtomicU64,
-}
-
-/// tower's `PeakEwma` estimate of a backend's round trip: a new round trip above the estimate
-/// replaces it (the peak), one below is averaged in with a weight that grows with the time
-/// since the last update; read, the estimate decays toward zero with the time it went unused.
-#[derive(Debug, Clone, Copy)]
-struct PeakEwma {
-    rtt_ns: f64,
-    at: std::time::Instant,
-}
-
-/// tower asks for a first estimate and a decay; linkerd's defaults are 30 ms and 10 s, made
-/// for services it knows nothing of (p2c-peak-ewma). The tuned variant starts from a healthy
-/// backend's round trip (the work's 1 ms). The decay is a time and is compressed with the
-/// run's; the estimates are round trips and are not.
-const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
-const EWMA_TUNED_RTT: Duration = WORK;
-const EWMA_DECAY: Duration = Duration::from_secs(10);
-
-impl PeakEwma {
-    fn new(first: Duration, now: std::time::Instant) -> Self {
-        PeakEwma { rtt_ns: first.as_nanos() as f64, at: now }
-    }
-
-    fn decayed(&self, now: std::time::Instant, decay_ns: f64) -> f64 {
-        let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
-        self.rtt_ns * (-elapsed / decay_ns).exp()
-    }
-
-    fn observe(&mut self, rtt: Duration, now: std::time::Instant, decay_ns: f64) {
-        let rtt = rtt.as_nanos() as f64;
-        if rtt > self.rtt_ns {
-            self.rtt_ns = rtt;
-        } else {
-            let elapsed = now.saturating_duration_since(self.at).as_nanos() as f64;
-            let decay = (-elapsed / decay_ns).exp();
-            self.rtt_ns = self.rtt_ns * decay + rtt * (1.0 - decay);
-        }
-        self.at = now;
-    }
-}
-
-struct Guarded {
-    current: usize,
-    active: [bool; BACKENDS],
-    weight: [u64; BACKENDS],
-    /// Go's global `rand` source, used under the balancer's lock.
-    rng: SplitMix64,
-}
-
-impl Balancer {
-    /// A balancer with every backend active; `scale` compresses peak-EWMA's decay, `seed`
-    /// seeds the weighted pick's source.
-    fn new(rule: Rule, scale: f64, seed: u64) -> Self {
-        let first = if rule == Rule::P2cPeakEwmaTuned { EWMA_TUNED_RTT } else { EWMA_DEFAULT_RTT };
-        Balancer {
-            rule,
-            guarded: Mutex::new(Guarded {
-                current: 0,
-                active: [true; BACKENDS],
-                weight: [1; BACKENDS],
-                rng: SplitMix64::new(0x5eed ^ seed),
-            }),
-            outstanding: Default::default(),
-            active: std::array::from_fn(|_| AtomicBool::new(true)),
-            ewma: {
-                let now = std::time::Instant::now();
-                std::array::from_fn(|_| Mutex::new(PeakEwma::new(first, now)))
-            },
-            decay_ns: EWMA_DECAY.as_nanos() as f64 * scale,
-            marked_down: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Guarded> {
-        self.guarded.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The backend for the next request, or none when no backend is active.
-    fn pick(&self, rng: &mut SplitMix64) -> Option<usize> {
-        match self.rule {
-            Rule::RoundRobin => {
-                let mut g = self.lock();
-                for _ in 0..BACKENDS {
-                    let i = g.current;
-                    g.current = (g.current + 1) % BACKENDS;
-                    if g.active[i] {
-                        return Some(i);
-                    }
-                }
-                None
-            }
-            Rule::WeightedRandom => {
-                let mut g = self.lock();
-                let total: u64 = (0..BACKENDS).filter(|&i| g.active[i]).map(|i| g.weight[i]).sum();
-                if total == 0 {
-                    return None;
-                }
-                let target = g.rng.next_u64() % total;
-                let mut current = 0;
-                for i in 0..BACKENDS {
-                    if !g.active[i] {
-                        continue;
-                    }
-                    current += g.weight[i];
-                    if current > target {
-                        return Some(i);
-                    }
-                }
-                None
-            }
-            Rule::P2c | Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
-                let mut up = [0usize; BACKENDS];
-                let mut n = 0;
-                for (i, a) in self.active.iter().enumerate() {
-                    if a.load(Ordering::Relaxed) {
-                        up[n] = i;
-                        n += 1;
-                    }
-                }
-                match n {
-                    0 => None,
-                    1 => Some(up[0]),
-                    _ => {
-                        let a = (rng.next_u64() % n as u64) as usize;
-                        let b = (a + 1 + (rng.next_u64() % (n as u64 - 1)) as usize) % n;
-                        let (a, b) = (up[a], up[b]);
-                        Some(if self.load(b) < self.load(a) { b } else { a })
-                    }
-                }
-            }
-        }
-    }
-
-    /// p2c's load of backend `i`: its outstanding requests, or its peak-EWMA cost.
-    fn load(&self, i: usize) -> f64 {
-        let pending = self.outstanding[i].load(Ordering::Relaxed) as f64;
-        match self.rule {
-            Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
-                let estimate = self.ewma[i]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .decayed(std::time::Instant::now(), self.decay_ns);
-                estimate * (pending + 1.0)
-            }
-            _ => pending,
-        }
-    }
-
-    /// A request goes to backend `i`: the p2c rules count it outstanding (tower's load
-    /// handle), and the peak-EWMA rule notes when it left. The guide's rules keep no load, so
-    /// they pay for none of this.
-    fn sent(&self, i: usize) -> Option<std::time::Instant> {
-        match self.rule {
-            Rule::RoundRobin | Rule::WeightedRandom => None,
-            Rule::P2c => {
-                self.outstanding[i].fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            Rule::P2cPeakEwma | Rule::P2cPeakEwmaTuned => {
-                self.outstanding[i].fetch_add(1, Ordering::Relaxed);
-                Some(std::time::Instant::now())
-            }
-        }
-    }
-
-    /// The request `sent` to backend `i` ended, answered or not (tower's handle drops either
-    /// way): no longer outstanding, and the peak-EWMA rule learns its round trip.
-    fn done(&self, i: usize, sent: Option<std::time::Instant>) {
-        if self.rule != Rule::RoundRobin && self.rule != Rule::WeightedRandom {
-            self.outstanding[i].fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(sent) = sent {
-            let now = std::time::Instant::now();
-            self.ewma[i].lock().unwrap_or_else(|e| e.into_inner()).observe(now - sent, now, self.decay_ns);
-        }
-    }
-
-    /// What a health check found: as the guide's `checkServers`, under the lock.
-    fn set_active(&self, i: usize, up: bool) {
-        let was = std::mem::replace(&mut self.lock().active[i], up);
-        self.active[i].store(up, Ordering::Relaxed);
-        if was && !up {
-            self.marked_down.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// What each backend counts: requests answered.
 #[derive(Default)]
 struct Counts {
     answered: [AtomicU64; BACKENDS],
+}
+
+/// When the degraded backend starts failing: never until set, then the latest moment any
+/// client asked for (each sets it once connected, so the onset falls in the measured window).
+struct FailAt {
+    base: std::time::Instant,
+    /// Nanoseconds after `base`; `u64::MAX` until set.
+    at_ns: AtomicU64,
+}
+
+impl Default for FailAt {
+    fn default() -> Self {
+        Self { base: std::time::Instant::now(), at_ns: AtomicU64::new(u64::MAX) }
+    }
+}
+
+impl FailAt {
+    fn no_earlier_than(&self, t: std::time::Instant) {
+        let ns = t.saturating_duration_since(self.base).as_nanos() as u64;
+        let _ = self
+            .at_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| (cur == u64::MAX || ns > cur).then_some(ns));
+    }
+
+    fn passed(&self) -> bool {
+        let at = self.at_ns.load(Ordering::Relaxed);
+        at != u64::MAX && self.base.elapsed().as_nanos() as u64 >= at
+    }
 }
 
 /// One backend: `GET /work` answers after its delay (or 503), `GET /health` 200 (or 503); the
@@ -363,14 +176,15 @@ struct Counts {
 fn start_backend(
     index: usize,
     condition: Condition,
-    fail_at: tokio::time::Instant,
+    fail_at: Arc<FailAt>,
     counts: Arc<Counts>,
 ) -> anyhow::Result<Server> {
     use axum::http::StatusCode;
     let degraded = index == DEGRADED;
     let fails = degraded && condition.fails();
     let delay = if degraded && condition.slow() { WORK * SLOWDOWN } else { WORK };
-    let failing = move || fails && tokio::time::Instant::now() >= fail_at;
+    let failing = move || fails && fail_at.passed();
+    let health_failing = failing.clone();
     let app = axum::Router::new()
         .route(
             "/work",
@@ -386,7 +200,7 @@ fn start_backend(
         .route(
             "/health",
             axum::routing::get(move || async move {
-                (if failing() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, "health")
+                (if health_failing() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, "health")
             }),
         );
     Server::start(Ipv4Addr::LOCALHOST, 1, |listener, shutdown| async move {
@@ -466,7 +280,7 @@ fn compressed_interval(ctx: &RunCtx) -> anyhow::Result<(Duration, f64)> {
 }
 
 /// The seed of a round: the same for every variant of a case and point in the same round
-/// (the n-th sample of each), another in the next round.
+/// (`Trial::round`), another in the next round.
 fn round_seed(case: &str, point: &str, round: u64) -> u64 {
     let mut h = SplitMix64::new(round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut seed = h.next_u64();
@@ -509,8 +323,6 @@ struct Checked {
 
 #[derive(Default)]
 pub struct LoadBalancing {
-    /// Samples measured so far per case, variant and point: the round, for its seed.
-    rounds: Mutex<std::collections::HashMap<(String, String, String), u64>>,
     checked: harness::acted::Tally<Checked>,
 }
 
@@ -542,7 +354,7 @@ impl Experiment for LoadBalancing {
                 MetricInfo::new("error_rate", "fraction", Better::Lower, "requests that failed (HTTP 503, no backend) over all requests sent"),
                 MetricInfo::new("degraded_share", "%", Better::Lower, "share of the requests the backends answered that went to the slow or failing backend (a third is an even spread)"),
                 MetricInfo::new("health_checks", "rounds", Better::Higher, "health check rounds completed during the sample (warm-up included)"),
-                MetricInfo::new("marked_down", "backends", Better::Higher, "times a health check marked an active backend down during the sample"),
+                MetricInfo::new("marked_down", "times", Better::Higher, "times a health check marked the failing (or slow) backend down during the sample"),
             ],
             // What the balancer does when it sends a request to the failing backend, or has no
             // backend left: the finding, counted in error_rate, not a broken measurement.
@@ -617,22 +429,18 @@ impl Run for LoadBalancing {
             let condition = pick(&CASES, at.case)?;
             let (every, scale) = compressed_interval(ctx)?;
             let checking = at.point.value as usize >= 1;
-            let round = {
-                let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
-                let key = (at.case.to_owned(), at.variant.to_owned(), at.point.label.clone());
-                let n = rounds.entry(key).or_default();
-                *n += 1;
-                *n - 1
-            };
-            let seed = round_seed(at.case, &at.point.label, round);
+            let seed = round_seed(at.case, &at.point.label, u64::from(at.round));
             let rate = RATE.value(&ctx.settings)?;
-            // The failure's onset: a random moment of the measured window's first interval.
-            let onset = SplitMix64::new(seed).next_f64();
-            let fail_at = tokio::time::Instant::now() + ctx.settings.warmup + every.mul_f64(onset);
+            // The failure's onset: a random moment of the measured window's first interval,
+            // counted from when the last client has connected (the load engine starts its
+            // warm-up then, and its measured window after the warm-up and a 5 ms common start).
+            let onset = every.mul_f64(SplitMix64::new(seed).next_f64());
+            let from_connected = ctx.settings.warmup + Duration::from_millis(5) + onset;
+            let fail_at = Arc::new(FailAt::default());
             let counts = Arc::new(Counts::default());
             let mut servers = Vec::with_capacity(BACKENDS);
             for i in 0..BACKENDS {
-                servers.push(start_backend(i, condition, fail_at, counts.clone())?);
+                servers.push(start_backend(i, condition, fail_at.clone(), counts.clone())?);
             }
             let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
             let balancer = Arc::new(Balancer::new(rule, scale, seed));
@@ -640,14 +448,15 @@ impl Run for LoadBalancing {
             let checker =
                 checking.then(|| tokio::spawn(health_check(balancer.clone(), addrs.clone(), every, rounds.clone())));
             let cfg = harness::LoadConfig::open(WORKERS, rate, ctx.settings.warmup, ctx.settings.duration);
-            let (b, a) = (balancer.clone(), addrs.clone());
+            let (b, a, f) = (balancer.clone(), addrs.clone(), fail_at.clone());
             let report = load::run(&cfg, &ctx.probe, move |i| {
-                let (balancer, addrs) = (b.clone(), a.clone());
+                let (balancer, addrs, fail_at) = (b.clone(), a.clone(), f.clone());
                 async move {
                     let mut backends = Vec::with_capacity(addrs.len());
                     for addr in addrs {
                         backends.push(RawClient::connect(addr).await?);
                     }
+                    fail_at.no_earlier_than(std::time::Instant::now() + from_connected);
                     Ok(Client { backends, balancer, rng: SplitMix64::new(seed ^ (0x9e37_79b9 + i as u64)) })
                 }
             })
@@ -777,9 +586,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn health_checks_mark_the_failing_backend_after_its_onset() {
         let counts = Arc::new(Counts::default());
-        let fail_at = tokio::time::Instant::now() + Duration::from_millis(200);
-        let servers: Vec<Server> =
-            (0..BACKENDS).map(|i| start_backend(i, Condition::Failing, fail_at, counts.clone()).unwrap()).collect();
+        let fail_at = Arc::new(FailAt::default());
+        assert!(!fail_at.passed(), "never until set");
+        fail_at.no_earlier_than(std::time::Instant::now() + Duration::from_millis(200));
+        fail_at.no_earlier_than(std::time::Instant::now() + Duration::from_millis(100));
+        let servers: Vec<Server> = (0..BACKENDS)
+            .map(|i| start_backend(i, Condition::Failing, fail_at.clone(), counts.clone()).unwrap())
+            .collect();
         let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
         let b = Arc::new(Balancer::new(Rule::RoundRobin, 1.0, 0));
         let rounds = Arc::new(AtomicU64::new(0));

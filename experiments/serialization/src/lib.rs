@@ -523,7 +523,7 @@ mod tests {
             let mut ran = 0;
             for case in ["redis", "redis-bytes"] {
                 for (v, _) in &VARIANTS {
-                    let at = Trial { case, variant: v.name, point: &point, offered: None };
+                    let at = Trial { case, variant: v.name, point: &point, offered: None, round: 0 };
                     exp.routine(&input, at).unwrap().run(3);
                     ran += 1;
                 }

@@ -487,14 +487,16 @@ impl HyperConn {
         let sender = &mut self.sender;
         let exchange = async move {
             let res = sender.send_request(req).await.map_err(|e| OpError::from_error(&e))?;
-            if !res.status().is_success() {
-                return Err(OpError::new(format!("HTTP {}", res.status().as_u16())));
-            }
-            // Read the body to its end, frame by frame, keeping only its length.
+            let status = res.status();
+            // Read the body to its end, frame by frame, keeping only its length (a non-2xx
+            // answer's too, so that the connection is ready for the next request).
             let mut body = res.into_body();
             let mut len = 0;
             while let Some(frame) = body.frame().await {
                 len += frame.map_err(|e| OpError::from_error(&e))?.data_ref().map_or(0, bytes::Bytes::len);
+            }
+            if !status.is_success() {
+                return Err(OpError::new(format!("HTTP {}", status.as_u16())));
             }
             Ok(len)
         };

@@ -38,7 +38,7 @@ fn worker(experiments: &[(&str, &dyn Routines)], job_json: &str, allocator: Allo
         .with_context(|| format!("no in-process experiment {}", job.experiment))?;
     let redis_url = std::env::var(REDIS_URL_VAR).ok();
     let input = Input { settings: &job.settings, redis_url: redis_url.as_deref() };
-    let at = Trial { case: &job.case, variant: &job.variant, point: &job.point, offered: None };
+    let at = Trial { case: &job.case, variant: &job.variant, point: &job.point, offered: None, round: 0 };
     let mut routine = exp.routine(&input, at)?;
     let mut out = Measurement { items: routine.items, ..Default::default() };
     match (job.mode, allocator) {

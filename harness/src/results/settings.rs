@@ -118,6 +118,10 @@ pub struct Trial<'a> {
     /// Set by the capacity search: measure an open loop at this rate (`Settings::load_for`
     /// reads it) instead of the experiment's usual load.
     pub offered: Option<Offered>,
+    /// The round the trial belongs to (its repetition; 0 outside the rounds: the capacity
+    /// search, tests), for an experiment that draws its random setting anew each round, the
+    /// same for every variant of the round.
+    pub round: u32,
 }
 
 impl std::fmt::Display for Trial<'_> {
