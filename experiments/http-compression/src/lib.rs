@@ -8,11 +8,22 @@
 //! client accepts however small, and leaves the handler's Content-Length in place. A reqwest
 //! client that decodes gzip, br and zstd (a standard client) drives it in a closed loop.
 //!
+//! The guide's middleware is tried around two handlers: one that sets its own Content-Length (which
+//! the middleware then leaves promising the uncompressed length) and one that only writes, as
+//! most Go handlers do (net/http then sets the length of what was written): each its own variant.
+//!
 //! Measured per sample: requests per second and latency on loopback, the bytes the server wrote
-//! per response (headers and framing included: what crosses the wire), and the CPU time of the
-//! server's threads per response. The checks ask whether a standard client decodes each
-//! variant's response, and compute the break-even link speed: below it the bytes saved take
-//! longer to send than the server's extra CPU takes to compress them.
+//! per response (headers and framing included: what crosses the wire), the CPU time of the
+//! server's threads per response, and the responses that left the server compressed (the
+//! technique acted: a compressing variant's sample where one did not is not a measurement of
+//! it). This kernel has no netem or tbf qdisc, so no link is shaped: the time a response takes
+//! on a real link is a model, labelled as one, computed from each sample's measurements: the CPU
+//! both sides spent per response, plus its bytes on the wire at the link's rate, plus one round
+//! trip. The claim is decided on a 100 Mbit/s link with a 20 ms round trip (a client over the
+//! internet); 1 Gbit/s with 1 ms (within a data centre) and loopback are shown beside it. The
+//! checks ask whether a standard client decodes each variant's response, and compute the
+//! break-even link speed: below it the bytes saved take longer to send than the server's extra
+//! CPU takes to compress them.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -41,8 +52,11 @@ enum Layer {
     Gzip(Level),
     Brotli,
     Zstd,
-    /// The guide's CompressionMiddleware, as written.
+    /// The guide's CompressionMiddleware, as written, around the handler that sets its own
+    /// Content-Length.
     GuideGzip,
+    /// The same middleware around a handler that only writes (no Content-Length of its own).
+    GuideGzipWriteOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +66,7 @@ enum Level {
     Best,
 }
 
-const VARIANTS: [(Variant, Layer); 7] = [
+const VARIANTS: [(Variant, Layer); 8] = [
     (Variant::new("identity", "no compression layer: the handler's bytes as they are"), Layer::Identity),
     (
         Variant::new("gzip-fast", "tower-http's CompressionLayer, gzip only, CompressionLevel::Fastest").compared_with("identity"),
@@ -81,7 +95,25 @@ const VARIANTS: [(Variant, Layer); 7] = [
             .compared_with("identity"),
         Layer::GuideGzip,
     ),
+    (
+        Variant::new("guide-gzip-write-only", "the guide's CompressionMiddleware as written around a handler that only writes its body, as most Go handlers do (no Content-Length of its own: net/http sets the length of what was written); the answer on the wire is the same as identity's but for the encoding")
+            .compared_with("identity"),
+        Layer::GuideGzipWriteOnly,
+    ),
 ];
+
+/// The links a response's time is modelled on: metric key, label, bits per second, round trip.
+const LINKS: [(&str, &str, f64, Duration); 2] = [
+    ("link_100mbit_ms", "100 Mbit/s, 20 ms round trip", 100e6, Duration::from_millis(20)),
+    ("link_1gbit_ms", "1 Gbit/s, 1 ms round trip", 1e9, Duration::from_millis(1)),
+];
+
+/// The modelled time of one response on a link of `bits_per_s` and `rtt`, in ms: the CPU both
+/// sides spent on it (`cpu_us`), its bytes at the link's rate, one round trip. No slow start,
+/// no loss: a keep-alive connection whose window is open.
+fn link_ms(cpu_us: f64, wire_bytes: f64, bits_per_s: f64, rtt: Duration) -> f64 {
+    (cpu_us + wire_bytes * 8.0 / bits_per_s * 1e6 + rtt.as_secs_f64() * 1e6) / 1e3
+}
 
 /// A JSON-like body of exactly `size` bytes: user records, cut at `size`, compressible as an
 /// API's JSON is.
@@ -111,6 +143,11 @@ fn body_of(size: usize) -> axum::body::Bytes {
 async fn data(State(body): State<axum::body::Bytes>) -> Response {
     ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_LENGTH, &body.len().to_string())], body.clone())
         .into_response()
+}
+
+/// A handler that only writes its body, as Go's `w.Write(body)`: the server sets the length.
+async fn data_write_only(State(body): State<axum::body::Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
 
 /// The guide's CompressionMiddleware: if Accept-Encoding contains "gzip", set Content-Encoding
@@ -164,11 +201,13 @@ fn go_body(written: Vec<u8>, declared: Option<usize>) -> axum::body::Body {
     }
 }
 
-/// What the service counts: its connections' bytes and requests answered.
+/// What the service counts: its connections' bytes, requests answered, and answers that left
+/// with a Content-Encoding.
 #[derive(Default)]
 struct Counters {
     wire: Arc<Wire>,
     answered: AtomicU64,
+    encoded: AtomicU64,
 }
 
 /// A listener whose connections count their bytes.
@@ -202,13 +241,18 @@ impl axum::serve::Listener for CountingListener {
 /// A new service with `layer` around the handler, on a runtime of two threads.
 fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>) -> anyhow::Result<Server> {
     Server::start(Ipv4Addr::LOCALHOST, 2, move |listener, shutdown| async move {
-        let answered = counters.clone();
-        let app = axum::Router::new().route("/data", axum::routing::get(data)).with_state(body).layer(
-            axum::middleware::from_fn(move |req: Request, next: Next| {
+        let (answered, encoded) = (counters.clone(), counters.clone());
+        let handler = if layer == Layer::GuideGzipWriteOnly {
+            axum::routing::get(data_write_only)
+        } else {
+            axum::routing::get(data)
+        };
+        let app = axum::Router::new().route("/data", handler).with_state(body).layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
                 answered.answered.fetch_add(1, Ordering::Relaxed);
                 next.run(req)
-            }),
-        );
+            },
+        ));
         let tower = |gzip: bool, br: bool, zstd: bool| CompressionLayer::new().gzip(gzip).br(br).zstd(zstd);
         let app = match layer {
             Layer::Identity => app,
@@ -219,8 +263,19 @@ fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>)
             })),
             Layer::Brotli => app.layer(tower(false, true, false)),
             Layer::Zstd => app.layer(tower(false, false, true)),
-            Layer::GuideGzip => app.layer(axum::middleware::from_fn(guide_gzip)),
+            Layer::GuideGzip | Layer::GuideGzipWriteOnly => app.layer(axum::middleware::from_fn(guide_gzip)),
         };
+        // Outermost: what left the server compressed, whichever layer compressed it.
+        let app = app.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            let encoded = encoded.clone();
+            async move {
+                let response = next.run(req).await;
+                if response.headers().contains_key(header::CONTENT_ENCODING) {
+                    encoded.encoded.fetch_add(1, Ordering::Relaxed);
+                }
+                response
+            }
+        }));
         let listener = CountingListener { inner: listener, wire: counters.wire.clone() };
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     })
@@ -261,12 +316,40 @@ impl Worker for Get {
     }
 }
 
+/// What the answers of a variant at a point came to: bytes on the wire per answer (summed over
+/// samples) and the body's size.
+#[derive(Default, Clone, Copy)]
+struct Wired {
+    wire_bytes: f64,
+    samples: u64,
+    size: usize,
+}
+
 #[derive(Default)]
-pub struct HttpCompression;
+pub struct HttpCompression {
+    compressed: harness::acted::Tally<Wired>,
+}
 
 impl HttpCompression {
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+}
+
+/// Why a sample does not measure its layer: a compressing layer whose answers did not all leave
+/// compressed (every size here is above tower-http's 32-byte minimum), or no compression
+/// where none was asked for that left compressed.
+fn not_acted(layer: Layer, answered: u64, encoded: u64) -> Option<String> {
+    match layer {
+        Layer::Identity if encoded > 0 => {
+            Some(format!("{encoded} answers left compressed without a compression layer"))
+        }
+        Layer::Identity => None,
+        _ if encoded < answered => Some(format!(
+            "{} of {answered} answers left the server uncompressed: this sample does not measure compression",
+            answered - encoded
+        )),
+        _ => None,
     }
 }
 
@@ -284,6 +367,8 @@ struct Probe {
     wire_bytes: f64,
     cpu_us: f64,
     decoded: Result<bool, String>,
+    /// Share of the answers that left the server with a Content-Encoding.
+    compressed: f64,
 }
 
 async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
@@ -308,6 +393,7 @@ async fn probe(layer: Layer, size: usize, n: u32) -> anyhow::Result<Probe> {
     server.stop().await?;
     let (w1, a1) = (counters.wire.written.load(Ordering::Relaxed), counters.answered.load(Ordering::Relaxed));
     Ok(Probe {
+        compressed: counters.encoded.load(Ordering::Relaxed) as f64 / a1.max(1) as f64,
         wire_bytes: w1 as f64 / a1.max(1) as f64,
         cpu_us: c1.saturating_sub(c0).as_secs_f64() * 1e6 / a1.saturating_sub(1).max(1) as f64,
         decoded,
@@ -333,8 +419,12 @@ impl Experiment for HttpCompression {
             claim: "A gzip middleware speeds up responses.",
             variants: names_of(&VARIANTS),
             sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
-            primary_metric: load::throughput("requests/s", "successful requests per second, on loopback"),
+            primary_metric: MetricInfo::new("link_100mbit_ms", "ms", Better::Lower, "modelled time of one response on a 100 Mbit/s link with a 20 ms round trip: a model, from this sample's measurements (CPU of both sides per response + bytes on the wire at 100 Mbit/s + one round trip)"),
             metrics: vec![
+                MetricInfo::new("link_1gbit_ms", "ms", Better::Lower, "modelled time of one response on a 1 Gbit/s link with a 1 ms round trip (the same model)"),
+                load::throughput("requests/s", "successful requests per second, on loopback"),
+                MetricInfo::new("cpu_per_response_us", "us", Better::Lower, "CPU time of the whole process (client and server) per response, on loopback: the model's CPU term"),
+                MetricInfo::new("compressed_pct", "%", Better::Higher, "answers that left the server with a Content-Encoding"),
                 load::latency_mean("one request, on loopback"),
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
@@ -358,7 +448,11 @@ impl Experiment for HttpCompression {
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
-            let mut checks = Vec::new();
+            let mut checks = self.compressed.checks("compression applied as set", |_, variant, w| {
+                let per = w.wire_bytes / w.samples.max(1) as f64;
+                let what = if variant == "identity" { "no answer compressed" } else { "every answer compressed" };
+                format!("{what}; {per:.0} bytes on the wire per answer for a {}-byte body", w.size)
+            });
             for at in ctx.settings.points(&self.meta().sweep) {
                 let point = at.label;
                 let size = at.value as usize;
@@ -369,9 +463,13 @@ impl Experiment for HttpCompression {
                     let p = if layer == Layer::Identity { None } else { Some(probe(layer, size, n).await?) };
                     let p = p.as_ref().unwrap_or(&base);
                     let (ok, detail) = match &p.decoded {
-                        Ok(true) => {
-                            (true, "reqwest (decoding gzip, br, zstd) got the body the handler wrote".to_owned())
-                        }
+                        Ok(true) => (
+                            true,
+                            format!(
+                                "reqwest (decoding gzip, br, zstd) got the body the handler wrote ({:.0} % of the answers left compressed)",
+                                p.compressed * 100.0
+                            ),
+                        ),
                         Ok(false) => {
                             (false, "reqwest decoded a body that differs from what the handler wrote".to_owned())
                         }
@@ -438,6 +536,8 @@ impl Experiment for HttpCompression {
             "tower-http compresses only bodies above 32 bytes and skips images and gRPC (its default predicate); the guide's middleware compresses every response whose client accepts gzip.".into(),
             "The guide's middleware keeps the handler's Content-Length, which then promises the uncompressed length while the compressed body is shorter (or, for tiny bodies, longer): how hyper and reqwest deal with that is what the 'a standard client decodes it' check and the errors column record. Go's net/http does the same (it closes the connection after a short body), so the defect is in the guide's code, not in the port.".into(),
             "Server CPU per response is the time the server's own threads spent on a CPU (Linux schedstat), from its accepting thread and its runtime's workers.".into(),
+            format!("No link is shaped (this kernel has no netem or tbf qdisc; a userspace proxy would spend CPU in proportion to bytes and so penalise identity): the primary metric is a model, computed from each sample's own measurements, of one response on {} (and, beside it, on {}): the CPU the whole process (client and server) spent per response on loopback, plus the bytes on the wire at the link's rate, plus one round trip. No slow start and no loss: a keep-alive connection whose window is open, which understates what fewer bytes save on a fresh connection.", LINKS[0].1, LINKS[1].1),
+            "guide-gzip-write-only puts the guide's middleware around a handler that only writes, as most Go handlers do: the middleware then works (the length on the wire is the compressed one), where around a handler that sets its own Content-Length (guide-gzip) every answer is cut or refused.".into(),
         ]
     }
 }
@@ -460,12 +560,35 @@ impl Run for HttpCompression {
             let cpu = server.cpu_time().saturating_sub(cpu0);
             server.stop().await?;
             let mut sample = report?.into_sample();
-            let answered = counters.answered.load(Ordering::Relaxed) as f64;
-            if answered > 0.0 {
-                sample
-                    .metrics
-                    .insert("wire_bytes".into(), counters.wire.written.load(Ordering::Relaxed) as f64 / answered);
-                sample.metrics.insert("server_cpu_us".into(), cpu.as_secs_f64() * 1e6 / answered);
+            let answered = counters.answered.load(Ordering::Relaxed);
+            let encoded = counters.encoded.load(Ordering::Relaxed);
+            if answered > 0 {
+                let wire = counters.wire.written.load(Ordering::Relaxed) as f64 / answered as f64;
+                sample.metrics.insert("wire_bytes".into(), wire);
+                sample.metrics.insert("server_cpu_us".into(), cpu.as_secs_f64() * 1e6 / answered as f64);
+                sample.metrics.insert("compressed_pct".into(), 100.0 * encoded as f64 / answered as f64);
+                // CPU of both sides per response: the process's CPU rate over its throughput (or,
+                // where every request failed, over the answers the server sent in the sample).
+                let rate = match sample.metrics.get("ops_per_sec").copied().unwrap_or(0.0) {
+                    r if r > 0.0 => r,
+                    _ => answered as f64 / (ctx.settings.warmup + ctx.settings.duration).as_secs_f64(),
+                };
+                let cpu_rate = sample.resources.as_ref().map(|r| r.harness_cpu_s / r.wall_s.max(1e-9));
+                if let (true, Some(cpu_rate)) = (rate > 0.0, cpu_rate) {
+                    let cpu_us = cpu_rate / rate * 1e6;
+                    sample.metrics.insert("cpu_per_response_us".into(), cpu_us);
+                    for (key, _, bits, rtt) in LINKS {
+                        sample.metrics.insert(key.into(), link_ms(cpu_us, wire, bits, rtt));
+                    }
+                }
+                self.compressed.record(&at, not_acted(layer, answered, encoded).is_none(), |w| {
+                    w.wire_bytes += wire;
+                    w.samples += 1;
+                    w.size = size;
+                });
+            }
+            if sample.invalid.is_none() {
+                sample.invalid = not_acted(layer, answered, encoded);
             }
             Ok(sample)
         })
@@ -503,9 +626,33 @@ mod tests {
         assert!(plain.wire_bytes > 10_000.0 && plain.wire_bytes < 10_400.0, "{}", plain.wire_bytes);
         assert_eq!(plain.decoded, Ok(true));
         assert!(plain.cpu_us > 0.0);
-        let gz = probe(Layer::Gzip(Level::Default), 10_000, 20).await.unwrap();
-        assert_eq!(gz.decoded, Ok(true));
-        assert!(gz.wire_bytes < plain.wire_bytes / 2.0, "{} vs {}", gz.wire_bytes, plain.wire_bytes);
+        assert_eq!(plain.compressed, 0.0);
+        for layer in [Layer::Gzip(Level::Default), Layer::GuideGzipWriteOnly] {
+            let gz = probe(layer, 10_000, 20).await.unwrap();
+            assert_eq!(gz.decoded, Ok(true), "{layer:?}");
+            assert!(gz.wire_bytes < plain.wire_bytes / 2.0, "{layer:?}: {} vs {}", gz.wire_bytes, plain.wire_bytes);
+            assert_eq!(gz.compressed, 1.0, "{layer:?}: every answer left compressed");
+            assert!(not_acted(layer, 21, 21).is_none());
+        }
+    }
+
+    /// A compressing layer's sample where an answer left uncompressed, or an identity sample
+    /// with a compressed one, is not a measurement of compression.
+    #[test]
+    fn a_sample_where_compression_was_skipped_is_invalid() {
+        assert!(not_acted(Layer::Gzip(Level::Fastest), 100, 99).is_some());
+        assert!(not_acted(Layer::Brotli, 100, 100).is_none());
+        assert!(not_acted(Layer::Identity, 100, 1).is_some());
+        assert!(not_acted(Layer::Identity, 100, 0).is_none());
+    }
+
+    /// The link model: CPU, plus the bytes at the link's rate, plus one round trip.
+    #[test]
+    fn a_response_on_a_link_is_cpu_bytes_and_a_round_trip() {
+        // 100 µs of CPU, 12,500 bytes at 100 Mbit/s (1 ms), 20 ms round trip.
+        let ms = link_ms(100.0, 12_500.0, 100e6, Duration::from_millis(20));
+        assert!((ms - 21.1).abs() < 1e-9, "{ms}");
+        assert!((link_ms(0.0, 125.0, 1e9, Duration::ZERO) - 0.001).abs() < 1e-12);
     }
 
     /// A body against its declared length, as Go's net/http sends it.
