@@ -25,7 +25,7 @@ pub async fn run_quick(exp: &dyn Experiment, sets: &[(&str, &str)]) -> anyhow::R
 }
 
 /// The samples `run_quick` must have taken: every case × variant × quick point × repetition,
-/// each with the primary metric.
+/// each with the primary metric, or made of errors only (no success: nothing to measure).
 pub fn assert_complete(meta: &Meta, result: &ExperimentResult) {
     let points = meta.sweep.points(true);
     for case in meta.case_names() {
@@ -35,7 +35,7 @@ pub fn assert_complete(meta: &Meta, result: &ExperimentResult) {
                     .samples
                     .iter()
                     .filter(|s| s.case == case && s.variant == v.name && s.point == p.label)
-                    .filter(|s| s.metrics.contains_key(&meta.primary_metric.name))
+                    .filter(|s| s.metrics.contains_key(&meta.primary_metric.name) || s.metrics.get("ok") == Some(&0.0))
                     .count();
                 assert_eq!(
                     n, 2,

@@ -351,6 +351,45 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
 mod tests {
     use super::*;
 
+    /// A hyper connection reads a non-2xx answer to its end, reports it as `HTTP <status>`, and
+    /// serves the next request on the same connection; `close` closes it after the answer.
+    #[tokio::test]
+    async fn a_hyper_connection_survives_a_non_2xx_answer() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for answer in [
+                &b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"[..],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ] {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client sent its request");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(answer).await.unwrap();
+            }
+            // One connection served both requests.
+            listener_accepts_nothing_more(s).await
+        });
+        let mut conn = HyperConn::connect(addr).await.unwrap();
+        assert_eq!(conn.get("/missing", false).await.unwrap_err().kind, "HTTP 404");
+        assert!(!conn.is_closed());
+        assert_eq!(conn.get("/", false).await.unwrap(), 2, "the same connection, ready again");
+        drop(conn);
+        server.await.unwrap();
+    }
+
+    async fn listener_accepts_nothing_more(mut s: tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0, "the client closed, sending nothing more");
+    }
+
     #[test]
     fn time_wait_sockets_are_counted_by_port_on_either_side() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
