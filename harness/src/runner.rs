@@ -469,14 +469,15 @@ async fn run_inner(
                 break;
             }
             let stand = rounds.rounds - rounds.disturbed;
-            let ride = riders > 0
-                && ctx.settings.ride_along.is_none_or(|n| stand < n)
+            // Riders may ride along (their ride-along limit allows) and do (the budget has room).
+            let may_ride = riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n);
+            let ride = may_ride
                 && ride_deadline.is_none_or(|d| {
                     let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
                     Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
                 });
             rode += u32::from(ride);
-            might += u32::from(riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n));
+            might += u32::from(may_ride);
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];

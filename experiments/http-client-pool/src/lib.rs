@@ -431,6 +431,10 @@ impl Experiment for HttpClientPool {
                 limits: harness::load::capacity::Limits::guide(200.0),
                 why: "Limits: the guide's API target (p95 < 200 ms), at 16 clients.",
             }),
+            controls: vec![harness::experiment::Control {
+                value: 1.0,
+                why: "one client holds one connection: neither setting's idle or connection limit can act",
+            }],
             ..Default::default()
         }
     }

@@ -241,18 +241,13 @@ impl axum::serve::Listener for CountingListener {
 /// A new service with `layer` around the handler, on a runtime of two threads.
 fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>) -> anyhow::Result<Server> {
     Server::start(Ipv4Addr::LOCALHOST, 2, move |listener, shutdown| async move {
-        let (answered, encoded) = (counters.clone(), counters.clone());
+        let counted = counters.clone();
         let handler = if layer == Layer::GuideGzipWriteOnly {
             axum::routing::get(data_write_only)
         } else {
             axum::routing::get(data)
         };
-        let app = axum::Router::new().route("/data", handler).with_state(body).layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
-                answered.answered.fetch_add(1, Ordering::Relaxed);
-                next.run(req)
-            },
-        ));
+        let app = axum::Router::new().route("/data", handler).with_state(body);
         let tower = |gzip: bool, br: bool, zstd: bool| CompressionLayer::new().gzip(gzip).br(br).zstd(zstd);
         let app = match layer {
             Layer::Identity => app,
@@ -265,13 +260,15 @@ fn start_service(layer: Layer, body: axum::body::Bytes, counters: Arc<Counters>)
             Layer::Zstd => app.layer(tower(false, false, true)),
             Layer::GuideGzip | Layer::GuideGzipWriteOnly => app.layer(axum::middleware::from_fn(guide_gzip)),
         };
-        // Outermost: what left the server compressed, whichever layer compressed it.
+        // Outermost, one layer for every variant: the answers, and those that left the
+        // server compressed, whichever layer compressed them.
         let app = app.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            let encoded = encoded.clone();
+            let counted = counted.clone();
             async move {
                 let response = next.run(req).await;
+                counted.answered.fetch_add(1, Ordering::Relaxed);
                 if response.headers().contains_key(header::CONTENT_ENCODING) {
-                    encoded.encoded.fetch_add(1, Ordering::Relaxed);
+                    counted.encoded.fetch_add(1, Ordering::Relaxed);
                 }
                 response
             }

@@ -163,6 +163,15 @@ impl GoDeadlines {
         let [_, t0, t1, t2] = window.to_be_bytes();
         self.tail = [t0, t1, t2];
     }
+
+    /// An answer is being written: the idle deadline runs from here.
+    fn answered(&mut self) {
+        if self.phase == Phase::Answering {
+            self.phase = Phase::Idle;
+            self.tail = [0; 3];
+            self.deadline.as_mut().reset(Instant::now() + self.idle);
+        }
+    }
 }
 
 impl AsyncRead for GoDeadlines {
@@ -177,17 +186,6 @@ impl AsyncRead for GoDeadlines {
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         this.scan(&buf.filled()[before..]);
         Poll::Ready(Ok(()))
-    }
-}
-
-impl GoDeadlines {
-    /// An answer is being written: the idle deadline runs from here.
-    fn answered(&mut self) {
-        if self.phase == Phase::Answering {
-            self.phase = Phase::Idle;
-            self.tail = [0; 3];
-            self.deadline.as_mut().reset(Instant::now() + self.idle);
-        }
     }
 }
 
