@@ -129,7 +129,8 @@ impl Session {
     /// results.json (so even a run killed in its first experiment leaves a readable file).
     /// Returns the session and the directories swept.
     pub async fn start(plan: SessionPlan<'_>) -> Result<(Session, Vec<PathBuf>), SessionError> {
-        let swept = crate::reaper::sweep_leftovers(&provision::cache_dir());
+        let mut swept = crate::reaper::sweep_leftovers(&provision::cache_dir());
+        swept.extend(provision::cpucap::sweep_dead());
         let containers = provision::sweep_containers().await;
         if containers > 0 {
             eprintln!("perflab: removed {containers} container(s) left by perflab runs that were killed");

@@ -1,27 +1,37 @@
 //! `redis-cluster-reads`: the guide's cluster client reads from replicas (`ReadOnly: true,
-//! RouteByLatency: true`) to spread the read load. Three ways to route a read, on a real
-//! cluster of three masters with one replica each:
+//! RouteByLatency: true`) to spread the read load. Four ways to route a read, on a real
+//! cluster of three masters with one replica each, as go-redis routes them:
 //!
 //! - `masters`: the cluster client's default, every read to the slot's master;
-//! - `replicas`: `ReadOnly` alone, as go-redis does it (`slotSlaveNode`): a random replica of
-//!   the slot (redis-rs's `RandomReplicaStrategy`);
-//! - `route-by-latency`: the guide's setting, as go-redis does it (`slotClosestNode`): each
-//!   node's latency is measured once when the client meets it (10 PINGs, 10–20 ms apart,
-//!   averaged) and every read of a slot goes to whichever of its master and replicas measured
-//!   lowest.
+//! - `replicas`: `ReadOnly` alone (`slotSlaveNode`): a replica of the slot;
+//! - `route-by-latency`: the guide's setting (`slotClosestNode`): each node's latency is
+//!   measured once when the client meets it (10 PINGs, 10–20 ms apart, averaged) and every
+//!   read of a slot goes to whichever of its master and replica measured lowest;
+//! - `route-randomly`: `ReadOnly` + `RouteRandomly` (`slotRandomNode`), the setting that does
+//!   spread reads: master or replica at random.
+//!
+//! A fair trial of "spreads the load" needs nodes that cannot borrow each other's CPU: the six
+//! nodes and the client share two cores, so an idle replica's CPU would simply be the
+//! client's. Each node therefore runs under the same CPU cap (a cgroup of its own, `node_cpu_pct`
+//! of a core), the three masters' read capacity is measured once (a closed loop, reads from
+//! masters only), and every variant is offered the same fixed rate (an open loop), a share of
+//! that capacity: the sweep. The primary metric is the read latency at that rate; where the
+//! reads went is read from each node's own counters (`INFO commandstats`, `INFO cpu`).
 //!
 //! The price of reading from a replica is staleness: replication is asynchronous, so a replica
 //! may answer with a value older than a write the client has already seen acknowledged. While
-//! the readers run, writers update the same keys at the sweep's write rate with versioned
-//! values; a read that returns a version older than the last one acknowledged before the read
-//! was sent is a stale read, counted (not an error: the read succeeded, with old data).
-//!
-//! The load per node is read from each node's own counters (`INFO commandstats`, `INFO cpu`)
-//! before and after each sample.
+//! the readers run, writers update the same keys at `write_rate` with versioned values; a read
+//! that returns a version older than the last one acknowledged before the read was sent is a
+//! stale read, counted (not an error: the read succeeded, with old data).
+
+mod nodes;
+mod routing;
 
 use anyhow::Context as _;
+use harness::acted::Tally;
 use harness::kit::redis_util;
-use harness::load::{self, OpError, Worker};
+use harness::load::{self, LoadConfig, OpError, Worker};
+use harness::provision::cpucap::CpuCaps;
 use harness::provision::{parse_role, RedisClusterTarget};
 use harness::results::Better;
 use harness::stats::SplitMix64;
@@ -29,13 +39,12 @@ use harness::{
     names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
     Variant,
 };
-use redis::cluster::NodeAddress;
+use nodes::{node_loads, served, shards, spread};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_read_routing::{RandomReplicaStrategy, ReadCandidates, ReadRoutingStrategy};
+use routing::{measure_latencies, ByLatency, Pool, Route, POOL_SIZE};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
 
 const ID: &str = "redis-cluster-reads";
 /// Keys read and written: every slot range (so every shard) holds some.
@@ -45,23 +54,36 @@ const VALUE_BYTES: usize = 200;
 const VERSION_DIGITS: usize = 20;
 /// Writer tasks; each owns the keys `k % WRITERS == w`, so a key's versions only grow.
 const WRITERS: usize = 4;
-const CLIENTS: Knob =
-    Knob::int(ID, "clients", 1, 10_000, 32, "concurrent readers, sharing one cluster connection per variant");
-/// PINGs per node in go-redis's latency measurement (`clusterNode.updateLatency`).
-const LATENCY_PROBES: u32 = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Masters,
-    Replicas,
-    ByLatency,
-}
+const CLIENTS: Knob = Knob::int(
+    ID,
+    "clients",
+    1,
+    10_000,
+    64,
+    "open-loop workers sending the reads (each takes one of the pool's connections per node)",
+);
+const WRITE_RATE: Knob =
+    Knob::int(ID, "write_rate", 0, 100_000, 1_000, "writes per second to the same keys while the readers run");
+const NODE_CPU: Knob = Knob::int(
+    ID,
+    "node_cpu_pct",
+    1,
+    100,
+    10,
+    "CPU cap of every node, in % of one core (a cgroup per node; local clusters only)",
+);
+/// How the masters' read capacity is measured once per run: a closed loop of this many readers
+/// (masters routing), after a warm-up, over a window.
+const CAPACITY_READERS: u32 = 64;
+const CAPACITY_WARMUP: Duration = Duration::from_millis(300);
+const CAPACITY_WINDOW: Duration = Duration::from_secs(1);
 
 /// The variants, declared once.
-const VARIANTS: [(Variant, Route); 3] = [
+const VARIANTS: [(Variant, Route); 4] = [
     (Variant::new("masters", "the cluster client's default: every read goes to the master of the key's slot"), Route::Masters),
-    (Variant::new("replicas", "the guide's ReadOnly alone: every read goes to a random replica of the slot (go-redis slotSlaveNode; redis-rs RandomReplicaStrategy)"), Route::Replicas),
+    (Variant::new("replicas", "the guide's ReadOnly alone: every read goes to a replica of the slot (go-redis slotSlaveNode)"), Route::Replicas),
     (Variant::new("route-by-latency", "the guide's ReadOnly + RouteByLatency as go-redis does it: each node's latency measured once (10 PINGs 10-20 ms apart, averaged), every read of a slot to whichever of its master and replica measured lowest").tests_claim(), Route::ByLatency),
+    (Variant::new("route-randomly", "ReadOnly + RouteRandomly (not the guide's setting; go-redis slotRandomNode): every read to the slot's master or replica at random, the routing that spreads reads over all six nodes"), Route::Randomly),
 ];
 
 /// What every sample of a run shares: the keys, the last version acknowledged per key, and the
@@ -131,98 +153,6 @@ impl Staleness {
         self.stale += other.stale;
         self.max_lag = self.max_lag.max(other.max_lag);
     }
-}
-
-/// go-redis's RouteByLatency: the node with the lowest measured latency among the slot's
-/// master and replicas; a node not measured counts as 0 (go-redis's zero value), so before
-/// the measurement lands the master (first in go-redis's list) is chosen.
-#[derive(Clone)]
-struct ByLatency {
-    /// `(host, port, mean latency µs)` per node.
-    measured: Arc<OnceLock<Vec<(String, u16, u64)>>>,
-}
-
-impl ByLatency {
-    fn latency(&self, node: &NodeAddress) -> u64 {
-        self.measured
-            .get()
-            .and_then(|m| m.iter().find(|(h, p, _)| *p == node.port() && h == node.host()).map(|n| n.2))
-            .unwrap_or(0)
-    }
-}
-
-impl ReadRoutingStrategy for ByLatency {
-    fn route_read<'a>(&self, candidates: &ReadCandidates<'a>) -> &'a NodeAddress {
-        match candidates {
-            ReadCandidates::AnyNode(c) => {
-                let mut best = c.primary();
-                let mut best_latency = self.latency(best);
-                for r in c.replicas().iter() {
-                    let l = self.latency(r);
-                    if l < best_latency {
-                        (best, best_latency) = (r, l);
-                    }
-                }
-                best
-            }
-            ReadCandidates::ReplicasOnly(c) => {
-                c.replicas().iter().min_by_key(|r| self.latency(r)).unwrap_or_else(|| c.replicas().first())
-            }
-        }
-    }
-}
-
-impl redis::cluster_read_routing::ReadRoutingStrategyFactory for ByLatency {
-    fn create_strategy(&self) -> Box<dyn ReadRoutingStrategy> {
-        Box::new(self.clone())
-    }
-}
-
-/// Measure every node as go-redis does when it meets one: `LATENCY_PROBES` PINGs, each after
-/// a 10–20 ms pause, averaged (in µs); all nodes at once.
-async fn measure_latencies(cluster: &RedisClusterTarget) -> anyhow::Result<Vec<(String, u16, u64)>> {
-    let mut probes = tokio::task::JoinSet::new();
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        let (client, host, port) = (cluster.node_client(node)?, node.host.clone(), node.port);
-        probes.spawn(async move {
-            let mut con = client.get_multiplexed_async_connection().await?;
-            let mut rng = SplitMix64::new(0x5EED ^ i as u64);
-            let mut total = Duration::ZERO;
-            for _ in 0..LATENCY_PROBES {
-                tokio::time::sleep(Duration::from_millis(10 + rng.below(10) as u64)).await;
-                let t = Instant::now();
-                redis::cmd("PING").query_async::<String>(&mut con).await?;
-                total += t.elapsed();
-            }
-            Ok::<_, redis::RedisError>((i, host, port, (total / LATENCY_PROBES).as_micros() as u64))
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = probes.join_next().await {
-        out.push(r.context("a latency probe panicked")?.context("measuring a node's latency")?);
-    }
-    out.sort_by_key(|m| m.0);
-    Ok(out.into_iter().map(|(_, h, p, l)| (h, p, l)).collect())
-}
-
-async fn connect(
-    cluster: &RedisClusterTarget,
-    route: Route,
-    by_latency: &ByLatency,
-) -> redis::RedisResult<ClusterConnection> {
-    // The guide's DialTimeout 5 s, ReadTimeout 3 s and MaxRedirects 8 (redis-rs retries a
-    // MOVED or ASK like any other retry).
-    let builder = cluster
-        .builder()
-        .connection_timeout(Duration::from_secs(5))
-        .response_timeout(Duration::from_secs(3))
-        .retries(8);
-    let builder = match route {
-        Route::Masters => builder,
-        Route::Replicas => builder.read_routing_strategy(RandomReplicaStrategy),
-        Route::ByLatency => builder.read_routing_strategy(by_latency.clone()),
-    };
-    builder.build()?.get_async_connection().await
 }
 
 struct Reader {
@@ -319,67 +249,121 @@ async fn write_loop(
     w
 }
 
-/// One node's counters: GETs served, CPU seconds used, whether it is a master.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct NodeLoad {
-    gets: f64,
-    cpu_s: f64,
-    master: bool,
+/// The writers of one sample (or of the capacity measurement), on a connection of their own
+/// with the variant's routing.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Written>>,
 }
 
-/// `calls` of `cmdstat_get` in an `INFO commandstats` answer (0 before the first GET).
-fn get_calls(commandstats: &str) -> f64 {
-    commandstats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:"))
-        .and_then(|rest| rest.split(',').find_map(|f| f.strip_prefix("calls=")))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn node_loads(cluster: &RedisClusterTarget) -> anyhow::Result<Vec<NodeLoad>> {
-    let mut out = Vec::new();
-    for node in &cluster.nodes {
-        let mut con = cluster.node_client(node)?.get_multiplexed_async_connection().await?;
-        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut con).await?;
-        let cpu_s = redis_util::info(&mut con, "cpu")
-            .await?
-            .into_iter()
-            .filter(|(k, _)| k == "used_cpu_sys" || k == "used_cpu_user")
-            .map(|(_, v)| v)
-            .sum();
-        let repl: String = redis::cmd("INFO").arg("replication").query_async(&mut con).await?;
-        out.push(NodeLoad { gets: get_calls(&stats), cpu_s, master: parse_role(&repl).master });
+impl Writers {
+    /// Start `WRITERS` writers, `rate` writes per second in all (none at 0).
+    async fn start(
+        cluster: &RedisClusterTarget,
+        route: Route,
+        by_latency: &ByLatency,
+        keys: &Arc<Keys>,
+        rate: f64,
+    ) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        if rate > 0.0 {
+            let con = routing::connect(cluster, route, by_latency).await?;
+            for w in 0..WRITERS {
+                let task = write_loop(con.clone(), keys.clone(), w, rate / WRITERS as f64, stop.clone());
+                tasks.push(tokio::spawn(task));
+            }
+        }
+        Ok(Self { stop, tasks })
     }
-    Ok(out)
+
+    /// Stop them and add up what they did.
+    async fn finish(self) -> anyhow::Result<Written> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut written = Written::default();
+        for w in self.tasks {
+            written.merge(w.await.context("a writer panicked")?);
+        }
+        Ok(written)
+    }
 }
 
-/// What the nodes did between two snapshots over `secs`: (% of GETs served by replicas,
-/// % of GETs served by the busiest node, % of a core used by the busiest node).
-fn spread(before: &[NodeLoad], after: &[NodeLoad], secs: f64) -> (f64, f64, f64) {
-    let deltas: Vec<(f64, f64, bool)> = before
-        .iter()
-        .zip(after)
-        .map(|(b, a)| ((a.gets - b.gets).max(0.0), (a.cpu_s - b.cpu_s).max(0.0), a.master))
-        .collect();
-    let total: f64 = deltas.iter().map(|d| d.0).sum();
+/// Writers' read-backs routed before route-by-latency's measurement landed may reach a node
+/// after the sample's first snapshot: at most one per writer.
+const STRAY_READ_BACKS: f64 = WRITERS as f64;
+
+/// Why a sample's reads did not go where its routing sends them (the technique did not act),
+/// from the GETs each node served (`served`, in node order), the shards, the latencies the
+/// sample measured (route-by-latency) and the stale answers seen.
+fn not_acted(
+    route: Route,
+    served: &[(f64, bool)],
+    shards: &[(usize, usize)],
+    latency: &[u64],
+    stale: u64,
+) -> Option<String> {
+    let total: f64 = served.iter().map(|s| s.0).sum();
     if total <= 0.0 {
-        return (0.0, 0.0, 0.0);
+        return Some("no GET reached the nodes".into());
     }
-    let on_replicas: f64 = deltas.iter().filter(|d| !d.2).map(|d| d.0).sum();
-    let busiest = deltas.iter().map(|d| d.0).fold(0.0, f64::max);
-    let busiest_cpu = deltas.iter().map(|d| d.1).fold(0.0, f64::max);
-    (100.0 * on_replicas / total, 100.0 * busiest / total, 100.0 * busiest_cpu / secs.max(1e-9))
+    let on = |master: bool| served.iter().filter(|s| s.1 == master).map(|s| s.0).sum::<f64>();
+    match route {
+        Route::Masters if on(false) > 0.0 => Some(format!("reads from masters sent {} GET(s) to replicas", on(false))),
+        Route::Masters if stale > 0 => Some(format!(
+            "a master answered {stale} read(s) with a version older than one it had acknowledged: the staleness checker is wrong, not the routing"
+        )),
+        Route::Replicas if on(true) > 0.0 => Some(format!("replica reads sent {} GET(s) to masters", on(true))),
+        Route::ByLatency => shards.iter().find_map(|&(m, r)| {
+            let (lm, lr) = (latency.get(m).copied().unwrap_or(u64::MAX), latency.get(r).copied().unwrap_or(u64::MAX));
+            let (fast, slow) = if lr < lm { (r, m) } else { (m, r) };
+            (served[slow].0 > STRAY_READ_BACKS).then(|| {
+                format!("route-by-latency sent {} GET(s) to node {slow}, measured slower than node {fast} of its shard", served[slow].0)
+            })
+        }),
+        Route::Randomly => shards.iter().find_map(|&(m, r)| {
+            let share = served[r].0 / (served[m].0 + served[r].0).max(1.0);
+            (!(0.3..=0.7).contains(&share)).then(|| {
+                format!("random routing sent {:.0} % of a shard's GETs to its replica, not about half", share * 100.0)
+            })
+        }),
+        _ => None,
+    }
 }
 
+/// What setup prepared for every sample.
+struct Prepared {
+    /// Each node's CPU cap, released by `checks` (or why the nodes run uncapped).
+    caps: Result<CpuCaps, String>,
+    /// Reads per second the three masters served at most (closed loop, masters routing).
+    capacity: f64,
+    /// Per shard: (master, replica), indexes into `RedisClusterTarget::nodes`.
+    shards: Vec<(usize, usize)>,
+}
+
+/// A sample's view of `Prepared`.
+struct Found {
+    capacity: f64,
+    shards: Vec<(usize, usize)>,
+    /// Seconds of CPU the caps have held the nodes back so far (None when uncapped).
+    throttled_s: Option<f64>,
+}
+
+/// Per case, variant and point: the range of the replicas' share of reads over the samples,
+/// and the stale reads and read-backs seen.
+#[derive(Debug, Default, Clone)]
+struct Routed {
+    on_replicas: Option<(f64, f64)>,
+    stale_reads: u64,
+    stale_read_backs: u64,
+}
+
+#[derive(Default)]
 pub struct RedisClusterReads {
     keys: OnceLock<Arc<Keys>>,
-}
-
-impl Default for RedisClusterReads {
-    fn default() -> Self {
-        Self::new()
-    }
+    prepared: Mutex<Option<Prepared>>,
+    /// What setup found (the caps, the capacity), for the notes.
+    found: Mutex<Vec<String>>,
+    routed: Tally<Routed>,
 }
 
 /// Readers: the `clients` knob (its range is checked with every `--set`, before any server
@@ -390,11 +374,22 @@ fn clients(ctx: &RunCtx) -> anyhow::Result<u32> {
 
 impl RedisClusterReads {
     pub fn new() -> Self {
-        Self { keys: OnceLock::new() }
+        Self::default()
     }
 
     fn keys(&self) -> Arc<Keys> {
         self.keys.get_or_init(|| Arc::new(Keys::new())).clone()
+    }
+
+    /// What setup found, and the CPU time the caps have throttled so far.
+    fn prepared(&self) -> anyhow::Result<Found> {
+        let p = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        let p = p.as_ref().context("redis-cluster-reads ran a sample before its setup")?;
+        Ok(Found {
+            capacity: p.capacity,
+            shards: p.shards.clone(),
+            throttled_s: p.caps.as_ref().ok().map(CpuCaps::throttled_s),
+        })
     }
 }
 
@@ -406,32 +401,78 @@ async fn clear(con: &mut ClusterConnection, keys: &Keys) -> redis::RedisResult<(
     Ok(())
 }
 
+/// The load engine's readers: reader `i` on connection `i % POOL_SIZE` of `pool`.
+fn readers(
+    pool: Pool,
+    keys: Arc<Keys>,
+    tally: Arc<Mutex<Staleness>>,
+) -> impl Fn(usize) -> BoxFuture<'static, anyhow::Result<Reader>> + Send + Sync + 'static {
+    move |i| {
+        let (pool, keys, tally) = (pool.clone(), keys.clone(), tally.clone());
+        Box::pin(async move {
+            let con = pool.connection(i).await?;
+            let rng = SplitMix64::new(0xC1u64 << 32 ^ i as u64);
+            Ok(Reader { con, keys, rng, seen: Staleness::default(), tally })
+        })
+    }
+}
+
+/// The three masters' read capacity: reads per second a closed loop of `CAPACITY_READERS`
+/// readers gets from them (masters routing) while the writers write at `write_rate`, and the
+/// busiest master's CPU meanwhile (% of a core).
+async fn measure_capacity(
+    ctx: &RunCtx,
+    cluster: &RedisClusterTarget,
+    keys: Arc<Keys>,
+    write_rate: f64,
+) -> anyhow::Result<(f64, f64)> {
+    let (route, by_latency) = (Route::Masters, ByLatency::new());
+    let writers = Writers::start(cluster, route, &by_latency, &keys, write_rate).await?;
+    let pool = Pool::new(cluster.clone(), route, by_latency);
+    let tally = Arc::new(Mutex::new(Staleness::default()));
+    let before = node_loads(cluster).await?;
+    let started = Instant::now();
+    let cfg = LoadConfig::closed(CAPACITY_READERS, CAPACITY_WARMUP, CAPACITY_WINDOW);
+    let report = load::run(&cfg, &ctx.probe, readers(pool, keys, tally)).await;
+    writers.finish().await?;
+    let report = report?;
+    let after = node_loads(cluster).await?;
+    if !report.errors.is_empty() || report.ok == 0 {
+        anyhow::bail!("measuring the masters' read capacity failed: {:?}", report.errors);
+    }
+    let (_, _, busiest_cpu) = spread(&before, &after, started.elapsed().as_secs_f64());
+    Ok((report.ops_per_sec(), busiest_cpu))
+}
+
 impl Experiment for RedisClusterReads {
     fn meta(&self) -> Meta {
         Meta {
             id: ID,
-            title: "Redis Cluster: reads from masters vs from replicas vs routed by latency, with the stale reads they cost",
+            title: "Redis Cluster: reads from masters, from replicas, routed by latency or at random, on capped nodes at a fixed rate",
             guide_section: "Redis优化 → Redis集群配置 (NewClusterClient: ReadOnly true, RouteByLatency true)",
             claim: "Reading from replicas (ReadOnly, RouteByLatency) spreads the read load over the cluster and makes reads faster.",
             variants: names_of(&VARIANTS),
-            sweep: Sweep::numeric("write rate", "writes/s", &[0.0, 1_000.0, 5_000.0], &[5_000.0]),
-            primary_metric: load::throughput("GET/s", "reads completed per second by all readers, while writers update the same keys"),
+            sweep: Sweep::numeric("offered reads", "% of the masters' capacity", &[50.0, 90.0, 130.0], &[90.0]),
+            primary_metric: load::latency_p99("a read at the offered rate"),
             metrics: vec![
                 load::latency_p50("a read"),
-                load::latency_p99("a read"),
+                load::throughput("GET/s", "reads completed per second (the offered rate, where the nodes keep up)"),
+                MetricInfo::new("offered_per_s", "GET/s", Better::Higher, "reads offered per second: the point's share of the masters' capacity"),
+                MetricInfo::new("masters_capacity_per_s", "GET/s", Better::Higher, "reads per second the three capped masters served at most while the writers wrote, measured once per run (closed loop, reads from masters)"),
+                MetricInfo::new("reads_on_replicas_pct", "%", Better::Higher, "share of the GETs the nodes served that replicas served (INFO commandstats)"),
+                MetricInfo::new("busiest_node_reads_pct", "%", Better::Lower, "share of the GETs served by the busiest node: 33 % is an even spread over three nodes, 17 % over all six"),
+                MetricInfo::new("busiest_node_cpu_pct", "% of a core", Better::Lower, "CPU used by the busiest node over the sample (INFO cpu); its cap bounds it"),
+                MetricInfo::new("throttled_pct", "%", Better::Lower, "of the sample's time, the share a node spent held back by its CPU cap (mean over the six nodes)"),
                 MetricInfo::new("stale_reads_per_10k", "per 10k", Better::Lower, "reads that returned a version older than one acknowledged before the read was sent, per 10,000 reads (warm-up included)"),
                 MetricInfo::new("stale_read_backs_pct", "%", Better::Lower, "of the reads a writer makes of a key right after its own acknowledged write (read-your-writes), the share that returned an older version"),
                 MetricInfo::new("read_backs", "reads", Better::Higher, "read-backs checked in the sample (how many chances a stale read-back had)"),
                 MetricInfo::new("reads_checked", "reads", Better::Higher, "readers' reads checked for staleness in the sample, warm-up included"),
                 MetricInfo::new("stale_lag_max", "versions", Better::Lower, "the most versions one stale read was behind"),
-                MetricInfo::new("reads_on_replicas_pct", "%", Better::Higher, "share of the GETs the nodes served that replicas served (INFO commandstats)"),
-                MetricInfo::new("busiest_node_reads_pct", "%", Better::Lower, "share of the GETs served by the busiest node: 33 % is an even spread over three masters, 17 % over all six nodes"),
-                MetricInfo::new("busiest_node_cpu_pct", "% of a core", Better::Lower, "CPU used by the busiest node over the sample (INFO cpu)"),
-                MetricInfo::new("writes_per_sec", "SET/s", Better::Higher, "writes acknowledged per second (the sweep's rate, if the writers kept up)"),
+                MetricInfo::new("writes_per_sec", "SET/s", Better::Higher, "writes acknowledged per second (write_rate, if the writers kept up)"),
             ],
             needs: Needs::REDIS_CLUSTER,
             targets: harness::targets::LOAD,
-            knobs: vec![CLIENTS],
+            knobs: vec![CLIENTS, WRITE_RATE, NODE_CPU],
             ..Default::default()
         }
     }
@@ -442,6 +483,8 @@ impl Experiment for RedisClusterReads {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
+            // An earlier setup's caps go first: the new ones must see each node back home.
+            drop(self.prepared.lock().unwrap_or_else(|e| e.into_inner()).take());
             let cluster = ctx.env.redis_cluster()?;
             let keys = self.keys();
             let mut con = cluster.builder().build()?.get_async_connection().await?;
@@ -464,28 +507,62 @@ impl Experiment for RedisClusterReads {
                     redis::cmd("WAIT").arg(1).arg(5_000).query_async::<i64>(&mut c).await?;
                 }
             }
+            let shards = shards(cluster).await?;
+            let cores = NODE_CPU.value(&ctx.settings)? / 100.0;
+            let pids: Option<Vec<u32>> = cluster.nodes.iter().map(|n| n.pid).collect();
+            let caps = match pids {
+                Some(pids) => CpuCaps::each(&pids, cores),
+                None => Err(
+                    "the cluster's nodes are not processes this run started (a --redis-cluster-url or Docker cluster)"
+                        .into(),
+                ),
+            };
+            let write_rate = WRITE_RATE.value(&ctx.settings)?;
+            let (capacity, busiest_cpu) = measure_capacity(ctx, cluster, keys, write_rate).await?;
+            let mut found = vec![match &caps {
+                Ok(c) => format!("Every node ran under a CPU cap of {:.0} % of one core (a cgroup of its own).", c.cores * 100.0),
+                Err(why) => format!("The nodes ran without a CPU cap ({why}): an idle replica's CPU was the client's, so replica reads could not add capacity as they would on hosts of their own."),
+            }];
+            let saturated = caps.is_ok() && busiest_cpu >= 0.8 * cores * 100.0;
+            found.push(format!(
+                "The three masters' read capacity, measured once before the trials (a closed loop of {CAPACITY_READERS} readers, reads from masters, the writers writing): {capacity:.0} GET/s, the busiest master at {busiest_cpu:.0} % of a core{}. Each point offers every variant the same share of it.",
+                if saturated { ", at its cap" } else { ": below its cap, so the client, not the nodes, set this capacity" }
+            ));
+            *self.found.lock().unwrap_or_else(|e| e.into_inner()) = found;
+            *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(Prepared { caps, capacity, shards });
             Ok(())
         })
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
+            drop(self.prepared.lock().unwrap_or_else(|e| e.into_inner()).take());
             let cluster = ctx.env.redis_cluster()?;
             let mut con = cluster.builder().build()?.get_async_connection().await?;
             clear(&mut con, &self.keys()).await?;
-            Ok(Vec::new())
+            Ok(self.routed.checks("reads went where the routing sends them", |_, _, r| {
+                let share = match r.on_replicas {
+                    Some((lo, hi)) if (hi - lo) < 0.5 => format!("{lo:.0} % of reads on replicas"),
+                    Some((lo, hi)) => format!("{lo:.0}–{hi:.0} % of reads on replicas from sample to sample"),
+                    None => "no sample".into(),
+                };
+                format!("{share}; {} stale read(s), {} stale read-back(s)", r.stale_reads, r.stale_read_backs)
+            }))
         })
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let clients = clients(ctx).unwrap_or(0);
-        vec![
-            format!("{clients} readers GET random keys out of {KEYS} ({VALUE_BYTES} bytes each) in a closed loop through one cluster connection per variant (redis-rs multiplexes one connection per node); {WRITERS} writers SET the same keys in turn at the sweep's rate (writes always go to masters) and read each key back at once, on a connection of their own with the variant's routing: read-your-writes, the pattern replica reads break first."),
-            "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker.".into(),
-            "go-redis measures a node's latency when it first meets it (and again when it reloads the cluster state); here it is measured once per sample, before the warm-up. On loopback every node answers in about the same time, so which node of a shard wins is decided by noise, and that node then takes all of the shard's reads.".into(),
-            "All six nodes and the harness share this machine's cores: a replica's CPU is not free capacity as it would be on a host of its own.".into(),
-            "The guide's ClusterOptions also set PoolSize 20 and MinIdleConns 5 per node; redis-rs's cluster client multiplexes one connection per node instead (redis-pool measures a multiplexed connection against a pool of 20). Its DialTimeout, ReadTimeout and MaxRedirects are set alike.".into(),
-        ]
+        let writes = WRITE_RATE.value(&ctx.settings).unwrap_or(0.0);
+        let mut notes = self.found.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        notes.extend([
+            format!("An open loop of {clients} workers offers the point's rate of GETs of random keys out of {KEYS} ({VALUE_BYTES} bytes each), over {POOL_SIZE} connections per node, as the guide's PoolSize 20 gives a go-redis ClusterClient (redis-rs's cluster connection holds one connection per node, so the pool is {POOL_SIZE} of them; each multiplexes the few workers that share it where go-redis would hand each its own). {WRITERS} writers SET the same keys in turn at {writes:.0} writes/s in all (writes always go to masters) and read each key back at once through the variant's routing: read-your-writes, the pattern replica reads break first."),
+            "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker: such a sample is invalid.".into(),
+            "go-redis measures a node's latency when it first meets it, and again at most every 10 s on a long-lived client (after its cluster state is reloaded); here a new client meets the nodes in every sample, after the writers have started. Every node answers PINGs in about the same time, so which node of a shard wins is decided by each measurement's noise, and that node then takes all of the shard's reads: the check's range of reads on replicas shows it.".into(),
+            "Only route-randomly spreads reads over all six nodes; the other routings read from one node per shard (masters, replicas, or whichever measured fastest), so at best they move the load, and replicas, which apply every write too, have little more room than masters.".into(),
+            "The guide's DialTimeout, ReadTimeout and MaxRedirects are set alike; its MinIdleConns 5 has no counterpart (the pool's connections are opened before the warm-up).".into(),
+        ]);
+        notes
     }
 }
 
@@ -493,68 +570,65 @@ impl Run for RedisClusterReads {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             let route = pick(&VARIANTS, at.variant)?;
-            let write_rate = at.point.value;
+            let Found { capacity, shards, .. } = self.prepared()?;
+            let rate = capacity * at.point.value / 100.0;
+            let write_rate = WRITE_RATE.value(&ctx.settings)?;
             let clients = clients(ctx)?;
             let cluster = ctx.env.redis_cluster()?.clone();
             let keys = self.keys();
-            // Set up outside the clock: route-by-latency's measurement (as a go-redis client
-            // makes it when it meets the nodes), the writers' connection and the writers
-            // themselves, running through the warm-up as through the measured window.
-            let by_latency = ByLatency { measured: Arc::new(OnceLock::new()) };
+            // Set up outside the clock: the writers, running through the warm-up as through
+            // the measured window, then route-by-latency's measurement (as a go-redis client
+            // makes it when it meets the nodes of a cluster in use).
+            let by_latency = ByLatency::new();
+            let writers = Writers::start(&cluster, route, &by_latency, &keys, write_rate).await?;
             if route == Route::ByLatency {
                 let _ = by_latency.measured.set(measure_latencies(&cluster).await?);
             }
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut writers = Vec::new();
-            if write_rate > 0.0 {
-                let con = connect(&cluster, route, &by_latency).await?;
-                for w in 0..WRITERS {
-                    let task = write_loop(con.clone(), keys.clone(), w, write_rate / WRITERS as f64, stop.clone());
-                    writers.push(tokio::spawn(task));
-                }
-            }
+            let latency: Vec<u64> =
+                by_latency.measured.get().map(|m| m.iter().map(|n| n.2).collect()).unwrap_or_default();
             let before = node_loads(&cluster).await?;
+            let throttled_before = self.prepared()?.throttled_s;
             let tally = Arc::new(Mutex::new(Staleness::default()));
-            let shared: Arc<OnceCell<ClusterConnection>> = Arc::new(OnceCell::new());
             let started = Instant::now();
-            let report = {
-                let (cluster, tally) = (cluster.clone(), tally.clone());
-                load::run(&ctx.settings.load_for(&at, clients), &ctx.probe, move |i| {
-                    let (cluster, keys, tally, shared, by_latency) =
-                        (cluster.clone(), keys.clone(), tally.clone(), shared.clone(), by_latency.clone());
-                    async move {
-                        let con = shared.get_or_try_init(|| connect(&cluster, route, &by_latency)).await?.clone();
-                        let rng = SplitMix64::new(0xC1u64 << 32 ^ i as u64);
-                        Ok(Reader { con, keys, rng, seen: Staleness::default(), tally })
-                    }
-                })
-                .await
-            };
+            let pool = Pool::new(cluster.clone(), route, by_latency);
+            let cfg = LoadConfig::open(clients, rate, ctx.settings.warmup, ctx.settings.duration);
+            let report = load::run(&cfg, &ctx.probe, readers(pool, keys, tally.clone())).await;
             let elapsed = started.elapsed().as_secs_f64();
-            stop.store(true, Ordering::Relaxed);
-            let mut written = Written::default();
-            for w in writers {
-                written.merge(w.await.context("a writer panicked")?);
-            }
+            let written = writers.finish().await?;
             let report = report?;
             let after = node_loads(&cluster).await?;
+            let throttled_after = self.prepared()?.throttled_s;
             let (on_replicas, busiest, busiest_cpu) = spread(&before, &after, elapsed);
             let seen = *tally.lock().unwrap_or_else(|e| e.into_inner());
             let per = |n: u64, of: u64, scale: f64| if of == 0 { 0.0 } else { scale * n as f64 / of as f64 };
             let mut sample = report.into_sample();
             let m = &mut sample.metrics;
+            m.insert("offered_per_s".into(), rate);
+            m.insert("masters_capacity_per_s".into(), capacity);
             m.insert("stale_reads_per_10k".into(), per(seen.stale, seen.reads, 1e4));
             m.insert("stale_lag_max".into(), seen.max_lag as f64);
             m.insert("reads_checked".into(), seen.reads as f64);
             m.insert("reads_on_replicas_pct".into(), on_replicas);
             m.insert("busiest_node_reads_pct".into(), busiest);
             m.insert("busiest_node_cpu_pct".into(), busiest_cpu);
+            if let (Some(b), Some(a)) = (throttled_before, throttled_after) {
+                let nodes = cluster.nodes.len().max(1) as f64;
+                m.insert("throttled_pct".into(), 100.0 * (a - b).max(0.0) / nodes / elapsed.max(1e-9));
+            }
             m.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
             m.insert("stale_read_backs_pct".into(), per(written.read_backs.stale, written.read_backs.reads, 100.0));
             m.insert("read_backs".into(), written.read_backs.reads as f64);
             if written.failed > 0 {
                 *sample.errors.entry("write failed".into()).or_default() += written.failed;
             }
+            let stale = seen.stale + written.read_backs.stale;
+            sample.invalid = not_acted(route, &served(&before, &after), &shards, &latency, stale);
+            self.routed.record(&at, sample.invalid.is_none(), |r| {
+                let (lo, hi) = r.on_replicas.unwrap_or((on_replicas, on_replicas));
+                r.on_replicas = Some((lo.min(on_replicas), hi.max(on_replicas)));
+                r.stale_reads += seen.stale;
+                r.stale_read_backs += written.read_backs.stale;
+            });
             Ok(sample)
         })
     }
@@ -588,18 +662,25 @@ mod tests {
         assert_eq!(merged, Staleness { reads: 10, stale: 4, max_lag: 9 });
     }
 
+    /// Each routing's check fires on reads that went elsewhere (nodes 0-2 masters, 3-5 their
+    /// replicas; node 4 measured fastest of its shard).
     #[test]
-    fn reads_node_counters() {
-        let stats = "# Commandstats\r\ncmdstat_set:calls=3,usec=9,usec_per_call=3.00\r\ncmdstat_get:calls=1234,usec=2000,usec_per_call=1.62,rejected_calls=0,failed_calls=0\r\n";
-        assert_eq!(get_calls(stats), 1234.0);
-        assert_eq!(get_calls("# Commandstats\r\n"), 0.0);
-        let node = |gets, cpu_s, master| NodeLoad { gets, cpu_s, master };
-        let before = [node(100.0, 1.0, true), node(0.0, 1.0, false), node(50.0, 0.0, true)];
-        let after = [node(400.0, 1.5, true), node(100.0, 1.2, false), node(150.0, 0.1, true)];
-        let (on_replicas, busiest, cpu) = spread(&before, &after, 2.0);
-        assert!((on_replicas - 20.0).abs() < 1e-9, "{on_replicas}");
-        assert!((busiest - 60.0).abs() < 1e-9, "{busiest}");
-        assert!((cpu - 25.0).abs() < 1e-9, "{cpu}");
+    fn a_routing_that_did_not_act_is_named() {
+        let shards = [(0, 3), (1, 4), (2, 5)];
+        let latency = [50, 50, 50, 60, 40, 60];
+        let at = |gets: [f64; 6]| -> Vec<(f64, bool)> { gets.iter().enumerate().map(|(i, &g)| (g, i < 3)).collect() };
+        let masters = at([10.0, 10.0, 10.0, 0.0, 0.0, 0.0]);
+        let replicas = at([0.0, 0.0, 0.0, 10.0, 10.0, 10.0]);
+        let fastest = at([10.0, 0.0, 10.0, 0.0, 10.0, 0.0]);
+        let halves = at([10.0, 10.0, 10.0, 9.0, 11.0, 10.0]);
+        let ok = |route, served: &[(f64, bool)]| not_acted(route, served, &shards, &latency, 0).is_none();
+        assert!(ok(Route::Masters, &masters) && !ok(Route::Masters, &replicas) && !ok(Route::Masters, &halves));
+        assert!(not_acted(Route::Masters, &masters, &shards, &latency, 1).is_some(), "a stale read from a master");
+        assert!(ok(Route::Replicas, &replicas) && !ok(Route::Replicas, &fastest));
+        assert!(ok(Route::ByLatency, &fastest) && !ok(Route::ByLatency, &masters) && !ok(Route::ByLatency, &replicas));
+        assert!(ok(Route::ByLatency, &at([10.0, 4.0, 10.0, 0.0, 10.0, 0.0])), "a writer's stray read-backs");
+        assert!(ok(Route::Randomly, &halves) && !ok(Route::Randomly, &masters) && !ok(Route::Randomly, &fastest));
+        assert!(!ok(Route::Masters, &at([0.0; 6])), "no GET at all");
     }
 
     /// Each routing sends reads where it says, on a real cluster: masters only to masters,
@@ -612,11 +693,14 @@ mod tests {
         exp.setup(&ctx).await.unwrap();
         let cluster = ctx.env.redis_cluster().unwrap().clone();
         let keys = exp.keys();
-        let by_latency = ByLatency { measured: Arc::new(OnceLock::new()) };
+        let by_latency = ByLatency::new();
         by_latency.measured.set(measure_latencies(&cluster).await.unwrap()).unwrap();
-        for route in [Route::Masters, Route::Replicas, Route::ByLatency] {
+        let latency: Vec<u64> = by_latency.measured.get().unwrap().iter().map(|n| n.2).collect();
+        let shards = shards(&cluster).await.unwrap();
+        assert_eq!(shards.len(), 3, "three shards of a master and a replica: {shards:?}");
+        for route in [Route::Masters, Route::Replicas, Route::ByLatency, Route::Randomly] {
             let before = node_loads(&cluster).await.unwrap();
-            let con = connect(&cluster, route, &by_latency).await.unwrap();
+            let con = routing::connect(&cluster, route, &by_latency).await.unwrap();
             let tally = Arc::new(Mutex::new(Staleness::default()));
             let mut r = Reader {
                 con,
@@ -642,11 +726,14 @@ mod tests {
                 }
                 Route::Replicas => assert_eq!(on_replicas, 100.0, "{served:?}"),
                 Route::ByLatency => assert_eq!(serving, 3, "one node per shard: {served:?}"),
+                Route::Randomly => assert_eq!(serving, 6, "every node: {served:?}"),
             }
+            let stale = tally.lock().unwrap().stale;
+            assert_eq!(not_acted(route, &served, &shards, &latency, stale), None, "{route:?}: {served:?}");
             assert_eq!(tally.lock().unwrap().reads, 600);
             // The writer's checker reads back every acknowledged write.
             let stop = Arc::new(AtomicBool::new(false));
-            let con = connect(&cluster, route, &by_latency).await.unwrap();
+            let con = routing::connect(&cluster, route, &by_latency).await.unwrap();
             let writer = tokio::spawn(write_loop(con, keys.clone(), 0, 500.0, stop.clone()));
             tokio::time::sleep(Duration::from_millis(300)).await;
             stop.store(true, Ordering::Relaxed);

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod cluster;
+pub mod cpucap;
 #[cfg(feature = "docker")]
 pub mod docker;
 mod external;
