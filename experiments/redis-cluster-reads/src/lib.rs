@@ -26,25 +26,27 @@
 
 mod nodes;
 mod routing;
+mod writers;
 
 use anyhow::Context as _;
 use harness::acted::Tally;
 use harness::kit::redis_util;
 use harness::load::{self, LoadConfig, OpError, Worker};
-use harness::provision::cpucap::CpuCaps;
-use harness::provision::{parse_role, RedisClusterTarget};
+use harness::provision::cpucap::{CpuCaps, Throttling};
+use harness::provision::RedisClusterTarget;
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep,
+    Trial, Variant,
 };
 use nodes::{node_loads, served, shards, spread};
 use redis::cluster_async::ClusterConnection;
 use routing::{measure_latencies, ByLatency, Pool, Route, POOL_SIZE};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use writers::Writers;
 
 const ID: &str = "redis-cluster-reads";
 /// Keys read and written: every slot range (so every shard) holds some.
@@ -52,14 +54,15 @@ const KEYS: usize = 1_000;
 /// Bytes of each value: a 20-digit version, a separator and padding (a cached object's size).
 const VALUE_BYTES: usize = 200;
 const VERSION_DIGITS: usize = 20;
-/// Writer tasks; each owns the keys `k % WRITERS == w`, so a key's versions only grow.
-const WRITERS: usize = 4;
+/// Writer tasks; each owns the keys `k % WRITERS == w`, so a key's versions only grow. Each
+/// writes and reads back in turn, so many of them hold the rate when a capped node stalls.
+const WRITERS: usize = 16;
 const CLIENTS: Knob = Knob::int(
     ID,
     "clients",
     1,
     10_000,
-    64,
+    256,
     "open-loop workers sending the reads (each takes one of the pool's connections per node)",
 );
 const WRITE_RATE: Knob =
@@ -72,11 +75,18 @@ const NODE_CPU: Knob = Knob::int(
     10,
     "CPU cap of every node, in % of one core (a cgroup per node; local clusters only)",
 );
-/// How the masters' read capacity is measured once per run: a closed loop of this many readers
-/// (masters routing), after a warm-up, over a window.
-const CAPACITY_READERS: u32 = 64;
+/// How the masters' read capacity is measured once per run: a closed loop of `clients`
+/// readers (masters routing), after a warm-up, over a window.
 const CAPACITY_WARMUP: Duration = Duration::from_millis(300);
 const CAPACITY_WINDOW: Duration = Duration::from_secs(1);
+
+/// The per-node shares of reads, by shard and role (masters and replicas as the cluster
+/// formed them).
+const SHARD_METRICS: [(&str, &str); 3] = [
+    ("shard1_master_reads_pct", "shard1_replica_reads_pct"),
+    ("shard2_master_reads_pct", "shard2_replica_reads_pct"),
+    ("shard3_master_reads_pct", "shard3_replica_reads_pct"),
+];
 
 /// The variants, declared once.
 const VARIANTS: [(Variant, Route); 4] = [
@@ -186,108 +196,6 @@ impl Drop for Reader {
     }
 }
 
-/// What one writer did.
-#[derive(Debug, Default, Clone, Copy)]
-struct Written {
-    acked: u64,
-    failed: u64,
-    /// Reads of a key right after one's own acknowledged write to it (read-your-writes).
-    read_backs: Staleness,
-}
-
-impl Written {
-    fn merge(&mut self, other: Written) {
-        self.acked += other.acked;
-        self.failed += other.failed;
-        self.read_backs.merge(other.read_backs);
-    }
-}
-
-/// One writer: SETs its own keys in turn at `rate` per second until `stop`; each acknowledged
-/// write raises its key's floor, and is read back at once through the same connection (so
-/// through the variant's read routing: the checker of read-your-writes).
-async fn write_loop(
-    mut con: ClusterConnection,
-    keys: Arc<Keys>,
-    me: usize,
-    rate: f64,
-    stop: Arc<AtomicBool>,
-) -> Written {
-    let mut w = Written::default();
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let mut next = Instant::now();
-    let mut k = me;
-    while !stop.load(Ordering::Relaxed) {
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            tokio::time::sleep(next - now).await;
-        } else if now - next > Duration::from_millis(100) {
-            // Behind by more than a moment: do not burst to catch up.
-            next = now;
-        }
-        let version = keys.next_version.fetch_add(1, Ordering::Relaxed);
-        let set: redis::RedisResult<()> =
-            redis::cmd("SET").arg(&keys.names[k]).arg(value(version)).query_async(&mut con).await;
-        match set {
-            Ok(()) => {
-                keys.acked[k].fetch_max(version, Ordering::Release);
-                w.acked += 1;
-                let back: redis::RedisResult<Option<Vec<u8>>> =
-                    redis::cmd("GET").arg(&keys.names[k]).query_async(&mut con).await;
-                if let Ok(Some(v)) = back {
-                    w.read_backs.count(version, version_of(&v).unwrap_or(0));
-                }
-            }
-            Err(_) => w.failed += 1,
-        }
-        k += WRITERS;
-        if k >= KEYS {
-            k = me;
-        }
-    }
-    w
-}
-
-/// The writers of one sample (or of the capacity measurement), on a connection of their own
-/// with the variant's routing.
-struct Writers {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Written>>,
-}
-
-impl Writers {
-    /// Start `WRITERS` writers, `rate` writes per second in all (none at 0).
-    async fn start(
-        cluster: &RedisClusterTarget,
-        route: Route,
-        by_latency: &ByLatency,
-        keys: &Arc<Keys>,
-        rate: f64,
-    ) -> anyhow::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        if rate > 0.0 {
-            let con = routing::connect(cluster, route, by_latency).await?;
-            for w in 0..WRITERS {
-                let task = write_loop(con.clone(), keys.clone(), w, rate / WRITERS as f64, stop.clone());
-                tasks.push(tokio::spawn(task));
-            }
-        }
-        Ok(Self { stop, tasks })
-    }
-
-    /// Stop them and add up what they did.
-    async fn finish(self) -> anyhow::Result<Written> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut written = Written::default();
-        for w in self.tasks {
-            written.merge(w.await.context("a writer panicked")?);
-        }
-        Ok(written)
-    }
-}
-
 /// Writers' read-backs routed before route-by-latency's measurement landed may reach a node
 /// after the sample's first snapshot: at most one per writer.
 const STRAY_READ_BACKS: f64 = WRITERS as f64;
@@ -344,8 +252,8 @@ struct Prepared {
 struct Found {
     capacity: f64,
     shards: Vec<(usize, usize)>,
-    /// Seconds of CPU the caps have held the nodes back so far (None when uncapped).
-    throttled_s: Option<f64>,
+    /// Each node's throttling so far (empty when uncapped), in node order.
+    throttling: Vec<Throttling>,
 }
 
 /// Per case, variant and point: the range of the replicas' share of reads over the samples,
@@ -361,8 +269,8 @@ struct Routed {
 pub struct RedisClusterReads {
     keys: OnceLock<Arc<Keys>>,
     prepared: Mutex<Option<Prepared>>,
-    /// What setup found (the caps, the capacity), for the notes.
-    found: Mutex<Vec<String>>,
+    /// What setup found (the caps, the capacity), as notes and as checks.
+    found: Mutex<(Vec<String>, Vec<harness::Check>)>,
     routed: Tally<Routed>,
 }
 
@@ -381,14 +289,14 @@ impl RedisClusterReads {
         self.keys.get_or_init(|| Arc::new(Keys::new())).clone()
     }
 
-    /// What setup found, and the CPU time the caps have throttled so far.
+    /// What setup found, and how often the caps have held each node back so far.
     fn prepared(&self) -> anyhow::Result<Found> {
         let p = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         let p = p.as_ref().context("redis-cluster-reads ran a sample before its setup")?;
         Ok(Found {
             capacity: p.capacity,
             shards: p.shards.clone(),
-            throttled_s: p.caps.as_ref().ok().map(CpuCaps::throttled_s),
+            throttling: p.caps.as_ref().map(CpuCaps::throttling).unwrap_or_default(),
         })
     }
 }
@@ -417,35 +325,74 @@ fn readers(
     }
 }
 
-/// The three masters' read capacity: reads per second a closed loop of `CAPACITY_READERS`
-/// readers gets from them (masters routing) while the writers write at `write_rate`, and the
-/// busiest master's CPU meanwhile (% of a core).
+/// The three masters' read capacity: reads per second a closed loop of `readers` readers gets
+/// from them (masters routing, the pool every variant has) while the writers write at
+/// `write_rate`; and the least share of the scheduler periods in which a master's cap held
+/// it back meanwhile (None when uncapped): near 1 when the masters, not the client, set it.
 async fn measure_capacity(
     ctx: &RunCtx,
     cluster: &RedisClusterTarget,
     keys: Arc<Keys>,
+    readers_n: u32,
     write_rate: f64,
-) -> anyhow::Result<(f64, f64)> {
+    caps: Option<&CpuCaps>,
+) -> anyhow::Result<(f64, Option<f64>)> {
     let (route, by_latency) = (Route::Masters, ByLatency::new());
     let writers = Writers::start(cluster, route, &by_latency, &keys, write_rate).await?;
     let pool = Pool::new(cluster.clone(), route, by_latency);
     let tally = Arc::new(Mutex::new(Staleness::default()));
-    let before = node_loads(cluster).await?;
-    let started = Instant::now();
-    let cfg = LoadConfig::closed(CAPACITY_READERS, CAPACITY_WARMUP, CAPACITY_WINDOW);
+    let before = caps.map(CpuCaps::throttling);
+    let cfg = LoadConfig::closed(readers_n, CAPACITY_WARMUP, CAPACITY_WINDOW);
     let report = load::run(&cfg, &ctx.probe, readers(pool, keys, tally)).await;
+    let after = caps.map(CpuCaps::throttling);
     writers.finish().await?;
     let report = report?;
-    let after = node_loads(cluster).await?;
     if !report.errors.is_empty() || report.ok == 0 {
         anyhow::bail!("measuring the masters' read capacity failed: {:?}", report.errors);
     }
-    let (_, _, busiest_cpu) = spread(&before, &after, started.elapsed().as_secs_f64());
-    Ok((report.ops_per_sec(), busiest_cpu))
+    let masters = node_loads(cluster).await?.iter().map(|n| n.master).collect::<Vec<_>>();
+    let held = before
+        .zip(after)
+        .map(|(b, a)| (0..masters.len()).filter(|&i| masters[i]).map(|i| a[i].share_since(&b[i])).fold(1.0, f64::min));
+    Ok((report.ops_per_sec(), held))
+}
+
+/// Wait until every replica has applied everything its master has (replication offsets):
+/// the first reads of a run must find the keys on every node. At most 5 s.
+async fn replicas_caught_up(cluster: &RedisClusterTarget, shards: &[(usize, usize)]) -> anyhow::Result<()> {
+    let offset = |i: usize, field: &'static str| {
+        let node = &cluster.nodes[i];
+        async move {
+            let mut con = cluster.node_client(node)?.get_multiplexed_async_connection().await?;
+            redis_util::info_field(&mut con, "replication", field).await
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for &(m, r) in shards {
+        let written = offset(m, "master_repl_offset").await?;
+        while offset(r, "slave_repl_offset").await? < written {
+            if Instant::now() > deadline {
+                anyhow::bail!("replica :{} has not caught up with its master in 5 s", cluster.nodes[r].port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 impl Experiment for RedisClusterReads {
     fn meta(&self) -> Meta {
+        let shard_shares = SHARD_METRICS.iter().flat_map(|&(m, r)| {
+            [(m, "master"), (r, "replica")].map(|(name, role)| {
+                let shard = &name[5..6];
+                MetricInfo::new(
+                    name,
+                    "%",
+                    Better::Higher,
+                    format!("share of all GETs that shard {shard}'s {role} served"),
+                )
+            })
+        });
         Meta {
             id: ID,
             title: "Redis Cluster: reads from masters, from replicas, routed by latency or at random, on capped nodes at a fixed rate",
@@ -462,14 +409,17 @@ impl Experiment for RedisClusterReads {
                 MetricInfo::new("reads_on_replicas_pct", "%", Better::Higher, "share of the GETs the nodes served that replicas served (INFO commandstats)"),
                 MetricInfo::new("busiest_node_reads_pct", "%", Better::Lower, "share of the GETs served by the busiest node: 33 % is an even spread over three nodes, 17 % over all six"),
                 MetricInfo::new("busiest_node_cpu_pct", "% of a core", Better::Lower, "CPU used by the busiest node over the sample (INFO cpu); its cap bounds it"),
-                MetricInfo::new("throttled_pct", "%", Better::Lower, "of the sample's time, the share a node spent held back by its CPU cap (mean over the six nodes)"),
+                MetricInfo::new("busiest_node_throttled_pct", "%", Better::Lower, "of the scheduler periods in the sample, the share in which the most held-back node had used up its CPU cap and waited"),
                 MetricInfo::new("stale_reads_per_10k", "per 10k", Better::Lower, "reads that returned a version older than one acknowledged before the read was sent, per 10,000 reads (warm-up included)"),
                 MetricInfo::new("stale_read_backs_pct", "%", Better::Lower, "of the reads a writer makes of a key right after its own acknowledged write (read-your-writes), the share that returned an older version"),
                 MetricInfo::new("read_backs", "reads", Better::Higher, "read-backs checked in the sample (how many chances a stale read-back had)"),
                 MetricInfo::new("reads_checked", "reads", Better::Higher, "readers' reads checked for staleness in the sample, warm-up included"),
                 MetricInfo::new("stale_lag_max", "versions", Better::Lower, "the most versions one stale read was behind"),
                 MetricInfo::new("writes_per_sec", "SET/s", Better::Higher, "writes acknowledged per second (write_rate, if the writers kept up)"),
-            ],
+            ]
+            .into_iter()
+            .chain(shard_shares)
+            .collect(),
             needs: Needs::REDIS_CLUSTER,
             targets: harness::targets::LOAD,
             knobs: vec![CLIENTS, WRITE_RATE, NODE_CPU],
@@ -499,36 +449,47 @@ impl Experiment for RedisClusterReads {
                     .context("loading the keys")?;
                 keys.acked[k].fetch_max(version, Ordering::Release);
             }
-            // Every replica holds the keys before the first read: WAIT on each master.
-            for node in &cluster.nodes {
-                let mut c = cluster.node_client(node)?.get_multiplexed_async_connection().await?;
-                let repl: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await?;
-                if parse_role(&repl).master {
-                    redis::cmd("WAIT").arg(1).arg(5_000).query_async::<i64>(&mut c).await?;
-                }
-            }
             let shards = shards(cluster).await?;
+            replicas_caught_up(cluster, &shards).await?;
             let cores = NODE_CPU.value(&ctx.settings)? / 100.0;
             let pids: Option<Vec<u32>> = cluster.nodes.iter().map(|n| n.pid).collect();
             let caps = match pids {
                 Some(pids) => CpuCaps::each(&pids, cores),
-                None => Err(
-                    "the cluster's nodes are not processes this run started (a --redis-cluster-url or Docker cluster)"
-                        .into(),
-                ),
+                None => Err("the cluster's nodes are not processes this run started (a --redis-cluster-url cluster, or the other build of --against)".into()),
             };
             let write_rate = WRITE_RATE.value(&ctx.settings)?;
-            let (capacity, busiest_cpu) = measure_capacity(ctx, cluster, keys, write_rate).await?;
-            let mut found = vec![match &caps {
-                Ok(c) => format!("Every node ran under a CPU cap of {:.0} % of one core (a cgroup of its own).", c.cores * 100.0),
-                Err(why) => format!("The nodes ran without a CPU cap ({why}): an idle replica's CPU was the client's, so replica reads could not add capacity as they would on hosts of their own."),
-            }];
-            let saturated = caps.is_ok() && busiest_cpu >= 0.8 * cores * 100.0;
-            found.push(format!(
-                "The three masters' read capacity, measured once before the trials (a closed loop of {CAPACITY_READERS} readers, reads from masters, the writers writing): {capacity:.0} GET/s, the busiest master at {busiest_cpu:.0} % of a core{}. Each point offers every variant the same share of it.",
-                if saturated { ", at its cap" } else { ": below its cap, so the client, not the nodes, set this capacity" }
-            ));
-            *self.found.lock().unwrap_or_else(|e| e.into_inner()) = found;
+            let readers_n = clients(ctx)?;
+            let (capacity, held) =
+                measure_capacity(ctx, cluster, keys, readers_n, write_rate, caps.as_ref().ok()).await?;
+            let capped = Check::verdict(
+                "",
+                None,
+                "every node under the same CPU cap",
+                cores * 100.0,
+                caps.is_ok(),
+                match &caps {
+                    Ok(_) => format!("{:.0} % of one core each, a cgroup per node", cores * 100.0),
+                    Err(why) => format!("uncapped: {why}. An idle replica's CPU was then the client's, so replica reads could not add capacity as on hosts of their own"),
+                },
+            );
+            let saturated = Check::verdict(
+                "",
+                None,
+                "the capped masters set the capacity",
+                held.unwrap_or(0.0),
+                held.is_some_and(|h| h >= 0.5),
+                format!(
+                    "{capacity:.0} GET/s from the three masters (a closed loop of {readers_n} readers, reads from masters, the writers writing); {}",
+                    match held {
+                        Some(h) => format!("each master's cap held it back in at least {:.0} % of the periods{}", h * 100.0, if h >= 0.5 { "" } else { ": the client, not the nodes, set this capacity" }),
+                        None => "no cap to hold them back".into(),
+                    }
+                ),
+            );
+            let notes = vec![format!(
+                "The three masters' read capacity, measured once before the trials: {capacity:.0} GET/s (a closed loop of {readers_n} readers over the pool every variant has, reads from masters, the writers writing). Each point offers every variant the same share of it in an open loop."
+            )];
+            *self.found.lock().unwrap_or_else(|e| e.into_inner()) = (notes, vec![capped, saturated]);
             *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(Prepared { caps, capacity, shards });
             Ok(())
         })
@@ -540,23 +501,27 @@ impl Experiment for RedisClusterReads {
             let cluster = ctx.env.redis_cluster()?;
             let mut con = cluster.builder().build()?.get_async_connection().await?;
             clear(&mut con, &self.keys()).await?;
-            Ok(self.routed.checks("reads went where the routing sends them", |_, _, r| {
+            let mut checks = self.found.lock().unwrap_or_else(|e| e.into_inner()).1.clone();
+            checks.extend(self.routed.checks("reads went where the routing sends them", |_, _, r| {
                 let share = match r.on_replicas {
                     Some((lo, hi)) if (hi - lo) < 0.5 => format!("{lo:.0} % of reads on replicas"),
                     Some((lo, hi)) => format!("{lo:.0}–{hi:.0} % of reads on replicas from sample to sample"),
                     None => "no sample".into(),
                 };
                 format!("{share}; {} stale read(s), {} stale read-back(s)", r.stale_reads, r.stale_read_backs)
-            }))
+            }));
+            Ok(checks)
         })
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let clients = clients(ctx).unwrap_or(0);
         let writes = WRITE_RATE.value(&ctx.settings).unwrap_or(0.0);
-        let mut notes = self.found.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cap = NODE_CPU.value(&ctx.settings).unwrap_or(0.0);
+        let mut notes = self.found.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
         notes.extend([
-            format!("An open loop of {clients} workers offers the point's rate of GETs of random keys out of {KEYS} ({VALUE_BYTES} bytes each), over {POOL_SIZE} connections per node, as the guide's PoolSize 20 gives a go-redis ClusterClient (redis-rs's cluster connection holds one connection per node, so the pool is {POOL_SIZE} of them; each multiplexes the few workers that share it where go-redis would hand each its own). {WRITERS} writers SET the same keys in turn at {writes:.0} writes/s in all (writes always go to masters) and read each key back at once through the variant's routing: read-your-writes, the pattern replica reads break first."),
+            format!("An open loop of {clients} workers offers the point's rate of GETs of random keys out of {KEYS} ({VALUE_BYTES} bytes each) over a pool of {POOL_SIZE} connections per node, the guide's PoolSize 20 (redis-rs's cluster connection holds one connection per node, so the pool is {POOL_SIZE} of them, each shared by every {POOL_SIZE}th worker; redis-rs pipelines the reads of the workers that share one, where go-redis lets at most 20 reads per node be in flight and makes the rest wait for a connection). {WRITERS} writers SET the same keys in turn at {writes:.0} writes/s in all (writes always go to masters) and read each key back at once through the variant's routing: read-your-writes, the pattern replica reads break first."),
+            format!("A cap of {cap:.0} % of a core is a quota of CPU time per 10 ms period: a node that has used its share waits for the next period, up to 9 ms at a tenth of a core. A slower CPU would not stall so; these stalls make the tail of every variant's latency, the same for all."),
             "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker: such a sample is invalid.".into(),
             "go-redis measures a node's latency when it first meets it, and again at most every 10 s on a long-lived client (after its cluster state is reloaded); here a new client meets the nodes in every sample, after the writers have started. Every node answers PINGs in about the same time, so which node of a shard wins is decided by each measurement's noise, and that node then takes all of the shard's reads: the check's range of reads on replicas shows it.".into(),
             "Only route-randomly spreads reads over all six nodes; the other routings read from one node per shard (masters, replicas, or whichever measured fastest), so at best they move the load, and replicas, which apply every write too, have little more room than masters.".into(),
@@ -576,29 +541,31 @@ impl Run for RedisClusterReads {
             let clients = clients(ctx)?;
             let cluster = ctx.env.redis_cluster()?.clone();
             let keys = self.keys();
-            // Set up outside the clock: the writers, running through the warm-up as through
-            // the measured window, then route-by-latency's measurement (as a go-redis client
-            // makes it when it meets the nodes of a cluster in use).
+            // Set up outside the clock, the same for every variant: the writers, running
+            // through the warm-up as through the measured window, then the nodes' latency
+            // measured as a go-redis client measures it when it meets the nodes of a cluster in
+            // use (only route-by-latency reads it; every variant pays its PINGs and pause).
             let by_latency = ByLatency::new();
             let writers = Writers::start(&cluster, route, &by_latency, &keys, write_rate).await?;
+            let measured = measure_latencies(&cluster).await?;
+            let latency: Vec<u64> = measured.iter().map(|n| n.2).collect();
             if route == Route::ByLatency {
-                let _ = by_latency.measured.set(measure_latencies(&cluster).await?);
+                let _ = by_latency.measured.set(measured);
             }
-            let latency: Vec<u64> =
-                by_latency.measured.get().map(|m| m.iter().map(|n| n.2).collect()).unwrap_or_default();
             let before = node_loads(&cluster).await?;
-            let throttled_before = self.prepared()?.throttled_s;
+            let (throttling_before, written_before) = (self.prepared()?.throttling, writers.read());
             let tally = Arc::new(Mutex::new(Staleness::default()));
             let started = Instant::now();
             let pool = Pool::new(cluster.clone(), route, by_latency);
             let cfg = LoadConfig::open(clients, rate, ctx.settings.warmup, ctx.settings.duration);
             let report = load::run(&cfg, &ctx.probe, readers(pool, keys, tally.clone())).await;
             let elapsed = started.elapsed().as_secs_f64();
-            let written = writers.finish().await?;
+            let (throttling_after, written) = (self.prepared()?.throttling, writers.read().since(&written_before));
+            writers.finish().await?;
             let report = report?;
             let after = node_loads(&cluster).await?;
-            let throttled_after = self.prepared()?.throttled_s;
             let (on_replicas, busiest, busiest_cpu) = spread(&before, &after, elapsed);
+            let served = served(&before, &after);
             let seen = *tally.lock().unwrap_or_else(|e| e.into_inner());
             let per = |n: u64, of: u64, scale: f64| if of == 0 { 0.0 } else { scale * n as f64 / of as f64 };
             let mut sample = report.into_sample();
@@ -611,23 +578,30 @@ impl Run for RedisClusterReads {
             m.insert("reads_on_replicas_pct".into(), on_replicas);
             m.insert("busiest_node_reads_pct".into(), busiest);
             m.insert("busiest_node_cpu_pct".into(), busiest_cpu);
-            if let (Some(b), Some(a)) = (throttled_before, throttled_after) {
-                let nodes = cluster.nodes.len().max(1) as f64;
-                m.insert("throttled_pct".into(), 100.0 * (a - b).max(0.0) / nodes / elapsed.max(1e-9));
+            let total: f64 = served.iter().map(|n| n.0).sum::<f64>().max(1.0);
+            for (k, &(master, replica)) in shards.iter().enumerate().take(SHARD_METRICS.len()) {
+                m.insert(SHARD_METRICS[k].0.into(), 100.0 * served[master].0 / total);
+                m.insert(SHARD_METRICS[k].1.into(), 100.0 * served[replica].0 / total);
+            }
+            if throttling_before.len() == throttling_after.len() && !throttling_after.is_empty() {
+                let held = throttling_after.iter().zip(&throttling_before).map(|(a, b)| a.share_since(b));
+                m.insert("busiest_node_throttled_pct".into(), 100.0 * held.fold(0.0, f64::max));
             }
             m.insert("writes_per_sec".into(), written.acked as f64 / elapsed);
-            m.insert("stale_read_backs_pct".into(), per(written.read_backs.stale, written.read_backs.reads, 100.0));
-            m.insert("read_backs".into(), written.read_backs.reads as f64);
-            if written.failed > 0 {
-                *sample.errors.entry("write failed".into()).or_default() += written.failed;
+            m.insert("stale_read_backs_pct".into(), per(written.stale_read_backs, written.read_backs, 100.0));
+            m.insert("read_backs".into(), written.read_backs as f64);
+            for (kind, n) in [("write failed", written.failed), ("read-back failed", written.read_backs_failed)] {
+                if n > 0 {
+                    *sample.errors.entry(kind.into()).or_default() += n;
+                }
             }
-            let stale = seen.stale + written.read_backs.stale;
-            sample.invalid = not_acted(route, &served(&before, &after), &shards, &latency, stale);
+            let stale = seen.stale + written.stale_read_backs;
+            sample.invalid = not_acted(route, &served, &shards, &latency, stale);
             self.routed.record(&at, sample.invalid.is_none(), |r| {
                 let (lo, hi) = r.on_replicas.unwrap_or((on_replicas, on_replicas));
                 r.on_replicas = Some((lo.min(on_replicas), hi.max(on_replicas)));
                 r.stale_reads += seen.stale;
-                r.stale_read_backs += written.read_backs.stale;
+                r.stale_read_backs += written.stale_read_backs;
             });
             Ok(sample)
         })
@@ -668,17 +642,18 @@ mod tests {
     fn a_routing_that_did_not_act_is_named() {
         let shards = [(0, 3), (1, 4), (2, 5)];
         let latency = [50, 50, 50, 60, 40, 60];
+        // (counts well above the stray read-backs a writer may leave: one per writer)
         let at = |gets: [f64; 6]| -> Vec<(f64, bool)> { gets.iter().enumerate().map(|(i, &g)| (g, i < 3)).collect() };
-        let masters = at([10.0, 10.0, 10.0, 0.0, 0.0, 0.0]);
-        let replicas = at([0.0, 0.0, 0.0, 10.0, 10.0, 10.0]);
-        let fastest = at([10.0, 0.0, 10.0, 0.0, 10.0, 0.0]);
-        let halves = at([10.0, 10.0, 10.0, 9.0, 11.0, 10.0]);
+        let masters = at([1000.0, 1000.0, 1000.0, 0.0, 0.0, 0.0]);
+        let replicas = at([0.0, 0.0, 0.0, 1000.0, 1000.0, 1000.0]);
+        let fastest = at([1000.0, 0.0, 1000.0, 0.0, 1000.0, 0.0]);
+        let halves = at([1000.0, 1000.0, 1000.0, 900.0, 1100.0, 1000.0]);
         let ok = |route, served: &[(f64, bool)]| not_acted(route, served, &shards, &latency, 0).is_none();
         assert!(ok(Route::Masters, &masters) && !ok(Route::Masters, &replicas) && !ok(Route::Masters, &halves));
         assert!(not_acted(Route::Masters, &masters, &shards, &latency, 1).is_some(), "a stale read from a master");
         assert!(ok(Route::Replicas, &replicas) && !ok(Route::Replicas, &fastest));
         assert!(ok(Route::ByLatency, &fastest) && !ok(Route::ByLatency, &masters) && !ok(Route::ByLatency, &replicas));
-        assert!(ok(Route::ByLatency, &at([10.0, 4.0, 10.0, 0.0, 10.0, 0.0])), "a writer's stray read-backs");
+        assert!(ok(Route::ByLatency, &at([1000.0, 10.0, 1000.0, 0.0, 1000.0, 0.0])), "a writer's stray read-backs");
         assert!(ok(Route::Randomly, &halves) && !ok(Route::Randomly, &masters) && !ok(Route::Randomly, &fastest));
         assert!(!ok(Route::Masters, &at([0.0; 6])), "no GET at all");
     }
@@ -693,11 +668,18 @@ mod tests {
         exp.setup(&ctx).await.unwrap();
         let cluster = ctx.env.redis_cluster().unwrap().clone();
         let keys = exp.keys();
-        let by_latency = ByLatency::new();
-        by_latency.measured.set(measure_latencies(&cluster).await.unwrap()).unwrap();
-        let latency: Vec<u64> = by_latency.measured.get().unwrap().iter().map(|n| n.2).collect();
         let shards = shards(&cluster).await.unwrap();
         assert_eq!(shards.len(), 3, "three shards of a master and a replica: {shards:?}");
+        // Made-up latencies, so that route-by-latency must pick shard 1's replica and the
+        // other shards' masters: a routing that ignored them would read elsewhere.
+        let mut latency = vec![100u64; cluster.nodes.len()];
+        let expected = [shards[0].1, shards[1].0, shards[2].0];
+        for &i in &expected {
+            latency[i] = 10;
+        }
+        let by_latency = ByLatency::new();
+        let made_up = cluster.nodes.iter().zip(&latency).map(|(n, &l)| (n.host.clone(), n.port, l)).collect();
+        by_latency.measured.set(made_up).unwrap();
         for route in [Route::Masters, Route::Replicas, Route::ByLatency, Route::Randomly] {
             let before = node_loads(&cluster).await.unwrap();
             let con = routing::connect(&cluster, route, &by_latency).await.unwrap();
@@ -725,23 +707,26 @@ mod tests {
                     assert_eq!(tally.lock().unwrap().stale, 0);
                 }
                 Route::Replicas => assert_eq!(on_replicas, 100.0, "{served:?}"),
-                Route::ByLatency => assert_eq!(serving, 3, "one node per shard: {served:?}"),
+                Route::ByLatency => {
+                    let chosen: Vec<usize> = (0..served.len()).filter(|&i| served[i].0 > 0.0).collect();
+                    let mut want = expected.to_vec();
+                    want.sort();
+                    assert_eq!(chosen, want, "the fastest-measured node of each shard: {served:?}");
+                }
                 Route::Randomly => assert_eq!(serving, 6, "every node: {served:?}"),
             }
             let stale = tally.lock().unwrap().stale;
             assert_eq!(not_acted(route, &served, &shards, &latency, stale), None, "{route:?}: {served:?}");
             assert_eq!(tally.lock().unwrap().reads, 600);
-            // The writer's checker reads back every acknowledged write.
-            let stop = Arc::new(AtomicBool::new(false));
-            let con = routing::connect(&cluster, route, &by_latency).await.unwrap();
-            let writer = tokio::spawn(write_loop(con, keys.clone(), 0, 500.0, stop.clone()));
+            // The writers' checker reads back every acknowledged write.
+            let writers = Writers::start(&cluster, route, &by_latency, &keys, 500.0).await.unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            stop.store(true, Ordering::Relaxed);
-            let w = writer.await.unwrap();
-            assert!(w.acked >= 50 && w.failed == 0, "{route:?}: {w:?}");
-            assert_eq!(w.read_backs.reads, w.acked, "{route:?}");
+            let w = writers.read();
+            writers.finish().await.unwrap();
+            assert!(w.acked >= 50 && w.failed == 0 && w.read_backs_failed == 0, "{route:?}: {w:?}");
+            assert!(w.read_backs + 16 >= w.acked && w.read_backs <= w.acked, "{route:?}: {w:?}");
             if route == Route::Masters {
-                assert_eq!(w.read_backs.stale, 0, "a master returned an older version than it acknowledged");
+                assert_eq!(w.stale_read_backs, 0, "a master returned an older version than it acknowledged");
             }
         }
         exp.checks(&ctx).await.unwrap();
@@ -753,11 +738,16 @@ mod quick_run {
     use harness::Experiment as _;
 
     /// The experiment runs end to end as `bench --quick` runs it, on a cluster the harness
-    /// starts and removes.
+    /// starts and removes, and in every sample each routing read where it says.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_end_to_end_in_quick_mode() {
         let exp = super::RedisClusterReads::new();
-        let result = harness::testing::run_quick(&exp, &[("clients", "8")]).await.unwrap();
+        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
         harness::testing::assert_complete(&exp.meta(), &result);
+        let routed: Vec<_> = result.checks.iter().filter(|c| c.name.starts_with("reads went where")).collect();
+        assert_eq!(routed.len(), 4, "one routing check per variant: {:?}", result.checks);
+        for c in routed {
+            assert_eq!(c.ok, Some(true), "{}: {}", c.variant, c.detail);
+        }
     }
 }

@@ -90,20 +90,43 @@ pub fn sweep_dead() -> Vec<PathBuf> {
 }
 
 fn sweep(h: &Hierarchy) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(h.base()) else { return removed };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
-            continue;
-        };
-        if crate::reaper::is_alive(owner) {
-            continue;
+    groups(h, |owner| !crate::reaper::is_alive(owner))
+        .into_iter()
+        .filter(|g| {
+            remove_group(g, h.base());
+            !g.exists()
+        })
+        .collect()
+}
+
+/// This process's own groups whose processes are all gone (the servers they capped have
+/// stopped): removed when the servers stop, and on Ctrl-C after they are killed, so a run that
+/// failed before its experiment released its caps leaves none. Groups that still hold a
+/// process are left to their `CpuCaps`.
+pub fn sweep_own_empty() {
+    let Ok(h) = Hierarchy::find() else { return };
+    for g in groups(&h, |owner| owner == std::process::id()) {
+        let children: Vec<PathBuf> = std::fs::read_dir(&g)
+            .map(|d| d.flatten().map(|c| c.path()).filter(|c| c.is_dir()).collect())
+            .unwrap_or_default();
+        let empty = |dir: &Path| std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+        if children.iter().all(|c| empty(c)) && empty(&g) {
+            remove_group(&g, h.base());
         }
-        remove_group(&e.path(), h.base());
-        removed.push(e.path());
     }
-    removed
+}
+
+/// The caps' parent groups whose owner (the harness process in the name) passes `select`.
+fn groups(h: &Hierarchy, select: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(h.base()) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()?.parse::<u32>().ok()).is_some_and(&select)
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Empty group `dir` and its children into `home`, then remove them.
@@ -115,6 +138,27 @@ fn remove_group(dir: &Path, home: &Path) {
     }
     move_all(dir, home);
     let _ = std::fs::remove_dir(dir);
+}
+
+/// How often a cap held its process back: scheduler periods, and those in which the process
+/// used up its quota and waited (`nr_periods`, `nr_throttled` of `cpu.stat`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Throttling {
+    pub periods: u64,
+    pub throttled: u64,
+}
+
+impl Throttling {
+    /// The share of the periods between `before` and `self` in which the process was held
+    /// back (0 when no period ran: the process was idle).
+    pub fn share_since(&self, before: &Throttling) -> f64 {
+        let periods = self.periods.saturating_sub(before.periods);
+        if periods == 0 {
+            0.0
+        } else {
+            self.throttled.saturating_sub(before.throttled) as f64 / periods as f64
+        }
+    }
 }
 
 /// Processes under a CPU cap each, until dropped.
@@ -164,30 +208,28 @@ impl CpuCaps {
         Ok(caps)
     }
 
-    /// CPU time the capped processes were throttled for, in seconds, summed (v1
-    /// `throttled_time` ns, v2 `throttled_usec`): how often the cap acted.
-    pub fn throttled_s(&self) -> f64 {
+    /// Each capped process's throttling so far, in the order the pids were given.
+    pub fn throttling(&self) -> Vec<Throttling> {
         self.homes
             .iter()
             .map(|(pid, _)| {
                 let stat =
                     std::fs::read_to_string(self.parent.join(format!("p{pid}")).join("cpu.stat")).unwrap_or_default();
                 let field = |name: &str| {
-                    stat.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+                    stat.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok()).unwrap_or(0)
                 };
-                match self.hierarchy {
-                    Hierarchy::V2(_) => field("throttled_usec ") / 1e6,
-                    Hierarchy::V1(_) => field("throttled_time ") / 1e9,
-                }
+                Throttling { periods: field("nr_periods "), throttled: field("nr_throttled ") }
             })
-            .sum()
+            .collect()
     }
 }
 
 impl Drop for CpuCaps {
     fn drop(&mut self) {
+        // Whatever is still in a process's group goes back where that process came from (by
+        // group, not by pid: a pid that exited may have been reused by then).
         for (pid, home) in &self.homes {
-            let _ = std::fs::write(home.join("cgroup.procs"), pid.to_string());
+            move_all(&self.parent.join(format!("p{pid}")), home);
         }
         remove_group(&self.parent, self.hierarchy.base());
     }
@@ -198,58 +240,95 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// A process capped at a tenth of a core gets about a tenth of a core: a busy loop's CPU
-    /// time over a wall-clock second. Where this machine cannot cap (no controller, not root),
-    /// the test says so and checks only that nothing was left behind.
+    /// Whether this machine can cap at all: a cpu controller, and root to create groups.
+    fn can_cap() -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        Hierarchy::find().is_ok() && std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+
+    /// A busy loop, killed however the test ends.
+    struct Spinner(std::process::Child);
+
+    impl Drop for Spinner {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A process capped at a tenth of a core gets about a tenth of a core (a busy loop's CPU
+    /// time over a wall-clock second and a half), the cap says it throttled, and the group
+    /// goes away with the caps. Skipped, saying so, only where the machine cannot cap.
     #[test]
     fn a_capped_process_gets_its_share_and_the_group_goes_away() {
-        let mut child = std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
-        let pid = child.id();
+        if !can_cap() {
+            return eprintln!("skipping: no cgroup cpu controller, or not root");
+        }
+        let spinner = Spinner(std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
+        let pid = spinner.0.id();
         let cpu_s = |pid: u32| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
             let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
             // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command's ')'.
             (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
         };
-        let caps = CpuCaps::each(&[pid], 0.1);
-        let parent = caps.as_ref().ok().map(|c| c.parent.clone());
-        match &caps {
-            Ok(_) => {
-                let (t0, c0) = (Instant::now(), cpu_s(pid));
-                std::thread::sleep(Duration::from_millis(1500));
-                let share = (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64();
-                assert!(share < 0.2, "a process capped at 0.1 core used {share:.2} of a core");
-                assert!(caps.as_ref().unwrap().throttled_s() > 0.0, "the cap never throttled a busy loop");
-            }
-            Err(why) => eprintln!("skipping the cap's measurement: {why}"),
-        }
+        let caps = CpuCaps::each(&[pid], 0.1).unwrap();
+        let before = caps.throttling()[0];
+        let (t0, c0) = (Instant::now(), cpu_s(pid));
+        std::thread::sleep(Duration::from_millis(1500));
+        let share = (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64();
+        assert!(share < 0.2, "a process capped at 0.1 core used {share:.2} of a core");
+        let throttled = caps.throttling()[0].share_since(&before);
+        assert!(throttled > 0.5, "a busy loop capped at 0.1 core was held back in {throttled:.2} of the periods");
+        let parent = caps.parent.clone();
         drop(caps);
-        if let Some(p) = parent {
-            assert!(!p.exists(), "{} was left behind", p.display());
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        assert!(!parent.exists(), "{} was left behind", parent.display());
+        let home = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(!home.contains(PREFIX), "the process stayed in a removed group: {home}");
+    }
+
+    #[test]
+    fn throttling_is_a_share_of_the_periods_between_two_readings() {
+        let (a, b) = (Throttling { periods: 100, throttled: 10 }, Throttling { periods: 300, throttled: 60 });
+        assert_eq!(b.share_since(&a), 0.25);
+        assert_eq!(a.share_since(&a), 0.0);
     }
 
     /// A group left by a harness that is gone is swept; a live one's is not.
     #[test]
     fn the_sweep_removes_the_groups_of_dead_harnesses_only() {
-        let Ok(h) = Hierarchy::find() else { return eprintln!("skipping: no cgroup cpu controller") };
+        if !can_cap() {
+            return eprintln!("skipping: no cgroup cpu controller, or not root");
+        }
+        let h = Hierarchy::find().unwrap();
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let dead = gone.id();
         gone.wait().unwrap();
         let left = h.base().join(format!("{PREFIX}{dead}-0"));
-        let live = h.base().join(format!("{PREFIX}{}-999999", std::process::id()));
-        if std::fs::create_dir(&left).is_err() || std::fs::create_dir_all(live.join("p1")).is_err() {
-            let _ = std::fs::remove_dir(&left);
-            return eprintln!("skipping: this process may not create cgroups");
-        }
+        let live = h.base().join(format!("{PREFIX}{}-999999", std::os::unix::process::parent_id()));
+        std::fs::create_dir(&left).unwrap();
+        std::fs::create_dir_all(live.join("p1")).unwrap();
         let removed = sweep_dead();
         let kept = live.exists();
         remove_group(&live, h.base());
         // (Another test's caps may sweep it first: it must be gone, whoever removed it.)
         assert!(!left.exists(), "a dead harness's group was left: {removed:?}");
         assert!(kept, "a live harness's group was swept");
+    }
+
+    /// This process's groups go once their processes have stopped, not before.
+    #[test]
+    fn own_groups_go_when_their_processes_have_stopped() {
+        if !can_cap() {
+            return eprintln!("skipping: no cgroup cpu controller, or not root");
+        }
+        let spinner = Spinner(std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
+        let caps = CpuCaps::each(&[spinner.0.id()], 0.5).unwrap();
+        sweep_own_empty();
+        assert!(caps.parent.exists(), "a group with a running process was swept");
+        drop(spinner);
+        sweep_own_empty();
+        assert!(!caps.parent.exists(), "a group whose process stopped was left");
     }
 
     #[test]

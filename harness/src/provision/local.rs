@@ -24,6 +24,7 @@ impl LocalServers {
             crate::reaper::unregister(&crate::reaper::Registered::Pid(p.child.id()));
         }
         self.procs.clear();
+        super::cpucap::sweep_own_empty();
         let _ = std::fs::remove_dir_all(&self.dir);
         crate::reaper::unregister(&crate::reaper::Registered::Dir(self.dir.clone()));
     }

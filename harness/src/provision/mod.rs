@@ -513,6 +513,7 @@ pub async fn provision(req: &Request) -> Result<Env, ProvisionError> {
 pub fn cleanup_all() {
     schemas::drop_schemas();
     crate::reaper::kill_all();
+    cpucap::sweep_own_empty();
     #[cfg(feature = "docker")]
     docker::remove_live();
 }
