@@ -3,7 +3,6 @@
 
 use crate::routing::{self, ByLatency, Route};
 use crate::{value, version_of, Keys, KEYS, WRITERS};
-use anyhow::Context as _;
 use harness::provision::RedisClusterTarget;
 use redis::cluster_async::ClusterConnection;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -145,9 +144,11 @@ impl Writers {
     /// Stop them and wait until they have.
     pub(crate) async fn finish(mut self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
+        let mut panicked = false;
         for w in std::mem::take(&mut self.tasks) {
-            w.await.context("a writer panicked")?;
+            panicked |= w.await.is_err();
         }
+        anyhow::ensure!(!panicked, "a writer panicked");
         Ok(())
     }
 }

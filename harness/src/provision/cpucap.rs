@@ -16,6 +16,15 @@ use std::path::{Path, PathBuf};
 const PERIOD_US: u64 = 10_000;
 const PREFIX: &str = "perflab-cap-";
 
+/// Held while this process creates and fills a set of groups and while it sweeps, so that a
+/// sweep (servers stopping on another thread) never finds a group between its creation and
+/// its first process, empty and seemingly done with.
+static GROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn groups_lock() -> std::sync::MutexGuard<'static, ()> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Which hierarchy holds the cpu controller, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hierarchy {
@@ -86,6 +95,7 @@ fn move_all(from: &Path, to: &Path) {
 /// root. Returns the groups removed. A run's session calls it at the start, beside the
 /// reaper's sweep of temporary directories.
 pub fn sweep_dead() -> Vec<PathBuf> {
+    let _held = groups_lock();
     Hierarchy::find().map(|h| sweep(&h)).unwrap_or_default()
 }
 
@@ -104,6 +114,7 @@ fn sweep(h: &Hierarchy) -> Vec<PathBuf> {
 /// failed before its experiment released its caps leaves none. Groups that still hold a
 /// process are left to their `CpuCaps`.
 pub fn sweep_own_empty() {
+    let _held = groups_lock();
     let Ok(h) = Hierarchy::find() else { return };
     for g in groups(&h, |owner| owner == std::process::id()) {
         let children: Vec<PathBuf> = std::fs::read_dir(&g)
@@ -184,6 +195,7 @@ impl CpuCaps {
             return Err(format!("a CPU cap of {cores} cores is not a share of a core"));
         }
         let hierarchy = Hierarchy::find()?;
+        let _held = groups_lock();
         sweep(&hierarchy);
         let name = format!("{PREFIX}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let parent = hierarchy.base().join(name);
@@ -240,10 +252,21 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// Whether this machine can cap at all: a cpu controller, and root to create groups.
+    /// Whether this machine can cap at all: a cpu controller, and a group with a quota can be
+    /// made there (root, a writable hierarchy, the controller delegated).
     fn can_cap() -> bool {
-        use std::os::unix::fs::MetadataExt as _;
-        Hierarchy::find().is_ok() && std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        let Ok(h) = Hierarchy::find() else { return false };
+        let probe = h.base().join(format!("{PREFIX}{}-probe", std::os::unix::process::parent_id()));
+        let made = std::fs::create_dir(&probe).is_ok();
+        let ok = made
+            && match &h {
+                Hierarchy::V2(_) => std::fs::write(probe.join("cgroup.subtree_control"), "+cpu").is_ok(),
+                Hierarchy::V1(_) => h.set_quota(&probe, 0.5).is_ok(),
+            };
+        if made {
+            let _ = std::fs::remove_dir(&probe);
+        }
+        ok
     }
 
     /// A busy loop, killed however the test ends.
