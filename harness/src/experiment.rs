@@ -608,6 +608,7 @@ pub struct RunCtx {
     pub ride_deadline: Option<std::time::Instant>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl RunCtx {
     /// A context for an experiment's own tests: servers from the machine's binaries (the
     /// same provisioning users run), quick settings with these `--set` values, no micro
@@ -631,7 +632,9 @@ impl RunCtx {
         settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None, ride_deadline: None })
     }
+}
 
+impl RunCtx {
     /// What the micro engine needs of this run.
     pub fn bench(&self) -> Bench<'_> {
         Bench {

@@ -60,6 +60,7 @@ pub mod runner;
 pub mod session;
 pub mod stats;
 pub mod targets;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use experiment::{

@@ -734,7 +734,15 @@ pub fn user_defaults(quick: bool) -> Settings {
         duration: if quick { Duration::from_millis(150) } else { Duration::from_secs(1) },
         warmup: if quick { Duration::from_millis(50) } else { Duration::from_millis(250) },
         noise_limit: Some(0.5),
-        ..Settings::quick_for_tests()
+        budget_ms: None,
+        ride_along: None,
+        concurrency: None,
+        sets: Default::default(),
+        filter: None,
+        shard: None,
+        order_seed: 0,
+        capacity: false,
+        profile: false,
     }
 }
 

@@ -71,6 +71,7 @@ pub struct Settings {
     pub profile: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Settings {
     /// Quick settings with the shortest samples that still measure: for tests.
     pub fn quick_for_tests() -> Self {
