@@ -201,12 +201,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
     };
     let out = args.out.clone().unwrap_or_else(default_reports_dir);
     let save_baseline = match &args.save_baseline {
-        Some(name) => Some((name.clone(), crate::compare::baseline_path(&out, name)?)),
+        Some(name) => Some((name.clone(), crate::runs::baseline_path(&out, name)?)),
         None => None,
     };
     let baseline = match &args.baseline {
         Some(name) => {
-            let path = crate::compare::baseline_path(&out, name)?;
+            let path = crate::runs::baseline_path(&out, name)?;
             if !path.is_file() {
                 return Err(Failure::usage(format!(
                     "--baseline {name}: no baseline {name} in {} (make one with --save-baseline {name})",
@@ -522,12 +522,12 @@ async fn run(mut plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         println!("{}", page.display());
     }
     if let Some(format) = &plan.export {
-        for f in crate::compare::export_run(&results_path, format)? {
+        for f in crate::export::export_run(&results_path, format)? {
             eprintln!("export:  {}", f.display());
         }
     }
     if let Some((name, _)) = &plan.save_baseline {
-        let path = crate::compare::save_baseline(&plan.out, name, &results)?;
+        let path = crate::runs::save_baseline(&plan.out, name, &results)?;
         eprintln!("baseline {name}: {}", path.display());
     }
     // `--against` and `--baseline` together: each gate is read on its own (one never

@@ -3,10 +3,13 @@
 mod against;
 mod bench;
 mod compare;
+mod export;
 mod flags;
 mod history;
 mod list;
+mod merge;
 mod report;
+mod runs;
 mod schema;
 mod selftest_cmd;
 
@@ -58,10 +61,10 @@ fn main() -> ExitCode {
         flags::Command::Bench(b) => bench::bench(b),
         flags::Command::Report(r) => report::report(r),
         flags::Command::Compare(c) => compare::compare(c),
-        flags::Command::Export(e) => compare::export(e),
+        flags::Command::Export(e) => export::export(e),
         flags::Command::History { dir } => history::history(dir),
         flags::Command::Selftest(args) => selftest_cmd::selftest(args),
-        flags::Command::Merge { shards, out, hosts_may_differ } => compare::merge(shards, out, hosts_may_differ),
+        flags::Command::Merge { shards, out, hosts_may_differ } => merge::merge(shards, out, hosts_may_differ),
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::TrialServer { protocol: true } => {
