@@ -75,6 +75,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A float read back from results.json is the float written, to the last bit (serde_json's
+    /// default parser was one ulp off for this CI bound of a two-pair comparison, so a
+    /// resumed run's kept experiment differed from what it had written).
+    #[test]
+    fn floats_round_trip_exactly() {
+        for x in [1.8275655319109482e-14_f64, 0.9833333333333332, 67572872559981.37, 1e-300, 0.1 + 0.2] {
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x:e} came back as {back:e}");
+        }
+    }
+
     #[test]
     fn load_reports_missing_corrupt_and_version() {
         let dir = std::env::temp_dir().join(format!("perflab-results-test-{}", std::process::id()));
