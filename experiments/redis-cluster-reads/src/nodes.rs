@@ -43,18 +43,14 @@ pub(crate) async fn node_loads(cluster: &RedisClusterTarget) -> anyhow::Result<V
 /// What the nodes did between two snapshots over `secs`: (% of GETs served by replicas,
 /// % of GETs served by the busiest node, % of a core used by the busiest node).
 pub(crate) fn spread(before: &[NodeLoad], after: &[NodeLoad], secs: f64) -> (f64, f64, f64) {
-    let deltas: Vec<(f64, f64, bool)> = before
-        .iter()
-        .zip(after)
-        .map(|(b, a)| ((a.gets - b.gets).max(0.0), (a.cpu_s - b.cpu_s).max(0.0), a.master))
-        .collect();
-    let total: f64 = deltas.iter().map(|d| d.0).sum();
+    let gets = served(before, after);
+    let busiest_cpu = before.iter().zip(after).map(|(b, a)| (a.cpu_s - b.cpu_s).max(0.0)).fold(0.0, f64::max);
+    let total: f64 = gets.iter().map(|g| g.0).sum();
     if total <= 0.0 {
         return (0.0, 0.0, 0.0);
     }
-    let on_replicas: f64 = deltas.iter().filter(|d| !d.2).map(|d| d.0).sum();
-    let busiest = deltas.iter().map(|d| d.0).fold(0.0, f64::max);
-    let busiest_cpu = deltas.iter().map(|d| d.1).fold(0.0, f64::max);
+    let on_replicas: f64 = gets.iter().filter(|g| !g.1).map(|g| g.0).sum();
+    let busiest = gets.iter().map(|g| g.0).fold(0.0, f64::max);
     (100.0 * on_replicas / total, 100.0 * busiest / total, 100.0 * busiest_cpu / secs.max(1e-9))
 }
 
