@@ -17,8 +17,8 @@ enum Says {
 
 /// What `c` says of a claim of `kind`, given whether its difference is significant after the
 /// correction for the finding's several points (`holm`), with `band` the smallest effect that
-/// matters as a ratio (1.05: 5 %).
-fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64) -> Says {
+/// matters as a ratio (1.05: 5 %) and `higher` whether a higher value of the metric is better.
+fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64, higher: bool) -> Says {
     let within = |x: f64| x >= 1.0 / band && x <= band;
     let ci_within = matches!((c.ratio_ci_low, c.ratio_ci_high), (Some(lo), Some(hi)) if within(lo) && within(hi));
     // No ratio but a verdict of no difference: both negligible (or zero), nothing to choose.
@@ -29,6 +29,11 @@ fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64) -> Says {
         ClaimKind::Beats => Says::NoEffect,
         ClaimKind::KeepsUp => Says::Supports,
     };
+    // Keeping up is one-sided: reaching at least 1/band of the reference, faster included, so
+    // a CI whose low end is there supports it however far its high end reaches.
+    if kind == ClaimKind::KeepsUp && measured && crate::analysis::paired::keeps_up(c, band, higher) {
+        return Says::Supports;
+    }
     match c.verdict {
         // A significant difference whose whole CI is smaller than what matters is no effect
         // that matters; one whose estimate is, but not its CI, is not yet decided either way.
@@ -65,8 +70,9 @@ pub fn holm(p: &[Option<f64>], alpha: f64) -> Vec<bool> {
 /// - read each as *supports*, *contradicts*, *no effect* or *undecided*: a significant
 ///   difference whose ratio lies within [1/(1+e), 1+e] is *no effect that matters*; beyond
 ///   it, better supports and worse contradicts; not significant with the whole CI within
-///   that band is *no effect*; for a claim to keep up, *no effect* supports; anything else (a
-///   wide CI, too few rounds, a side missing) is undecided;
+///   that band is *no effect*; for a claim to keep up, *no effect* supports, and so does any
+///   CI whose low end is at least 1/(1+e) (keeping up is one-sided: faster keeps up too);
+///   anything else (a wide CI, too few rounds, a side missing) is undecided;
 /// - **holds**: supported at every point, and no correctness check of the variant failed;
 ///   **holds in part**: supported somewhere, but contradicted, without effect or undecided
 ///   elsewhere, or with a failed correctness check; **does not hold**: supported nowhere, and
@@ -152,7 +158,7 @@ fn rule(result: &ExperimentResult, claim: Claim<'_>) -> Option<Finding> {
     let (mut supported, mut contradicted, mut no_effect, mut undecided) = (vec![], vec![], vec![], vec![]);
     for ((point, c), &sig) in evidence.iter().zip(&significant) {
         let mut label = result.place("", point);
-        match says(c, claim.kind, sig, band) {
+        match says(c, claim.kind, sig, band, result.primary_metric.better == crate::results::Better::Higher) {
             Says::Supports => supported.push(label),
             Says::Contradicts => contradicted.push(label),
             Says::NoEffect => no_effect.push(label),
@@ -330,11 +336,27 @@ mod tests {
         let f = finding(&r, beats).unwrap();
         assert_eq!(f.kind, FindingKind::DoesNotHold, "but within a declared 10 %: {}", f.reason);
         assert!(f.reason.contains("no effect that matters (within 10 %)"), "{}", f.reason);
-        // Keeping up: within the smallest effect is enough, even when significantly behind.
+        // Keeping up: within the smallest effect is enough, even when significantly behind,
+        // and it is one-sided: a CI that reaches past the band on the better side only keeps
+        // up; one that reaches past it on the worse side does not decide. This metric is
+        // lower-is-better (a latency), so the worse side is above 1.
         let keeps = Claim { kind: ClaimKind::KeepsUp, ..beats };
         assert_eq!(kind(&[(NoDifference, 0.97, 1.03)], keeps), FindingKind::Holds);
-        assert_eq!(kind(&[(Worse, 0.96, 0.99)], keeps), FindingKind::Holds);
-        assert_eq!(kind(&[(Worse, 0.7, 0.85)], keeps), FindingKind::DoesNotHold);
+        assert_eq!(kind(&[(Worse, 1.01, 1.04)], keeps), FindingKind::Holds);
+        assert_eq!(kind(&[(Worse, 1.2, 1.4)], keeps), FindingKind::DoesNotHold);
+        assert_eq!(kind(&[(NoDifference, 0.80, 1.04)], keeps), FindingKind::Holds);
+        assert_eq!(kind(&[(Better, 0.7, 0.85)], keeps), FindingKind::Holds);
+        assert_eq!(kind(&[(NoDifference, 0.96, 1.20)], keeps), FindingKind::Inconclusive);
+        // A higher-is-better metric (a throughput): the worse side is below 1.
+        let higher = |v: &[(VerdictKind, f64, f64)]| {
+            let mut r = claimed(v);
+            r.primary_metric.better = crate::results::Better::Higher;
+            finding(&r, keeps).unwrap().kind
+        };
+        assert_eq!(higher(&[(NoDifference, 0.96, 1.20)]), FindingKind::Holds);
+        assert_eq!(higher(&[(Worse, 0.96, 0.99)]), FindingKind::Holds);
+        assert_eq!(higher(&[(NoDifference, 0.80, 1.04)]), FindingKind::Inconclusive);
+        assert_eq!(higher(&[(Worse, 0.7, 0.85)]), FindingKind::DoesNotHold);
         // A variant that fails a correctness check supports nothing: faster only where it is
         // wrong decides nothing for the claim.
         let mut r = claimed(&[(Better, 0.4, 0.6)]);

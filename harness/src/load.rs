@@ -428,23 +428,31 @@ where
                         }))
                     })
                     .collect();
-                // FuturesUnordered polls only the workers that were woken (join_all polls every
-                // one of up to 30 futures on each wake-up: O(workers) per operation).
-                let mut drives: futures_util::stream::FuturesUnordered<_> = workers
-                    .into_iter()
-                    .zip(&tallies)
-                    .map(|((i, w), tally)| {
-                        drive(w, cfg, i, n, (t0, measure_start, measure_end), slowdown, tally.clone())
-                    })
-                    .collect();
-                let drives = async move {
-                    use futures_util::StreamExt as _;
-                    while drives.next().await.is_some() {}
-                };
+                // Each worker is a task of its own on this thread's runtime, not a future inside
+                // `block_on`'s: a connection's driver task that wakes its worker then queues it
+                // and the scheduler runs it at once, where waking the `block_on` future makes
+                // the scheduler poll the I/O driver first (an extra `epoll_wait` per request,
+                // strace-counted by `examples/syscalls_per_op.rs`).
+                let mut tasks = tokio::task::JoinSet::new();
+                for ((i, w), tally) in workers.into_iter().zip(&tallies) {
+                    let run = drive(w, cfg, i, n, (t0, measure_start, measure_end), slowdown, tally.clone());
+                    tasks.spawn(ThreadBound::new(run));
+                }
                 let give_up = measure_end + cfg.give_up_after.unwrap_or_else(|| default_give_up(&cfg));
-                tokio::select! {
-                    _ = drives => {}
-                    _ = tokio::time::sleep_until(give_up) => {}
+                let joined = tokio::time::timeout_at(give_up, async {
+                    while let Some(r) = tasks.join_next().await {
+                        if let Err(e) = r {
+                            if e.is_panic() {
+                                std::panic::resume_unwind(e.into_panic());
+                            }
+                        }
+                    }
+                })
+                .await;
+                if joined.is_err() {
+                    // Operations still in flight at the give-up: their workers are dropped here,
+                    // on this thread, and counted unfinished below.
+                    tasks.shutdown().await;
                 }
                 let results: Vec<WorkerResult> = tallies
                     .into_iter()
@@ -543,6 +551,35 @@ pub use crate::results::UNFINISHED;
 /// operation the lab measures (a closed-loop worker always measures at least one), not forever.
 fn default_give_up(config: &LoadConfig) -> Duration {
     (config.warmup + config.duration).max(Duration::from_secs(30))
+}
+
+/// A future that stays on the thread that spawned it. The load threads' runtimes are
+/// current-thread runtimes owned and dropped by their thread, which polls and drops their
+/// tasks on itself alone, so a worker that is not `Send` (an `Rc`, a thread's own pool) may
+/// run as a task of its own there.
+struct ThreadBound<F> {
+    future: F,
+    thread: std::thread::ThreadId,
+}
+
+impl<F> ThreadBound<F> {
+    fn new(future: F) -> Self {
+        Self { future, thread: std::thread::current().id() }
+    }
+}
+
+// SAFETY: only spawned on a load thread's current-thread runtime (above), whose tasks are
+// polled and dropped by that thread only; `poll` checks it in debug builds.
+unsafe impl<F> Send for ThreadBound<F> {}
+
+impl<F: Future> Future for ThreadBound<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        debug_assert_eq!(std::thread::current().id(), self.thread, "a load task left its thread");
+        // SAFETY: structural pinning of `future`; `ThreadBound` never moves it.
+        unsafe { self.map_unchecked_mut(|s| &mut s.future) }.poll(cx)
+    }
 }
 
 /// Run one worker's loop from `t0`, measuring from `measure_start` to `measure_end`.

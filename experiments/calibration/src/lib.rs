@@ -54,6 +54,7 @@ impl Experiment for Calibration {
                 Variant::new("harness-sqlx", "the same closed loop through sqlx: a PgConnection per worker, query_scalar on the same SELECT, prepared once per connection by sqlx's statement cache (its default): the floor every sqlx number is read against").compared_with("pgbench"),
                 Variant::baseline_of_group("redis-benchmark", "redis-benchmark -t get -c N: GET of a 3-byte value"),
                 Variant::new("harness-redis", "the harness's closed loop, N connections (redis crate, one multiplexed connection per worker), GET of the same key").compared_with("redis-benchmark"),
+                Variant::new("harness-redis-raw", "the same closed loop with a minimal client instead of the redis crate: RESP written and read by hand on a TCP connection per worker, in the worker's own task (no driver task, no channel): what the load engine costs without a driver, so that harness-redis's shortfall, where it has one, is the redis crate's").compared_with("redis-benchmark"),
             ],
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 8.0, 50.0], &[8.0]),
             primary_metric: load::throughput("ops/s", "requests completed per second"),
@@ -112,7 +113,8 @@ impl Experiment for Calibration {
         vec![
             "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
             "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
-            "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's clients spend more CPU per request than pgbench's libpq and redis-benchmark's hiredis event loop: an async runtime's wake-ups through epoll on every answer, the drivers' per-row and per-reply allocation, and a hand-off between the worker's task and the connection's own task on every request (tokio-postgres and redis-rs both drive a connection from a task of its own; harness-pg-inline drives tokio-postgres's connection in the worker's task to show what that part costs).".into(),
+            "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's clients spend more CPU per request than pgbench's libpq and redis-benchmark's hiredis event loop: an async runtime's wake-ups through epoll on every answer, the drivers' per-row and per-reply allocation, and a hand-off between the worker's task and the connection's own task on every request (tokio-postgres and redis-rs both drive a connection from a task of its own; harness-pg-inline drives tokio-postgres's connection in the worker's task to show what that part costs; harness-redis-raw drops the driver altogether, RESP by hand in the worker's task, to show what the redis crate costs beside the engine).".into(),
+            "Each worker is a task of its own on its load thread's runtime: a worker polled inside the runtime's block_on future paid one extra epoll_wait for every answer a driver task handed to it (strace -c: 2.3 epoll_wait per request, now 1.1; harness/examples/syscalls_per_op.rs counts them), about 1.5 µs of client CPU per request here.".into(),
             "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample. pgbench counts whole seconds: a sample shorter than a second (quick mode) is one second for pgbench, without a separate warm-up run (quick mode's 50 ms warm-up would also become a second; a run of a few dozen transactions per client instead, tried, is dominated by each new backend's first queries and measured pgbench 2.8× slower than the harness at 50 clients). Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
         ]
     }
@@ -197,6 +199,15 @@ impl Calibration {
                 .await?;
                 Ok(report.into_sample())
             }
+            "harness-redis-raw" => {
+                let redis = ctx.env.redis()?.clone();
+                let report = load::run(&s.closed_loop(n), &ctx.probe, move |_| {
+                    let redis = redis.clone();
+                    async move { RawGet::connect(&redis).await }
+                })
+                .await?;
+                Ok(report.into_sample())
+            }
             other => anyhow::bail!("unknown variant {other}"),
         }
     }
@@ -272,6 +283,92 @@ impl Worker for PgInline {
             }
             Err(e) => Err(OpError::from_error(&e)),
         }
+    }
+}
+
+/// GET of `REDIS_KEY` in RESP written and read by hand, as redis-benchmark's hiredis does: one
+/// write and one read per request on the worker's own connection, the reply parsed in place.
+struct RawGet {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl RawGet {
+    async fn connect(redis: &harness::provision::RedisTarget) -> anyhow::Result<Self> {
+        use tokio::io::AsyncWriteExt as _;
+        let stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port)).await?;
+        stream.set_nodelay(true)?;
+        let mut worker = RawGet { stream, request: resp(&["GET", REDIS_KEY]), buf: Vec::with_capacity(4096) };
+        let info = redis::IntoConnectionInfo::into_connection_info(redis.url.as_str())?;
+        if let Some(pw) = info.redis_settings().password() {
+            worker.stream.write_all(&resp(&["AUTH", pw])).await?;
+            let reply = worker.reply().await.map_err(|e| anyhow::anyhow!("AUTH: {}", e.kind))?;
+            anyhow::ensure!(reply.starts_with(b"+OK"), "AUTH refused");
+        }
+        Ok(worker)
+    }
+
+    /// Read one whole reply (a simple string, an error or a bulk string) into `buf`.
+    async fn reply(&mut self) -> Result<&[u8], OpError> {
+        use tokio::io::AsyncReadExt as _;
+        self.buf.clear();
+        loop {
+            if let Some(len) = reply_len(&self.buf)? {
+                return Ok(&self.buf[..len]);
+            }
+            if self.buf.capacity() - self.buf.len() < 512 {
+                self.buf.reserve(4096);
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) => return Err(OpError::new("connection closed")),
+                Ok(_) => {}
+                Err(e) => return Err(OpError::from_error(&e)),
+            }
+        }
+    }
+}
+
+/// A command in RESP: an array of bulk strings.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The length of the whole reply at the start of `buf`, none while it is incomplete; an error
+/// reply or a type this client does not read is an error.
+fn reply_len(buf: &[u8]) -> Result<Option<usize>, OpError> {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
+    match buf.first() {
+        Some(b'+') => Ok(Some(eol + 2)),
+        Some(b'-') => Err(OpError::new("error reply")),
+        Some(b'$') => {
+            let n: i64 = std::str::from_utf8(&buf[1..eol])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| OpError::new("bad bulk length"))?;
+            if n < 0 {
+                return Err(OpError::new("key missing"));
+            }
+            let end = eol + 2 + n as usize + 2;
+            Ok((buf.len() >= end).then_some(end))
+        }
+        _ => Err(OpError::new("unexpected reply type")),
+    }
+}
+
+impl Worker for RawGet {
+    async fn call(&mut self) -> Result<(), OpError> {
+        use tokio::io::AsyncWriteExt as _;
+        if let Err(e) = self.stream.write_all(&self.request).await {
+            return Err(OpError::from_error(&e));
+        }
+        self.reply().await.map(|_| ())
     }
 }
 
@@ -423,6 +520,20 @@ mod tests {
         let out = "transaction type: <builtin: select only>\nscaling factor: 10\nlatency average = 0.162 ms\ninitial connection time = 10.1 ms\ntps = 49277.403412 (without initial connection time)\n";
         assert_eq!(parse_pgbench(out), Some((49277.403412, 0.162)));
         assert_eq!(parse_pgbench("garbage"), None);
+    }
+
+    #[test]
+    fn resp_commands_and_replies() {
+        assert_eq!(resp(&["GET", "k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        let len = |b: &[u8]| reply_len(b).map_err(|e| e.kind.into_owned());
+        assert_eq!(len(b"$3\r\nxxx\r\n"), Ok(Some(9)));
+        // Incomplete: the length line, or the value, not all there yet.
+        assert_eq!(len(b"$3\r\nxx"), Ok(None));
+        assert_eq!(len(b"$3"), Ok(None));
+        assert_eq!(len(b"+OK\r\n"), Ok(Some(5)));
+        assert_eq!(len(b"$-1\r\n"), Err("key missing".into()));
+        assert_eq!(len(b"-ERR no\r\n"), Err("error reply".into()));
+        assert_eq!(len(b":1\r\n"), Err("unexpected reply type".into()));
     }
 }
 

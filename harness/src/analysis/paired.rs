@@ -135,6 +135,11 @@ pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, p
     let level = 1.0 - plan.alpha_per_look / f64::from(plan.family.max(1));
     let c = super::compare_at(variant, &baseline, &a, &b, Some((&a, &b)), metric, "", level);
     let within = |x: f64| x >= 1.0 / plan.band && x <= plan.band;
+    // Keeping up is one-sided (as the finding reads it): a CI whose low end reaches 1/band.
+    let higher = metric.better == crate::results::Better::Higher;
+    if claim.kind == crate::results::ClaimKind::KeepsUp && keeps_up(&c, plan.band, higher) {
+        return true;
+    }
     match c.verdict {
         // A difference is decided once its estimate is beyond the smallest effect that matters
         // or its whole CI inside it; in between, whether it matters is still open.
@@ -155,6 +160,16 @@ pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, p
             }
         },
         VerdictKind::Inconclusive | VerdictKind::Missing => false,
+    }
+}
+
+/// Whether `c`'s CI lies wholly on the side of keeping up: the variant reaches at least 1/band
+/// of its reference (`higher`: a higher value is better), however much better it may be.
+pub(crate) fn keeps_up(c: &Comparison, band: f64, higher: bool) -> bool {
+    match (higher, c.ratio_ci_low, c.ratio_ci_high) {
+        (true, Some(lo), _) => lo >= 1.0 / band,
+        (false, _, Some(hi)) => hi <= band,
+        _ => false,
     }
 }
 
