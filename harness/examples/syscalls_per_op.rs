@@ -5,6 +5,7 @@
 
 use harness::load::{self, OpError, Worker};
 use harness::provision::{find_pg_bin, provision, Provider, Request};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,27 +30,29 @@ impl Worker for Select {
     }
 }
 
-fn strace_summary(path: &str) -> String {
+fn strace_summary(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n")
 }
 
-/// strace attached to this process (`STRACE_ARGS`, default `-c -f`: counts per syscall),
-/// writing to `trace`; a second for it to attach.
-async fn attach(trace: &str) -> anyhow::Result<std::process::Child> {
-    let child = Command::new("strace")
-        .args(std::env::var("STRACE_ARGS").unwrap_or_else(|_| "-c -f".into()).split_whitespace())
-        .args(["-o", trace, "-p", &std::process::id().to_string()])
+/// strace attached to this process, counting calls per syscall only (never their arguments,
+/// which carry the servers' passwords), writing to `trace`; a second for it to attach.
+async fn attach(trace: &Path) -> anyhow::Result<std::process::Child> {
+    let mut child = Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(trace)
+        .args(["-p", &std::process::id().to_string()])
         .stderr(Stdio::null())
         .spawn()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    anyhow::ensure!(child.try_wait()?.is_none(), "strace could not attach (install strace; run as root)");
     Ok(child)
 }
 
 /// Stop strace with SIGINT, so that it writes its summary.
 fn detach(mut strace: std::process::Child) -> anyhow::Result<()> {
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc_kill(strace.id() as i32, 2) };
+    unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
     strace.wait()?;
     Ok(())
 }
@@ -72,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         }
         let pg = env.pg.clone().unwrap();
         // The harness, traced from outside by strace attached to this process.
-        let trace = "/tmp/syscalls-harness.txt";
+        let dir = harness::reaper::new_temp_dir("perflab-")?;
+        let trace = &dir.join("harness.txt");
         let strace = attach(trace).await?;
         let config = load::LoadConfig::closed(clients, Duration::from_millis(200), Duration::from_secs(secs));
         let probe = harness::resources::Probe::default();
@@ -90,14 +94,17 @@ fn main() -> anyhow::Result<()> {
         println!("harness: {} ok in {:.2} s, {:?} errors", report.ok, report.measured.as_secs_f64(), report.errors);
         println!("{}", strace_summary(trace));
         // pgbench on the same query, under strace.
-        let script = "/tmp/syscalls-pgbench.sql";
-        std::fs::write(script, "\\set i random(1, 65535)\nSELECT :i::int + 1;\n")?;
+        let script = dir.join("pgbench.sql");
+        std::fs::write(&script, "\\set i random(1, 65535)\nSELECT :i::int + 1;\n")?;
         let bin = find_pg_bin().map(|d| d.join("pgbench")).unwrap();
-        let trace = "/tmp/syscalls-pgbench.txt";
+        let trace = &dir.join("pgbench.txt");
         let out = Command::new("strace")
-            .args(["-c", "-f", "-o", trace])
+            .args(["-c", "-f", "-o"])
+            .arg(trace)
             .arg(&bin)
-            .args(["-n", "-M", "prepared", "-f", script, "-c", &clients.to_string()])
+            .args(["-n", "-M", "prepared", "-f"])
+            .arg(&script)
+            .args(["-c", &clients.to_string()])
             .args(["-j", &clients.min(2).to_string(), "-T", &secs.to_string()])
             .args(pg.cli_args())
             .envs(pg.tool_env())
@@ -109,6 +116,7 @@ fn main() -> anyhow::Result<()> {
             println!("pgbench: {l}");
         }
         println!("{}", strace_summary(trace));
+        let _ = std::fs::remove_dir_all(&dir);
         drop(env);
         anyhow::Ok(())
     })
@@ -119,7 +127,8 @@ async fn redis_counts(env: &harness::provision::Env, clients: u32, secs: u64) ->
     let client = redis.client()?;
     let mut con = client.get_multiplexed_async_connection().await?;
     redis::cmd("SET").arg("key:__rand_int__").arg("xxx").query_async::<()>(&mut con).await?;
-    let trace = "/tmp/syscalls-harness-redis.txt";
+    let dir = harness::reaper::new_temp_dir("perflab-")?;
+    let trace = &dir.join("harness-redis.txt");
     let strace = attach(trace).await?;
     let config = load::LoadConfig::closed(clients, Duration::from_millis(200), Duration::from_secs(secs));
     let report = load::run(&config, &harness::resources::Probe::default(), move |_| {
@@ -131,18 +140,16 @@ async fn redis_counts(env: &harness::provision::Env, clients: u32, secs: u64) ->
     println!("harness: {} ok in {:.2} s, {:?} errors", report.ok, report.measured.as_secs_f64(), report.errors);
     println!("{}", strace_summary(trace));
     let n = (report.ok as f64 / report.measured.as_secs_f64() * secs as f64) as u64;
-    let trace = "/tmp/syscalls-redis-benchmark.txt";
+    let trace = &dir.join("redis-benchmark.txt");
     let out = Command::new("strace")
-        .args(["-c", "-f", "-o", trace, "redis-benchmark"])
+        .args(["-c", "-f", "-o"])
+        .arg(trace)
+        .arg("redis-benchmark")
         .args(redis.tool_args())
         .args(["-t", "get", "-d", "3", "-c", &clients.to_string(), "-n", &n.to_string(), "--csv"])
         .output()?;
     println!("redis-benchmark ({n} requests): {}", String::from_utf8_lossy(&out.stdout).trim());
     println!("{}", strace_summary(trace));
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

@@ -30,7 +30,7 @@ fn says(c: &Comparison, kind: ClaimKind, significant: bool, band: f64, higher: b
         ClaimKind::KeepsUp => Says::Supports,
     };
     // Keeping up is one-sided: reaching at least 1/band of the reference, faster included, so
-    // a CI whose low end is there supports it however far its high end reaches.
+    // a CI whose worse end is there supports it however far its better end reaches.
     if kind == ClaimKind::KeepsUp && measured && crate::analysis::paired::keeps_up(c, band, higher) {
         return Says::Supports;
     }
@@ -71,7 +71,7 @@ pub fn holm(p: &[Option<f64>], alpha: f64) -> Vec<bool> {
 ///   difference whose ratio lies within [1/(1+e), 1+e] is *no effect that matters*; beyond
 ///   it, better supports and worse contradicts; not significant with the whole CI within
 ///   that band is *no effect*; for a claim to keep up, *no effect* supports, and so does any
-///   CI whose low end is at least 1/(1+e) (keeping up is one-sided: faster keeps up too);
+///   CI whose worse end is within 1+e of 1 (keeping up is one-sided: faster keeps up too);
 ///   anything else (a wide CI, too few rounds, a side missing) is undecided;
 /// - **holds**: supported at every point, and no correctness check of the variant failed;
 ///   **holds in part**: supported somewhere, but contradicted, without effect or undecided

@@ -439,7 +439,9 @@ where
                     tasks.spawn(ThreadBound::new(run));
                 }
                 let give_up = measure_end + cfg.give_up_after.unwrap_or_else(|| default_give_up(&cfg));
-                let joined = tokio::time::timeout_at(give_up, async {
+                // A worker that panicked fails the run (the thread unwinds: "a load thread
+                // panicked"), also one cancelled at the give-up that panics while dropped.
+                async fn join_all(tasks: &mut tokio::task::JoinSet<()>) {
                     while let Some(r) = tasks.join_next().await {
                         if let Err(e) = r {
                             if e.is_panic() {
@@ -447,18 +449,18 @@ where
                             }
                         }
                     }
-                })
-                .await;
-                if joined.is_err() {
+                }
+                if tokio::time::timeout_at(give_up, join_all(&mut tasks)).await.is_err() {
                     // Operations still in flight at the give-up: their workers are dropped here,
                     // on this thread, and counted unfinished below.
-                    tasks.shutdown().await;
+                    tasks.abort_all();
+                    join_all(&mut tasks).await;
                 }
                 let results: Vec<WorkerResult> = tallies
                     .into_iter()
-                    .filter_map(Rc::into_inner)
                     .map(|t| {
-                        let mut r = t.into_inner();
+                        // Every task is done or dropped: the tallies are this thread's alone.
+                        let mut r = Rc::into_inner(t).expect("every worker task dropped").into_inner();
                         if !r.done {
                             *r.errors.entry(UNFINISHED.to_owned()).or_default() += 1;
                         }

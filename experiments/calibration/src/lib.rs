@@ -288,43 +288,69 @@ impl Worker for PgInline {
 
 /// GET of `REDIS_KEY` in RESP written and read by hand, as redis-benchmark's hiredis does: one
 /// write and one read per request on the worker's own connection, the reply parsed in place.
+/// After an error that may leave a reply half read, the connection is not used again.
 struct RawGet {
     stream: tokio::net::TcpStream,
     request: Vec<u8>,
     buf: Vec<u8>,
+    broken: bool,
 }
 
 impl RawGet {
     async fn connect(redis: &harness::provision::RedisTarget) -> anyhow::Result<Self> {
-        use tokio::io::AsyncWriteExt as _;
         let stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port)).await?;
         stream.set_nodelay(true)?;
-        let mut worker = RawGet { stream, request: resp(&["GET", REDIS_KEY]), buf: Vec::with_capacity(4096) };
+        let mut worker =
+            RawGet { stream, request: resp(&["GET", REDIS_KEY]), buf: Vec::with_capacity(4096), broken: false };
         let info = redis::IntoConnectionInfo::into_connection_info(redis.url.as_str())?;
-        if let Some(pw) = info.redis_settings().password() {
-            worker.stream.write_all(&resp(&["AUTH", pw])).await?;
-            let reply = worker.reply().await.map_err(|e| anyhow::anyhow!("AUTH: {}", e.kind))?;
-            anyhow::ensure!(reply.starts_with(b"+OK"), "AUTH refused");
+        let settings = info.redis_settings();
+        if let Some(pw) = settings.password() {
+            match settings.username() {
+                Some(user) => worker.command(&["AUTH", user, pw]).await,
+                None => worker.command(&["AUTH", pw]).await,
+            }
+            .context("AUTH")?;
+        }
+        if settings.db() != 0 {
+            worker.command(&["SELECT", &settings.db().to_string()]).await.context("SELECT")?;
         }
         Ok(worker)
     }
 
-    /// Read one whole reply (a simple string, an error or a bulk string) into `buf`.
+    /// A command outside the timed section whose reply must be `+OK`.
+    async fn command(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(&resp(args)).await?;
+        let reply = self.reply().await.map_err(|e| anyhow::anyhow!("{}", e.kind))?;
+        anyhow::ensure!(reply.starts_with(b"+OK"), "refused");
+        Ok(())
+    }
+
+    /// Read one whole reply (a simple string or a bulk string) into `buf`.
     async fn reply(&mut self) -> Result<&[u8], OpError> {
         use tokio::io::AsyncReadExt as _;
         self.buf.clear();
         loop {
-            if let Some(len) = reply_len(&self.buf)? {
-                return Ok(&self.buf[..len]);
+            match reply_len(&self.buf) {
+                Ok(Some(len)) => return Ok(&self.buf[..len]),
+                Ok(None) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
             }
             if self.buf.capacity() - self.buf.len() < 512 {
                 self.buf.reserve(4096);
             }
             match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) => return Err(OpError::new("connection closed")),
-                Ok(_) => {}
-                Err(e) => return Err(OpError::from_error(&e)),
+                Ok(0) => self.broken = true,
+                Ok(_) => continue,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(OpError::from_error(&e));
+                }
             }
+            return Err(OpError::new("connection closed"));
         }
     }
 }
@@ -341,12 +367,15 @@ fn resp(args: &[&str]) -> Vec<u8> {
 }
 
 /// The length of the whole reply at the start of `buf`, none while it is incomplete; an error
-/// reply or a type this client does not read is an error.
+/// reply (its text, digits folded as every error kind is) or a type this client does not read
+/// is an error.
 fn reply_len(buf: &[u8]) -> Result<Option<usize>, OpError> {
     let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
     match buf.first() {
         Some(b'+') => Ok(Some(eol + 2)),
-        Some(b'-') => Err(OpError::new("error reply")),
+        Some(b'-') => {
+            Err(OpError::from_error(&std::io::Error::other(String::from_utf8_lossy(&buf[1..eol]).into_owned())))
+        }
         Some(b'$') => {
             let n: i64 = std::str::from_utf8(&buf[1..eol])
                 .ok()
@@ -365,7 +394,11 @@ fn reply_len(buf: &[u8]) -> Result<Option<usize>, OpError> {
 impl Worker for RawGet {
     async fn call(&mut self) -> Result<(), OpError> {
         use tokio::io::AsyncWriteExt as _;
+        if self.broken {
+            return Err(OpError::new("connection broken"));
+        }
         if let Err(e) = self.stream.write_all(&self.request).await {
+            self.broken = true;
             return Err(OpError::from_error(&e));
         }
         self.reply().await.map(|_| ())
@@ -532,7 +565,7 @@ mod tests {
         assert_eq!(len(b"$3"), Ok(None));
         assert_eq!(len(b"+OK\r\n"), Ok(Some(5)));
         assert_eq!(len(b"$-1\r\n"), Err("key missing".into()));
-        assert_eq!(len(b"-ERR no\r\n"), Err("error reply".into()));
+        assert_eq!(len(b"-ERR no such key 42\r\n"), Err("ERR no such key N".into()));
         assert_eq!(len(b":1\r\n"), Err("unexpected reply type".into()));
     }
 }

@@ -232,7 +232,7 @@ struct AsyncRedis {
 impl AsyncRedis {
     fn connect(url: &str, key: String) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let client = redis::Client::open(url)?;
+        let client = harness::provision::redis_client(url)?;
         let con = rt.block_on(client.get_multiplexed_async_connection()).context("connecting to Redis")?;
         Ok(Self { rt, con, key })
     }

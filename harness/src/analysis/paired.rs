@@ -135,7 +135,8 @@ pub fn claim_decided(result: &ExperimentResult, claim: Claim<'_>, point: &str, p
     let level = 1.0 - plan.alpha_per_look / f64::from(plan.family.max(1));
     let c = super::compare_at(variant, &baseline, &a, &b, Some((&a, &b)), metric, "", level);
     let within = |x: f64| x >= 1.0 / plan.band && x <= plan.band;
-    // Keeping up is one-sided (as the finding reads it): a CI whose low end reaches 1/band.
+    // Keeping up is one-sided (as the finding reads it): a CI whose worse end stays within the
+    // band decides, however far its better end reaches.
     let higher = metric.better == crate::results::Better::Higher;
     if claim.kind == crate::results::ClaimKind::KeepsUp && keeps_up(&c, plan.band, higher) {
         return true;
@@ -199,5 +200,34 @@ mod tests {
         assert!(p < 0.025 && p > 0.025 / 20.0, "the case is between the two levels: p = {p}");
         assert!(claim_decided(&result, claim, "1", &plan(1)));
         assert!(!claim_decided(&result, claim, "1", &plan(20)));
+    }
+
+    /// A keeps-up point stops once its CI's worse end is within the band, however far past the
+    /// band its better end reaches; a CI that reaches past the band on the worse side, and is
+    /// not significant, goes on.
+    #[test]
+    fn keeping_up_stops_on_the_worse_end_alone() {
+        // "fast" has a latency (lower is better) 8 % under "base", with wide noise.
+        let series = |shift: f64| {
+            let noise = [0.10, -0.10, 0.08, -0.08, 0.0, 0.04];
+            let mut samples = Vec::new();
+            for (rep, n) in noise.iter().enumerate() {
+                samples.push(sample("base", rep as u32, 100.0, 1000.0, 0));
+                samples.push(sample("fast", rep as u32, 100.0 * shift * (1.0 + n), 1000.0, 0));
+            }
+            crate::analysis::tests::result_with(samples)
+        };
+        let plan =
+            Sequential { min_rounds: 3, cap: 6, looks: vec![3, 6], alpha_per_look: 0.025, band: 1.05, family: 1 };
+        let keeps = Claim { case: "", variant: Some("fast"), kind: ClaimKind::KeepsUp };
+        let beats = Claim { kind: ClaimKind::Beats, ..keeps };
+        let faster = series(0.92);
+        let (a, b) = paired_values(&faster, "latency_p50_us", "", "fast", "base", "1");
+        let r = stats::paired_log_ratio(&a, &b, 0.975).unwrap();
+        assert!(r.high <= 1.05 && r.low < 1.0 / 1.05, "the CI reaches past the band on the better side only: {r:?}");
+        assert!(claim_decided(&faster, keeps, "1", &plan));
+        assert!(!claim_decided(&faster, beats, "1", &plan), "the same CI decides nothing for a claim to beat");
+        let slower = series(1.0 / 0.92);
+        assert!(!claim_decided(&slower, keeps, "1", &plan), "past the band on the worse side");
     }
 }

@@ -40,11 +40,12 @@ impl RedisClusterTarget {
     /// A cluster client builder seeded with every node (the caller chooses read routing).
     pub fn builder(&self) -> redis::cluster::ClusterClientBuilder {
         redis::cluster::ClusterClientBuilder::new(self.nodes.iter().map(|n| n.url.as_str()).collect::<Vec<_>>())
+            .tcp_settings(super::nodelay())
     }
 
     /// A plain client for one node (INFO, CLUSTER commands).
     pub fn node_client(&self, node: &ClusterNode) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(node.url.as_str())
+        super::redis_client(&node.url)
     }
 
     pub fn redacted_url(&self) -> &str {
@@ -94,7 +95,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<(String, u16, bool)> {
 
 /// One connection to a node, within `CONNECT_TIMEOUT`.
 async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let client = super::redis_client(url).map_err(|e| e.to_string())?;
     tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))?

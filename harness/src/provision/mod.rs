@@ -235,9 +235,21 @@ pub struct RedisTarget {
     pub port: u16,
 }
 
+/// A Redis client for `url` whose connections set TCP_NODELAY, as Go's net package does on
+/// every TCP connection (so go-redis does): the redis crate leaves Nagle's algorithm on, which
+/// can hold a small write back until the previous one is acknowledged.
+pub fn redis_client(url: &str) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(redis::IntoConnectionInfo::into_connection_info(url)?.set_tcp_settings(nodelay()))
+}
+
+/// TCP settings with TCP_NODELAY on (`redis_client`).
+pub fn nodelay() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
 impl RedisTarget {
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.url.as_str())
+        redis_client(&self.url)
     }
 
     pub fn redacted_url(&self) -> &str {
@@ -336,7 +348,7 @@ impl Env {
         }
         for n in self.redis_cluster.iter().flat_map(|c| &c.nodes) {
             answers("Redis Cluster node", &redact(&n.url), async {
-                let client = redis::Client::open(n.url.as_str()).map_err(|e| e.to_string())?;
+                let client = redis_client(&n.url).map_err(|e| e.to_string())?;
                 let mut con = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
                 redis::cmd("PING").query_async::<String>(&mut con).await.map_err(|e| e.to_string())?;
                 Ok(())

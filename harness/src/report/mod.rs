@@ -228,7 +228,10 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
         ("holds", "worth adopting as measured"),
         ("holds in part", "worth it where its verdicts say so, not everywhere"),
         ("does not hold", "not worth it as the guide has it"),
-        ("keeps up", "within its smallest effect that matters of what it is measured against, at every point"),
+        (
+            "keeps up",
+            "within its smallest effect that matters of what it is measured against, or faster, at every point",
+        ),
         ("keeps up in part", "within its smallest effect of what it is measured against at some points, not all"),
         ("falls behind", "short of what it is measured against by more than its smallest effect: see where in its row"),
         ("inconclusive", "no decision: more or longer repetitions"),
