@@ -115,7 +115,7 @@ impl Experiment for Calibration {
             "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
             "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's clients spend more CPU per request than pgbench's libpq and redis-benchmark's hiredis event loop: an async runtime's wake-ups through epoll on every answer, the drivers' per-row and per-reply allocation, and a hand-off between the worker's task and the connection's own task on every request (tokio-postgres and redis-rs both drive a connection from a task of its own; harness-pg-inline drives tokio-postgres's connection in the worker's task to show what that part costs; harness-redis-raw drops the driver altogether, RESP by hand in the worker's task, to show what the redis crate costs beside the engine).".into(),
             "Each worker is a task of its own on its load thread's runtime: a worker polled inside the runtime's block_on future paid one extra epoll_wait for every answer a driver task handed to it (strace -c: 2.3 epoll_wait per request, now 1.1; harness/examples/syscalls_per_op.rs counts them), about 1.5 µs of client CPU per request here.".into(),
-            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample. pgbench counts whole seconds: a sample shorter than a second (quick mode) is one second for pgbench, without a separate warm-up run (quick mode's 50 ms warm-up would also become a second; a run of a few dozen transactions per client instead, tried, is dominated by each new backend's first queries and measured pgbench 2.8× slower than the harness at 50 clients). Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
+            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample, after a warm-up run sized the same way. pgbench counts whole seconds from its connections' first queries, with no warm-up of its own (a run before it would open other connections): every Postgres variant, the harness's too, measures those whole seconds (one in quick mode and in a full run's 1 s samples) on connections just opened, without a warm-up, so that harness and pgbench meet the same new backends. Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
         ]
     }
 }
@@ -149,7 +149,7 @@ impl Calibration {
             "redis-benchmark" => self.run_redis_benchmark(ctx, n).await,
             "harness-pg" => {
                 let pg = ctx.env.postgres()?.clone();
-                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                let report = load::run(&pg_loop(s, n), &ctx.probe, move |i| {
                     let pg = pg.clone();
                     async move {
                         let client = pg.connect().await?;
@@ -162,7 +162,7 @@ impl Calibration {
             }
             "harness-pg-inline" => {
                 let pg = ctx.env.postgres()?.clone();
-                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                let report = load::run(&pg_loop(s, n), &ctx.probe, move |i| {
                     let pg = pg.clone();
                     async move {
                         let (client, conn) = pg.config.connect(tokio_postgres::NoTls).await?;
@@ -178,7 +178,7 @@ impl Calibration {
             }
             "harness-sqlx" => {
                 let options = ctx.env.postgres()?.sqlx_options();
-                let report = load::run(&s.closed_loop(n), &ctx.probe, move |i| {
+                let report = load::run(&pg_loop(s, n), &ctx.probe, move |i| {
                     let options = options.clone();
                     async move {
                         use sqlx::Connection as _;
@@ -427,6 +427,23 @@ fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f
     Sample { metrics, ..Sample::default() }
 }
 
+/// The measured seconds of every Postgres variant, pgbench's and the harness's alike. pgbench
+/// counts whole seconds (at least one) from its connections' first queries and has no warm-up
+/// of its own (a run before it would open other connections), so the harness's Postgres
+/// variants measure the same whole seconds on connections just opened, without a warm-up: a
+/// warm-up would give them warmed backends pgbench's do not have (in 150 ms quick samples
+/// after a 50 ms warm-up against pgbench's one cold second, harness-pg read 1.12-1.17x
+/// slower than pgbench at 8 clients, where 1 s samples of both read 0.98-1.08). The server
+/// itself is warm from the rounds before.
+fn pg_seconds(s: &harness::Settings) -> u64 {
+    s.duration.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// The harness's closed loop on the Postgres variants' timing (`pg_seconds`).
+fn pg_loop(s: &harness::Settings, clients: u32) -> load::LoadConfig {
+    load::LoadConfig::closed(clients, std::time::Duration::ZERO, std::time::Duration::from_secs(pg_seconds(s)))
+}
+
 async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     let pg = ctx.env.postgres()?;
     let bin = pgbench().context("pgbench not found: install postgresql-contrib")?;
@@ -434,29 +451,7 @@ async fn run_pgbench(ctx: &RunCtx, clients: u32) -> anyhow::Result<Sample> {
     let threads = clients.min(2).to_string();
     let mut base = Command::new(&bin);
     base.args(["-n", "-S", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads]);
-    let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
-    // pgbench has no warm-up phase of its own: run one, as the harness does, and discard it.
-    // It counts whole seconds, so a warm-up shorter than half a second (quick mode's 50 ms)
-    // would become a whole second of its own: there, pgbench's one-second run is its own
-    // warm-up, as its connections are opened outside its clock.
-    if s.warmup >= std::time::Duration::from_millis(500) {
-        let mut warm = Command::new(&bin);
-        warm.args([
-            "-n",
-            "-S",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &threads,
-            "-T",
-            &secs(s.warmup).to_string(),
-        ]);
-        warm.args(pg.cli_args()).envs(pg.tool_env());
-        let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
-    }
-    base.args(["-T", &secs(s.duration).to_string()]).args(pg.cli_args()).envs(pg.tool_env());
+    base.args(["-T", &pg_seconds(s).to_string()]).args(pg.cli_args()).envs(pg.tool_env());
     let probe = ctx.probe.clone();
     let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, base)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;
