@@ -67,7 +67,8 @@ impl Experiment for Calibration {
                 share: 0.10,
                 why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
             }),
-            // pgbench counts whole seconds, for its warm-up run and for the measured one.
+            // pgbench counts whole seconds: every Postgres variant measures on its timing
+            // (`pg_seconds`); the budget's estimate counts a second of warm-up too.
             sample_floor: std::time::Duration::from_secs(1),
             ..Default::default()
         }
@@ -115,7 +116,7 @@ impl Experiment for Calibration {
             "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
             "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's clients spend more CPU per request than pgbench's libpq and redis-benchmark's hiredis event loop: an async runtime's wake-ups through epoll on every answer, the drivers' per-row and per-reply allocation, and a hand-off between the worker's task and the connection's own task on every request (tokio-postgres and redis-rs both drive a connection from a task of its own; harness-pg-inline drives tokio-postgres's connection in the worker's task to show what that part costs; harness-redis-raw drops the driver altogether, RESP by hand in the worker's task, to show what the redis crate costs beside the engine).".into(),
             "Each worker is a task of its own on its load thread's runtime: a worker polled inside the runtime's block_on future paid one extra epoll_wait for every answer a driver task handed to it (strace -c: 2.3 epoll_wait per request, now 1.1; harness/examples/syscalls_per_op.rs counts them), about 1.5 µs of client CPU per request here.".into(),
-            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample, after a warm-up run sized the same way. pgbench counts whole seconds from its connections' first queries, with no warm-up of its own (a run before it would open other connections): every Postgres variant, the harness's too, measures those whole seconds (one in quick mode and in a full run's 1 s samples) on connections just opened, without a warm-up, so that harness and pgbench meet the same new backends. Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
+            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample, after a warm-up run sized the same way. pgbench counts whole seconds from its connections' first queries, with no warm-up of its own (a run before it would open other connections): every Postgres variant, the harness's too, measures those whole seconds (one in quick mode and in a full run's 1 s samples) on connections just opened, without a warm-up, preparing its statement on a connection's first query as pgbench -M prepared does. Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
         ]
     }
 }
@@ -153,8 +154,7 @@ impl Calibration {
                     let pg = pg.clone();
                     async move {
                         let client = pg.connect().await?;
-                        let stmt = client.prepare(SELECT).await?;
-                        Ok(PgSelect { client, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                        Ok(PgSelect { client, stmt: None, rng: SplitMix64::new(0x5eed + i as u64) })
                     }
                 })
                 .await?;
@@ -166,11 +166,8 @@ impl Calibration {
                     let pg = pg.clone();
                     async move {
                         let (client, conn) = pg.config.connect(tokio_postgres::NoTls).await?;
-                        let mut conn = Some(Box::pin(conn));
-                        let stmt = drive(client.prepare(SELECT), &mut conn)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("preparing: {}", e.kind))??;
-                        Ok(PgInline { client, conn, stmt, rng: SplitMix64::new(0x5eed + i as u64) })
+                        let conn = Some(Box::pin(conn));
+                        Ok(PgInline { client, conn, stmt: None, rng: SplitMix64::new(0x5eed + i as u64) })
                     }
                 })
                 .await?;
@@ -213,16 +210,22 @@ impl Calibration {
     }
 }
 
+/// The SELECT prepared on a worker's first call, inside the clock, as pgbench `-M prepared`
+/// and sqlx's statement cache prepare on a connection's first execution.
 struct PgSelect {
     client: tokio_postgres::Client,
-    stmt: tokio_postgres::Statement,
+    stmt: Option<tokio_postgres::Statement>,
     rng: SplitMix64,
 }
 
 impl Worker for PgSelect {
     async fn call(&mut self) -> Result<(), OpError> {
         let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
-        match self.client.query_one(&self.stmt, &[&aid]).await {
+        if self.stmt.is_none() {
+            self.stmt = Some(self.client.prepare(SELECT).await.map_err(|e| OpError::from_error(&e))?);
+        }
+        let stmt = self.stmt.as_ref().expect("prepared above");
+        match self.client.query_one(stmt, &[&aid]).await {
             Ok(row) => {
                 let _balance: i32 = row.get(0);
                 Ok(())
@@ -266,17 +269,23 @@ async fn drive<T>(
     .await
 }
 
+/// As `PgSelect`, the connection driven in the worker's task.
 struct PgInline {
     client: tokio_postgres::Client,
     conn: Option<std::pin::Pin<Box<PgConnection>>>,
-    stmt: tokio_postgres::Statement,
+    stmt: Option<tokio_postgres::Statement>,
     rng: SplitMix64,
 }
 
 impl Worker for PgInline {
     async fn call(&mut self) -> Result<(), OpError> {
         let aid = (self.rng.next_u64() % ACCOUNTS as u64) as i32 + 1;
-        match drive(self.client.query_one(&self.stmt, &[&aid]), &mut self.conn).await? {
+        if self.stmt.is_none() {
+            let prepared = drive(self.client.prepare(SELECT), &mut self.conn).await?;
+            self.stmt = Some(prepared.map_err(|e| OpError::from_error(&e))?);
+        }
+        let stmt = self.stmt.as_ref().expect("prepared above");
+        match drive(self.client.query_one(stmt, &[&aid]), &mut self.conn).await? {
             Ok(row) => {
                 let _balance: i32 = row.get(0);
                 Ok(())
@@ -428,13 +437,14 @@ fn sample_from(ops_per_sec: f64, mean_latency_us: f64, extra: BTreeMap<String, f
 }
 
 /// The measured seconds of every Postgres variant, pgbench's and the harness's alike. pgbench
-/// counts whole seconds (at least one) from its connections' first queries and has no warm-up
-/// of its own (a run before it would open other connections), so the harness's Postgres
-/// variants measure the same whole seconds on connections just opened, without a warm-up: a
-/// warm-up would give them warmed backends pgbench's do not have (in 150 ms quick samples
-/// after a 50 ms warm-up against pgbench's one cold second, harness-pg read 1.12-1.17x
-/// slower than pgbench at 8 clients, where 1 s samples of both read 0.98-1.08). The server
-/// itself is warm from the rounds before.
+/// runs whole seconds (at least one), reports its rate over them less its connections' opening,
+/// prepares on each connection's first execution and has no warm-up of its own (a run before
+/// it would open other connections). So the harness's Postgres variants measure the same whole
+/// seconds on connections just opened, without a warm-up, preparing on their first call. In
+/// 150 ms quick samples after a 50 ms warm-up, against pgbench's one second, harness-pg read
+/// 1.12-1.17x slower than pgbench at 8 clients, where 1 s samples of both read 0.98-1.08: a
+/// short sample weighs its new backends' first queries more. The server itself is warm from
+/// the rounds before.
 fn pg_seconds(s: &harness::Settings) -> u64 {
     s.duration.as_secs_f64().ceil().max(1.0) as u64
 }
