@@ -53,7 +53,12 @@ impl OpError {
             }
             cur = inner.source();
         }
-        Self { kind: Cow::Owned(error_kind(&msg)) }
+        Self::from_message(&msg)
+    }
+
+    /// Classify an error known only by its text (a server's error reply), as `from_error` does.
+    pub fn from_message(msg: &str) -> Self {
+        Self { kind: Cow::Owned(error_kind(msg)) }
     }
 }
 
