@@ -430,11 +430,25 @@ pub struct SmallestEffect {
     pub why: &'static str,
 }
 
+impl SmallestEffect {
+    /// A calibration's: the harness keeps up when it reaches at least 0.9× the reference tool.
+    pub const KEEPS_UP: Self = Self {
+        share: 0.10,
+        why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
+    };
+}
+
 /// A sweep value where the technique cannot act, and why (`DecisionRule::controls`).
 #[derive(Debug, Clone, Copy)]
 pub struct Control {
     pub value: f64,
     pub why: &'static str,
+}
+
+impl Control {
+    pub const fn new(value: f64, why: &'static str) -> Self {
+        Self { value, why }
+    }
 }
 
 /// What samples really cost against their warm-up and measured time: each sample's
@@ -589,6 +603,19 @@ pub struct CapacityPlan {
     pub limits: crate::load::capacity::Limits,
     /// Why these limits, in one sentence for the report.
     pub why: &'static str,
+}
+
+impl CapacityPlan {
+    /// A search at `point` of the claim's case, under the guide's limits for a layer whose p95
+    /// target is `p95_ms` (`Limits::guide`).
+    pub const fn guide(point: f64, p95_ms: f64, why: &'static str) -> Self {
+        Self { case: "", point, limits: crate::load::capacity::Limits::guide(p95_ms), why }
+    }
+
+    /// The same search in another case than the claim's.
+    pub const fn in_case(self, case: &'static str) -> Self {
+        Self { case, ..self }
+    }
 }
 
 /// What the runner hands to an experiment's hooks.

@@ -4,7 +4,7 @@
 //!
 //! - `experiment`: what an experiment declares (`Meta`: variants, cases, sweep, metrics, knobs)
 //!   and how it is measured (`Engine`: the load engine's `Run` hook or the micro engine's
-//!   `Routines`);
+//!   `Routines`); `slot`: what an experiment's setup leaves for its trials;
 //! - `session`: a run from start to finish (servers, run directory, each experiment, atomic
 //!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis), on one
 //!   build or on two (`revisions`: another revision's build serving trials, `--against`);
@@ -58,6 +58,7 @@ pub mod results;
 pub mod revisions;
 pub mod runner;
 pub mod session;
+pub mod slot;
 pub mod stats;
 pub mod targets;
 #[cfg(any(test, feature = "testing"))]
@@ -70,3 +71,4 @@ pub use experiment::{
 pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};
 pub use results::{Better, Check, MetricInfo, Sample, Settings, SweepPoint};
+pub use slot::Slot;

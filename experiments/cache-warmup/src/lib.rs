@@ -14,8 +14,8 @@ use harness::load::{self, LoadConfig, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep,
+    Trial, Variant,
 };
 use redis::aio::MultiplexedConnection;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,7 @@ const TRAFFIC_CLIENTS: u32 = 16;
 
 #[derive(Default)]
 pub struct CacheWarmup {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
 }
 
 impl CacheWarmup {
@@ -321,7 +321,7 @@ impl Experiment for CacheWarmup {
                 "only {} live users for {max_keys} keys: raise --set {ID}.rows",
                 users.ids.len()
             );
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
             redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
             Ok(())
@@ -338,7 +338,7 @@ impl Experiment for CacheWarmup {
             let mut con = client.get_multiplexed_async_connection().await?;
             let point = ctx.settings.points(&self.meta().sweep).into_iter().next().context("no sweep point")?;
             let n = point.value as usize;
-            let ids: Arc<Vec<Uuid>> = Arc::new(self.ids.lock().expect("not poisoned")[..n].to_vec());
+            let ids: Arc<Vec<Uuid>> = Arc::new(self.ids.lock()[..n].to_vec());
             let keys: Vec<String> = ids.iter().map(|id| key(&prefix, id)).collect();
             let cached = |con: &mut MultiplexedConnection| {
                 let mut con = con.clone();
@@ -411,7 +411,7 @@ impl Run for CacheWarmup {
             let (variant, point) = (at.variant, at.point);
             let kind = pick(&VARIANTS, variant)?;
             let n = point.value as usize;
-            let all = self.ids.lock().expect("not poisoned").clone();
+            let all = self.ids.get();
             anyhow::ensure!(n >= 1 && n <= all.len(), "{n} keys asked, {} users loaded", all.len());
             let ids: Arc<Vec<Uuid>> = Arc::new(all[..n].to_vec());
             let prefix = redis_util::prefix(ID);
@@ -480,10 +480,9 @@ mod same_work_tests {
     /// No warm-up wins by doing less: each leaves every key in Redis, with the same values.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_warm_up_caches_the_same_values() {
-        let ctx = RunCtx::for_tests(true, true, &[]).await.unwrap();
         let exp = CacheWarmup::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids: Arc<Vec<Uuid>> = Arc::new(exp.ids.lock().unwrap()[..300].to_vec());
+        let ctx = harness::testing::set_up(&exp, &[]).await;
+        let ids: Arc<Vec<Uuid>> = Arc::new(exp.ids.lock()[..300].to_vec());
         let prefix = redis_util::prefix(ID);
         let client = ctx.env.redis().unwrap().client().unwrap();
         let mut admin = client.get_multiplexed_async_connection().await.unwrap();
@@ -516,9 +515,8 @@ mod same_work_tests {
     /// background refills (a variant that cached nothing would read 0 here).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_check_finds_every_key_cached_after_each_warm_up() {
-        let ctx = RunCtx::for_tests(true, true, &[]).await.unwrap();
         let exp = CacheWarmup::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         let checks = exp.checks(&ctx).await.unwrap();
         let cached: Vec<_> = checks.iter().filter(|c| c.name == "keys_cached").collect();
         assert_eq!(cached.len(), VARIANTS.len() - 1, "{checks:?}");
@@ -534,16 +532,4 @@ mod same_work_tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::CacheWarmup::new();
-        let result = harness::testing::run_quick(&exp, &[("cache-warmup.rows", "11000")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(CacheWarmup::new(), "cache-warmup.rows" = "11000");

@@ -13,12 +13,11 @@ use anyhow::Context as _;
 use harness::kit::http::{HyperConn, RawClient, Server};
 use harness::load::{self, OpError, Worker};
 use harness::provision::which;
-use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Run, RunCtx, Sample, Sweep, Trial, Variant};
+use harness::{names_of, pick, BoxFuture, Engine, Experiment, Meta, Run, RunCtx, Sample, Slot, Sweep, Trial, Variant};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 const ID: &str = "calibration-http";
@@ -56,9 +55,9 @@ fn endpoint(ip: std::net::Ipv4Addr) -> anyhow::Result<Server> {
 
 #[derive(Default)]
 pub struct CalibrationHttp {
-    server: Mutex<Option<Server>>,
+    server: Slot<Option<Server>>,
     /// wrk's executable, found in setup.
-    wrk: Mutex<Option<PathBuf>>,
+    wrk: Slot<Option<PathBuf>>,
 }
 
 impl CalibrationHttp {
@@ -67,7 +66,7 @@ impl CalibrationHttp {
     }
 
     fn addr(&self) -> anyhow::Result<SocketAddr> {
-        self.server.lock().expect("not poisoned").as_ref().map(Server::addr).context("the HTTP server is not running")
+        self.server.lock().as_ref().map(Server::addr).context("the HTTP server is not running")
     }
 }
 
@@ -91,10 +90,7 @@ impl Experiment for CalibrationHttp {
                 load::latency_p50("one request"),
                 load::latency_p99("one request"),
             ],
-            smallest_effect: Some(harness::experiment::SmallestEffect {
-                share: 0.10,
-                why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
-            }),
+            smallest_effect: Some(harness::experiment::SmallestEffect::KEEPS_UP),
             // wrk counts whole seconds (its warm-up is a wrk run of its own).
             sample_floor: std::time::Duration::from_secs(1),
             ..Default::default()
@@ -107,9 +103,8 @@ impl Experiment for CalibrationHttp {
 
     fn setup<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            *self.wrk.lock().expect("not poisoned") =
-                Some(which("wrk").context("wrk not found: install it (Debian package wrk)")?);
-            let mut server = self.server.lock().expect("not poisoned");
+            *self.wrk.lock() = Some(which("wrk").context("wrk not found: install it (Debian package wrk)")?);
+            let mut server = self.server.lock();
             if server.is_none() {
                 *server = Some(endpoint(std::net::Ipv4Addr::LOCALHOST)?);
             }
@@ -120,7 +115,7 @@ impl Experiment for CalibrationHttp {
     fn checks<'a>(&'a self, _ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {
         Box::pin(async move {
             // The last hook: the endpoint stops listening here.
-            let server = self.server.lock().expect("not poisoned").take();
+            let server = self.server.lock().take();
             if let Some(server) = server {
                 server.stop().await?;
             }
@@ -172,7 +167,7 @@ impl Run for CalibrationHttp {
             let secs = whole_seconds(ctx.settings.duration);
             match client {
                 Client::Wrk => {
-                    let wrk = self.wrk.lock().expect("not poisoned").clone().context("setup has not run")?;
+                    let wrk = self.wrk.get().context("setup has not run")?;
                     run_wrk(ctx, &wrk, addr, n, secs).await
                 }
                 Client::Hyper => {
@@ -375,15 +370,4 @@ Transfer/sec:      6.79MB
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::CalibrationHttp::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(CalibrationHttp::new());

@@ -10,11 +10,12 @@ use harness::load::{self, OpError, Worker};
 use harness::provision::{find_pg_bin, which};
 use harness::results::Better;
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep, Trial, Variant,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
 
 /// pgbench scale 10: 1,000,000 rows in pgbench_accounts.
 const SCALE: i32 = 10;
@@ -27,7 +28,7 @@ const SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 pub struct Calibration {
     /// Requests per second redis-benchmark reached last time at each concurrency, to size its
     /// next run (it counts requests, not seconds).
-    redis_rate: Mutex<HashMap<u32, f64>>,
+    redis_rate: Slot<HashMap<u32, f64>>,
 }
 
 impl Calibration {
@@ -63,10 +64,7 @@ impl Experiment for Calibration {
                 MetricInfo::new("client_cpu_us_per_op", "us", Better::Lower, "CPU time of the client (the harness, or the reference tool's process) per request: on a machine the client shares with the server, CPU the server does not get"),
             ],
             needs: Needs::BOTH,
-            smallest_effect: Some(harness::experiment::SmallestEffect {
-                share: 0.10,
-                why: "the harness keeps up when it reaches at least 0.9× the reference tool's throughput (DESIGN.md): within 10 % it is not the bottleneck",
-            }),
+            smallest_effect: Some(harness::experiment::SmallestEffect::KEEPS_UP),
             // pgbench counts whole seconds: every Postgres variant measures on its timing
             // (`pg_seconds`); the budget's estimate counts a second of warm-up too.
             sample_floor: std::time::Duration::from_secs(1),
@@ -494,7 +492,7 @@ impl Calibration {
         let redis = ctx.env.redis()?;
         let bin = which("redis-benchmark").context("redis-benchmark not found: install redis-tools")?;
         let s = &ctx.settings;
-        let guess = self.redis_rate.lock().expect("not poisoned").get(&clients).copied().unwrap_or(30_000.0);
+        let guess = self.redis_rate.lock().get(&clients).copied().unwrap_or(30_000.0);
         let requests = ((guess * s.duration.as_secs_f64()) as u64).max(5_000);
         let warm_requests = ((guess * s.warmup.as_secs_f64()) as u64).max(1_000);
         let make = |n: u64| {
@@ -526,7 +524,7 @@ impl Calibration {
         );
         let (rps, avg_ms, pcts) = harness::kit::redis_util::parse_redis_benchmark_csv(&stdout)
             .with_context(|| format!("unexpected redis-benchmark output: {stdout}"))?;
-        self.redis_rate.lock().expect("not poisoned").insert(clients, rps);
+        self.redis_rate.lock().insert(clients, rps);
         let mut extra = BTreeMap::new();
         for (name, v) in ["latency_p50_us", "latency_p95_us", "latency_p99_us"].iter().zip(pcts) {
             extra.insert((*name).to_owned(), v * 1000.0);
@@ -572,16 +570,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::Calibration::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(Calibration::new());

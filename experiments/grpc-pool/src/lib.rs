@@ -328,12 +328,7 @@ impl Experiment for GrpcPool {
                 ),
             ],
             targets: harness::targets::SERVICE,
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 64.0,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms), at 64 callers.",
-            }),
+            capacity: Some(harness::CapacityPlan::guide(64.0, 200.0, "Limits: the guide's API target (p95 < 200 ms), at 64 callers.")),
             ..Default::default()
         }
     }
@@ -545,15 +540,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::GrpcPool::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(GrpcPool::new());

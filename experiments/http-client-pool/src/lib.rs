@@ -425,16 +425,8 @@ impl Experiment for HttpClientPool {
                 ),
             ],
             targets: harness::targets::SERVICE,
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 16.0,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms), at 16 clients.",
-            }),
-            controls: vec![harness::experiment::Control {
-                value: 1.0,
-                why: "one client holds one connection: neither setting's idle or connection limit can act",
-            }],
+            capacity: Some(harness::CapacityPlan::guide(16.0, 200.0, "Limits: the guide's API target (p95 < 200 ms), at 16 clients.")),
+            controls: vec![harness::experiment::Control::new(1.0, "one client holds one connection: neither setting's idle or connection limit can act")],
             ..Default::default()
         }
     }
@@ -703,15 +695,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::HttpClientPool::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(HttpClientPool::new());

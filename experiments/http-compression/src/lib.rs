@@ -429,12 +429,7 @@ impl Experiment for HttpCompression {
                 MetricInfo::new("server_cpu_us", "us", Better::Lower, "CPU time of the server's threads per response (compression included; the client's decoding is not)"),
             ],
             targets: harness::targets::SERVICE,
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 10_000.0,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms), at 10 kB responses: what compression costs in requests per second on a fast network.",
-            }),
+            capacity: Some(harness::CapacityPlan::guide(10_000.0, 200.0, "Limits: the guide's API target (p95 < 200 ms), at 10 kB responses: what compression costs in requests per second on a fast network.")),
             ..Default::default()
         }
     }
@@ -680,15 +675,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::HttpCompression::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(HttpCompression::new());

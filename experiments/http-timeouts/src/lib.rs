@@ -478,16 +478,8 @@ impl Experiment for HttpTimeouts {
             outcome_errors: &[NORMAL_CUT],
             targets: harness::targets::SERVICE,
             knobs: vec![HEADER_TIMEOUT],
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 100.0,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms), with 100 slow clients holding connections.",
-            }),
-            controls: vec![harness::experiment::Control {
-                value: 0.0,
-                why: "no slow client holds a connection, so the timeouts have nothing to cut",
-            }],
+            capacity: Some(harness::CapacityPlan::guide(100.0, 200.0, "Limits: the guide's API target (p95 < 200 ms), with 100 slow clients holding connections.")),
+            controls: vec![harness::experiment::Control::new(0.0, "no slow client holds a connection, so the timeouts have nothing to cut")],
             ..Default::default()
         }
     }
@@ -702,15 +694,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::HttpTimeouts::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(HttpTimeouts::new());

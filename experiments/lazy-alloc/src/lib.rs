@@ -141,10 +141,7 @@ impl Experiment for LazyAlloc {
                 .expect("the micro metrics count allocations"),
             metrics: micro::metrics("user"),
             controls: [1.0, 50.0]
-                .map(|value| harness::experiment::Control {
-                    value,
-                    why: "some user is invalid, so the guide's code allocates the list too, as eager does",
-                })
+                .map(|value| harness::experiment::Control::new(value, "some user is invalid, so the guide's code allocates the list too, as eager does"))
                 .to_vec(),
             ..Default::default()
         }

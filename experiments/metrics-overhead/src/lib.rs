@@ -246,12 +246,7 @@ impl Experiment for MetricsOverhead {
                     .negligible_below(2.0),
             ],
             targets: harness::targets::SERVICE,
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 10_000.0,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms), at 10,000 distinct paths: what the instrumentation costs in requests per second.",
-            }),
+            capacity: Some(harness::CapacityPlan::guide(10_000.0, 200.0, "Limits: the guide's API target (p95 < 200 ms), at 10,000 distinct paths: what the instrumentation costs in requests per second.")),
             ..Default::default()
         }
     }
@@ -418,15 +413,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every variant and point).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::MetricsOverhead::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(MetricsOverhead::new());

@@ -22,7 +22,7 @@ use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
 use harness::{
-    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep, Trial, Variant,
 };
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
@@ -72,7 +72,7 @@ const ROWS: Knob = Knob::int_derived(
 
 #[derive(Default)]
 pub struct MultiLevelCache {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
 }
 
 impl MultiLevelCache {
@@ -451,12 +451,7 @@ impl Experiment for MultiLevelCache {
             needs: Needs::BOTH,
             targets: harness::targets::SERVICE,
             knobs: vec![ROWS, KEYS, L1_CAPACITY, STALENESS_L1_TTL],
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 0.99,
-                limits: harness::load::capacity::Limits::guide(200.0),
-                why: "Limits: the guide's API target (p95 < 200 ms): the cache answers a service's request.",
-            }),
+            capacity: Some(harness::CapacityPlan::guide(0.99, 200.0, "Limits: the guide's API target (p95 < 200 ms): the cache answers a service's request.")),
             ..Default::default()
         }
     }
@@ -477,7 +472,7 @@ impl Experiment for MultiLevelCache {
                 users.ids.len(),
                 p.keys
             );
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
             redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
             Ok(())
@@ -487,7 +482,7 @@ impl Experiment for MultiLevelCache {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let p = params(ctx)?;
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let prefix = redis_util::prefix(ID);
             let redis_client = ctx.env.redis()?.client()?;
             let pg = ctx.env.postgres()?.clone();
@@ -584,7 +579,7 @@ impl Run for MultiLevelCache {
             let p = params(ctx)?;
             let skew = point.value;
             anyhow::ensure!(skew > 0.0 && skew < 10.0, "Zipf skew must be within (0, 10)");
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let prefix = redis_util::prefix(ID);
             let redis_client = ctx.env.redis()?.client()?;
             let mut admin = redis_client.get_multiplexed_async_connection().await?;
@@ -654,10 +649,9 @@ mod tests {
     /// there is a cache).
     #[tokio::test(flavor = "current_thread")]
     async fn every_design_returns_the_same_users() {
-        let ctx = RunCtx::for_tests(true, true, &[("multi-level-cache.keys", "200")]).await.unwrap();
         let exp = MultiLevelCache::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids = exp.ids.lock().unwrap().clone();
+        let ctx = harness::testing::set_up(&exp, &[("multi-level-cache.keys", "200")]).await;
+        let ids = exp.ids.get();
         let p = params(&ctx).unwrap();
         let prefix = redis_util::prefix(ID);
         let keys: Arc<Vec<String>> = Arc::new(ids.iter().map(|id| format!("{prefix}user:{id}")).collect());
@@ -750,21 +744,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::MultiLevelCache::new();
-        let result = harness::testing::run_quick(
-            &exp,
-            &[("multi-level-cache.rows", "4000"), ("multi-level-cache.keys", "3000")],
-        )
-        .await
-        .unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(MultiLevelCache::new(), "multi-level-cache.rows" = "4000", "multi-level-cache.keys" = "3000");

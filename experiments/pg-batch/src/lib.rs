@@ -14,10 +14,10 @@ use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep,
+    Trial, Variant,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use uuid::Uuid;
 
 const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
@@ -31,7 +31,7 @@ const POOL_SIZE: usize = 25;
 
 #[derive(Default)]
 pub struct PgBatch {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
 }
 
 impl PgBatch {
@@ -157,10 +157,10 @@ impl Experiment for PgBatch {
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![ROWS],
-            controls: vec![harness::experiment::Control {
-                value: 1.0,
-                why: "a batch of one user is one query either way: there is no N+1 to remove",
-            }],
+            controls: vec![harness::experiment::Control::new(
+                1.0,
+                "a batch of one user is one query either way: there is no N+1 to remove",
+            )],
             ..Default::default()
         }
     }
@@ -172,7 +172,7 @@ impl Experiment for PgBatch {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, ID_POOL).await?;
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             Ok(())
         })
     }
@@ -194,7 +194,7 @@ impl Run for PgBatch {
             let (variant, point) = (at.variant, at.point);
             let kind = pick(&VARIANTS, variant)?;
             let batch = point.value as usize;
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let pg = ctx.env.postgres()?.clone();
             let clients = ctx.settings.concurrency.unwrap_or(1);
             let report = load::run(&ctx.settings.closed_loop(clients), &ctx.probe, move |i| {
@@ -220,10 +220,9 @@ mod tests {
     /// No variant wins by doing less: for the same ids every one finds the same users.
     #[tokio::test(flavor = "current_thread")]
     async fn every_variant_finds_the_same_users() {
-        let ctx = RunCtx::for_tests(true, false, &[("pg-batch.rows", "3000")]).await.unwrap();
         let exp = PgBatch::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids = exp.ids.lock().unwrap().clone();
+        let ctx = harness::testing::set_up(&exp, &[("pg-batch.rows", "3000")]).await;
+        let ids = exp.ids.get();
         let mut batch: Vec<Uuid> = ids[..150].to_vec();
         batch.push(Uuid::nil()); // an id no user has
         for v in exp.meta().variants {
@@ -235,16 +234,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgBatch::new();
-        let result = harness::testing::run_quick(&exp, &[("pg-batch.rows", "3000")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgBatch::new(), "pg-batch.rows" = "3000");

@@ -21,11 +21,10 @@ use harness::load::{self, OpError, Worker};
 use harness::results::Check;
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Case, Engine, Experiment, Meta, Needs, Run, RunCtx, Sample, Sweep, SweepPoint, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Meta, Needs, Run, RunCtx, Sample, Slot, Sweep, SweepPoint,
+    Trial, Variant,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -213,9 +212,9 @@ impl Table {
 
 #[derive(Default)]
 pub struct PgIndexes {
-    notes: Mutex<Vec<String>>,
+    notes: Slot<Vec<String>>,
     /// Found in setup.
-    schemas: Mutex<Option<Schemas>>,
+    schemas: Slot<Option<Schemas>>,
 }
 
 impl PgIndexes {
@@ -224,7 +223,7 @@ impl PgIndexes {
     }
 
     fn schemas(&self) -> anyhow::Result<Schemas> {
-        self.schemas.lock().expect("not poisoned").clone().context("setup has not run")
+        self.schemas.get().context("setup has not run")
     }
 
     /// Make both tables hold exactly `rows` fixture users, then record plans and sizes there.
@@ -259,7 +258,7 @@ impl PgIndexes {
         }
         let build_s = started.elapsed().as_secs_f64();
         let (checks, note) = observe(&client, &s, rows, point).await.context("explaining the queries")?;
-        self.notes.lock().expect("not poisoned").push(format!("{rows} rows: tables built in {build_s:.1} s. {note}"));
+        self.notes.push(format!("{rows} rows: tables built in {build_s:.1} s. {note}"));
         Ok(checks)
     }
 }
@@ -447,13 +446,13 @@ impl Experiment for PgIndexes {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             // The tables are built per table size, when the sweep reaches it.
-            self.notes.lock().expect("not poisoned").clear();
+            self.notes.set(Vec::new());
             let pg = ctx.env.postgres()?;
             let s = Schemas::of(&pg.connect().await?).await?;
             for copy in s.copies() {
                 harness::provision::drop_at_end(pg, copy);
             }
-            *self.schemas.lock().expect("not poisoned") = Some(s);
+            self.schemas.set(Some(s));
             Ok(())
         })
     }
@@ -488,7 +487,7 @@ impl Experiment for PgIndexes {
             "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
             "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan and index-used rows show which one the workers' prepared statements use for each query.".into(),
         ];
-        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes.extend(self.notes.get());
         notes
     }
 }
@@ -546,9 +545,8 @@ mod tests {
     /// returns the same rows.
     #[tokio::test(flavor = "current_thread")]
     async fn both_tables_return_the_same_rows() {
-        let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
         let exp = PgIndexes::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         exp.setup_point(&ctx, &SweepPoint { label: "2000".into(), value: 2000.0 }).await.unwrap();
         let client = pg_client(&ctx).await.unwrap();
         let mut nonempty = 0;
@@ -576,9 +574,8 @@ mod tests {
     /// index on both indexed tables; the plain email index cannot serve LOWER(email).
     #[tokio::test(flavor = "current_thread")]
     async fn the_index_check_names_indexes_of_the_variants_own_table() {
-        let ctx = RunCtx::for_tests(true, false, &[]).await.unwrap();
         let exp = PgIndexes::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         let checks = exp.setup_point(&ctx, &SweepPoint { label: "3000".into(), value: 3000.0 }).await.unwrap();
         let used = |variant: &str, case: &str| {
             let c = checks.iter().find(|c| c.name == "index used" && c.variant == variant && c.case == case);
@@ -617,16 +614,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgIndexes::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgIndexes::new());

@@ -10,11 +10,10 @@ use harness::kit::fixtures::load_users;
 use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check};
 use harness::{
-    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial,
-    Variant,
+    names_of, pick, BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep,
+    Trial, Variant,
 };
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
@@ -37,7 +36,7 @@ struct Cursor {
 #[derive(Default)]
 pub struct PgPagination {
     /// Cursor before page `depth`, by depth (setup fills it).
-    cursors: Mutex<HashMap<u64, Cursor>>,
+    cursors: Slot<HashMap<u64, Cursor>>,
 }
 
 impl PgPagination {
@@ -214,7 +213,7 @@ impl Experiment for PgPagination {
                     .await?;
                 cursors.insert(depth, Cursor { created_at: row.get(0), id: row.get(1) });
             }
-            *self.cursors.lock().expect("not poisoned") = cursors;
+            self.cursors.set(cursors);
             Ok(())
         })
     }
@@ -225,7 +224,7 @@ impl Experiment for PgPagination {
             let client = ctx.env.postgres()?.connect().await?;
             let mut checks = Vec::new();
             // Plans: rows the executor touched and buffers read per page, once per variant and depth.
-            let cursors = self.cursors.lock().expect("not poisoned").clone();
+            let cursors = self.cursors.get();
             for point in ctx.settings.points(&self.meta().sweep) {
                 let depth = point.value as u64;
                 for kind in [Kind::Offset, Kind::KeysetGuide, Kind::Keyset] {
@@ -282,7 +281,7 @@ impl Run for PgPagination {
             let p = params(ctx)?;
             let kind = pick(&VARIANTS, variant)?;
             let depth = point.value as u64;
-            let cursor = self.cursors.lock().expect("not poisoned").get(&depth).copied();
+            let cursor = self.cursors.lock().get(&depth).copied();
             let pg = ctx.env.postgres()?.clone();
             let concurrency = ctx.settings.concurrency.unwrap_or(1);
             let page_size = p.page_size;
@@ -396,12 +395,10 @@ mod tests {
     /// rows (the guide's cursor is the flaw on trial: its pages are checked by the walk).
     #[tokio::test(flavor = "current_thread")]
     async fn every_variant_returns_a_full_page_and_the_correct_ones_the_same_rows() {
-        let ctx = RunCtx::for_tests(true, false, &[("pg-pagination.rows", "30000")]).await.unwrap();
         let exp = PgPagination::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[("pg-pagination.rows", "30000")]).await;
         let p = params(&ctx).unwrap();
-        let mut depths: Vec<(u64, Option<Cursor>)> =
-            exp.cursors.lock().unwrap().iter().map(|(&d, &c)| (d, Some(c))).collect();
+        let mut depths: Vec<(u64, Option<Cursor>)> = exp.cursors.lock().iter().map(|(&d, &c)| (d, Some(c))).collect();
         depths.push((1, None));
         assert!(depths.len() >= 2);
         for (depth, cursor) in depths {
@@ -424,19 +421,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgPagination::new();
-        let result =
-            harness::testing::run_quick(&exp, &[("pg-pagination.rows", "30000"), ("pg-pagination.walk_pages", "50")])
-                .await
-                .unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgPagination::new(), "pg-pagination.rows" = "30000", "pg-pagination.walk_pages" = "50");

@@ -21,12 +21,11 @@ use harness::load::{self, OpError, Worker};
 use harness::results::{Better, Check, LatencySummary};
 use harness::stats::SplitMix64;
 use harness::{
-    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep,
-    SweepPoint, Trial, Variant,
+    names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot,
+    Sweep, SweepPoint, Trial, Variant,
 };
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -212,7 +211,7 @@ fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
 
 #[derive(Default)]
 pub struct PgPartitioning {
-    notes: Mutex<Vec<String>>,
+    notes: Slot<Vec<String>>,
 }
 
 impl PgPartitioning {
@@ -243,10 +242,7 @@ impl PgPartitioning {
             )
             .in_case("month-report"),
         );
-        self.notes
-            .lock()
-            .expect("not poisoned")
-            .push(format!("{months} months ({} rows): both tables built in {build_s:.1} s.", months * per_month));
+        self.notes.push(format!("{months} months ({} rows): both tables built in {build_s:.1} s.", months * per_month));
         Ok(checks)
     }
 }
@@ -598,7 +594,7 @@ impl Experiment for PgPartitioning {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             params(ctx)?;
-            self.notes.lock().expect("not poisoned").clear();
+            self.notes.set(Vec::new());
             let pg = ctx.env.postgres()?;
             pg.connect().await?;
             // On an external server these two schemas sit beside the run's own: the run drops
@@ -645,7 +641,7 @@ impl Experiment for PgPartitioning {
             "month-report is the claim's case: on monthly partitions its bounds select one partition, read whole with no index; the one table finds the same rows through its created_at index. The rows were loaded in time order, so on the one table too a month's rows sit together on disk (as an append-only log's do). At 36 months the table with its indexes (on disk, per layout) outgrows the server's 256 MB shared_buffers; the operating system's page cache still holds it on this machine, so 'beyond the cache' means beyond Postgres's own buffers, not reads from disk.".into(),
             "Both layouts are checked to hold the same rows (count, id sum, a hash of every column) once loaded, and the retired month's rows after every restore; the month goes back the same way in both, inserted in time order through the existing indexes, then what was inserted into vacuumed and analysed.".into(),
         ];
-        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes.extend(self.notes.get());
         notes
     }
 }
@@ -726,16 +722,4 @@ impl Run for PgPartitioning {
 #[cfg(test)]
 mod tests;
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgPartitioning::new();
-        let result = harness::testing::run_quick(&exp, &[("pg-partitioning.rows_per_month", "500")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgPartitioning::new(), "pg-partitioning.rows_per_month" = "500");

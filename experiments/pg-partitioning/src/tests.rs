@@ -7,9 +7,8 @@ use super::*;
 /// with the same rows.
 #[tokio::test(flavor = "current_thread")]
 async fn both_layouts_return_the_same_rows() {
-    let ctx = RunCtx::for_tests(true, false, &[("pg-partitioning.rows_per_month", "400")]).await.unwrap();
     let exp = PgPartitioning::new();
-    exp.setup(&ctx).await.unwrap();
+    let ctx = harness::testing::set_up(&exp, &[("pg-partitioning.rows_per_month", "400")]).await;
     let months = 4;
     exp.setup_point(&ctx, &SweepPoint { label: months.to_string(), value: months as f64 }).await.unwrap();
     let client = ctx.env.postgres().unwrap().connect().await.unwrap();
@@ -52,9 +51,8 @@ async fn both_layouts_return_the_same_rows() {
 /// doubled a row would fail the run's sample, and this comparison.
 #[tokio::test(flavor = "current_thread")]
 async fn both_layouts_hold_the_same_rows_after_each_retire_and_restore() {
-    let ctx = RunCtx::for_tests(true, false, &[("pg-partitioning.rows_per_month", "300")]).await.unwrap();
     let exp = PgPartitioning::new();
-    exp.setup(&ctx).await.unwrap();
+    let ctx = harness::testing::set_up(&exp, &[("pg-partitioning.rows_per_month", "300")]).await;
     let checks = exp.setup_point(&ctx, &SweepPoint { label: "3".into(), value: 3.0 }).await.unwrap();
     let same = checks.iter().find(|c| c.name == "same rows as single").expect("the check ran");
     assert_eq!(same.ok, Some(true), "{same:?}");

@@ -30,10 +30,10 @@ use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
     names_of, pick, BoxFuture, Case, Engine, Experiment, Knob, LoadConfig, Meta, MetricInfo, Needs, Run, RunCtx,
-    Sample, Sweep, Trial, Variant,
+    Sample, Slot, Sweep, Trial, Variant,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -177,7 +177,7 @@ impl Worker for PoolClient {
 
 #[derive(Default)]
 pub struct PgPool {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
 }
 
 impl PgPool {
@@ -236,13 +236,9 @@ impl Experiment for PgPool {
             needs: Needs::POSTGRES,
             targets: harness::targets::DB_QUERY,
             knobs: vec![ROWS],
-            capacity: Some(harness::CapacityPlan {
-                case: "steady",
-                point: 64.0,
-                limits: harness::load::capacity::Limits::guide(50.0),
-                why:
-                    "Limits: the guide's database target (DB p95 < 50 ms), at 64 clients, where the pools differ most.",
-            }),
+            capacity: Some(
+                harness::CapacityPlan::guide(64.0, 50.0, "Limits: the guide's database target (DB p95 < 50 ms), at 64 clients, where the pools differ most.").in_case("steady"),
+            ),
             ..Default::default()
         }
     }
@@ -254,7 +250,7 @@ impl Experiment for PgPool {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, 50_000).await?;
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             Ok(())
         })
     }
@@ -278,7 +274,7 @@ impl Run for PgPool {
             let (variant, point) = (at.variant, at.point);
             let (kind, load_shape) = (pick(&VARIANTS, variant)?, pick(&CASES, at.case)?);
             let clients = point.value as u32;
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let target = ctx.env.postgres()?.clone();
             let opened = Arc::new(AtomicU64::new(0));
             let pool = match kind {
@@ -385,10 +381,9 @@ mod tests {
     /// same users.
     #[tokio::test(flavor = "current_thread")]
     async fn every_strategy_finds_the_same_users() {
-        let ctx = RunCtx::for_tests(true, false, &[("pg-pool.rows", "1500")]).await.unwrap();
         let exp = PgPool::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids = exp.ids.lock().unwrap().clone();
+        let ctx = harness::testing::set_up(&exp, &[("pg-pool.rows", "1500")]).await;
+        let ids = exp.ids.get();
         let target = ctx.env.postgres().unwrap().clone();
         let sqlx_opened = Arc::new(AtomicU64::new(0));
         let strategies = [
@@ -452,16 +447,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgPool::new();
-        let result = harness::testing::run_quick(&exp, &[("pg-pool.rows", "2000")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgPool::new(), "pg-pool.rows" = "2000");

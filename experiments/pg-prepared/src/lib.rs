@@ -21,10 +21,10 @@ use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
     names_of, pick, BoxFuture, Case, Check, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample,
-    Sweep, Trial, Variant,
+    Slot, Sweep, Trial, Variant,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
@@ -41,10 +41,10 @@ static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Default)]
 pub struct PgPrepared {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
     stat_statements: AtomicBool,
     /// The schema pg_stat_statements was created in (quoted where it must be).
-    stat_schema: Mutex<String>,
+    stat_schema: Slot<String>,
 }
 
 impl PgPrepared {
@@ -405,7 +405,7 @@ impl Experiment for PgPrepared {
             let client = users.client;
             client.batch_execute("DELETE FROM users WHERE username LIKE 'prep\\_%'").await?;
             load_policies_and_keys(&client, &users.info).await.context("loading policies and access keys")?;
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             let preloaded: String =
                 client.query_one("SELECT current_setting('shared_preload_libraries')", &[]).await?.get(0);
             let available = preloaded.contains("pg_stat_statements")
@@ -418,7 +418,7 @@ impl Experiment for PgPrepared {
                     )
                     .await?
                     .get(0);
-                *self.stat_schema.lock().expect("not poisoned") = schema;
+                self.stat_schema.set(schema);
             }
             self.stat_statements.store(available, Ordering::Relaxed);
             Ok(())
@@ -430,7 +430,7 @@ impl Experiment for PgPrepared {
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         Box::pin(async move {
             let pg = ctx.env.postgres()?;
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let mut checks = Vec::new();
             for (case, shape) in &CASES {
                 for (variant, protocol) in &VARIANTS {
@@ -479,10 +479,10 @@ impl Run for PgPrepared {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
             let (protocol, shape) = (pick(&VARIANTS, at.variant)?, pick(&CASES, at.case)?);
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let pg = ctx.env.postgres()?.clone();
             let stats = self.stat_statements.load(Ordering::Relaxed);
-            let stat_schema = self.stat_schema.lock().expect("not poisoned").clone();
+            let stat_schema = self.stat_schema.get();
             let admin = pg.connect().await?;
             if stats {
                 admin.batch_execute(&format!("SELECT {stat_schema}.pg_stat_statements_reset()")).await?;
@@ -522,10 +522,9 @@ mod tests {
     /// tokio-postgres and through sqlx.
     #[tokio::test(flavor = "current_thread")]
     async fn every_protocol_returns_the_same_rows() {
-        let ctx = RunCtx::for_tests(true, false, &[("pg-prepared.rows", "2000")]).await.unwrap();
         let exp = PgPrepared::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids = exp.ids.lock().unwrap().clone();
+        let ctx = harness::testing::set_up(&exp, &[("pg-prepared.rows", "2000")]).await;
+        let ids = exp.ids.get();
         for shape in [Shape::PkLookup, Shape::Join] {
             let mut counts = Vec::new();
             for protocol in [Protocol::QueryTyped, Protocol::Prepared, Protocol::Simple] {
@@ -563,9 +562,8 @@ mod tests {
     /// would fail here.
     #[tokio::test(flavor = "current_thread")]
     async fn every_variant_takes_the_round_trips_it_names() {
-        let ctx = RunCtx::for_tests(true, false, &[("pg-prepared.rows", "2000")]).await.unwrap();
         let exp = PgPrepared::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[("pg-prepared.rows", "2000")]).await;
         let checks = exp.checks(&ctx).await.unwrap();
         assert_eq!(checks.len(), CASES.len() * VARIANTS.len(), "{checks:?}");
         for c in &checks {
@@ -576,16 +574,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::PgPrepared::new();
-        let result = harness::testing::run_quick(&exp, &[("pg-prepared.rows", "2000")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(PgPrepared::new(), "pg-prepared.rows" = "2000");

@@ -12,9 +12,11 @@ use harness::kit::redis_util::{self, info};
 use harness::load::{self, LoadConfig, OpError, Worker};
 use harness::results::{Better, Check};
 use harness::stats::SplitMix64;
-use harness::{BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant};
+use harness::{
+    BoxFuture, Engine, Experiment, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep, Trial, Variant,
+};
 use redis::aio::MultiplexedConnection;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const ID: &str = "redis-batch";
 const KEYS: usize = 10_000;
@@ -25,7 +27,7 @@ const CALIBRATION_DEPTH: usize = 20;
 
 #[derive(Default)]
 pub struct RedisBatch {
-    notes: Mutex<Vec<String>>,
+    notes: Slot<Vec<String>>,
 }
 
 impl RedisBatch {
@@ -184,10 +186,10 @@ impl Experiment for RedisBatch {
             ],
             needs: Needs::REDIS,
             targets: harness::targets::LOAD,
-            controls: vec![harness::experiment::Control {
-                value: 1.0,
-                why: "a batch of one key: MGET of one key is a GET, a pipeline of one command one round trip",
-            }],
+            controls: vec![harness::experiment::Control::new(
+                1.0,
+                "a batch of one key: MGET of one key is a GET, a pipeline of one command one round trip",
+            )],
             ..Default::default()
         }
     }
@@ -198,7 +200,7 @@ impl Experiment for RedisBatch {
 
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            self.notes.lock().expect("not poisoned").clear();
+            self.notes.set(Vec::new());
             let mut con = ctx.env.redis()?.client()?.get_multiplexed_async_connection().await?;
             redis_util::clear_prefix(&mut con, &redis_util::prefix(ID)).await?;
             let mut pipe = redis::pipe();
@@ -299,7 +301,7 @@ impl Experiment for RedisBatch {
                     harness_rps[1] / harness_rps[0]
                 ),
             };
-            self.notes.lock().expect("not poisoned").push(note);
+            self.notes.push(note);
             // Leave nothing behind on the server (setup clears the prefix too, after a failed run).
             redis_util::clear_prefix(&mut admin, &redis_util::prefix(ID)).await?;
             Ok(checks)
@@ -314,7 +316,7 @@ impl Experiment for RedisBatch {
             ),
             "The guide's GetUsers also deserializes each value and SetUsers serializes it; both are left out here (the serialization experiment measures them) so that the numbers are the round trips.".into(),
         ];
-        notes.extend(self.notes.lock().expect("not poisoned").iter().cloned());
+        notes.extend(self.notes.get());
         notes
     }
 }
@@ -353,9 +355,8 @@ mod tests {
     /// key and the pipeline leave the same values behind.
     #[tokio::test(flavor = "current_thread")]
     async fn reads_find_the_same_keys_and_writes_leave_the_same_values() {
-        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
         let exp = RedisBatch::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         let client = ctx.env.redis().unwrap().client().unwrap();
         let mut admin = client.get_multiplexed_async_connection().await.unwrap();
         let (keys, values) = (Arc::new(keys()), Arc::new(values()));
@@ -386,16 +387,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::RedisBatch::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(RedisBatch::new());

@@ -318,12 +318,7 @@ impl Experiment for RedisPool {
             ],
             needs: Needs::REDIS,
             targets: harness::targets::LOAD,
-            capacity: Some(harness::CapacityPlan {
-                case: "",
-                point: 128.0,
-                limits: harness::load::capacity::Limits::guide(50.0),
-                why: "Limits: the guide sets no Redis target; a cache read is held to the database target it stands in for (p95 < 50 ms).",
-            }),
+            capacity: Some(harness::CapacityPlan::guide(128.0, 50.0, "Limits: the guide sets no Redis target; a cache read is held to the database target it stands in for (p95 < 50 ms).")),
             ..Default::default()
         }
     }
@@ -442,9 +437,8 @@ mod tests {
     /// No variant wins by doing less: with the same draws every one reads the same values.
     #[tokio::test(flavor = "current_thread")]
     async fn every_variant_reads_the_same_values() {
-        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
         let exp = RedisPool::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         let client = ctx.env.redis().unwrap().client().unwrap();
         let prefix = redis_util::prefix(ID);
         let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("{prefix}user:{i}")).collect());
@@ -548,16 +542,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::RedisPool::new();
-        let result = harness::testing::run_quick(&exp, &[]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(RedisPool::new());

@@ -512,9 +512,8 @@ mod tests {
     /// back unchanged at every payload.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_returns_the_bytes_set_and_the_redis_routines_run() {
-        let ctx = RunCtx::for_tests(false, true, &[]).await.unwrap();
         let exp = Serialization::new();
-        exp.setup(&ctx).await.unwrap();
+        let ctx = harness::testing::set_up(&exp, &[]).await;
         let url = ctx.env.redis().unwrap().url.clone();
         let ran = tokio::task::spawn_blocking(move || {
             let settings = harness::Settings::quick_for_tests();

@@ -20,9 +20,9 @@ use harness::load::{self, OpError, Worker};
 use harness::results::Better;
 use harness::stats::SplitMix64;
 use harness::{
-    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Sweep, Trial, Variant,
+    BoxFuture, Engine, Experiment, Knob, Meta, MetricInfo, Needs, Run, RunCtx, Sample, Slot, Sweep, Trial, Variant,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use uuid::Uuid;
 
 const GET_BY_ID_SQL: &str = include_str!("../../../fixtures/sql/pg-batch/get_by_id.sql");
@@ -171,7 +171,7 @@ impl Worker for Loader {
 
 #[derive(Default)]
 pub struct WorkerPool {
-    ids: Mutex<Arc<Vec<Uuid>>>,
+    ids: Slot<Arc<Vec<Uuid>>>,
 }
 
 impl WorkerPool {
@@ -257,7 +257,7 @@ impl Experiment for WorkerPool {
     fn setup<'a>(&'a self, ctx: &'a RunCtx) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let users = setup_users(ctx, ROWS.int_value(&ctx.settings)?, SEED, 50_000).await?;
-            *self.ids.lock().expect("not poisoned") = users.ids;
+            self.ids.set(users.ids);
             Ok(())
         })
     }
@@ -279,7 +279,7 @@ impl Run for WorkerPool {
             let (variant, point) = (at.variant, at.point);
             let kind = kind(variant)?;
             let items = point.value as usize;
-            let ids = self.ids.lock().expect("not poisoned").clone();
+            let ids = self.ids.get();
             let pool = pool_for(ctx, kind).await?;
             let clients = ctx.settings.concurrency.unwrap_or(1);
             let pool2 = pool.clone();
@@ -313,10 +313,9 @@ mod tests {
     /// No variant wins by doing less: for the same ids every one finds the same users.
     #[tokio::test(flavor = "current_thread")]
     async fn every_variant_loads_the_same_users() {
-        let ctx = RunCtx::for_tests(true, false, &[("worker-pool.rows", "13000")]).await.unwrap();
         let exp = WorkerPool::new();
-        exp.setup(&ctx).await.unwrap();
-        let ids = exp.ids.lock().unwrap().clone();
+        let ctx = harness::testing::set_up(&exp, &[("worker-pool.rows", "13000")]).await;
+        let ids = exp.ids.get();
         let mut batch: Vec<Uuid> = ids[..200].to_vec();
         batch.push(Uuid::nil()); // an id no user has: found by nobody
         for &(name, kind, _, _) in VARIANTS {
@@ -327,16 +326,4 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod quick_run {
-    use harness::Experiment as _;
-
-    /// The experiment runs end to end as `bench --quick` runs it (every case, variant and
-    /// point, on servers of its own), with small data.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn runs_end_to_end_in_quick_mode() {
-        let exp = super::WorkerPool::new();
-        let result = harness::testing::run_quick(&exp, &[("worker-pool.rows", "12000")]).await.unwrap();
-        harness::testing::assert_complete(&exp.meta(), &result);
-    }
-}
+harness::quick_run_test!(WorkerPool::new(), "worker-pool.rows" = "12000");
