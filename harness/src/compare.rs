@@ -135,7 +135,7 @@ pub enum Verdict {
 
 /// A median with its interval over `n` valid repetitions.
 #[derive(Debug, Clone, Serialize)]
-pub struct Side {
+pub struct Estimate {
     pub median: f64,
     pub ci_low: f64,
     pub ci_high: f64,
@@ -154,8 +154,8 @@ pub struct Row {
     pub deterministic: bool,
     /// The experiment's primary metric.
     pub primary: bool,
-    pub old: Side,
-    pub new: Side,
+    pub old: Estimate,
+    pub new: Estimate,
     /// (new − old) / old, percent: of the medians, or paired, of the geometric mean of the
     /// per-round ratios new / old.
     pub change_pct: f64,
@@ -414,8 +414,8 @@ fn rows(o: &ExperimentResult, n: &ExperimentResult, opts: &Options) -> Vec<Row> 
                         better: metric.better,
                         deterministic,
                         primary: metric.name == n.primary_metric.name,
-                        old: Side { median: a.median, ci_low: a.ci_low, ci_high: a.ci_high, n: a.n },
-                        new: Side { median: b.median, ci_low: b.ci_low, ci_high: b.ci_high, n: b.n },
+                        old: Estimate { median: a.median, ci_low: a.ci_low, ci_high: a.ci_high, n: a.n },
+                        new: Estimate { median: b.median, ci_low: b.ci_low, ci_high: b.ci_high, n: b.n },
                         change_pct,
                         p_value,
                         pairs: paired.map(|r| r.n),

@@ -7,9 +7,9 @@
 //!   `Routines`); `slot`: what an experiment's setup leaves for its trials;
 //! - `session`: a run from start to finish (servers, run directory, each experiment, atomic
 //!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis), on one
-//!   build or on two (`revisions`: another revision's build serving trials, `--against`);
+//!   build or on two (`trial_server`: another revision's build serving trials, `--against`);
 //! - `provision`: the servers (local ephemeral ones, external URLs, Docker); `reaper`: every
-//!   process and directory a run makes, stopped and removed however it ends; `context`: the
+//!   process and directory a run makes, stopped and removed however it ends; `provenance`: the
 //!   run's id, host and revision;
 //! - `load` (closed and open loops on the servers; `load::capacity`, the capacity search,
 //!   stress and recovery) and `micro` (criterion, dhat and callgrind in worker processes)
@@ -38,7 +38,6 @@ pub mod analysis;
 pub mod build;
 pub mod changepoint;
 pub mod compare;
-pub mod context;
 pub mod decide;
 pub mod experiment;
 pub mod export;
@@ -49,13 +48,13 @@ pub mod kit;
 pub mod load;
 pub mod micro;
 pub mod profile;
+pub mod provenance;
 pub mod provision;
 pub mod reaper;
 pub mod redact;
 pub mod report;
 pub mod resources;
 pub mod results;
-pub mod revisions;
 pub mod runner;
 pub mod session;
 pub mod slot;
@@ -63,6 +62,7 @@ pub mod stats;
 pub mod targets;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trial_server;
 
 pub use experiment::{
     names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, KnobDefault, Meta, Needs, Run, RunCtx,

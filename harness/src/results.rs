@@ -125,7 +125,7 @@ mod settings;
 mod store;
 pub use rounds::{ControlPoint, DecisionRule, PointRounds, Sequential, StopReason, TimeSpent};
 pub use settings::{Offered, Overload, Settings, Timeline, Trial};
-pub use store::{load, save, write_atomic, LoadError};
+pub use store::{read, save, write_atomic, ReadError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

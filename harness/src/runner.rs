@@ -131,9 +131,9 @@ pub fn failed_result(meta: &Meta, quick: bool, error: &str) -> ExperimentResult 
 }
 
 /// One build's hands on an experiment: its hooks, called by the runner. `Local` runs them in
-/// this process; `revisions::Remote` in a trial server of another revision's build
+/// this process; `trial_server::Remote` in a trial server of another revision's build
 /// (`bench --against`), so that the two builds' trials interleave.
-pub trait Side: Send {
+pub trait Hooks: Send {
     /// The experiment's `setup`.
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>>;
     /// The experiment's `setup_point`: what it observed there.
@@ -181,7 +181,7 @@ impl<'a> Local<'a> {
     }
 }
 
-impl Side for Local<'_> {
+impl Hooks for Local<'_> {
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         self.exp.setup(self.ctx)
     }
@@ -275,7 +275,7 @@ pub async fn run_experiment(
 pub async fn run_sides(
     meta: &Meta,
     ctx: &RunCtx,
-    sides: &mut [&mut dyn Side],
+    sides: &mut [&mut dyn Hooks],
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Vec<ExperimentResult> {
     let started = Instant::now();
@@ -381,7 +381,7 @@ pub fn sequential_plan(ctx: &RunCtx, meta: &Meta, sides: usize, result: &Experim
 async fn run_inner(
     meta: &Meta,
     ctx: &RunCtx,
-    sides: &mut [&mut dyn Side],
+    sides: &mut [&mut dyn Hooks],
     results: &mut [ExperimentResult],
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
@@ -609,7 +609,7 @@ async fn capacity_stage(
     meta: &Meta,
     plan: &experiment::CapacityPlan,
     ctx: &RunCtx,
-    side: &mut dyn Side,
+    side: &mut dyn Hooks,
     result: &mut ExperimentResult,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {
@@ -708,7 +708,7 @@ async fn capacity_stage(
 async fn capacity_trial(
     meta: &Meta,
     ctx: &RunCtx,
-    side: &mut dyn Side,
+    side: &mut dyn Hooks,
     at: Trial<'_>,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<Result<Sample, String>> {
@@ -732,7 +732,7 @@ async fn capacity_trial(
 async fn profile_stage(
     meta: &Meta,
     ctx: &RunCtx,
-    side: &mut dyn Side,
+    side: &mut dyn Hooks,
     result: &mut ExperimentResult,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<()> {

@@ -3,9 +3,9 @@
 //! the run marked complete. The command line keeps the flags, the progress display and the
 //! exit codes; everything between lives here.
 
-use crate::context;
 use crate::experiment::{Experiment, Meta, RunCtx};
 use crate::micro::Workers;
+use crate::provenance;
 use crate::provision::{self, Request};
 use crate::results::{self, ExperimentResult, ExperimentStatus, RunContext, RunResults, Settings, SCHEMA_VERSION};
 use crate::runner::{self, Progress};
@@ -166,9 +166,9 @@ impl Session {
             Some((mut results, path)) => {
                 budget_ms = budget_ms.map(|b| b.saturating_sub(results.experiments_wall_ms()));
                 results.context.resumed.push(results::Resumption {
-                    at: context::now_rfc3339(),
+                    at: provenance::now_rfc3339(),
                     kept: results.experiments.len(),
-                    host: context::host(),
+                    host: provenance::host(),
                     servers: env.servers.clone(),
                 });
                 (results, path)
@@ -176,9 +176,9 @@ impl Session {
             None => {
                 // The run's directory is made once the servers are up, so a failed start
                 // leaves nothing. (A resumed run's code was checked against its record.)
-                let (git_revision, git_dirty) = context::git_revision(&plan.workspace);
-                let git_changes = context::git_changes(&plan.workspace);
-                let (run_id, dir) = context::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
+                let (git_revision, git_dirty) = provenance::git_revision(&plan.workspace);
+                let git_changes = provenance::git_changes(&plan.workspace);
+                let (run_id, dir) = provenance::create_run_dir(&plan.out, git_revision.as_deref()).map_err(|e| {
                     SessionError::BadRequest(format!("cannot create a run directory in {}: {e}", plan.out.display()))
                 })?;
                 let results = RunResults {
@@ -189,10 +189,10 @@ impl Session {
                         git_revision,
                         git_dirty,
                         git_changes,
-                        started_at: context::now_rfc3339(),
+                        started_at: provenance::now_rfc3339(),
                         finished_at: None,
-                        host: context::host(),
-                        rustc: context::rustc_version(),
+                        host: provenance::host(),
+                        rustc: provenance::rustc_version(),
                         arguments: crate::redact::redact_args(plan.arguments),
                         settings: plan.settings.clone(),
                         servers: env.servers.clone(),
@@ -339,7 +339,7 @@ impl Session {
     pub fn finish(mut self) -> Result<(RunResults, PathBuf), SessionError> {
         drop(self.ctx.take()); // stops the servers before anything else is written
         self.results.complete = true;
-        self.results.context.finished_at = Some(context::now_rfc3339());
+        self.results.context.finished_at = Some(provenance::now_rfc3339());
         self.save()?;
         // Complete: nothing will write here again (the lock itself goes with the session).
         let _ = std::fs::remove_file(self.results_path.with_file_name(RunLock::NAME));
@@ -359,7 +359,7 @@ async fn run_two_builds(
     instructions: bool,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> (Option<ExperimentResult>, ExperimentResult) {
-    use crate::revisions::{NotInBuild, Remote};
+    use crate::trial_server::{NotInBuild, Remote};
     let meta = exp.meta();
     let base_label = format!("the build of {} ({})", base.revision, &base.commit[..base.commit.len().min(12)]);
     // A slowdown injected with `--set …inject_slowdown` goes to this checkout's side only: the

@@ -71,12 +71,12 @@ pub fn build(workspace: &Path, revision: &str, commit: &str) -> Result<AgainstBu
     }
     let protocol = Command::new(&exe).args(["trial-server", "--protocol"]).stderr(Stdio::null()).output();
     match protocol {
-        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == harness::revisions::PROTOCOL.to_string() => {}
+        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == harness::trial_server::PROTOCOL.to_string() => {}
         Ok(o) if o.status.success() => {
             return Err(Failure::usage(format!(
                 "--against {revision}: its build speaks trial protocol {}, this one {}: compare two separate runs instead (`cargo xtask compare`)",
                 String::from_utf8_lossy(&o.stdout).trim(),
-                harness::revisions::PROTOCOL
+                harness::trial_server::PROTOCOL
             )))
         }
         _ => {

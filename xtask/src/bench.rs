@@ -343,7 +343,7 @@ fn resume_plan(args: &BenchArgs, run: &Path) -> Result<Plan, Failure> {
     if !path.is_file() {
         return Err(Failure::usage(format!("{what}: not a run (no results.json there)")));
     }
-    let results = harness::results::load(&path).map_err(|e| Failure::usage(format!("{what}: {e}")))?;
+    let results = harness::results::read(&path).map_err(|e| Failure::usage(format!("{what}: {e}")))?;
     if results.complete {
         return Err(Failure::usage(format!(
             "{what}: run {} is complete (finished {}); nothing to resume",
@@ -358,8 +358,8 @@ fn resume_plan(args: &BenchArgs, run: &Path) -> Result<Plan, Failure> {
     // The same code: the run's commit, and the same uncommitted changes (none, or the same).
     let c = &results.context;
     let here = workspace();
-    let (revision, dirty) = harness::context::git_revision(&here);
-    let changes = harness::context::git_changes(&here);
+    let (revision, dirty) = harness::provenance::git_revision(&here);
+    let changes = harness::provenance::git_changes(&here);
     let describe = |rev: &Option<String>, changes: &Option<String>, dirty: Option<bool>| {
         let rev = rev.as_deref().map(|r| &r[..r.len().min(12)]).unwrap_or("no git revision");
         match (changes, dirty) {
@@ -537,7 +537,7 @@ async fn run(mut plan: Plan, no_report: bool) -> Result<ExitCode, Failure> {
         against_regressed = report.regressions() > 0 && confirm(&plan, &report).await?;
     }
     if let Some(path) = &plan.baseline {
-        let old = harness::results::load(path).map_err(Failure::usage)?;
+        let old = harness::results::read(path).map_err(Failure::usage)?;
         let report = harness::compare::compare(&old, &results, &harness::compare::Options::default());
         eprint!("{}", harness::redact::redact(&harness::compare::to_text(&report)));
         baseline_regressed = report.regressions() > 0;

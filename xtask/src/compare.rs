@@ -3,7 +3,7 @@
 
 use crate::flags::{default_reports_dir, CompareArgs};
 use crate::report::latest_run;
-use crate::runs::{load, resolve};
+use crate::runs::{read, resolve};
 use crate::Failure;
 use harness::compare::{self, Options};
 use std::process::ExitCode;
@@ -48,7 +48,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
     }
     let reports = args.out.clone().unwrap_or_else(default_reports_dir);
     let old_path = resolve(&args.old, &reports)?;
-    let first = load(&old_path)?;
+    let first = read(&old_path)?;
     // One run of two revisions (`bench --against`): its two sides, with the narrower noise
     // band interleaving earns.
     let (old, new, opts) = match (&args.new, first.split_revisions()) {
@@ -58,7 +58,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
                 Some(n) => resolve(n, &reports)?,
                 None => latest_run(&reports)?.join("results.json"),
             };
-            (first, load(&new_path)?, options(&args, Options::default())?)
+            (first, read(&new_path)?, options(&args, Options::default())?)
         }
     };
     let report = compare::compare(&old, &new, &opts);

@@ -3,7 +3,7 @@
 
 use crate::flags::ExportArgs;
 use crate::report::run_results;
-use crate::runs::load;
+use crate::runs::read;
 use crate::Failure;
 use harness::results;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 /// Write `results_path`'s exports in `format` beside it; returns the files written.
 pub fn export_run(results_path: &Path, format: &str) -> Result<Vec<PathBuf>, Failure> {
-    let run = load(results_path)?;
+    let run = read(results_path)?;
     let dir = results_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let write = |name: &str, value: serde_json::Result<serde_json::Value>| -> Result<PathBuf, Failure> {
         let path = dir.join(name);

@@ -120,7 +120,7 @@ pub fn history(dir: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let mut runs: Vec<RunResults> = Vec::new();
     let mut skipped = Vec::new();
     for f in &files {
-        match harness::results::load(f) {
+        match harness::results::read(f) {
             Ok(r) if !runs.iter().any(|x| x.run_id == r.run_id) => runs.push(r),
             Ok(_) => {} // the same run kept twice (a baseline is a copy of a run)
             Err(e) => skipped.push(format!("{}: {e}", f.display())),

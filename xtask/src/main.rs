@@ -68,10 +68,10 @@ fn main() -> ExitCode {
         flags::Command::List => list::list(),
         flags::Command::Schema => schema::schema(),
         flags::Command::TrialServer { protocol: true } => {
-            println!("{}", harness::revisions::PROTOCOL);
+            println!("{}", harness::trial_server::PROTOCOL);
             return ExitCode::SUCCESS;
         }
-        flags::Command::TrialServer { protocol: false } => return harness::revisions::serve(catalogue::all()),
+        flags::Command::TrialServer { protocol: false } => return harness::trial_server::serve(catalogue::all()),
         flags::Command::MicroWorker { job } => {
             return catalogue::micro_worker(&job, harness::micro::Allocator::System);
         }

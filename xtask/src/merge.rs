@@ -2,7 +2,7 @@
 //! joined into one run directory, with its report.
 
 use crate::flags::default_reports_dir;
-use crate::runs::load;
+use crate::runs::read;
 use crate::Failure;
 use harness::results::{self, RunResults};
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
     let mut runs = Vec::new();
     for s in &shards {
         let path = if s.is_dir() { s.join("results.json") } else { s.clone() };
-        runs.push(load(&path)?);
+        runs.push(read(&path)?);
     }
     let first = runs[0].context.clone();
     let first_id = runs[0].run_id.clone();
@@ -84,7 +84,7 @@ pub fn merge(shards: Vec<PathBuf>, out: Option<PathBuf>, hosts_may_differ: bool)
     let reports = out.unwrap_or_else(default_reports_dir);
     std::fs::create_dir_all(&reports)
         .map_err(|e| Failure::usage(format!("cannot create {}: {e}", reports.display())))?;
-    let (run_id, dir) = harness::context::create_run_dir(&reports, merged.context.git_revision.as_deref())
+    let (run_id, dir) = harness::provenance::create_run_dir(&reports, merged.context.git_revision.as_deref())
         .map_err(|e| Failure::usage(format!("cannot create a run directory in {}: {e}", reports.display())))?;
     merged.run_id = run_id;
     let path = dir.join("results.json");

@@ -40,7 +40,7 @@ pub fn render_run(results_path: &Path) -> Result<PathBuf, Failure> {
 
 /// A results.json, with what an older file lacks filled in for the report.
 fn load_for_report(results_path: &Path) -> Result<harness::results::RunResults, Failure> {
-    let mut results = harness::results::load(results_path).map_err(Failure::usage)?;
+    let mut results = harness::results::read(results_path).map_err(Failure::usage)?;
     // A version 1 file has no summaries or headline, and a file written before findings
     // existed has no finding: both are decided again from their samples, by the one decision
     // path and the experiment's declaration in this build's catalogue, on the run's own host's

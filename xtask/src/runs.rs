@@ -53,6 +53,6 @@ pub fn resolve(arg: &str, reports: &Path) -> Result<PathBuf, Failure> {
 }
 
 /// Read a run's results.json (a missing, corrupt or other-version file: one clear line).
-pub fn load(path: &Path) -> Result<RunResults, Failure> {
-    results::load(path).map_err(Failure::usage)
+pub fn read(path: &Path) -> Result<RunResults, Failure> {
+    results::read(path).map_err(Failure::usage)
 }

@@ -157,7 +157,7 @@ fn a_container_killed_mid_run_is_replaced() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "a failed experiment exits 1: {stderr}");
     let dir = std::fs::read_dir(&*out).unwrap().next().unwrap().unwrap().path();
-    let results = harness::results::load(&dir.join("results.json")).expect("valid results");
+    let results = harness::results::read(&dir.join("results.json")).expect("valid results");
     assert!(results.complete, "the run finished");
     let pg = results.experiments.iter().find(|e| e.id == "pg-prepared").unwrap();
     let harness::results::ExperimentStatus::Failed { error } = &pg.status else {

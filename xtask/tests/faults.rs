@@ -212,7 +212,7 @@ fn a_server_killed_mid_run_fails_its_experiment_without_a_verdict_and_the_run_go
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "a failed experiment exits 1: {stderr}");
-    let results = harness::results::load(&run_dirs(&out.0)[0].join("results.json")).expect("valid results");
+    let results = harness::results::read(&run_dirs(&out.0)[0].join("results.json")).expect("valid results");
     assert!(results.complete, "the run finished");
     let pg = results.experiments.iter().find(|e| e.id == "pg-prepared").unwrap();
     let harness::results::ExperimentStatus::Failed { error } = &pg.status else {
@@ -292,7 +292,7 @@ fn two_runs_started_together_both_keep_their_results() {
     let dirs = run_dirs(&out.0);
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     for d in dirs {
-        let r = harness::results::load(&d.join("results.json")).unwrap();
+        let r = harness::results::read(&d.join("results.json")).unwrap();
         assert!(r.complete && r.experiments.len() == 1, "{}", d.display());
     }
 }

@@ -42,7 +42,7 @@ fn re_deciding_the_full_run_gives_the_pinned_findings_and_headlines() {
         flate2::read::GzDecoder::new(std::fs::File::open(&part).unwrap()).read_to_string(&mut json).unwrap();
         let file = tmp.join("results.json");
         std::fs::write(&file, json).unwrap();
-        let run = harness::results::load(&file).unwrap();
+        let run = harness::results::read(&file).unwrap();
         let cores = run.context.host.cores.max(1);
         for mut e in run.experiments {
             let Some(meta) = catalogue.iter().map(|c| c.meta()).find(|m| m.id == e.id) else {

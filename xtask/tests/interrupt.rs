@@ -47,7 +47,7 @@ fn ctrl_c_keeps_finished_work_and_leaves_nothing_running() {
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130, got {status:?}");
 
     // What was finished is kept, in a complete and valid file.
-    let results = harness::results::load(&results_path).expect("results.json is intact");
+    let results = harness::results::read(&results_path).expect("results.json is intact");
     assert!(!results.complete);
     assert_eq!(results.experiments.len(), 1);
     assert_eq!(results.experiments[0].id, "calibration");
@@ -135,7 +135,7 @@ fn an_interrupted_run_resumes_twice_into_one_complete_run() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let run = path.parent().unwrap().to_owned();
-    let first = harness::results::load(&path).unwrap();
+    let first = harness::results::read(&path).unwrap();
     assert!(!first.complete);
     assert_eq!(first.experiments.len(), 1);
 
@@ -163,7 +163,7 @@ fn an_interrupted_run_resumes_twice_into_one_complete_run() {
     wait_for(&mut child, &run, "pg-pagination");
     child.kill().unwrap(); // SIGKILL: no handler, no destructor
     child.wait().unwrap();
-    let second = harness::results::load(&path).unwrap();
+    let second = harness::results::read(&path).unwrap();
     assert!(!second.complete);
     assert_eq!(second.experiments.len(), 2);
     assert_eq!(second.context.resumed.len(), 1);
@@ -172,7 +172,7 @@ fn an_interrupted_run_resumes_twice_into_one_complete_run() {
     // The second resume finishes the run (and sweeps what the killed one left).
     let (code, err) = resume(&run, &["--no-report"]);
     assert_eq!(code, Some(0), "{err}");
-    let done = harness::results::load(&path).unwrap();
+    let done = harness::results::read(&path).unwrap();
     assert!(done.complete && done.context.finished_at.is_some());
     let ids: Vec<&str> = done.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["calibration", "pg-pagination", "redis-batch"]);

@@ -114,20 +114,20 @@ fn shards_merge_into_one_run_and_strangers_are_refused() {
     let a = write_run(&d.0, "shard1", 1, 100.0);
     let b = write_run(&d.0, "shard2", 1, 100.0);
     // The second shard holds another experiment.
-    let mut r = harness::results::load(&b).unwrap();
+    let mut r = harness::results::read(&b).unwrap();
     r.experiments[0].id = "u".into();
     harness::results::save(&b, &r).unwrap();
     let out = d.0.join("merged");
     let o = xtask(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let run = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().join("results.json").is_file()).unwrap();
-    let merged = harness::results::load(&run.path().join("results.json")).unwrap();
+    let merged = harness::results::read(&run.path().join("results.json")).unwrap();
     let ids: Vec<&str> = merged.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["t", "u"]);
     assert!(merged.complete);
     assert!(run.path().join("index.html").is_file());
     // A shard of another commit is not a shard of this run; the same experiment twice neither.
-    let mut other = harness::results::load(&b).unwrap();
+    let mut other = harness::results::read(&b).unwrap();
     other.context.git_revision = Some("elsewhere".into());
     harness::results::save(&b, &other).unwrap();
     let o = xtask(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -155,7 +155,7 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
     let (first, rest) = ids.split_at(ids.len() / 3);
     let part = |name: &str, holds: &[String], edit: &dyn Fn(&mut RunResults)| {
         let path = write_run(&d.0, name, 1, 100.0);
-        let mut r = harness::results::load(&path).unwrap();
+        let mut r = harness::results::read(&path).unwrap();
         let e = r.experiments[0].clone();
         r.experiments =
             holds.iter().map(|id| harness::results::ExperimentResult { id: id.clone(), ..e.clone() }).collect();
@@ -181,7 +181,7 @@ fn an_interrupted_shard_and_a_filtered_run_join_into_the_whole_catalogue() {
         let o = xtask(&[&["merge"], args, &["--out", out.to_str().unwrap()]].concat());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let run = std::fs::read_dir(&out).unwrap().flatten().find(|e| e.path().join("results.json").is_file());
-        harness::results::load(&run.unwrap().path().join("results.json")).unwrap()
+        harness::results::read(&run.unwrap().path().join("results.json")).unwrap()
     };
     // Given in any order, the parts come back in catalogue order, as one complete run.
     let whole = merged(&[&rest_of_it, &interrupted], "whole");
@@ -279,7 +279,7 @@ fn against_runs_an_experiment_the_other_build_lacks_on_this_side_only() {
     let d = temp_dir();
     let out = d.0.join("out");
     let fake = d.0.join("old-build");
-    let protocol = harness::revisions::PROTOCOL;
+    let protocol = harness::trial_server::PROTOCOL;
     std::fs::write(
         &fake,
         format!(

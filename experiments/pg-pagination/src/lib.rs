@@ -64,7 +64,7 @@ fn params(ctx: &RunCtx) -> anyhow::Result<Params> {
 /// RFC 3339 with whole seconds, as Go's `time.Format(time.RFC3339)` writes a UTC time.
 fn rfc3339_seconds(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    harness::context::rfc3339(secs)
+    harness::provenance::rfc3339(secs)
 }
 
 /// One client paging through `users`: for a variant, its statements and the cursor for the

@@ -1,10 +1,10 @@
 //! The comparison's outputs: plain text as benchstat prints it, markdown for a pull request,
 //! an HTML page with charts.
 
-use super::{row_name, Gate, Report, Row, Side, Verdict};
+use super::{row_name, Estimate, Gate, Report, Row, Verdict};
 use crate::results::Better;
 
-fn fmt_side(s: &Side) -> String {
+fn fmt_side(s: &Estimate) -> String {
     let spread = if s.median != 0.0 { (s.ci_high - s.ci_low) / 2.0 / s.median.abs() * 100.0 } else { 0.0 };
     format!("{} ±{:.0}%", crate::report::num(s.median), spread)
 }
@@ -199,7 +199,7 @@ pub fn to_html(rep: &Report) -> anyhow::Result<String> {
     let mut views = Vec::new();
     for (exp, case, metric, rows) in groups {
         let labels: Vec<String> = rows.iter().map(|r| format!("{}@{}", r.variant, r.point)).collect();
-        let side = |f: fn(&Row) -> &Side| -> Vec<Option<(f64, f64, f64)>> {
+        let side = |f: fn(&Row) -> &Estimate| -> Vec<Option<(f64, f64, f64)>> {
             rows.iter().map(|r| Some((f(r).median, f(r).ci_low, f(r).ci_high))).collect()
         };
         let series = [

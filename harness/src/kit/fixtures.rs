@@ -161,7 +161,7 @@ pub fn cached_user_json(row: &tokio_postgres::Row) -> String {
     let secs = created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     format!(
         "{{\"id\":\"{id}\",\"username\":\"{username}\",\"email\":\"{email}\",\"created_at\":\"{}\"}}",
-        crate::context::rfc3339(secs)
+        crate::provenance::rfc3339(secs)
     )
 }
 
@@ -222,7 +222,7 @@ impl UsersGenerator {
 pub fn ts(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let frac = us.rem_euclid(1_000_000);
-    let s = crate::context::rfc3339(secs);
+    let s = crate::provenance::rfc3339(secs);
     // "YYYY-MM-DDTHH:MM:SSZ" -> "YYYY-MM-DD HH:MM:SS.ffffff+00"
     format!("{} {}.{frac:06}+00", &s[..10], &s[11..19])
 }

@@ -137,7 +137,7 @@ pub struct PgTarget {
     /// never touches a table it did not create.
     pub schema: Option<String>,
     /// The URL as given, password included: only for a trial server of the same run
-    /// (`revisions`), which gets it through its environment, never its command line.
+    /// (`trial_server`), which gets it through its environment, never its command line.
     pub(crate) secret_url: Secret,
 }
 

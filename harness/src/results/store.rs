@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a results file could not be read; each names the path.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum ReadError {
     #[error("no results file at {0}: run `cargo xtask bench` first")]
     Missing(PathBuf),
     #[error("cannot read {path}: {source}")]
@@ -21,27 +21,27 @@ pub enum LoadError {
 }
 
 /// Read and check a results.json.
-pub fn load(path: &Path) -> Result<RunResults, LoadError> {
+pub fn read(path: &Path) -> Result<RunResults, ReadError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing(path.to_owned())),
-        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing(path.to_owned())),
+        Err(source) => return Err(ReadError::Io { path: path.to_owned(), source }),
     };
     // Look at the version first, so a file from another version says so instead of failing
     // on whichever field changed.
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })?;
+        serde_json::from_str(&text).map_err(|source| ReadError::Corrupt { path: path.to_owned(), source })?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         Some(v) if (u64::from(OLDEST_READABLE_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&v) => {}
-        Some(found) => return Err(LoadError::Version { path: path.to_owned(), found }),
+        Some(found) => return Err(ReadError::Version { path: path.to_owned(), found }),
         None => {
-            return Err(LoadError::Corrupt {
+            return Err(ReadError::Corrupt {
                 path: path.to_owned(),
                 source: serde::de::Error::custom("no schema_version field"),
             })
         }
     }
-    serde_json::from_value(value).map_err(|source| LoadError::Corrupt { path: path.to_owned(), source })
+    serde_json::from_value(value).map_err(|source| ReadError::Corrupt { path: path.to_owned(), source })
 }
 
 /// Write `results` to `path` atomically: a temporary file in the same directory, flushed to
@@ -91,14 +91,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("perflab-results-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let missing = dir.join("nope.json");
-        assert!(matches!(load(&missing), Err(LoadError::Missing(_))));
+        assert!(matches!(read(&missing), Err(ReadError::Missing(_))));
         let corrupt = dir.join("corrupt.json");
         std::fs::write(&corrupt, "{\"schema_version\": 1, \"run_id\": ").unwrap();
-        assert!(matches!(load(&corrupt), Err(LoadError::Corrupt { .. })));
+        assert!(matches!(read(&corrupt), Err(ReadError::Corrupt { .. })));
         let other = dir.join("other.json");
         std::fs::write(&other, "{\"schema_version\": 999}").unwrap();
-        let err = load(&other).unwrap_err();
-        assert!(matches!(err, LoadError::Version { found: 999, .. }));
+        let err = read(&other).unwrap_err();
+        assert!(matches!(err, ReadError::Version { found: 999, .. }));
         assert!(err.to_string().contains("999"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -55,7 +55,7 @@ struct Recorder {
     lacks: &'static [&'static str],
 }
 
-impl Side for Recorder {
+impl Hooks for Recorder {
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         self.log.lock().unwrap().push(format!("{} setup", self.name));
         Box::pin(async { Ok(()) })
@@ -163,7 +163,7 @@ impl Synthetic {
     }
 }
 
-impl Side for Synthetic {
+impl Hooks for Synthetic {
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
         let pause = self.pause * 4;
         Box::pin(async move {

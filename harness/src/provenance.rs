@@ -1,4 +1,4 @@
-//! The run context: host, git revision, toolchain, timestamps.
+//! Where a run comes from (`results::RunContext`): host, git revision, toolchain, timestamps, and its run directory.
 
 use crate::results::Host;
 use std::path::Path;

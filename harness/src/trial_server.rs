@@ -1,7 +1,7 @@
 //! Two revisions in one run (`bench --against REV`). Each build runs an experiment in a trial
 //! server of its own: a child process (`xtask trial-server`) that serves the experiment's hooks
 //! (setup, one sample, checks, notes) one request at a time, on the servers and with the
-//! settings of the run that started it. The runner drives both servers through `Side`, so the
+//! settings of the run that started it. The runner drives both servers through `Hooks`, so the
 //! two builds' trials interleave (old, new, new, old, …) as variants do, and a comparison of
 //! revisions gets the protection a comparison of variants has: the same servers, data and
 //! drift.
@@ -14,7 +14,7 @@
 use crate::experiment::{BoxFuture, Experiment, RunCtx, Trial};
 use crate::provision::{self, Env, Provider};
 use crate::results::{Check, Sample, Settings, SweepPoint};
-use crate::runner::{Local, Side};
+use crate::runner::{Hooks, Local};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -250,7 +250,7 @@ impl std::fmt::Display for NotInBuild {
 
 impl std::error::Error for NotInBuild {}
 
-/// A trial server of some build, serving one experiment: the runner's other `Side`.
+/// A trial server of some build, serving one experiment: the runner's other `Hooks`.
 pub struct Remote {
     label: String,
     /// The experiment's variants and cases in this build, where it said (`Reply::Ready`).
@@ -407,7 +407,7 @@ impl Remote {
     }
 }
 
-impl Side for Remote {
+impl Hooks for Remote {
     fn lacks(&self, case: &str, variant: &str) -> bool {
         let without =
             |have: &Option<Vec<String>>, name: &str| have.as_ref().is_some_and(|h| !h.iter().any(|x| x == name));
