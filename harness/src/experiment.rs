@@ -388,9 +388,10 @@ pub struct Meta {
     /// Each sweep point is a trial of its own (selftest's comparisons), not a point of one
     /// finding: a point stops on its own look's α, with no correction over the points.
     pub independent_points: bool,
-    /// The least a sample's warm-up and its measured time each last, whatever `--warmup` and
-    /// `--duration` say, where a tool counts whole seconds (wrk, pgbench): the budget weighs
-    /// the experiment's rounds by it. Zero for most.
+    /// The least a sample's measured time lasts, whatever `--duration` says, where a tool
+    /// counts whole seconds (wrk, pgbench): the budget weighs the experiment's rounds by it.
+    /// The warm-up is the settings' (pgbench has none, and the harness's variants measured
+    /// beside it none either). Zero for most.
     pub sample_floor: std::time::Duration,
 }
 
@@ -457,10 +458,10 @@ impl Control {
 pub const SAMPLE_COST: f64 = 1.5;
 
 impl Meta {
-    /// How long one sample's warm-up and measurement last: the settings', each at least
-    /// `sample_floor`.
+    /// How long one sample's warm-up and measurement last: the settings', the measured time at
+    /// least `sample_floor`.
     pub fn sample_time(&self, settings: &crate::results::Settings) -> std::time::Duration {
-        settings.warmup.max(self.sample_floor) + settings.duration.max(self.sample_floor)
+        settings.warmup + settings.duration.max(self.sample_floor)
     }
 
     /// The variant whose comparison tests the claim (the first one marked so).

@@ -563,8 +563,9 @@ mod tests {
         assert_eq!(least_rounds_time(&meta, &settings), std::time::Duration::from_millis(1200));
         settings.ride_along = None;
         assert!((budget_weight(&meta, &settings) - 4.0 * 0.2).abs() < 1e-12);
-        // A tool counting whole seconds: each sample at least 1 s of warm-up and 1 s measured.
+        // A tool counting whole seconds: each sample measures at least 1 s, after the settings'
+        // 50 ms warm-up.
         let meta = Meta { sample_floor: std::time::Duration::from_secs(1), ..meta };
-        assert!((budget_weight(&meta, &settings) - 4.0 * 2.0).abs() < 1e-12);
+        assert!((budget_weight(&meta, &settings) - 4.0 * 1.05).abs() < 1e-12);
     }
 }

@@ -4,7 +4,7 @@
 //! A minimal axum endpoint (`GET /` answering 2 bytes) runs in this process on a runtime of
 //! its own, on loopback. `wrk` (the reference tool) and the load engine drive it in turn,
 //! interleaved, at the same number of connections for the same whole seconds (wrk counts in
-//! seconds). The load engine drives it twice: with the harness's own HTTP/1.1 client
+//! seconds), on connections just opened and without a warm-up (wrk has none). The load engine drives it twice: with the harness's own HTTP/1.1 client
 //! (`kit::http::RawClient`, what the service experiments that measure a server drive it with)
 //! and with hyper's client (what a Rust service would use), so that the engine's cost and a
 //! client library's are told apart. The server is stopped after the checks.
@@ -75,6 +75,13 @@ fn whole_seconds(d: Duration) -> u64 {
     d.as_secs_f64().ceil().max(1.0) as u64
 }
 
+/// The harness's closed loop on wrk's timing: `n` connections opened before the clock, then
+/// the same whole seconds with no warm-up, as wrk runs (a warm-up on the harness's side only
+/// was a trial wrk did not get; the server is warm from the rounds before).
+fn wrk_timing(n: u32, ctx: &RunCtx) -> harness::LoadConfig {
+    harness::LoadConfig::closed(n, Duration::ZERO, Duration::from_secs(whole_seconds(ctx.settings.duration)))
+}
+
 impl Experiment for CalibrationHttp {
     fn meta(&self) -> Meta {
         Meta {
@@ -91,7 +98,7 @@ impl Experiment for CalibrationHttp {
                 load::latency_p99("one request"),
             ],
             smallest_effect: Some(harness::experiment::SmallestEffect::KEEPS_UP),
-            // wrk counts whole seconds (its warm-up is a wrk run of its own).
+            // wrk counts whole seconds, without a warm-up; every variant measures on its timing.
             sample_floor: std::time::Duration::from_secs(1),
             ..Default::default()
         }
@@ -126,7 +133,7 @@ impl Experiment for CalibrationHttp {
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         vec![
             format!(
-                "Each sample lasts {} s for both clients (wrk counts whole seconds); the endpoint answers GET / with 2 bytes from axum on a runtime of 2 threads in the harness's process, on loopback.",
+                "Each sample lasts {} s for every client (wrk counts whole seconds), on connections just opened and without a warm-up, as wrk runs; the endpoint answers GET / with 2 bytes from axum on a runtime of 2 threads in the harness's process, on loopback.",
                 whole_seconds(ctx.settings.duration)
             ),
             "Read a harness-http/wrk ratio near 1 as: the harness's HTTP client is not the bottleneck at that number of connections. Client and server share this machine's 2 cores, so the lighter client leaves the server more CPU.".into(),
@@ -164,21 +171,20 @@ impl Run for CalibrationHttp {
             let client = pick(&VARIANTS, at.variant)?;
             let n = at.point.value as u32;
             let addr = self.addr()?;
-            let secs = whole_seconds(ctx.settings.duration);
             match client {
                 Client::Wrk => {
                     let wrk = self.wrk.get().context("setup has not run")?;
-                    run_wrk(ctx, &wrk, addr, n, secs).await
+                    run_wrk(ctx, &wrk, addr, n).await
                 }
                 Client::Hyper => {
-                    let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
+                    let cfg = wrk_timing(n, ctx);
                     let report =
                         load::run(&cfg, &ctx.probe, move |_| async move { Ok(Get(HyperConn::connect(addr).await?)) })
                             .await?;
                     Ok(report.into_sample())
                 }
                 Client::Raw => {
-                    let cfg = harness::LoadConfig::closed(n, ctx.settings.warmup, Duration::from_secs(secs));
+                    let cfg = wrk_timing(n, ctx);
                     let report =
                         load::run(
                             &cfg,
@@ -193,28 +199,11 @@ impl Run for CalibrationHttp {
     }
 }
 
-async fn run_wrk(ctx: &RunCtx, bin: &Path, addr: SocketAddr, connections: u32, secs: u64) -> anyhow::Result<Sample> {
-    let threads = connections.min(2);
-    let args = |d: u64| -> Vec<String> {
-        vec![
-            "-t".into(),
-            threads.to_string(),
-            "-c".into(),
-            connections.to_string(),
-            "-d".into(),
-            format!("{d}s"),
-            "--latency".into(),
-            format!("http://{addr}/"),
-        ]
-    };
-    // wrk has no warm-up of its own: a full run's warm-up is a wrk run of its own, discarded.
-    if ctx.settings.warmup >= Duration::from_millis(500) {
-        let mut warm = Command::new(bin);
-        warm.args(args(whole_seconds(ctx.settings.warmup)));
-        let _ = tokio::task::spawn_blocking(move || warm.output()).await?;
-    }
+async fn run_wrk(ctx: &RunCtx, bin: &Path, addr: SocketAddr, connections: u32) -> anyhow::Result<Sample> {
+    let (threads, secs) = (connections.min(2), whole_seconds(ctx.settings.duration));
     let mut cmd = Command::new(bin);
-    cmd.args(args(secs));
+    cmd.args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{secs}s"), "--latency"]);
+    cmd.arg(format!("http://{addr}/"));
     let probe = ctx.probe.clone();
     let (out, resources) = tokio::task::spawn_blocking(move || harness::resources::run_tool(&probe, cmd)).await?;
     let out = out.with_context(|| format!("running {}", bin.display()))?;
