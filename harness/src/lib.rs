@@ -72,3 +72,28 @@ pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};
 pub use results::{Better, Check, MetricInfo, Sample, Settings, SweepPoint};
 pub use slot::Slot;
+
+/// Declares the test every load experiment has: `runs_end_to_end_in_quick_mode`, which runs
+/// it as `bench --quick` does (every case, variant and quick point, on servers of its own)
+/// with these `--set` values for small data, and checks that every sample was taken:
+/// `harness::quick_run_test!(PgBatch::new(), "pg-batch.rows" = "3000");`. Defined here, not in
+/// `testing`, so that a build without the `testing` feature still reads it: it expands to
+/// nothing outside `cfg(test)`.
+#[macro_export]
+macro_rules! quick_run_test {
+    ($exp:expr $(, $key:literal = $value:literal)* $(,)?) => {
+        #[cfg(test)]
+        mod quick_run {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn runs_end_to_end_in_quick_mode() {
+                let exp = $exp;
+                let meta = $crate::Experiment::meta(&exp);
+                let result = $crate::testing::run_quick(&exp, &[$(($key, $value)),*]).await.unwrap();
+                $crate::testing::assert_complete(&meta, &result);
+            }
+        }
+    };
+}

@@ -32,29 +32,6 @@ pub async fn set_up(exp: &dyn Experiment, sets: &[(&str, &str)]) -> RunCtx {
     ctx
 }
 
-/// Declares the test every load experiment has: `runs_end_to_end_in_quick_mode`, which runs
-/// it as `bench --quick` does (every case, variant and quick point, on servers of its own)
-/// with these `--set` values for small data, and checks that every sample was taken:
-/// `harness::quick_run_test!(PgBatch::new(), "pg-batch.rows" = "3000");`
-#[macro_export]
-macro_rules! quick_run_test {
-    ($exp:expr $(, $key:literal = $value:literal)* $(,)?) => {
-        #[cfg(test)]
-        mod quick_run {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn runs_end_to_end_in_quick_mode() {
-                let exp = $exp;
-                let meta = $crate::Experiment::meta(&exp);
-                let result = $crate::testing::run_quick(&exp, &[$(($key, $value)),*]).await.unwrap();
-                $crate::testing::assert_complete(&meta, &result);
-            }
-        }
-    };
-}
-
 /// The samples `run_quick` must have taken: every case × variant × quick point × repetition,
 /// each with the primary metric, or made of errors only (no success: nothing to measure).
 pub fn assert_complete(meta: &Meta, result: &ExperimentResult) {
