@@ -4,7 +4,8 @@
 //!
 //! - `experiment`: what an experiment declares (`Meta`: variants, cases, sweep, metrics, knobs)
 //!   and how it is measured (`Engine`: the load engine's `Run` hook or the micro engine's
-//!   `Routines`); `slot`: what an experiment's setup leaves for its trials;
+//!   `Routines`); `slot`: what an experiment's setup leaves for its trials; `declare`: the
+//!   macros it declares with (`table!`, a table of variants or cases; `quick_run_test!`);
 //! - `session`: a run from start to finish (servers, run directory, each experiment, atomic
 //!   saves); `runner`: one experiment (setup, trials interleaved, checks, analysis), on one
 //!   build or on two (`trial_server`: another revision's build serving trials, `--against`);
@@ -39,6 +40,7 @@ pub mod build;
 pub mod changepoint;
 pub mod compare;
 pub mod decide;
+mod declare;
 pub mod experiment;
 pub mod export;
 pub mod faultproxy;
@@ -72,28 +74,3 @@ pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};
 pub use results::{Better, Check, MetricInfo, Sample, Settings, SweepPoint};
 pub use slot::Slot;
-
-/// Declares the test every load experiment has: `runs_end_to_end_in_quick_mode`, which runs
-/// it as `bench --quick` does (every case, variant and quick point, on servers of its own)
-/// with these `--set` values for small data, and checks that every sample was taken:
-/// `harness::quick_run_test!(PgBatch::new(), "pg-batch.rows" = "3000");`. Defined here, not in
-/// `testing`, so that a build without the `testing` feature still reads it: it expands to
-/// nothing outside `cfg(test)`.
-#[macro_export]
-macro_rules! quick_run_test {
-    ($exp:expr $(, $key:literal = $value:literal)* $(,)?) => {
-        #[cfg(test)]
-        mod quick_run {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn runs_end_to_end_in_quick_mode() {
-                let exp = $exp;
-                let meta = $crate::Experiment::meta(&exp);
-                let result = $crate::testing::run_quick(&exp, &[$(($key, $value)),*]).await.unwrap();
-                $crate::testing::assert_complete(&meta, &result);
-            }
-        }
-    };
-}

@@ -167,7 +167,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, Failure> {
         let least: Duration = experiments.iter().map(|e| session::least_rounds_time(&e.meta(), &settings)).sum();
         if budget < least {
             let need = format!(
-                "the {} selected experiment(s) need at least {:.0} s for their minimum rounds alone (the claim's variants {} time(s) at every point, the others only where the budget leaves room, {} ms a sample or a whole second's warm-up and measurement where the reference tool counts seconds), before setups",
+                "the {} selected experiment(s) need at least {:.0} s for their minimum rounds alone (the claim's variants {} time(s) at every point, the others only where the budget leaves room, {} ms a sample, its measured time at least a whole second where the reference tool counts seconds), before setups",
                 experiments.len(),
                 least.as_secs_f64().ceil(),
                 if settings.min_rounds >= 2 && settings.min_rounds < settings.repetitions { settings.min_rounds } else { settings.repetitions.min(3) },

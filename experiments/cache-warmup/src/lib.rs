@@ -50,23 +50,16 @@ impl CacheWarmup {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Cold,
-    Sequential,
-    Guide10,
-    Unbounded,
-    MgetPipeline,
+harness::table! {
+    /// The variants, declared once: names, descriptions and what each stands for.
+    const VARIANTS: [Variant] = enum Kind {
+        Cold => Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"),
+        Sequential => Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"),
+        Guide10 => Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for").tests_claim(),
+        Unbounded => Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"),
+        MgetPipeline => Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"),
+    }
 }
-
-/// The variants, declared once: names, descriptions and what each stands for.
-const VARIANTS: [(Variant, Kind); 5] = [
-    (Variant::new("cold", "no warm-up: traffic starts on an empty cache and fills it on misses"), Kind::Cold),
-    (Variant::new("one-at-a-time", "warm each key in turn: query, then SET, awaited"), Kind::Sequential),
-    (Variant::new("guide-warmup-10", "the guide's Warmup as written: a task per key, 10 in flight, each a cache Get whose refill runs in the background and is not waited for").tests_claim(), Kind::Guide10),
-    (Variant::new("unbounded", "a task per key, all at once (the database pool of 25 is the only bound), query then SET awaited"), Kind::Unbounded),
-    (Variant::new("guide-mget-pipeline", "the guide's WarmupUsers: one MGET, one = ANY query for the misses, one pipeline of SETs"), Kind::MgetPipeline),
-];
 
 fn key(prefix: &str, id: &Uuid) -> String {
     format!("{prefix}user:{id}")

@@ -22,27 +22,13 @@ use std::time::Duration;
 
 const ID: &str = "calibration-http";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Client {
-    Wrk,
-    Raw,
-    Hyper,
+harness::table! {
+    const VARIANTS: [Variant] = enum Client {
+        Wrk => Variant::new("wrk", "wrk -t min(N,2) -c N --latency: HTTP/1.1 keep-alive GETs, the reference"),
+        Raw => Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection of the harness's client (kit::http::RawClient: the request written from a kept buffer, the answer read by its Content-Length, as wrk does), the same GET") .compared_with("wrk") .tests_claim_keeps_up(),
+        Hyper => Variant::new("hyper-client", "the same closed loop with hyper's HTTP/1.1 client (one connection per worker, its state machine polled in the worker's task): the engine plus a client library") .compared_with("wrk"),
+    }
 }
-
-const VARIANTS: [(Variant, Client); 3] = [
-    (Variant::new("wrk", "wrk -t min(N,2) -c N --latency: HTTP/1.1 keep-alive GETs, the reference"), Client::Wrk),
-    (
-        Variant::new("harness-http", "the harness's closed loop, N workers, each with its own keep-alive HTTP/1.1 connection of the harness's client (kit::http::RawClient: the request written from a kept buffer, the answer read by its Content-Length, as wrk does), the same GET")
-            .compared_with("wrk")
-            .tests_claim_keeps_up(),
-        Client::Raw,
-    ),
-    (
-        Variant::new("hyper-client", "the same closed loop with hyper's HTTP/1.1 client (one connection per worker, its state machine polled in the worker's task): the engine plus a client library")
-            .compared_with("wrk"),
-        Client::Hyper,
-    ),
-];
 
 /// The endpoint: `GET /` answers `ok` from axum, on a runtime of two threads (this machine's
 /// cores; the clients share them).

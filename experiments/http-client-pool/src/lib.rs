@@ -39,20 +39,6 @@ const GUIDE_MAX_IDLE_CONNS_PER_HOST: usize = 20;
 /// Go's `DefaultMaxIdleConnsPerHost`; `DefaultTransport` sets no `MaxConnsPerHost`.
 const GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST: usize = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Client {
-    /// A new connection for every request (Go's `DisableKeepAlives`).
-    NoKeepAlive,
-    /// Go's `http.DefaultTransport`: 2 idle per host, no cap.
-    GoDefault,
-    /// The guide's transport: 20 idle per host, 50 connections per host.
-    Guide,
-    /// `reqwest::Client` as built by default: idle connections kept without limit for 90 s.
-    ReqwestDefault,
-    /// One HTTP/2 connection (prior knowledge), every request multiplexed on it.
-    Http2,
-}
-
 impl Client {
     /// The model's (MaxIdleConnsPerHost, MaxConnsPerHost), for the variants it manages.
     fn transport(self) -> Option<(usize, usize)> {
@@ -64,33 +50,20 @@ impl Client {
     }
 }
 
-const VARIANTS: [(Variant, Client); 5] = [
-    (
-        Variant::new("no-keep-alive", "a new TCP connection of hyper's HTTP/1.1 client for every request, asking the server to close it after the answer, as Go's DisableKeepAlives"),
-        Client::NoKeepAlive,
-    ),
-    (
-        Variant::new("go-default-transport", "Go's http.DefaultTransport as the model of Go's Transport manages it over hyper's HTTP/1.1 connections: MaxIdleConnsPerHost 2 (DefaultMaxIdleConnsPerHost), no MaxConnsPerHost; what the guide's team had before its settings")
-            .compared_with("no-keep-alive"),
-        Client::GoDefault,
-    ),
-    (
-        Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient as the same model manages it: MaxIdleConnsPerHost 20, MaxConnsPerHost 50 (IdleConnTimeout 90 s, dial timeout 10 s, TCP keep-alive 30 s and the client's 30 s timeout never act in a sample)")
-            .compared_with("go-default-transport")
-            .tests_claim(),
-        Client::Guide,
-    ),
-    (
-        Variant::new("reqwest-default", "reqwest's defaults (another library: reqwest's pool over hyper-util): HTTP/1.1 keep-alive, idle connections kept without a limit per host, for 90 s")
-            .compared_with("go-default-transport"),
-        Client::ReqwestDefault,
-    ),
-    (
-        Variant::new("pooled-http2", "reqwest with HTTP/2 (prior knowledge, h2c): every request multiplexed on one connection")
-            .compared_with("go-default-transport"),
-        Client::Http2,
-    ),
-];
+harness::table! {
+    const VARIANTS: [Variant] = enum Client {
+        /// A new connection for every request (Go's `DisableKeepAlives`).
+        NoKeepAlive => Variant::new("no-keep-alive", "a new TCP connection of hyper's HTTP/1.1 client for every request, asking the server to close it after the answer, as Go's DisableKeepAlives"),
+        /// Go's `http.DefaultTransport`: 2 idle per host, no cap.
+        GoDefault => Variant::new("go-default-transport", "Go's http.DefaultTransport as the model of Go's Transport manages it over hyper's HTTP/1.1 connections: MaxIdleConnsPerHost 2 (DefaultMaxIdleConnsPerHost), no MaxConnsPerHost; what the guide's team had before its settings") .compared_with("no-keep-alive"),
+        /// The guide's transport: 20 idle per host, 50 connections per host.
+        Guide => Variant::new("guide-pool", "the guide's NewOptimizedHTTPClient as the same model manages it: MaxIdleConnsPerHost 20, MaxConnsPerHost 50 (IdleConnTimeout 90 s, dial timeout 10 s, TCP keep-alive 30 s and the client's 30 s timeout never act in a sample)") .compared_with("go-default-transport") .tests_claim(),
+        /// `reqwest::Client` as built by default: idle connections kept without limit for 90 s.
+        ReqwestDefault => Variant::new("reqwest-default", "reqwest's defaults (another library: reqwest's pool over hyper-util): HTTP/1.1 keep-alive, idle connections kept without a limit per host, for 90 s") .compared_with("go-default-transport"),
+        /// One HTTP/2 connection (prior knowledge), every request multiplexed on it.
+        Http2 => Variant::new("pooled-http2", "reqwest with HTTP/2 (prior knowledge, h2c): every request multiplexed on one connection") .compared_with("go-default-transport"),
+    }
+}
 
 /// What the service counts: connections accepted and requests answered.
 #[derive(Default)]

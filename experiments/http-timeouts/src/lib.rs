@@ -63,32 +63,15 @@ const GUIDE_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// drop the sample.
 const NORMAL_CUT: &str = "the server closed a normal client's connection";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timeouts {
-    None,
-    /// Go's deadlines at the guide's values (`GoDeadlines`).
-    Guide,
-    /// hyper's `header_read_timeout` at the guide's ReadHeaderTimeout.
-    Hyper,
+harness::table! {
+    const VARIANTS: [Variant] = enum Timeouts {
+        None => Variant::new("no-timeouts", "hyper's HTTP/1.1 server with no header timeout: Go's http.Server{} with its zero values, where a client may take forever to send its headers"),
+        /// Go's deadlines at the guide's values (`GoDeadlines`).
+        Guide => Variant::new("guide-timeouts", "the same server with the guide's ReadHeaderTimeout and IdleTimeout applied as Go's server applies them, scaled to the sample: a request's header must be complete one ReadHeaderTimeout after its first byte (after the accept for a connection's first request), and a keep-alive connection may wait IdleTimeout for its next request") .compared_with("no-timeouts") .tests_claim(),
+        /// hyper's `header_read_timeout` at the guide's ReadHeaderTimeout.
+        Hyper => Variant::new("hyper-header-timeout", "the same server with hyper's own header_read_timeout at the guide's ReadHeaderTimeout: its clock starts whenever hyper waits for a request head, so it also bounds the wait of an idle keep-alive connection (no separate IdleTimeout)") .compared_with("no-timeouts"),
+    }
 }
-
-const VARIANTS: [(Variant, Timeouts); 3] = [
-    (
-        Variant::new("no-timeouts", "hyper's HTTP/1.1 server with no header timeout: Go's http.Server{} with its zero values, where a client may take forever to send its headers"),
-        Timeouts::None,
-    ),
-    (
-        Variant::new("guide-timeouts", "the same server with the guide's ReadHeaderTimeout and IdleTimeout applied as Go's server applies them, scaled to the sample: a request's header must be complete one ReadHeaderTimeout after its first byte (after the accept for a connection's first request), and a keep-alive connection may wait IdleTimeout for its next request")
-            .compared_with("no-timeouts")
-            .tests_claim(),
-        Timeouts::Guide,
-    ),
-    (
-        Variant::new("hyper-header-timeout", "the same server with hyper's own header_read_timeout at the guide's ReadHeaderTimeout: its clock starts whenever hyper waits for a request head, so it also bounds the wait of an idle keep-alive connection (no separate IdleTimeout)")
-            .compared_with("no-timeouts"),
-        Timeouts::Hyper,
-    ),
-];
 
 /// What the server counts.
 #[derive(Default)]

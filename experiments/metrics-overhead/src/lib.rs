@@ -40,37 +40,18 @@ const CONNECTIONS: u32 = 32;
 /// The guide's `http_request_duration_seconds` buckets.
 const GUIDE_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Labelling {
-    /// No middleware.
-    None,
-    /// A middleware at the same place that only passes the request on.
-    Noop,
-    /// The endpoint label is the route that matched (`/items/{id}`).
-    RouteTemplate,
-    /// The endpoint label is the request's path (`/items/123`), as the guide's middleware has it.
-    RawPath,
+harness::table! {
+    const VARIANTS: [Variant] = enum Labelling {
+        /// No middleware.
+        None => Variant::new("none", "no middleware: the service alone"),
+        /// A middleware at the same place that only passes the request on.
+        Noop => Variant::new("noop-middleware", "a middleware at the same place as the metrics' (axum's from_fn route layer) that only passes the request on: what the layer costs without metrics") .compared_with("none"),
+        /// The endpoint label is the route that matched (`/items/{id}`).
+        RouteTemplate => Variant::new("route-template", "the guide's two metrics (http_requests_total{method,endpoint,status}, http_request_duration_seconds{method,endpoint} with its buckets) in prometheus-client, endpoint = the matched route template") .compared_with("noop-middleware"),
+        /// The endpoint label is the request's path (`/items/123`), as the guide's middleware has it.
+        RawPath => Variant::new("guide-raw-path", "the guide's MetricsMiddleware as written: the same two metrics, endpoint = r.URL.Path, one series per distinct path") .compared_with("noop-middleware") .tests_claim_keeps_up(),
+    }
 }
-
-const VARIANTS: [(Variant, Labelling); 4] = [
-    (Variant::new("none", "no middleware: the service alone"), Labelling::None),
-    (
-        Variant::new("noop-middleware", "a middleware at the same place as the metrics' (axum's from_fn route layer) that only passes the request on: what the layer costs without metrics")
-            .compared_with("none"),
-        Labelling::Noop,
-    ),
-    (
-        Variant::new("route-template", "the guide's two metrics (http_requests_total{method,endpoint,status}, http_request_duration_seconds{method,endpoint} with its buckets) in prometheus-client, endpoint = the matched route template")
-            .compared_with("noop-middleware"),
-        Labelling::RouteTemplate,
-    ),
-    (
-        Variant::new("guide-raw-path", "the guide's MetricsMiddleware as written: the same two metrics, endpoint = r.URL.Path, one series per distinct path")
-            .compared_with("noop-middleware")
-            .tests_claim_keeps_up(),
-        Labelling::RawPath,
-    ),
-];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {

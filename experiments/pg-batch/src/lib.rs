@@ -40,19 +40,14 @@ impl PgBatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    NPlusOne,
-    Concurrent,
-    Any,
+harness::table! {
+    /// The variants, declared once: names, descriptions and what each stands for.
+    const VARIANTS: [Variant] = enum Kind {
+        NPlusOne => Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"),
+        Concurrent => Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch: 10 workers fed by a queue of 100, on the shared pool"),
+        Any => Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)").tests_claim(),
+    }
 }
-
-/// The variants, declared once: names, descriptions and what each stands for.
-const VARIANTS: [(Variant, Kind); 3] = [
-    (Variant::new("n-plus-one", "N prepared single-row queries (the guide's GetByID), one after another on one connection"), Kind::NPlusOne),
-    (Variant::new("worker-pool", "the same N queries through the guide's ProcessUsersBatch: 10 workers fed by a queue of 100, on the shared pool"), Kind::Concurrent),
-    (Variant::new("any", "one prepared query: WHERE id = ANY($1) (the guide's GetUsersByIDs)").tests_claim(), Kind::Any),
-];
 
 impl Kind {
     /// Connections a batch uses at once.

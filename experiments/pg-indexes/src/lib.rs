@@ -102,59 +102,27 @@ const STATUSES: [&str; 3] = ["active", "inactive", "suspended"];
 /// Each worker's inserts get their own block of usernames.
 static NEXT_INSERT_BLOCK: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Query {
-    ByUsername,
-    ByEmailLower,
-    StatusRecent,
-    ActiveUsernames,
-    Insert,
+harness::table! {
+    /// The cases: the guide's queries, and the insert that pays for the indexes.
+    const CASES: [Case] = enum Query {
+        ByUsername => Case::new("by-username", "username = $1 (the guide's unique partial index users_username_key)").tests_claim(),
+        ByEmailLower => Case::new("by-email-lower", "LOWER(email) = LOWER($1) (expression index users_email_lower_idx)"),
+        StatusRecent => Case::new("status-recent", "the 20 newest users with a status (composite users_status_created_at_idx)"),
+        ActiveUsernames => Case::new("active-usernames", "a page of 20 active usernames after a given one (partial users_active_username_idx)",),
+        Insert => Case::new("insert", "INSERT of one user: every index of the table is updated too"),
+    }
 }
 
-/// The cases: the guide's queries, and the insert that pays for the indexes.
-const CASES: [(Case, Query); 5] = [
-    (
-        Case::new("by-username", "username = $1 (the guide's unique partial index users_username_key)").tests_claim(),
-        Query::ByUsername,
-    ),
-    (
-        Case::new("by-email-lower", "LOWER(email) = LOWER($1) (expression index users_email_lower_idx)"),
-        Query::ByEmailLower,
-    ),
-    (
-        Case::new("status-recent", "the 20 newest users with a status (composite users_status_created_at_idx)"),
-        Query::StatusRecent,
-    ),
-    (
-        Case::new(
-            "active-usernames",
-            "a page of 20 active usernames after a given one (partial users_active_username_idx)",
-        ),
-        Query::ActiveUsernames,
-    ),
-    (Case::new("insert", "INSERT of one user: every index of the table is updated too"), Query::Insert),
-];
-
-/// The variants: the same rows with only the primary key, with plain indexes, and with the
-/// guide's; the claim is the guide's refinements (partial, composite, expression) against
-/// plain indexes on the same columns.
-const VARIANTS: [(Variant, Table); 3] = [
-    (Variant::new("none", "the table with only its primary key, which Postgres always creates"), Table::NoIndex),
-    (
-        Variant::new(
-            "plain",
-            "the same rows with plain indexes: username and email unique over every row, email as stored (no LOWER), status alone (no composite, no separate created_at)",
-        )
-        .compared_with("none"),
-        Table::Plain,
-    ),
-    (
-        Variant::new("guide", "the same rows with the guide's seven indexes (unique partial, composite, partial, expression)")
-            .compared_with("plain")
-            .tests_claim(),
-        Table::Guide,
-    ),
-];
+harness::table! {
+    /// The variants: the same rows with only the primary key, with plain indexes, and with the
+    /// guide's; the claim is the guide's refinements (partial, composite, expression) against
+    /// plain indexes on the same columns.
+    const VARIANTS: [Variant] = enum Table {
+        NoIndex => Variant::new("none", "the table with only its primary key, which Postgres always creates"),
+        Plain => Variant::new("plain", "the same rows with plain indexes: username and email unique over every row, email as stored (no LOWER), status alone (no composite, no separate created_at)",) .compared_with("none"),
+        Guide => Variant::new("guide", "the same rows with the guide's seven indexes (unique partial, composite, partial, expression)") .compared_with("plain") .tests_claim(),
+    }
+}
 
 impl Query {
     fn name(self) -> &'static str {
@@ -181,13 +149,6 @@ impl Query {
             Query::Insert => String::new(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    NoIndex,
-    Plain,
-    Guide,
 }
 
 const TABLES: [Table; 3] = [Table::NoIndex, Table::Plain, Table::Guide];

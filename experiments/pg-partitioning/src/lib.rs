@@ -73,17 +73,6 @@ mod data;
 use data::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    MonthReport,
-    WeekRange,
-    UserRecent,
-    /// A user's recent activity within the last 30 days: a bound the planner can prune by.
-    UserRecent30d,
-    Insert,
-    Retire,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
     Single,
     Partitioned,
@@ -115,50 +104,19 @@ impl Setup {
     }
 }
 
-/// The cases: the month's report (the claim), the guide's reads, the insert, and retiring
-/// the oldest month.
-const CASES: [(Case, Op); 6] = [
-    (
-        Case::new(
-            "month-report",
-            "one calendar month's entries counted by action and resource (single: the month's rows through the created_at index; partitioned: the one partition the bounds select, read whole)",
-        )
-        .tests_claim(),
-        Op::MonthReport,
-    ),
-    (
-        Case::new(
-            "week-range",
-            "one week's entries counted by action (single: index on created_at; partitioned: pruned to the one or two months the week touches)",
-        ),
-        Op::WeekRange,
-    ),
-    (
-        Case::new(
-            "user-recent",
-            "a user's 20 newest entries (single: index on user_id, created_at; partitioned: every partition's index probed and merged)",
-        ),
-        Op::UserRecent,
-    ),
-    (
-        Case::new(
-            "user-recent-30d",
-            "a user's 20 newest entries of the last 30 days, the bounded form a service would send (partitioned: the bound prunes all but the newest one or two at run time, for the prepared statement's generic plan)",
-        ),
-        Op::UserRecent30d,
-    ),
-    (
-        Case::new("insert", "INSERT of one entry (partitioned: routed through the parent to the newest month)"),
-        Op::Insert,
-    ),
-    (
-        Case::new(
-            "retire-month",
-            "retiring the oldest month: single DELETEs its rows (VACUUM timed apart: vacuum_ms); partitioned DROPs its partition (what DETACH PARTITION then DROP does in two steps)",
-        ),
-        Op::Retire,
-    ),
-];
+harness::table! {
+    /// The cases: the month's report (the claim), the guide's reads, the insert, and retiring
+    /// the oldest month.
+    const CASES: [Case] = enum Op {
+        MonthReport => Case::new("month-report", "one calendar month's entries counted by action and resource (single: the month's rows through the created_at index; partitioned: the one partition the bounds select, read whole)",) .tests_claim(),
+        WeekRange => Case::new("week-range", "one week's entries counted by action (single: index on created_at; partitioned: pruned to the one or two months the week touches)",),
+        UserRecent => Case::new("user-recent", "a user's 20 newest entries (single: index on user_id, created_at; partitioned: every partition's index probed and merged)",),
+        /// A user's recent activity within the last 30 days: a bound the planner can prune by.
+        UserRecent30d => Case::new("user-recent-30d", "a user's 20 newest entries of the last 30 days, the bounded form a service would send (partitioned: the bound prunes all but the newest one or two at run time, for the prepared statement's generic plan)",),
+        Insert => Case::new("insert", "INSERT of one entry (partitioned: routed through the parent to the newest month)"),
+        Retire => Case::new("retire-month", "retiring the oldest month: single DELETEs its rows (VACUUM timed apart: vacuum_ms); partitioned DROPs its partition (what DETACH PARTITION then DROP does in two steps)",),
+    }
+}
 
 /// The variants: the same rows in one table and in monthly partitions, the partitions also
 /// with each kind of plan forced.

@@ -43,28 +43,14 @@ const SEED: u64 = 20_240_101;
 const ID: &str = "pg-pool";
 const ROWS: Knob = Knob::users_rows(ID, 1_000, 100_000);
 
-/// How the lookups arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Load {
-    Steady,
-    Bursty,
+harness::table! {
+    /// How the lookups arrive.
+    /// The cases: the two loads.
+    const CASES: [Case] = enum Load {
+        Steady => Case::new("steady", "every client sends its next lookup as soon as the last one returns (closed loop)") .tests_claim(),
+        Bursty => Case::new("bursty", "as many lookups as clients arrive at once, then a lull (one burst every 4 ms per client, at least every 10 ms; open loop): the lulls are where MaxIdleConns closes what a burst opened",),
+    }
 }
-
-/// The cases: the two loads.
-const CASES: [(Case, Load); 2] = [
-    (
-        Case::new("steady", "every client sends its next lookup as soon as the last one returns (closed loop)")
-            .tests_claim(),
-        Load::Steady,
-    ),
-    (
-        Case::new(
-            "bursty",
-            "as many lookups as clients arrive at once, then a lull (one burst every 4 ms per client, at least every 10 ms; open loop): the lulls are where MaxIdleConns closes what a burst opened",
-        ),
-        Load::Bursty,
-    ),
-];
 
 /// The time from one burst to the next: long enough for a burst to be served before the next
 /// arrives even when every lookup opens a connection (new-connection opened about 350 a

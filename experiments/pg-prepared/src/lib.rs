@@ -78,13 +78,6 @@ impl Protocol {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    PkLookup,
-    Join,
-    Insert,
-}
-
 impl Shape {
     /// The statement as its file has it (the leading comment is valid SQL and travels along).
     fn sql(self) -> &'static str {
@@ -299,12 +292,14 @@ impl Worker for AnyClient {
     }
 }
 
-/// The cases: three query shapes.
-const CASES: [(Case, Shape); 3] = [
-    (Case::new("pk-lookup", "SELECT of one user by primary key").tests_claim(), Shape::PkLookup),
-    (Case::new("join-3", "a 3-way join: a user, their policies and access keys"), Shape::Join),
-    (Case::new("insert", "INSERT of one user"), Shape::Insert),
-];
+harness::table! {
+    /// The cases: three query shapes.
+    const CASES: [Case] = enum Shape {
+        PkLookup => Case::new("pk-lookup", "SELECT of one user by primary key").tests_claim(),
+        Join => Case::new("join-3", "a 3-way join: a user, their policies and access keys"),
+        Insert => Case::new("insert", "INSERT of one user"),
+    }
+}
 
 /// The variants: the claim's pair through sqlx (lib/pq's unprepared sequence, and a statement
 /// prepared per connection as database/sql's `Stmt` is), then tokio-postgres's three ways.

@@ -110,13 +110,6 @@ pub fn audit_rows(json_bytes: usize) -> Vec<AuditLog> {
     rows
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    MsgpackNamed,
-    MsgpackCompact,
-}
-
 impl Format {
     pub const ALL: [Format; 3] = [Format::Json, Format::MsgpackNamed, Format::MsgpackCompact];
 
@@ -171,24 +164,14 @@ const CASES: [(Case, Op); 4] = [
     ),
 ];
 
-/// The variants: the formats, each compared with JSON.
-const VARIANTS: [(Variant, Format); 3] = [
-    (Variant::new("json", "serde_json (the guide's JSONSerializer)"), Format::Json),
-    (
-        Variant::new(
-            "msgpack-named",
-            "rmp-serde with field names, a map per struct (the guide's MsgPackSerializer: vmihailenco/msgpack's default)",
-        )
-        .compared_with("json")
-        .tests_claim(),
-        Format::MsgpackNamed,
-    ),
-    (
-        Variant::new("msgpack-compact", "rmp-serde compact, a struct as an array without field names")
-            .compared_with("json"),
-        Format::MsgpackCompact,
-    ),
-];
+harness::table! {
+    /// The variants: the formats, each compared with JSON.
+    const VARIANTS: [Variant] = enum Format {
+        Json => Variant::new("json", "serde_json (the guide's JSONSerializer)"),
+        MsgpackNamed => Variant::new("msgpack-named", "rmp-serde with field names, a map per struct (the guide's MsgPackSerializer: vmihailenco/msgpack's default)",) .compared_with("json") .tests_claim(),
+        MsgpackCompact => Variant::new("msgpack-compact", "rmp-serde compact, a struct as an array without field names") .compared_with("json"),
+    }
+}
 
 /// The payload behind a sweep point, as a value of its own type.
 enum Payload {
