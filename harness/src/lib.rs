@@ -47,6 +47,7 @@ pub mod faultproxy;
 pub mod finding;
 pub mod inject;
 pub mod kit;
+mod knob;
 pub mod load;
 pub mod micro;
 pub mod profile;

@@ -80,7 +80,7 @@ pub fn git_changes(dir: &Path) -> Option<String> {
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms (std's hasher promises neither).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

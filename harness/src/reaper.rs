@@ -105,11 +105,12 @@ pub fn new_temp_dir(prefix: &str) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The staging directories a Postgres template is copied through into the cache directory:
-/// `.pg-template-<version>-uid<uid>.tmp-<host>-<pid>-<n>`. The host is in the name because the
+/// The staging directories a Postgres template is copied through into the cache directory,
+/// `.pg-template-<version>-uid<uid>.tmp-<host>-<pid>-<n>`, and the Go originals' test binary
+/// is built in, `.go-inproc-<hash>.tmp-<host>-<pid>-<n>`. The host is in the name because the
 /// cache may be shared (a home directory on NFS, a volume several containers mount): a pid is
 /// only judged alive or dead on its own host.
-const STAGING_PREFIX: &str = ".pg-template-";
+const STAGING_PREFIXES: [&str; 2] = [".pg-template-", ".go-inproc-"];
 const STAGING_INFIX: &str = ".tmp-";
 
 /// The name of a staging directory for the `n`-th copy of this process, below `stem`
@@ -134,7 +135,7 @@ fn staging_owner_pid(name: &str) -> Option<u32> {
 }
 
 fn staging_owner_pid_on(name: &str, this_host: &str) -> Option<u32> {
-    let rest = name.strip_prefix(STAGING_PREFIX)?;
+    let rest = STAGING_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
     let owner = &rest[rest.rfind(STAGING_INFIX)? + STAGING_INFIX.len()..];
     // `<host>-<pid>-<n>`; the host may itself hold dashes.
     let (host, pid_n) = match owner.rmatch_indices('-').nth(1) {
@@ -256,14 +257,17 @@ mod tests {
         // Another host's copy in a shared cache: its pid means nothing here.
         let elsewhere = base.join(format!(".pg-template-15.4-uid0.tmp-{host}x-999999999-2"));
         let template = base.join("pg-template-15.4-uid0");
-        for d in [&dead, &mine, &elsewhere, &template] {
+        let dead_go = base.join(format!(".go-inproc-00ff.tmp-{host}-999999999-0"));
+        for d in [&dead, &mine, &elsewhere, &template, &dead_go] {
             std::fs::create_dir_all(d.join("base")).unwrap();
         }
         assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-ci-box-2-42-7", "ci-box-2"), Some(42));
         assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-ci-box-2-42-7", "ci-box-3"), None);
         assert_eq!(staging_owner_pid_on(".pg-template-16_1-uid1000.tmp-42-7", ""), None, "no host: not ours");
         assert_eq!(staging_owner_pid("pg-template-15.4-uid0"), None);
-        assert_eq!(sweep_leftovers_in(&base, staging_owner_pid), vec![dead.clone()]);
+        let mut swept = sweep_leftovers_in(&base, staging_owner_pid);
+        swept.sort();
+        assert_eq!(swept, vec![dead_go.clone(), dead.clone()]);
         assert!(mine.exists() && elsewhere.exists() && template.exists());
         std::fs::remove_dir_all(&base).unwrap();
     }

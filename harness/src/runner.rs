@@ -166,96 +166,6 @@ pub trait Hooks: Send {
     }
 }
 
-/// The experiment's hooks in this process.
-pub struct Local<'a> {
-    exp: &'a dyn Experiment,
-    ctx: &'a RunCtx,
-    id: &'static str,
-    /// `inject_slowdown`: per variant, the fraction and the operations it stretched.
-    slowed: std::collections::BTreeMap<String, (f64, u64)>,
-}
-
-impl<'a> Local<'a> {
-    pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
-        Self { exp, ctx, id: exp.meta().id, slowed: Default::default() }
-    }
-}
-
-impl Hooks for Local<'_> {
-    fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
-        self.exp.setup(self.ctx)
-    }
-
-    fn setup_point<'a>(&'a mut self, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
-        self.exp.setup_point(self.ctx, point)
-    }
-
-    fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
-        Box::pin(async move {
-            // `inject_slowdown`: the engines read it as the trial starts.
-            let fraction = crate::inject::for_trial(&self.ctx.settings, self.id, at.variant);
-            crate::inject::activate(fraction);
-            let snapshot = self.ctx.probe.begin();
-            let measured = experiment::measure(self.exp, self.id, self.ctx, at).await;
-            crate::inject::deactivate();
-            let mut sample = measured?;
-            if fraction > 0.0 {
-                let e = self.slowed.entry(at.variant.to_owned()).or_insert((fraction, 0));
-                e.1 += crate::inject::applied_count();
-            }
-            if sample.resources.is_none() {
-                sample.resources = Some(self.ctx.probe.end(&snapshot));
-            }
-            sample.case = at.case.to_owned();
-            sample.variant = at.variant.to_owned();
-            sample.point = at.point.label.clone();
-            sample.repetition = repetition;
-            sample.errors = std::mem::take(&mut sample.errors).into_iter().map(|(k, v)| (redact(&k), v)).collect();
-            Ok(sample)
-        })
-    }
-
-    fn checks(&mut self) -> BoxFuture<'_, anyhow::Result<Vec<Check>>> {
-        self.exp.checks(self.ctx)
-    }
-
-    fn in_process(&self) -> bool {
-        !self.exp.engine().is_micro()
-    }
-
-    fn heap_profile<'a>(&'a mut self, at: Trial<'a>, file: &'a std::path::Path) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(async move {
-            if !self.exp.engine().is_micro() {
-                return Ok(false);
-            }
-            crate::micro::heap_profile(&self.ctx.bench(), self.id, at, file).await
-        })
-    }
-
-    fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            let mut notes = self.exp.notes(self.ctx);
-            for (variant, (fraction, ops)) in &self.slowed {
-                notes.push(if *ops > 0 {
-                    format!(
-                        "Injected slowdown (--set {}.{}): {variant}'s timed operations were stretched by {:.0} % of their own time, {ops} operation(s) in all. These numbers measure the knob, not the technique.",
-                        self.id,
-                        crate::inject::KNOB,
-                        fraction * 100.0
-                    )
-                } else {
-                    format!(
-                        "Injected slowdown (--set {}.{}) asked for {variant} but not applied: this experiment times its operations itself, outside the load and micro engines.",
-                        self.id,
-                        crate::inject::KNOB
-                    )
-                });
-            }
-            notes
-        })
-    }
-}
-
 /// Run `exp`; a failure is recorded in the result's status (with the samples taken before
 /// it), never lost.
 pub async fn run_experiment(
@@ -409,13 +319,16 @@ async fn run_inner(
     // Every case × variant is one trial; the trials are interleaved like variants.
     let trials: Vec<(&str, &str)> =
         meta.case_names().into_iter().flat_map(|case| meta.variants.iter().map(move |v| (case, v.name))).collect();
+    let sides_count = sides.len();
     for (side, result) in sides.iter().zip(results.iter_mut()) {
         let lacking: Vec<String> = trials
             .iter()
             .filter(|(case, variant)| side.lacks(case, variant))
             .map(|(case, variant)| if case.is_empty() { (*variant).to_owned() } else { format!("{variant} in {case}") })
             .collect();
-        if !lacking.is_empty() {
+        // One build alone lacks only what cannot run here (Go originals without Go): its own
+        // note says so.
+        if !lacking.is_empty() && sides_count > 1 {
             result.notes.push(format!(
                 "This build has no {}: those trials ran on the other side only, so their samples here are none and the revisions are not compared there.",
                 lacking.join(", ")
@@ -791,5 +704,8 @@ async fn profile_stage(
     Ok(())
 }
 
+mod local;
 #[cfg(test)]
 mod tests;
+
+pub use local::Local;

@@ -68,7 +68,8 @@ pub fn routines_build(exp: &dyn Experiment) -> anyhow::Result<usize> {
     for quick in [true, false] {
         for point in meta.sweep.points(quick) {
             for case in meta.case_names() {
-                for v in &meta.variants {
+                // Go originals have no Rust routine: `micro::go` runs them.
+                for v in meta.variants.iter().filter(|v| v.go.is_none()) {
                     let at = crate::results::Trial { case, variant: v.name, point: &point, offered: None, round: 0 };
                     match routines.routine(&input, at) {
                         Ok(_) => built += 1,

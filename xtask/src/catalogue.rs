@@ -146,6 +146,31 @@ mod tests {
                     assert_ne!(b, &v.name, "{}: {} is its own baseline", m.id, v.name);
                 }
             }
+            // A Go original is named go-… and compared with Go originals only (never with a
+            // Rust variant as a finding); a Rust variant never with a Go one.
+            for (v, info) in m.variants.iter().zip(&infos) {
+                if v.go.is_some() {
+                    assert!(v.name.starts_with("go-"), "{}: the Go original {} is named go-…", m.id, v.name);
+                    assert!(!v.tests_claim, "{}: {}: a Go original does not test the Rust claim", m.id, v.name);
+                }
+                let baseline_is_go = |b: &str| m.variants.iter().any(|x| x.name == b && x.go.is_some());
+                if let Some(b) = info.baseline.as_deref() {
+                    assert_eq!(
+                        baseline_is_go(b),
+                        v.go.is_some(),
+                        "{}: {} is compared with {b}: Go with Go, Rust with Rust",
+                        m.id,
+                        v.name
+                    );
+                } else {
+                    assert!(
+                        v.go.is_none() || v.baseline == Some(v.name),
+                        "{}: the Go original {} starts or joins a Go group",
+                        m.id,
+                        v.name
+                    );
+                }
+            }
             // Exactly one comparison is the claim's: the headline.
             let claims: Vec<&str> = m.variants.iter().filter(|v| v.tests_claim).map(|v| v.name).collect();
             assert_eq!(claims.len(), 1, "{}: one variant tests the claim, not {claims:?}", m.id);

@@ -11,8 +11,13 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 fn xtask(args: &[&str]) -> Output {
+    xtask_with(args, &[])
+}
+
+fn xtask_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
+        .envs(envs.iter().copied())
         // Tests run benches side by side, each the other's noisy neighbour: no round is left
         // out for it here (the runner's and the probe's own tests check that machinery).
         .env("PERFLAB_NOISE_LIMIT", "none")
@@ -570,5 +575,45 @@ fn instructions_are_counted_with_valgrind_or_skipped_in_one_line() {
     for v in ["concat", "guide-builder", "join"] {
         let (one, hundred) = (count(v, "1"), count(v, "100"));
         assert!(one > 0.0 && hundred > one, "{v}: {one} instructions for 1 condition, {hundred} for 100");
+    }
+}
+
+/// Go originals run beside the Rust ports where Go is installed (the project's machines carry
+/// it), measured by Go's testing package; where it is not (`PERFLAB_GO=none` stands for such a
+/// machine) they are skipped with one line and a note, and the Rust variants run as before.
+#[test]
+fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
+    for go in ["", "none"] {
+        let out = temp_dir();
+        let args = ["bench", "--quick", "--filter", "string-building", "--no-report", "--out", out.to_str().unwrap()];
+        let o = if go.is_empty() { xtask(&args) } else { xtask_with(&args, &[("PERFLAB_GO", go)]) };
+        assert!(o.status.success(), "bench failed: {}", stderr(&o));
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(only_run_dir(&out).join("results.json")).unwrap()).unwrap();
+        let exp = &results["experiments"][0];
+        let samples = exp["samples"].as_array().unwrap();
+        let of = |v: &str| samples.iter().filter(|s| s["variant"] == v).collect::<Vec<_>>();
+        assert!(!of("guide-builder").is_empty(), "the Rust variants run either way");
+        let notes = exp["notes"].to_string();
+        if go == "none" {
+            assert!(stderr(&o).contains("Go originals were not run: PERFLAB_GO=none"), "{}", stderr(&o));
+            assert!(notes.contains("Go originals were not run"), "{notes}");
+            for v in ["go-concat", "go-guide-builder", "go-join"] {
+                assert!(of(v).is_empty(), "{v} has no samples without Go");
+            }
+            continue;
+        }
+        assert!(!notes.contains("Go originals were not run"), "{notes}");
+        // go-concat makes one new string per condition: 100 allocations at 100 conditions,
+        // as Go's -benchmem counts them.
+        let concat = of("go-concat");
+        assert!(!concat.is_empty());
+        for s in concat.iter().filter(|s| s["point"] == "100") {
+            assert_eq!(s["metrics"]["allocs_per_call"], 100.0, "{s}");
+            assert!(s["metrics"]["time_ns"].as_f64().unwrap() > 0.0);
+        }
+        for v in ["go-guide-builder", "go-join"] {
+            assert!(of(v).iter().all(|s| s["metrics"]["bytes_per_call"].as_f64().unwrap() > 0.0), "{v}");
+        }
     }
 }

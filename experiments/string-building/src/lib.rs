@@ -85,6 +85,21 @@ const VARIANTS: [(Variant, Build); 3] = [
     (Variant::new("join", "the prefix, then the conditions' join(\" AND \")"), join as Build),
 ];
 
+/// The guide's Go code beside the ports (`go/inproc/string_building.go`), compared with one
+/// another only: the same three ways, compiled by Go and timed by its testing package.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group("go-concat", "Go original: q += \" AND \" + c").in_go("StringBuilding/concat"),
+    Variant::new(
+        "go-guide-builder",
+        "Go original: the guide's BuildQuery as printed (strings.Builder, Grow(len(conditions) * 20))",
+    )
+    .compared_with("go-concat")
+    .in_go("StringBuilding/guide-builder"),
+    Variant::new("go-join", "Go original: the prefix + strings.Join(conditions, \" AND \")")
+        .compared_with("go-concat")
+        .in_go("StringBuilding/join"),
+];
+
 #[derive(Default)]
 pub struct StringBuilding;
 
@@ -101,10 +116,10 @@ impl Experiment for StringBuilding {
             title: "Building a query string",
             guide_section: "应用层优化 › Go语言优化 › 字符串构建优化 (BuildQuery)",
             claim: "A strings.Builder grown in advance (Grow(len*20)) builds strings with fewer allocations than concatenation.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("conditions", "conditions", &[1.0, 10.0, 100.0], &[1.0, 100.0]),
             primary_metric: micro::time_metric(),
-            metrics: micro::metrics("condition"),
+            metrics: [micro::metrics("condition"), vec![micro::go::gc_metric()]].concat(),
             ..Default::default()
         }
     }

@@ -21,6 +21,7 @@
 //! or the servers: what it measures comes through [`Routines`], what it needs of the run
 //! through [`Bench`].
 
+pub mod go;
 mod parent;
 mod worker;
 

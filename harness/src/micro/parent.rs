@@ -213,10 +213,21 @@ async fn spawn_and_wait(bench: &Bench<'_>, mut cmd: tokio::process::Command, wha
     // Without CRITERION_HOME, criterion asks `cargo metadata` for the target directory (a
     // few hundred ms per worker under `cargo xtask`); its output directory is set per job.
     cmd.env("CRITERION_HOME", std::env::temp_dir()).env_remove("CARGO_CRITERION_PORT");
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+    cmd.stdout(std::process::Stdio::null());
+    run_child(cmd, what).await.map(drop)
+}
+
+/// Run a measuring process (a Go benchmark) to its end, as the workers are run; its stdout.
+pub(super) async fn run_capturing(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<String> {
+    cmd.stdout(std::process::Stdio::piped());
+    let out = run_child(cmd, what).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Start `cmd` (killed if this process dies or the future is dropped, tracked by the reaper
+/// meanwhile) and wait for it; a failure says the last line of its stderr.
+async fn run_child(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<std::process::Output> {
+    cmd.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {
         cmd.pre_exec(|| {
@@ -236,19 +247,21 @@ async fn spawn_and_wait(bench: &Bench<'_>, mut cmd: tokio::process::Command, wha
     let output = output.with_context(|| format!("waiting for the {what}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stderr
             .lines()
             .rev()
-            .find(|l| l.starts_with("error:") || l.contains("panicked"))
+            .find(|l| l.starts_with("error:") || l.contains("panicked") || l.contains("FAIL"))
             .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+            .or_else(|| stdout.lines().rev().find(|l| !l.trim().is_empty()))
             .unwrap_or("no message")
             .trim()
             .trim_start_matches("error:")
             .trim()
             .to_owned();
-        anyhow::bail!("the {what} failed ({}): {line}", output.status);
+        anyhow::bail!("the {what} failed ({}): {}", output.status, crate::redact::redact(&line));
     }
-    Ok(())
+    Ok(output)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+module perflab
+
+go 1.26

@@ -1,0 +1,281 @@
+//! The Go originals of in-process experiments: the guide's Go code (`go/inproc`) measured by
+//! Go's own `testing` package, beside the Rust ports, in the same rounds.
+//!
+//! The package's benchmarks are compiled once per run (`go test -c`), into the lab's cache
+//! under a name made of a hash of `go/` and the toolchain's version, so an unchanged tree is
+//! never compiled again. Each sample is one run of that binary:
+//! `-test.run=^$ -test.bench=^Benchmark<Name>$/^<sub>$ -test.benchtime=<N>x -test.benchmem
+//! -test.cpu=1`, the sweep point's value in `PERFLAB_POINT` (the point is declared once, in
+//! Rust). `N` is fixed per trial from its first sample, which runs for the settings' measured
+//! time (`-test.benchtime=<ms>ms`), so every later sample of the trial times the same number of
+//! calls. The benchmark's line gives ns/op, B/op and allocs/op, and the package's `gc/op`
+//! (collections per call) and `items/op`. GOMAXPROCS is 1, as the micro engine's routines run
+//! on one thread.
+//!
+//! A machine without Go skips the Go variants with one line (`Hooks::lacks`), the Rust
+//! findings unchanged. A Go variant is compared with Go variants only, never with a Rust one.
+
+use crate::results::{Better, MetricInfo, Sample, Settings, Trial};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The Go module's directory: `PERFLAB_GO_DIR`, else `go/` in the source tree perflab was
+/// built from.
+pub fn module_dir() -> PathBuf {
+    std::env::var_os("PERFLAB_GO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../go"))
+}
+
+/// The `go` command: `PERFLAB_GO` (a path, or `none`: run no Go originals), else on the
+/// PATH, else where Go's own installer puts it.
+pub fn toolchain() -> Option<PathBuf> {
+    match std::env::var_os("PERFLAB_GO") {
+        Some(v) if v == "none" => None,
+        Some(v) => Some(PathBuf::from(v)).filter(|p| p.is_file()),
+        None => crate::provision::which("go")
+            .or_else(|| Some(PathBuf::from("/usr/local/go/bin/go")).filter(|p| p.is_file())),
+    }
+}
+
+/// Why Go originals cannot run here, in one line; `None` where they can.
+pub fn missing() -> Option<String> {
+    if toolchain().is_none() {
+        return Some(match std::env::var_os("PERFLAB_GO") {
+            Some(v) if v == "none" => "Go originals were not run: PERFLAB_GO=none".to_owned(),
+            Some(v) => format!("Go originals were not run: PERFLAB_GO={} is not a file", v.to_string_lossy()),
+            None => "Go originals were not run: no Go toolchain (go is not on the PATH nor in /usr/local/go/bin); install Go 1.26 to run them".to_owned(),
+        });
+    }
+    if !module_dir().join("go.mod").is_file() {
+        return Some(format!("Go originals were not run: no Go module at {}", module_dir().display()));
+    }
+    None
+}
+
+/// What the report says of an experiment's Go originals.
+pub const NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go and timed by its testing package beside the Rust ports, in the same rounds: one run of the test binary per sample, a fixed number of calls per trial, GOMAXPROCS 1. Their time_ns is Go's mean over those calls (its testing package reports no median), their allocations Go's -benchmem counts, gc_per_call the garbage collections per call. They are compared with one another only, never with a Rust variant.";
+
+/// The metric only Go originals report: garbage collections per call.
+pub fn gc_metric() -> MetricInfo {
+    MetricInfo::new(
+        "gc_per_call",
+        "collections",
+        Better::Lower,
+        "garbage collections per call (Go originals only: runtime.MemStats.NumGC)",
+    )
+}
+
+/// What one run of a benchmark printed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GoBench {
+    pub iterations: u64,
+    /// Every `value unit` pair of the line (`ns/op`, `B/op`, `allocs/op`, `gc/op`, `items/op`).
+    pub values: HashMap<String, f64>,
+}
+
+/// The line of benchmark `name` (`BenchmarkStringBuilding/join`) in `go test -bench` output.
+/// With `-test.cpu` above 1 Go appends `-N` to the name; that is accepted too.
+pub fn parse(out: &str, name: &str) -> Option<GoBench> {
+    out.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let head = fields.next()?;
+        let bare = head.strip_prefix(name)?;
+        if !(bare.is_empty() || bare.strip_prefix('-').is_some_and(|n| n.parse::<u32>().is_ok())) {
+            return None;
+        }
+        let iterations = fields.next()?.parse().ok()?;
+        let rest: Vec<&str> = fields.collect();
+        let values = rest.chunks(2).filter_map(|p| Some((p.get(1)?.to_string(), p[0].parse().ok()?))).collect();
+        Some(GoBench { iterations, values })
+    })
+}
+
+/// The compiled test binary of `go/inproc`, built on first use.
+async fn test_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_try_init(|| async { tokio::task::spawn_blocking(build).await.context("building the Go originals")? })
+        .await
+        .cloned()
+}
+
+fn build() -> anyhow::Result<PathBuf> {
+    let go = toolchain().context("no Go toolchain")?;
+    let dir = module_dir();
+    let version = std::process::Command::new(&go).arg("version").output().context("running go version")?;
+    let mut bytes = version.stdout;
+    let mut files = Vec::new();
+    collect(&dir, &mut files)?;
+    files.sort();
+    for f in &files {
+        bytes.extend(f.strip_prefix(&dir).unwrap_or(f).to_string_lossy().as_bytes());
+        bytes.extend(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+    }
+    let hash = format!("{:016x}", crate::provenance::fnv1a(&bytes));
+    let cache = crate::provision::cache_dir();
+    let bin = cache.join("go").join(format!("inproc-{hash}.test"));
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(cache.join("go")).with_context(|| format!("creating {}", cache.display()))?;
+    eprintln!("perflab: building the Go originals (go test -c in {})", dir.display());
+    // Built in a staging directory the reaper knows (removed on Ctrl-C, swept after a kill),
+    // then moved into place whole.
+    let staging = cache.join(crate::reaper::staging_name(&format!(".go-inproc-{hash}"), 0));
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    crate::reaper::track_dir(&staging);
+    let built = staging.join("inproc.test");
+    let out = std::process::Command::new(&go)
+        .args(["test", "-c", "-o"])
+        .arg(&built)
+        .arg("./inproc")
+        .current_dir(&dir)
+        .output();
+    let moved = match out {
+        Ok(o) if o.status.success() => {
+            std::fs::rename(&built, &bin).with_context(|| format!("moving the Go test binary to {}", bin.display()))
+        }
+        Ok(o) => Err(anyhow::anyhow!(
+            "go test -c failed: {}",
+            crate::redact::redact(String::from_utf8_lossy(&o.stderr).trim())
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context("running go test -c")),
+    };
+    crate::reaper::remove_tracked_dir(&staging);
+    moved.map(|()| bin)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "go" || x == "mod" || x == "sum") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s
+/// sub-benchmark `join`) at `at`'s point.
+pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
+    static CALLS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let bin = test_binary().await?;
+    let key = format!("{experiment}/{}/{}/{}", at.case, at.variant, at.point.label);
+    let fixed = CALLS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, n)| *n);
+    let benchtime = match fixed {
+        Some(n) => format!("{n}x"),
+        None => format!("{}ms", settings.duration.as_millis().max(1)),
+    };
+    let (top, sub) = bench.split_once('/').unwrap_or((bench, ""));
+    let pattern = if sub.is_empty() { format!("^Benchmark{top}$") } else { format!("^Benchmark{top}$/^{sub}$") };
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(["-test.run=^$", &format!("-test.bench={pattern}"), &format!("-test.benchtime={benchtime}")])
+        .args(["-test.benchmem", "-test.cpu=1", "-test.count=1"])
+        .env("PERFLAB_POINT", at.point.value.to_string())
+        .env("GOMAXPROCS", "1");
+    let out = super::parent::run_capturing(cmd, "Go benchmark").await?;
+    let name = if sub.is_empty() { format!("Benchmark{top}") } else { format!("Benchmark{top}/{sub}") };
+    let b = parse(&out, &name).with_context(|| format!("no line for {name} in the Go benchmark's output"))?;
+    if fixed.is_none() {
+        CALLS.lock().unwrap_or_else(|e| e.into_inner()).push((key, b.iterations));
+    }
+    Ok(into_sample(&b))
+}
+
+/// The micro engine's metrics from a benchmark's line (`time_ns` is Go's mean over the run's
+/// calls: the testing package reports no median).
+pub fn into_sample(b: &GoBench) -> Sample {
+    let mut sample = Sample::default();
+    let v = |k: &str| b.values.get(k).copied();
+    let items = v("items/op").unwrap_or(1.0).max(1.0);
+    let m = &mut sample.metrics;
+    if let Some(ns) = v("ns/op") {
+        m.insert("time_ns".into(), ns);
+        m.insert("time_mean_ns".into(), ns);
+        m.insert("time_per_item_ns".into(), ns / items);
+        m.insert("calls_per_sec".into(), 1e9 / ns.max(f64::MIN_POSITIVE));
+    }
+    if let Some(a) = v("allocs/op") {
+        m.insert("allocs_per_call".into(), a);
+        m.insert("allocs_per_item".into(), a / items);
+    }
+    if let Some(bytes) = v("B/op") {
+        m.insert("bytes_per_call".into(), bytes);
+        m.insert("bytes_per_item".into(), bytes / items);
+    }
+    if let Some(gc) = v("gc/op") {
+        m.insert("gc_per_call".into(), gc);
+    }
+    m.insert("go_calls".into(), b.iterations as f64);
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "goos: linux\ngoarch: amd64\npkg: perflab/inproc\ncpu: AMD EPYC\n\
+BenchmarkStringBuilding/guide-builder         \t   20000\t       894.3 ns/op\t         0.0006000 gc/op\t       100.0 items/op\t    2048 B/op\t       1 allocs/op\n\
+BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t         0.001250 gc/op\t       100.0 items/op\t    4096 B/op\t       2 allocs/op\nPASS\n";
+
+    #[test]
+    fn a_benchmark_line_gives_the_micro_metrics() {
+        let b = parse(OUT, "BenchmarkStringBuilding/guide-builder").unwrap();
+        assert_eq!(b.iterations, 20_000);
+        let s = into_sample(&b);
+        assert_eq!(s.metrics["time_ns"], 894.3);
+        assert!((s.metrics["time_per_item_ns"] - 8.943).abs() < 1e-9);
+        assert_eq!(s.metrics["allocs_per_call"], 1.0);
+        assert_eq!(s.metrics["bytes_per_item"], 20.48);
+        assert_eq!(s.metrics["gc_per_call"], 0.0006);
+        // GOMAXPROCS above 1 adds "-N"; another benchmark's prefix is not a match.
+        assert_eq!(parse(OUT, "BenchmarkStringBuilding/join").unwrap().values["B/op"], 4096.0);
+        assert!(parse(OUT, "BenchmarkStringBuilding/guide").is_none());
+        assert!(parse(OUT, "BenchmarkStringBuilding/concat").is_none());
+    }
+
+    /// The Go package is vetted and its own tests pass (every variant does the same work).
+    #[test]
+    fn the_go_package_is_vetted_and_its_tests_pass() {
+        assert_eq!(missing(), None, "this test needs Go (the project's machines carry 1.26)");
+        for args in [&["vet", "./..."][..], &["test", "-count=1", "./..."]] {
+            let out =
+                std::process::Command::new(toolchain().unwrap()).args(args).current_dir(module_dir()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "go {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// The plumbing on a routine of known cost: `Synthetic/alloc64` allocates one 64-byte
+    /// object per call, `Synthetic/none` nothing. Needs the Go toolchain, as CI has.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_known_go_routine_is_measured_with_its_allocations() {
+        assert_eq!(missing(), None, "this test needs Go (the project's machines carry 1.26)");
+        let mut settings = Settings::quick_for_tests();
+        settings.duration = std::time::Duration::from_millis(50);
+        let point = crate::results::SweepPoint { label: "1".into(), value: 1.0 };
+        for (sub, allocs, bytes) in [("alloc64", 1.0, 64.0), ("none", 0.0, 0.0)] {
+            let at = Trial { case: "", variant: sub, point: &point, offered: None, round: 0 };
+            let first = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at).await.unwrap();
+            let second = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at).await.unwrap();
+            for s in [&first, &second] {
+                assert_eq!(s.metrics["allocs_per_call"], allocs, "{sub}");
+                assert_eq!(s.metrics["bytes_per_call"], bytes, "{sub}");
+                assert!(s.metrics["time_ns"] > 0.0, "{sub}");
+            }
+            assert_eq!(
+                first.metrics["go_calls"], second.metrics["go_calls"],
+                "{sub}: N is fixed after the first sample"
+            );
+        }
+    }
+}
