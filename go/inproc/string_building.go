@@ -48,7 +48,8 @@ func BuildQueryConcat(conditions []string) string {
 	return q
 }
 
-// BuildQueryJoin is the prefix and strings.Join: one string of the exact size.
+// BuildQueryJoin is the prefix and strings.Join: the joined conditions, then the query of the
+// exact size (two allocations).
 func BuildQueryJoin(conditions []string) string {
 	if len(conditions) == 0 {
 		return ""

@@ -653,7 +653,10 @@ async fn profile_stage(
     let case = meta.claim_case();
     let Some(point) = result.sweep.points.last().cloned() else { return Ok(()) };
     let in_process = side.in_process();
-    for v in &meta.variants {
+    if meta.variants.iter().any(|v| v.go.is_some()) {
+        result.notes.push("--profile: the Go originals are not profiled (Go's pprof is not wired in).".into());
+    }
+    for v in meta.variants.iter().filter(|v| v.go.is_none()) {
         progress(Progress::Profile { experiment: meta.id, variant: v.name });
         let at = Trial { case, variant: v.name, point: &point, offered: None, round: 0 };
         let in_case = if case.is_empty() { String::new() } else { format!("{case}-") };

@@ -179,8 +179,10 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
     };
     let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None, deadline: None, ride_deadline: None };
     let mut local = Local::new(exp.as_ref(), &ctx);
+    // Its Go originals built before it says what it has: those it cannot run it lacks.
+    local.prepare().await;
     let ready = Reply::Ready {
-        variants: Some(meta.variants.iter().map(|v| v.name.to_owned()).collect()),
+        variants: Some(meta.variants.iter().filter(|v| !local.lacks("", v.name)).map(|v| v.name.to_owned()).collect()),
         cases: Some(meta.case_names().into_iter().map(str::to_owned).collect()),
     };
     reply(&mut out, &ready).await?;
@@ -283,7 +285,10 @@ impl Remote {
             .kill_on_drop(true);
         // Without CARGO the server's micro engine takes the allocation worker beside its own
         // executable instead of building this checkout's (the run built it already).
-        for var in [PG_URL_VAR, REDIS_URL_VAR, REDIS_CLUSTER_URL_VAR, PG_PID_VAR, REDIS_PID_VAR, "CARGO"] {
+        // Without PERFLAB_GO_DIR it measures its own revision's Go originals, not this checkout's.
+        for var in
+            [PG_URL_VAR, REDIS_URL_VAR, REDIS_CLUSTER_URL_VAR, PG_PID_VAR, REDIS_PID_VAR, "CARGO", "PERFLAB_GO_DIR"]
+        {
             cmd.env_remove(var);
         }
         if let Some(pg) = &env.pg {

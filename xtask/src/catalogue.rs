@@ -149,8 +149,14 @@ mod tests {
             // A Go original is named go-… and compared with Go originals only (never with a
             // Rust variant as a finding); a Rust variant never with a Go one.
             for (v, info) in m.variants.iter().zip(&infos) {
-                if v.go.is_some() {
+                if let Some(bench) = v.go {
                     assert!(v.name.starts_with("go-"), "{}: the Go original {} is named go-…", m.id, v.name);
+                    assert!(
+                        harness::micro::go::valid_bench(bench),
+                        "{}: {}: {bench:?} names a Go benchmark",
+                        m.id,
+                        v.name
+                    );
                     assert!(!v.tests_claim, "{}: {}: a Go original does not test the Rust claim", m.id, v.name);
                 }
                 let baseline_is_go = |b: &str| m.variants.iter().any(|x| x.name == b && x.go.is_some());

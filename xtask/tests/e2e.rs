@@ -583,10 +583,19 @@ fn instructions_are_counted_with_valgrind_or_skipped_in_one_line() {
 /// machine) they are skipped with one line and a note, and the Rust variants run as before.
 #[test]
 fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
-    for go in ["", "none"] {
+    // A module that does not compile stands for a Go older than go.mod asks, or a broken edit.
+    let broken = temp_dir();
+    std::fs::create_dir_all(broken.join("inproc")).unwrap();
+    std::fs::write(broken.join("go.mod"), "module perflab\n\ngo 1.26\n").unwrap();
+    std::fs::write(broken.join("inproc/x.go"), "package inproc\n\nfunc broken( {\n").unwrap();
+    for go in ["", "none", "broken"] {
         let out = temp_dir();
         let args = ["bench", "--quick", "--filter", "string-building", "--no-report", "--out", out.to_str().unwrap()];
-        let o = if go.is_empty() { xtask(&args) } else { xtask_with(&args, &[("PERFLAB_GO", go)]) };
+        let o = match go {
+            "" => xtask(&args),
+            "none" => xtask_with(&args, &[("PERFLAB_GO", go)]),
+            _ => xtask_with(&args, &[("PERFLAB_GO_DIR", broken.to_str().unwrap())]),
+        };
         assert!(o.status.success(), "bench failed: {}", stderr(&o));
         let results: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(only_run_dir(&out).join("results.json")).unwrap()).unwrap();
@@ -595,8 +604,10 @@ fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
         let of = |v: &str| samples.iter().filter(|s| s["variant"] == v).collect::<Vec<_>>();
         assert!(!of("guide-builder").is_empty(), "the Rust variants run either way");
         let notes = exp["notes"].to_string();
-        if go == "none" {
-            assert!(stderr(&o).contains("Go originals were not run: PERFLAB_GO=none"), "{}", stderr(&o));
+        if !go.is_empty() {
+            let why = if go == "none" { "Go originals were not run: PERFLAB_GO=none" } else { "building them failed" };
+            assert!(stderr(&o).contains(why), "{}", stderr(&o));
+            assert_eq!(stderr(&o).matches("Go originals were not run").count(), 1, "one line: {}", stderr(&o));
             assert!(notes.contains("Go originals were not run"), "{notes}");
             for v in ["go-concat", "go-guide-builder", "go-join"] {
                 assert!(of(v).is_empty(), "{v} has no samples without Go");
@@ -606,9 +617,9 @@ fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
         assert!(!notes.contains("Go originals were not run"), "{notes}");
         // go-concat makes one new string per condition: 100 allocations at 100 conditions,
         // as Go's -benchmem counts them.
-        let concat = of("go-concat");
-        assert!(!concat.is_empty());
-        for s in concat.iter().filter(|s| s["point"] == "100") {
+        let at_100: Vec<_> = of("go-concat").into_iter().filter(|s| s["point"] == "100").collect();
+        assert!(!at_100.is_empty(), "go-concat has samples at 100 conditions");
+        for s in at_100 {
             assert_eq!(s["metrics"]["allocs_per_call"], 100.0, "{s}");
             assert!(s["metrics"]["time_ns"].as_f64().unwrap() > 0.0);
         }

@@ -93,20 +93,29 @@ pub fn parse(out: &str, name: &str) -> Option<GoBench> {
     })
 }
 
-/// The compiled test binary of `go/inproc`, built on first use.
-async fn test_binary() -> anyhow::Result<PathBuf> {
+/// The compiled test binary of `go/inproc`, built once per process: by the experiment's setup,
+/// before any sample, so that the compile neither runs between measured samples nor fails one.
+pub async fn test_binary() -> anyhow::Result<PathBuf> {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BUILT
-        .get_or_try_init(|| async { tokio::task::spawn_blocking(build).await.context("building the Go originals")? })
-        .await
-        .cloned()
+    BUILT.get_or_try_init(build).await.cloned()
 }
 
-fn build() -> anyhow::Result<PathBuf> {
+/// `go` with the environment that decides what it builds pinned: no GOFLAGS (a `-race` left in
+/// the shell would build another program), no workspace, no toolchain switch or download.
+fn go_command(go: &Path, dir: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(go);
+    cmd.current_dir(dir).env("GOFLAGS", "").env("GOWORK", "off").env("GOTOOLCHAIN", "local");
+    cmd
+}
+
+async fn build() -> anyhow::Result<PathBuf> {
     let go = toolchain().context("no Go toolchain")?;
     let dir = module_dir();
-    let version = std::process::Command::new(&go).arg("version").output().context("running go version")?;
-    let mut bytes = version.stdout;
+    // What the binary is made of: the toolchain and the settings that change its code, and
+    // every file of the module.
+    let mut env = go_command(&go, &dir);
+    env.args(["env", "GOVERSION", "GOOS", "GOARCH", "GOAMD64", "GOEXPERIMENT", "CGO_ENABLED"]);
+    let mut bytes = super::parent::run_capturing(env, "go env").await?.into_bytes();
     let mut files = Vec::new();
     collect(&dir, &mut files)?;
     files.sort();
@@ -123,26 +132,19 @@ fn build() -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(cache.join("go")).with_context(|| format!("creating {}", cache.display()))?;
     eprintln!("perflab: building the Go originals (go test -c in {})", dir.display());
     // Built in a staging directory the reaper knows (removed on Ctrl-C, swept after a kill),
-    // then moved into place whole.
+    // by a process the reaper kills with its group, then moved into place whole.
     let staging = cache.join(crate::reaper::staging_name(&format!(".go-inproc-{hash}"), 0));
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     crate::reaper::track_dir(&staging);
     let built = staging.join("inproc.test");
-    let out = std::process::Command::new(&go)
-        .args(["test", "-c", "-o"])
-        .arg(&built)
-        .arg("./inproc")
-        .current_dir(&dir)
-        .output();
-    let moved = match out {
-        Ok(o) if o.status.success() => {
+    let mut cmd = go_command(&go, &dir);
+    // go's own work directory in the staging one, so that a killed build leaves nothing else.
+    cmd.args(["test", "-c", "-o"]).arg(&built).arg("./inproc").env("TMPDIR", &staging);
+    let moved = match super::parent::run_capturing(cmd, "Go build (go test -c)").await {
+        Ok(_) => {
             std::fs::rename(&built, &bin).with_context(|| format!("moving the Go test binary to {}", bin.display()))
         }
-        Ok(o) => Err(anyhow::anyhow!(
-            "go test -c failed: {}",
-            crate::redact::redact(String::from_utf8_lossy(&o.stderr).trim())
-        )),
-        Err(e) => Err(anyhow::Error::new(e).context("running go test -c")),
+        Err(e) => Err(e),
     };
     crate::reaper::remove_tracked_dir(&staging);
     moved.map(|()| bin)
@@ -153,53 +155,70 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let p = e?.path();
         if p.is_dir() {
             collect(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "go" || x == "mod" || x == "sum") {
+        } else {
             out.push(p);
         }
     }
     Ok(())
 }
 
-/// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s
-/// sub-benchmark `join`) at `at`'s point.
-pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
-    static CALLS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
-    let bin = test_binary().await?;
-    let key = format!("{experiment}/{}/{}/{}", at.case, at.variant, at.point.label);
-    let fixed = CALLS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, n)| *n);
-    let benchtime = match fixed {
-        Some(n) => format!("{n}x"),
-        None => format!("{}ms", settings.duration.as_millis().max(1)),
-    };
+/// Whether `bench` can name a Go benchmark safely (`-test.bench` reads it as a pattern):
+/// `Name` or `Name/sub`, letters and digits, the sub-benchmark's also `-`.
+pub fn valid_bench(bench: &str) -> bool {
+    let (top, sub) = bench.split_once('/').unwrap_or((bench, "x"));
+    !top.is_empty()
+        && top.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !sub.is_empty()
+        && sub.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// One run of Go benchmark `bench` at `point` for `benchtime` (`200ms`, `5000x`).
+async fn run(bin: &Path, bench: &str, point: f64, benchtime: &str) -> anyhow::Result<GoBench> {
+    anyhow::ensure!(valid_bench(bench), "{bench:?} is not a Go benchmark name (Name or Name/sub)");
     let (top, sub) = bench.split_once('/').unwrap_or((bench, ""));
     let pattern = if sub.is_empty() { format!("^Benchmark{top}$") } else { format!("^Benchmark{top}$/^{sub}$") };
-    let mut cmd = tokio::process::Command::new(&bin);
+    let mut cmd = tokio::process::Command::new(bin);
     cmd.args(["-test.run=^$", &format!("-test.bench={pattern}"), &format!("-test.benchtime={benchtime}")])
         .args(["-test.benchmem", "-test.cpu=1", "-test.count=1"])
-        .env("PERFLAB_POINT", at.point.value.to_string())
+        .env("PERFLAB_POINT", point.to_string())
         .env("GOMAXPROCS", "1");
     let out = super::parent::run_capturing(cmd, "Go benchmark").await?;
     let name = if sub.is_empty() { format!("Benchmark{top}") } else { format!("Benchmark{top}/{sub}") };
-    let b = parse(&out, &name).with_context(|| format!("no line for {name} in the Go benchmark's output"))?;
-    if fixed.is_none() {
-        CALLS.lock().unwrap_or_else(|e| e.into_inner()).push((key, b.iterations));
-    }
-    Ok(into_sample(&b))
+    parse(&out, &name).with_context(|| format!("no line for {name} in the Go benchmark's output"))
+}
+
+/// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s
+/// sub-benchmark `join`) at `at`'s point. The trial's number of calls is fixed once, by a run
+/// for the settings' measured time that is not recorded; every sample then times that many.
+pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
+    static CALLS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let bin = test_binary().await?;
+    let key = format!("{experiment}/{}/{}/{}/{:?}", at.case, at.variant, at.point.label, settings.duration);
+    let fixed = CALLS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key).map(|(_, n)| *n);
+    let calls = match fixed {
+        Some(n) => n,
+        None => {
+            let ms = settings.duration.as_millis().max(1);
+            let n = run(&bin, bench, at.point.value, &format!("{ms}ms")).await?.iterations.max(1);
+            CALLS.lock().unwrap_or_else(|e| e.into_inner()).push((key, n));
+            n
+        }
+    };
+    into_sample(&run(&bin, bench, at.point.value, &format!("{calls}x")).await?)
 }
 
 /// The micro engine's metrics from a benchmark's line (`time_ns` is Go's mean over the run's
 /// calls: the testing package reports no median).
-pub fn into_sample(b: &GoBench) -> Sample {
+pub fn into_sample(b: &GoBench) -> anyhow::Result<Sample> {
     let mut sample = Sample::default();
     let v = |k: &str| b.values.get(k).copied();
     let items = v("items/op").unwrap_or(1.0).max(1.0);
+    let ns = v("ns/op").context("the Go benchmark's line has no ns/op")?;
     let m = &mut sample.metrics;
-    if let Some(ns) = v("ns/op") {
-        m.insert("time_ns".into(), ns);
-        m.insert("time_mean_ns".into(), ns);
-        m.insert("time_per_item_ns".into(), ns / items);
-        m.insert("calls_per_sec".into(), 1e9 / ns.max(f64::MIN_POSITIVE));
-    }
+    m.insert("time_ns".into(), ns);
+    m.insert("time_mean_ns".into(), ns);
+    m.insert("time_per_item_ns".into(), ns / items);
+    m.insert("calls_per_sec".into(), 1e9 / ns.max(f64::MIN_POSITIVE));
     if let Some(a) = v("allocs/op") {
         m.insert("allocs_per_call".into(), a);
         m.insert("allocs_per_item".into(), a / items);
@@ -212,7 +231,7 @@ pub fn into_sample(b: &GoBench) -> Sample {
         m.insert("gc_per_call".into(), gc);
     }
     m.insert("go_calls".into(), b.iterations as f64);
-    sample
+    Ok(sample)
 }
 
 #[cfg(test)]
@@ -227,7 +246,7 @@ BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t    
     fn a_benchmark_line_gives_the_micro_metrics() {
         let b = parse(OUT, "BenchmarkStringBuilding/guide-builder").unwrap();
         assert_eq!(b.iterations, 20_000);
-        let s = into_sample(&b);
+        let s = into_sample(&b).unwrap();
         assert_eq!(s.metrics["time_ns"], 894.3);
         assert!((s.metrics["time_per_item_ns"] - 8.943).abs() < 1e-9);
         assert_eq!(s.metrics["allocs_per_call"], 1.0);
@@ -237,6 +256,11 @@ BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t    
         assert_eq!(parse(OUT, "BenchmarkStringBuilding/join").unwrap().values["B/op"], 4096.0);
         assert!(parse(OUT, "BenchmarkStringBuilding/guide").is_none());
         assert!(parse(OUT, "BenchmarkStringBuilding/concat").is_none());
+        assert!(into_sample(&GoBench { iterations: 1, values: HashMap::new() }).is_err(), "no ns/op, no sample");
+        assert!(valid_bench("StringBuilding/guide-builder") && valid_bench("Synthetic"));
+        for bad in ["String.Building/x", "StringBuilding/a|b", "StringBuilding/", "/x", "A/b/c", "A/b c"] {
+            assert!(!valid_bench(bad), "{bad}");
+        }
     }
 
     /// The Go package is vetted and its own tests pass (every variant does the same work).

@@ -214,24 +214,33 @@ async fn spawn_and_wait(bench: &Bench<'_>, mut cmd: tokio::process::Command, wha
     // few hundred ms per worker under `cargo xtask`); its output directory is set per job.
     cmd.env("CRITERION_HOME", std::env::temp_dir()).env_remove("CARGO_CRITERION_PORT");
     cmd.stdout(std::process::Stdio::null());
-    run_child(cmd, what).await.map(drop)
+    run_child(cmd, what, false).await.map(drop)
 }
 
-/// Run a measuring process (a Go benchmark) to its end, as the workers are run; its stdout.
+/// Run a Go process (the build, a benchmark) to its end as the workers are run, in a process
+/// group of its own that the reaper kills whole (the go command's compilers and linker too);
+/// its stdout.
 pub(super) async fn run_capturing(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<String> {
     cmd.stdout(std::process::Stdio::piped());
-    let out = run_child(cmd, what).await?;
+    let out = run_child(cmd, what, true).await?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Start `cmd` (killed if this process dies or the future is dropped, tracked by the reaper
-/// meanwhile) and wait for it; a failure says the last line of its stderr.
-async fn run_child(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<std::process::Output> {
+/// meanwhile) and wait for it; a failure says the line that says why.
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    what: &str,
+    own_group: bool,
+) -> anyhow::Result<std::process::Output> {
     cmd.stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    // SAFETY: prctl and setpgid are async-signal-safe and touch only the child being set up.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if own_group {
+                libc::setpgid(0, 0);
+            }
             Ok(())
         });
     }
@@ -248,10 +257,13 @@ async fn run_child(mut cmd: tokio::process::Command, what: &str) -> anyhow::Resu
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
+        // Go says why at a `file.go:line:` (a failing benchmark on stdout, a compile error on
+        // stderr).
         let line = stderr
             .lines()
             .rev()
-            .find(|l| l.starts_with("error:") || l.contains("panicked") || l.contains("FAIL"))
+            .find(|l| l.starts_with("error:") || l.contains("panicked"))
+            .or_else(|| stdout.lines().chain(stderr.lines()).find(|l| l.contains(".go:")))
             .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
             .or_else(|| stdout.lines().rev().find(|l| !l.trim().is_empty()))
             .unwrap_or("no message")

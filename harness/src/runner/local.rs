@@ -11,8 +11,11 @@ pub struct Local<'a> {
     exp: &'a dyn Experiment,
     ctx: &'a RunCtx,
     id: &'static str,
-    /// Go originals that cannot run here (no toolchain), and why (`micro::go::missing`).
-    no_go: Option<(Vec<&'static str>, String)>,
+    /// Its Go originals (`Variant::in_go`).
+    go: Vec<&'static str>,
+    /// Why they cannot run here (no toolchain, a build that failed), once known.
+    no_go: Option<String>,
+    prepared: bool,
     /// `inject_slowdown`: per variant, the fraction and the operations it stretched.
     slowed: std::collections::BTreeMap<String, (f64, u64)>,
 }
@@ -21,17 +24,35 @@ impl<'a> Local<'a> {
     pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
         let meta = exp.meta();
         let go: Vec<&'static str> = meta.variants.iter().filter(|v| v.go.is_some()).map(|v| v.name).collect();
-        let no_go = if go.is_empty() { None } else { crate::micro::go::missing().map(|why| (go, why)) };
-        if let Some((_, why)) = &no_go {
-            eprintln!("perflab: {}: {why}", meta.id);
+        Self { exp, ctx, id: meta.id, go, no_go: None, prepared: false, slowed: Default::default() }
+    }
+
+    /// Build the Go originals' benchmarks (once per process, before any sample), or learn why
+    /// they cannot run here: then they are skipped (`lacks`) with one line and a note.
+    pub async fn prepare(&mut self) {
+        if std::mem::replace(&mut self.prepared, true) || self.go.is_empty() {
+            return;
         }
-        Self { exp, ctx, id: meta.id, no_go, slowed: Default::default() }
+        let why = match crate::micro::go::missing() {
+            Some(why) => Some(why),
+            None => crate::micro::go::test_binary()
+                .await
+                .err()
+                .map(|e| redact(&format!("Go originals were not run: building them failed: {e:#}"))),
+        };
+        if let Some(why) = &why {
+            eprintln!("perflab: {}: {why}", self.id);
+        }
+        self.no_go = why;
     }
 }
 
 impl Hooks for Local<'_> {
     fn setup(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
-        self.exp.setup(self.ctx)
+        Box::pin(async move {
+            self.prepare().await;
+            self.exp.setup(self.ctx).await
+        })
     }
 
     fn setup_point<'a>(&'a mut self, point: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
@@ -72,7 +93,7 @@ impl Hooks for Local<'_> {
     }
 
     fn lacks(&self, _case: &str, variant: &str) -> bool {
-        self.no_go.as_ref().is_some_and(|(go, _)| go.contains(&variant))
+        self.no_go.is_some() && self.go.contains(&variant)
     }
 
     fn heap_profile<'a>(&'a mut self, at: Trial<'a>, file: &'a std::path::Path) -> BoxFuture<'a, anyhow::Result<bool>> {
@@ -88,9 +109,9 @@ impl Hooks for Local<'_> {
     fn notes(&mut self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
             let mut notes = self.exp.notes(self.ctx);
-            if let Some((go, why)) = &self.no_go {
-                notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", go.join(", ")));
-            } else if self.exp.meta().variants.iter().any(|v| v.go.is_some()) {
+            if let Some(why) = &self.no_go {
+                notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", self.go.join(", ")));
+            } else if !self.go.is_empty() {
                 notes.push(crate::micro::go::NOTE.to_owned());
             }
             for (variant, (fraction, ops)) in &self.slowed {
@@ -103,7 +124,7 @@ impl Hooks for Local<'_> {
                     )
                 } else {
                     format!(
-                        "Injected slowdown (--set {}.{}) asked for {variant} but not applied: this experiment times its operations itself, outside the load and micro engines.",
+                        "Injected slowdown (--set {}.{}) asked for {variant} but not applied: this experiment (or this Go original, timed by Go's testing package) times its operations itself, outside the load and micro engines.",
                         self.id,
                         crate::inject::KNOB
                     )
