@@ -13,8 +13,9 @@ import (
 // benchmark's line: ns/op, B/op, allocs/op, and the metrics reported here (gc/op: garbage
 // collections per call; items/op: what the per-item metrics divide by).
 
-// point is the sweep point's value the harness passes; a benchmark run by hand defaults to def.
-func point(b *testing.B, def int) int {
+// pointValue is the sweep point's value the harness passes; a benchmark run by hand defaults
+// to def.
+func pointValue(b *testing.B, def float64) float64 {
 	s := os.Getenv("PERFLAB_POINT")
 	if s == "" {
 		return def
@@ -23,7 +24,12 @@ func point(b *testing.B, def int) int {
 	if err != nil {
 		b.Fatalf("PERFLAB_POINT=%q: %v", s, err)
 	}
-	return int(v)
+	return v
+}
+
+// point is pointValue as a count.
+func point(b *testing.B, def int) int {
+	return int(pointValue(b, float64(def)))
 }
 
 // measure times b.N calls of call and reports the collections they caused and the items one
@@ -85,5 +91,31 @@ func TestEveryBuilderBuildsTheSameQuery(t *testing.T) {
 	}
 	if got := BuildQuery(Conditions(2)); got != "SELECT * FROM users WHERE status = $1 AND created_at >= $2" {
 		t.Fatalf("BuildQuery(2) = %q", got)
+	}
+}
+
+func BenchmarkLazyAlloc(b *testing.B) {
+	// The point is the error rate in percent, as the port's sweep has it.
+	users := Users(int(pointValue(b, 0)*10 + 0.5))
+	s := &UserService{}
+	b.Run("eager", func(b *testing.B) {
+		measure(b, len(users), func() []error { return s.ValidateUsersEager(users) })
+	})
+	b.Run("guide-lazy", func(b *testing.B) {
+		measure(b, len(users), func() []error { return s.ValidateUsers(users) })
+	})
+}
+
+func TestLazyAndEagerFindTheSameErrors(t *testing.T) {
+	s := &UserService{}
+	for _, c := range []struct{ permille, want int }{{0, 0}, {10, 10}, {500, 500}, {1000, 1000}} {
+		u := Users(c.permille)
+		lazy, eager := s.ValidateUsers(u), s.ValidateUsersEager(u)
+		if len(lazy) != c.want || len(eager) != c.want {
+			t.Fatalf("%d permille: %d lazy, %d eager errors, want %d", c.permille, len(lazy), len(eager), c.want)
+		}
+	}
+	if s.ValidateUsers(Users(0)) != nil {
+		t.Fatal("no error, no list")
 	}
 }

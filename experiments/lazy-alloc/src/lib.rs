@@ -133,13 +133,18 @@ impl Experiment for LazyAlloc {
                     "A/A control: eager's code in a function of its own; any time it differs from eager by is code layout, not allocation",
                 )
                 .compared_with("eager"),
+                Variant::baseline_of_group("go-eager", "Go original: make([]error, 0, len(users)) before the loop (go/inproc/lazy_alloc.go)")
+                    .in_go("LazyAlloc/eager"),
+                Variant::new("go-guide-lazy", "Go original: the guide's ValidateUsers as printed, errors as *ValidationError (one allocation per invalid user, as Go has it)")
+                    .compared_with("go-eager")
+                    .in_go("LazyAlloc/guide-lazy"),
             ],
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
             primary_metric: micro::metrics("user")
                 .into_iter()
                 .find(|m| m.name == "allocs_per_call")
                 .expect("the micro metrics count allocations"),
-            metrics: micro::metrics("user"),
+            metrics: [micro::metrics("user"), vec![micro::go::gc_metric()]].concat(),
             controls: [1.0, 50.0]
                 .map(|value| harness::experiment::Control::new(value, "some user is invalid, so the guide's code allocates the list too, as eager does"))
                 .to_vec(),

@@ -1,0 +1,87 @@
+package inproc
+
+import "strconv"
+
+// User is the guide's User, with the two fields its validation reads.
+type User struct {
+	Username string
+	Email    string
+}
+
+// ValidationError says which user failed and on which field. The guide elides validateUser;
+// this is how a Go engineer writes it: a pointer to an error struct, one small allocation per
+// invalid user (the Rust port's error is a plain value and allocates nothing).
+type ValidationError struct {
+	Index int
+	Field string
+}
+
+func (e *ValidationError) Error() string {
+	return "user " + strconv.Itoa(e.Index) + ": invalid " + e.Field
+}
+
+// UserService carries ValidateUsers as the guide has it.
+type UserService struct{}
+
+// validateUser is the rule the Rust port checks: a username of 3-32 bytes and an email with an @.
+func (s *UserService) validateUser(i int, user *User) error {
+	if n := len(user.Username); n < 3 || n > 32 {
+		return &ValidationError{Index: i, Field: "username"}
+	}
+	for j := 0; j < len(user.Email); j++ {
+		if user.Email[j] == '@' {
+			return nil
+		}
+	}
+	return &ValidationError{Index: i, Field: "email"}
+}
+
+// ValidateUsers is the guide's code as printed (应用层优化 › 避免不必要的内存分配), with the index
+// the port's errors carry.
+func (s *UserService) ValidateUsers(users []*User) []error {
+	var errors []error // 延迟分配，只在需要时分配
+
+	for i, user := range users {
+		if err := s.validateUser(i, user); err != nil {
+			if errors == nil {
+				errors = make([]error, 0, len(users)) // 首次分配
+			}
+			errors = append(errors, err)
+		}
+	}
+
+	return errors
+}
+
+// ValidateUsersEager makes the list before the loop, errors or not.
+func (s *UserService) ValidateUsersEager(users []*User) []error {
+	errors := make([]error, 0, len(users))
+	for i, user := range users {
+		if err := s.validateUser(i, user); err != nil {
+			errors = append(errors, err)
+		}
+	}
+	return errors
+}
+
+// Users are the port's: permille of 1000 users invalid (a bad email), spread evenly.
+func Users(permille int) []*User {
+	out := make([]*User, 1000)
+	for i := range out {
+		bad := (i+1)*permille/1000 > i*permille/1000
+		email := "user" + strconv.Itoa(i) + "@example.com"
+		if bad {
+			email = "user" + strconv.Itoa(i) + ".example.com"
+		}
+		out[i] = &User{Username: "user_" + pad6(i), Email: email}
+	}
+	return out
+}
+
+func pad6(i int) string {
+	s := strconv.Itoa(i)
+	for len(s) < 6 {
+		s = "0" + s
+	}
+	return s
+}
