@@ -576,6 +576,7 @@ pub(crate) mod tests {
             analysis: vec![],
             headline: None,
             finding: None,
+            go_finding: None,
             targets: vec![],
             summaries: vec![],
             metric_comparisons: vec![],

@@ -20,5 +20,9 @@ pub fn decide(result: &mut ExperimentResult, meta: &Meta, cores: usize) {
     let claim = crate::results::Claim { variant: stand_in.as_deref().or(declared.variant), ..declared };
     crate::analysis::analyse(result, claim);
     result.finding = crate::finding::finding(result, declared);
+    // The Go original's finding, by the same rule over its own comparison (Go with Go); none
+    // where the Go originals did not run (no toolchain).
+    let go_ran = |c: &crate::results::Claim<'_>| result.samples.iter().any(|s| Some(s.variant.as_str()) == c.variant);
+    result.go_finding = meta.go_claim().filter(go_ran).and_then(|c| crate::finding::finding(result, c));
     result.targets = crate::targets::evaluate(result, meta.targets, cores);
 }

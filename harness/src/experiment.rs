@@ -329,7 +329,7 @@ impl Meta {
 
     /// The variant whose comparison tests the claim (the first one marked so).
     pub fn claim_variant(&self) -> Option<&'static str> {
-        self.variants.iter().find(|v| v.tests_claim).map(|v| v.name)
+        self.variants.iter().find(|v| v.tests_claim && v.go.is_none()).map(|v| v.name)
     }
 
     /// The case the claim is tested in: the one marked so, else the first (`""` without cases).
@@ -339,8 +339,16 @@ impl Meta {
 
     /// The claim, as the analysis looks for it.
     pub fn claim(&self) -> crate::results::Claim<'static> {
-        let kind = self.variants.iter().find(|v| v.tests_claim).map_or(Default::default(), |v| v.claim_kind);
+        let kind =
+            self.variants.iter().find(|v| v.tests_claim && v.go.is_none()).map_or(Default::default(), |v| v.claim_kind);
         crate::results::Claim { case: self.claim_case(), variant: self.claim_variant(), kind }
+    }
+
+    /// The same claim tested on the guide's Go original: the Go variant marked `tests_claim`
+    /// against its Go baseline, in the claim's case, decided by the same rule (`go_finding`).
+    pub fn go_claim(&self) -> Option<crate::results::Claim<'static>> {
+        let v = self.variants.iter().find(|v| v.tests_claim && v.go.is_some())?;
+        Some(crate::results::Claim { case: self.claim_case(), variant: Some(v.name), kind: v.claim_kind })
     }
 
     /// The rule its finding is decided by, at the sweep `points` a run measured (a control

@@ -109,6 +109,7 @@ fn empty_result(meta: &Meta, quick: bool) -> ExperimentResult {
         analysis: Vec::new(),
         headline: None,
         finding: None,
+        go_finding: None,
         targets: Vec::new(),
         summaries: Vec::new(),
         metric_comparisons: Vec::new(),

@@ -612,8 +612,12 @@ fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
             for v in ["go-concat", "go-guide-builder", "go-join"] {
                 assert!(of(v).is_empty(), "{v} has no samples without Go");
             }
+            assert!(exp.get("go_finding").is_none(), "no Go finding without Go: {}", exp["go_finding"]);
             continue;
         }
+        // The claim decided on the Go original, by the same rule, beside the port's.
+        assert_eq!(exp["go_finding"]["variant"], "go-guide-builder", "{}", exp["go_finding"]);
+        assert_eq!(exp["finding"]["variant"], "guide-builder");
         assert!(!notes.contains("Go originals were not run"), "{notes}");
         // go-concat makes one new string per condition: 100 allocations at 100 conditions,
         // as Go's -benchmem counts them.

@@ -137,7 +137,8 @@ impl Experiment for LazyAlloc {
                     .in_go("LazyAlloc/eager"),
                 Variant::new("go-guide-lazy", "Go original: the guide's ValidateUsers as printed, errors as *ValidationError (one allocation per invalid user, as Go has it)")
                     .compared_with("go-eager")
-                    .in_go("LazyAlloc/guide-lazy"),
+                    .in_go("LazyAlloc/guide-lazy")
+                    .tests_claim(),
             ],
             sweep: Sweep::numeric("error rate", "%", &[0.0, 1.0, 50.0], &[0.0, 50.0]),
             primary_metric: micro::metrics("user")

@@ -94,7 +94,8 @@ const GO_VARIANTS: [Variant; 3] = [
         "Go original: the guide's BuildQuery as printed (strings.Builder, Grow(len(conditions) * 20))",
     )
     .compared_with("go-concat")
-    .in_go("StringBuilding/guide-builder"),
+    .in_go("StringBuilding/guide-builder")
+    .tests_claim(),
     Variant::new("go-join", "Go original: the prefix + strings.Join(conditions, \" AND \")")
         .compared_with("go-concat")
         .in_go("StringBuilding/join"),

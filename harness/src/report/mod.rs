@@ -48,6 +48,8 @@ pub struct ReportContext {
     pub tally: Vec<(String, usize)>,
     /// The same at a glance: per finding, its class and the experiments that have it.
     pub glance: Vec<Glance>,
+    /// The experiments with a Go original: the same finding in Go and Rust, or not.
+    pub go: GoAgreement,
     /// The guide's targets checked in the whole run, and how many failed.
     pub targets_checked: usize,
     pub targets_failed: usize,
@@ -117,6 +119,13 @@ fn time_rows(results: &RunResults) -> Vec<TimeRow> {
         });
     }
     rows
+}
+
+/// Where the guide's Go originals and the Rust ports reach the same finding, and where not.
+#[derive(Debug, Serialize)]
+pub struct GoAgreement {
+    pub same: Vec<String>,
+    pub differ: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,7 +263,13 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
     let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
     let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
     let time = time_rows(results);
-    ReportContext { run, summary, tally, glance, targets_checked, targets_failed, time, experiments: Vec::new() }
+    let with_go = summary.iter().filter(|r| !r.go_finding.is_empty());
+    let (same, differ): (Vec<&SummaryRow>, Vec<&SummaryRow>) = with_go.partition(|r| r.go_finding == r.finding);
+    let go = GoAgreement {
+        same: same.iter().map(|r| r.id.clone()).collect(),
+        differ: differ.iter().map(|r| r.id.clone()).collect(),
+    };
+    ReportContext { run, summary, tally, glance, go, targets_checked, targets_failed, time, experiments: Vec::new() }
 }
 
 #[cfg(test)]

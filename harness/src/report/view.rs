@@ -453,6 +453,10 @@ pub struct SummaryRow {
     /// to adopt, and the words say what was measured.
     pub finding: String,
     pub class: String,
+    /// The same claim on the guide's Go original, in the same words (empty: none ran).
+    pub go_finding: String,
+    pub go_class: String,
+    pub go_reason: String,
     pub reason: String,
     /// The headline verdict (ratio, CI, p, medians), as the experiment's section shows it.
     pub headline: String,
@@ -465,10 +469,10 @@ pub struct SummaryRow {
     pub targets_failed: usize,
 }
 
-pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
+/// A finding in the summary's words, and its class.
+fn finding_words(finding: Option<&crate::results::Finding>, failed: bool) -> (&'static str, &'static str) {
     use crate::results::FindingKind;
-    let failed = matches!(e.status, crate::results::ExperimentStatus::Failed { .. });
-    let (finding, class) = match (&e.finding, failed) {
+    match (finding, failed) {
         (_, true) => ("failed", "worse"),
         (Some(f), _) => {
             let keeps_up = f.claim == crate::results::ClaimKind::KeepsUp;
@@ -483,12 +487,24 @@ pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
             }
         }
         (None, _) => ("no claim tested", "same"),
+    }
+}
+
+pub fn summary_row(e: &ExperimentResult) -> SummaryRow {
+    let failed = matches!(e.status, crate::results::ExperimentStatus::Failed { .. });
+    let (finding, class) = finding_words(e.finding.as_ref(), failed);
+    let (go_finding, go_class) = match &e.go_finding {
+        Some(f) => finding_words(Some(f), failed),
+        None => ("", ""),
     };
     SummaryRow {
         id: e.id.clone(),
         claim: e.claim.clone(),
         finding: finding.into(),
         class: class.into(),
+        go_finding: go_finding.into(),
+        go_class: go_class.into(),
+        go_reason: e.go_finding.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
         reason: e.finding.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
         headline: e.headline.as_ref().map(|h| h.sentence.clone()).unwrap_or_default(),
         capacity: super::capacity::claim_line(e).unwrap_or_default(),
