@@ -1,6 +1,9 @@
 package inproc
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // User is the guide's User, with the two fields its validation reads.
 type User struct {
@@ -12,37 +15,34 @@ type User struct {
 // this is how a Go engineer writes it: a pointer to an error struct, one small allocation per
 // invalid user (the Rust port's error is a plain value and allocates nothing).
 type ValidationError struct {
-	Index int
-	Field string
+	Username string
+	Field    string
 }
 
 func (e *ValidationError) Error() string {
-	return "user " + strconv.Itoa(e.Index) + ": invalid " + e.Field
+	return "user " + e.Username + ": invalid " + e.Field
 }
 
 // UserService carries ValidateUsers as the guide has it.
 type UserService struct{}
 
 // validateUser is the rule the Rust port checks: a username of 3-32 bytes and an email with an @.
-func (s *UserService) validateUser(i int, user *User) error {
+func (s *UserService) validateUser(user *User) error {
 	if n := len(user.Username); n < 3 || n > 32 {
-		return &ValidationError{Index: i, Field: "username"}
+		return &ValidationError{Username: user.Username, Field: "username"}
 	}
-	for j := 0; j < len(user.Email); j++ {
-		if user.Email[j] == '@' {
-			return nil
-		}
+	if !strings.Contains(user.Email, "@") {
+		return &ValidationError{Username: user.Username, Field: "email"}
 	}
-	return &ValidationError{Index: i, Field: "email"}
+	return nil
 }
 
-// ValidateUsers is the guide's code as printed (应用层优化 › 避免不必要的内存分配), with the index
-// the port's errors carry.
+// ValidateUsers is the guide's code as printed (应用层优化 › 避免不必要的内存分配).
 func (s *UserService) ValidateUsers(users []*User) []error {
 	var errors []error // 延迟分配，只在需要时分配
 
-	for i, user := range users {
-		if err := s.validateUser(i, user); err != nil {
+	for _, user := range users {
+		if err := s.validateUser(user); err != nil {
 			if errors == nil {
 				errors = make([]error, 0, len(users)) // 首次分配
 			}
@@ -56,8 +56,8 @@ func (s *UserService) ValidateUsers(users []*User) []error {
 // ValidateUsersEager makes the list before the loop, errors or not.
 func (s *UserService) ValidateUsersEager(users []*User) []error {
 	errors := make([]error, 0, len(users))
-	for i, user := range users {
-		if err := s.validateUser(i, user); err != nil {
+	for _, user := range users {
+		if err := s.validateUser(user); err != nil {
 			errors = append(errors, err)
 		}
 	}

@@ -118,4 +118,13 @@ func TestLazyAndEagerFindTheSameErrors(t *testing.T) {
 	if s.ValidateUsers(Users(0)) != nil {
 		t.Fatal("no error, no list")
 	}
+	// The same users fail as in the Rust port (experiments/lazy-alloc: users): at 10 per mille,
+	// users 99, 199, ..., 999.
+	errs := s.ValidateUsers(Users(10))
+	for k, err := range errs {
+		want := "user user_" + pad6(100*k+99) + ": invalid email"
+		if err.Error() != want {
+			t.Fatalf("error %d: %q, want %q", k, err.Error(), want)
+		}
+	}
 }

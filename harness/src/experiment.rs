@@ -36,7 +36,8 @@ pub struct Variant {
     /// first one, nothing: it is the baseline).
     pub baseline: Option<&'static str>,
     /// This variant's comparison with its baseline is the one that tests the guide's claim:
-    /// the experiment's headline.
+    /// the experiment's headline (a Go original so marked tests it on the guide's Go code:
+    /// `Meta::go_claim`, the `go_finding`).
     pub tests_claim: bool,
     /// What the claim asks of this variant against its baseline: to beat it (most claims), or
     /// to keep up with it (calibration: the harness against a reference tool).
@@ -327,7 +328,7 @@ impl Meta {
         settings.warmup + settings.duration.max(self.sample_floor)
     }
 
-    /// The variant whose comparison tests the claim (the first one marked so).
+    /// The variant whose comparison tests the claim (the first Rust variant marked so).
     pub fn claim_variant(&self) -> Option<&'static str> {
         self.variants.iter().find(|v| v.tests_claim && v.go.is_none()).map(|v| v.name)
     }
@@ -387,9 +388,18 @@ impl Meta {
     /// The trials that decide the claim, `(case, variant)`: in the claim's case, its
     /// variant's baseline and every variant compared with that baseline (the claim's variant
     /// and those that may stand in for it when it fails a correctness check,
-    /// `finding::correct_stand_in`); none without a claim variant.
+    /// `finding::correct_stand_in`), and the same for the Go original's claim (`go_claim`),
+    /// which runs in every round beside it; none without a claim variant.
     pub fn claim_trials(&self) -> Option<Vec<(&'static str, &'static str)>> {
-        let variant = self.claim_variant()?;
+        let mut trials = self.trials_deciding(self.claim_variant()?)?;
+        if let Some(go) = self.go_claim().and_then(|c| self.trials_deciding(c.variant?)) {
+            trials.extend(go);
+        }
+        Some(trials)
+    }
+
+    /// `variant`'s baseline and every variant compared with it, in the claim's case.
+    fn trials_deciding(&self, variant: &str) -> Option<Vec<(&'static str, &'static str)>> {
         let infos = self.variant_infos();
         let baseline = infos.iter().find(|v| v.name == variant)?.baseline.clone()?;
         let case = self.claim_case();

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 /// `::summaries` and `::metric_comparisons`, and `MetricInfo::negligible_below`; version 3 the
 /// case axis (`ExperimentResult::cases`, and `case` on samples, checks, analyses, summaries and
 /// comparisons); version 4 `RunResults::against` (a run of two revisions, `bench --against`);
+/// version 5 paired rounds (`sequential`, `rounds`, `rule`, `time`, per-round pairs);
 /// version 6 `ExperimentResult::go_finding` (the claim decided on the guide's Go original).
 /// Older files still read: those take their defaults (one unnamed case, one revision).
 pub const SCHEMA_VERSION: u32 = 6;

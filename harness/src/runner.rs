@@ -341,6 +341,7 @@ async fn run_inner(
         result.sequential = plan.clone();
     }
     let claim = meta.claim();
+    let go_claim = meta.go_claim().filter(|g| g.variant.is_some_and(|v| !sides[0].lacks(g.case, v)));
     // The trials outside the claim ride along: in a point's first `ride_along` rounds (every
     // round without a limit), and under `--budget` only where the point's share leaves room
     // for them beside the claim's minimum rounds. Without a claim every trial is the claim's.
@@ -460,7 +461,11 @@ async fn run_inner(
                 if claim.variant.is_some() {
                     rounds.stop = StopReason::Cap;
                     let look = plan.looks.contains(&(rounds.rounds - rounds.disturbed));
-                    if look && analysis::claim_decided(&results[0], claim, &point.label, plan) {
+                    // The Go original's claim, where it runs here, is decided too before a
+                    // point stops (the same rule, its own comparison).
+                    let go_decided =
+                        go_claim.is_none_or(|g| analysis::claim_decided(&results[0], g, &point.label, plan));
+                    if look && analysis::claim_decided(&results[0], claim, &point.label, plan) && go_decided {
                         rounds.stop = StopReason::Decided;
                         break;
                     }

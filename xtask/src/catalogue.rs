@@ -183,6 +183,16 @@ mod tests {
             // And at most one Go original tests it on the guide's own code.
             let go_claims = m.variants.iter().filter(|v| v.tests_claim && v.go.is_some()).count();
             assert!(go_claims <= 1, "{}: at most one Go original tests the claim", m.id);
+            if let Some(go) = m.go_claim() {
+                let v = infos.iter().find(|v| Some(v.name.as_str()) == go.variant).unwrap();
+                assert!(
+                    v.baseline.is_some(),
+                    "{}: the Go claim's {} has a Go baseline to be compared with",
+                    m.id,
+                    v.name
+                );
+                assert_eq!(go.kind, m.claim().kind, "{}: the Go original tests the same kind of claim", m.id);
+            }
             let claim = infos.iter().find(|v| v.name == claims[0]).unwrap();
             assert!(
                 claim.baseline.is_some(),

@@ -615,9 +615,27 @@ fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
             assert!(exp.get("go_finding").is_none(), "no Go finding without Go: {}", exp["go_finding"]);
             continue;
         }
-        // The claim decided on the Go original, by the same rule, beside the port's.
+        // The claim decided on the Go original, by the same rule, beside the port's, in the
+        // report's summary and its Markdown.
         assert_eq!(exp["go_finding"]["variant"], "go-guide-builder", "{}", exp["go_finding"]);
         assert_eq!(exp["finding"]["variant"], "guide-builder");
+        // The Go claim's two variants run in every round of the claim (at least its minimum
+        // of 3, what a paired comparison needs), not only in the riders' first two.
+        for v in ["go-concat", "go-guide-builder"] {
+            for p in ["1", "100"] {
+                let n = of(v).iter().filter(|s| s["point"] == p).count();
+                assert!(n >= 3, "{v} at {p}: {n} samples");
+            }
+        }
+        let results_path = only_run_dir(&out).join("results.json");
+        for format in ["html", "markdown"] {
+            let r = xtask(&["report", results_path.to_str().unwrap(), "--format", format]);
+            assert!(r.status.success(), "report failed: {}", stderr(&r));
+        }
+        let md = std::fs::read_to_string(only_run_dir(&out).join("summary.md")).unwrap();
+        assert!(md.contains("**Go originals**") && md.contains("| Go original |"), "{md}");
+        let html = std::fs::read_to_string(only_run_dir(&out).join("index.html")).unwrap();
+        assert!(html.contains("<th>Go original</th>"), "the summary has the Go column");
         assert!(!notes.contains("Go originals were not run"), "{notes}");
         // go-concat makes one new string per condition: 100 allocations at 100 conditions,
         // as Go's -benchmem counts them.

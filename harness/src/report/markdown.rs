@@ -37,12 +37,27 @@ pub fn render(results: &RunResults) -> String {
         let ids: Vec<String> = g.ids.iter().map(|id| format!("`{}`", cell(id))).collect();
         let _ = writeln!(md, "- **{}** ({}): {}", g.finding, g.meaning, ids.join(", "));
     }
+    let go = &ctx.go;
+    if go.any {
+        let ids = |v: &[String]| v.iter().map(|id| format!("`{}`", cell(id))).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            md,
+            "- **Go originals** (the guide's own Go code, the same claim decided by the same rule): {} the same in Go and Rust ({}), {} differ ({}), {} undecided in Go or Rust ({})",
+            go.same.len(),
+            ids(&go.same),
+            go.differ.len(),
+            ids(&go.differ),
+            go.undecided.len(),
+            ids(&go.undecided)
+        );
+    }
     let _ = writeln!(md);
+    let go_head = if go.any { " Go original |" } else { "" };
     let _ = writeln!(
         md,
-        "| experiment | the guide's claim | finding | why, and the headline | broken checks | targets failed |"
+        "| experiment | the guide's claim | finding | why, and the headline |{go_head} broken checks | targets failed |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---:|---:|");
+    let _ = writeln!(md, "|---|---|---|---|{}---:|---:|", if go.any { "---|" } else { "" });
     for r in &ctx.summary {
         let mut why = cell(&r.reason);
         for extra in [&r.headline, &r.capacity].into_iter().filter(|s| !s.is_empty()) {
@@ -54,9 +69,14 @@ pub fn render(results: &RunResults) -> String {
         } else {
             "–".to_owned()
         };
+        let go_cell = match (go.any, r.go_finding.is_empty()) {
+            (false, _) => String::new(),
+            (true, true) => " – |".to_owned(),
+            (true, false) => format!(" **{}**<br>{} |", cell(&r.go_finding), cell(&r.go_reason)),
+        };
         let _ = writeln!(
             md,
-            "| `{}` | {} | **{}** | {} | {} | {} |",
+            "| `{}` | {} | **{}** | {} |{go_cell} {} | {} |",
             cell(&r.id),
             cell(&r.claim),
             cell(&r.finding),

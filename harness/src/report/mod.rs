@@ -121,11 +121,32 @@ fn time_rows(results: &RunResults) -> Vec<TimeRow> {
     rows
 }
 
-/// Where the guide's Go originals and the Rust ports reach the same finding, and where not.
-#[derive(Debug, Serialize)]
+/// Where the guide's Go originals and the Rust ports reach the same finding, where they reach
+/// different ones, and where either decided nothing (or failed): no agreement to read there.
+#[derive(Debug, Default, Serialize)]
 pub struct GoAgreement {
     pub same: Vec<String>,
     pub differ: Vec<String>,
+    pub undecided: Vec<String>,
+    /// Some experiment has a Go original's finding.
+    pub any: bool,
+}
+
+fn go_agreement(summary: &[SummaryRow]) -> GoAgreement {
+    let mut go = GoAgreement::default();
+    for r in summary.iter().filter(|r| !r.go_finding.is_empty()) {
+        go.any = true;
+        let undecided = |f: &str| matches!(f, "inconclusive" | "failed" | "no claim tested");
+        let bucket = if undecided(&r.finding) || undecided(&r.go_finding) {
+            &mut go.undecided
+        } else if r.go_finding == r.finding {
+            &mut go.same
+        } else {
+            &mut go.differ
+        };
+        bucket.push(r.id.clone());
+    }
+    go
 }
 
 #[derive(Debug, Serialize)]
@@ -263,18 +284,48 @@ fn report_context_summary(results: &RunResults) -> ReportContext {
     let targets_checked = summary.iter().map(|r| r.targets_checked).sum();
     let targets_failed = summary.iter().map(|r| r.targets_failed).sum();
     let time = time_rows(results);
-    let with_go = summary.iter().filter(|r| !r.go_finding.is_empty());
-    let (same, differ): (Vec<&SummaryRow>, Vec<&SummaryRow>) = with_go.partition(|r| r.go_finding == r.finding);
-    let go = GoAgreement {
-        same: same.iter().map(|r| r.id.clone()).collect(),
-        differ: differ.iter().map(|r| r.id.clone()).collect(),
-    };
+    let go = go_agreement(&summary);
     ReportContext { run, summary, tally, glance, go, targets_checked, targets_failed, time, experiments: Vec::new() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Go and Rust agree only where both decided: an inconclusive or failed side is no
+    /// agreement, and without a Go original there is no line.
+    #[test]
+    fn go_and_rust_agree_only_where_both_decided() {
+        let row = |id: &str, rust: &str, go: &str| super::SummaryRow {
+            id: id.into(),
+            claim: String::new(),
+            finding: rust.into(),
+            class: String::new(),
+            go_finding: go.into(),
+            go_class: String::new(),
+            go_reason: String::new(),
+            reason: String::new(),
+            headline: String::new(),
+            capacity: String::new(),
+            broken_checks: 0,
+            targets_checked: 0,
+            targets_failed: 0,
+        };
+        let rows = [
+            row("a", "holds", "holds"),
+            row("b", "holds", "holds in part"),
+            row("c", "inconclusive", "inconclusive"),
+            row("d", "holds", "inconclusive"),
+            row("e", "failed", "failed"),
+            row("f", "holds", ""),
+        ];
+        let go = super::go_agreement(&rows);
+        assert_eq!(go.same, ["a"]);
+        assert_eq!(go.differ, ["b"]);
+        assert_eq!(go.undecided, ["c", "d", "e"]);
+        assert!(go.any);
+        assert!(!super::go_agreement(&rows[5..]).any, "no Go original, no line");
+    }
 
     /// Every string a results file carries reaches the page escaped: a claim, a variant name,
     /// a note or an error kind cannot inject markup (tera escapes what it substitutes into an
