@@ -128,3 +128,31 @@ func TestLazyAndEagerFindTheSameErrors(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkSlicePrealloc(b *testing.B) {
+	data := Dataset(point(b, 1000))
+	b.Run("append", func(b *testing.B) {
+		measure(b, len(data), func() []ProcessedItem { return ProcessLargeDatasetAppend(data) })
+	})
+	b.Run("guide-make-cap", func(b *testing.B) {
+		measure(b, len(data), func() []ProcessedItem { return ProcessLargeDataset(data) })
+	})
+}
+
+func TestBothWaysProcessTheSameItems(t *testing.T) {
+	for _, n := range []int{0, 1, 10, 1000} {
+		data := Dataset(n)
+		a, g := ProcessLargeDatasetAppend(data), ProcessLargeDataset(data)
+		if len(a) != n || len(g) != n {
+			t.Fatalf("%d items: %d appended, %d with capacity", n, len(a), len(g))
+		}
+		for i := range a {
+			if a[i] != g[i] {
+				t.Fatalf("%d items: item %d differs", n, i)
+			}
+		}
+	}
+	if cap(ProcessLargeDataset(Dataset(1000))) != 1000 {
+		t.Fatal("the guide's slice is made with room for every item")
+	}
+}

@@ -130,6 +130,20 @@ const VARIANTS: [(Variant, Process); 4] = [
     ),
 ];
 
+/// The guide's Go code beside the ports (`go/inproc/slice_prealloc.go`), compared with one
+/// another only: append to a nil slice, and the guide's make with capacity.
+const GO_VARIANTS: [Variant; 2] = [
+    Variant::baseline_of_group("go-nil-append", "Go original: var result []ProcessedItem and append (Go's own growth)")
+        .in_go("SlicePrealloc/append"),
+    Variant::new(
+        "go-guide-make-cap",
+        "Go original: the guide's ProcessLargeDataset as printed (make([]ProcessedItem, 0, len(data)))",
+    )
+    .compared_with("go-nil-append")
+    .in_go("SlicePrealloc/guide-make-cap")
+    .tests_claim(),
+];
+
 #[derive(Default)]
 pub struct SlicePrealloc;
 
@@ -146,10 +160,10 @@ impl Experiment for SlicePrealloc {
             title: "Pre-sizing a vector",
             guide_section: "应用层优化 › Go语言优化 › 切片预分配优化 (ProcessLargeDataset)",
             claim: "Pre-allocating the result slice with make(…, 0, len(data)) avoids repeated growth and beats appending to an empty slice.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("items", "items", &[10.0, 1000.0, 100_000.0], &[10.0, 100_000.0]),
             primary_metric: micro::time_metric(),
-            metrics: micro::metrics("item"),
+            metrics: [micro::metrics("item"), vec![micro::go::gc_metric()]].concat(),
             ..Default::default()
         }
     }
