@@ -618,9 +618,6 @@ pub trait Experiment: Send + Sync {
 
 /// Measure one trial of experiment `id` with its engine.
 pub async fn measure(exp: &dyn Experiment, id: &str, ctx: &RunCtx, at: Trial<'_>) -> anyhow::Result<Sample> {
-    if let Some(bench) = exp.meta().variants.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
-        return crate::micro::go::measure(&ctx.settings, id, bench, at).await;
-    }
     match exp.engine() {
         Engine::Load(r) | Engine::Micro { run: Some(r), .. } => r.run(ctx, at).await,
         Engine::Micro { run: None, .. } => crate::micro::measure(&ctx.bench(), id, at).await,

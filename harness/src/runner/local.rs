@@ -11,8 +11,8 @@ pub struct Local<'a> {
     exp: &'a dyn Experiment,
     ctx: &'a RunCtx,
     id: &'static str,
-    /// Its Go originals (`Variant::in_go`).
-    go: Vec<&'static str>,
+    /// Its Go originals and their Go benchmarks (`Variant::in_go`).
+    go: Vec<(&'static str, &'static str)>,
     /// Why they cannot run here (no toolchain, a build that failed), once known.
     no_go: Option<String>,
     prepared: bool,
@@ -23,8 +23,13 @@ pub struct Local<'a> {
 impl<'a> Local<'a> {
     pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
         let meta = exp.meta();
-        let go: Vec<&'static str> = meta.variants.iter().filter(|v| v.go.is_some()).map(|v| v.name).collect();
+        let go = meta.variants.iter().filter_map(|v| Some((v.name, v.go?))).collect();
         Self { exp, ctx, id: meta.id, go, no_go: None, prepared: false, slowed: Default::default() }
+    }
+
+    /// The Go benchmark that measures `variant`, if it is a Go original.
+    fn go_bench(&self, variant: &str) -> Option<&'static str> {
+        self.go.iter().find(|(name, _)| *name == variant).map(|(_, bench)| *bench)
     }
 
     /// Build the Go originals' benchmarks (once per process, before any sample), or learn why
@@ -65,7 +70,10 @@ impl Hooks for Local<'_> {
             let fraction = crate::inject::for_trial(&self.ctx.settings, self.id, at.variant);
             crate::inject::activate(fraction);
             let snapshot = self.ctx.probe.begin();
-            let measured = experiment::measure(self.exp, self.id, self.ctx, at).await;
+            let measured = match self.go_bench(at.variant) {
+                Some(bench) => crate::micro::go::measure(&self.ctx.settings, self.id, bench, at).await,
+                None => experiment::measure(self.exp, self.id, self.ctx, at).await,
+            };
             crate::inject::deactivate();
             let mut sample = measured?;
             if fraction > 0.0 {
@@ -93,13 +101,12 @@ impl Hooks for Local<'_> {
     }
 
     fn lacks(&self, _case: &str, variant: &str) -> bool {
-        self.no_go.is_some() && self.go.contains(&variant)
+        self.no_go.is_some() && self.go_bench(variant).is_some()
     }
 
     fn heap_profile<'a>(&'a mut self, at: Trial<'a>, file: &'a std::path::Path) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move {
-            let go = self.exp.meta().variants.iter().any(|v| v.name == at.variant && v.go.is_some());
-            if !self.exp.engine().is_micro() || go {
+            if !self.exp.engine().is_micro() || self.go_bench(at.variant).is_some() {
                 return Ok(false);
             }
             crate::micro::heap_profile(&self.ctx.bench(), self.id, at, file).await
@@ -110,7 +117,8 @@ impl Hooks for Local<'_> {
         Box::pin(async move {
             let mut notes = self.exp.notes(self.ctx);
             if let Some(why) = &self.no_go {
-                notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", self.go.join(", ")));
+                let names: Vec<&str> = self.go.iter().map(|(name, _)| *name).collect();
+                notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", names.join(", ")));
             } else if !self.go.is_empty() {
                 notes.push(crate::micro::go::NOTE.to_owned());
             }
