@@ -5,12 +5,6 @@ import (
 	"strings"
 )
 
-// User is the guide's User, with the two fields its validation reads.
-type User struct {
-	Username string
-	Email    string
-}
-
 // ValidationError says which user failed and on which field. The guide elides validateUser;
 // this is how a Go engineer writes it: a pointer to an error struct, one small allocation per
 // invalid user (the Rust port's error is a plain value and allocates nothing).
@@ -22,9 +16,6 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	return "user " + e.Username + ": invalid " + e.Field
 }
-
-// UserService carries ValidateUsers as the guide has it.
-type UserService struct{}
 
 // validateUser is the rule the Rust port checks: a username of 3-32 bytes and an email with an @.
 func (s *UserService) validateUser(user *User) error {

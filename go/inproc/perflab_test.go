@@ -1,6 +1,7 @@
 package inproc
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"strconv"
@@ -154,5 +155,64 @@ func TestBothWaysProcessTheSameItems(t *testing.T) {
 	}
 	if cap(ProcessLargeDataset(Dataset(1000))) != 1000 {
 		t.Fatal("the guide's slice is made with room for every item")
+	}
+}
+
+func BenchmarkObjectPool(b *testing.B) {
+	ids := UserIDs(point(b, 10))
+	ctx := context.Background()
+	for _, v := range []struct {
+		name    string
+		process func(*UserService, context.Context, []string) ([]*User, error)
+	}{
+		{"allocate", (*UserService).ProcessUsersAllocate},
+		{"pool-returned", (*UserService).ProcessUsersPutAfterUse},
+		{"guide-deferred", (*UserService).ProcessUsers},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			// One service per variant, its pool living across calls as a service's does.
+			s := NewPoolService()
+			measure(b, len(ids), func() []*User {
+				users, err := v.process(s, ctx, ids)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return users
+			})
+		})
+	}
+}
+
+func TestEveryWayLoadsTheSameUsersAsThePort(t *testing.T) {
+	ctx := context.Background()
+	ids := UserIDs(50)
+	s := NewPoolService()
+	want, err := s.ProcessUsersAllocate(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, process := range map[string]func(context.Context, []string) ([]*User, error){
+		"pool-returned": s.ProcessUsersPutAfterUse, "guide-deferred": s.ProcessUsers,
+	} {
+		got, err := process(ctx, ids)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("%s: %d users, %v", name, len(got), err)
+		}
+		for i := range got {
+			if *got[i] != *want[i] {
+				t.Fatalf("%s: user %d is %+v, want %+v", name, i, *got[i], *want[i])
+			}
+		}
+	}
+	// The Rust port's load_user (experiments/object-pool) makes the same strings.
+	if u := *want[3]; u.ID != "00000000-0000-4000-8000-000000000016" || u.Username != "user_00000022" ||
+		u.Email != "user22@example.com" || u.Status != "active" || u.CreatedAt != "2025-01-23T00:00:00Z" {
+		t.Fatalf("user 3 (id 22) is %+v", u)
+	}
+	if *s.userPool.Get() != (User{}) {
+		t.Fatal("a pooled user comes back reset")
+	}
+	if _, err := s.ProcessUsers(ctx, []string{"x"}); err == nil {
+		t.Fatal("a bad id is an error")
 	}
 }

@@ -1,0 +1,31 @@
+package inproc
+
+import "context"
+
+// User is the guide's User, one type for every snippet that uses it (the guide elides it):
+// the fields the Rust ports have, as strings, as a row scan leaves them. lazy-alloc reads
+// Username and Email; object-pool loads all five.
+type User struct {
+	ID        string
+	Username  string
+	Email     string
+	Status    string
+	CreatedAt string
+}
+
+// Reset is the guide's user.Reset (its body is elided): the zero User, the strings dropped.
+func (u *User) Reset() {
+	*u = User{}
+}
+
+// UserRepository is the guide's repo, with the one method its snippets call.
+type UserRepository interface {
+	LoadUser(ctx context.Context, id string, user *User) error
+}
+
+// UserService is the guide's service: its object-pool snippet gives it a repo and a pool,
+// its validation snippet uses neither.
+type UserService struct {
+	repo     UserRepository
+	userPool *UserPool
+}
