@@ -15,7 +15,7 @@
 //! A machine without Go skips the Go variants with one line (`Hooks::lacks`), the Rust
 //! findings unchanged. A Go variant is compared with Go variants only, never with a Rust one.
 
-use crate::results::{Better, MetricInfo, Sample, Settings, Trial};
+use crate::results::{Better, MetricInfo, Sample, Settings, SweepPoint, Trial};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,9 @@ pub fn missing() -> Option<String> {
 
 /// What the report says of an experiment's Go originals.
 pub const NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go and timed by its testing package beside the Rust ports, in the same rounds: one run of the test binary per sample, a fixed number of calls per trial, GOMAXPROCS 1. Their time_ns is Go's mean over those calls (its testing package reports no median), their allocations Go's -benchmem counts, gc_per_call the garbage collections per call. They are compared with one another only, never with a Rust variant.";
+
+/// What the report says of the Go originals of an experiment that measures whole samples.
+pub const WHOLE_SAMPLE_NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go beside the Rust ports and run in the same rounds: one run of the test binary per sample, which warms up and measures for the same times as the Rust variants and reports the same metrics, with GOMAXPROCS the machine's cores. They are compared with one another only, never with a Rust variant.";
 
 /// The metric only Go originals report: garbage collections per call.
 pub fn gc_metric() -> MetricInfo {
@@ -172,19 +175,77 @@ pub fn valid_bench(bench: &str) -> bool {
         && sub.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// One run of Go benchmark `bench` at `point` for `benchtime` (`200ms`, `5000x`).
-async fn run(bin: &Path, bench: &str, point: f64, benchtime: &str) -> anyhow::Result<GoBench> {
+/// The test binary's command for one run of Go benchmark `bench` at `point` for `benchtime`
+/// (`200ms`, `5000x`) on `procs` processors, and the benchmark's full name.
+fn command(
+    bin: &Path,
+    bench: &str,
+    point: &SweepPoint,
+    benchtime: &str,
+    procs: usize,
+) -> anyhow::Result<(tokio::process::Command, String)> {
     anyhow::ensure!(valid_bench(bench), "{bench:?} is not a Go benchmark name (Name or Name/sub)");
     let (top, sub) = bench.split_once('/').unwrap_or((bench, ""));
     let pattern = if sub.is_empty() { format!("^Benchmark{top}$") } else { format!("^Benchmark{top}$/^{sub}$") };
     let mut cmd = tokio::process::Command::new(bin);
     cmd.args(["-test.run=^$", &format!("-test.bench={pattern}"), &format!("-test.benchtime={benchtime}")])
-        .args(["-test.benchmem", "-test.cpu=1", "-test.count=1"])
-        .env("PERFLAB_POINT", point.to_string())
-        .env("GOMAXPROCS", "1");
-    let out = super::parent::run_capturing(cmd, "Go benchmark").await?;
+        .args(["-test.benchmem", &format!("-test.cpu={procs}"), "-test.count=1"])
+        .env("PERFLAB_POINT", point.value.to_string())
+        .env("PERFLAB_POINT_LABEL", &point.label)
+        .env("GOMAXPROCS", procs.to_string());
     let name = if sub.is_empty() { format!("Benchmark{top}") } else { format!("Benchmark{top}/{sub}") };
+    Ok((cmd, name))
+}
+
+/// One run of Go benchmark `bench` at `point` for `benchtime` on one processor.
+async fn run(bin: &Path, bench: &str, point: &SweepPoint, benchtime: &str) -> anyhow::Result<GoBench> {
+    let (cmd, name) = command(bin, bench, point, benchtime, 1)?;
+    let out = super::parent::run_capturing(cmd, "Go benchmark").await?;
     parse(&out, &name).with_context(|| format!("no line for {name} in the Go benchmark's output"))
+}
+
+/// What a whole-sample Go benchmark prints, after [`SAMPLE_LINE`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoSample {
+    metrics: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    errors: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    latency: Option<crate::results::LatencySummary>,
+}
+
+/// The prefix of the line a whole-sample Go benchmark prints its sample on.
+pub const SAMPLE_LINE: &str = "perflab-sample ";
+
+/// The sample a whole-sample Go benchmark printed (`perflab-sample {"metrics": {…}, "errors":
+/// {…}, "latency": {…}}`, the latency in the lab's `LatencySummary` form).
+pub fn parse_sample(out: &str) -> anyhow::Result<Sample> {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(SAMPLE_LINE))
+        .context("the Go benchmark printed no perflab-sample line")?;
+    let s: GoSample = serde_json::from_str(line).context("the Go benchmark's perflab-sample line")?;
+    anyhow::ensure!(
+        s.metrics.values().all(|v| v.is_finite()),
+        "the Go benchmark reported a metric that is not a number"
+    );
+    Ok(Sample { metrics: s.metrics, errors: s.errors, latency: s.latency, ..Sample::default() })
+}
+
+/// One sample of the Go original of an experiment that measures whole samples with its own
+/// `Run` (a closed loop over threads, a rate held over time): the benchmark runs once
+/// (`-test.benchtime=1x`), warms up and measures for the settings' times itself
+/// (`PERFLAB_WARMUP_NS`, `PERFLAB_DURATION_NS`; the point in `PERFLAB_POINT` and
+/// `PERFLAB_POINT_LABEL`), and prints the experiment's own metrics by name. GOMAXPROCS is the
+/// machine's cores, which the Rust variants' threads may use too.
+pub async fn run_sample(settings: &Settings, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
+    let bin = test_binary().await?;
+    let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut cmd, _) = command(&bin, bench, at.point, "1x", procs)?;
+    cmd.env("PERFLAB_WARMUP_NS", settings.warmup.as_nanos().to_string())
+        .env("PERFLAB_DURATION_NS", settings.duration.as_nanos().to_string());
+    parse_sample(&super::parent::run_capturing(cmd, "Go benchmark").await?)
 }
 
 /// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s
@@ -199,12 +260,12 @@ pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Tri
         Some(n) => n,
         None => {
             let ms = settings.duration.as_millis().max(1);
-            let n = run(&bin, bench, at.point.value, &format!("{ms}ms")).await?.iterations.max(1);
+            let n = run(&bin, bench, at.point, &format!("{ms}ms")).await?.iterations.max(1);
             CALLS.lock().unwrap_or_else(|e| e.into_inner()).push((key, n));
             n
         }
     };
-    into_sample(&run(&bin, bench, at.point.value, &format!("{calls}x")).await?)
+    into_sample(&run(&bin, bench, at.point, &format!("{calls}x")).await?)
 }
 
 /// The micro engine's metrics from a benchmark's line (`time_ns` is Go's mean over the run's
@@ -261,6 +322,20 @@ BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t    
         for bad in ["String.Building/x", "StringBuilding/a|b", "StringBuilding/", "/x", "A/b/c", "A/b c"] {
             assert!(!valid_bench(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_whole_sample_line_gives_its_metrics_errors_and_latency() {
+        let out = "goos: linux\nperflab-sample {\"metrics\":{\"ops_per_sec\":1234.5,\"threads\":2},\"errors\":{\"key missing\":3},\"latency\":{\"count\":9,\"min_us\":0.1,\"mean_us\":0.2,\"max_us\":0.9,\"percentiles_us\":[[50.0,0.2],[99.0,0.8]]}}\nBenchmarkX/y-2 1 5 ns/op\n";
+        let s = parse_sample(out).unwrap();
+        assert_eq!(s.metrics["ops_per_sec"], 1234.5);
+        assert_eq!(s.errors["key missing"], 3);
+        assert_eq!(s.latency.unwrap().percentiles_us[1], (99.0, 0.8));
+        assert!(parse_sample("BenchmarkX/y 1 5 ns/op\n").is_err(), "no line, no sample");
+        assert!(
+            parse_sample("perflab-sample {\"metrics\":{\"x\":1},\"other\":1}\n").is_err(),
+            "unknown fields are refused"
+        );
     }
 
     /// The Go package is vetted and its own tests pass (every variant does the same work).

@@ -71,7 +71,15 @@ impl Hooks for Local<'_> {
             crate::inject::activate(fraction);
             let snapshot = self.ctx.probe.begin();
             let measured = match self.go_bench(at.variant) {
-                Some(bench) => crate::micro::go::measure(&self.ctx.settings, self.id, bench, at).await,
+                // An experiment that measures whole samples itself has Go originals that do too.
+                Some(bench) => match self.exp.engine() {
+                    experiment::Engine::Load(_) | experiment::Engine::Micro { run: Some(_), .. } => {
+                        crate::micro::go::run_sample(&self.ctx.settings, bench, at).await
+                    }
+                    experiment::Engine::Micro { run: None, .. } => {
+                        crate::micro::go::measure(&self.ctx.settings, self.id, bench, at).await
+                    }
+                },
                 None => experiment::measure(self.exp, self.id, self.ctx, at).await,
             };
             crate::inject::deactivate();
@@ -120,7 +128,8 @@ impl Hooks for Local<'_> {
                 let names: Vec<&str> = self.go.iter().map(|(name, _)| *name).collect();
                 notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", names.join(", ")));
             } else if !self.go.is_empty() {
-                notes.push(crate::micro::go::NOTE.to_owned());
+                let whole = !matches!(self.exp.engine(), experiment::Engine::Micro { run: None, .. });
+                notes.push(if whole { crate::micro::go::WHOLE_SAMPLE_NOTE } else { crate::micro::go::NOTE }.to_owned());
             }
             for (variant, (fraction, ops)) in &self.slowed {
                 notes.push(if *ops > 0 {
