@@ -16,8 +16,8 @@
 //! value in place (its length) rather than taking a reference count, as a Go read copies an
 //! interface value and writes nothing shared (moka alone hands out clones). The model is
 //! sync.Map up to Go 1.23; since 1.24 sync.Map is a hash-trie whose reads are still lock-free
-//! but whose store to an existing key locks the key's node: the Go original will say which
-//! matters.
+//! but whose store to an existing key locks the key's node: the Go originals (`go-…`, the same
+//! keys, operations and timing in Go, go/inproc/concurrent_map.go) say which matters.
 //!
 //! Each thread runs a closed loop of gets and inserts over 10,000 keys for the sample's
 //! duration; throughput counts every operation, latency is timed on every 32nd (timing each
@@ -351,6 +351,14 @@ impl Experiment for ConcurrentMap {
                 .tests_claim(),
                 Variant::new("dashmap", "DashMap: a map sharded into independently locked parts").compared_with("rwlock"),
                 Variant::new("moka", "moka::sync::Cache: a concurrent cache (W-TinyLFU), sized to hold every key").compared_with("rwlock"),
+                Variant::baseline_of_group("go-rwmutex", "Go original: map[uint64]string behind a sync.RWMutex (go/inproc/concurrent_map.go)")
+                    .in_go("ConcurrentMap/rwmutex"),
+                Variant::new("go-mutex", "Go original: map[uint64]string behind a sync.Mutex").compared_with("go-rwmutex").in_go("ConcurrentMap/mutex"),
+                Variant::new("go-guide-sync-map", "Go original: the guide's L1, Go's own sync.Map (a hash-trie since Go 1.24), keys and values boxed as interfaces as the guide stores them")
+                    .compared_with("go-rwmutex")
+                    .in_go("ConcurrentMap/guide-sync-map")
+                    .tests_claim(),
+                Variant::new("go-sharded", "Go original: 32 maps, each behind its own sync.RWMutex, padded to a cache line").compared_with("go-rwmutex").in_go("ConcurrentMap/sharded"),
             ],
             // Quick mode: uniform keys at 50% reads, hot keys at 99%, both on 2 threads.
             sweep: Sweep { quick: vec![1.0, 8.0], ..Sweep::categories(axis(), &LABELS) },
