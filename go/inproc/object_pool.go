@@ -110,6 +110,15 @@ func (rowRepo) LoadUser(_ context.Context, id string, u *User) error {
 	return nil
 }
 
+// GetByID is LoadUser into a new user.
+func (r rowRepo) GetByID(ctx context.Context, id string) (*User, error) {
+	u := &User{}
+	if err := r.LoadUser(ctx, id, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
 // appendPadded appends v in base, zero-padded to width digits.
 func appendPadded(b []byte, v uint64, base, width int) []byte {
 	var digits [20]byte

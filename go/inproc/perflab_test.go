@@ -191,19 +191,7 @@ func TestEveryWayLoadsTheSameUsersAsThePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, process := range map[string]func(context.Context, []string) ([]*User, error){
-		"pool-returned": s.ProcessUsersPutAfterUse, "guide-deferred": s.ProcessUsers,
-	} {
-		got, err := process(ctx, ids)
-		if err != nil || len(got) != len(want) {
-			t.Fatalf("%s: %d users, %v", name, len(got), err)
-		}
-		for i := range got {
-			if *got[i] != *want[i] {
-				t.Fatalf("%s: user %d is %+v, want %+v", name, i, *got[i], *want[i])
-			}
-		}
-	}
+	sameUsers(t, ctx, ids, want, map[string]processUsers{"pool-returned": s.ProcessUsersPutAfterUse, "guide-deferred": s.ProcessUsers})
 	// The Rust port's load_user (experiments/object-pool) makes the same strings.
 	if u := *want[3]; u.ID != "00000000-0000-4000-8000-000000000016" || u.Username != "user_00000022" ||
 		u.Email != "user22@example.com" || u.Status != "active" || u.CreatedAt != "2025-01-23T00:00:00Z" {
@@ -214,5 +202,24 @@ func TestEveryWayLoadsTheSameUsersAsThePort(t *testing.T) {
 	}
 	if _, err := s.ProcessUsers(ctx, []string{"x"}); err == nil {
 		t.Fatal("a bad id is an error")
+	}
+}
+
+// processUsers is a way of loading users by id.
+type processUsers = func(context.Context, []string) ([]*User, error)
+
+// sameUsers checks that every way loads want for ids, in order.
+func sameUsers(t *testing.T, ctx context.Context, ids []string, want []*User, ways map[string]processUsers) {
+	t.Helper()
+	for name, process := range ways {
+		got, err := process(ctx, ids)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("%s: %d users, %v", name, len(got), err)
+		}
+		for i := range got {
+			if *got[i] != *want[i] {
+				t.Fatalf("%s: user %d is %+v, want %+v", name, i, *got[i], *want[i])
+			}
+		}
 	}
 }

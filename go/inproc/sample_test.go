@@ -139,15 +139,30 @@ func emit(b *testing.B, metrics map[string]float64, errors map[string]uint64, la
 			b.Fatalf("metric %s is %v", k, v)
 		}
 	}
+	// What this process used, from its start: it is the harness of this sample.
+	type process struct {
+		CPUS         float64 `json:"cpu_s"`
+		PeakRSSBytes uint64  `json:"peak_rss_bytes"`
+	}
 	line, err := json.Marshal(struct {
 		Metrics map[string]float64 `json:"metrics"`
 		Errors  map[string]uint64  `json:"errors,omitempty"`
 		Latency *latencySummary    `json:"latency,omitempty"`
-	}{metrics, errors, latency})
+		Process process            `json:"process"`
+	}{metrics, errors, latency, process{cpuSeconds(), peakRSSBytes()}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	fmt.Printf("perflab-sample %s\n", line)
+}
+
+// peakRSSBytes is this process's peak resident memory so far.
+func peakRSSBytes() uint64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return uint64(ru.Maxrss) * 1024
 }
 
 // cpuSeconds is the CPU time (user and system) this process has used.

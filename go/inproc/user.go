@@ -18,9 +18,10 @@ func (u *User) Reset() {
 	*u = User{}
 }
 
-// UserRepository is the guide's repo, with the one method its snippets call.
+// UserRepository is the guide's repo, with the methods its snippets call.
 type UserRepository interface {
 	LoadUser(ctx context.Context, id string, user *User) error
+	GetByID(ctx context.Context, id string) (*User, error)
 }
 
 // UserService is the guide's service: its object-pool snippet gives it a repo and a pool,

@@ -92,6 +92,28 @@ const VARIANTS: &[(&str, Kind, &str, Option<&str>)] = &[
     ("any", Kind::Any, "for reference: one WHERE id = ANY($1) query", Some("sequential")),
 ];
 
+/// The Go originals (go/inproc/worker_pool.go): the guide's WorkerPool and ProcessUsersBatch
+/// as printed, on database/sql and lib/pq with the guide's prepared GetByID, beside a goroutine
+/// per item and errgroup's limit, each pool filled and its statement prepared before the clock.
+const GO_VARIANTS: &[Variant] = &[
+    Variant::baseline_of_group("go-sequential", "Go original: one GetByID after another (database/sql, 25 open, 25 idle)")
+        .in_go("WorkerPool/sequential"),
+    Variant::new("go-goroutine-per-item", "Go original: a goroutine per user, all at once, on 25 connections").compared_with("go-sequential").in_go("WorkerPool/goroutine-per-item"),
+    Variant::new("go-goroutine-per-item-10", "Go original: a goroutine per user on a database/sql pool of 10 connections: as many lookups at once as the guide's pool")
+        .compared_with("go-sequential")
+        .in_go("WorkerPool/goroutine-per-item-10"),
+    Variant::new("go-guide-worker-pool", "Go original: the guide's NewWorkerPool(10, 100, …) and ProcessUsersBatch as printed, a pool built per call, a channel per job")
+        .compared_with("go-goroutine-per-item-10")
+        .in_go("WorkerPool/guide-worker-pool")
+        .tests_claim(),
+    Variant::new("go-errgroup-10", "Go original: errgroup with SetLimit(10), the same bound without a queue or a channel per job")
+        .compared_with("go-goroutine-per-item-10")
+        .in_go("WorkerPool/errgroup-10"),
+    Variant::new("go-guide-worker-pool-idle5", "Go original: the guide's worker pool on the guide's DB config (SetMaxOpenConns 25, SetMaxIdleConns 5): database/sql closes connections beyond 5 idle and opens new ones")
+        .compared_with("go-guide-worker-pool")
+        .in_go("WorkerPool/guide-worker-pool-idle5"),
+];
+
 fn kind(name: &str) -> anyhow::Result<Kind> {
     VARIANTS.iter().find(|v| v.0 == name).map(|v| v.1).ok_or_else(|| anyhow::anyhow!("unknown variant {name}"))
 }
@@ -218,6 +240,7 @@ impl Experiment for WorkerPool {
                     tests_claim: kind == Kind::GuidePool,
                     ..Variant::new(name, description)
                 })
+                .chain(GO_VARIANTS.iter().cloned())
                 .collect(),
             sweep: Sweep::numeric("items", "users per batch", &[100.0, 1000.0, 10000.0], &[100.0, 1000.0]),
             primary_metric: MetricInfo::new(
@@ -269,6 +292,7 @@ impl Experiment for WorkerPool {
             format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
             format!("The claim's comparison is guide-worker-pool vs task-per-item-10: the guide's pool against unbounded tasks at the same {GUIDE_WORKERS} lookups at once, so what differs is the mechanism (workers, a queue and a channel per job against a task per item waiting for a connection). task-per-item on {MAX_OPEN} connections against sequential shows what concurrency alone gives; it once stood as the claim's baseline, where the sides differed in how many lookups ran at once (10 against up to 25), not in the mechanism. sequential and any are the floor and the reference."),
             "Tasks here are tokio tasks on a single-threaded runtime per load thread, cheaper than goroutines on Go's scheduler; what stays the same is that every task waits for one of 25 connections.".into(),
+            format!("The go-… variants run the guide's Go code on goroutines, database/sql and lib/pq (the guide's driver), GetByID through a statement prepared on every connection before the clock, each pool filled first, the same ids and batches as the port (its seed and shuffle), GOMAXPROCS the machine's cores. Their pools keep {MAX_OPEN} idle connections (go-guide-worker-pool-idle5: the guide's {GUIDE_MAX_IDLE}) whatever --set worker-pool.max_idle says."),
         ]
     }
 }

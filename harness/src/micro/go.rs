@@ -213,6 +213,17 @@ struct GoSample {
     errors: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     latency: Option<crate::results::LatencySummary>,
+    #[serde(default)]
+    process: Option<GoProcess>,
+}
+
+/// What a whole-sample Go benchmark's process used, from its start to its sample's line: it
+/// is the harness of that sample (its own setup, warm-up and measurement).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoProcess {
+    pub cpu_s: f64,
+    pub peak_rss_bytes: u64,
 }
 
 /// The prefix of the line a whole-sample Go benchmark prints its sample on.
@@ -220,7 +231,7 @@ pub const SAMPLE_LINE: &str = "perflab-sample ";
 
 /// The sample a whole-sample Go benchmark printed (`perflab-sample {"metrics": {…}, "errors":
 /// {…}, "latency": {…}}`, the latency in the lab's `LatencySummary` form).
-pub fn parse_sample(out: &str) -> anyhow::Result<Sample> {
+pub fn parse_sample(out: &str) -> anyhow::Result<(Sample, Option<GoProcess>)> {
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix(SAMPLE_LINE))
@@ -230,7 +241,7 @@ pub fn parse_sample(out: &str) -> anyhow::Result<Sample> {
         s.metrics.values().all(|v| v.is_finite()),
         "the Go benchmark reported a metric that is not a number"
     );
-    Ok(Sample { metrics: s.metrics, errors: s.errors, latency: s.latency, ..Sample::default() })
+    Ok((Sample { metrics: s.metrics, errors: s.errors, latency: s.latency, ..Sample::default() }, s.process))
 }
 
 /// One sample of the Go original of an experiment that measures whole samples with its own
@@ -239,12 +250,23 @@ pub fn parse_sample(out: &str) -> anyhow::Result<Sample> {
 /// (`PERFLAB_WARMUP_NS`, `PERFLAB_DURATION_NS`; the point in `PERFLAB_POINT` and
 /// `PERFLAB_POINT_LABEL`), and prints the experiment's own metrics by name. GOMAXPROCS is the
 /// machine's cores, which the Rust variants' threads may use too.
-pub async fn run_sample(settings: &Settings, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
+/// `env` reaches the servers (`PgTarget::go_env`: never a command line); `--concurrency`, where
+/// given, is `PERFLAB_CONCURRENCY`.
+pub async fn run_sample(
+    settings: &Settings,
+    bench: &str,
+    at: Trial<'_>,
+    env: &[(&'static str, String)],
+) -> anyhow::Result<(Sample, Option<GoProcess>)> {
     let bin = test_binary().await?;
     let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut cmd, _) = command(&bin, bench, at.point, "1x", procs)?;
     cmd.env("PERFLAB_WARMUP_NS", settings.warmup.as_nanos().to_string())
-        .env("PERFLAB_DURATION_NS", settings.duration.as_nanos().to_string());
+        .env("PERFLAB_DURATION_NS", settings.duration.as_nanos().to_string())
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    if let Some(c) = settings.concurrency {
+        cmd.env("PERFLAB_CONCURRENCY", c.to_string());
+    }
     parse_sample(&super::parent::run_capturing(cmd, "Go benchmark").await?)
 }
 
@@ -327,7 +349,8 @@ BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t    
     #[test]
     fn a_whole_sample_line_gives_its_metrics_errors_and_latency() {
         let out = "goos: linux\nperflab-sample {\"metrics\":{\"ops_per_sec\":1234.5,\"threads\":2},\"errors\":{\"key missing\":3},\"latency\":{\"count\":9,\"min_us\":0.1,\"mean_us\":0.2,\"max_us\":0.9,\"percentiles_us\":[[50.0,0.2],[99.0,0.8]]}}\nBenchmarkX/y-2 1 5 ns/op\n";
-        let s = parse_sample(out).unwrap();
+        let (s, process) = parse_sample(out).unwrap();
+        assert_eq!(process, None, "a line without process use has none");
         assert_eq!(s.metrics["ops_per_sec"], 1234.5);
         assert_eq!(s.errors["key missing"], 3);
         assert_eq!(s.latency.unwrap().percentiles_us[1], (99.0, 0.8));

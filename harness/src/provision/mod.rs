@@ -191,6 +191,26 @@ impl PgTarget {
         env
     }
 
+    /// Environment for a Go original (lib/pq reads libpq's variables): host, port, user,
+    /// database, no TLS, the password, and the run's schema in `PERFLAB_PG_SCHEMA`. Never a
+    /// command line.
+    pub fn go_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PGHOST", self.host.clone()),
+            ("PGPORT", self.port.to_string()),
+            ("PGUSER", self.user.clone()),
+            ("PGDATABASE", self.dbname.clone()),
+            ("PGSSLMODE", "disable".to_owned()),
+        ];
+        if let Some(pw) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(pw).into_owned()));
+        }
+        if let Some(schema) = &self.schema {
+            env.push(("PERFLAB_PG_SCHEMA", schema.clone()));
+        }
+        env
+    }
+
     /// Connect options for sqlx to reach this server as tokio-postgres does: the same host,
     /// port, user, password and database, no TLS, and the run's schema (on a server the run
     /// did not start) as every connection's `search_path`. Never a URL: the one in `url` is

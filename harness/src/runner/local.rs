@@ -70,11 +70,16 @@ impl Hooks for Local<'_> {
             let fraction = crate::inject::for_trial(&self.ctx.settings, self.id, at.variant);
             crate::inject::activate(fraction);
             let snapshot = self.ctx.probe.begin();
+            let mut go_process = None;
             let measured = match self.go_bench(at.variant) {
                 // An experiment that measures whole samples itself has Go originals that do too.
                 Some(bench) => match self.exp.engine() {
                     experiment::Engine::Load(_) | experiment::Engine::Micro { run: Some(_), .. } => {
-                        crate::micro::go::run_sample(&self.ctx.settings, bench, at).await
+                        let env = self.ctx.env.postgres().map(|pg| pg.go_env()).unwrap_or_default();
+                        crate::micro::go::run_sample(&self.ctx.settings, bench, at, &env).await.map(|(s, p)| {
+                            go_process = p;
+                            s
+                        })
                     }
                     experiment::Engine::Micro { run: None, .. } => {
                         crate::micro::go::measure(&self.ctx.settings, self.id, bench, at).await
@@ -90,6 +95,11 @@ impl Hooks for Local<'_> {
             }
             if sample.resources.is_none() {
                 sample.resources = Some(self.ctx.probe.end(&snapshot));
+            }
+            // A whole-sample Go original's harness is its own process, not this one.
+            if let (Some(p), Some(r)) = (go_process, sample.resources.as_mut()) {
+                r.harness_cpu_s = p.cpu_s;
+                r.harness_peak_rss_bytes = Some(p.peak_rss_bytes);
             }
             sample.case = at.case.to_owned();
             sample.variant = at.variant.to_owned();

@@ -1,0 +1,296 @@
+package inproc
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+)
+
+// openPostgres opens the run's Postgres through lib/pq, the driver the guide imports: the
+// server comes in libpq's environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+// PGSSLMODE, which lib/pq reads), never on the command line, and the run's schema, if it has
+// one, in PERFLAB_PG_SCHEMA.
+func openPostgres(b *testing.B, maxOpen, maxIdle int) *sql.DB {
+	if os.Getenv("PGHOST") == "" {
+		b.Fatal("no Postgres: PGHOST is not set (the harness sets it for a run's server)")
+	}
+	dsn := ""
+	if schema := os.Getenv("PERFLAB_PG_SCHEMA"); schema != "" {
+		dsn = "search_path=" + schema
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxIdle)
+	return db
+}
+
+// liveUserIDs are the port's ids (harness/src/kit/fixtures.rs, live_user_ids): the first
+// limit live fixture users by id, shuffled by the port's SplitMix64 with seed.
+func liveUserIDs(ctx context.Context, db *sql.DB, limit int, seed uint64) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id FROM users WHERE deleted_at IS NULL AND username LIKE 'user\_%' ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rng := splitMix64(seed)
+	for i := len(ids) - 1; i > 0; i-- {
+		j := rng.next() % uint64(i+1)
+		ids[i], ids[j] = ids[j], ids[i]
+	}
+	return ids, rows.Err()
+}
+
+// warmPool opens n connections at once and prepares stmt's statement on each, before the
+// clock, as the port's pools are filled: n queries held open together take n connections.
+func warmPool(ctx context.Context, stmt *sql.Stmt, id string, n int) error {
+	var ready, release sync.WaitGroup
+	ready.Add(n)
+	release.Add(1)
+	errs := make([]error, n)
+	var done sync.WaitGroup
+	for i := 0; i < n; i++ {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			rows, err := stmt.QueryContext(ctx, id)
+			ready.Done()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			release.Wait()
+			errs[i] = rows.Close()
+		}()
+	}
+	ready.Wait()
+	release.Done()
+	done.Wait()
+	return errors.Join(errs...)
+}
+
+// The port's worker-pool constants: its seed, the guide's DB config, the ids it draws from.
+const (
+	workerPoolSeed = 20_240_101
+	guideMaxOpen   = 25
+	guideMaxIdle   = 5
+	workerPoolIDs  = 50_000
+)
+
+// BenchmarkWorkerPool is a whole-sample benchmark (sample_test.go) measuring what the Rust
+// port's run measures (experiments/worker-pool): clients loading batches of users back to
+// back, one lookup per user, each batch one operation.
+func BenchmarkWorkerPool(b *testing.B) {
+	type way = func(*UserService, context.Context, []string) ([]*User, error)
+	for _, v := range []struct {
+		name             string
+		process          way
+		maxOpen, maxIdle int
+	}{
+		{"sequential", (*UserService).ProcessUsersSequential, guideMaxOpen, guideMaxOpen},
+		{"goroutine-per-item", (*UserService).ProcessUsersGoroutinePerItem, guideMaxOpen, guideMaxOpen},
+		{"goroutine-per-item-10", (*UserService).ProcessUsersGoroutinePerItem, 10, 10},
+		{"guide-worker-pool", (*UserService).ProcessUsersBatch, guideMaxOpen, guideMaxOpen},
+		{"errgroup-10", (*UserService).ProcessUsersErrgroup, guideMaxOpen, guideMaxOpen},
+		{"guide-worker-pool-idle5", (*UserService).ProcessUsersBatch, guideMaxOpen, guideMaxIdle},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			items := point(b, 100)
+			clients := envCount(b, "PERFLAB_CONCURRENCY", 1)
+			warmup, duration := sampleTimes(b)
+			ctx := context.Background()
+			db := openPostgres(b, v.maxOpen, v.maxIdle)
+			defer db.Close()
+			ids, err := liveUserIDs(ctx, db, workerPoolIDs, workerPoolSeed)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ids) <= items {
+				b.Fatalf("only %d user ids for batches of %d", len(ids), items)
+			}
+			repo, err := NewPgRepo(ctx, db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer repo.getByID.Close()
+			if err := warmPool(ctx, repo.getByID, ids[0], v.maxOpen); err != nil {
+				b.Fatal(err)
+			}
+			s := &UserService{repo: repo}
+			filled := db.Stats()
+			type client struct {
+				ok   uint64
+				errs map[string]uint64
+				hist histogram
+			}
+			cs := make([]client, clients)
+			started := time.Now()
+			warmEnd := started.Add(warmup)
+			end := warmEnd.Add(duration)
+			var wg sync.WaitGroup
+			for c := range cs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					me := &cs[c]
+					me.errs = map[string]uint64{}
+					rng := splitMix64(workerPoolSeed + uint64(c))
+					for {
+						start := int(rng.next() % uint64(len(ids)-items))
+						t := time.Now()
+						if !t.Before(end) {
+							return
+						}
+						users, err := v.process(s, ctx, ids[start:start+items])
+						done := time.Now()
+						if t.Before(warmEnd) {
+							continue
+						}
+						switch {
+						case err != nil:
+							me.errs[errorKind(err)]++
+						case len(users) != items:
+							me.errs["wrong number of users returned"]++
+						default:
+							me.ok++
+							me.hist.record(uint64(done.Sub(t).Nanoseconds()))
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			measured := max(time.Since(warmEnd), time.Nanosecond)
+			after := db.Stats()
+			var all histogram
+			var ok, failed, minOps, maxOps uint64
+			errs := map[string]uint64{}
+			for i := range cs {
+				all.add(&cs[i].hist)
+				ok += cs[i].ok
+				ops := cs[i].ok
+				for k, n := range cs[i].errs {
+					errs[k] += n
+					failed += n
+					ops += n
+				}
+				if i == 0 || ops < minOps {
+					minOps = ops
+				}
+				maxOps = max(maxOps, ops)
+			}
+			closed := func(st sql.DBStats) int64 { return st.MaxIdleClosed + st.MaxIdleTimeClosed + st.MaxLifetimeClosed }
+			opened := int64(after.OpenConnections-filled.OpenConnections) + closed(after) - closed(filled)
+			metrics := loadMetrics(ok, failed, measured, &all, minOps, maxOps, clients)
+			metrics["connections_used"] = float64(max(opened, 0))
+			metrics["harness_peak_rss_bytes"] = float64(peakRSSBytes())
+			emit(b, metrics, errs, all.summary())
+			runtime.KeepAlive(s)
+		})
+	}
+}
+
+// envCount is a positive count from the environment variable name (by hand: def).
+func envCount(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q is not a positive count", name, v)
+	}
+	return n
+}
+
+// errorKind names a failed operation by kind, as the port's load engine does: the error's
+// text without what varies (a user's id).
+func errorKind(err error) string {
+	if errors.Is(err, sql.ErrNoRows) {
+		return "user not found"
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i > 0 && len(msg) > 120 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+// loadMetrics are the port's load engine's standard metrics (harness/src/load.rs,
+// LoadReport::into_sample): throughput and latency of the successes, errors, worker spread.
+func loadMetrics(ok, failed uint64, measured time.Duration, h *histogram, minOps, maxOps uint64, workers int) map[string]float64 {
+	total := ok + failed
+	m := map[string]float64{
+		"ops_per_sec":    float64(ok) / measured.Seconds(),
+		"ok":             float64(ok),
+		"errors":         float64(failed),
+		"error_rate":     0,
+		"workers":        float64(workers),
+		"worker_ops_min": float64(minOps),
+		"worker_ops_max": float64(maxOps),
+	}
+	if total > 0 {
+		m["error_rate"] = float64(failed) / float64(total)
+	}
+	mean := float64(total) / float64(max(workers, 1))
+	m["worker_ops_min_share"] = 1
+	if mean > 0 {
+		m["worker_ops_min_share"] = float64(minOps) / mean
+	}
+	if h.n > 0 {
+		m["latency_mean_us"] = float64(h.sum) / float64(h.n) / 1e3
+		m["latency_max_us"] = float64(h.max) / 1e3
+		for _, p := range []struct {
+			q    float64
+			name string
+		}{{0.5, "p50"}, {0.9, "p90"}, {0.95, "p95"}, {0.99, "p99"}} {
+			m["latency_"+p.name+"_us"] = float64(h.quantile(p.q)) / 1e3
+		}
+	}
+	return m
+}
+
+func TestEveryBatchWayReturnsTheUsersInOrder(t *testing.T) {
+	ctx := context.Background()
+	s := &UserService{repo: rowRepo{}}
+	ids := UserIDs(250)
+	want, err := s.ProcessUsersSequential(ctx, ids)
+	if err != nil || len(want) != 250 {
+		t.Fatalf("sequential: %d users, %v", len(want), err)
+	}
+	ways := map[string]processUsers{"guide": s.ProcessUsersBatch, "goroutine-per-item": s.ProcessUsersGoroutinePerItem, "errgroup": s.ProcessUsersErrgroup}
+	sameUsers(t, ctx, ids, want, ways)
+	for name, process := range ways {
+		if _, err := process(ctx, append(UserIDs(20), "not-a-number")); err == nil {
+			t.Fatalf("%s: a failed lookup is the batch's error", name)
+		}
+	}
+}
+
+func TestTheQueryIsTheFixtures(t *testing.T) {
+	file, err := os.ReadFile("../../fixtures/sql/pg-batch/get_by_id.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(file) != GetByIDSQL {
+		t.Fatalf("GetByIDSQL differs from fixtures/sql/pg-batch/get_by_id.sql:\n%s", file)
+	}
+}
