@@ -48,37 +48,37 @@ func keyTable(zipf bool, seed uint64) []uint64 {
 	return out
 }
 
-// mapPoint reads the port's point label ("95% reads, 2 threads, Zipf keys").
+// mapPoint reads the port's point label ("95% reads, 2 threads, Zipf keys"); a label the
+// port does not have is refused, as its point_of refuses it.
 func mapPoint(b *testing.B, label string) (readPct uint64, threads int, zipf bool) {
 	var pct, n int
-	var rest string
-	fields := strings.SplitN(label, ", ", 3)
-	if len(fields) < 2 {
-		b.Fatalf("point %q is not the port's", label)
+	fields := strings.Split(label, ", ")
+	ok := len(fields) == 2 || len(fields) == 3 && fields[2] == "Zipf keys"
+	if ok {
+		_, err1 := fmt.Sscanf(fields[0], "%d%% reads", &pct)
+		_, err2 := fmt.Sscanf(fields[1], "%d thread", &n)
+		ok = err1 == nil && err2 == nil && pct >= 0 && pct <= 100 && n >= 1
 	}
-	if _, err := fmt.Sscanf(fields[0], "%d%% reads", &pct); err != nil {
-		b.Fatalf("point %q: %v", label, err)
+	if !ok {
+		b.Fatalf("point %q is not one of the port's", label)
 	}
-	if _, err := fmt.Sscanf(fields[1], "%d thread", &n); err != nil {
-		b.Fatalf("point %q: %v", label, err)
-	}
-	if len(fields) == 3 {
-		rest = fields[2]
-	}
-	return uint64(pct), n, rest == "Zipf keys"
+	return uint64(pct), n, len(fields) == 3
 }
 
 // latencyEvery is the port's LATENCY_EVERY: one operation in 32 is timed.
 const latencyEvery = 32
 
+// mapWorker is what one thread did: its own allocation, so that no two threads write one
+// cache line (the counters stay in locals until the end).
 type mapWorker struct {
-	ops, misses uint64
-	hist        histogram
+	ops, warmOps, misses uint64
+	hist                 histogram
 }
 
 // runMapWorker is the port's worker: warm up, then a closed loop of operations until the
 // measured time ends, one in 32 timed.
-func runMapWorker(m SharedMap, values []string, seed uint64, keys []uint64, readPct uint64, warmup, duration time.Duration, w *mapWorker) {
+func runMapWorker(m SharedMap, values []string, seed uint64, keys []uint64, readPct uint64, warmup, duration time.Duration) *mapWorker {
+	w := new(mapWorker)
 	rng := splitMix64(seed)
 	at := 0
 	op := func() bool {
@@ -91,29 +91,33 @@ func runMapWorker(m SharedMap, values []string, seed uint64, keys []uint64, read
 		m.Store(k, values[k])
 		return true
 	}
+	var ops, warmOps, misses uint64
 	for warmUntil := time.Now().Add(warmup); time.Now().Before(warmUntil); {
 		for i := 0; i < 256; i++ {
 			op()
 		}
+		warmOps += 256
 	}
 	end := time.Now().Add(duration)
 	for {
 		for i := 0; i < latencyEvery-1; i++ {
 			if !op() {
-				w.misses++
+				misses++
 			}
 		}
 		t := time.Now()
 		if !op() {
-			w.misses++
+			misses++
 		}
 		now := time.Now()
 		w.hist.record(uint64(max(now.Sub(t).Nanoseconds(), 1)))
-		w.ops += latencyEvery
+		ops += latencyEvery
 		if !now.Before(end) {
-			return
+			break
 		}
 	}
+	w.ops, w.warmOps, w.misses = ops, warmOps, misses
+	return w
 }
 
 // BenchmarkConcurrentMap is a whole-sample benchmark (sample_test.go) measuring what the Rust
@@ -133,7 +137,7 @@ func BenchmarkConcurrentMap(b *testing.B) {
 			for t := range tables {
 				tables[t] = keyTable(zipf, uint64(1+t))
 			}
-			workers := make([]mapWorker, threads)
+			workers := make([]*mapWorker, threads)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			started := time.Now()
@@ -142,56 +146,37 @@ func BenchmarkConcurrentMap(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					runMapWorker(m, values, uint64(1+t), tables[t], readPct, warmup, duration, &workers[t])
+					workers[t] = runMapWorker(m, values, uint64(1+t), tables[t], readPct, warmup, duration)
 				}()
 			}
 			wg.Wait()
 			measured := max(time.Since(started)-warmup, time.Nanosecond)
 			runtime.ReadMemStats(&after)
 			var all histogram
-			var ops, misses, minOps, maxOps uint64
-			for t := range workers {
-				w := &workers[t]
+			var ops, warmOps, misses, minOps, maxOps uint64
+			for t, w := range workers {
 				all.add(&w.hist)
 				ops += w.ops
+				warmOps += w.warmOps
 				misses += w.misses
 				if t == 0 || w.ops < minOps {
 					minOps = w.ops
 				}
 				maxOps = max(maxOps, w.ops)
 			}
-			ok := ops - misses
-			mean := float64(ops) / float64(threads)
+			// Every operation of warm-up and measured time alike is counted, so the allocations
+			// per operation are exact (what the process's other goroutines allocate meanwhile,
+			// the runtime's own, is in them too).
+			done := float64(max(ops+warmOps, 1))
+			allocs := float64(after.Mallocs-before.Mallocs) / done
+			bytes := float64(after.TotalAlloc-before.TotalAlloc) / done
+			metrics := loadMetrics(ops-misses, misses, measured, &all, minOps, maxOps, threads)
+			metrics["threads"] = float64(threads)
+			metrics["allocs_per_item"] = allocs
+			metrics["allocs_per_call"] = allocs * 1000
+			metrics["bytes_per_item"] = bytes
+			metrics["bytes_per_call"] = bytes * 1000
 			lat := all.summary()
-			// Allocations over warm-up and measured time alike, per operation; the warm-up's
-			// operations are not counted, so the count is scaled by the measured share.
-			allocs := float64(after.Mallocs-before.Mallocs) * measured.Seconds() / time.Since(started).Seconds() / float64(max(ops, 1))
-			bytes := float64(after.TotalAlloc-before.TotalAlloc) * measured.Seconds() / time.Since(started).Seconds() / float64(max(ops, 1))
-			metrics := map[string]float64{
-				"ops_per_sec":          float64(ok) / measured.Seconds(),
-				"ok":                   float64(ok),
-				"errors":               float64(misses),
-				"error_rate":           float64(misses) / float64(max(ops, 1)),
-				"threads":              float64(threads),
-				"workers":              float64(threads),
-				"worker_ops_min":       float64(minOps),
-				"worker_ops_max":       float64(maxOps),
-				"worker_ops_min_share": float64(minOps) / math.Max(mean, 1),
-				"allocs_per_item":      allocs,
-				"allocs_per_call":      allocs * 1000,
-				"bytes_per_item":       bytes,
-				"bytes_per_call":       bytes * 1000,
-			}
-			if lat != nil {
-				metrics["latency_mean_us"] = lat.MeanUs
-				metrics["latency_max_us"] = lat.MaxUs
-				for _, p := range []struct {
-					q    float64
-					name string
-				}{{0.5, "p50"}, {0.9, "p90"}, {0.95, "p95"}, {0.99, "p99"}} {
-					metrics["latency_"+p.name+"_us"] = float64(all.quantile(p.q)) / 1e3
-				}
-			}
 			var errs map[string]uint64
 			if misses > 0 {
 				errs = map[string]uint64{"key missing": misses}
@@ -234,6 +219,16 @@ func TestTheKeysAreThePortsKeys(t *testing.T) {
 	r := splitMix64(1)
 	if got := r.next(); got != 0x910a2dec89025cc1 {
 		t.Fatalf("SplitMix64(1) first value %#x", got)
+	}
+	// The port's tables from seed 1 (experiments/concurrent-map pins the same entries).
+	u, z := keyTable(false, 1), keyTable(true, 1)
+	for _, c := range []struct{ got, want []uint64 }{
+		{[]uint64{u[0], u[1], u[2], u[3], u[4], u[65535]}, []uint64{3436, 8257, 5070, 8304, 2360, 7652}},
+		{[]uint64{z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7], z[65535]}, []uint64{161, 907, 7627, 48, 48, 1068, 3165, 105, 0}},
+	} {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Fatalf("key table entries %v, the port's %v", c.got, c.want)
+		}
 	}
 	top := func(tbl []uint64) float64 {
 		n := 0

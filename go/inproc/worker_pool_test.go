@@ -142,7 +142,7 @@ func BenchmarkWorkerPool(b *testing.B) {
 				errs map[string]uint64
 				hist histogram
 			}
-			cs := make([]client, clients)
+			cs := make([]*client, clients)
 			started := time.Now()
 			warmEnd := started.Add(warmup)
 			end := warmEnd.Add(duration)
@@ -151,8 +151,9 @@ func BenchmarkWorkerPool(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					me := &cs[c]
-					me.errs = map[string]uint64{}
+					// Each client's own allocation: no two clients write one cache line.
+					me := &client{errs: map[string]uint64{}}
+					cs[c] = me
 					rng := splitMix64(workerPoolSeed + uint64(c))
 					for {
 						start := int(rng.next() % uint64(len(ids)-items))

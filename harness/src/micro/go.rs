@@ -59,7 +59,7 @@ pub fn missing() -> Option<String> {
 pub const NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go and timed by its testing package beside the Rust ports, in the same rounds: one run of the test binary per sample, a fixed number of calls per trial, GOMAXPROCS 1. Their time_ns is Go's mean over those calls (its testing package reports no median), their allocations Go's -benchmem counts, gc_per_call the garbage collections per call. They are compared with one another only, never with a Rust variant.";
 
 /// What the report says of the Go originals of an experiment that measures whole samples.
-pub const WHOLE_SAMPLE_NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go beside the Rust ports and run in the same rounds: one run of the test binary per sample, which warms up and measures for the same times as the Rust variants and reports the same metrics, with GOMAXPROCS the machine's cores. They are compared with one another only, never with a Rust variant.";
+pub const WHOLE_SAMPLE_NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go beside the Rust ports and run in the same rounds: one run of the test binary per sample, which warms up and measures for the same times as the Rust variants and reports the same metrics, with GOMAXPROCS the machine's cores and the runtime's default settings; its harness CPU and memory are its own process's, from its start. Latencies come from Go's own histogram (within 0.8 %, the top of a bucket as hdrhistogram reports it), a median of time per call from batches of calls. They are compared with one another only, never with a Rust variant.";
 
 /// The metric only Go originals report: garbage collections per call.
 pub fn gc_metric() -> MetricInfo {
@@ -188,6 +188,12 @@ fn command(
     let (top, sub) = bench.split_once('/').unwrap_or((bench, ""));
     let pattern = if sub.is_empty() { format!("^Benchmark{top}$") } else { format!("^Benchmark{top}$/^{sub}$") };
     let mut cmd = tokio::process::Command::new(bin);
+    // The runtime's settings are Go's defaults, whatever the shell has: GOGC and GOMEMLIMIT
+    // change what sync.Pool keeps and what allocation costs, GODEBUG the timers' semantics
+    // (asynctimerchan), GOTRACEBACK nothing measured but the output.
+    for var in ["GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"] {
+        cmd.env_remove(var);
+    }
     cmd.args(["-test.run=^$", &format!("-test.bench={pattern}"), &format!("-test.benchtime={benchtime}")])
         .args(["-test.benchmem", &format!("-test.cpu={procs}"), "-test.count=1"])
         .env("PERFLAB_POINT", point.value.to_string())
