@@ -173,6 +173,27 @@ harness::table! {
     }
 }
 
+/// The Go originals (go/inproc/serialization.go): the guide's JSONSerializer and
+/// MsgPackSerializer as printed, and vmihailenco/msgpack with array-encoded structs, on the
+/// port's payloads, cases and Redis (go-redis).
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group("go-json", "Go original: the guide's JSONSerializer (encoding/json)")
+        .in_go("Serialization/json"),
+    Variant::new(
+        "go-guide-msgpack",
+        "Go original: the guide's MsgPackSerializer as printed (vmihailenco/msgpack, a map per struct)",
+    )
+    .compared_with("go-json")
+    .in_go("Serialization/guide-msgpack")
+    .tests_claim(),
+    Variant::new(
+        "go-msgpack-compact",
+        "Go original: vmihailenco/msgpack with UseArrayEncodedStructs, a struct as an array without field names",
+    )
+    .compared_with("go-json")
+    .in_go("Serialization/msgpack-compact"),
+];
+
 /// The payload behind a sweep point, as a value of its own type.
 enum Payload {
     User(User),
@@ -334,12 +355,12 @@ impl Experiment for Serialization {
             title: "JSON vs MessagePack",
             guide_section: "缓存优化 › 序列化优化 (JSONSerializer, MsgPackSerializer)",
             claim: "MessagePack is a more efficient serializer than JSON for cached values.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             cases: names_of(&CASES),
             // Quick mode: one user and a page; the 1 MB payload is for full runs.
             sweep: Sweep { quick: vec![0.0, 1.0], ..Sweep::categories("payload", &PAYLOADS) },
             primary_metric: micro::time_metric(),
-            metrics: micro::metrics("record"),
+            metrics: [micro::metrics("record"), vec![micro::go::gc_metric()]].concat(),
             needs: Needs::REDIS,
             ..Default::default()
         }

@@ -203,9 +203,16 @@ fn command(
     Ok((cmd, name))
 }
 
-/// One run of Go benchmark `bench` at `point` for `benchtime` on one processor.
-async fn run(bin: &Path, bench: &str, point: &SweepPoint, benchtime: &str) -> anyhow::Result<GoBench> {
-    let (cmd, name) = command(bin, bench, point, benchtime, 1)?;
+/// One run of Go benchmark `bench` at `at`'s case and point for `benchtime` on one processor.
+async fn run(
+    bin: &Path,
+    bench: &str,
+    at: Trial<'_>,
+    benchtime: &str,
+    env: &[(&'static str, String)],
+) -> anyhow::Result<GoBench> {
+    let (mut cmd, name) = command(bin, bench, at.point, benchtime, 1)?;
+    cmd.env("PERFLAB_CASE", at.case).envs(env.iter().map(|(k, v)| (k, v)));
     let out = super::parent::run_capturing(cmd, "Go benchmark").await?;
     parse(&out, &name).with_context(|| format!("no line for {name} in the Go benchmark's output"))
 }
@@ -267,6 +274,7 @@ pub async fn run_sample(
     let bin = test_binary().await?;
     let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut cmd, _) = command(&bin, bench, at.point, "1x", procs)?;
+    cmd.env("PERFLAB_CASE", at.case);
     cmd.env("PERFLAB_WARMUP_NS", settings.warmup.as_nanos().to_string())
         .env("PERFLAB_DURATION_NS", settings.duration.as_nanos().to_string())
         .envs(env.iter().map(|(k, v)| (k, v)));
@@ -279,7 +287,16 @@ pub async fn run_sample(
 /// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s
 /// sub-benchmark `join`) at `at`'s point. The trial's number of calls is fixed once, by a run
 /// for the settings' measured time that is not recorded; every sample then times that many.
-pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Trial<'_>) -> anyhow::Result<Sample> {
+///
+/// `env` reaches the servers (`PgTarget::go_env`, the Redis URL: never a command line); the
+/// case is `PERFLAB_CASE`.
+pub async fn measure(
+    settings: &Settings,
+    experiment: &str,
+    bench: &str,
+    at: Trial<'_>,
+    env: &[(&'static str, String)],
+) -> anyhow::Result<Sample> {
     static CALLS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
     let bin = test_binary().await?;
     let key = format!("{experiment}/{}/{}/{}/{:?}", at.case, at.variant, at.point.label, settings.duration);
@@ -288,12 +305,12 @@ pub async fn measure(settings: &Settings, experiment: &str, bench: &str, at: Tri
         Some(n) => n,
         None => {
             let ms = settings.duration.as_millis().max(1);
-            let n = run(&bin, bench, at.point, &format!("{ms}ms")).await?.iterations.max(1);
+            let n = run(&bin, bench, at, &format!("{ms}ms"), env).await?.iterations.max(1);
             CALLS.lock().unwrap_or_else(|e| e.into_inner()).push((key, n));
             n
         }
     };
-    into_sample(&run(&bin, bench, at.point, &format!("{calls}x")).await?)
+    into_sample(&run(&bin, bench, at, &format!("{calls}x"), env).await?)
 }
 
 /// The micro engine's metrics from a benchmark's line (`time_ns` is Go's mean over the run's
@@ -393,8 +410,8 @@ BenchmarkStringBuilding/join-2                \t   20000\t      1369 ns/op\t    
         let point = crate::results::SweepPoint { label: "1".into(), value: 1.0 };
         for (sub, allocs, bytes) in [("alloc64", 1.0, 64.0), ("none", 0.0, 0.0)] {
             let at = Trial { case: "", variant: sub, point: &point, offered: None, round: 0 };
-            let first = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at).await.unwrap();
-            let second = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at).await.unwrap();
+            let first = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at, &[]).await.unwrap();
+            let second = measure(&settings, "selftest-go", &format!("Synthetic/{sub}"), at, &[]).await.unwrap();
             for s in [&first, &second] {
                 assert_eq!(s.metrics["allocs_per_call"], allocs, "{sub}");
                 assert_eq!(s.metrics["bytes_per_call"], bytes, "{sub}");

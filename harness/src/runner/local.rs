@@ -32,6 +32,18 @@ impl<'a> Local<'a> {
         self.go.iter().find(|(name, _)| *name == variant).map(|(_, bench)| *bench)
     }
 
+    /// What a Go original needs to reach the run's servers, in its environment (never its
+    /// command line): libpq's variables for Postgres, the Redis URL and this experiment's key
+    /// prefix.
+    fn go_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.ctx.env.postgres().map(|pg| pg.go_env()).unwrap_or_default();
+        if let Ok(redis) = self.ctx.env.redis() {
+            env.push(("PERFLAB_REDIS_URL", redis.url.clone()));
+            env.push(("PERFLAB_REDIS_PREFIX", crate::kit::redis_util::prefix(self.id)));
+        }
+        env
+    }
+
     /// Build the Go originals' benchmarks (once per process, before any sample), or learn why
     /// they cannot run here: then they are skipped (`lacks`) with one line and a note.
     pub async fn prepare(&mut self) {
@@ -75,14 +87,15 @@ impl Hooks for Local<'_> {
                 // An experiment that measures whole samples itself has Go originals that do too.
                 Some(bench) => match self.exp.engine() {
                     experiment::Engine::Load(_) | experiment::Engine::Micro { run: Some(_), .. } => {
-                        let env = self.ctx.env.postgres().map(|pg| pg.go_env()).unwrap_or_default();
-                        crate::micro::go::run_sample(&self.ctx.settings, bench, at, &env).await.map(|(s, p)| {
-                            go_process = p;
-                            s
-                        })
+                        crate::micro::go::run_sample(&self.ctx.settings, bench, at, &self.go_env()).await.map(
+                            |(s, p)| {
+                                go_process = p;
+                                s
+                            },
+                        )
                     }
                     experiment::Engine::Micro { run: None, .. } => {
-                        crate::micro::go::measure(&self.ctx.settings, self.id, bench, at).await
+                        crate::micro::go::measure(&self.ctx.settings, self.id, bench, at, &self.go_env()).await
                     }
                 },
                 None => experiment::measure(self.exp, self.id, self.ctx, at).await,
