@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	_ "github.com/lib/pq"
 )
@@ -115,8 +113,6 @@ func BenchmarkWorkerPool(b *testing.B) {
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			items := point(b, 100)
-			clients := envCount(b, "PERFLAB_CONCURRENCY", 1)
-			warmup, duration := sampleTimes(b)
 			ctx := context.Background()
 			db := openPostgres(b, v.maxOpen, v.maxIdle)
 			defer db.Close()
@@ -137,74 +133,26 @@ func BenchmarkWorkerPool(b *testing.B) {
 			}
 			s := &UserService{repo: repo}
 			filled := db.Stats()
-			type client struct {
-				ok   uint64
-				errs map[string]uint64
-				hist histogram
-			}
-			cs := make([]*client, clients)
-			started := time.Now()
-			warmEnd := started.Add(warmup)
-			end := warmEnd.Add(duration)
-			var wg sync.WaitGroup
-			for c := range cs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					// Each client's own allocation: no two clients write one cache line.
-					me := &client{errs: map[string]uint64{}}
-					cs[c] = me
-					rng := splitMix64(workerPoolSeed + uint64(c))
-					for {
-						start := int(rng.next() % uint64(len(ids)-items))
-						t := time.Now()
-						if !t.Before(end) {
-							return
-						}
-						users, err := v.process(s, ctx, ids[start:start+items])
-						done := time.Now()
-						if t.Before(warmEnd) {
-							continue
-						}
-						switch {
-						case err != nil:
-							me.errs[errorKind(err)]++
-						case len(users) != items:
-							me.errs["wrong number of users returned"]++
-						default:
-							me.ok++
-							me.hist.record(uint64(done.Sub(t).Nanoseconds()))
-						}
+			closedLoop(b, envCount(b, "PERFLAB_CONCURRENCY", 1), func(c int) operation {
+				rng := splitMix64(workerPoolSeed + uint64(c))
+				return func() string {
+					start := int(rng.next() % uint64(len(ids)-items))
+					users, err := v.process(s, ctx, ids[start:start+items])
+					switch {
+					case err != nil:
+						return errorKind(err)
+					case len(users) != items:
+						return "wrong number of users returned"
 					}
-				}()
-			}
-			wg.Wait()
-			measured := max(time.Since(warmEnd), time.Nanosecond)
-			after := db.Stats()
-			var all histogram
-			var ok, failed, minOps, maxOps uint64
-			errs := map[string]uint64{}
-			for i := range cs {
-				all.add(&cs[i].hist)
-				ok += cs[i].ok
-				ops := cs[i].ok
-				for k, n := range cs[i].errs {
-					errs[k] += n
-					failed += n
-					ops += n
+					return ""
 				}
-				if i == 0 || ops < minOps {
-					minOps = ops
-				}
-				maxOps = max(maxOps, ops)
-			}
-			closed := func(st sql.DBStats) int64 { return st.MaxIdleClosed + st.MaxIdleTimeClosed + st.MaxLifetimeClosed }
-			opened := int64(after.OpenConnections-filled.OpenConnections) + closed(after) - closed(filled)
-			metrics := loadMetrics(ok, failed, measured, &all, minOps, maxOps, clients)
-			metrics["connections_used"] = float64(max(opened, 0))
-			metrics["harness_peak_rss_bytes"] = float64(peakRSSBytes())
-			emit(b, metrics, errs, all.summary())
-			runtime.KeepAlive(s)
+			}, func(m map[string]float64, _ float64) {
+				after := db.Stats()
+				closed := func(st sql.DBStats) int64 { return st.MaxIdleClosed + st.MaxIdleTimeClosed + st.MaxLifetimeClosed }
+				opened := int64(after.OpenConnections-filled.OpenConnections) + closed(after) - closed(filled)
+				m["connections_used"] = float64(max(opened, 0))
+				m["harness_peak_rss_bytes"] = float64(peakRSSBytes())
+			})
 		})
 	}
 }
@@ -233,40 +181,6 @@ func errorKind(err error) string {
 		msg = msg[:i]
 	}
 	return msg
-}
-
-// loadMetrics are the port's load engine's standard metrics (harness/src/load.rs,
-// LoadReport::into_sample): throughput and latency of the successes, errors, worker spread.
-func loadMetrics(ok, failed uint64, measured time.Duration, h *histogram, minOps, maxOps uint64, workers int) map[string]float64 {
-	total := ok + failed
-	m := map[string]float64{
-		"ops_per_sec":    float64(ok) / measured.Seconds(),
-		"ok":             float64(ok),
-		"errors":         float64(failed),
-		"error_rate":     0,
-		"workers":        float64(workers),
-		"worker_ops_min": float64(minOps),
-		"worker_ops_max": float64(maxOps),
-	}
-	if total > 0 {
-		m["error_rate"] = float64(failed) / float64(total)
-	}
-	mean := float64(total) / float64(max(workers, 1))
-	m["worker_ops_min_share"] = 1
-	if mean > 0 {
-		m["worker_ops_min_share"] = float64(minOps) / mean
-	}
-	if h.n > 0 {
-		m["latency_mean_us"] = float64(h.sum) / float64(h.n) / 1e3
-		m["latency_max_us"] = float64(h.max) / 1e3
-		for _, p := range []struct {
-			q    float64
-			name string
-		}{{0.5, "p50"}, {0.9, "p90"}, {0.95, "p95"}, {0.99, "p99"}} {
-			m["latency_"+p.name+"_us"] = float64(h.quantile(p.q)) / 1e3
-		}
-	}
-	return m
 }
 
 func TestEveryBatchWayReturnsTheUsersInOrder(t *testing.T) {

@@ -1,0 +1,120 @@
+package inproc
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// The Go originals' closed loop, as the port's load engine runs one (harness/src/load.rs):
+// clients each calling one operation after another, the warm-up's operations not recorded,
+// the measured window's successes timed, failures counted by kind.
+
+// operation is one client's call: nil, or the failure's kind.
+type operation = func() (failure string)
+
+type loadClient struct {
+	ok   uint64
+	errs map[string]uint64
+	hist histogram
+}
+
+// closedLoop runs clients (each made by newClient before the clock, on its own goroutine) for
+// the warm-up and the measured time, and prints the sample: the port's load metrics, errors by
+// kind and the latency of the successes; extra adds the experiment's own metrics.
+func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+	warmup, duration := sampleTimes(b)
+	calls := make([]operation, clients)
+	for i := range calls {
+		calls[i] = newClient(i)
+	}
+	cs := make([]*loadClient, clients)
+	started := time.Now()
+	warmEnd := started.Add(warmup)
+	end := warmEnd.Add(duration)
+	var wg sync.WaitGroup
+	for c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each client's own allocation: no two clients write one cache line.
+			me := &loadClient{errs: map[string]uint64{}}
+			cs[c] = me
+			call := calls[c]
+			for {
+				t := time.Now()
+				if !t.Before(end) {
+					return
+				}
+				failure := call()
+				done := time.Now()
+				switch {
+				case t.Before(warmEnd):
+				case failure != "":
+					me.errs[failure]++
+				default:
+					me.ok++
+					me.hist.record(uint64(max(done.Sub(t).Nanoseconds(), 1)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	measured := max(time.Since(warmEnd), time.Nanosecond)
+	var all histogram
+	var ok, failed, minOps, maxOps uint64
+	errs := map[string]uint64{}
+	for i, c := range cs {
+		all.add(&c.hist)
+		ok += c.ok
+		ops := c.ok
+		for k, n := range c.errs {
+			errs[k] += n
+			failed += n
+			ops += n
+		}
+		if i == 0 || ops < minOps {
+			minOps = ops
+		}
+		maxOps = max(maxOps, ops)
+	}
+	m := loadMetrics(ok, failed, measured, &all, minOps, maxOps, clients)
+	if extra != nil {
+		extra(m, m["ops_per_sec"])
+	}
+	emit(b, m, errs, all.summary())
+}
+
+// loadMetrics are the port's load engine's standard metrics (harness/src/load.rs,
+// LoadReport::into_sample): throughput and latency of the successes, errors, worker spread.
+func loadMetrics(ok, failed uint64, measured time.Duration, h *histogram, minOps, maxOps uint64, workers int) map[string]float64 {
+	total := ok + failed
+	m := map[string]float64{
+		"ops_per_sec":    float64(ok) / measured.Seconds(),
+		"ok":             float64(ok),
+		"errors":         float64(failed),
+		"error_rate":     0,
+		"workers":        float64(workers),
+		"worker_ops_min": float64(minOps),
+		"worker_ops_max": float64(maxOps),
+	}
+	if total > 0 {
+		m["error_rate"] = float64(failed) / float64(total)
+	}
+	mean := float64(total) / float64(max(workers, 1))
+	m["worker_ops_min_share"] = 1
+	if mean > 0 {
+		m["worker_ops_min_share"] = float64(minOps) / mean
+	}
+	if h.n > 0 {
+		m["latency_mean_us"] = float64(h.sum) / float64(h.n) / 1e3
+		m["latency_max_us"] = float64(h.max) / 1e3
+		for _, p := range []struct {
+			q    float64
+			name string
+		}{{0.5, "p50"}, {0.9, "p90"}, {0.95, "p95"}, {0.99, "p99"}} {
+			m["latency_"+p.name+"_us"] = float64(h.quantile(p.q)) / 1e3
+		}
+	}
+	return m
+}
