@@ -547,13 +547,17 @@ async fn capacity_stage(
     // without a claim): the search is never cut short, and every variant's would take minutes.
     let claim_pair: Vec<&str> =
         meta.claim_trials().map(|t| t.into_iter().take(1).map(|(_, v)| v).collect()).unwrap_or_default();
+    // A Go original's load is a closed loop of its own, which no offered rate paces: it is
+    // never searched.
+    let in_go = |v: &str| meta.variants.iter().any(|x| x.name == v && x.go.is_some());
     let searched = |v: &str| {
-        ctx.deadline.is_none()
-            || meta.claim_variant().is_none()
-            || claim_pair.contains(&v)
-            || meta.claim_variant() == Some(v)
+        !in_go(v)
+            && (ctx.deadline.is_none()
+                || meta.claim_variant().is_none()
+                || claim_pair.contains(&v)
+                || meta.claim_variant() == Some(v))
     };
-    let left_out: Vec<&str> = meta.variants.iter().map(|v| v.name).filter(|v| !searched(v)).collect();
+    let left_out: Vec<&str> = meta.variants.iter().map(|v| v.name).filter(|v| !searched(v) && !in_go(v)).collect();
     let order = variant_order(meta.variants.len(), ctx.settings.order_seed, usize::MAX, 0);
     for vi in order {
         let variant = meta.variants[vi].name;
@@ -611,6 +615,13 @@ async fn capacity_stage(
         experiment::CAPACITY_STEP.as_secs(),
         plan.why
     ));
+    let go: Vec<&str> = meta.variants.iter().filter(|v| v.go.is_some()).map(|v| v.name).collect();
+    if !go.is_empty() {
+        result.notes.push(format!(
+            "The capacity search leaves out the Go originals ({}): their load is a closed loop of their own, which no offered rate paces.",
+            go.join(", ")
+        ));
+    }
     if !left_out.is_empty() {
         result.notes.push(format!(
             "Under the time budget the capacity search ran for the claim's {} only; {} {} not searched (--budget none searches every variant).",

@@ -117,6 +117,22 @@ const VARIANTS: [(Variant, Kind); 6] = [
     ),
 ];
 
+/// The Go originals (go/inproc/redis_pool.go): go-redis itself, the guide's
+/// NewOptimizedRedisClient as printed beside go-redis's defaults, other sizes and a client per
+/// command, where the Rust variants above model its pool.
+const GO_VARIANTS: [Variant; 5] = [
+    Variant::baseline_of_group("go-redis-default", "Go original: go-redis's own defaults (PoolSize 10 × GOMAXPROCS)").in_go("RedisPool/default"),
+    Variant::new("go-redis-guide-20", "Go original: the guide's NewOptimizedRedisClient as printed (PoolSize 20, MinIdleConns 5, MaxIdleConns 10, its timeouts and retries)")
+        .compared_with("go-redis-default")
+        .in_go("RedisPool/guide-20")
+        .tests_claim(),
+    Variant::new("go-redis-pool-5", "Go original: the guide's client with PoolSize 5").compared_with("go-redis-guide-20").in_go("RedisPool/pool-5"),
+    Variant::new("go-redis-pool-100", "Go original: the guide's client with PoolSize 100").compared_with("go-redis-guide-20").in_go("RedisPool/pool-100"),
+    Variant::new("go-redis-new-client", "Go original: no pool, a new go-redis client per GET (dial, handshake, GET, close)")
+        .compared_with("go-redis-guide-20")
+        .in_go("RedisPool/new-client"),
+];
+
 /// go-redis's connection pool (`internal/pool.ConnPool`), its rules as described above.
 struct GoRedisPool {
     client: redis::Client,
@@ -305,7 +321,7 @@ impl Experiment for RedisPool {
             title: "Redis: the guide's go-redis pool vs go-redis's defaults, other sizes, one multiplexed connection, a connection per command",
             guide_section: "Redis优化 → Redis配置优化 (NewOptimizedRedisClient: PoolSize 20, MinIdleConns 5, MaxIdleConns 10)",
             claim: "A sized connection pool (PoolSize 20, MinIdle 5, MaxIdle 10) is the right way to talk to Redis.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 16.0, 128.0], &[1.0, 128.0]),
             primary_metric: load::throughput("GET/s", "commands completed per second by all clients"),
             metrics: vec![
@@ -354,6 +370,7 @@ impl Experiment for RedisPool {
         vec![
             format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
             format!("The pools follow go-redis's internal/pool: a FIFO queue of PoolSize turns with a PoolTimeout of {} s, the last returned idle connection taken first, a returned connection closed when MaxIdleConns are idle, background dials up to MinIdleConns, no check on checkout. go-redis's default PoolSize is 10 × GOMAXPROCS: {} on this machine. ConnMaxIdleTime (5 min) and ConnMaxLifetime (30 min) never act within a sample; pool_connections_opened counts the dials, MaxIdleConns' churn included.", POOL_TIMEOUT.as_secs(), PoolOptions { size: None, min_idle: 0, max_idle: 0 }.pool_size()),
+            "The go-redis-… variants are go-redis itself (v9.23.0), the pool the Rust variants model: the same keys, draws (the port's seeds) and closed loop, its pool's size as PoolStats counts it in pool_connections_max.".into(),
             "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
             "A pooled connection is redis-rs's multiplexed connection used by one request at a time: each command goes through a channel to the connection's driver task and back (on the load thread that dialled it), where go-redis's goroutine writes and reads the socket itself. The hop is the same for every pool variant; against multiplexed (which pipelines many requests per hop) and against go-redis it counts against the pools. go-redis's idle-connection health check (a non-blocking read on each pop, about a microsecond) and its MaxRetries are not modelled; the guide's Dial/Read/Write timeouts are redis-rs's defaults here (a timeout would make the sample invalid either way).".into(),
         ]
@@ -443,7 +460,7 @@ mod tests {
         let prefix = redis_util::prefix(ID);
         let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("{prefix}user:{i}")).collect());
         let mut seen = Vec::new();
-        for v in exp.meta().variants {
+        for v in exp.meta().variants.into_iter().filter(|v| v.go.is_none()) {
             let conn = match pick(&VARIANTS, v.name).unwrap() {
                 Kind::NewConnection => Conn::New(client.clone()),
                 Kind::Multiplexed => Conn::Shared(client.get_multiplexed_async_connection().await.unwrap()),
