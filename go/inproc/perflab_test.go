@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // The contract with the harness (harness/src/micro/go.rs): it runs this package's test binary
@@ -194,7 +195,7 @@ func TestEveryWayLoadsTheSameUsersAsThePort(t *testing.T) {
 	sameUsers(t, ctx, ids, want, map[string]processUsers{"pool-returned": s.ProcessUsersPutAfterUse, "guide-deferred": s.ProcessUsers})
 	// The Rust port's load_user (experiments/object-pool) makes the same strings.
 	if u := *want[3]; u.ID != "00000000-0000-4000-8000-000000000016" || u.Username != "user_00000022" ||
-		u.Email != "user22@example.com" || u.Status != "active" || u.CreatedAt != "2025-01-23T00:00:00Z" {
+		u.Email != "user22@example.com" || u.Status != "active" || u.CreatedAt.Format(time.RFC3339) != "2025-01-23T00:00:00Z" {
 		t.Fatalf("user 3 (id 22) is %+v", u)
 	}
 	if *s.userPool.Get() != (User{}) {

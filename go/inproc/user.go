@@ -1,16 +1,21 @@
 package inproc
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // User is the guide's User, one type for every snippet that uses it (the guide elides it):
-// the fields the Rust ports have, as strings, as a row scan leaves them. lazy-alloc reads
-// Username and Email; object-pool loads all five.
+// the fields the Rust ports have, the strings as a row scan leaves them, CreatedAt a
+// time.Time as the guide's ListUsers formats it (users[…].CreatedAt.Format). lazy-alloc reads
+// Username and Email; object-pool loads all five; the database experiments scan id, username,
+// email and created_at.
 type User struct {
 	ID        string
 	Username  string
 	Email     string
 	Status    string
-	CreatedAt string
+	CreatedAt time.Time
 }
 
 // Reset is the guide's user.Reset (its body is elided): the zero User, the strings dropped.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/lib/pq"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -194,6 +196,7 @@ WHERE id = $1 AND deleted_at IS NULL
 // once (database/sql prepares it again on each connection it runs on).
 type PgRepo struct {
 	getByID *sql.Stmt
+	db      *sql.DB
 }
 
 func NewPgRepo(ctx context.Context, db *sql.DB) (*PgRepo, error) {
@@ -219,4 +222,47 @@ func (r *PgRepo) LoadUser(ctx context.Context, id string, user *User) error {
 	}
 	*user = *u
 	return nil
+}
+
+// NewPgRepoWithDB is a PgRepo that also runs the guide's unprepared queries on db.
+func NewPgRepoWithDB(ctx context.Context, db *sql.DB) (*PgRepo, error) {
+	r, err := NewPgRepo(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	r.db = db
+	return r, nil
+}
+
+// 批量查询优化: the guide's (r *UserRepository) GetUsersByIDs as printed, on PgRepo (the
+// guide's repository struct; UserService's repo field is the interface of that name).
+func (r *PgRepo) GetUsersByIDs(ctx context.Context, ids []string) ([]*User, error) {
+	if len(ids) == 0 {
+		return []*User{}, nil
+	}
+
+	// 使用ANY操作符进行批量查询
+	query := `
+        SELECT id, username, email, created_at 
+        FROM users 
+        WHERE id = ANY($1) AND deleted_at IS NULL
+        ORDER BY created_at DESC
+    `
+
+	rows, err := r.db.QueryContext(ctx, query, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("failed to query users: %w", err)
+	}
+	defer rows.Close()
+
+	users := make([]*User, 0, len(ids))
+	for rows.Next() {
+		var user User
+		if err := rows.Scan(&user.ID, &user.Username, &user.Email, &user.CreatedAt); err != nil {
+			return nil, fmt.Errorf("failed to scan user: %w", err)
+		}
+		users = append(users, &user)
+	}
+
+	return users, rows.Err()
 }

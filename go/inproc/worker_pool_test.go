@@ -114,39 +114,11 @@ func BenchmarkWorkerPool(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			items := point(b, 100)
 			ctx := context.Background()
-			db := openPostgres(b, v.maxOpen, v.maxIdle)
-			defer db.Close()
-			ids, err := liveUserIDs(ctx, db, workerPoolIDs, workerPoolSeed)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(ids) <= items {
-				b.Fatalf("only %d user ids for batches of %d", len(ids), items)
-			}
-			repo, err := NewPgRepo(ctx, db)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer repo.getByID.Close()
-			if err := warmPool(ctx, repo.getByID, ids[0], v.maxOpen); err != nil {
-				b.Fatal(err)
-			}
+			db, ids, repo := usersDB(b, v.maxOpen, v.maxIdle, workerPoolIDs, items, v.maxOpen)
 			s := &UserService{repo: repo}
 			filled := db.Stats()
-			closedLoop(b, envCount(b, "PERFLAB_CONCURRENCY", 1), func(c int) operation {
-				rng := splitMix64(workerPoolSeed + uint64(c))
-				return func() string {
-					start := int(rng.next() % uint64(len(ids)-items))
-					users, err := v.process(s, ctx, ids[start:start+items])
-					switch {
-					case err != nil:
-						return errorKind(err)
-					case len(users) != items:
-						return "wrong number of users returned"
-					}
-					return ""
-				}
-			}, func(m map[string]float64, _ float64) {
+			process := func(ctx context.Context, ids []string) ([]*User, error) { return v.process(s, ctx, ids) }
+			closedLoop(b, envCount(b, "PERFLAB_CONCURRENCY", 1), batchLoads(ctx, ids, items, process), func(m map[string]float64, _ float64) {
 				after := db.Stats()
 				closed := func(st sql.DBStats) int64 { return st.MaxIdleClosed + st.MaxIdleTimeClosed + st.MaxLifetimeClosed }
 				opened := int64(after.OpenConnections-filled.OpenConnections) + closed(after) - closed(filled)
@@ -208,4 +180,30 @@ func TestTheQueryIsTheFixtures(t *testing.T) {
 	if string(file) != GetByIDSQL {
 		t.Fatalf("GetByIDSQL differs from fixtures/sql/pg-batch/get_by_id.sql:\n%s", file)
 	}
+}
+
+// usersDB is what the batch benchmarks start from, before the clock: a database/sql pool of
+// maxOpen and maxIdle, the port's first idLimit live user ids in its shuffled order (more than
+// a batch of items), the guide's repository, and warm connections opened with its statement
+// prepared on each. All of it is closed when the benchmark ends.
+func usersDB(b *testing.B, maxOpen, maxIdle, idLimit, items, warm int) (*sql.DB, []string, *PgRepo) {
+	ctx := context.Background()
+	db := openPostgres(b, maxOpen, maxIdle)
+	b.Cleanup(func() { db.Close() })
+	ids, err := liveUserIDs(ctx, db, idLimit, workerPoolSeed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(ids) <= items {
+		b.Fatalf("only %d user ids for batches of %d", len(ids), items)
+	}
+	repo, err := NewPgRepoWithDB(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { repo.getByID.Close() })
+	if err := warmPool(ctx, repo.getByID, ids[0], warm); err != nil {
+		b.Fatal(err)
+	}
+	return db, ids, repo
 }

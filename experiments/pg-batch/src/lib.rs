@@ -49,6 +49,22 @@ harness::table! {
     }
 }
 
+/// The Go originals (go/inproc/worker_pool.go, pg_batch_test.go): the guide's GetByID through
+/// its prepared statement N times, the guide's ProcessUsersBatch, and the guide's
+/// GetUsersByIDs as printed (db.QueryContext with pq.Array: unprepared), on database/sql and
+/// lib/pq, a pool of 25 filled before the clock.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group("go-n-plus-one", "Go original: N lookups through the guide's prepared getUserByID (*sql.Stmt), one after another")
+        .in_go("PgBatch/n-plus-one"),
+    Variant::new("go-guide-worker-pool", "Go original: the same N lookups through the guide's ProcessUsersBatch (10 workers, a queue of 100)")
+        .compared_with("go-n-plus-one")
+        .in_go("PgBatch/guide-worker-pool"),
+    Variant::new("go-guide-any", "Go original: the guide's GetUsersByIDs as printed: db.QueryContext(… = ANY($1) …, pq.Array(ids)), unprepared, as lib/pq sends it")
+        .compared_with("go-n-plus-one")
+        .in_go("PgBatch/guide-any")
+        .tests_claim(),
+];
+
 impl Kind {
     /// Connections a batch uses at once.
     fn connections(self) -> usize {
@@ -131,7 +147,7 @@ impl Experiment for PgBatch {
             guide_section:
                 "数据库优化 → 查询优化 (GetUsersByIDs: 使用ANY操作符进行批量查询); 应用层优化 (ProcessUsersBatch)",
             claim: "One WHERE id = ANY($1) query beats N single-row queries.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("batch size", "users", &[1.0, 10.0, 100.0, 1000.0], &[1.0, 10.0, 100.0]),
             primary_metric: MetricInfo::new(
                 "latency_p50_us",
@@ -220,7 +236,7 @@ mod tests {
         let ids = exp.ids.get();
         let mut batch: Vec<Uuid> = ids[..150].to_vec();
         batch.push(Uuid::nil()); // an id no user has
-        for v in exp.meta().variants {
+        for v in exp.meta().variants.into_iter().filter(|v| v.go.is_none()) {
             let kind = pick(&VARIANTS, v.name).unwrap();
             let pg = ctx.env.postgres().unwrap().clone();
             let b = Batcher::new(pg, kind, ids.clone(), batch.len(), 1).await.unwrap();
