@@ -341,6 +341,17 @@ const VARIANTS: [(Variant, Protocol); 5] = [
     ),
 ];
 
+/// The Go originals (go/inproc/pg_prepared_test.go): lib/pq itself through database/sql, the
+/// claim's pair the sqlx variants above stand in for.
+const GO_VARIANTS: [Variant; 2] = [
+    Variant::baseline_of_group("go-unprepared", "Go original: db.QueryContext / db.ExecContext on lib/pq, which prepares an unnamed statement and then executes it")
+        .in_go("PgPrepared/unprepared"),
+    Variant::new("go-guide-prepared", "Go original: the guide's db.Prepare'd *sql.Stmt (prepared on every connection it runs on, before the clock for lookups)")
+        .compared_with("go-unprepared")
+        .in_go("PgPrepared/guide-prepared")
+        .tests_claim(),
+];
+
 /// (plans, total planning ms, calls) of the lab's statements since the last reset.
 /// `schema` holds the extension (on a server the run did not start, the run's own schema,
 /// which is not on another build's search_path).
@@ -362,7 +373,7 @@ impl Experiment for PgPrepared {
             title: "Prepared statements vs unprepared vs the simple-query protocol",
             guide_section: "数据库优化 → 预编译语句优化 (NewPreparedStatements)",
             claim: "Prepared statements beat unprepared ones.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             cases: names_of(&CASES),
             // With more clients than cores the server's CPU is the limit: where the planning a
             // prepared statement saves counts most.
@@ -460,6 +471,7 @@ impl Experiment for PgPrepared {
         let mut notes = vec![
             "Each client has its own connection and issues one statement after another; the sweep is the number of clients.".to_owned(),
             "The claim's pair runs through sqlx, whose persistent(false) sends lib/pq's messages for db.QueryContext (the unnamed statement parsed and described, then bound and executed: two round trips) and whose statement cache prepares on a connection's first use as database/sql's Stmt does; the tokio-postgres variants are compared with query_typed, the one-round-trip unnamed statement lib/pq does not have. The round_trips_per_query check counts each variant's round trips through a delaying proxy.".into(),
+            "The go-… variants are lib/pq itself through database/sql, the pair the sqlx variants stand in for: each client a connection of its own (a pool of as many, filled before the clock), the same ids, statements and inserts (deleted after each sample). Their plans_per_call is not read (pg_stat_statements is reset and read around the Rust samples only); the round-trip check counts the Rust variants'.".into(),
             "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
             "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
         ];
