@@ -14,15 +14,29 @@ import (
 type operation = func() (failure string)
 
 type loadClient struct {
-	ok   uint64
-	errs map[string]uint64
-	hist histogram
+	ok     uint64
+	errs   map[string]uint64
+	hist   histogram
+	pacing histogram
 }
 
 // closedLoop runs clients (each made by newClient before the clock, on its own goroutine) for
 // the warm-up and the measured time, and prints the sample: the port's load metrics, errors by
 // kind and the latency of the successes; extra adds the experiment's own metrics.
 func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+	runLoad(b, clients, 0, newClient, extra)
+}
+
+// bursts is the port's LoadConfig::bursts with as many requests per burst as clients: every
+// period each client has one request due at the burst's start, and its latency counts from
+// then, so a request sent late (its client still busy, or woken late) waits in its latency.
+// How late the clients woke for a burst they were free for is burst_wake_lateness_*.
+func bursts(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+	runLoad(b, clients, period, newClient, extra)
+}
+
+// runLoad is closedLoop (period 0) or bursts.
+func runLoad(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
 	warmup, duration := sampleTimes(b)
 	calls := make([]operation, clients)
 	for i := range calls {
@@ -41,8 +55,18 @@ func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extr
 			me := &loadClient{errs: map[string]uint64{}}
 			cs[c] = me
 			call := calls[c]
-			for {
+			for k := 0; ; k++ {
 				t := time.Now()
+				if period > 0 {
+					due := started.Add(time.Duration(k) * period)
+					if wait := due.Sub(t); wait > 0 {
+						time.Sleep(wait)
+						if now := time.Now(); !due.Before(warmEnd) && due.Before(end) {
+							me.pacing.record(uint64(max(now.Sub(due).Nanoseconds(), 1)))
+						}
+					}
+					t = due
+				}
 				if !t.Before(end) {
 					return
 				}
@@ -61,11 +85,12 @@ func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extr
 	}
 	wg.Wait()
 	measured := max(time.Since(warmEnd), time.Nanosecond)
-	var all histogram
+	var all, pacing histogram
 	var ok, failed, minOps, maxOps uint64
 	errs := map[string]uint64{}
 	for i, c := range cs {
 		all.add(&c.hist)
+		pacing.add(&c.pacing)
 		ok += c.ok
 		ops := c.ok
 		for k, n := range c.errs {
@@ -79,6 +104,12 @@ func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extr
 		maxOps = max(maxOps, ops)
 	}
 	m := loadMetrics(ok, failed, measured, &all, minOps, maxOps, clients)
+	// Not the port's pacing_lateness_* (which its bursts do not report either, their latency
+	// counting from the burst's start by design): how late Go's timers woke the clients.
+	if pacing.n > 0 {
+		m["burst_wake_lateness_p50_us"] = float64(pacing.quantile(0.5)) / 1e3
+		m["burst_wake_lateness_p99_us"] = float64(pacing.quantile(0.99)) / 1e3
+	}
 	if extra != nil {
 		extra(m, m["ops_per_sec"])
 	}

@@ -109,6 +109,20 @@ const VARIANTS: [(Variant, Kind); 8] = [
     ),
 ];
 
+/// The Go originals (go/inproc/pg_pool_test.go): database/sql itself, the pool the Rust
+/// variants above model, with the guide's NewOptimizedDB and DefaultDBConfig.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group("go-new-connection", "Go original: a new *sql.DB per lookup (lib/pq opens a connection, the lookup, Close)")
+        .in_go("PgPool/new-connection"),
+    Variant::new("go-guide-25-open-5-idle", "Go original: the guide's NewOptimizedDB with DefaultDBConfig (SetMaxOpenConns 25, SetMaxIdleConns 5, its lifetimes, one Ping)")
+        .compared_with("go-new-connection")
+        .in_go("PgPool/guide-25-open-5-idle")
+        .tests_claim(),
+    Variant::new("go-pool-25", "Go original: the same database/sql pool keeping all 25 (SetMaxIdleConns 25)")
+        .compared_with("go-guide-25-open-5-idle")
+        .in_go("PgPool/pool-25"),
+];
+
 enum Conn {
     /// Open, query, close: the full TCP and startup handshake every time (pgbench -C).
     PerQuery {
@@ -179,7 +193,7 @@ impl Experiment for PgPool {
             title: "Connection pools: a connection per query vs pools, and the guide's 25 open / 5 idle, steady and in bursts",
             guide_section: "数据库优化 → 连接池配置 (DefaultDBConfig: MaxOpenConns 25, MaxIdleConns 5)",
             claim: "A connection pool (MaxOpen 25, MaxIdle 5) beats a connection per query.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             cases: names_of(&CASES),
             sweep: Sweep::numeric("client concurrency", "clients", &[1.0, 8.0, 64.0], &[1.0, 8.0]),
             // The mean, from each lookup's due time in the bursts: in the steady closed loop it
@@ -247,6 +261,7 @@ impl Experiment for PgPool {
             "The pools follow database/sql: MaxOpenConns counts idle connections too, a lookup waits only when no idle connection and no room to open one is left (pool_waits_per_sec), a returned connection goes to a waiting lookup picked at random, else to the idle list unless MaxIdleConns are idle, else it is closed (idle_closed_per_sec).".into(),
             "In the steady case the clients never return a connection while 5 are idle, so the guide's MaxIdleConns 5 cannot act; the bursty case sends as many lookups as clients at once, then nothing until the next burst, so every burst above 5 ends with the idle limit closing what it opened.".into(),
             "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
+            "The go-… variants are database/sql itself with lib/pq, the pools the Rust variants model: the guide's NewOptimizedDB (its limits, lifetimes and one Ping), the same pool keeping all 25, and a new *sql.DB per lookup; every one sends the lookup as db.QueryRowContext does on lib/pq (an unnamed statement: two round trips), so only the connection handling differs among them. Their bursts are paced by Go's own timers, how late they woke in burst_wake_lateness_*.".into(),
             "Pools start empty and fill during the warm-up (the guide's NewOptimizedDB pings once, which leaves one connection idle: the warm-up opens that and more). pool-25 is compared with the guide's setting: the same pool without its idle limit, so that comparison is the price of MaxIdleConns 5.".into(),
             "In the bursty case every lookup of a burst is due at the burst's start, and its latency counts from then: the lookups a load thread sends after its other workers' are late by design, so the harness's pacing lateness is not held against these samples (it is for evenly spaced arrivals).".into(),
             "sqlx maps the guide's settings as max_connections 25, min_connections 5, idle_timeout 5 min, max_lifetime 30 min: it has no cap on idle connections, so it does not close a returned connection as database/sql does past MaxIdleConns. It returns a connection to the pool from a task spawned when the PoolConnection drops (sqlx-core's PoolConnection::drop): a client that asks again before that task ran finds no idle connection and may open another, up to 25 (connections_opened and server_backends_max show how many). The load engine's workers run on single-threaded runtimes, where that task waits for the worker to yield; on a multi-threaded runtime it can run sooner.".into(),
