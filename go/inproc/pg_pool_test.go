@@ -20,8 +20,11 @@ type countingConnector struct {
 }
 
 func (c countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	c.opened.Add(1)
-	return c.Connector.Connect(ctx)
+	conn, err := c.Connector.Connect(ctx)
+	if err == nil {
+		c.opened.Add(1)
+	}
+	return conn, err
 }
 
 // pgConnector is lib/pq's connector for the run's Postgres (libpq's environment, the run's
@@ -70,16 +73,13 @@ func BenchmarkPgPool(b *testing.B) {
 			openedBefore := opened.Load()
 			var pool *sql.DB
 			if v.maxOpen > 0 {
-				// The guide's NewOptimizedDB: the limits, then one Ping.
-				pool = sql.OpenDB(connector)
-				defer pool.Close()
-				pool.SetMaxOpenConns(v.maxOpen)
-				pool.SetMaxIdleConns(v.maxIdle)
-				pool.SetConnMaxLifetime(30 * time.Minute)
-				pool.SetConnMaxIdleTime(5 * time.Minute)
-				if err := pool.PingContext(ctx); err != nil {
+				// The guide's NewOptimizedDB with its DefaultDBConfig (pool-25: all kept).
+				cfg := DefaultDBConfig()
+				cfg.MaxOpenConns, cfg.MaxIdleConns = v.maxOpen, v.maxIdle
+				if pool, err = NewOptimizedDBOn(connector, cfg); err != nil {
 					b.Fatal(err)
 				}
+				defer pool.Close()
 			}
 			// The server's client backends while the load runs, on the admin's connection.
 			stop := make(chan struct{})

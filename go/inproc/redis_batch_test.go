@@ -9,14 +9,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisClient is a go-redis client of the run's Redis (PERFLAB_REDIS_URL, never argv), with
-// go-redis's defaults.
-func redisClient(b *testing.B) *redis.Client {
+// redisOptions are the run's Redis as go-redis reads its URL (PERFLAB_REDIS_URL, never argv),
+// go-redis's defaults for the rest.
+func redisOptions(b *testing.B) *redis.Options {
 	opts, err := redis.ParseURL(os.Getenv("PERFLAB_REDIS_URL"))
 	if err != nil {
-		b.Fatalf("no Redis: PERFLAB_REDIS_URL: %v", err)
+		// Not the error: url.Parse's quotes the URL, password included.
+		b.Fatal("no Redis: PERFLAB_REDIS_URL is not set to a Redis URL")
 	}
-	return redis.NewClient(opts)
+	return opts
+}
+
+// redisClient is a go-redis client of the run's Redis, with go-redis's defaults.
+func redisClient(b *testing.B) *redis.Client {
+	return redis.NewClient(redisOptions(b))
 }
 
 // redisBatchKeys is the port's key space (experiments/redis-batch): <prefix>user:<i>.

@@ -32,18 +32,22 @@ func NewOptimizedRedisClient(addr, password string) *redis.Client {
 	})
 }
 
-// DefaultRedisClient is go-redis with its own defaults (PoolSize 10 × GOMAXPROCS, no
-// MinIdleConns, no MaxIdleConns limit), the baseline the guide's settings are set against.
-func DefaultRedisClient(addr, password string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: addr, Password: password})
-}
-
-// SizedRedisClient is the guide's client with another PoolSize.
-func SizedRedisClient(addr, password string, size int) *redis.Client {
-	c := NewOptimizedRedisClient(addr, password)
-	opts := c.Options()
-	_ = c.Close()
-	o := *opts
+// GuideRedisOptions are the guide's settings (NewOptimizedRedisClient's, a Go test checks
+// them) applied to base, the run's Redis as its URL gives it (address, password, username,
+// database, TLS), with PoolSize size.
+func GuideRedisOptions(base *redis.Options, size int) *redis.Options {
+	o := *base
+	o.DB = 0
 	o.PoolSize = size
-	return redis.NewClient(&o)
+	o.MinIdleConns = 5
+	o.MaxIdleConns = 10
+	o.ConnMaxIdleTime = 5 * time.Minute
+	o.ConnMaxLifetime = 30 * time.Minute
+	o.DialTimeout = 5 * time.Second
+	o.ReadTimeout = 3 * time.Second
+	o.WriteTimeout = 3 * time.Second
+	o.MaxRetries = 3
+	o.MinRetryBackoff = 8 * time.Millisecond
+	o.MaxRetryBackoff = 512 * time.Millisecond
+	return &o
 }

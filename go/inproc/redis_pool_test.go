@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,10 +44,26 @@ func BenchmarkRedisPool(b *testing.B) {
 				b.Fatal("client concurrency must be within 1..=10000")
 			}
 			ctx := context.Background()
-			admin := redisClient(b)
+			base := redisOptions(b)
+			admin := redis.NewClient(base)
 			defer admin.Close()
-			opts := admin.Options()
-			addr, password := opts.Addr, opts.Password
+			// Every connection the variant's pool or clients dial, counted as it is made.
+			var dialled atomic.Int64
+			counted := func(o *redis.Options) *redis.Options {
+				c := *o
+				d := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 5 * time.Minute}
+				if c.DialTimeout == 0 {
+					d.Timeout = 5 * time.Second
+				}
+				c.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					conn, err := d.DialContext(ctx, network, addr)
+					if err == nil {
+						dialled.Add(1)
+					}
+					return conn, err
+				}
+				return &c
+			}
 			// As in the port, the pool's own dials (MinIdleConns at creation) count.
 			accepted, err := infoField(ctx, admin, "stats", "total_connections_received")
 			if err != nil {
@@ -54,18 +72,19 @@ func BenchmarkRedisPool(b *testing.B) {
 			var pool *redis.Client
 			switch name {
 			case "default":
-				pool = DefaultRedisClient(addr, password)
+				pool = redis.NewClient(counted(base))
 			case "guide-20":
-				pool = NewOptimizedRedisClient(addr, password)
+				pool = redis.NewClient(counted(GuideRedisOptions(base, 20)))
 			case "pool-5":
-				pool = SizedRedisClient(addr, password, 5)
+				pool = redis.NewClient(counted(GuideRedisOptions(base, 5)))
 			case "pool-100":
-				pool = SizedRedisClient(addr, password, 100)
+				pool = redis.NewClient(counted(GuideRedisOptions(base, 100)))
 			}
 			if pool != nil {
 				defer pool.Close()
-				// The MinIdleConns dials go-redis starts at creation finish before the clock.
-				for deadline := time.Now().Add(5 * time.Second); int(pool.PoolStats().IdleConns) < pool.Options().MinIdleConns && time.Now().Before(deadline); {
+				// The MinIdleConns dials go-redis starts at creation finish before the clock
+				// (TotalConns counts a connection once dialled).
+				for deadline := time.Now().Add(5 * time.Second); int(pool.PoolStats().TotalConns) < pool.Options().MinIdleConns && time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
 			}
@@ -75,7 +94,9 @@ func BenchmarkRedisPool(b *testing.B) {
 				keys[i] = prefix + "user:" + strconv.Itoa(i)
 			}
 			// The monitor, on its own connection: open connections on the server, and in the pool.
-			monitor := redis.NewClient(&redis.Options{Addr: addr, Password: password, PoolSize: 1})
+			mo := *base
+			mo.PoolSize = 1
+			monitor := redis.NewClient(&mo)
 			defer monitor.Close()
 			stop := make(chan struct{})
 			var serverMax, poolMax float64
@@ -97,6 +118,7 @@ func BenchmarkRedisPool(b *testing.B) {
 					}
 				}
 			}()
+			perGet := counted(base)
 			started := time.Now()
 			closedLoop(b, clients, func(c int) operation {
 				rng := splitMix64(0x9E3779B9 ^ uint64(c))
@@ -104,7 +126,7 @@ func BenchmarkRedisPool(b *testing.B) {
 					key := keys[rng.next()%redisPoolKeys]
 					client := pool
 					if client == nil {
-						client = redis.NewClient(&redis.Options{Addr: addr, Password: password})
+						client = redis.NewClient(perGet)
 						defer client.Close()
 					}
 					_, err := client.Get(ctx, key).Bytes()
@@ -129,6 +151,7 @@ func BenchmarkRedisPool(b *testing.B) {
 				m["server_connections_max"] = max(serverMax-2, 0)
 				if pool != nil {
 					m["pool_connections_max"] = poolMax
+					m["pool_connections_opened"] = float64(dialled.Load())
 					m["pool_size"] = float64(pool.Options().PoolSize)
 				}
 			})
@@ -138,3 +161,16 @@ func BenchmarkRedisPool(b *testing.B) {
 
 // redisPoolKeys is the port's key space (experiments/redis-pool): <prefix>user:<i>.
 const redisPoolKeys = 10_000
+
+func TestTheGuidesRedisSettingsAreNewOptimizedRedisClients(t *testing.T) {
+	printed := NewOptimizedRedisClient("127.0.0.1:1", "pw")
+	defer printed.Close()
+	got := GuideRedisOptions(&redis.Options{Addr: "127.0.0.1:1", Password: "pw"}, 20)
+	p := printed.Options()
+	if p.PoolSize != got.PoolSize || p.MinIdleConns != got.MinIdleConns || p.MaxIdleConns != got.MaxIdleConns ||
+		p.ConnMaxIdleTime != got.ConnMaxIdleTime || p.ConnMaxLifetime != got.ConnMaxLifetime ||
+		p.DialTimeout != got.DialTimeout || p.ReadTimeout != got.ReadTimeout || p.WriteTimeout != got.WriteTimeout ||
+		p.MaxRetries != got.MaxRetries || p.MinRetryBackoff != got.MinRetryBackoff || p.MaxRetryBackoff != got.MaxRetryBackoff {
+		t.Fatalf("GuideRedisOptions %+v differ from NewOptimizedRedisClient's %+v", got, p)
+	}
+}

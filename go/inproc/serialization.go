@@ -43,8 +43,11 @@ func (s *MsgPackSerializer) Unmarshal(data []byte, v interface{}) error {
 type CompactMsgPackSerializer struct{}
 
 func (s *CompactMsgPackSerializer) Marshal(v interface{}) ([]byte, error) {
+	// msgpack.Marshal's own way (a pooled encoder), with array-encoded structs.
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
 	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+	enc.Reset(&buf)
 	enc.UseArrayEncodedStructs(true)
 	if err := enc.Encode(v); err != nil {
 		return nil, err

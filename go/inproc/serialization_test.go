@@ -71,11 +71,7 @@ func serialBench[T any](b *testing.B, c serialCase, value *T, records int) {
 	var client *redis.Client
 	key := os.Getenv("PERFLAB_REDIS_PREFIX") + c.label + ":go-" + c.name
 	if c.op == "redis" || c.op == "redis-bytes" {
-		opts, err := redis.ParseURL(os.Getenv("PERFLAB_REDIS_URL"))
-		if err != nil {
-			b.Fatalf("the Redis round trip needs the run's Redis (PERFLAB_REDIS_URL): %v", err)
-		}
-		client = redis.NewClient(opts)
+		client = redisClient(b)
 		defer client.Close()
 		if got, err := setGet(ctx, client, key, data); err != nil || !bytes.Equal(got, data) {
 			b.Fatalf("GET returned other bytes than SET stored (%v)", err)

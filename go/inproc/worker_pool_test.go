@@ -188,8 +188,7 @@ func TestTheQueryIsTheFixtures(t *testing.T) {
 // prepared on each. All of it is closed when the benchmark ends.
 func usersDB(b *testing.B, maxOpen, maxIdle, idLimit, items, warm int) (*sql.DB, []string, *PgRepo) {
 	ctx := context.Background()
-	db := openPostgres(b, maxOpen, maxIdle)
-	b.Cleanup(func() { db.Close() })
+	db, repo := usersPool(b, maxOpen, maxIdle)
 	ids, err := liveUserIDs(ctx, db, idLimit, workerPoolSeed)
 	if err != nil {
 		b.Fatal(err)
@@ -197,13 +196,21 @@ func usersDB(b *testing.B, maxOpen, maxIdle, idLimit, items, warm int) (*sql.DB,
 	if len(ids) <= items {
 		b.Fatalf("only %d user ids for batches of %d", len(ids), items)
 	}
-	repo, err := NewPgRepoWithDB(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { repo.getByID.Close() })
 	if err := warmPool(ctx, repo.getByID, ids[0], warm); err != nil {
 		b.Fatal(err)
 	}
 	return db, ids, repo
+}
+
+// usersPool is a database/sql pool of maxOpen and maxIdle and the guide's repository on it,
+// closed when the benchmark ends.
+func usersPool(b *testing.B, maxOpen, maxIdle int) (*sql.DB, *PgRepo) {
+	db := openPostgres(b, maxOpen, maxIdle)
+	b.Cleanup(func() { db.Close() })
+	repo, err := NewPgRepoWithDB(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { repo.getByID.Close() })
+	return db, repo
 }

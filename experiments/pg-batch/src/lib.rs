@@ -160,7 +160,7 @@ impl Experiment for PgBatch {
                     "queries_per_batch",
                     "queries",
                     Better::Lower,
-                    "statements sent per batch (each a round trip)",
+                    "statements sent per batch (each a round trip, but go-guide-any's: lib/pq's unprepared statement takes two)",
                 ),
                 MetricInfo::new("rows_per_sec", "rows/s", Better::Higher, "users fetched per second"),
                 MetricInfo::new("connections", "connections", Better::Lower, "connections one client holds"),
