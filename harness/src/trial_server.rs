@@ -32,7 +32,7 @@ const REDIS_CLUSTER_URL_VAR: &str = "PERFLAB_TRIAL_REDIS_CLUSTER_URL";
 const PG_PID_VAR: &str = "PERFLAB_TRIAL_PG_PID";
 const REDIS_PID_VAR: &str = "PERFLAB_TRIAL_REDIS_PID";
 /// The side's tag (`base`, `this`): its Redis keys live under a prefix of their own.
-const SIDE_VAR: &str = "PERFLAB_TRIAL_SIDE";
+use crate::provision::SIDE_VAR;
 
 /// What the run asks a trial server.
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,10 +73,7 @@ pub enum Reply {
     },
 }
 
-/// The tag of the side this process serves, when it is a trial server.
-pub fn side_tag() -> Option<String> {
-    std::env::var(SIDE_VAR).ok().filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
-}
+pub use crate::provision::side_tag;
 
 /// The body of `xtask trial-server`: serve one experiment of `catalogue` until stdin closes.
 /// Errors go back as `Failed` replies; what cannot (no experiment, no servers) ends the

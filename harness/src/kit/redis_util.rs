@@ -10,10 +10,7 @@ use std::process::Command;
 /// (`bench --against`), `perflab:<side>:<id>:`, so that each build has keys of its own (the
 /// side tags have the same length: the keys' sizes do not differ between the builds).
 pub fn prefix(experiment: &str) -> String {
-    match crate::trial_server::side_tag() {
-        Some(side) => format!("perflab:{side}:{experiment}:"),
-        None => format!("perflab:{experiment}:"),
-    }
+    crate::provision::redis_prefix(experiment)
 }
 
 /// Delete every key under `prefix` (SCAN + UNLINK, never KEYS or FLUSHALL: the server may be

@@ -255,6 +255,23 @@ pub struct RedisTarget {
     pub port: u16,
 }
 
+/// The environment variable that tells a trial server which side it serves (`trial_server`).
+pub const SIDE_VAR: &str = "PERFLAB_TRIAL_SIDE";
+
+/// The tag of the side this process serves, when it is a trial server.
+pub fn side_tag() -> Option<String> {
+    std::env::var(SIDE_VAR).ok().filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The prefix of every Redis key `experiment` writes: its own, and under `--against` its
+/// side's, so the two builds never share a key.
+pub fn redis_prefix(experiment: &str) -> String {
+    match side_tag() {
+        Some(side) => format!("perflab:{side}:{experiment}:"),
+        None => format!("perflab:{experiment}:"),
+    }
+}
+
 /// A Redis client for `url` whose connections set TCP_NODELAY, as Go's net package does on
 /// every TCP connection (so go-redis does): the redis crate leaves Nagle's algorithm on, which
 /// can hold a small write back until the previous one is acknowledged.

@@ -39,7 +39,7 @@ impl<'a> Local<'a> {
         let mut env = self.ctx.env.postgres().map(|pg| pg.go_env()).unwrap_or_default();
         if let Ok(redis) = self.ctx.env.redis() {
             env.push(("PERFLAB_REDIS_URL", redis.url.clone()));
-            env.push(("PERFLAB_REDIS_PREFIX", crate::kit::redis_util::prefix(self.id)));
+            env.push(("PERFLAB_REDIS_PREFIX", crate::provision::redis_prefix(self.id)));
         }
         env
     }
