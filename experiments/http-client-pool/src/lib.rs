@@ -93,6 +93,29 @@ fn start_service(counters: Arc<Counters>) -> anyhow::Result<Server> {
     })
 }
 
+/// The Go originals (go/inproc/http_client_pool.go): Go's own http.Transport, the one the
+/// Rust variants above model, with the guide's NewOptimizedHTTPClient as printed.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group(
+        "go-http-no-keep-alive",
+        "Go original: http.Transport with DisableKeepAlives, a connection per request",
+    )
+    .in_go("HTTPClientPool/no-keep-alive"),
+    Variant::new(
+        "go-http-default-transport",
+        "Go original: http.DefaultTransport's settings (MaxIdleConnsPerHost 2, no MaxConnsPerHost)",
+    )
+    .compared_with("go-http-no-keep-alive")
+    .in_go("HTTPClientPool/default-transport"),
+    Variant::new(
+        "go-http-guide-pool",
+        "Go original: the guide's NewOptimizedHTTPClient as printed (MaxIdleConnsPerHost 20, MaxConnsPerHost 50)",
+    )
+    .compared_with("go-http-default-transport")
+    .in_go("HTTPClientPool/guide-pool")
+    .tests_claim(),
+];
+
 /// A JSON object of exactly `BODY_BYTES` bytes.
 fn body() -> String {
     let head = "{\"id\":1,\"name\":\"user 1\",\"email\":\"user1@example.com\",\"bio\":\"";
@@ -371,7 +394,7 @@ impl Experiment for HttpClientPool {
             title: "HTTP client connection pool: keep-alive vs a connection per request",
             guide_section: "HTTP服务优化: 连接池优化 (NewOptimizedHTTPClient)",
             claim: "The guide's client pool (MaxIdleConnsPerHost 20, MaxConnsPerHost 50) beats Go's default transport (2 idle connections per host), and keep-alive beats a connection per request.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("concurrency", "clients", &[1.0, 16.0, 128.0], &[16.0, 128.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
@@ -431,6 +454,7 @@ impl Experiment for HttpClientPool {
             format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client and hyper's reach on the same kind of endpoint."),
             "Each sample starts a new service on a new port and builds a new client, so connections accepted and TIME_WAIT sockets are that sample's; the warm-up fills the pool before the measured window.".into(),
             format!("guide-pool and go-default-transport are one model of Go's http.Transport with two settings (MaxIdleConnsPerHost {GUIDE_MAX_IDLE_CONNS_PER_HOST} and MaxConnsPerHost {GUIDE_MAX_CONNS_PER_HOST}; Go's default {GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST} idle and no cap): an idle connection first; else the request waits while a dial starts for it (if under the cap) and takes whichever comes first, the dial or a released connection; a released connection goes to a waiting request before the idle list, and beyond the idle limit it is closed. Each connection is one of hyper's HTTP/1.1 client, released only once its answer is read and it is ready for the next request. The server's accepted connections must match the model's dials in every sample, or the sample is not a measurement of the pool. MaxIdleConns 100 (across hosts) does not matter with one host; IdleConnTimeout 90 s and the timeouts never act in a sample; ExpectContinueTimeout and TLS settings do not apply to plain GETs."),
+            "The go-… variants are Go's own http.Transport and http.Client, the transport the model stands for, against a net/http service in their own process (the same path, the same 512 bytes, a new service per sample), its accepted connections counted by the server's ConnState and TIME_WAIT read from /proc/net/tcp as for the Rust variants.".into(),
             "no-keep-alive uses the same hyper connection, one per request with Connection: close. reqwest-default and pooled-http2 are another library (reqwest's pool over hyper-util, a task per connection): their comparison with go-default-transport includes the library.".into(),
             "Linux reuses loopback TIME_WAIT sockets for new outgoing connections (net.ipv4.tcp_tw_reuse = 2, the default), so a connection per request runs out of ephemeral ports later here than between two machines; errors of that kind are counted by kind, never as requests.".into(),
         ]
