@@ -103,7 +103,7 @@ func BenchmarkHTTPClientPool(b *testing.B) {
 					}
 					return ""
 				}
-			}, func(m map[string]float64, _ float64) {
+			}, func(m map[string]float64, _ map[string]uint64, _ float64) {
 				// Read before anything closes: what the traffic itself left.
 				if tw, err := timeWaitSockets(port); err == nil {
 					m["time_wait"] = float64(tw)

@@ -25,7 +25,7 @@ type loadClient struct {
 // closedLoop runs clients (each made by newClient before the clock, on its own goroutine) for
 // the warm-up and the measured time, and prints the sample: the port's load metrics, errors by
 // kind and the latency of the successes; extra adds the experiment's own metrics.
-func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extra func(m map[string]float64, errs map[string]uint64, opsPerSec float64)) {
 	runLoad(b, clients, 0, newClient, extra)
 }
 
@@ -33,12 +33,12 @@ func closedLoop(b *testing.B, clients int, newClient func(i int) operation, extr
 // period each client has one request due at the burst's start, and its latency counts from
 // then, so a request sent late (its client still busy, or woken late) waits in its latency.
 // How late the clients woke for a burst they were free for is burst_wake_lateness_*.
-func bursts(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+func bursts(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, errs map[string]uint64, opsPerSec float64)) {
 	runLoad(b, clients, period, newClient, extra)
 }
 
 // runLoad is closedLoop (period 0) or bursts.
-func runLoad(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, ops float64)) {
+func runLoad(b *testing.B, clients int, period time.Duration, newClient func(i int) operation, extra func(m map[string]float64, errs map[string]uint64, opsPerSec float64)) {
 	warmup, duration := sampleTimes(b)
 	calls := make([]operation, clients)
 	for i := range calls {
@@ -121,7 +121,7 @@ func runLoad(b *testing.B, clients int, period time.Duration, newClient func(i i
 		m["burst_wake_lateness_p99_us"] = float64(pacing.quantile(0.99)) / 1e3
 	}
 	if extra != nil {
-		extra(m, m["ops_per_sec"])
+		extra(m, errs, m["ops_per_sec"])
 	}
 	emit(b, m, errs, all.summary())
 }

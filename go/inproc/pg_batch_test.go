@@ -42,7 +42,7 @@ func BenchmarkPgBatch(b *testing.B) {
 				}[v.name]
 				loads[c] = batchLoads(ctx, ids, items, process)(c)
 			}
-			closedLoop(b, clients, func(c int) operation { return loads[c] }, func(m map[string]float64, perSec float64) {
+			closedLoop(b, clients, func(c int) operation { return loads[c] }, func(m map[string]float64, _ map[string]uint64, perSec float64) {
 				// Statements sent; go-guide-any's one unprepared statement is two round trips,
 				// as lib/pq sends it (the notes say so).
 				m["queries_per_batch"] = float64(items)

@@ -119,7 +119,7 @@ func BenchmarkPgPool(b *testing.B) {
 					return ""
 				}
 			}
-			extra := func(m map[string]float64, _ float64) {
+			extra := func(m map[string]float64, _ map[string]uint64, _ float64) {
 				elapsed := time.Since(started).Seconds()
 				close(stop)
 				wg.Wait()

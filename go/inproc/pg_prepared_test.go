@@ -91,7 +91,7 @@ func BenchmarkPgPrepared(b *testing.B) {
 					}
 					return ""
 				}
-			}, func(m map[string]float64, _ float64) {
+			}, func(m map[string]float64, _ map[string]uint64, _ float64) {
 				if shape != "insert" {
 					return
 				}

@@ -71,7 +71,7 @@ func BenchmarkRedisBatch(b *testing.B) {
 					}
 					return ""
 				}
-			}, func(m map[string]float64, perSec float64) {
+			}, func(m map[string]float64, _ map[string]uint64, perSec float64) {
 				m["keys_per_sec"] = perSec * float64(batch)
 			})
 		})

@@ -138,7 +138,7 @@ func BenchmarkRedisPool(b *testing.B) {
 					}
 					return ""
 				}
-			}, func(m map[string]float64, _ float64) {
+			}, func(m map[string]float64, _ map[string]uint64, _ float64) {
 				elapsed := time.Since(started).Seconds()
 				close(stop)
 				wg.Wait()

@@ -121,6 +121,20 @@ const DESIGNS: [(Design, &str, &str, Option<&str>); 6] = [
     ),
 ];
 
+/// The Go originals (go/inproc/multi_level_cache.go): the guide's MultiLevelCache as printed
+/// (its sync.Map, go-redis, a goroutine per refill) and the designs without moka, in Go.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group("go-postgres-only", "Go original: every read a query (database/sql, lib/pq, the guide's prepared getUserByID)")
+        .in_go("MultiLevelCache/postgres-only"),
+    Variant::new("go-redis-postgres", "Go original: cache-aside in go-redis (30-minute TTL), then Postgres; refills awaited")
+        .compared_with("go-postgres-only")
+        .in_go("MultiLevelCache/redis-postgres"),
+    Variant::new("go-guide-l1-redis-postgres", "Go original: the guide's MultiLevelCache as printed: a sync.Map of *CacheItem (5-minute TTL, expired items deleted on read), go-redis, Postgres, a goroutine per database read refilling L1 and Redis")
+        .compared_with("go-postgres-only")
+        .in_go("MultiLevelCache/guide-l1-redis-postgres")
+        .tests_claim(),
+];
+
 impl Design {
     fn name(self) -> &'static str {
         DESIGNS.iter().find(|d| d.0 == self).map(|d| d.1).expect("every design is declared")
@@ -431,6 +445,7 @@ impl Experiment for MultiLevelCache {
                     tests_claim: design == Design::GuideL1,
                     ..Variant::new(name, description)
                 })
+                .chain(GO_VARIANTS.iter().cloned())
                 .collect(),
             sweep: Sweep::numeric("Zipf skew", "s", &[0.6, 0.99, 1.2], &[0.6, 1.2]),
             // The mean, not the median: a read's latency is a mixture of L1 hits (about a
@@ -563,6 +578,7 @@ impl Experiment for MultiLevelCache {
                 p.as_ref().map(|p| p.keys).unwrap_or(0),
                 p.as_ref().map(|p| p.l1_capacity).unwrap_or(0)
             ),
+            "The go-… variants are the guide's MultiLevelCache itself (its sync.Map, go-redis, a goroutine per refill) beside Postgres alone and Redis cache-aside in Go, on the same keys, draws (the port's alias table and seeds), pre-warm and clients; the database reads are counted where they are made, the Redis GETs and failed refills by a go-redis hook. The moka designs have no Go original.".into(),
             "The guide's sync.Map is stood in for by a HashMap behind a RwLock; values are decoded from JSON on an L2 hit, as the guide's json.Unmarshal does, in every design with an L1.".into(),
             "l1_entries shows what the unbounded map keeps: every key ever read, until its TTL passes and it is read again.".into(),
             "Staleness is in the observations: measured with the TTLs scaled down in the guide's ratio so the watch outlasts them; with the guide's 5 and 30 minutes, multiply.".into(),
@@ -711,6 +727,10 @@ mod tests {
         let tenth = draws.iter().filter(|&&d| d == 9).count() as f64 / draws.len() as f64;
         let want = 1.0 / (10f64.powf(1.2) * h);
         assert!((tenth - want).abs() < 0.004, "{tenth} vs {want}");
+        // go/inproc/multi_level_cache_test.go pins the same draws: Go draws the port's keys.
+        let mut rng7 = SplitMix64::new(7);
+        let first: Vec<u32> = (0..12).map(|_| zipf.draw(&mut rng7)).collect();
+        assert_eq!(first, [487, 0, 3, 8, 54, 82, 61, 0, 0, 8, 6, 9]);
         let flat = Zipf::new(10, 0.0);
         let draws: Vec<u32> = (0..100_000).map(|_| flat.draw(&mut rng)).collect();
         for r in 0..10 {

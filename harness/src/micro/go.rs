@@ -209,7 +209,7 @@ async fn run(
     bench: &str,
     at: Trial<'_>,
     benchtime: &str,
-    env: &[(&'static str, String)],
+    env: &[(String, String)],
 ) -> anyhow::Result<GoBench> {
     let (mut cmd, name) = command(bin, bench, at.point, benchtime, 1)?;
     cmd.env("PERFLAB_CASE", at.case).envs(env.iter().map(|(k, v)| (k, v)));
@@ -269,7 +269,7 @@ pub async fn run_sample(
     settings: &Settings,
     bench: &str,
     at: Trial<'_>,
-    env: &[(&'static str, String)],
+    env: &[(String, String)],
 ) -> anyhow::Result<(Sample, Option<GoProcess>)> {
     let bin = test_binary().await?;
     let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -295,7 +295,7 @@ pub async fn measure(
     experiment: &str,
     bench: &str,
     at: Trial<'_>,
-    env: &[(&'static str, String)],
+    env: &[(String, String)],
 ) -> anyhow::Result<Sample> {
     static CALLS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
     let bin = test_binary().await?;

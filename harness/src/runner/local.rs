@@ -13,6 +13,8 @@ pub struct Local<'a> {
     id: &'static str,
     /// Its Go originals and their Go benchmarks (`Variant::in_go`).
     go: Vec<(&'static str, &'static str)>,
+    /// Its knobs, which its Go originals read from their environment.
+    knobs: Vec<crate::Knob>,
     /// Why they cannot run here (no toolchain, a build that failed), once known.
     no_go: Option<String>,
     prepared: bool,
@@ -24,7 +26,8 @@ impl<'a> Local<'a> {
     pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
         let meta = exp.meta();
         let go = meta.variants.iter().filter_map(|v| Some((v.name, v.go?))).collect();
-        Self { exp, ctx, id: meta.id, go, no_go: None, prepared: false, slowed: Default::default() }
+        let knobs = meta.knobs.clone();
+        Self { exp, ctx, id: meta.id, go, knobs, no_go: None, prepared: false, slowed: Default::default() }
     }
 
     /// The Go benchmark that measures `variant`, if it is a Go original.
@@ -34,12 +37,30 @@ impl<'a> Local<'a> {
 
     /// What a Go original needs to reach the run's servers, in its environment (never its
     /// command line): libpq's variables for Postgres, the Redis URL and this experiment's key
-    /// prefix.
-    fn go_env(&self) -> Vec<(&'static str, String)> {
-        let mut env = self.ctx.env.postgres().map(|pg| pg.go_env()).unwrap_or_default();
+    /// prefix; and the experiment's knobs, each as `PERFLAB_KNOB_<NAME>` (its `--set`, else its
+    /// default in this mode; a derived knob only when set).
+    fn go_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .ctx
+            .env
+            .postgres()
+            .map(|pg| pg.go_env())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        for knob in &self.knobs {
+            let value = match knob.default {
+                crate::knob::KnobDefault::Derived(_) => knob.set_value(&self.ctx.settings).ok().flatten(),
+                crate::knob::KnobDefault::Value { .. } => knob.value(&self.ctx.settings).ok(),
+            };
+            if let Some(v) = value {
+                env.push((format!("PERFLAB_KNOB_{}", knob.name.to_ascii_uppercase()), v.to_string()));
+            }
+        }
         if let Ok(redis) = self.ctx.env.redis() {
-            env.push(("PERFLAB_REDIS_URL", redis.url.clone()));
-            env.push(("PERFLAB_REDIS_PREFIX", crate::provision::redis_prefix(self.id)));
+            env.push(("PERFLAB_REDIS_URL".to_owned(), redis.url.clone()));
+            env.push(("PERFLAB_REDIS_PREFIX".to_owned(), crate::provision::redis_prefix(self.id)));
         }
         env
     }
