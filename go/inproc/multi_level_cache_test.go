@@ -194,14 +194,21 @@ func BenchmarkMultiLevelCache(b *testing.B) {
 				cache = guide
 			}
 			zipf := newZipfAlias(len(ids), skew)
-			reads := make([]int64, clients)
+			// Each client's reads and draws in an allocation of its own: no two clients write
+			// one cache line.
+			type reader struct {
+				reads int64
+				rng   splitMix64
+				_     [48]byte // a cache line each (Go packs small objects together)
+			}
+			readers := make([]*reader, clients)
 			ops := make([]operation, clients)
-			rngs := make([]splitMix64, clients)
 			for c := range ops {
-				rngs[c] = splitMix64(workerPoolSeed ^ uint64(c)*0x9E3779B97F4A7C15)
+				r := &reader{rng: splitMix64(workerPoolSeed ^ uint64(c)*0x9E3779B97F4A7C15)}
+				readers[c] = r
 				ops[c] = func() string {
-					reads[c]++
-					if _, err := cache.Get(ctx, keys[zipf.draw(&rngs[c])]); err != nil {
+					r.reads++
+					if _, err := cache.Get(ctx, keys[zipf.draw(&r.rng)]); err != nil {
 						return errorKind(err)
 					}
 					return ""
@@ -228,7 +235,9 @@ func BenchmarkMultiLevelCache(b *testing.B) {
 					b.Fatalf("pre-warming the caches: %s", f)
 				}
 			}
-			clear(reads)
+			for _, r := range readers {
+				r.reads = 0
+			}
 			gets0, hits0, l30 := counts.gets.Load(), counts.hits.Load(), l3.reads.Load()
 			closedLoop(b, clients, func(c int) operation { return ops[c] }, func(m map[string]float64, errs map[string]uint64, _ float64) {
 				// The background refills that failed, by kind, as the port counts them.
@@ -239,8 +248,8 @@ func BenchmarkMultiLevelCache(b *testing.B) {
 				counts.mu.Unlock()
 				elapsed := time.Since(started).Seconds()
 				var total int64
-				for _, n := range reads {
-					total += n
+				for _, r := range readers {
+					total += r.reads
 				}
 				gets, hits, h3 := counts.gets.Load()-gets0, counts.hits.Load()-hits0, l3.reads.Load()-l30
 				h1, h2 := max(total-gets, 0), hits
