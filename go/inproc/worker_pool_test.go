@@ -154,11 +154,45 @@ func errorKind(err error) string {
 	if errors.Is(err, sql.ErrNoRows) {
 		return "user not found"
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, ": "); i > 0 && len(msg) > 120 {
-		msg = msg[:i]
+	return kindOf(err.Error())
+}
+
+// kindOf is the port's error_kind (harness/src/load.rs): every run of digits an N (a port, an
+// id, a count), but an OS error's number; at most 160 characters.
+func kindOf(msg string) string {
+	var out strings.Builder
+	n := 0
+	for i := 0; i < len(msg) && n < 160; n++ {
+		c := msg[i]
+		if c < '0' || c > '9' {
+			out.WriteByte(c)
+			i++
+			continue
+		}
+		j := i
+		for j < len(msg) && msg[j] >= '0' && msg[j] <= '9' {
+			j++
+		}
+		if strings.HasSuffix(out.String(), "os error ") {
+			out.WriteString(msg[i:j])
+		} else {
+			out.WriteByte('N')
+		}
+		i = j
 	}
-	return msg
+	return out.String()
+}
+
+func TestErrorKindsAreThePorts(t *testing.T) {
+	for in, want := range map[string]string{
+		"dial tcp 127.0.0.1:40123: connect: connection refused": "dial tcp N.N.N.N:N: connect: connection refused",
+		"read: os error 104": "read: os error 104",
+		"3 of 10 keys found": "N of N keys found",
+	} {
+		if got := kindOf(in); got != want {
+			t.Fatalf("kindOf(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestEveryBatchWayReturnsTheUsersInOrder(t *testing.T) {
