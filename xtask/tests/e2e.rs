@@ -244,8 +244,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
     for s in exp("pg-pool")["samples"].as_array().unwrap() {
         let opened = s["metrics"]["connections_opened"].as_f64().unwrap();
         let ops = s["metrics"]["ok"].as_f64().unwrap();
-        if s["variant"] == "new-connection" {
-            assert!(opened >= ops, "{opened} connections for {ops} queries");
+        if s["variant"] == "new-connection" || s["variant"] == "go-new-connection" {
+            assert!(opened >= ops, "{}: {opened} connections for {ops} queries", s["variant"]);
         } else {
             assert!(opened <= 100.0, "{}: {opened} connections opened", s["variant"]);
         }
@@ -300,13 +300,13 @@ fn quick_bench_runs_every_experiment_end_to_end() {
             m["server_connections_max"].as_f64().unwrap(),
         );
         match s["variant"].as_str().unwrap() {
-            "new-connection" => assert!(opened > ops * 0.5, "{m}"),
+            "new-connection" | "go-redis-new-client" => assert!(opened > ops * 0.5, "{m}"),
             "multiplexed" => assert!(open <= 1.0, "{m}"),
             variant => {
                 let (peak, size) = (m["pool_connections_max"].as_f64().unwrap(), m["pool_size"].as_f64().unwrap());
                 assert!(peak >= 1.0 && peak <= size, "{variant}: {m}");
-                if variant == "go-default" {
-                    assert!(open <= size, "{m}");
+                if variant == "go-default" || variant == "go-redis-default" {
+                    assert!(open <= size, "{variant}: {m}");
                 }
             }
         }
@@ -335,8 +335,8 @@ fn quick_bench_runs_every_experiment_end_to_end() {
             (m["l1_hit_ratio"].as_f64().unwrap(), m["l2_hit_ratio"].as_f64().unwrap(), m["l3_ratio"].as_f64().unwrap());
         assert!((l1 + l2 + l3 - 1.0).abs() < 1e-9, "{m}");
         match s["variant"].as_str().unwrap() {
-            "postgres-only" => assert_eq!(l3, 1.0, "{m}"),
-            "redis-postgres" => assert_eq!(l1, 0.0, "{m}"),
+            "postgres-only" | "go-postgres-only" => assert_eq!(l3, 1.0, "{m}"),
+            "redis-postgres" | "go-redis-postgres" => assert_eq!(l1, 0.0, "{m}"),
             "moka-l1-redis-postgres" => assert!(m["l1_entries"].as_f64().unwrap() <= 500.0, "{m}"),
             _ => {}
         }
