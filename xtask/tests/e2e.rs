@@ -443,6 +443,10 @@ fn capacity_search_runs_end_to_end_and_reaches_the_report_and_markdown() {
     let searched = meta.variants.iter().filter(|v| v.go.is_none()).count();
     assert!(searched < meta.variants.len(), "redis-pool has Go originals");
     assert_eq!(capacity.len(), searched, "one search per variant but the Go originals");
+    for c in capacity {
+        let v = c["variant"].as_str().unwrap();
+        assert!(meta.variants.iter().any(|x| x.name == v && x.go.is_none()), "{v} was searched");
+    }
     let variants = exp["variants"].as_array().unwrap();
     assert!(exp["notes"].to_string().contains("leaves out the Go originals"), "{}", exp["notes"]);
     for c in capacity {

@@ -59,7 +59,7 @@ pub fn missing() -> Option<String> {
 pub const NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go and timed by its testing package beside the Rust ports, in the same rounds: one run of the test binary per sample, a fixed number of calls per trial, GOMAXPROCS 1. Their time_ns is Go's mean over those calls (its testing package reports no median), their allocations Go's -benchmem counts, gc_per_call the garbage collections per call. They are compared with one another only, never with a Rust variant.";
 
 /// What the report says of the Go originals of an experiment that measures whole samples.
-pub const WHOLE_SAMPLE_NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go beside the Rust ports and run in the same rounds: one run of the test binary per sample, which warms up and measures for the same times as the Rust variants and reports the same metrics, with GOMAXPROCS the machine's cores and the runtime's default settings; its harness CPU and memory are its own process's, from its start. Latencies come from Go's own histogram (within 0.8 %, the top of a bucket as hdrhistogram reports it), a median of time per call from batches of calls. They are compared with one another only, never with a Rust variant.";
+pub const WHOLE_SAMPLE_NOTE: &str = "The go-… variants are the guide's Go code (go/inproc), compiled by Go beside the Rust ports and run in the same rounds: one run of the test binary per sample, which warms up and measures for the same times as the Rust variants and reports the same metrics, with GOMAXPROCS the machine's cores and the runtime's default settings; its resources (its own CPU and memory as the harness's, the servers' CPU, the wall time) cover the whole Go process, its setup and warm-up included, where a Rust variant's cover its measured window. Latencies come from Go's own histogram (within 0.8 %, the top of a bucket as hdrhistogram reports it), a median of time per call from batches of calls. They are compared with one another only, never with a Rust variant.";
 
 /// The metric only Go originals report: garbage collections per call.
 pub fn gc_metric() -> MetricInfo {
@@ -194,6 +194,16 @@ fn command(
     for var in ["GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"] {
         cmd.env_remove(var);
     }
+    // Nothing of the shell's reaches the benchmark's servers or settings: lib/pq reads every
+    // libpq variable (PGHOSTADDR would send the run's password elsewhere, PGOPTIONS change the
+    // search path), and a PERFLAB_ variable the harness does not set itself must not stand in
+    // for one it would. The harness sets its own after this.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("PG") || k.starts_with("PERFLAB_") {
+            cmd.env_remove(&key);
+        }
+    }
     cmd.args(["-test.run=^$", &format!("-test.bench={pattern}"), &format!("-test.benchtime={benchtime}")])
         .args(["-test.benchmem", &format!("-test.cpu={procs}"), "-test.count=1"])
         .env("PERFLAB_POINT", point.value.to_string())
@@ -281,7 +291,14 @@ pub async fn run_sample(
     if let Some(c) = settings.concurrency {
         cmd.env("PERFLAB_CONCURRENCY", c.to_string());
     }
-    parse_sample(&super::parent::run_capturing(cmd, "Go benchmark").await?)
+    // A sample that never ends (a query stuck on a lock, a stalled server) must not stop the
+    // run: its setup, warm-up and measured time, and two minutes more, then the process group
+    // is killed (kill_on_drop) and the sample fails with one line.
+    let limit = settings.warmup + settings.duration + std::time::Duration::from_secs(120);
+    let out = tokio::time::timeout(limit, super::parent::run_capturing(cmd, "Go benchmark"))
+        .await
+        .map_err(|_| anyhow::anyhow!("the Go benchmark {bench} did not finish within {} s", limit.as_secs()))??;
+    parse_sample(&out)
 }
 
 /// One sample of Go benchmark `bench` (`StringBuilding/join`: `BenchmarkStringBuilding`'s

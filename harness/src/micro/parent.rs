@@ -259,10 +259,11 @@ async fn run_child(
         let stdout = String::from_utf8_lossy(&output.stdout);
         // Go says why at a `file.go:line:` (a failing benchmark on stdout, a compile error on
         // stderr).
-        let line = stderr
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("error:") || l.contains("panicked"))
+        // A Go panic or fatal error says what went wrong on its first line, before the frames.
+        let go_panic =
+            stderr.lines().chain(stdout.lines()).find(|l| l.starts_with("panic: ") || l.starts_with("fatal error: "));
+        let line = go_panic
+            .or_else(|| stderr.lines().rev().find(|l| l.starts_with("error:") || l.contains("panicked")))
             .or_else(|| stdout.lines().chain(stderr.lines()).find(|l| l.contains(".go:")))
             .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
             .or_else(|| stdout.lines().rev().find(|l| !l.trim().is_empty()))
