@@ -57,8 +57,8 @@ func BenchmarkPgPrepared(b *testing.B) {
 					if shape == "insert" {
 						inserted++
 						n := fmt.Sprintf("prep_go_%d_%d_%d", os.Getpid(), c, inserted)
-						id := fmt.Sprintf("%016x%016x", rng.next(), rng.next())
-						id = id[:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:]
+						hi, lo := rng.next(), rng.next()
+						id := fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", hi>>32, hi>>16&0xffff, hi&0xffff, lo>>48, lo&0xffffffffffff)
 						if name == "unprepared" {
 							_, err = db.ExecContext(ctx, query, id, n, n+"@example.com")
 						} else {

@@ -204,7 +204,7 @@ func NewPgRepo(ctx context.Context, db *sql.DB) (*PgRepo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PgRepo{getByID: stmt}, nil
+	return &PgRepo{getByID: stmt, db: db}, nil
 }
 
 func (r *PgRepo) GetByID(ctx context.Context, id string) (*User, error) {
@@ -222,16 +222,6 @@ func (r *PgRepo) LoadUser(ctx context.Context, id string, user *User) error {
 	}
 	*user = *u
 	return nil
-}
-
-// NewPgRepoWithDB is a PgRepo that also runs the guide's unprepared queries on db.
-func NewPgRepoWithDB(ctx context.Context, db *sql.DB) (*PgRepo, error) {
-	r, err := NewPgRepo(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	r.db = db
-	return r, nil
 }
 
 // 批量查询优化: the guide's (r *UserRepository) GetUsersByIDs as printed, on PgRepo (the

@@ -247,7 +247,7 @@ func usersDB(b *testing.B, maxOpen, maxIdle, idLimit, items, warm int) (*sql.DB,
 func usersPool(b *testing.B, maxOpen, maxIdle int) (*sql.DB, *PgRepo) {
 	db := openPostgres(b, maxOpen, maxIdle)
 	b.Cleanup(func() { db.Close() })
-	repo, err := NewPgRepoWithDB(context.Background(), db)
+	repo, err := NewPgRepo(context.Background(), db)
 	if err != nil {
 		b.Fatal(err)
 	}
