@@ -385,11 +385,13 @@ impl Meta {
         self.cases.iter().map(|c| CaseInfo { name: c.name.to_owned(), description: c.description.to_owned() }).collect()
     }
 
-    /// The trials that decide the claim, `(case, variant)`: in the claim's case, its
-    /// variant's baseline and every variant compared with that baseline (the claim's variant
-    /// and those that may stand in for it when it fails a correctness check,
-    /// `finding::correct_stand_in`), and the same for the Go original's claim (`go_claim`),
-    /// which runs in every round beside it; none without a claim variant.
+    /// The trials that decide the claim, `(case, variant)`: in the claim's case, its variant
+    /// and that variant's baseline, and the same pair for the Go original's claim
+    /// (`go_claim`), which runs in every round beside it; none without a claim variant. The
+    /// other variants ride along (`Settings::ride_along`, and under a budget only where it
+    /// leaves room): a variant that stands in for a claim variant failing a correctness check
+    /// (`finding::correct_stand_in`) among them, so a quick run's finding read from a stand-in
+    /// rests on its ride-along rounds and says so when they do not decide it.
     pub fn claim_trials(&self) -> Option<Vec<(&'static str, &'static str)>> {
         let mut trials = self.trials_deciding(self.claim_variant()?)?;
         if let Some(go) = self.go_claim().and_then(|c| self.trials_deciding(c.variant?)) {
@@ -398,18 +400,13 @@ impl Meta {
         Some(trials)
     }
 
-    /// `variant`'s baseline and every variant compared with it, in the claim's case.
+    /// `variant`'s baseline and `variant`, in the claim's case.
     fn trials_deciding(&self, variant: &str) -> Option<Vec<(&'static str, &'static str)>> {
         let infos = self.variant_infos();
-        let baseline = infos.iter().find(|v| v.name == variant)?.baseline.clone()?;
+        let index = self.variants.iter().position(|v| v.name == variant)?;
+        let baseline = infos[index].baseline.clone()?;
         let case = self.claim_case();
-        let mut trials = vec![(case, self.variants.iter().find(|v| v.name == baseline)?.name)];
-        for (v, info) in self.variants.iter().zip(&infos) {
-            if info.baseline.as_deref() == Some(baseline.as_str()) {
-                trials.push((case, v.name));
-            }
-        }
-        Some(trials)
+        Some(vec![(case, self.variants.iter().find(|v| v.name == baseline)?.name), (case, self.variants[index].name)])
     }
 
     /// The variants as stored in results.json, with each one's baseline resolved.
@@ -510,11 +507,9 @@ pub struct RunCtx {
     /// The run's directory, where `bench --profile` keeps its profiles (none in tests and
     /// in a trial server of `--against`).
     pub out_dir: Option<std::path::PathBuf>,
-    /// When the experiment now running should be done with its rounds (`--budget`'s share).
+    /// When the experiment now running should be done with its rounds (`--budget`'s share):
+    /// the trials outside its claim ride along only where they leave its claim room before it.
     pub deadline: Option<std::time::Instant>,
-    /// When the trials outside its claim stop riding along: its fair share of the budget (its
-    /// weight's part), without what the claim's rounds may borrow from the experiments after it.
-    pub ride_deadline: Option<std::time::Instant>,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -539,7 +534,7 @@ impl RunCtx {
         let probe = env.probe();
         let mut settings = Settings::quick_for_tests();
         settings.sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None, ride_deadline: None })
+        Ok(Self { env, settings, probe, micro: Default::default(), out_dir: None, deadline: None })
     }
 }
 

@@ -340,15 +340,12 @@ async fn run_inner(
     for result in results.iter_mut() {
         result.sequential = plan.clone();
     }
-    let claim = meta.claim();
+    let mut claim = meta.claim();
     let go_claim = meta.go_claim().filter(|g| g.variant.is_some_and(|v| !sides[0].lacks(g.case, v)));
     // The trials outside the claim ride along: in a point's first `ride_along` rounds (every
     // round without a limit), and under `--budget` only where the point's share leaves room
     // for them beside the claim's minimum rounds. Without a claim every trial is the claim's.
-    let claim_trials = meta.claim_trials();
-    let in_claim = |t: (&str, &str)| claim_trials.as_ref().is_none_or(|c| c.contains(&t));
-    let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32;
-    let claim_count = trials.len() as u32 - riders;
+    let mut claim_trials = meta.claim_trials();
     let mut cut_riders: Vec<String> = Vec::new();
     let points = results[0].sweep.points.clone();
     // Under `--budget`, a point past its share of the experiment's time stops once it has its
@@ -360,7 +357,6 @@ async fn run_inner(
             now + d.saturating_duration_since(now) / (points.len() - point_index) as u32
         };
         let point_deadline = ctx.deadline.map(point_share);
-        let ride_deadline = ctx.ride_deadline.map(point_share);
         // Rounds the riders rode along in, and those their ride-along limit allowed.
         let (mut rode, mut might) = (0, 0);
         let mut rounds = PointRounds {
@@ -377,6 +373,23 @@ async fn run_inner(
             let observed = observed.map_err(|e| e.context(format!("setup of {} {}", meta.sweep.axis, point.label)))?;
             results[k].checks.extend(observed);
         }
+        // The claim's variant failed a correctness check before the rounds (in setup or a
+        // point's): the correct variant that stands in for it (`finding::correct_stand_in`)
+        // joins the claim's trials and decides when a point stops. A check made after the
+        // rounds comes too late for this; its stand-in rests on the rounds it rode along in.
+        if let Some(stand_in) = crate::finding::correct_stand_in(&results[0], meta.claim()) {
+            if let (Some(v), Some(deciding)) =
+                (meta.variants.iter().find(|v| v.name == stand_in), claim_trials.as_mut())
+            {
+                if !deciding.contains(&(claim.case, v.name)) {
+                    deciding.push((claim.case, v.name));
+                }
+                claim.variant = Some(v.name);
+            }
+        }
+        let in_claim = |t: (&str, &str)| claim_trials.as_ref().is_none_or(|c| c.contains(&t));
+        let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32;
+        let claim_count = trials.len() as u32 - riders;
         // A disturbed round is replaced by another, up to as many again as the cap: the looks,
         // the cap and the budget's minimum count the rounds that stand.
         for repetition in 0..ctx.settings.repetitions * 2 {
@@ -387,7 +400,7 @@ async fn run_inner(
             // Riders may ride along (their ride-along limit allows) and do (the budget has room).
             let may_ride = riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n);
             let ride = may_ride
-                && ride_deadline.is_none_or(|d| {
+                && point_deadline.is_none_or(|d| {
                     let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
                     Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
                 });
@@ -480,7 +493,7 @@ async fn run_inner(
             }
         }
         // Riders cut short by the budget (not by their ride-along limit) are said per point.
-        if ctx.ride_deadline.is_some() && rode < might {
+        if ctx.deadline.is_some() && rode < might {
             cut_riders.push(format!("{} {}: {rode} of {might}", meta.sweep.axis, point.label));
         }
         for result in results.iter_mut() {

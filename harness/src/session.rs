@@ -220,7 +220,6 @@ impl Session {
                 micro,
                 out_dir: Some(dir.clone()),
                 deadline: None,
-                ride_deadline: None,
             }),
             request: plan.request,
             results,
@@ -238,17 +237,18 @@ impl Session {
     /// keeps its reserve (`budget_reserve`: its claim's minimum rounds at what samples really
     /// cost), so one that runs its points to the cap cannot starve those after it; the
     /// slack beyond the reserves is split by weight (`budget_weight`) among the `weights_left`
-    /// (its own first, then those after it): the claim's rounds may take up to twice its part
-    /// (`budget_part`: most experiments after it stop at their first look), the trials outside
-    /// the claim ride along only within its fair part (`fair_part`). Never past the end; time
-    /// one leaves unused rolls forward, and a finished experiment is never revisited.
+    /// (its own first, then those after it): its claim's rounds, and the trials outside the
+    /// claim where they leave room, take at most its part (`fair_part`). An earlier split let
+    /// the claim's rounds draw twice their part, counting on most experiments after it to stop
+    /// at their first look; in quick runs about half do not, and the last experiments were left
+    /// their minimum rounds. Never past the end; time one leaves unused rolls forward, and a
+    /// finished experiment is never revisited.
     pub fn share_budget(&mut self, weights_left: &[f64], reserves_left: &[std::time::Duration]) {
         let end = self.budget_end;
         if let Some(ctx) = self.ctx.as_mut() {
             let now = std::time::Instant::now();
-            let shares = end.map(|end| budget_shares(end.saturating_duration_since(now), weights_left, reserves_left));
-            ctx.deadline = shares.map(|(claim, _)| now + claim);
-            ctx.ride_deadline = shares.map(|(_, ride)| now + ride);
+            ctx.deadline =
+                end.map(|end| now + budget_share(end.saturating_duration_since(now), weights_left, reserves_left));
         }
     }
 
@@ -405,23 +405,15 @@ async fn run_two_builds(
     }
 }
 
-/// The part of what is left of the budget the first of `weights_left` gets: twice its share
-/// by weight, at most all of it.
-pub fn budget_part(weights_left: &[f64]) -> f64 {
-    (2.0 * fair_part(weights_left)).min(1.0)
-}
-
-/// Of `left`, the time the first experiment's claim rounds may take and the time its other
-/// trials may ride along in (`Session::share_budget`).
-pub fn budget_shares(
+/// Of `left`, the time the first experiment's rounds may take (`Session::share_budget`).
+pub fn budget_share(
     left: std::time::Duration,
     weights_left: &[f64],
     reserves_left: &[std::time::Duration],
-) -> (std::time::Duration, std::time::Duration) {
+) -> std::time::Duration {
     let reserved: std::time::Duration = reserves_left.iter().sum();
     let own = reserves_left.first().copied().unwrap_or_default();
-    let share = |part: f64| left.min(own + left.saturating_sub(reserved).mul_f64(part));
-    (share(budget_part(weights_left)), share(fair_part(weights_left)))
+    left.min(own + left.saturating_sub(reserved).mul_f64(fair_part(weights_left)))
 }
 
 /// The first of `weights_left`'s fair part of what is left: its share by weight.
@@ -487,12 +479,8 @@ mod tests {
 
     #[test]
     fn the_budget_is_split_by_weight_and_the_last_takes_what_is_left() {
-        // Weights 1, 3: the first gets twice its quarter (a half), the last all that is left.
-        assert_eq!(budget_part(&[1.0, 3.0]), 0.5);
-        assert_eq!(budget_part(&[3.0, 1.0]), 1.0, "twice 3/4 is capped at all of it");
-        assert_eq!(budget_part(&[2.0]), 1.0);
-        assert_eq!(budget_part(&[]), 1.0);
-        assert_eq!(budget_part(&[0.0, 0.0]), 1.0);
+        // Weights 1, 3: the first gets its quarter, the last all that is left.
+        assert_eq!(fair_part(&[0.0, 0.0]), 1.0);
         assert_eq!(fair_part(&[1.0, 3.0]), 0.25);
         assert_eq!(fair_part(&[3.0, 1.0]), 0.75);
         assert_eq!(fair_part(&[2.0]), 1.0);
@@ -502,15 +490,15 @@ mod tests {
     #[test]
     fn every_experiment_left_keeps_its_reserve_and_the_slack_is_split_by_weight() {
         let s = std::time::Duration::from_secs;
-        // 100 s left, 60 s reserved: the first keeps its 10 s and gets twice its quarter of
-        // the 40 s slack for its claim's rounds, its quarter for riders.
-        assert_eq!(budget_shares(s(100), &[1.0, 1.0, 2.0], &[s(10), s(30), s(20)]), (s(30), s(20)));
+        // 100 s left, 60 s reserved: the first keeps its 10 s and gets its quarter of the 40 s
+        // slack.
+        assert_eq!(budget_share(s(100), &[1.0, 1.0, 2.0], &[s(10), s(30), s(20)]), s(20));
         // No slack: its reserve only, whatever its weight.
-        assert_eq!(budget_shares(s(50), &[3.0, 1.0], &[s(10), s(40)]), (s(10), s(10)));
+        assert_eq!(budget_share(s(50), &[3.0, 1.0], &[s(10), s(40)]), s(10));
         // Less than its reserve left: never past the end.
-        assert_eq!(budget_shares(s(5), &[1.0], &[s(10)]), (s(5), s(5)));
+        assert_eq!(budget_share(s(5), &[1.0], &[s(10)]), s(5));
         // The last one takes all that is left.
-        assert_eq!(budget_shares(s(100), &[1.0], &[s(10)]), (s(100), s(100)));
+        assert_eq!(budget_share(s(100), &[1.0], &[s(10)]), s(100));
     }
 
     /// Quick settings with samples of 50 + 150 ms, a cap of `cap` rounds and a minimum of 3.

@@ -174,7 +174,7 @@ async fn serve_inner(catalogue: Vec<Box<dyn Experiment>>) -> anyhow::Result<()> 
     } else {
         crate::micro::Workers::default()
     };
-    let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None, deadline: None, ride_deadline: None };
+    let ctx = RunCtx { probe: env.probe(), env, settings, micro, out_dir: None, deadline: None };
     let mut local = Local::new(exp.as_ref(), &ctx);
     // Its Go originals built before it says what it has: those it cannot run it lacks.
     local.prepare().await;

@@ -155,11 +155,13 @@ struct Synthetic {
     pause: std::time::Duration,
     /// A round during which other processes take a whole core.
     noisy_round: Option<u32>,
+    /// A variant whose correctness check fails at every point's setup (the others pass it).
+    broken: Option<&'static str>,
 }
 
 impl Synthetic {
     fn new(factor: f64, noise: f64) -> Self {
-        Self { factor, noise, pause: std::time::Duration::ZERO, noisy_round: None }
+        Self { factor, noise, pause: std::time::Duration::ZERO, noisy_round: None, broken: None }
     }
 }
 
@@ -173,9 +175,16 @@ impl Hooks for Synthetic {
     }
     fn setup_point<'a>(&'a mut self, _: &'a SweepPoint) -> BoxFuture<'a, anyhow::Result<Vec<Check>>> {
         let pause = self.pause / 2;
+        let checks = match self.broken {
+            Some(broken) => ["x", "y", "z"]
+                .iter()
+                .map(|&v| Check::verdict(v, None, "same rows", 0.0, v != broken, "rows compared"))
+                .collect(),
+            None => Vec::new(),
+        };
         Box::pin(async move {
             tokio::time::sleep(pause).await;
-            Ok(Vec::new())
+            Ok(checks)
         })
     }
     fn measure<'a>(&'a mut self, at: Trial<'a>, repetition: u32) -> BoxFuture<'a, anyhow::Result<Sample>> {
@@ -277,7 +286,6 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
             ctx.settings.min_rounds = 3;
             ctx.settings.ride_along = ride_along;
             ctx.deadline = deadline.map(|d| std::time::Instant::now() + d);
-            ctx.ride_deadline = ctx.deadline;
             let mut side = Synthetic::new(0.5, 0.02);
             let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
             let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
@@ -292,6 +300,39 @@ async fn a_tight_budget_is_spent_on_the_claim_first() {
     // Its own ride-along limit is not the budget's doing: nothing to say.
     assert_eq!(run(room, Some(2)).await, (3, 3, 2, false), "two rounds of riding, as set");
     assert_eq!(run(spent, Some(0)).await, (3, 3, 0, false), "--claim-only: no riders, no note");
+}
+
+/// A claim variant that fails a correctness check before the rounds hands the claim's rounds
+/// to the variant that stands in for it: with no riders (`--claim-only`) the stand-in runs in
+/// every round the claim does, and the point stops once the stand-in's comparison is decided.
+#[tokio::test]
+async fn a_stand_in_found_before_the_rounds_gets_the_claims_rounds() {
+    let mut meta = two_variants();
+    meta.variants = vec![
+        crate::Variant::new("x", "x"),
+        crate::Variant::new("y", "y").compared_with("x").tests_claim(),
+        crate::Variant::new("z", "z").compared_with("x"),
+    ];
+    let run = |broken: Option<&'static str>| {
+        let meta = &meta;
+        async move {
+            let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+            ctx.settings.repetitions = 9;
+            ctx.settings.min_rounds = 3;
+            ctx.settings.ride_along = Some(0);
+            let mut side = Synthetic::new(0.5, 0.02);
+            side.broken = broken;
+            let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+            let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
+            (of("x"), of("y"), of("z"), result.rounds[0].stop.clone())
+        }
+    };
+    // y is half of x: decided at the first look, z never runs.
+    assert_eq!(run(None).await, (3, 3, 0, StopReason::Decided));
+    // y is broken: z (the same as x, within 2 %) decides, as no effect, at the first look.
+    assert_eq!(run(Some("y")).await, (3, 3, 3, StopReason::Decided));
+    // Nothing correct stands in (x is the baseline, not a stand-in): y's rounds as before.
+    assert_eq!(run(Some("z")).await, (3, 3, 0, StopReason::Decided));
 }
 
 /// The time accounts add up: setup (the experiment's and each point's), every sample counted
