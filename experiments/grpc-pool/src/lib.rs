@@ -112,6 +112,26 @@ const VARIANTS: [(Variant, Pooling); 3] = [
     ),
 ];
 
+/// The Go originals (go/inproc/grpc_pool.go): grpc-go itself, the guide's
+/// NewOptimizedGRPCClient, NewOptimizedGRPCServer and GRPCConnectionPool as printed.
+const GO_VARIANTS: [Variant; 3] = [
+    Variant::baseline_of_group(
+        "go-single-conn",
+        "Go original: one grpc.ClientConn dialled by the guide's NewOptimizedGRPCClient, shared by every caller",
+    )
+    .in_go("GRPCPool/single-conn"),
+    Variant::new(
+        "go-guide-pool-4",
+        "Go original: the guide's GRPCConnectionPool of 4 ClientConns as printed, GetConnection per call",
+    )
+    .compared_with("go-single-conn")
+    .in_go("GRPCPool/guide-pool-4")
+    .tests_claim(),
+    Variant::new("go-guide-pool-16", "Go original: the same pool with 16 ClientConns")
+        .compared_with("go-single-conn")
+        .in_go("GRPCPool/guide-pool-16"),
+];
+
 /// The server's `Service`: what tonic's code generator would write for one unary method.
 #[derive(Clone)]
 struct WorkService;
@@ -307,7 +327,7 @@ impl Experiment for GrpcPool {
             title: "gRPC connection pool: one HTTP/2 channel vs the guide's round-robin pool",
             guide_section: "网络优化: gRPC优化 (GRPCConnectionPool)",
             claim: "A pool of gRPC connections with keep-alive (round robin over several channels) beats one channel.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("concurrency", "callers", &[1.0, 64.0, 512.0], &[64.0, 512.0]),
             primary_metric: load::throughput("calls/s", "successful unary calls per second"),
             metrics: vec![
@@ -378,6 +398,7 @@ impl Experiment for GrpcPool {
             "A tonic Channel is a buffer in front of one HTTP/2 connection: every clone of it hands its calls to one task that drives that connection. The pool's variants differ from the single channel only in the number of channels and the guide's GetConnection (a mutex round robin) per call.".into(),
             "Callers and server share the machine's cores: where process_cores is near their number (at 512 callers it is), throughput is bounded by CPU and swings between rounds (runs/full-d55a67b: 40k–61k calls/s for every variant at 512 callers): a difference there is CPU per call (more channels, more connection tasks) and scheduling under saturation, not waiting on a connection.".into(),
             "The guide's message size limits (4 MB) are tonic's defaults; its ConnectionTimeout (10 s for the HTTP/2 handshake) has no tonic equivalent and plays no part on loopback.".into(),
+            format!("The go-… variants are grpc-go {GRPC_GO} itself: the guide's NewOptimizedGRPCServer (in the Go test binary's process, a new one per sample, its keepalive enforcement policy included) answers the same call, digest and payload, and the guide's NewOptimizedGRPCClient dials every ClientConn (grpc.Dial with WithBlock and WithTimeout, as printed); each call makes its stub on the ClientConn the variant hands out (GetConnection per call for the pool). Callers and server share the Go runtime's scheduler on the machine's cores, where the Rust server has a runtime of its own; the Go sample's process_cores is not read (its CPU covers the whole process), so it is compared with the Go single connection only. The generated code (go/workpb) is committed with the command that regenerates it in work.proto."),
             format!("Keepalive: the guide's client pings every {} s and its server enforces at least {} s between pings. The samples are shorter than either interval, so pings play no part in the numbers; the checks record what tonic does with the pings (gRPC-Go would send GOAWAY too_many_pings).", CLIENT_KEEPALIVE.as_secs(), SERVER_MIN_PING_INTERVAL.as_secs()),
         ]
     }
@@ -463,6 +484,9 @@ async fn keepalive_pings(interval: Duration, idle: Duration) -> anyhow::Result<P
     result
 }
 
+/// The grpc-go version the Go originals pin (go/go.mod).
+const GRPC_GO: &str = "v1.85.0";
+
 /// An HTTP/2 PING frame on the wire: a 9-byte frame header and 8 bytes of opaque data.
 const PING_FRAME_BYTES: u64 = 17;
 
@@ -510,6 +534,9 @@ mod tests {
         let req = WorkRequest { id: 42, payload: vec![1, 2, 3].into() };
         assert_eq!(WorkRequest::decode(req.encode_to_vec().as_slice()).unwrap(), req);
         assert_ne!(digest(&[1, 2, 3]), digest(&[1, 2, 4]));
+        // The Go originals' test pins the same value (go/inproc/grpc_pool_test.go).
+        let payload: Vec<u8> = (0..PAYLOAD).map(|i| (i * 31 + 7) as u8).collect();
+        assert_eq!(digest(&payload), 7_234_460_078_483_587_877);
     }
 
     /// A pool of n channels is n connections, and every call through it gets its own answer.
