@@ -46,6 +46,9 @@ pub struct Variant {
     /// `BenchmarkStringBuilding`'s sub-benchmark `join`) instead of a Rust routine
     /// (`micro::go`). It is compared with Go variants only.
     pub go: Option<&'static str>,
+    /// A Go server: `go`'s benchmark serves (`micro::go_server`) and the experiment's own
+    /// `Run` drives it with the harness's load engine, as it drives its Rust services.
+    pub go_server: bool,
 }
 
 impl Variant {
@@ -57,6 +60,7 @@ impl Variant {
             tests_claim: false,
             claim_kind: crate::results::ClaimKind::Beats,
             go: None,
+            go_server: false,
         }
     }
 
@@ -69,6 +73,7 @@ impl Variant {
             tests_claim: false,
             claim_kind: crate::results::ClaimKind::Beats,
             go: None,
+            go_server: false,
         }
     }
 
@@ -95,6 +100,15 @@ impl Variant {
     /// `go-` and its baseline is a Go variant (the catalogue test checks both).
     pub const fn in_go(mut self, bench: &'static str) -> Self {
         self.go = Some(bench);
+        self
+    }
+
+    /// A Go original that is a server: Go benchmark `bench` serves (`micro::go_server`) and
+    /// the experiment's `Run` drives it with the harness's own load, as its Rust services
+    /// (their `GoServer::start`); named and compared as any Go original.
+    pub const fn go_server(mut self, bench: &'static str) -> Self {
+        self.go = Some(bench);
+        self.go_server = true;
         self
     }
 }

@@ -53,6 +53,23 @@ harness::table! {
     }
 }
 
+/// The Go originals (go/inproc/metrics_overhead.go): client_golang itself, the guide's
+/// MetricsMiddleware as printed, each a net/http server the harness's load drives.
+const GO_VARIANTS: [Variant; 4] = [
+    Variant::baseline_of_group("go-none", "Go original: net/http's ServeMux serving the same service, no middleware")
+        .go_server("MetricsServer/none"),
+    Variant::new("go-noop-middleware", "Go original: a middleware wrapping the mux that only passes the request on")
+        .compared_with("go-none")
+        .go_server("MetricsServer/noop-middleware"),
+    Variant::new("go-route-template", "Go original: the guide's two metrics in client_golang, endpoint = the ServeMux pattern that matched")
+        .compared_with("go-noop-middleware")
+        .go_server("MetricsServer/route-template"),
+    Variant::new("go-guide-raw-path", "Go original: the guide's MetricsMiddleware as printed (client_golang's default registry, endpoint = r.URL.Path)")
+        .compared_with("go-noop-middleware")
+        .go_server("MetricsServer/guide-raw-path")
+        .tests_claim_keeps_up(),
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
@@ -211,7 +228,7 @@ impl Experiment for MetricsOverhead {
             title: "Per-request Prometheus metrics: the cost, and labelling by raw path",
             guide_section: "监控和分析: 性能指标收集 (MetricsMiddleware)",
             claim: "Per-request Prometheus metrics (a counter and a histogram per request, the guide's MetricsMiddleware) are cheap.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("distinct paths", "paths", &[10.0, 10_000.0, 1_000_000.0], &[10.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
@@ -272,6 +289,7 @@ impl Experiment for MetricsOverhead {
             "The instrumented variants are compared with noop-middleware, the same middleware layer without metrics, so that the comparison is the metrics' cost; noop-middleware against none is the layer's own (a boxed future per request in axum; a function call in Go's net/http).".into(),
             "prometheus-client's Histogram takes a lock per observation (its inner state behind a RwLock, written on observe) and its Family a read lock per lookup, where client_golang's histogram observes with atomics: the Rust port's per-request cost is an upper bound on Go's.".into(),
             "The guide's Go code labels by r.URL.Path; Go's client_golang keeps every series forever, as prometheus-client does here, so the registry and every scrape grow with the number of distinct paths ever requested (an ID in the path makes that unbounded).".into(),
+            "The go-… variants run the guide's own code: its two HTTP metrics registered by promauto in client_golang's default registry (a new process, so an empty registry, per sample) and its MetricsMiddleware as printed, wrapping net/http's ServeMux; go-route-template labels by the pattern that matched (r.Pattern, set on the request by the mux). Their scrape is the default registry's, which also carries client_golang's Go runtime and process collectors: scrape_kb is larger by those than the port's, series counts http_requests_total's alone in both.".into(),
         ]
     }
 }
@@ -302,24 +320,15 @@ async fn count_after_requests(labelling: Labelling, paths: u64, per_path: u64) -
 impl Run for MetricsOverhead {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
+                return run_go(ctx, at, bench).await;
+            }
             let labelling = pick(&VARIANTS, at.variant)?;
-            let distinct = at.point.value.max(1.0) as u64;
-            let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
             harness::resources::trim_heap();
             let before = harness::resources::rss_bytes();
             let (server, metrics) = start_service(labelling)?;
             let addr: SocketAddr = server.addr();
-            let cfg = ctx.settings.load_for(&at, connections);
-            let report = load::run(&cfg, &ctx.probe, move |i| async move {
-                Ok(Client {
-                    http: RawClient::connect(addr).await?,
-                    path: String::with_capacity(32),
-                    next: i as u64,
-                    step: connections as u64,
-                    distinct,
-                })
-            })
-            .await;
+            let report = drive(ctx, at, addr).await;
             let after = harness::resources::rss_bytes();
             // The registry is read once the load is over (a scrape racing the load would be a
             // different experiment), then the service stops.
@@ -356,6 +365,35 @@ impl Run for MetricsOverhead {
             Ok(sample)
         })
     }
+}
+
+/// The load every variant gets: keep-alive connections in a closed loop, each asking for the
+/// next of the point's distinct paths.
+async fn drive(ctx: &RunCtx, at: Trial<'_>, addr: SocketAddr) -> anyhow::Result<load::LoadReport> {
+    let distinct = at.point.value.max(1.0) as u64;
+    let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
+    let cfg = ctx.settings.load_for(&at, connections);
+    load::run(&cfg, &ctx.probe, move |i| async move {
+        Ok(Client {
+            http: RawClient::connect(addr).await?,
+            path: String::with_capacity(32),
+            next: i as u64,
+            step: connections as u64,
+            distinct,
+        })
+    })
+    .await
+}
+
+/// A sample of a Go original: its server started, driven exactly as the Rust services are,
+/// then stopped; its own scrape and memory growth read.
+async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
+    let server = harness::micro::go_server::GoServer::start(bench, at).await?;
+    let report = drive(ctx, at, server.addr()).await;
+    let own = server.stop().await?;
+    let mut sample = report?.into_sample();
+    sample.metrics.extend(own);
+    Ok(sample)
 }
 
 #[cfg(test)]

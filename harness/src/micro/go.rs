@@ -177,7 +177,7 @@ pub fn valid_bench(bench: &str) -> bool {
 
 /// The test binary's command for one run of Go benchmark `bench` at `point` for `benchtime`
 /// (`200ms`, `5000x`) on `procs` processors, and the benchmark's full name.
-fn command(
+pub(super) fn command(
     bin: &Path,
     bench: &str,
     point: &SweepPoint,

@@ -22,6 +22,7 @@
 //! through [`Bench`].
 
 pub mod go;
+pub mod go_server;
 mod parent;
 mod worker;
 

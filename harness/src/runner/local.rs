@@ -18,6 +18,8 @@ pub struct Local<'a> {
     /// Why they cannot run here (no toolchain, a build that failed), once known.
     no_go: Option<String>,
     prepared: bool,
+    /// The Go originals that are servers the experiment's `Run` drives.
+    served: Vec<&'static str>,
     /// `inject_slowdown`: per variant, the fraction and the operations it stretched.
     slowed: std::collections::BTreeMap<String, (f64, u64)>,
 }
@@ -25,9 +27,11 @@ pub struct Local<'a> {
 impl<'a> Local<'a> {
     pub fn new(exp: &'a dyn Experiment, ctx: &'a RunCtx) -> Self {
         let meta = exp.meta();
+        // Go servers are driven by the experiment's own `Run`: not a Go engine's sample.
         let go = meta.variants.iter().filter_map(|v| Some((v.name, v.go?))).collect();
+        let served = meta.variants.iter().filter(|v| v.go_server).map(|v| v.name).collect();
         let knobs = meta.knobs.clone();
-        Self { exp, ctx, id: meta.id, go, knobs, no_go: None, prepared: false, slowed: Default::default() }
+        Self { exp, ctx, id: meta.id, go, served, knobs, no_go: None, prepared: false, slowed: Default::default() }
     }
 
     /// The Go benchmark that measures `variant`, if it is a Go original.
@@ -104,7 +108,7 @@ impl Hooks for Local<'_> {
             crate::inject::activate(fraction);
             let snapshot = self.ctx.probe.begin();
             let mut go_process = None;
-            let measured = match self.go_bench(at.variant) {
+            let measured = match self.go_bench(at.variant).filter(|_| !self.served.contains(&at.variant)) {
                 // An experiment that measures whole samples itself has Go originals that do too.
                 Some(bench) => match self.exp.engine() {
                     experiment::Engine::Load(_) | experiment::Engine::Micro { run: Some(_), .. } => {
@@ -173,7 +177,16 @@ impl Hooks for Local<'_> {
                 notes.push(format!("{why}: {} have no samples; the Rust findings are unchanged.", names.join(", ")));
             } else if !self.go.is_empty() {
                 let whole = !matches!(self.exp.engine(), experiment::Engine::Micro { run: None, .. });
-                notes.push(if whole { crate::micro::go::WHOLE_SAMPLE_NOTE } else { crate::micro::go::NOTE }.to_owned());
+                notes.push(
+                    if self.served.len() == self.go.len() {
+                        crate::micro::go_server::NOTE
+                    } else if whole {
+                        crate::micro::go::WHOLE_SAMPLE_NOTE
+                    } else {
+                        crate::micro::go::NOTE
+                    }
+                    .to_owned(),
+                );
             }
             for (variant, (fraction, ops)) in &self.slowed {
                 notes.push(if *ops > 0 {
