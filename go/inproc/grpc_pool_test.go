@@ -12,20 +12,6 @@ import (
 	"perflab/workpb"
 )
 
-// countingListener counts the connections the server accepts.
-type countingListener struct {
-	net.Listener
-	accepted *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
-	}
-	return c, err
-}
-
 // startWorkServer starts the guide's NewOptimizedGRPCServer on loopback with the port's Work
 // service, counting the connections it accepts.
 func startWorkServer(tb testing.TB) (*grpc.Server, string, *atomic.Int64) {
@@ -36,7 +22,7 @@ func startWorkServer(tb testing.TB) (*grpc.Server, string, *atomic.Int64) {
 	accepted := new(atomic.Int64)
 	server := NewOptimizedGRPCServer()
 	workpb.RegisterWorkServer(server, workServer{})
-	go server.Serve(countingListener{ln, accepted})
+	go server.Serve(countingListener{Listener: ln, accepted: accepted})
 	return server, ln.Addr().String(), accepted
 }
 

@@ -22,12 +22,21 @@ import (
 // its own) until stdin closes; after (nil: none) adds the server's metrics once the load is
 // over. By hand (no PERFLAB_SERVE) it serves for the settings' warm-up and measured time.
 func serve(b *testing.B, handler http.Handler, after func(m map[string]float64)) {
+	serveOn(b, handler, nil, after)
+}
+
+// serveOn is serve with the listener wrapped (nil: as it is), to count what crosses it.
+func serveOn(b *testing.B, handler http.Handler, wrap func(net.Listener) net.Listener, after func(m map[string]float64)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	server := &http.Server{Handler: handler}
-	go server.Serve(ln)
+	if wrap != nil {
+		go server.Serve(wrap(ln))
+	} else {
+		go server.Serve(ln)
+	}
 	before := residentBytes()
 	fmt.Printf("perflab-listening %s\n", ln.Addr())
 	if os.Getenv("PERFLAB_SERVE") != "" {

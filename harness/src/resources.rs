@@ -50,6 +50,12 @@ fn tree_cpu_s(pid: u32) -> Option<f64> {
     Some(ticks as f64 / ticks_per_sec())
 }
 
+/// CPU seconds a process (and its children) has used so far: a server the harness started
+/// outside its own process (a Go original's).
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    tree_cpu_s(pid)
+}
+
 fn status_kb(pid: &str, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())

@@ -102,6 +102,23 @@ const VARIANTS: [(Variant, Layer); 8] = [
     ),
 ];
 
+/// The Go originals (go/inproc/http_compression.go): Go's compress/gzip and net/http, the
+/// guide's CompressionMiddleware as printed, each a server the harness's load drives.
+const GO_VARIANTS: [Variant; 4] = [
+    Variant::baseline_of_group("go-identity", "Go original: net/http serving the body, its Content-Length set, no middleware")
+        .go_server("CompressionServer/identity"),
+    Variant::new("go-gzip-default", "Go original: the guide's middleware fixed (compress/gzip at its default level, the handler's Content-Length dropped before the header goes out)")
+        .compared_with("go-identity")
+        .go_server("CompressionServer/gzip-default"),
+    Variant::new("go-guide-gzip", "Go original: the guide's CompressionMiddleware as printed around the handler that sets its own Content-Length (the uncompressed length stays in the header)")
+        .compared_with("go-identity")
+        .go_server("CompressionServer/guide-gzip"),
+    Variant::new("go-guide-gzip-write-only", "Go original: the guide's CompressionMiddleware as printed around a handler that only writes, as most Go handlers do")
+        .compared_with("go-identity")
+        .go_server("CompressionServer/guide-gzip-write-only")
+        .tests_claim(),
+];
+
 /// The links a response's time is modelled on: metric key, label, bits per second, round trip.
 const LINKS: [(&str, &str, f64, Duration); 2] = [
     ("link_100mbit_ms", "100 Mbit/s, 20 ms round trip", 100e6, Duration::from_millis(20)),
@@ -414,7 +431,7 @@ impl Experiment for HttpCompression {
             title: "Response compression: gzip levels, brotli, zstd and the guide's middleware",
             guide_section: "HTTP服务优化: 响应压缩中间件 (CompressionMiddleware)",
             claim: "A gzip middleware speeds up responses.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
             primary_metric: MetricInfo::new("link_100mbit_ms", "ms", Better::Lower, "modelled time of one response on a 100 Mbit/s link with a 20 ms round trip: a model, from this sample's measurements (CPU of both sides per response + bytes on the wire at 100 Mbit/s + one round trip)"),
             metrics: vec![
@@ -525,6 +542,7 @@ impl Experiment for HttpCompression {
                 "{} keep-alive connections of reqwest (decoding gzip, br and zstd, as a standard client does) drive the service in a closed loop; client and server share this machine's 2 cores and the loopback link, which is far faster than any network, so requests per second here show the CPU price of compression and the break-even checks show where it pays.",
                 ctx.settings.concurrency.unwrap_or(CONNECTIONS)
             ),
+            "The go-… variants are the guide's own code on net/http and compress/gzip (go/inproc/http_compression.go): a Go server per sample, driven by the same reqwest client and connections; its answers, compressed answers and bytes written are counted by the Go server, its CPU read from /proc around the load (to the clock's 10 ms ticks) and added to the client's for the CPU per response. go-guide-gzip keeps the handler's uncompressed Content-Length, as the guide's middleware does: net/http then sends fewer bytes than it promised, so its answers fail as they would in production; go-gzip-default is the middleware a Go engineer would write (the stale length dropped). Both make a gzip.Writer per response, as the guide does (it pools none): Go allocates and clears the compressor's state on each writer's first write, which server_cpu_us shows at every size.".into(),
             "tower-http compresses only bodies above 32 bytes and skips images and gRPC (its default predicate); the guide's middleware compresses every response whose client accepts gzip.".into(),
             "The guide's middleware keeps the handler's Content-Length, which then promises the uncompressed length while the compressed body is shorter (or, for tiny bodies, longer): how hyper and reqwest deal with that is what the 'a standard client decodes it' check and the errors column record. Go's net/http does the same (it closes the connection after a short body), so the defect is in the guide's code, not in the port.".into(),
             "Server CPU per response is the time the server's own threads spent on a CPU (Linux schedstat), from its accepting thread and its runtime's workers.".into(),
@@ -537,39 +555,22 @@ impl Experiment for HttpCompression {
 impl Run for HttpCompression {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
+                return run_go(ctx, at, bench).await;
+            }
             let layer = pick(&VARIANTS, at.variant)?;
             let size = at.point.value as usize;
-            let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
             let (server, counters, url) = serve(layer, size)?;
-            let client = client()?;
             let cpu0 = server.cpu_time();
-            let cfg = ctx.settings.load_for(&at, connections);
-            let report = load::run(&cfg, &ctx.probe, move |_| {
-                let (client, url) = (client.clone(), url.clone());
-                async move { Ok(Get { client, url, size }) }
-            })
-            .await;
+            let report = drive(ctx, at, url).await;
             let cpu = server.cpu_time().saturating_sub(cpu0);
             server.stop().await?;
             let mut sample = report?.into_sample();
             let answered = counters.answered.load(Ordering::Relaxed);
             let encoded = counters.encoded.load(Ordering::Relaxed);
-            if answered > 0 {
-                let wire = counters.wire.written.load(Ordering::Relaxed) as f64 / answered as f64;
-                sample.metrics.insert("wire_bytes".into(), wire);
-                sample.metrics.insert("server_cpu_us".into(), cpu.as_secs_f64() * 1e6 / answered as f64);
-                sample.metrics.insert("compressed_pct".into(), 100.0 * encoded as f64 / answered as f64);
-                // CPU of both sides per response: the process's CPU rate over its throughput. A
-                // sample without a success has no response time to model.
-                let rate = sample.metrics.get("ops_per_sec").copied().unwrap_or(0.0);
-                let cpu_rate = sample.resources.as_ref().map(|r| r.harness_cpu_s / r.wall_s.max(1e-9));
-                if let (true, Some(cpu_rate)) = (rate > 0.0, cpu_rate) {
-                    let cpu_us = cpu_rate / rate * 1e6;
-                    sample.metrics.insert("cpu_per_response_us".into(), cpu_us);
-                    for (key, _, bits, rtt) in LINKS {
-                        sample.metrics.insert(key.into(), link_ms(cpu_us, wire, bits, rtt));
-                    }
-                }
+            let wire = counters.wire.written.load(Ordering::Relaxed);
+            // The server runs in this process: its CPU is in the harness's.
+            if let Some(wire) = per_response(&mut sample, answered, encoded, wire, cpu.as_secs_f64(), 0.0) {
                 self.compressed.record(&at, not_acted(layer, answered, encoded).is_none(), |w| {
                     w.wire_bytes += wire;
                     w.samples += 1;
@@ -584,6 +585,79 @@ impl Run for HttpCompression {
     }
 }
 
+/// The load every variant gets: `CONNECTIONS` clients (a standard client that decodes what it
+/// accepts) in a closed loop on `url`.
+async fn drive(ctx: &RunCtx, at: Trial<'_>, url: reqwest::Url) -> anyhow::Result<load::LoadReport> {
+    let size = at.point.value as usize;
+    let connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS);
+    let client = client()?;
+    let cfg = ctx.settings.load_for(&at, connections);
+    load::run(&cfg, &ctx.probe, move |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { Ok(Get { client, url, size }) }
+    })
+    .await
+}
+
+/// The per-response metrics of a sample from its server's counts: bytes on the wire, the
+/// server's CPU (`server_cpu_s` over the sample), the share compressed, and the modelled link
+/// times from the CPU both sides spent per response (the harness's CPU rate, plus
+/// `other_cpu_rate` for a server outside this process). The bytes per answer, if any.
+fn per_response(
+    sample: &mut Sample,
+    answered: u64,
+    encoded: u64,
+    written: u64,
+    server_cpu_s: f64,
+    other_cpu_rate: f64,
+) -> Option<f64> {
+    if answered == 0 {
+        return None;
+    }
+    let wire = written as f64 / answered as f64;
+    sample.metrics.insert("wire_bytes".into(), wire);
+    sample.metrics.insert("server_cpu_us".into(), server_cpu_s * 1e6 / answered as f64);
+    sample.metrics.insert("compressed_pct".into(), 100.0 * encoded as f64 / answered as f64);
+    // CPU of both sides per response: the CPU rate over the throughput. A sample without a
+    // success has no response time to model.
+    let rate = sample.metrics.get("ops_per_sec").copied().unwrap_or(0.0);
+    let cpu_rate = sample.resources.as_ref().map(|r| r.harness_cpu_s / r.wall_s.max(1e-9) + other_cpu_rate);
+    if let (true, Some(cpu_rate)) = (rate > 0.0, cpu_rate) {
+        let cpu_us = cpu_rate / rate * 1e6;
+        sample.metrics.insert("cpu_per_response_us".into(), cpu_us);
+        for (key, _, bits, rtt) in LINKS {
+            sample.metrics.insert(key.into(), link_ms(cpu_us, wire, bits, rtt));
+        }
+    }
+    Some(wire)
+}
+
+/// A sample of a Go original: its server started, driven by the same client and load as the
+/// Rust services, then stopped; its answers, compressed answers and bytes written counted by
+/// the Go server, its CPU read from /proc around the load (a process of its own, so added to
+/// the harness's for the CPU per response).
+async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
+    let server = harness::micro::go_server::GoServer::start(bench, at).await?;
+    let url = reqwest::Url::parse(&format!("http://{}/data", server.addr()))?;
+    let (cpu0, started) = (server.cpu_s(), std::time::Instant::now());
+    let report = drive(ctx, at, url).await;
+    let (cpu1, elapsed) = (server.cpu_s(), started.elapsed().as_secs_f64());
+    let own = server.stop().await?;
+    let mut sample = report?.into_sample();
+    let count = |k: &str| own.get(k).copied().unwrap_or(0.0) as u64;
+    let (answered, encoded) = (count("answered"), count("encoded"));
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b - a).max(0.0),
+        _ => anyhow::bail!("the Go server's CPU time cannot be read from /proc"),
+    };
+    per_response(&mut sample, answered, encoded, count("written_bytes"), cpu, cpu / elapsed.max(1e-9));
+    if sample.invalid.is_none() {
+        let layer = if at.variant == "go-identity" { Layer::Identity } else { Layer::GuideGzip };
+        sample.invalid = not_acted(layer, answered, encoded);
+    }
+    Ok(sample)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,6 +667,12 @@ mod tests {
         for size in [100, 10_000, 1_000_000] {
             assert_eq!(body_of(size).len(), size);
         }
+        // The Go originals' test pins the same length and FNV-1a digest
+        // (go/inproc/http_compression_test.go).
+        let fnv = body_of(10_000)
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        assert_eq!(fnv, 0x5faa_65ab_836a_6d88);
         let big = body_of(100_000);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &big).unwrap();

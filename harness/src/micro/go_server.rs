@@ -107,6 +107,11 @@ impl GoServer {
         self.addr
     }
 
+    /// CPU seconds the server's process has used so far (/proc: to its clock's ticks).
+    pub fn cpu_s(&self) -> Option<f64> {
+        crate::resources::process_cpu_s(self.pid?)
+    }
+
     /// Stop serving: the server's stdin closes, it reports its own metrics and ends.
     pub async fn stop(mut self) -> anyhow::Result<BTreeMap<String, f64>> {
         drop(self.stdin.take());
