@@ -56,6 +56,7 @@ func compressionService(size int, withLength bool, mw func(http.Handler) http.Ha
 			return
 		}
 		answered.Add(1)
+		w.Header().Set("Content-Type", "application/json")
 		if withLength {
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		}
@@ -94,7 +95,7 @@ func BenchmarkCompressionServer(b *testing.B) {
 			v := compressionVariants[name]
 			var answered, encoded, written atomic.Int64
 			handler := compressionService(point(b, 10000), v.withLength, v.mw, &answered, &encoded)
-			serveOn(b, handler, func(ln net.Listener) net.Listener { return countingListener{Listener: ln, written: &written} }, func(m map[string]float64) {
+			serveOn(b, &http.Server{Handler: handler}, func(ln net.Listener) net.Listener { return countingListener{Listener: ln, written: &written} }, func(m map[string]float64) {
 				m["answered"] = float64(answered.Load())
 				m["encoded"] = float64(encoded.Load())
 				m["written_bytes"] = float64(written.Load())

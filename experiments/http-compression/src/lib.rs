@@ -542,7 +542,7 @@ impl Experiment for HttpCompression {
                 "{} keep-alive connections of reqwest (decoding gzip, br and zstd, as a standard client does) drive the service in a closed loop; client and server share this machine's 2 cores and the loopback link, which is far faster than any network, so requests per second here show the CPU price of compression and the break-even checks show where it pays.",
                 ctx.settings.concurrency.unwrap_or(CONNECTIONS)
             ),
-            "The go-… variants are the guide's own code on net/http and compress/gzip (go/inproc/http_compression.go): a Go server per sample, driven by the same reqwest client and connections; its answers, compressed answers and bytes written are counted by the Go server, its CPU read from /proc around the load (to the clock's 10 ms ticks) and added to the client's for the CPU per response. go-guide-gzip keeps the handler's uncompressed Content-Length, as the guide's middleware does: net/http then sends fewer bytes than it promised, so its answers fail as they would in production; go-gzip-default is the middleware a Go engineer would write (the stale length dropped). Both make a gzip.Writer per response, as the guide does (it pools none): Go allocates and clears the compressor's state on each writer's first write, which server_cpu_us shows at every size.".into(),
+            "The go-… variants are the guide's own code on net/http and compress/gzip (go/inproc/http_compression.go): a Go server per sample, driven by the same reqwest client and connections; its answers, compressed answers and bytes written are counted by the Go server, its CPU read from /proc around the whole load (warm-up included, to the clock's 10 ms ticks) and its rate added to the client's over the measured window for the CPU per response. go-guide-gzip keeps the handler's uncompressed Content-Length, as the guide's middleware does: net/http then sends fewer bytes than it promised, so its answers fail as they would in production; go-gzip-default is the middleware a Go engineer would write (the stale length dropped). Both make a gzip.Writer per response, as the guide does (it pools none): Go allocates and clears the compressor's state on each writer's first write, which server_cpu_us shows at every size.".into(),
             "tower-http compresses only bodies above 32 bytes and skips images and gRPC (its default predicate); the guide's middleware compresses every response whose client accepts gzip.".into(),
             "The guide's middleware keeps the handler's Content-Length, which then promises the uncompressed length while the compressed body is shorter (or, for tiny bodies, longer): how hyper and reqwest deal with that is what the 'a standard client decodes it' check and the errors column record. Go's net/http does the same (it closes the connection after a short body), so the defect is in the guide's code, not in the port.".into(),
             "Server CPU per response is the time the server's own threads spent on a CPU (Linux schedstat), from its accepting thread and its runtime's workers.".into(),
@@ -637,7 +637,7 @@ fn per_response(
 /// the Go server, its CPU read from /proc around the load (a process of its own, so added to
 /// the harness's for the CPU per response).
 async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
-    let server = harness::micro::go_server::GoServer::start(bench, at).await?;
+    let server = harness::micro::go_server::GoServer::start(bench, at, &[]).await?;
     let url = reqwest::Url::parse(&format!("http://{}/data", server.addr()))?;
     let (cpu0, started) = (server.cpu_s(), std::time::Instant::now());
     let report = drive(ctx, at, url).await;
@@ -652,7 +652,8 @@ async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Res
     };
     per_response(&mut sample, answered, encoded, count("written_bytes"), cpu, cpu / elapsed.max(1e-9));
     if sample.invalid.is_none() {
-        let layer = if at.variant == "go-identity" { Layer::Identity } else { Layer::GuideGzip };
+        // The Go baseline (the first) has no compression layer; the others all compress.
+        let layer = if at.variant == GO_VARIANTS[0].name { Layer::Identity } else { Layer::GuideGzip };
         sample.invalid = not_acted(layer, answered, encoded);
     }
     Ok(sample)

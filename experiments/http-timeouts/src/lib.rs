@@ -73,6 +73,17 @@ harness::table! {
     }
 }
 
+/// The Go originals (go/inproc/http_timeouts.go): net/http's own server, the guide's
+/// NewOptimizedHTTPServer as printed, its timeouts scaled as the port's.
+const GO_VARIANTS: [Variant; 2] = [
+    Variant::baseline_of_group("go-no-timeouts", "Go original: net/http's http.Server{} with its zero values (no timeouts)")
+        .go_server("TimeoutsServer/no-timeouts"),
+    Variant::new("go-guide-timeouts", "Go original: the guide's NewOptimizedHTTPServer as printed, every timeout scaled by the port's header timeout over the guide's 5 s")
+        .compared_with("go-no-timeouts")
+        .go_server("TimeoutsServer/guide-timeouts")
+        .tests_claim(),
+];
+
 /// What the server counts.
 #[derive(Default)]
 struct Counters {
@@ -444,7 +455,7 @@ impl Experiment for HttpTimeouts {
             title: "Server timeouts against slow clients (slowloris)",
             guide_section: "HTTP服务优化: NewOptimizedHTTPServer (ReadHeaderTimeout 5 s, ReadTimeout 10 s, WriteTimeout 10 s, IdleTimeout 120 s)",
             claim: "Server timeouts (ReadHeaderTimeout 5 s etc.) protect the service from clients that hold connections open.",
-            variants: names_of(&VARIANTS),
+            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
             sweep: Sweep::numeric("slow clients", "connections", &[0.0, 100.0, 1000.0], &[0.0, 100.0]),
             primary_metric: load::latency_p99("one request of a normal client"),
             metrics: vec![
@@ -502,6 +513,7 @@ impl Experiment for HttpTimeouts {
             ),
             "The guide's ReadTimeout (10 s) covers the same header here (GETs have no body), WriteTimeout (10 s) never meets an answer of 2 bytes: the header and idle timeouts are the ones slowloris and keep-alive clients meet.".into(),
             "guide-timeouts applies Go's rule around the connection (a header deadline from the request's first byte, an idle deadline between requests, one timer per connection reset per request); hyper's header_read_timeout (hyper-header-timeout) starts its clock whenever hyper waits for a head, idle keep-alive wait included, and arms a new timer per request. hyper's own default is a 30 s header timeout once a timer is set; Go's zero-value http.Server and hyper without a timer have none, which is the no-timeouts variant.".into(),
+            "The go-… variants are net/http's own server (go/inproc/http_timeouts.go): http.Server{} and the guide's NewOptimizedHTTPServer as printed, its four timeouts scaled by the same factor as the port's header timeout (so ReadTimeout and WriteTimeout apply too, at twice it), driven by the same normal and slow clients. net/http does not say why it closed a connection: a close counts as a header cut when the connection had waited at least nine tenths of ReadHeaderTimeout for a request (from its accept or last answer), as an idle cut when it had waited nine tenths of IdleTimeout idle (ConnState); the slow clients' own count of cuts is the harness's, as for the port.".into(),
             "A task per connection costs the server little memory in tokio (as a goroutine does in Go), so what slow clients take is mostly connections and descriptors, and what cutting them costs is reconnections: see open connections, cuts and memory beside the normal clients' latency.".into(),
         ]
     }
@@ -510,53 +522,28 @@ impl Experiment for HttpTimeouts {
 impl Run for HttpTimeouts {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
+            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
+                return run_go(ctx, at, bench).await;
+            }
             let timeouts = pick(&VARIANTS, at.variant)?;
-            let slow = at.point.value as u32;
             let limits = Limits::scaled(header_timeout(ctx)?);
-            let clients = ctx.settings.concurrency.unwrap_or(CLIENTS);
             harness::resources::trim_heap();
             let rss_before = harness::resources::rss_bytes();
             let counters = Arc::new(Counters::default());
             let server = start_service(timeouts, limits, counters.clone())?;
-            let addr = server.addr();
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let tally = Arc::new(SlowTally::default());
-            let slow_clients = start_slow_clients(addr, slow, limits.header, stop_rx, tally.clone());
-            let cfg = ctx.settings.load_for(&at, clients);
-            let started = std::time::Instant::now();
-            let retried = Arc::new(AtomicU64::new(0));
-            let r = retried.clone();
-            let report = load::run(&cfg, &ctx.probe, move |_| {
-                let retried = r.clone();
-                async move { Ok(Get { addr, conn: Some(RawClient::connect(addr).await?), retried }) }
-            })
-            .await;
-            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            let driven = drive(ctx, at, server.addr(), limits).await;
             let open = counters.open.load(Ordering::Relaxed);
             let header_cut = counters.header_cut.load(Ordering::Relaxed);
             let idle_cut = counters.idle_cut.load(Ordering::Relaxed);
-            let slow_cut = tally.cut.load(Ordering::Relaxed);
-            let retried = retried.load(Ordering::Relaxed);
             let rss_after = harness::resources::rss_bytes();
-            let _ = stop_tx.send(true);
-            for c in slow_clients {
-                let _ = c.await;
-            }
+            let (report, slow) = driven.stop().await;
             server.stop().await?;
             let mut sample = report?.into_sample();
-            sample.metrics.insert("open_connections".into(), open.max(0) as f64);
-            sample.metrics.insert("header_cut_per_s".into(), header_cut as f64 / elapsed);
-            sample.metrics.insert("idle_cut_per_s".into(), idle_cut as f64 / elapsed);
-            sample.metrics.insert("normal_retried_per_s".into(), retried as f64 / elapsed);
+            slow.record(&mut sample, open.max(0) as u64, header_cut, idle_cut);
             if let (Some(b), Some(a)) = (rss_before, rss_after) {
                 sample.metrics.insert("rss_growth_mb".into(), a.saturating_sub(b) as f64 / (1024.0 * 1024.0));
             }
-            let failed = tally.failed.load(Ordering::Relaxed);
-            if failed > 0 {
-                // Not the normal clients' errors: reported beside them, by kind.
-                sample.errors.insert("slow client could not connect".into(), failed);
-            }
-            sample.invalid = not_acted(timeouts, slow, slow_cut, header_cut + idle_cut);
+            sample.invalid = not_acted(timeouts, at.point.value as u32, slow.cut, header_cut + idle_cut);
             self.cuts.record(&at, sample.invalid.is_none(), |c| {
                 c.header += header_cut;
                 c.idle += idle_cut;
@@ -564,6 +551,101 @@ impl Run for HttpTimeouts {
             Ok(sample)
         })
     }
+}
+
+/// A sample's load while it runs: the normal clients' closed loop against the server at `addr`
+/// while the point's slow clients hold connections to it.
+struct Driven {
+    report: anyhow::Result<load::LoadReport>,
+    elapsed: f64,
+    retried: Arc<AtomicU64>,
+    tally: Arc<SlowTally>,
+    stop: tokio::sync::watch::Sender<bool>,
+    slow_clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the slow and the retried normal clients came to over a sample of `elapsed` seconds.
+struct SlowCounts {
+    cut: u64,
+    failed: u64,
+    retried: u64,
+    elapsed: f64,
+}
+
+/// Every variant's load: the normal clients' closed loop (returns when it is over, the slow
+/// clients still connected: `Driven::stop`).
+async fn drive(ctx: &RunCtx, at: Trial<'_>, addr: SocketAddr, limits: Limits) -> Driven {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let tally = Arc::new(SlowTally::default());
+    let slow_clients = start_slow_clients(addr, at.point.value as u32, limits.header, stop_rx, tally.clone());
+    let cfg = ctx.settings.load_for(&at, ctx.settings.concurrency.unwrap_or(CLIENTS));
+    let started = std::time::Instant::now();
+    let retried = Arc::new(AtomicU64::new(0));
+    let r = retried.clone();
+    let report = load::run(&cfg, &ctx.probe, move |_| {
+        let retried = r.clone();
+        async move { Ok(Get { addr, conn: Some(RawClient::connect(addr).await?), retried }) }
+    })
+    .await;
+    Driven { report, elapsed: started.elapsed().as_secs_f64().max(1e-9), retried, tally, stop, slow_clients }
+}
+
+impl Driven {
+    /// Stop the slow clients; the load's report and what they came to.
+    async fn stop(self) -> (anyhow::Result<load::LoadReport>, SlowCounts) {
+        let counts = SlowCounts {
+            cut: self.tally.cut.load(Ordering::Relaxed),
+            failed: self.tally.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            elapsed: self.elapsed,
+        };
+        let _ = self.stop.send(true);
+        for c in self.slow_clients {
+            let _ = c.await;
+        }
+        (self.report, counts)
+    }
+}
+
+impl SlowCounts {
+    /// The sample's connection metrics: the server's connections open when the load ended and
+    /// the cuts its timeouts made, per second.
+    fn record(&self, sample: &mut Sample, open: u64, header_cut: u64, idle_cut: u64) {
+        sample.metrics.insert("open_connections".into(), open as f64);
+        sample.metrics.insert("header_cut_per_s".into(), header_cut as f64 / self.elapsed);
+        sample.metrics.insert("idle_cut_per_s".into(), idle_cut as f64 / self.elapsed);
+        sample.metrics.insert("normal_retried_per_s".into(), self.retried as f64 / self.elapsed);
+        if self.failed > 0 {
+            // Not the normal clients' errors: reported beside them, by kind.
+            sample.errors.insert("slow client could not connect".into(), self.failed);
+        }
+    }
+}
+
+/// A sample of a Go original: its server (net/http with the variant's settings, the header
+/// timeout scaled as the port's) started, driven by the same normal and slow clients, then
+/// stopped while the slow clients still hold their connections, as the port's counters are
+/// read; its open connections, cuts (told from net/http's ConnState by how long a closed
+/// connection had waited) and memory growth from the Go process.
+async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
+    let limits = Limits::scaled(header_timeout(ctx)?);
+    let env = [("PERFLAB_HEADER_TIMEOUT_NS", limits.header.as_nanos().to_string())];
+    let server = harness::micro::go_server::GoServer::start(bench, at, &env).await?;
+    let driven = drive(ctx, at, server.addr(), limits).await;
+    let own = server.stop().await;
+    let (report, slow) = driven.stop().await;
+    let own = own?;
+    let mut sample = report?.into_sample();
+    let count = |k: &str| own.get(k).copied().unwrap_or(0.0) as u64;
+    let (header_cut, idle_cut) = (count("header_cut"), count("idle_cut"));
+    slow.record(&mut sample, count("open_connections"), header_cut, idle_cut);
+    if let Some(mb) = own.get("rss_growth_mb") {
+        sample.metrics.insert("rss_growth_mb".into(), *mb);
+    }
+    // The Go baseline (the first) has no timeouts; the guide's has them.
+    let timeouts = if at.variant == GO_VARIANTS[0].name { Timeouts::None } else { Timeouts::Guide };
+    sample.invalid = not_acted(timeouts, at.point.value as u32, slow.cut, header_cut + idle_cut);
+    Ok(sample)
 }
 
 #[cfg(test)]

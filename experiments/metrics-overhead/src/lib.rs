@@ -388,7 +388,7 @@ async fn drive(ctx: &RunCtx, at: Trial<'_>, addr: SocketAddr) -> anyhow::Result<
 /// A sample of a Go original: its server started, driven exactly as the Rust services are,
 /// then stopped; its own scrape and memory growth read.
 async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
-    let server = harness::micro::go_server::GoServer::start(bench, at).await?;
+    let server = harness::micro::go_server::GoServer::start(bench, at, &[]).await?;
     let report = drive(ctx, at, server.addr()).await;
     let own = server.stop().await?;
     let mut sample = report?.into_sample();

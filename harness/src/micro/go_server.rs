@@ -38,12 +38,13 @@ pub struct GoServer {
 
 impl GoServer {
     /// Start Go benchmark `bench` (`MetricsServer/guide-raw-path`) as a server for `at`'s case
-    /// and point, and wait until it listens.
-    pub async fn start(bench: &'static str, at: Trial<'_>) -> anyhow::Result<Self> {
+    /// and point, with `env` (the experiment's own settings, as `PERFLAB_…` variables), and
+    /// wait until it listens.
+    pub async fn start(bench: &'static str, at: Trial<'_>, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let bin = super::go::test_binary().await?;
         let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (mut cmd, _) = super::go::command(&bin, bench, at.point, "1x", procs)?;
-        cmd.env("PERFLAB_CASE", at.case).env("PERFLAB_SERVE", "1");
+        cmd.env("PERFLAB_CASE", at.case).env("PERFLAB_SERVE", "1").envs(env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -165,7 +166,7 @@ mod tests {
         assert_eq!(super::super::go::missing(), None, "this test needs Go (the project's machines carry 1.26)");
         let point = crate::results::SweepPoint { label: "1".into(), value: 1.0 };
         let at = Trial { case: "", variant: "go-guide-raw-path", point: &point, offered: None, round: 0 };
-        let server = GoServer::start("MetricsServer/guide-raw-path", at).await.unwrap();
+        let server = GoServer::start("MetricsServer/guide-raw-path", at, &[]).await.unwrap();
         let pid = server.pid.unwrap();
         let mut client = crate::kit::http::RawClient::connect(server.addr()).await.unwrap();
         for id in [1, 2, 1] {
@@ -176,7 +177,7 @@ mod tests {
         assert!(metrics["scrape_kb"] > 0.0 && metrics.contains_key("rss_growth_mb"), "{metrics:?}");
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the server ended");
 
-        let err = GoServer::start("MetricsServer/nothing-of-that-name", at).await.err().unwrap();
+        let err = GoServer::start("MetricsServer/nothing-of-that-name", at, &[]).await.err().unwrap();
         assert!(err.to_string().contains("ended before it listened"), "{err}");
     }
 }
