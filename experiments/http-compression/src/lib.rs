@@ -615,6 +615,11 @@ fn per_response(
         return None;
     }
     let wire = written as f64 / answered as f64;
+    // A sample whose every request failed (the guide's stale Content-Length) measures no
+    // response: its server's counts describe broken answers, so no metric is made of them.
+    if sample.metrics.get("ok").is_some_and(|&ok| ok == 0.0) {
+        return Some(wire);
+    }
     sample.metrics.insert("wire_bytes".into(), wire);
     sample.metrics.insert("server_cpu_us".into(), server_cpu_s * 1e6 / answered as f64);
     sample.metrics.insert("compressed_pct".into(), 100.0 * encoded as f64 / answered as f64);

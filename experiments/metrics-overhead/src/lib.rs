@@ -55,20 +55,48 @@ harness::table! {
 
 /// The Go originals (go/inproc/metrics_overhead.go): client_golang itself, the guide's
 /// MetricsMiddleware as printed, each a net/http server the harness's load drives.
-const GO_VARIANTS: [Variant; 4] = [
-    Variant::baseline_of_group("go-none", "Go original: net/http's ServeMux serving the same service, no middleware")
-        .go_server("MetricsServer/none"),
-    Variant::new("go-noop-middleware", "Go original: a middleware wrapping the mux that only passes the request on")
-        .compared_with("go-none")
-        .go_server("MetricsServer/noop-middleware"),
-    Variant::new("go-route-template", "Go original: the guide's two metrics in client_golang, endpoint = the ServeMux pattern that matched")
-        .compared_with("go-noop-middleware")
-        .go_server("MetricsServer/route-template"),
-    Variant::new("go-guide-raw-path", "Go original: the guide's MetricsMiddleware as printed (client_golang's default registry, endpoint = r.URL.Path)")
-        .compared_with("go-noop-middleware")
-        .go_server("MetricsServer/guide-raw-path")
-        .tests_claim_keeps_up(),
+const GO_VARIANTS: [(Variant, Labelling); 4] = [
+    (
+        Variant::baseline_of_group("go-none", "Go original: net/http's ServeMux serving the same service, no middleware")
+            .go_server("MetricsServer/none"),
+        Labelling::None,
+    ),
+    (
+        Variant::new("go-noop-middleware", "Go original: a middleware wrapping the mux that only passes the request on")
+            .compared_with("go-none")
+            .go_server("MetricsServer/noop-middleware"),
+        Labelling::Noop,
+    ),
+    (
+        Variant::new("go-route-template", "Go original: the guide's two metrics in client_golang, endpoint = the ServeMux pattern that matched")
+            .compared_with("go-noop-middleware")
+            .go_server("MetricsServer/route-template"),
+        Labelling::RouteTemplate,
+    ),
+    (
+        Variant::new("go-guide-raw-path", "Go original: the guide's MetricsMiddleware as printed (client_golang's default registry, endpoint = r.URL.Path)")
+            .compared_with("go-noop-middleware")
+            .go_server("MetricsServer/guide-raw-path")
+            .tests_claim_keeps_up(),
+        Labelling::RawPath,
+    ),
 ];
+
+/// Why a sample's labelling did not act as its variant's must, if it did not: without metrics
+/// no series; labelled by the route, one; by the raw path, one per distinct path asked for, so
+/// more than one wherever the point has several and more than one request succeeded.
+fn not_acted(labelling: Labelling, distinct: u64, sample: &Sample) -> Option<String> {
+    let series = sample.metrics.get("series").copied().unwrap_or(0.0);
+    let ok = sample.metrics.get("ok").copied().unwrap_or(0.0);
+    let want = match labelling {
+        Labelling::None | Labelling::Noop => series == 0.0,
+        Labelling::RouteTemplate => series == 1.0 || ok == 0.0,
+        Labelling::RawPath => series > 1.0 || distinct < 2 || ok < 2.0,
+    };
+    (!want).then(|| {
+        format!("{series} series in the registry after the sample: the {labelling:?} labelling did not act as it must")
+    })
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -228,7 +256,7 @@ impl Experiment for MetricsOverhead {
             title: "Per-request Prometheus metrics: the cost, and labelling by raw path",
             guide_section: "监控和分析: 性能指标收集 (MetricsMiddleware)",
             claim: "Per-request Prometheus metrics (a counter and a histogram per request, the guide's MetricsMiddleware) are cheap.",
-            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
+            variants: [names_of(&VARIANTS), names_of(&GO_VARIANTS)].concat(),
             sweep: Sweep::numeric("distinct paths", "paths", &[10.0, 10_000.0, 1_000_000.0], &[10.0, 1_000_000.0]),
             primary_metric: load::throughput("requests/s", "successful requests per second"),
             metrics: vec![
@@ -320,8 +348,13 @@ async fn count_after_requests(labelling: Labelling, paths: u64, per_path: u64) -
 impl Run for MetricsOverhead {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
-                return run_go(ctx, at, bench).await;
+            if let Some((v, labelling)) = GO_VARIANTS.iter().find(|(v, _)| v.name == at.variant) {
+                let bench = v.go.ok_or_else(|| anyhow::anyhow!("{} has no Go benchmark", v.name))?;
+                let mut sample = run_go(ctx, at, bench).await?;
+                if sample.invalid.is_none() {
+                    sample.invalid = not_acted(*labelling, at.point.value.max(1.0) as u64, &sample);
+                }
+                return Ok(sample);
             }
             let labelling = pick(&VARIANTS, at.variant)?;
             harness::resources::trim_heap();
@@ -362,6 +395,9 @@ impl Run for MetricsOverhead {
             if let (Some(b), Some(a)) = (before, after) {
                 sample.metrics.insert("rss_growth_mb".into(), a.saturating_sub(b) as f64 / (1024.0 * 1024.0));
             }
+            if sample.invalid.is_none() {
+                sample.invalid = not_acted(labelling, at.point.value.max(1.0) as u64, &sample);
+            }
             Ok(sample)
         })
     }
@@ -399,6 +435,25 @@ async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sample acts as its labelling must: no series without metrics, one by route, more
+    /// than one by raw path where several paths were asked for; otherwise it says why.
+    #[test]
+    fn a_labelling_that_did_not_act_makes_the_sample_invalid() {
+        let sample = |series: f64, ok: f64| {
+            let mut s = Sample::default();
+            s.metrics.insert("series".into(), series);
+            s.metrics.insert("ok".into(), ok);
+            s
+        };
+        assert_eq!(not_acted(Labelling::None, 10, &sample(0.0, 100.0)), None);
+        assert!(not_acted(Labelling::Noop, 10, &sample(1.0, 100.0)).is_some());
+        assert_eq!(not_acted(Labelling::RouteTemplate, 10, &sample(1.0, 100.0)), None);
+        assert!(not_acted(Labelling::RouteTemplate, 10, &sample(10.0, 100.0)).is_some());
+        assert_eq!(not_acted(Labelling::RawPath, 10, &sample(10.0, 100.0)), None);
+        assert!(not_acted(Labelling::RawPath, 10, &sample(1.0, 100.0)).is_some(), "one series for ten paths");
+        assert_eq!(not_acted(Labelling::RawPath, 1, &sample(1.0, 100.0)), None, "one path, one series");
+    }
 
     /// The scrape's shape is what the series count relies on: an empty registry has some
     /// header lines, each endpoint adds the same number of lines.
