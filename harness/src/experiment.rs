@@ -169,6 +169,13 @@ pub fn names_of<N: Named + Clone, T>(table: &[(N, T)]) -> Vec<N> {
     table.iter().map(|(n, _)| n.clone()).collect()
 }
 
+/// The Go server of `variant` in an experiment's table of Go servers (each declared with
+/// `Variant::go_server`, beside what it stands for; `micro::go_server`): its benchmark and
+/// that entry.
+pub fn go_served<T: Copy>(table: &[(Variant, T)], variant: &str) -> Option<(&'static str, T)> {
+    table.iter().find(|(v, _)| v.name == variant).and_then(|(v, t)| Some((v.go?, *t)))
+}
+
 /// The sweep axis: its values form the x-axis of the main chart.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -403,9 +410,8 @@ impl Meta {
     /// and that variant's baseline, and the same pair for the Go original's claim
     /// (`go_claim`), which runs in every round beside it; none without a claim variant. The
     /// other variants ride along (`Settings::ride_along`, and under a budget only where it
-    /// leaves room): a variant that stands in for a claim variant failing a correctness check
-    /// (`finding::correct_stand_in`) among them, so a quick run's finding read from a stand-in
-    /// rests on its ride-along rounds and says so when they do not decide it.
+    /// leaves room), except a variant standing in for a claim variant that failed a
+    /// correctness check before the rounds (`finding::correct_stand_in`): the runner adds it.
     pub fn claim_trials(&self) -> Option<Vec<(&'static str, &'static str)>> {
         let mut trials = self.trials_deciding(self.claim_variant()?)?;
         if let Some(go) = self.go_claim().and_then(|c| self.trials_deciding(c.variant?)) {

@@ -68,8 +68,8 @@ pub mod testing;
 pub mod trial_server;
 
 pub use experiment::{
-    names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, KnobDefault, Meta, Needs, Run, RunCtx,
-    Sweep, Trial, Variant,
+    go_served, names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, KnobDefault, Meta, Needs, Run,
+    RunCtx, Sweep, Trial, Variant,
 };
 pub use load::{LoadConfig, OpError, Worker};
 pub use micro::{Input, Routine, Routines};

@@ -104,19 +104,31 @@ const VARIANTS: [(Variant, Layer); 8] = [
 
 /// The Go originals (go/inproc/http_compression.go): Go's compress/gzip and net/http, the
 /// guide's CompressionMiddleware as printed, each a server the harness's load drives.
-const GO_VARIANTS: [Variant; 4] = [
-    Variant::baseline_of_group("go-identity", "Go original: net/http serving the body, its Content-Length set, no middleware")
-        .go_server("CompressionServer/identity"),
-    Variant::new("go-gzip-default", "Go original: the guide's middleware fixed (compress/gzip at its default level, the handler's Content-Length dropped before the header goes out)")
-        .compared_with("go-identity")
-        .go_server("CompressionServer/gzip-default"),
-    Variant::new("go-guide-gzip", "Go original: the guide's CompressionMiddleware as printed around the handler that sets its own Content-Length (the uncompressed length stays in the header)")
-        .compared_with("go-identity")
-        .go_server("CompressionServer/guide-gzip"),
-    Variant::new("go-guide-gzip-write-only", "Go original: the guide's CompressionMiddleware as printed around a handler that only writes, as most Go handlers do")
-        .compared_with("go-identity")
-        .go_server("CompressionServer/guide-gzip-write-only")
-        .tests_claim(),
+const GO_VARIANTS: [(Variant, Layer); 4] = [
+    (
+        Variant::baseline_of_group("go-identity", "Go original: net/http serving the body, its Content-Length set, no middleware")
+            .go_server("CompressionServer/identity"),
+        Layer::Identity,
+    ),
+    (
+        Variant::new("go-gzip-default", "Go original: the guide's middleware fixed (compress/gzip at its default level, the handler's Content-Length dropped before the header goes out)")
+            .compared_with("go-identity")
+            .go_server("CompressionServer/gzip-default"),
+        Layer::Gzip(Level::Default),
+    ),
+    (
+        Variant::new("go-guide-gzip", "Go original: the guide's CompressionMiddleware as printed around the handler that sets its own Content-Length (the uncompressed length stays in the header)")
+            .compared_with("go-identity")
+            .go_server("CompressionServer/guide-gzip"),
+        Layer::GuideGzip,
+    ),
+    (
+        Variant::new("go-guide-gzip-write-only", "Go original: the guide's CompressionMiddleware as printed around a handler that only writes, as most Go handlers do")
+            .compared_with("go-identity")
+            .go_server("CompressionServer/guide-gzip-write-only")
+            .tests_claim(),
+        Layer::GuideGzipWriteOnly,
+    ),
 ];
 
 /// The links a response's time is modelled on: metric key, label, bits per second, round trip.
@@ -431,7 +443,7 @@ impl Experiment for HttpCompression {
             title: "Response compression: gzip levels, brotli, zstd and the guide's middleware",
             guide_section: "HTTP服务优化: 响应压缩中间件 (CompressionMiddleware)",
             claim: "A gzip middleware speeds up responses.",
-            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
+            variants: [names_of(&VARIANTS), names_of(&GO_VARIANTS)].concat(),
             sweep: Sweep::numeric("response size", "bytes", &[100.0, 10_000.0, 1_000_000.0], &[100.0, 1_000_000.0]),
             primary_metric: MetricInfo::new("link_100mbit_ms", "ms", Better::Lower, "modelled time of one response on a 100 Mbit/s link with a 20 ms round trip: a model, from this sample's measurements (CPU of both sides per response + bytes on the wire at 100 Mbit/s + one round trip)"),
             metrics: vec![
@@ -555,8 +567,8 @@ impl Experiment for HttpCompression {
 impl Run for HttpCompression {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
-                return run_go(ctx, at, bench).await;
+            if let Some((bench, layer)) = harness::go_served(&GO_VARIANTS, at.variant) {
+                return run_go(ctx, at, bench, layer).await;
             }
             let layer = pick(&VARIANTS, at.variant)?;
             let size = at.point.value as usize;
@@ -641,7 +653,7 @@ fn per_response(
 /// Rust services, then stopped; its answers, compressed answers and bytes written counted by
 /// the Go server, its CPU read from /proc around the load (a process of its own, so added to
 /// the harness's for the CPU per response).
-async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
+async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str, layer: Layer) -> anyhow::Result<Sample> {
     let server = harness::micro::go_server::GoServer::start(bench, at, &[]).await?;
     let url = reqwest::Url::parse(&format!("http://{}/data", server.addr()))?;
     let (cpu0, started) = (server.cpu_s(), std::time::Instant::now());
@@ -657,8 +669,6 @@ async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Res
     };
     per_response(&mut sample, answered, encoded, count("written_bytes"), cpu, cpu / elapsed.max(1e-9));
     if sample.invalid.is_none() {
-        // The Go baseline (the first) has no compression layer; the others all compress.
-        let layer = if at.variant == GO_VARIANTS[0].name { Layer::Identity } else { Layer::GuideGzip };
         sample.invalid = not_acted(layer, answered, encoded);
     }
     Ok(sample)

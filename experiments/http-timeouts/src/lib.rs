@@ -75,13 +75,19 @@ harness::table! {
 
 /// The Go originals (go/inproc/http_timeouts.go): net/http's own server, the guide's
 /// NewOptimizedHTTPServer as printed, its timeouts scaled as the port's.
-const GO_VARIANTS: [Variant; 2] = [
-    Variant::baseline_of_group("go-no-timeouts", "Go original: net/http's http.Server{} with its zero values (no timeouts)")
-        .go_server("TimeoutsServer/no-timeouts"),
-    Variant::new("go-guide-timeouts", "Go original: the guide's NewOptimizedHTTPServer as printed, every timeout scaled by the port's header timeout over the guide's 5 s")
-        .compared_with("go-no-timeouts")
-        .go_server("TimeoutsServer/guide-timeouts")
-        .tests_claim(),
+const GO_VARIANTS: [(Variant, Timeouts); 2] = [
+    (
+        Variant::baseline_of_group("go-no-timeouts", "Go original: net/http's http.Server{} with its zero values (no timeouts)")
+            .go_server("TimeoutsServer/no-timeouts"),
+        Timeouts::None,
+    ),
+    (
+        Variant::new("go-guide-timeouts", "Go original: the guide's NewOptimizedHTTPServer as printed, every timeout scaled by the port's header timeout over the guide's 5 s")
+            .compared_with("go-no-timeouts")
+            .go_server("TimeoutsServer/guide-timeouts")
+            .tests_claim(),
+        Timeouts::Guide,
+    ),
 ];
 
 /// What the server counts.
@@ -455,7 +461,7 @@ impl Experiment for HttpTimeouts {
             title: "Server timeouts against slow clients (slowloris)",
             guide_section: "HTTP服务优化: NewOptimizedHTTPServer (ReadHeaderTimeout 5 s, ReadTimeout 10 s, WriteTimeout 10 s, IdleTimeout 120 s)",
             claim: "Server timeouts (ReadHeaderTimeout 5 s etc.) protect the service from clients that hold connections open.",
-            variants: [names_of(&VARIANTS), GO_VARIANTS.to_vec()].concat(),
+            variants: [names_of(&VARIANTS), names_of(&GO_VARIANTS)].concat(),
             sweep: Sweep::numeric("slow clients", "connections", &[0.0, 100.0, 1000.0], &[0.0, 100.0]),
             primary_metric: load::latency_p99("one request of a normal client"),
             metrics: vec![
@@ -522,8 +528,8 @@ impl Experiment for HttpTimeouts {
 impl Run for HttpTimeouts {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            if let Some(bench) = GO_VARIANTS.iter().find(|v| v.name == at.variant).and_then(|v| v.go) {
-                return run_go(ctx, at, bench).await;
+            if let Some((bench, timeouts)) = harness::go_served(&GO_VARIANTS, at.variant) {
+                return run_go(ctx, at, bench, timeouts).await;
             }
             let timeouts = pick(&VARIANTS, at.variant)?;
             let limits = Limits::scaled(header_timeout(ctx)?);
@@ -627,7 +633,7 @@ impl SlowCounts {
 /// stopped while the slow clients still hold their connections, as the port's counters are
 /// read; its open connections, cuts (told from net/http's ConnState by how long a closed
 /// connection had waited) and memory growth from the Go process.
-async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Result<Sample> {
+async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str, timeouts: Timeouts) -> anyhow::Result<Sample> {
     let limits = Limits::scaled(header_timeout(ctx)?);
     let env = [("PERFLAB_HEADER_TIMEOUT_NS", limits.header.as_nanos().to_string())];
     let server = harness::micro::go_server::GoServer::start(bench, at, &env).await?;
@@ -642,8 +648,6 @@ async fn run_go(ctx: &RunCtx, at: Trial<'_>, bench: &'static str) -> anyhow::Res
     if let Some(mb) = own.get("rss_growth_mb") {
         sample.metrics.insert("rss_growth_mb".into(), *mb);
     }
-    // The Go baseline (the first) has no timeouts; the guide's has them.
-    let timeouts = if at.variant == GO_VARIANTS[0].name { Timeouts::None } else { Timeouts::Guide };
     sample.invalid = not_acted(timeouts, at.point.value as u32, slow.cut, header_cut + idle_cut);
     Ok(sample)
 }

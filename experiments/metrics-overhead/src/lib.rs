@@ -348,11 +348,10 @@ async fn count_after_requests(labelling: Labelling, paths: u64, per_path: u64) -
 impl Run for MetricsOverhead {
     fn run<'a>(&'a self, ctx: &'a RunCtx, at: Trial<'a>) -> BoxFuture<'a, anyhow::Result<Sample>> {
         Box::pin(async move {
-            if let Some((v, labelling)) = GO_VARIANTS.iter().find(|(v, _)| v.name == at.variant) {
-                let bench = v.go.ok_or_else(|| anyhow::anyhow!("{} has no Go benchmark", v.name))?;
+            if let Some((bench, labelling)) = harness::go_served(&GO_VARIANTS, at.variant) {
                 let mut sample = run_go(ctx, at, bench).await?;
                 if sample.invalid.is_none() {
-                    sample.invalid = not_acted(*labelling, at.point.value.max(1.0) as u64, &sample);
+                    sample.invalid = not_acted(labelling, at.point.value.max(1.0) as u64, &sample);
                 }
                 return Ok(sample);
             }
