@@ -305,7 +305,12 @@ fn quick_bench_runs_every_experiment_end_to_end() {
             "multiplexed" => assert!(open <= 1.0, "{m}"),
             variant => {
                 let (peak, size) = (m["pool_connections_max"].as_f64().unwrap(), m["pool_size"].as_f64().unwrap());
-                assert!(peak >= 1.0 && peak <= size, "{variant}: {m}");
+                // go-redis's own count (PoolStats.TotalConns) also holds the connections it
+                // dials outside the pool (`pooled: false`) when its MinIdleConns refill has
+                // taken the pool's size while a caller holds a turn: up to MinIdleConns (the
+                // guide's 5) beyond PoolSize. CI saw 22 at PoolSize 20 (the server: 20).
+                let slack = if variant.starts_with("go-redis-") && variant != "go-redis-default" { 5.0 } else { 0.0 };
+                assert!(peak >= 1.0 && peak <= size + slack, "{variant}: {m}");
                 if variant == "go-default" || variant == "go-redis-default" {
                     assert!(open <= size, "{variant}: {m}");
                 }
