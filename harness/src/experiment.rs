@@ -420,6 +420,13 @@ impl Meta {
         Some(trials)
     }
 
+    /// The Go original's claim's trials (`go_claim`'s variant and its baseline); none without
+    /// one. Part of `claim_trials`; in a quick run they run only in a point's first rounds
+    /// (`Settings::go_rounds`).
+    pub fn go_claim_trials(&self) -> Vec<(&'static str, &'static str)> {
+        self.go_claim().and_then(|c| self.trials_deciding(c.variant?)).unwrap_or_default()
+    }
+
     /// `variant`'s baseline and `variant`, in the claim's case.
     fn trials_deciding(&self, variant: &str) -> Option<Vec<(&'static str, &'static str)>> {
         let infos = self.variant_infos();

@@ -345,7 +345,16 @@ async fn run_inner(
     // The trials outside the claim ride along: in a point's first `ride_along` rounds (every
     // round without a limit), and under `--budget` only where the point's share leaves room
     // for them beside the claim's minimum rounds. Without a claim every trial is the claim's.
-    let mut claim_trials = meta.claim_trials();
+    // Where they ride along (quick), the Go original's claim does too, in its own first
+    // rounds (`Settings::go_rounds`), and the port's claim alone decides when a point stops.
+    let go_rounds = ctx.settings.go_rounds().filter(|_| go_claim.is_some());
+    let go_pair = if go_rounds.is_some() { meta.go_claim_trials() } else { Vec::new() };
+    let go_stops = if go_rounds.is_some() { None } else { go_claim };
+    let mut claim_trials = meta.claim_trials().map(|mut c| {
+        c.retain(|t| !go_pair.contains(t));
+        c
+    });
+    let mut go_cut: Vec<String> = Vec::new();
     let mut cut_riders: Vec<String> = Vec::new();
     let points = results[0].sweep.points.clone();
     // Under `--budget`, a point past its share of the experiment's time stops once it has its
@@ -388,8 +397,11 @@ async fn run_inner(
             }
         }
         let in_claim = |t: (&str, &str)| claim_trials.as_ref().is_none_or(|c| c.contains(&t));
-        let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32;
-        let claim_count = trials.len() as u32 - riders;
+        let is_go = |t: (&str, &str)| go_pair.contains(&t);
+        let go_riders = trials.iter().filter(|&&t| is_go(t) && !in_claim(t)).count() as u32;
+        let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32 - go_riders;
+        let claim_count = trials.len() as u32 - riders - go_riders;
+        let (mut go_ran, mut go_might) = (0, 0);
         // A disturbed round is replaced by another, up to as many again as the cap: the looks,
         // the cap and the budget's minimum count the rounds that stand.
         for repetition in 0..ctx.settings.repetitions * 2 {
@@ -398,18 +410,26 @@ async fn run_inner(
             }
             let stand = rounds.rounds - rounds.disturbed;
             // Riders may ride along (their ride-along limit allows) and do (the budget has room).
-            let may_ride = riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n);
-            let ride = may_ride
-                && point_deadline.is_none_or(|d| {
+            let room = |extra: u32| {
+                point_deadline.is_none_or(|d| {
                     let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
-                    Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
-                });
+                    Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + extra) <= d
+                })
+            };
+            let may_ride = riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n);
+            let ride = may_ride && room(riders);
             rode += u32::from(ride);
             might += u32::from(may_ride);
+            // The Go claim's pair before the other riders: it has a finding of its own.
+            let may_go = go_riders > 0 && go_rounds.is_some_and(|n| stand < n);
+            let go_ride = may_go && room(go_riders + if ride { riders } else { 0 });
+            go_ran += u32::from(go_ride);
+            go_might += u32::from(may_go);
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
-                if !ride && !in_claim((case, variant)) {
+                let t = (case, variant);
+                if !in_claim(t) && !(if is_go(t) { go_ride } else { ride }) {
                     continue;
                 }
                 let at = Trial { case, variant, point, offered: None, round: repetition };
@@ -477,7 +497,7 @@ async fn run_inner(
                     // The Go original's claim, where it runs here, is decided too before a
                     // point stops (the same rule, its own comparison).
                     let go_decided =
-                        go_claim.is_none_or(|g| analysis::claim_decided(&results[0], g, &point.label, plan));
+                        go_stops.is_none_or(|g| analysis::claim_decided(&results[0], g, &point.label, plan));
                     if look && analysis::claim_decided(&results[0], claim, &point.label, plan) && go_decided {
                         rounds.stop = StopReason::Decided;
                         break;
@@ -496,6 +516,9 @@ async fn run_inner(
         if ctx.deadline.is_some() && rode < might {
             cut_riders.push(format!("{} {}: {rode} of {might}", meta.sweep.axis, point.label));
         }
+        if go_might > 0 {
+            go_cut.push(format!("{} {}: {go_ran}", meta.sweep.axis, point.label));
+        }
         for result in results.iter_mut() {
             result.rounds.push(rounds.clone());
         }
@@ -505,6 +528,14 @@ async fn run_inner(
             result.notes.push(format!(
                 "The time budget left room for the trials outside the claim in fewer rounds than the claim's (rounds they rode along in, of those they might have): {}. Their medians and comparisons rest on those rounds; --budget none (or a larger one) runs them in every round.",
                 cut_riders.join("; ")
+            ));
+        }
+    }
+    if let (Some(n), false) = (go_rounds, go_cut.is_empty()) {
+        for result in results.iter_mut() {
+            result.notes.push(format!(
+                "A quick run decides the port's claim: the Go original's claim ran beside it in each point's first {n} rounds only, as the budget left room (rounds it ran: {}), and the port's claim alone decided when a point stopped. Its finding rests on those rounds; a full run (or --budget none without --quick) runs it in every round until it is decided too.",
+                go_cut.join("; ")
             ));
         }
     }

@@ -211,6 +211,15 @@ impl Session {
         };
         let dir = results_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let lock = RunLock::acquire(&dir).map_err(SessionError::BadRequest)?;
+        // The Go originals are built before the budget's clock starts, as perflab's own
+        // executables are: a build is not an experiment's time (the first on a machine takes
+        // a minute or more; later ones find it cached). One that fails is said by each
+        // experiment that needs it.
+        if crate::micro::go::missing().is_none()
+            && plan.experiments.iter().any(|e| e.meta().variants.iter().any(|v| v.go.is_some()))
+        {
+            let _ = crate::micro::go::test_binary().await;
+        }
         let session = Session {
             budget_end: budget_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms)),
             ctx: Some(RunCtx {
@@ -435,14 +444,19 @@ pub fn budget_weight(meta: &Meta, settings: &Settings) -> f64 {
 }
 
 /// The samples `rounds` rounds take over every point: the claim's trials in every round, the
-/// others in at most their ride-along rounds (all rounds without ride-along or a claim).
+/// Go original's claim in at most its rounds (`Settings::go_rounds`), the others in at most
+/// their ride-along rounds (all rounds without ride-along or a claim).
 fn samples(meta: &Meta, settings: &Settings, rounds: u32) -> f64 {
     let points = meta.sweep.points(settings.quick).len() as f64;
     let all = (meta.case_names().len() * meta.variants.len()) as f64;
     let per_point = match (settings.ride_along, meta.claim_trials()) {
         (Some(ride), Some(claim)) => {
-            let claim = claim.len() as f64;
-            claim * f64::from(rounds) + (all - claim).max(0.0) * f64::from(ride.min(rounds))
+            let go = meta.go_claim_trials().len() as f64;
+            let go_rounds = settings.go_rounds().unwrap_or(rounds).min(rounds);
+            let claim = claim.len() as f64 - go;
+            claim * f64::from(rounds)
+                + go * f64::from(go_rounds)
+                + (all - claim - go).max(0.0) * f64::from(ride.min(rounds))
         }
         _ => all * f64::from(rounds),
     };

@@ -35,7 +35,8 @@ pub struct Settings {
     /// Rounds of a point in which the trials outside the claim (other variants, other cases)
     /// ride along; after them only the claim's trials run until decided. Quick: 2
     /// (`--claim-only`: 0); none: every round (a full run, `--against`). Under a budget they
-    /// ride along only where it leaves room for them.
+    /// ride along only where it leaves room for them. Where it is set, the Go original's
+    /// claim runs in fewer rounds too (`Settings::go_rounds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_along: Option<u32>,
     /// Measured time per sample.
@@ -69,6 +70,17 @@ pub struct Settings {
     /// `bench --profile`: sample the harness's CPU during one extra trial of each variant.
     #[serde(default)]
     pub profile: bool,
+}
+
+impl Settings {
+    /// Rounds of a point in which the Go original's claim runs beside the port's, where the
+    /// other trials ride along (`ride_along`, quick runs): the first minimum rounds of the
+    /// sequential plan (2 at least), as budget leaves room, after which the port's claim
+    /// alone runs on and alone decides when the point stops. None: every round, and a point
+    /// stops once both claims are decided (a full run, `--against`).
+    pub fn go_rounds(&self) -> Option<u32> {
+        self.ride_along.map(|n| n.max(self.min_rounds).max(2))
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]

@@ -380,3 +380,37 @@ async fn a_disturbed_round_is_left_out_as_a_pair() {
     let r = run_sides(&meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
     assert!(r.samples.iter().all(|s| s.invalid.is_none()) && r.rounds.iter().all(|p| p.disturbed == 0));
 }
+
+/// Where the other trials ride along (quick), the Go original's claim runs in its first
+/// rounds only and the port's claim alone decides when a point stops; in a full run both
+/// claims run in every round and a point stops once both are decided.
+#[tokio::test]
+async fn a_quick_run_gives_the_go_claim_its_first_rounds_only() {
+    let mut meta = two_variants();
+    meta.variants = vec![
+        crate::Variant::new("x", "x"),
+        crate::Variant::new("y", "y").compared_with("x").tests_claim(),
+        crate::Variant::new("go-x", "x in Go").in_go("BenchmarkX"),
+        crate::Variant::new("go-y", "y in Go").in_go("BenchmarkY").compared_with("go-x").tests_claim(),
+    ];
+    let run = |factor: f64, noise: f64, ride_along: Option<u32>| {
+        let meta = &meta;
+        async move {
+            let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+            ctx.settings.repetitions = 9;
+            ctx.settings.min_rounds = 3;
+            ctx.settings.ride_along = ride_along;
+            let mut side = Synthetic::new(factor, noise);
+            let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
+            let of = |v: &str| result.samples.iter().filter(|s| s.variant == v).count();
+            let said = result.notes.iter().any(|n| n.contains("first 3 rounds only"));
+            (of("y"), of("go-y"), result.rounds[0].stop.clone(), said)
+        }
+    };
+    // The port's claim undecided (A/A, 30 % spread): it runs to the cap, the Go claim 3 rounds.
+    assert_eq!(run(1.0, 0.3, Some(2)).await, (9, 3, StopReason::Cap, true));
+    // Decided at the first look: both ran 3 rounds.
+    assert_eq!(run(0.5, 0.02, Some(2)).await, (3, 3, StopReason::Decided, true));
+    // A full run: the Go claim in every round the port's runs.
+    assert_eq!(run(1.0, 0.3, None).await, (9, 9, StopReason::Cap, false));
+}
