@@ -58,3 +58,94 @@ macro_rules! quick_run_test {
         }
     };
 }
+
+/// An experiment's notes, read from its `notes.md` beside `Cargo.toml` and filled with the
+/// values only a run knows: `harness::notes!(clients = ctx.settings.concurrency.unwrap_or(1))`.
+/// The prose lives in the Markdown file, not in lib.rs (which is the technique); see
+/// [`fill_notes`] for the format.
+#[macro_export]
+macro_rules! notes {
+    ($($name:ident = $value:expr),* $(,)?) => {
+        $crate::fill_notes(
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/notes.md")),
+            &[$((stringify!($name), $value.to_string())),*],
+        )
+    };
+}
+
+/// The notes of `text`: one note per paragraph (paragraphs are separated by a blank line, and
+/// a paragraph's lines are joined by one space), headings (`# …`) left out, every `{name}`
+/// replaced by the value given for it, `{{` and `}}` written as one brace (a `{` not followed
+/// by a name and `}`, as in Go's `User{}`, stays as it is). A placeholder without a value,
+/// or a value no placeholder uses, is a mistake in the experiment's code: debug builds (every
+/// test) stop on it; a release build leaves the placeholder as written.
+pub fn fill_notes(text: &str, values: &[(&str, String)]) -> Vec<String> {
+    let mut used = vec![false; values.len()];
+    let mut notes = Vec::new();
+    for paragraph in text.split("\n\n") {
+        let lines: Vec<&str> =
+            paragraph.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("# ")).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let joined = lines.join(" ");
+        let mut note = String::with_capacity(joined.len());
+        let mut rest = joined.as_str();
+        while let Some(open) = rest.find('{') {
+            note.push_str(&rest[..open].replace("}}", "}"));
+            let after = &rest[open + 1..];
+            if let Some(escaped) = after.strip_prefix('{') {
+                note.push('{');
+                rest = escaped;
+                continue;
+            }
+            let name_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            let name = &after[..name_len];
+            let closed = after[name_len..].starts_with('}') && !name.is_empty();
+            match values.iter().position(|(n, _)| *n == name).filter(|_| closed) {
+                Some(i) => {
+                    used[i] = true;
+                    note.push_str(&values[i].1);
+                    rest = &after[name_len + 1..];
+                }
+                None => {
+                    debug_assert!(!closed, "notes: no value for {{{name}}}");
+                    note.push('{');
+                    rest = after;
+                }
+            }
+        }
+        note.push_str(&rest.replace("}}", "}"));
+        notes.push(note);
+    }
+    debug_assert!(used.iter().all(|u| *u), "notes: a value no placeholder uses: {values:?}");
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_notes;
+
+    #[test]
+    fn paragraphs_become_notes_with_their_values() {
+        let text = "# pg-batch\n\nOne {n} clients,\nwrapped.\n\nGo's http.Server{} and {}, GET /users/{{id}}.\n";
+        assert_eq!(
+            fill_notes(text, &[("n", "8".into())]),
+            vec!["One 8 clients, wrapped.".to_owned(), "Go's http.Server{} and {}, GET /users/{id}.".to_owned()]
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "no value for {clients}")]
+    fn a_placeholder_without_a_value_is_a_mistake() {
+        fill_notes("{clients} clients", &[]);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a value no placeholder uses")]
+    fn a_value_without_a_placeholder_is_a_mistake() {
+        fill_notes("no placeholder", &[("clients", "1".into())]);
+    }
+}

@@ -67,6 +67,7 @@ pub mod targets;
 pub mod testing;
 pub mod trial_server;
 
+pub use declare::fill_notes;
 pub use experiment::{
     go_served, names_of, pick, BoxFuture, CapacityPlan, Case, Engine, Experiment, Knob, KnobDefault, Meta, Needs, Run,
     RunCtx, Sweep, Trial, Variant,

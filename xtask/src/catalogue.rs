@@ -115,6 +115,19 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
+    /// Every experiment's notes.md is filled in whole: a placeholder without a value, or a
+    /// value no placeholder uses, stops a debug build (`harness::fill_notes`). Read before any
+    /// setup, as a run that fails in setup still reports them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_experiments_notes_are_filled_in() {
+        let ctx = harness::RunCtx::for_tests(false, false, &[]).await.unwrap();
+        for e in all() {
+            let notes = e.notes(&ctx);
+            let id = e.meta().id;
+            assert!(notes.iter().all(|n| !n.trim().is_empty() && !n.starts_with('#')), "{id}: {notes:?}");
+        }
+    }
+
     /// What every experiment of the catalogue must declare well: unique variant and case
     /// names without the id separator, baselines that exist, exactly one claim with a
     /// baseline, knobs with a range and a default that passes their own check, and (micro

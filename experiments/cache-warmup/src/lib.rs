@@ -383,18 +383,12 @@ impl Experiment for CacheWarmup {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "After each warm-up, requests arrive at {:.0}/s (open loop, served by {} clients; `--set cache-warmup.rate=N` changes it) for random users among the warmed keys, cache-aside (GET; on a miss: query, SET with the guide's 30-minute TTL), for {:.1} s starting at once: the first seconds a freshly started service serves. Latency counts from each request's arrival, so a request stuck behind a cold miss shows in p99 (a closed loop would hide it by sending less).",
-                RATE.value(&ctx.settings).unwrap_or(f64::NAN),
-                ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
-                ctx.settings.duration.as_secs_f64()
-            ),
-            format!("Every warm-up loads from a pool of {DB_POOL} Postgres connections, all opened before its clock starts and kept idle (so that neither opening them nor the guide's MaxIdleConns churn, which pg-pool measures, blurs the comparison), and writes through one multiplexed Redis connection. The keys_cached check warms the smallest point's keys once per variant, out of any sample, and counts the keys in Redis."),
-            "The guide's Warmup calls Get, whose refill runs in a goroutine nobody waits for: its warm_ms ends before the cache is full, and filled_ms says when it was.".into(),
-            "Warm-up errors (a Redis reply later than the guide's 3 s ReadTimeout, a failed query) are counted in warm_failures and the warm-up goes on, as the guide's Warmup ignores them.".into(),
-            "The guide's cache also has an in-process L1; this experiment warms Redis only (multi-level-cache measures the L1).".into(),
-        ]
+        harness::notes!(
+            rate = format!("{:.0}", RATE.value(&ctx.settings).unwrap_or(f64::NAN)),
+            clients = ctx.settings.concurrency.unwrap_or(TRAFFIC_CLIENTS),
+            seconds = format!("{:.1}", ctx.settings.duration.as_secs_f64()),
+            db_pool = DB_POOL,
+        )
     }
 }
 

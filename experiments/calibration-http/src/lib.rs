@@ -117,16 +117,7 @@ impl Experiment for CalibrationHttp {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "Each sample lasts {} s for every client (wrk counts whole seconds), on connections just opened and without a warm-up, as wrk runs; the endpoint answers GET / with 2 bytes from axum on a runtime of 2 threads in the harness's process, on loopback.",
-                whole_seconds(ctx.settings.duration)
-            ),
-            "Read a harness-http/wrk ratio near 1 as: the harness's HTTP client is not the bottleneck at that number of connections. Client and server share this machine's 2 cores, so the lighter client leaves the server more CPU.".into(),
-            "hyper-client/harness-http is what a client library costs on top of the engine (hyper's per-request dispatch between the request handle and the connection); the service experiments whose subject is the server are driven by the harness's client, those whose subject is a client (http-client-pool) by that client.".into(),
-            "The harness CPU column of the harness-http and hyper-client samples includes the server's threads (one process); for wrk it is wrk's own CPU.".into(),
-            "wrk's requests per second count successes only here (non-2xx answers and socket errors are counted by kind beside them, never as throughput).".into(),
-        ]
+        harness::notes!(seconds = whole_seconds(ctx.settings.duration))
     }
 }
 

@@ -110,13 +110,7 @@ impl Experiment for Calibration {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Read a harness/reference ratio near 1 as: the load engine is not the bottleneck at that concurrency. Client and server share this machine's cores, so a heavier client also slows the server.".into(),
-            "For pgbench and redis-benchmark the harness CPU column is the tool's own CPU time (they run as child processes), so client efficiency can be compared directly.".into(),
-            "Where the harness trails a reference tool, read client_cpu_us_per_op beside the throughput: client and server share this machine's two cores, so each microsecond of client CPU per request is taken from the server. The harness's clients spend more CPU per request than pgbench's libpq and redis-benchmark's hiredis event loop: an async runtime's wake-ups through epoll on every answer, the drivers' per-row and per-reply allocation, and a hand-off between the worker's task and the connection's own task on every request (tokio-postgres and redis-rs both drive a connection from a task of its own; harness-pg-inline drives tokio-postgres's connection in the worker's task to show what that part costs; harness-redis-raw drops the driver altogether, RESP by hand in the worker's task, to show what the redis crate costs beside the engine).".into(),
-            "Each worker is a task of its own on its load thread's runtime: a worker polled inside the runtime's block_on future paid one extra epoll_wait for every answer a driver task handed to it (strace -c: 2.3 epoll_wait per request, now 1.1; harness/examples/syscalls_per_op.rs counts them). At 8 clients with 1 s samples harness-pg's client CPU per request fell from 9.7 to 8.0-8.2 µs, pgbench's being 7.6-8.3 µs in the same runs.".into(),
-            "redis-benchmark counts requests rather than seconds; its request count is sized from its previous rate to last about as long as a harness sample, after a warm-up run sized the same way. pgbench counts whole seconds from its connections' first queries, with no warm-up of its own (a run before it would open other connections): every Postgres variant, the harness's too, measures those whole seconds (one in quick mode and in a full run's 1 s samples) on connections just opened, without a warm-up, preparing its statement on a connection's first query as pgbench -M prepared does. Quick mode measures one concurrency, 8 clients; a full run measures 1, 8 and 50.".into(),
-        ]
+        harness::notes!()
     }
 }
 

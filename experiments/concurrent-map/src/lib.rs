@@ -386,12 +386,7 @@ impl Experiment for ConcurrentMap {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        let cores = cores();
-        vec![
-            format!("This machine has {cores} cores available; the sweep runs 1 and 2 threads. With more threads than cores the threads time-share the cores and throughput measures scheduling more than the map (the 4-thread points of earlier runs were bimodal, 13.6 to 38.2 M ops/s), so none is run."),
-            format!("Zipf keys (s = {ZIPF_S}) send most operations to a few hot keys, as a cache's traffic does: writes to a hot key contend on its entry, shard or lock, where uniform keys spread them."),
-            "Throughput counts every operation; latency is timed on one operation in 32, so the clock is not the bottleneck.".to_owned(),
-        ]
+        harness::notes!(cores = cores(), zipf_s = ZIPF_S)
     }
 }
 

@@ -393,14 +393,14 @@ impl Experiment for GrpcPool {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!("The server (tonic, the guide's NewOptimizedGRPCServer settings) runs in the harness's process on a runtime of {SERVER_THREADS} threads, on loopback; the callers share this machine's 2 cores with it. Each call sends {PAYLOAD} bytes that the server digests {ROUNDS} times over (FNV-1a), a few microseconds of work."),
-            "A tonic Channel is a buffer in front of one HTTP/2 connection: every clone of it hands its calls to one task that drives that connection. The pool's variants differ from the single channel only in the number of channels and the guide's GetConnection (a mutex round robin) per call.".into(),
-            "Callers and server share the machine's cores: where process_cores is near their number (at 512 callers it is), throughput is bounded by CPU and swings between rounds (runs/full-d55a67b: 40k–61k calls/s for every variant at 512 callers): a difference there is CPU per call (more channels, more connection tasks) and scheduling under saturation, not waiting on a connection.".into(),
-            "The guide's message size limits (4 MB) are tonic's defaults; its ConnectionTimeout (10 s for the HTTP/2 handshake) has no tonic equivalent and plays no part on loopback.".into(),
-            format!("The go-… variants are grpc-go {GRPC_GO} itself: the guide's NewOptimizedGRPCServer (in the Go test binary's process, a new one per sample, its keepalive enforcement policy included) answers the same call, digest and payload, and the guide's NewOptimizedGRPCClient dials every ClientConn (grpc.Dial with WithBlock and WithTimeout, as printed); each call makes its stub on the ClientConn the variant hands out (GetConnection per call for the pool). Callers and server share the Go runtime's scheduler on the machine's cores, where the Rust server has a runtime of its own; the Go sample's process_cores is not read (its CPU covers the whole process), so it is compared with the Go single connection only. The generated code (go/workpb) is committed with the command that regenerates it in work.proto."),
-            format!("Keepalive: the guide's client pings every {} s and its server enforces at least {} s between pings. The samples are shorter than either interval, so pings play no part in the numbers; the checks record what tonic does with the pings (gRPC-Go would send GOAWAY too_many_pings).", CLIENT_KEEPALIVE.as_secs(), SERVER_MIN_PING_INTERVAL.as_secs()),
-        ]
+        harness::notes!(
+            server_threads = SERVER_THREADS,
+            payload = PAYLOAD,
+            rounds = ROUNDS,
+            grpc_go = GRPC_GO,
+            client_keepalive_s = CLIENT_KEEPALIVE.as_secs(),
+            server_min_ping_s = SERVER_MIN_PING_INTERVAL.as_secs(),
+        )
     }
 }
 

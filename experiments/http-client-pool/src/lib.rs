@@ -450,14 +450,12 @@ impl Experiment for HttpClientPool {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!("The service answers GET /users/{{id}} with {BODY_BYTES} bytes of JSON from axum (HTTP/1.1 and h2c) on a runtime of 2 threads in the harness's process, on loopback; the clients share this machine's 2 cores with it. calibration-http gives the floor: what the harness's own client and hyper's reach on the same kind of endpoint."),
-            "Each sample starts a new service on a new port and builds a new client, so connections accepted and TIME_WAIT sockets are that sample's; the warm-up fills the pool before the measured window.".into(),
-            format!("guide-pool and go-default-transport are one model of Go's http.Transport with two settings (MaxIdleConnsPerHost {GUIDE_MAX_IDLE_CONNS_PER_HOST} and MaxConnsPerHost {GUIDE_MAX_CONNS_PER_HOST}; Go's default {GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST} idle and no cap): an idle connection first; else the request waits while a dial starts for it (if under the cap) and takes whichever comes first, the dial or a released connection; a released connection goes to a waiting request before the idle list, and beyond the idle limit it is closed. Each connection is one of hyper's HTTP/1.1 client, released only once its answer is read and it is ready for the next request. The server's accepted connections must match the model's dials in every sample, or the sample is not a measurement of the pool. MaxIdleConns 100 (across hosts) does not matter with one host; IdleConnTimeout 90 s and the timeouts never act in a sample; ExpectContinueTimeout and TLS settings do not apply to plain GETs."),
-            "The go-… variants are Go's own http.Transport and http.Client, the transport the model stands for, against a net/http service in their own process (the same path, the same 512 bytes, a new service per sample), its accepted connections counted by the server's ConnState and TIME_WAIT read from /proc/net/tcp as for the Rust variants.".into(),
-            "no-keep-alive uses the same hyper connection, one per request with Connection: close. reqwest-default and pooled-http2 are another library (reqwest's pool over hyper-util, a task per connection): their comparison with go-default-transport includes the library.".into(),
-            "Linux reuses loopback TIME_WAIT sockets for new outgoing connections (net.ipv4.tcp_tw_reuse = 2, the default), so a connection per request runs out of ephemeral ports later here than between two machines; errors of that kind are counted by kind, never as requests.".into(),
-        ]
+        harness::notes!(
+            body_bytes = BODY_BYTES,
+            guide_max_idle_conns_per_host = GUIDE_MAX_IDLE_CONNS_PER_HOST,
+            guide_max_conns_per_host = GUIDE_MAX_CONNS_PER_HOST,
+            go_default_max_idle_conns_per_host = GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST,
+        )
     }
 }
 

@@ -549,18 +549,11 @@ impl Experiment for HttpCompression {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "{} keep-alive connections of reqwest (decoding gzip, br and zstd, as a standard client does) drive the service in a closed loop; client and server share this machine's 2 cores and the loopback link, which is far faster than any network, so requests per second here show the CPU price of compression and the break-even checks show where it pays.",
-                ctx.settings.concurrency.unwrap_or(CONNECTIONS)
-            ),
-            "The go-… variants are the guide's own code on net/http and compress/gzip (go/inproc/http_compression.go): a Go server per sample, driven by the same reqwest client and connections; its answers, compressed answers and bytes written are counted by the Go server, its CPU read from /proc around the whole load (warm-up included, to the clock's 10 ms ticks) and its rate added to the client's over the measured window for the CPU per response. go-guide-gzip keeps the handler's uncompressed Content-Length, as the guide's middleware does: net/http then sends fewer bytes than it promised, so its answers fail as they would in production; go-gzip-default is the middleware a Go engineer would write (the stale length dropped). Both make a gzip.Writer per response, as the guide does (it pools none): Go allocates and clears the compressor's state on each writer's first write, which server_cpu_us shows at every size.".into(),
-            "tower-http compresses only bodies above 32 bytes and skips images and gRPC (its default predicate); the guide's middleware compresses every response whose client accepts gzip.".into(),
-            "The guide's middleware keeps the handler's Content-Length, which then promises the uncompressed length while the compressed body is shorter (or, for tiny bodies, longer): how hyper and reqwest deal with that is what the 'a standard client decodes it' check and the errors column record. Go's net/http does the same (it closes the connection after a short body), so the defect is in the guide's code, not in the port.".into(),
-            "Server CPU per response is the time the server's own threads spent on a CPU (Linux schedstat), from its accepting thread and its runtime's workers.".into(),
-            format!("No link is shaped (this kernel has no netem or tbf qdisc; a userspace proxy would spend CPU in proportion to bytes and so penalise identity): the primary metric is a model, computed from each sample's own measurements, of one response on {} (and, beside it, on {}): the CPU the whole process (client and server) spent per response on loopback, plus the bytes on the wire at the link's rate, plus one round trip. No slow start and no loss: a keep-alive connection whose window is open, which understates what fewer bytes save on a fresh connection.", LINKS[0].1, LINKS[1].1),
-            "guide-gzip-write-only puts the guide's middleware around a handler that only writes, as most Go handlers do: the middleware then works (the length on the wire is the compressed one), where around a handler that sets its own Content-Length (guide-gzip) every answer is cut or refused.".into(),
-        ]
+        harness::notes!(
+            connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS),
+            first_link = LINKS[0].1,
+            second_link = LINKS[1].1,
+        )
     }
 }
 

@@ -508,20 +508,13 @@ impl Experiment for HttpTimeouts {
         let shown = |f: fn(&Limits) -> Duration| {
             limits.as_ref().map(|l| format!("{} ms", f(l).as_millis())).unwrap_or_else(|e| e.to_string())
         };
-        vec![
-            format!(
-                "The guide's ReadHeaderTimeout ({} s) is {} in this run and its IdleTimeout ({} s) {}, so that they fire within a sample; slow clients arrive spread over the first timeout, send one byte of a header every half of it (never idle long enough for anything but a timeout on the whole header to cut them) and connect again 0.5–1.5 timeouts after being cut: the guide's ratios, every rate multiplied by the scale. {} normal clients use the harness's HTTP client in a closed loop on keep-alive connections, sending a request whose connection the server closed once more on a new one, as Go's Transport retries an idempotent request (counted in normal_retried_per_s; a request that fails again counts as failed, by kind, as the timeouts' outcome).",
-                GUIDE_READ_HEADER_TIMEOUT.as_secs(),
-                shown(|l| l.header),
-                GUIDE_IDLE_TIMEOUT.as_secs(),
-                shown(|l| l.idle),
-                ctx.settings.concurrency.unwrap_or(CLIENTS)
-            ),
-            "The guide's ReadTimeout (10 s) covers the same header here (GETs have no body), WriteTimeout (10 s) never meets an answer of 2 bytes: the header and idle timeouts are the ones slowloris and keep-alive clients meet.".into(),
-            "guide-timeouts applies Go's rule around the connection (a header deadline from the request's first byte, an idle deadline between requests, one timer per connection reset per request); hyper's header_read_timeout (hyper-header-timeout) starts its clock whenever hyper waits for a head, idle keep-alive wait included, and arms a new timer per request. hyper's own default is a 30 s header timeout once a timer is set; Go's zero-value http.Server and hyper without a timer have none, which is the no-timeouts variant.".into(),
-            "The go-… variants are net/http's own server (go/inproc/http_timeouts.go): http.Server{} and the guide's NewOptimizedHTTPServer as printed, its four timeouts scaled by the same factor as the port's header timeout (so ReadTimeout and WriteTimeout apply too, at twice it), driven by the same normal and slow clients. net/http does not say why it closed a connection: a close counts as a header cut when the connection had waited at least nine tenths of ReadHeaderTimeout for a request (from its accept or last answer), as an idle cut when it had waited nine tenths of IdleTimeout idle (ConnState); the slow clients' own count of cuts is the harness's, as for the port.".into(),
-            "A task per connection costs the server little memory in tokio (as a goroutine does in Go), so what slow clients take is mostly connections and descriptors, and what cutting them costs is reconnections: see open connections, cuts and memory beside the normal clients' latency.".into(),
-        ]
+        harness::notes!(
+            guide_header_s = GUIDE_READ_HEADER_TIMEOUT.as_secs(),
+            header = shown(|l| l.header),
+            guide_idle_s = GUIDE_IDLE_TIMEOUT.as_secs(),
+            idle = shown(|l| l.idle),
+            clients = ctx.settings.concurrency.unwrap_or(CLIENTS),
+        )
     }
 }
 

@@ -158,11 +158,7 @@ impl Experiment for LazyAlloc {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!("Each call validates {USERS} users; in the Rust port an error value is three words and allocates nothing, so only the list is measured. The Go originals' errors are *ValidationError, as a Go engineer writes them: one allocation per invalid user in both Go variants (501 allocations per call at 50 %)."),
-            "The claim is decided on allocations per call: at 0 % errors the guide's code makes none where eager makes one of 24 KB; at 1 % and 50 % both make the same one (control points). Time per call is reported beside it: eager-twin, eager's code compiled as its own routine, shows how much two identical routines differ by code layout alone, the scale below which a time difference here says nothing about the technique.".to_owned(),
-            "Go's make zeroes the whole backing array and Rust's Vec::with_capacity does not: the eager and guide variants zero theirs (go_make), so each allocation costs what Go's costs.".to_owned(),
-        ]
+        harness::notes!(users = USERS)
     }
 }
 

@@ -408,17 +408,13 @@ impl Experiment for LoadBalancing {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let rate = RATE.value(&ctx.settings).unwrap_or(f64::NAN);
-        vec![
-            format!("{WORKERS} clients offer {rate} requests per second in all (open loop); each holds one keep-alive connection to each backend (the harness's HTTP client). Each backend is an axum service on a runtime of one thread in the harness's process, on loopback; its 1 ms of work is a timer, so the backends do not compete for the 2 cores."),
-            match compressed_interval(ctx) {
-                Ok((interval, scale)) => format!("Time is compressed {:.0}×, the same for every policy: the guide's 30 s health check interval is {} ms, peak-EWMA's 10 s decay {} ms, and the backend fails at a random moment of the measured window's first interval (a new moment every round, the same for every variant in the round), so the guide's checker meets the failure within a sample as it would within minutes. The check's own 5 s timeout is not compressed: no backend here hangs, and a timeout of milliseconds on two busy cores would mark healthy backends down. The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active.", 1.0 / scale, interval.as_millis(), (EWMA_DECAY.as_secs_f64() * scale * 1e3).round()),
-                Err(e) => e.to_string(),
-            },
-            "A health check marks a backend inactive only when /health does not answer 200: a slow backend passes it, so health checks cannot help with slowness; only a rule that looks at load (p2c) can.".into(),
-            "Weights: the guide's WeightedRoundRobin is a weighted random pick; with the equal weights these equal backends call for, it is a uniform random pick among the active ones.".into(),
-            "tower's p2c Balance is a Service taken by &mut self: sharing it among the load engine's workers needs a Buffer (one task and a channel hop per request) that the other rules would not pay, so the rule is applied directly, over load counters shared by every client, as tower applies it (two distinct ready services at random, the lower load), with tower's two loads: PendingRequests (p2c) and PeakEwma (p2c-peak-ewma: linkerd's defaults, first estimate 30 ms and decay 10 s compressed; p2c-peak-ewma-tuned: first estimate 1 ms, a healthy backend's round trip, its own named variant). Both learn from every finished request, failed or not, as tower's do: a backend that fails fast looks lightly loaded.".into(),
-        ]
+        let mut notes = harness::notes!(workers = WORKERS, rate = RATE.value(&ctx.settings).unwrap_or(f64::NAN));
+        let compressed = match compressed_interval(ctx) {
+            Ok((interval, scale)) => format!("Time is compressed {:.0}×, the same for every policy: the guide's 30 s health check interval is {} ms, peak-EWMA's 10 s decay {} ms, and the backend fails at a random moment of the measured window's first interval (a new moment every round, the same for every variant in the round), so the guide's checker meets the failure within a sample as it would within minutes. The check's own 5 s timeout is not compressed: no backend here hangs, and a timeout of milliseconds on two busy cores would mark healthy backends down. The guide's HealthCheck starts with a ticker: its first check comes one interval after it starts, and the balancer starts with every backend active.", 1.0 / scale, interval.as_millis(), (EWMA_DECAY.as_secs_f64() * scale * 1e3).round()),
+            Err(e) => e.to_string(),
+        };
+        notes.insert(1.min(notes.len()), compressed);
+        notes
     }
 }
 

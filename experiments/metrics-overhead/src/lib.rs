@@ -307,18 +307,7 @@ impl Experiment for MetricsOverhead {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "{} keep-alive connections of the harness's HTTP client (see calibration-http for its floor) drive the service in a closed loop; the service and its middleware run in the harness's process on a runtime of 2 threads, so the throughput cost of the middleware is CPU the service did not spend answering.",
-                ctx.settings.concurrency.unwrap_or(CONNECTIONS)
-            ),
-            "Each sample starts a new service with an empty registry; series, scrape size and memory are read after the sample, so they grow with the number of requests a sample made (warm-up included) until every distinct path was asked for: at 1,000,000 paths a short sample reaches only part of them.".into(),
-            "Memory is the process's resident set (the heap is trimmed before the service starts): the registry's growth, not its exact size.".into(),
-            "The instrumented variants are compared with noop-middleware, the same middleware layer without metrics, so that the comparison is the metrics' cost; noop-middleware against none is the layer's own (a boxed future per request in axum; a function call in Go's net/http).".into(),
-            "prometheus-client's Histogram takes a lock per observation (its inner state behind a RwLock, written on observe) and its Family a read lock per lookup, where client_golang's histogram observes with atomics: the Rust port's per-request cost is an upper bound on Go's.".into(),
-            "The guide's Go code labels by r.URL.Path; Go's client_golang keeps every series forever, as prometheus-client does here, so the registry and every scrape grow with the number of distinct paths ever requested (an ID in the path makes that unbounded).".into(),
-            "The go-… variants run the guide's own code: its two HTTP metrics registered by promauto in client_golang's default registry (a new process, so an empty registry, per sample) and its MetricsMiddleware as printed, wrapping net/http's ServeMux; go-route-template labels by the pattern that matched (r.Pattern, set on the request by the mux). Their scrape is the default registry's, which also carries client_golang's Go runtime and process collectors: scrape_kb is larger by those than the port's, series counts http_requests_total's alone in both.".into(),
-        ]
+        harness::notes!(connections = ctx.settings.concurrency.unwrap_or(CONNECTIONS))
     }
 }
 

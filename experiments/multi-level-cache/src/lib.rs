@@ -571,19 +571,11 @@ impl Experiment for MultiLevelCache {
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let p = params(ctx).ok();
-        vec![
-            format!(
-                "{} clients read users drawn from a Zipf distribution over {} keys, a fresh draw per read; moka-l1-full holds them all, the tenth variants {} entries. Each sample starts with empty caches, which every client then fills before the clock by making keys/clients reads of its own seeded sequence of draws (a defined starting state, the same whatever the machine's speed); hit ratios and database queries count the timed warm-up and the measured window.",
-                ctx.settings.concurrency.unwrap_or(CLIENTS),
-                p.as_ref().map(|p| p.keys).unwrap_or(0),
-                p.as_ref().map(|p| p.l1_capacity).unwrap_or(0)
-            ),
-            "The go-… variants are the guide's MultiLevelCache itself (its sync.Map, go-redis, a goroutine per refill) beside Postgres alone and Redis cache-aside in Go, on the same keys, draws (the port's alias table and seeds), pre-warm and clients; the database reads are counted where they are made, the Redis GETs and failed refills by a go-redis hook. The moka designs have no Go original.".into(),
-            "The guide's sync.Map is stood in for by a HashMap behind a RwLock; values are decoded from JSON on an L2 hit, as the guide's json.Unmarshal does, in every design with an L1.".into(),
-            "l1_entries shows what the unbounded map keeps: every key ever read, until its TTL passes and it is read again.".into(),
-            "Staleness is in the observations: measured with the TTLs scaled down in the guide's ratio so the watch outlasts them; with the guide's 5 and 30 minutes, multiply.".into(),
-            "l1_bytes counts keys and values as JSON text; the decoded serde_json::Value each entry holds takes several times that in the heap, and the guide's Go map holds an interface{} of the same decoded value.".into(),
-        ]
+        harness::notes!(
+            clients = ctx.settings.concurrency.unwrap_or(CLIENTS),
+            keys = p.as_ref().map(|p| p.keys).unwrap_or(0),
+            l1_capacity = p.as_ref().map(|p| p.l1_capacity).unwrap_or(0),
+        )
     }
 }
 

@@ -186,13 +186,7 @@ impl Experiment for ObjectPool {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Reset drops the strings, as a Go `*u = User{}` does; so a pooled User saves only its own allocation, never the strings loaded into it.".to_owned(),
-            "The copy the guide appends (`userCopy := *user`) is shallow in Go; here it moves the strings out of the pooled user, so each pooled variant allocates what Go does: the copied struct and the strings LoadUser makes. It was a deep clone before (five string copies more per record), which made the pool look worse than it is.".to_owned(),
-            "The pool outlives each call, as a sync.Pool in a service does: the guide's deferred Puts hand all N users back at return, and the next call takes them again, so its pool holds N users between calls (peak heap).".to_owned(),
-            "Each defer in the guide's loop is a closure on the heap in Go (1.18 and later wrap a deferred call's arguments in a closure, and a defer in a loop escapes): the port allocates one per record too, so the guide's code makes one allocation per record more than allocating does.".to_owned(),
-            "The pool is a free list with constant-time get and put, as sync.Pool's Get and Put are; it is never emptied, where Go's garbage collector empties a sync.Pool every cycle or two (victim cache): that can only help the pool variants. The Go originals use Go's own sync.Pool, so what the collector takes back shows in their allocations (a fraction of an allocation per record above 5, the struct and four strings) and in gc_per_call. Their counts are not the port's: Go makes each string at once and its User's CreatedAt is a time.Time (a value), where the port's five strings grow in steps that the allocation counter sees (12 per record); what is compared is each language's pool against its own allocating. The claim (fewer allocations) is decided on allocations per call, exact counts; time per call is reported beside it.".to_owned(),
-        ]
+        harness::notes!()
     }
 }
 

@@ -189,13 +189,7 @@ impl Experiment for PgBatch {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!(
-                "Each sample: {} client(s) fetching batches of random live users back to back (ids drawn from {ID_POOL} live users); a batch counts as an error unless every user comes back.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "Client and server share this machine, where a round trip on loopback costs tens of microseconds; across a network each one costs more, and the gap between the variants widens accordingly.".into(),
-        ]
+        harness::notes!(clients = ctx.settings.concurrency.unwrap_or(1), id_pool = ID_POOL)
     }
 }
 

@@ -437,17 +437,7 @@ impl Experiment for PgIndexes {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let mut notes = vec![
-            format!(
-                "Data: the users fixture (seed {SEED}; 70% active, 20% inactive, 10% suspended, 2% soft-deleted). \"none\" is a copy of the same rows with only the primary key, which Postgres always creates; \"plain\" a copy with plain indexes (username and email unique over every row, email as stored, status alone); \"guide\" has the guide's seven indexes. The claim is guide against plain: what the guide's partial, composite and expression refinements add over indexes on the same columns.",
-            ),
-            format!(
-                "{} client(s), each with its own connection and its statement prepared once; lookups draw existing usernames and addresses (e-mail in other capitals than stored) from a fixed seed, the same sequence for both tables.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "Inserted rows are deleted and the table vacuumed after each insert sample, so every sample sees the table size it is labelled with.".into(),
-            "Several of the guide's indexes overlap (users_username_key and users_active_username_idx; users_status_created_at_idx and users_created_at_idx): the plan and index-used rows show which one the workers' prepared statements use for each query.".into(),
-        ];
+        let mut notes = harness::notes!(seed = SEED, clients = ctx.settings.concurrency.unwrap_or(1));
         notes.extend(self.notes.get());
         notes
     }

@@ -271,18 +271,12 @@ impl Experiment for PgPagination {
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
         let p = params(ctx).ok();
-        vec![
-            format!(
-                "Data: {} users, deterministic (seed {SEED}); about 30% of rows share their created_at with the previous row and about seven rows fall in each second; 2% are soft-deleted.",
-                p.as_ref().map(|p| p.rows).unwrap_or(0)
-            ),
-            format!(
-                "Page size {}; each sample fetches the page at the given depth over and over with {} client(s), from a cursor computed in setup.",
-                p.as_ref().map(|p| p.page_size).unwrap_or(20),
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "The correctness walk pages from the start over static data; OFFSET is exact there, but under concurrent inserts it would repeat or skip rows as they shift.".into(),
-        ]
+        harness::notes!(
+            rows = p.as_ref().map(|p| p.rows).unwrap_or(0),
+            seed = SEED,
+            page_size = p.as_ref().map(|p| p.page_size).unwrap_or(20),
+            clients = ctx.settings.concurrency.unwrap_or(1),
+        )
     }
 }
 

@@ -583,22 +583,12 @@ impl Experiment for PgPartitioning {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let per_month = params(ctx).map(|p| p.per_month).unwrap_or(0);
-        let mut notes = vec![
-            format!(
-                "Data: {per_month} entries per month from January 2024, spread evenly in time, by {USERS} users (seed {SEED}); both tables carry the guide's three indexes and a primary key — (id) on the one table, (id, created_at) on the partitioned one, since a unique key there must include the partition key."
-            ),
-            format!(
-                "{} client(s), each with its own connection and its statement prepared once; months, weeks and users are drawn from a fixed seed, the same sequence for every variant; partitioned-custom and partitioned-generic are the partitioned table with a plan mode forced, each compared with the one table (their insert and retire-month samples repeat partitioned's work: the plan mode changes nothing there).",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "retire-month runs once per sample: the DELETE or DROP is timed alone; the DELETE's VACUUM is timed apart (vacuum_ms), and the month is put back afterwards, untimed. Space freed is measured on the table with its indexes (pg_total_relation_size).".into(),
-            "Inserted rows are deleted and the table vacuumed after each insert sample.".into(),
-            "user-recent has no time bound, as the guide's query has none: on the partitioned table every month's index is probed and the results merged. user-recent-30d adds the bound a service would send (the last 30 days), which lets Postgres skip the older partitions; for the prepared statement's generic plan it does so when the statement runs (the plan observation shows what ran).".into(),
-            "Range bounds are parameters at both ends ($1 and $2), so no bound is a plan-time constant: a custom plan prunes partitions when it is planned for the statement's values, a generic plan when the executor starts. partitioned leaves the choice to Postgres (plan_cache_mode auto); partitioned-custom and partitioned-generic force each, and the plan observations show what ran for each variant.".into(),
-            "month-report is the claim's case: on monthly partitions its bounds select one partition, read whole with no index; the one table finds the same rows through its created_at index. The rows were loaded in time order, so on the one table too a month's rows sit together on disk (as an append-only log's do). At 36 months the table with its indexes (on disk, per layout) outgrows the server's 256 MB shared_buffers; the operating system's page cache still holds it on this machine, so 'beyond the cache' means beyond Postgres's own buffers, not reads from disk.".into(),
-            "Both layouts are checked to hold the same rows (count, id sum, a hash of every column) once loaded, and the retired month's rows after every restore; the month goes back the same way in both, inserted in time order through the existing indexes, then what was inserted into vacuumed and analysed.".into(),
-        ];
+        let mut notes = harness::notes!(
+            per_month = params(ctx).map(|p| p.per_month).unwrap_or(0),
+            users = USERS,
+            seed = SEED,
+            clients = ctx.settings.concurrency.unwrap_or(1),
+        );
         notes.extend(self.notes.get());
         notes
     }

@@ -256,16 +256,7 @@ impl Experiment for PgPool {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "All variants but sqlx's send the same primary-key lookup as an unnamed statement in one round trip (query_typed), so only connection handling differs; a pool that also kept prepared statements per connection would widen its lead (see pg-prepared). The sqlx pair sends it unprepared as sqlx does (persistent(false): Parse and Describe, wait, then Bind and Execute: two round trips) and is compared only with itself.".into(),
-            "The pools follow database/sql: MaxOpenConns counts idle connections too, a lookup waits only when no idle connection and no room to open one is left (pool_waits_per_sec), a returned connection goes to a waiting lookup picked at random, else to the idle list unless MaxIdleConns are idle, else it is closed (idle_closed_per_sec).".into(),
-            "In the steady case the clients never return a connection while 5 are idle, so the guide's MaxIdleConns 5 cannot act; the bursty case sends as many lookups as clients at once, then nothing until the next burst, so every burst above 5 ends with the idle limit closing what it opened.".into(),
-            "The ephemeral server uses trust authentication on loopback: a new connection here skips password hashing (SCRAM) and TLS, which on a real network make it several times dearer.".into(),
-            "The go-… variants are database/sql itself with lib/pq, the pools the Rust variants model: the guide's NewOptimizedDB (its limits, lifetimes and one Ping), the same pool keeping all 25, and a new *sql.DB per lookup; every one sends the lookup as db.QueryRowContext does on lib/pq (an unnamed statement: two round trips), so only the connection handling differs among them. Their bursts are paced by Go's own timers, how late they woke in burst_wake_lateness_*.".into(),
-            "Pools start empty and fill during the warm-up (the guide's NewOptimizedDB pings once, which leaves one connection idle: the warm-up opens that and more). pool-25 is compared with the guide's setting: the same pool without its idle limit, so that comparison is the price of MaxIdleConns 5.".into(),
-            "In the bursty case every lookup of a burst is due at the burst's start, and its latency counts from then: the lookups a load thread sends after its other workers' are late by design, so the harness's pacing lateness is not held against these samples (it is for evenly spaced arrivals).".into(),
-            "sqlx maps the guide's settings as max_connections 25, min_connections 5, idle_timeout 5 min, max_lifetime 30 min: it has no cap on idle connections, so it does not close a returned connection as database/sql does past MaxIdleConns. It returns a connection to the pool from a task spawned when the PoolConnection drops (sqlx-core's PoolConnection::drop): a client that asks again before that task ran finds no idle connection and may open another, up to 25 (connections_opened and server_backends_max show how many). The load engine's workers run on single-threaded runtimes, where that task waits for the worker to yield; on a multi-threaded runtime it can run sooner.".into(),
-        ]
+        harness::notes!()
     }
 }
 

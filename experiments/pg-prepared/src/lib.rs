@@ -468,13 +468,7 @@ impl Experiment for PgPrepared {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        let mut notes = vec![
-            "Each client has its own connection and issues one statement after another; the sweep is the number of clients.".to_owned(),
-            "The claim's pair runs through sqlx, whose persistent(false) sends lib/pq's messages for db.QueryContext (the unnamed statement parsed and described, then bound and executed: two round trips) and whose statement cache prepares on a connection's first use as database/sql's Stmt does; the tokio-postgres variants are compared with query_typed, the one-round-trip unnamed statement lib/pq does not have. The round_trips_per_query check counts each variant's round trips through a delaying proxy.".into(),
-            "The go-… variants are lib/pq itself through database/sql, the pair the sqlx variants stand in for: each client a connection of its own (a pool of as many, filled before the clock), the same ids, statements and inserts (deleted after each sample). Their plans_per_call is not read (pg_stat_statements is reset and read around the Rust samples only); the round-trip check counts the Rust variants'.".into(),
-            "The simple-query variant splices only values the lab generates (uuids and counters) into SQL text; doing so with user input is the injection the guide's BuildQuery invites.".into(),
-            "Postgres itself switches a prepared statement to a generic plan after five executions when that plan is no worse; plans_per_call shows how often each variant made the server plan.".into(),
-        ];
+        let mut notes = harness::notes!();
         if !self.stat_statements.load(Ordering::Relaxed) {
             notes.push("pg_stat_statements is not loaded on this server (it ships with postgresql-contrib and must be in shared_preload_libraries), so planning time was not recorded.".into());
         }

@@ -198,12 +198,7 @@ impl Experiment for RateLimiter {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "The guide's ticker and its goroutine are a thread that sleeps to each tick with the OS's sub-millisecond timer and, woken late, moves to the next tick after now, dropping the ones it missed: Go's ticker rule (runtime/time.go), ported by hand, since tokio's interval delivers every missed tick at once unless it is more than 5 ms late (at 100 000/s that catch-up, not ticks, gave the rate). At 10 000/s and 100 000/s (periods of 100 µs and 10 µs) a tick is shorter than a thread's wake-up, so the bucket refills at the rate the ticker can wake, and its rate error shows that; the Go originals run the guide's code on Go's own timers and say how close Go's runtime comes.".to_owned(),
-            "The guide's Close stops the ticker, but the goroutine ranging over ticker.C never ends (Stop does not close the channel): every limiter closed leaks a goroutine. The port ends its thread on drop.".to_owned(),
-            "The time and allocation metrics are one permit when nothing limits: the guide's token cycle (the ticker's send plus the client's receive, on a channel) and governor's check.".to_owned(),
-            "The rate is a 0% error when the client gets exactly the configured rate after the initial burst; the burst itself is reported separately. A verdict on the rate error can be clear statistically and small in practice (both designs may stay within a fraction of a percent): read it with the idle CPU and the cost of a permit, where the designs differ most.".to_owned(),
-        ]
+        harness::notes!()
     }
 }
 

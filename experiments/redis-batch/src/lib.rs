@@ -329,14 +329,7 @@ impl Experiment for RedisBatch {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let mut notes = vec![
-            format!(
-                "{} client(s), each with its own connection; a batch is that many consecutive keys out of {KEYS} cached users (about 200 bytes of JSON each) from a random start.",
-                ctx.settings.concurrency.unwrap_or(1)
-            ),
-            "The guide's GetUsers also deserializes each value and SetUsers serializes it; both are left out here (the serialization experiment measures them) so that the numbers are the round trips.".into(),
-            "The go-… variants send the same commands through go-redis with its defaults (one client whose pool gives each load client a connection), on the same keys, values and batches (the port's seeds).".into(),
-        ];
+        let mut notes = harness::notes!(clients = ctx.settings.concurrency.unwrap_or(1), keys = KEYS);
         notes.extend(self.notes.get());
         notes
     }

@@ -518,18 +518,16 @@ impl Experiment for RedisClusterReads {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let clients = clients(ctx).unwrap_or(0);
-        let writes = WRITE_RATE.value(&ctx.settings).unwrap_or(0.0);
-        let cap = NODE_CPU.value(&ctx.settings).unwrap_or(0.0);
         let mut notes = self.found.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
-        notes.extend([
-            format!("An open loop of {clients} workers offers the point's rate of GETs of random keys out of {KEYS} ({VALUE_BYTES} bytes each) over a pool of {POOL_SIZE} connections per node, the guide's PoolSize 20 (redis-rs's cluster connection holds one connection per node, so the pool is {POOL_SIZE} of them, each shared by every {POOL_SIZE}th worker; redis-rs pipelines the reads of the workers that share one, where go-redis lets at most 20 reads per node be in flight and makes the rest wait for a connection). {WRITERS} writers SET the same keys in turn at {writes:.0} writes/s in all (writes always go to masters) and read each key back at once through the variant's routing: read-your-writes, the pattern replica reads break first."),
-            format!("A cap of {cap:.0} % of a core is a quota of CPU time per 10 ms period: a node that has used its share waits for the next period, up to 9 ms at a tenth of a core. A slower CPU would not stall so; these stalls make the tail of every variant's latency, the same for all."),
-            "A stale read returned a version older than the last one acknowledged before the read was sent: Redis replicates asynchronously, and a master acknowledges a write before its replicas apply it. A read-back is stale when it returns an older version than the write just acknowledged. Reads from masters can be neither, which checks the checker: such a sample is invalid.".into(),
-            "go-redis measures a node's latency when it first meets it, and again at most every 10 s on a long-lived client (after its cluster state is reloaded); here a new client meets the nodes in every sample, after the writers have started. Every node answers PINGs in about the same time, so which node of a shard wins is decided by each measurement's noise, and that node then takes all of the shard's reads: the check's range of reads on replicas shows it.".into(),
-            "Only route-randomly spreads reads over all six nodes; the other routings read from one node per shard (masters, replicas, or whichever measured fastest), so at best they move the load, and replicas, which apply every write too, have little more room than masters.".into(),
-            "The guide's DialTimeout, ReadTimeout and MaxRedirects are set alike; its MinIdleConns 5 has no counterpart (the pool's connections are opened before the warm-up).".into(),
-        ]);
+        notes.extend(harness::notes!(
+            clients = clients(ctx).unwrap_or(0),
+            keys = KEYS,
+            value_bytes = VALUE_BYTES,
+            pool_size = POOL_SIZE,
+            writers = WRITERS,
+            writes = format!("{:.0}", WRITE_RATE.value(&ctx.settings).unwrap_or(0.0)),
+            cap = format!("{:.0}", NODE_CPU.value(&ctx.settings).unwrap_or(0.0)),
+        ));
         notes
     }
 }

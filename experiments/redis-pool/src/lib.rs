@@ -367,13 +367,11 @@ impl Experiment for RedisPool {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            format!("Each client GETs random keys out of {KEYS} cached users (about 200 bytes of JSON each) in a closed loop."),
-            format!("The pools follow go-redis's internal/pool: a FIFO queue of PoolSize turns with a PoolTimeout of {} s, the last returned idle connection taken first, a returned connection closed when MaxIdleConns are idle, background dials up to MinIdleConns, no check on checkout. go-redis's default PoolSize is 10 × GOMAXPROCS: {} on this machine. ConnMaxIdleTime (5 min) and ConnMaxLifetime (30 min) never act within a sample; pool_connections_opened counts the dials, MaxIdleConns' churn included.", POOL_TIMEOUT.as_secs(), PoolOptions { size: None, min_idle: 0, max_idle: 0 }.pool_size()),
-            "The go-redis-… variants are go-redis itself (v9.23.0), the pool the Rust variants model: the same keys, draws (the port's seeds) and closed loop, every connection they dial counted as it is made (pool_connections_opened); their pool_connections_max is go-redis's own TotalConns sampled every 20 ms (the Rust pools record their exact peak).".into(),
-            "redis-rs opens a connection with a handshake (HELLO/CLIENT SETINFO where the server supports them); new-connection pays it on every command, as a client without a pool would.".into(),
-            "A pooled connection is redis-rs's multiplexed connection used by one request at a time: each command goes through a channel to the connection's driver task and back (on the load thread that dialled it), where go-redis's goroutine writes and reads the socket itself. The hop is the same for every pool variant; against multiplexed (which pipelines many requests per hop) and against go-redis it counts against the pools. go-redis's idle-connection health check (a non-blocking read on each pop, about a microsecond) and its MaxRetries are not modelled; the guide's Dial/Read/Write timeouts are redis-rs's defaults here (a timeout would make the sample invalid either way).".into(),
-        ]
+        harness::notes!(
+            keys = KEYS,
+            pool_timeout_s = POOL_TIMEOUT.as_secs(),
+            default_pool_size = PoolOptions { size: None, min_idle: 0, max_idle: 0 }.pool_size(),
+        )
     }
 }
 

@@ -433,12 +433,7 @@ impl Experiment for Serialization {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Timestamps are RFC 3339 strings in every format. Go's msgpack library writes a time.Time as a 12-byte extension instead, so MessagePack's size advantage on timestamp fields is understated here by up to ~20 bytes per timestamp.".to_owned(),
-            "rmp-serde reads a struct from a map or an array alike, so the two MessagePack layouts can read each other's bytes; the cross-decoding observations show it.".to_owned(),
-            "serde_json is several times faster than Go's encoding/json (reflection-based), so the margin MessagePack wins by here is not the margin the guide's Go service would see: in Go, JSON is the slower baseline and the gap is likely wider; sizes carry over, timings do not.".to_owned(),
-            "The redis cases use one async connection (redis-rs's multiplexed connection, as the other Redis experiments) to the run's Redis, on a current-thread runtime of the routine's own; redis times the whole cache path, redis-bytes the SET and GET of bytes encoded beforehand, so that what the format's size costs on the wire shows apart from the codec. The get_returns_bytes_set check stores each format's bytes and reads them back.".to_owned(),
-        ]
+        harness::notes!()
     }
 }
 

@@ -173,10 +173,7 @@ impl Experiment for SlicePrealloc {
     }
 
     fn notes(&self, _ctx: &RunCtx) -> Vec<String> {
-        vec![
-            "Each call builds and returns (then drops) the whole result vector; allocations count every growth of the vector as one.".to_owned(),
-            "The claim's baseline is go-append, appending as Go does: each growth allocates a new array and copies the old one into it (the checks give the bytes copied). Rust's own Vec (grow) doubles through realloc, which the allocator often does in place without a copy, so against it pre-sizing saves less than it does in Go; it is compared with go-append to show that difference.".to_owned(),
-        ]
+        harness::notes!()
     }
 
     fn checks<'a>(&'a self, ctx: &'a RunCtx) -> harness::BoxFuture<'a, anyhow::Result<Vec<harness::Check>>> {

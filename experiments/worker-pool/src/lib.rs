@@ -286,14 +286,13 @@ impl Experiment for WorkerPool {
     }
 
     fn notes(&self, ctx: &RunCtx) -> Vec<String> {
-        let max_idle = MAX_IDLE.count(&ctx.settings).unwrap_or(MAX_OPEN);
-        vec![
-            format!("Every variant runs on its own pool of {MAX_OPEN} open (task-per-item-10: {GUIDE_WORKERS}), {max_idle} idle connections, filled and with its statements prepared before the clock starts, so the comparisons are between ways of scheduling the lookups. guide-worker-pool-idle5 is the guide's DB config (MaxIdleConns 5): with more than 5 lookups in flight it closes returned connections and opens new ones, which prepare their statement again; connections_used shows that churn."),
-            format!("{} client(s), each loading batches back to back; the variants of one client share one pool.", ctx.settings.concurrency.unwrap_or(1)),
-            format!("The claim's comparison is guide-worker-pool vs task-per-item-10: the guide's pool against unbounded tasks at the same {GUIDE_WORKERS} lookups at once, so what differs is the mechanism (workers, a queue and a channel per job against a task per item waiting for a connection). task-per-item on {MAX_OPEN} connections against sequential shows what concurrency alone gives; it once stood as the claim's baseline, where the sides differed in how many lookups ran at once (10 against up to 25), not in the mechanism. sequential and any are the floor and the reference."),
-            "Tasks here are tokio tasks on a single-threaded runtime per load thread, cheaper than goroutines on Go's scheduler; what stays the same is that every task waits for one of 25 connections.".into(),
-            format!("The go-… variants run the guide's Go code on goroutines, database/sql and lib/pq (the guide's driver), GetByID through a statement prepared on every connection before the clock, each pool filled first, the same ids and batches as the port (its seed and shuffle), GOMAXPROCS the machine's cores. Their pools keep {max_idle} idle connections as the Rust variants' do (go-guide-worker-pool-idle5: the guide's {GUIDE_MAX_IDLE})."),
-        ]
+        harness::notes!(
+            max_open = MAX_OPEN,
+            guide_workers = GUIDE_WORKERS,
+            max_idle = MAX_IDLE.count(&ctx.settings).unwrap_or(MAX_OPEN),
+            clients = ctx.settings.concurrency.unwrap_or(1),
+            guide_max_idle = GUIDE_MAX_IDLE,
+        )
     }
 }
 
