@@ -653,8 +653,9 @@ fn go_originals_run_beside_the_ports_or_are_skipped_in_one_line() {
         // report's summary and its Markdown.
         assert_eq!(exp["go_finding"]["variant"], "go-guide-builder", "{}", exp["go_finding"]);
         assert_eq!(exp["finding"]["variant"], "guide-builder");
-        // The Go claim's two variants run in every round of the claim (at least its minimum
-        // of 3, what a paired comparison needs), not only in the riders' first two.
+        // The Go claim's two variants run in a quick run's first 3 rounds of the claim (its
+        // minimum, what a paired comparison needs; the budget leaves room for one experiment),
+        // not only in the riders' first two.
         for v in ["go-concat", "go-guide-builder"] {
             for p in ["1", "100"] {
                 let n = of(v).iter().filter(|s| s["point"] == p).count();

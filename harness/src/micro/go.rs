@@ -96,11 +96,16 @@ pub fn parse(out: &str, name: &str) -> Option<GoBench> {
     })
 }
 
-/// The compiled test binary of `go/inproc`, built once per process: by the experiment's setup,
-/// before any sample, so that the compile neither runs between measured samples nor fails one.
+/// The compiled test binary of `go/inproc`, built once per process: before the run's budget
+/// starts (`Session::start`), or by the first experiment's setup, never between measured
+/// samples. A build that failed is not tried again: every experiment gets its error.
 pub async fn test_binary() -> anyhow::Result<PathBuf> {
-    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BUILT.get_or_try_init(build).await.cloned()
+    static BUILT: tokio::sync::OnceCell<Result<PathBuf, String>> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async { build().await.map_err(|e| format!("{e:#}")) })
+        .await
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
 /// `go` with the environment that decides what it builds pinned: no GOFLAGS (a `-race` left in
