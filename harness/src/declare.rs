@@ -73,7 +73,8 @@ macro_rules! notes {
     };
 }
 
-/// The notes of `text`: one note per paragraph (paragraphs are separated by a blank line, and
+/// The notes of `text`: one note per paragraph (paragraphs are separated by a blank line, or one
+/// of spaces only; CRLF line ends read as LF;
 /// a paragraph's lines are joined by one space), headings (`# …`) left out, every `{name}`
 /// replaced by the value given for it, `{{` and `}}` written as one brace (a `{` not followed
 /// by a name and `}`, as in Go's `User{}`, stays as it is). A placeholder without a value,
@@ -82,9 +83,15 @@ macro_rules! notes {
 pub fn fill_notes(text: &str, values: &[(&str, String)]) -> Vec<String> {
     let mut used = vec![false; values.len()];
     let mut notes = Vec::new();
-    for paragraph in text.split("\n\n") {
-        let lines: Vec<&str> =
-            paragraph.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("# ")).collect();
+    let mut paragraphs: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in text.lines().map(str::trim) {
+        match line {
+            "" => paragraphs.push(Vec::new()),
+            l if l.starts_with("# ") => {}
+            l => paragraphs.last_mut().expect("one at least").push(l),
+        }
+    }
+    for lines in paragraphs {
         if lines.is_empty() {
             continue;
         }
@@ -128,7 +135,7 @@ mod tests {
 
     #[test]
     fn paragraphs_become_notes_with_their_values() {
-        let text = "# pg-batch\n\nOne {n} clients,\nwrapped.\n\nGo's http.Server{} and {}, GET /users/{{id}}.\n";
+        let text = "# pg-batch\r\n\r\nOne {n} clients,\r\nwrapped.\n \nGo's http.Server{} and {}, GET /users/{{id}}.\n";
         assert_eq!(
             fill_notes(text, &[("n", "8".into())]),
             vec!["One 8 clients, wrapped.".to_owned(), "Go's http.Server{} and {}, GET /users/{id}.".to_owned()]

@@ -408,7 +408,8 @@ impl Meta {
 
     /// The trials that decide the claim, `(case, variant)`: in the claim's case, its variant
     /// and that variant's baseline, and the same pair for the Go original's claim
-    /// (`go_claim`), which runs in every round beside it; none without a claim variant. The
+    /// (`go_claim`), which runs beside it (in every round, or in a quick run its first
+    /// `Settings::go_rounds`); none without a claim variant. The
     /// other variants ride along (`Settings::ride_along`, and under a budget only where it
     /// leaves room), except a variant standing in for a claim variant that failed a
     /// correctness check before the rounds (`finding::correct_stand_in`): the runner adds it.

@@ -347,7 +347,7 @@ async fn run_inner(
     // for them beside the claim's minimum rounds. Without a claim every trial is the claim's.
     // Where they ride along (quick), the Go original's claim does too, in its own first
     // rounds (`Settings::go_rounds`), and the port's claim alone decides when a point stops.
-    let go_rounds = ctx.settings.go_rounds().filter(|_| go_claim.is_some());
+    let go_rounds = ctx.settings.go_rounds().filter(|_| go_claim.is_some() && sides.len() == 1);
     let go_pair = if go_rounds.is_some() { meta.go_claim_trials() } else { Vec::new() };
     let go_stops = if go_rounds.is_some() { None } else { go_claim };
     let mut claim_trials = meta.claim_trials().map(|mut c| {
@@ -401,7 +401,7 @@ async fn run_inner(
         let go_riders = trials.iter().filter(|&&t| is_go(t) && !in_claim(t)).count() as u32;
         let riders = trials.iter().filter(|&&t| !in_claim(t)).count() as u32 - go_riders;
         let claim_count = trials.len() as u32 - riders - go_riders;
-        let (mut go_ran, mut go_might) = (0, 0);
+        let mut go_ran = 0;
         // A disturbed round is replaced by another, up to as many again as the cap: the looks,
         // the cap and the budget's minimum count the rounds that stand.
         for repetition in 0..ctx.settings.repetitions * 2 {
@@ -410,21 +410,19 @@ async fn run_inner(
             }
             let stand = rounds.rounds - rounds.disturbed;
             // Riders may ride along (their ride-along limit allows) and do (the budget has room).
-            let room = |extra: u32| {
-                point_deadline.is_none_or(|d| {
-                    let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1);
-                    Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + extra) <= d
-                })
-            };
+            // The Go claim's pair is the claim's in its own rounds (its minimum, reserved by
+            // the budget as the port's claim's is): the other riders need room beside both.
+            let go_ride = go_riders > 0 && go_rounds.is_some_and(|n| stand < n);
+            go_ran += u32::from(go_ride);
+            let go_left = go_rounds.map_or(0, |n| go_riders * n.saturating_sub(stand));
             let may_ride = riders > 0 && ctx.settings.ride_along.is_none_or(|n| stand < n);
-            let ride = may_ride && room(riders);
+            let ride = may_ride
+                && point_deadline.is_none_or(|d| {
+                    let claim_left = claim_count * min_rounds.saturating_sub(stand).max(1) + go_left;
+                    Instant::now() + per_sample(&results[0], meta, ctx) * (claim_left + riders) <= d
+                });
             rode += u32::from(ride);
             might += u32::from(may_ride);
-            // The Go claim's pair before the other riders: it has a finding of its own.
-            let may_go = go_riders > 0 && go_rounds.is_some_and(|n| stand < n);
-            let go_ride = may_go && room(go_riders + if ride { riders } else { 0 });
-            go_ran += u32::from(go_ride);
-            go_might += u32::from(may_go);
             let order = variant_order(trials.len(), ctx.settings.order_seed, point_index, repetition);
             for (position, &ti) in order.iter().enumerate() {
                 let (case, variant) = trials[ti];
@@ -516,7 +514,7 @@ async fn run_inner(
         if ctx.deadline.is_some() && rode < might {
             cut_riders.push(format!("{} {}: {rode} of {might}", meta.sweep.axis, point.label));
         }
-        if go_might > 0 {
+        if go_ran > 0 {
             go_cut.push(format!("{} {}: {go_ran}", meta.sweep.axis, point.label));
         }
         for result in results.iter_mut() {
@@ -534,7 +532,7 @@ async fn run_inner(
     if let (Some(n), false) = (go_rounds, go_cut.is_empty()) {
         for result in results.iter_mut() {
             result.notes.push(format!(
-                "A quick run decides the port's claim: the Go original's claim ran beside it in each point's first {n} rounds only, as the budget left room (rounds it ran: {}), and the port's claim alone decided when a point stopped. Its finding rests on those rounds; a full run (or --budget none without --quick) runs it in every round until it is decided too.",
+                "A quick run decides the port's claim: the Go original's claim ran beside it in each point's first {n} rounds only (rounds it ran, disturbed ones included: {}), and the port's claim alone decided when a point stopped. Its finding rests on those rounds; a full run runs it in every round until it is decided too.",
                 go_cut.join("; ")
             ));
         }

@@ -14,7 +14,10 @@
 //! were invalid). So the timer is armed `EARLY` before the arrival and the worker yields to
 //! its runtime until the arrival is due: the thread stays awake for that last stretch and
 //! other tasks on it keep running (it never blocks them), at the price of up to `EARLY` of
-//! CPU per arrival where the wake-up is quick.
+//! CPU per arrival where the wake-up is quick. Only waits longer than `AWAKE_FROM` do so: a
+//! shorter idle wakes quickly (the hypervisor polls a vCPU that halted only briefly), and at
+//! the rates where arrivals are that close (a capacity search) staying awake would take up to
+//! the whole of a load thread's CPU from the servers it measures: at most a quarter of it so.
 //!
 //! Where a timerfd cannot be had (not Linux, or the fd limit reached), the pacer falls back to
 //! tokio's timer; the lateness it then records shows it, and the sample's pacing check judges.
@@ -25,6 +28,10 @@ use tokio::time::Instant;
 /// How long before an arrival its worker wakes, to wait the rest awake (see the module's doc).
 #[cfg(target_os = "linux")]
 const EARLY: Duration = Duration::from_micros(100);
+
+/// The shortest wait that ends awake (`EARLY` of it).
+#[cfg(target_os = "linux")]
+const AWAKE_FROM: Duration = Duration::from_micros(400);
 
 pub(super) struct Pacer {
     #[cfg(target_os = "linux")]
@@ -52,7 +59,11 @@ impl Pacer {
             if wait.is_zero() {
                 return;
             }
-            if wait <= EARLY || (arm(fd.get_ref(), wait - EARLY).is_ok() && expire(fd).await.is_ok()) {
+            if wait <= AWAKE_FROM {
+                if arm(fd.get_ref(), wait).is_ok() && expire(fd).await.is_ok() {
+                    return;
+                }
+            } else if arm(fd.get_ref(), wait - EARLY).is_ok() && expire(fd).await.is_ok() {
                 // The last stretch awake: yield until the arrival is due.
                 while Instant::now() < deadline {
                     tokio::task::yield_now().await;

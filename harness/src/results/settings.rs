@@ -73,13 +73,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Rounds of a point in which the Go original's claim runs beside the port's, where the
-    /// other trials ride along (`ride_along`, quick runs): the first minimum rounds of the
-    /// sequential plan (2 at least), as budget leaves room, after which the port's claim
-    /// alone runs on and alone decides when the point stops. None: every round, and a point
-    /// stops once both claims are decided (a full run, `--against`).
+    /// Rounds of a point in which the Go original's claim runs beside the port's in a quick
+    /// run on one build whose points stop early (`ride_along` set, a sequential plan: 2 ≤
+    /// `min_rounds` < `repetitions`): the plan's minimum rounds, and at least the 3 pairs a
+    /// verdict needs, after which the port's claim alone runs on and alone decides when the
+    /// point stops. None (a full run, `--against`, fixed rounds): every round, and a point
+    /// stops once both claims are decided.
     pub fn go_rounds(&self) -> Option<u32> {
-        self.ride_along.map(|n| n.max(self.min_rounds).max(2))
+        let plan = self.min_rounds >= 2 && self.min_rounds < self.repetitions;
+        self.ride_along.filter(|_| self.quick && plan).map(|n| n.max(self.min_rounds).max(3))
     }
 }
 

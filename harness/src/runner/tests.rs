@@ -393,12 +393,13 @@ async fn a_quick_run_gives_the_go_claim_its_first_rounds_only() {
         crate::Variant::new("go-x", "x in Go").in_go("BenchmarkX"),
         crate::Variant::new("go-y", "y in Go").in_go("BenchmarkY").compared_with("go-x").tests_claim(),
     ];
-    let run = |factor: f64, noise: f64, ride_along: Option<u32>| {
+    let run_with = |factor: f64, noise: f64, ride_along: Option<u32>, quick: bool, min_rounds: u32| {
         let meta = &meta;
         async move {
             let mut ctx = RunCtx::for_tests(false, false, &[]).await.unwrap();
+            ctx.settings.quick = quick;
             ctx.settings.repetitions = 9;
-            ctx.settings.min_rounds = 3;
+            ctx.settings.min_rounds = min_rounds;
             ctx.settings.ride_along = ride_along;
             let mut side = Synthetic::new(factor, noise);
             let result = run_sides(meta, &ctx, &mut [&mut side], &|_| {}).await.pop().unwrap();
@@ -407,10 +408,14 @@ async fn a_quick_run_gives_the_go_claim_its_first_rounds_only() {
             (of("y"), of("go-y"), result.rounds[0].stop.clone(), said)
         }
     };
+    let run = |factor: f64, noise: f64, ride_along: Option<u32>| run_with(factor, noise, ride_along, true, 3);
     // The port's claim undecided (A/A, 30 % spread): it runs to the cap, the Go claim 3 rounds.
     assert_eq!(run(1.0, 0.3, Some(2)).await, (9, 3, StopReason::Cap, true));
     // Decided at the first look: both ran 3 rounds.
     assert_eq!(run(0.5, 0.02, Some(2)).await, (3, 3, StopReason::Decided, true));
-    // A full run: the Go claim in every round the port's runs.
+    // A full run: the Go claim in every round the port's runs; so with --claim-only (riders
+    // never ride along) and in a quick run without early stops (--min-rounds 0).
     assert_eq!(run(1.0, 0.3, None).await, (9, 9, StopReason::Cap, false));
+    assert_eq!(run_with(1.0, 0.3, Some(0), false, 3).await, (9, 9, StopReason::Cap, false));
+    assert_eq!(run_with(1.0, 0.3, Some(2), true, 0).await, (9, 9, StopReason::Fixed, false));
 }
