@@ -251,13 +251,21 @@ impl Session {
     /// the claim's rounds draw twice their part, counting on most experiments after it to stop
     /// at their first look; in quick runs about half do not, and the last experiments were left
     /// their minimum rounds. Never past the end; time one leaves unused rolls forward, and a
-    /// finished experiment is never revisited.
+    /// finished experiment is never revisited. What an experiment spends outside its rounds
+    /// (setup, checks after them, the analysis: `outside_rounds`, the mean of those finished so
+    /// far in this run) is kept for each experiment after this one before the split, so that
+    /// the last ones are not left only their minimum rounds by those costs.
     pub fn share_budget(&mut self, weights_left: &[f64], reserves_left: &[std::time::Duration]) {
         let end = self.budget_end;
+        // Kept for those after this one: its own setup comes out of its share, as before.
+        let after = weights_left.len().saturating_sub(1) as u32;
+        let kept = outside_rounds(&self.results.experiments).saturating_mul(after);
         if let Some(ctx) = self.ctx.as_mut() {
             let now = std::time::Instant::now();
-            ctx.deadline =
-                end.map(|end| now + budget_share(end.saturating_duration_since(now), weights_left, reserves_left));
+            ctx.deadline = end.map(|end| {
+                let left = end.saturating_duration_since(now);
+                now + budget_share(left.saturating_sub(kept), weights_left, reserves_left).min(left)
+            });
         }
     }
 
@@ -414,6 +422,17 @@ async fn run_two_builds(
     }
 }
 
+/// What an experiment spent outside its rounds (its wall time but its samples' time: setup,
+/// checks, analysis), on average over `finished` (zero before the first).
+pub fn outside_rounds(finished: &[crate::results::ExperimentResult]) -> std::time::Duration {
+    let spent: Vec<u64> =
+        finished.iter().filter_map(|e| e.time.as_ref().map(|t| e.wall_time_ms.saturating_sub(t.samples_ms))).collect();
+    match spent.len() {
+        0 => std::time::Duration::ZERO,
+        n => std::time::Duration::from_millis(spent.iter().sum::<u64>() / n as u64),
+    }
+}
+
 /// Of `left`, the time the first experiment's rounds may take (`Session::share_budget`).
 pub fn budget_share(
     left: std::time::Duration,
@@ -513,6 +532,21 @@ mod tests {
         assert_eq!(budget_share(s(5), &[1.0], &[s(10)]), s(5));
         // The last one takes all that is left.
         assert_eq!(budget_share(s(100), &[1.0], &[s(10)]), s(100));
+    }
+
+    /// What is kept for each experiment left is the time the finished ones spent outside their
+    /// rounds, on average; an experiment without a time account (a failed one) counts not.
+    #[test]
+    fn time_outside_the_rounds_is_the_wall_time_but_the_samples() {
+        let finished = |wall: u64, samples: Option<u64>| {
+            let mut e = crate::runner::failed_result(&Meta::default(), true, "a synthetic result");
+            e.wall_time_ms = wall;
+            e.time = samples.map(|samples_ms| crate::results::TimeSpent { samples_ms, ..Default::default() });
+            e
+        };
+        assert_eq!(outside_rounds(&[]), std::time::Duration::ZERO);
+        let runs = [finished(10_000, Some(8_000)), finished(5_000, Some(1_000)), finished(9_000, None)];
+        assert_eq!(outside_rounds(&runs), std::time::Duration::from_millis(3_000));
     }
 
     /// Quick settings with samples of 50 + 150 ms, a cap of `cap` rounds and a minimum of 3.
